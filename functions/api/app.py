@@ -1,0 +1,216 @@
+"""api: the /pcall HTTP API — accept calls, list and cancel scheduled calls, list requested calls."""
+
+
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from callbridge import openapi
+from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.domain.accounts import Account
+from callbridge.domain.errors import CallNotFound, Conflict, FieldProblem, InvalidRequest, ServiceUnavailable, Unauthorized
+from callbridge.logic import calls as call_queries
+from callbridge.logic.auth import Authenticator
+from callbridge.logic.intake import Intake, accept_call
+from callbridge.settings import ApiSettings
+from callbridge.web import envelope, error_envelope, parse_params, raw_body
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver(enable_validation=True)
+
+
+class Deps:
+    """The function's adapters, built once per container on first use."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.accounts = DynamoAccountsStore(settings.accounts_table)
+        self.calls = DynamoCallsStore(
+            settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
+        )
+        self.intake = Intake(calls=self.calls, accounts=self.accounts, queue=SqsCallsQueue(settings.calls_queue_url))
+        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
+
+
+@cache
+def deps() -> Deps:
+    return Deps(ApiSettings.from_env())
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
+
+
+def _account() -> Account:
+    return deps().auth.authenticate(app.current_event.headers.get("authorization"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+@app.post(
+    "/pcall/call",
+    summary="Make or schedule a phone call",
+    responses=openapi.responses(openapi.CallAcceptedResponse, 400, 401, 409, 503),
+    tags=["calls"],
+)
+@tracer.capture_method
+def create_call() -> Response[str]:
+    account = _account()
+    event = app.current_event
+    if event.query_string_parameters:
+        raise InvalidRequest.single("query string", "parameters belong in the request body")
+    params = parse_params(raw_body(event.body, event.is_base64_encoded), event.headers.get("content-type"))
+    data = accept_call(
+        params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key")
+    )
+    metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
+    return _json(200, {"data": data})
+
+
+@app.get(
+    "/pcall/scheduled",
+    summary="List scheduled calls, soonest first",
+    responses=openapi.responses(openapi.CallListResponse, 400, 401),
+    tags=["scheduled"],
+)
+def list_scheduled(
+    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,  # noqa: A002
+) -> Response[str]:
+    page = call_queries.list_scheduled(deps().calls, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **page))
+
+
+@app.delete(
+    "/pcall/scheduled/<callid>",
+    summary="Cancel a scheduled call",
+    responses=openapi.responses(openapi.CancelResponse, 401, 404, 409),
+    tags=["scheduled"],
+)
+def cancel_scheduled(callid: Annotated[str, Path(description="The callid returned by POST /pcall/call.")]) -> Response[str]:
+    result = call_queries.cancel_scheduled(deps().calls, _account(), callid, now=_now())
+    return _json(200, envelope(200, **result))
+
+
+@app.get(
+    "/pcall/calls",
+    summary="List requested calls, newest first",
+    responses=openapi.responses(openapi.CallListResponse, 400, 401),
+    tags=["calls"],
+)
+def list_calls(
+    status: Annotated[str | None, Query(description="One or more statuses, comma-separated.")] = None,
+    since: Annotated[str | None, Query(description="Created at or after (YYYY-MM-DD or ISO 8601).")] = None,
+    until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
+    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,  # noqa: A002
+) -> Response[str]:
+    page = call_queries.list_calls(
+        deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
+    )
+    return _json(200, envelope(200, **page))
+
+
+@app.get(
+    "/pcall/calls/<callid>",
+    summary="One call: request, status, outcome and timeline",
+    responses=openapi.responses(openapi.CallDetailResponse, 401, 404),
+    tags=["calls"],
+)
+def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
+    call = call_queries.get_call(deps().calls, _account(), callid)
+    return _json(200, envelope(200, call=call))
+
+
+@app.get("/pcall/openapi.json", include_in_schema=False)
+def openapi_json() -> Response[str]:
+    return _json(200, openapi_document())
+
+
+@app.get("/pcall/docs", include_in_schema=False)
+def swagger_ui() -> Response[str]:
+    return Response(200, "text/html; charset=utf-8", openapi.swagger_html("/pcall/openapi.json"))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
+    return openapi.finish(
+        app.get_openapi_json_schema(
+            title=openapi.TITLE,
+            version=openapi.VERSION,
+            description=openapi.DESCRIPTION,
+            security_schemes={"basic": HTTPBase(scheme="basic")},
+            security=[{"basic": []}],
+        )
+    )
+
+
+# --- domain errors → HTTP, in one place ----------------------------------------------------
+
+
+@app.exception_handler(InvalidRequest)
+def _invalid(exc: InvalidRequest) -> Response[str]:
+    return _json(400, error_envelope(400, exc))
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
+    problems = [
+        FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()
+    ]
+    return _json(400, error_envelope(400, InvalidRequest(problems)))
+
+
+@app.exception_handler(Unauthorized)
+def _unauthorized(exc: Unauthorized) -> Response[str]:
+    return _json(
+        401,
+        error_envelope(401, message=f"Invalid API credentials: {exc}"),
+        headers={"WWW-Authenticate": 'Basic realm="callbridge", charset="UTF-8"'},
+    )
+
+
+@app.exception_handler(CallNotFound)
+def _not_found(exc: CallNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"call {exc} not found"))
+
+
+@app.exception_handler(Conflict)
+def _conflict(exc: Conflict) -> Response[str]:
+    return _json(409, error_envelope(409, message=str(exc)))
+
+
+@app.exception_handler(ServiceUnavailable)
+def _unavailable(exc: ServiceUnavailable) -> Response[str]:
+    logger.exception("dependency unavailable")
+    return _json(503, error_envelope(503, message="temporarily unavailable, please retry"), {"Retry-After": "1"})
+
+
+@app.not_found
+def _no_route(_: Exception) -> Response[str]:
+    return _json(404, error_envelope(404, message="no such path"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

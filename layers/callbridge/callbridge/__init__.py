@@ -1,0 +1,1 @@
+"""callbridge: outbound calls placed and scheduled programmatically, serverlessly on AWS."""

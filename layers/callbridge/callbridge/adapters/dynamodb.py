@@ -1,0 +1,277 @@
+"""DynamoDB adapters: CallsTable and AccountsTable."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callbridge.adapters.aws import client
+from callbridge.domain.accounts import Account
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
+from callbridge.ports import CallQuery, Cursor, IdempotencyKeyTaken, IdempotencyRecord, Page
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
+
+
+def to_item(data: dict[str, Any]) -> dict[str, Any]:
+    """A plain dict as a DynamoDB item (None values dropped)."""
+    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item as a plain dict (numbers as int/float)."""
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def shard_of(callid: str, shards: int) -> str:
+    """The due-index partition of a call: a stable hash of its id, spread over `shards`."""
+    return f"{zlib.crc32(callid.encode()) % shards:02d}"
+
+
+def _unavailable(exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(f"storage unavailable: {exc}")
+
+
+class DynamoCallsStore:
+    """CallsTable: one item per call; sparse indexes for scheduled calls."""
+
+    def __init__(
+        self, table_name: str, *, idempotency_table: str = "", schedule_shards: int = 16, dynamodb: Any = None
+    ) -> None:
+        self._table = table_name
+        self._idempotency_table = idempotency_table
+        self._shards = schedule_shards
+        self._client = dynamodb
+
+    @property
+    def _db(self) -> Any:
+        if self._client is None:
+            self._client = client("dynamodb")
+        return self._client
+
+    def call_item(self, call: Call) -> dict[str, Any]:
+        data = call.model_dump(mode="json")
+        data["created_key"] = f"{call.created_at}#{call.callid}"
+        if call.status is CallStatus.SCHEDULED and call.call_date:
+            data["due_key"] = f"{call.call_date}#{call.callid}"
+            data["due_shard"] = shard_of(call.callid, self._shards)
+            data["scheduled_account"] = call.account_id
+        return to_item(data)
+
+    def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
+        put_call = {
+            "TableName": self._table,
+            "Item": self.call_item(call),
+            "ConditionExpression": "attribute_not_exists(callid)",
+        }
+        try:
+            if idempotency is None:
+                self._db.put_item(**put_call)
+                return
+            put_idem = {
+                "TableName": self._idempotency_table,
+                "Item": to_item(
+                    {
+                        "pk": call.account_id,
+                        "sk": f"IDEM#{idempotency.key}",
+                        "request_hash": idempotency.request_hash,
+                        "response": json.dumps(idempotency.response),
+                        "expires_at": idempotency.expires_at,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(idempotency.expires_at - 86400)}},
+            }
+            self._db.transact_write_items(TransactItems=[{"Put": put_call}, {"Put": put_idem}])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons", [])
+                if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                    raise IdempotencyKeyTaken from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def get(self, callid: str) -> Call | None:
+        try:
+            response = self._db.get_item(TableName=self._table, Key={"callid": {"S": callid}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        return Call.model_validate(from_item(item)) if item else None
+
+    def _query_pages(self, params: dict[str, Any], limit: int, cursor: Cursor | None) -> Page:
+        calls: list[Call] = []
+        start = cursor
+        for _ in range(_MAX_PAGES):
+            request = dict(params, Limit=limit - len(calls))
+            if start:
+                request["ExclusiveStartKey"] = to_item(start)
+            try:
+                response = self._db.query(**request)
+            except (ClientError, BotoCoreError) as exc:
+                raise _unavailable(exc) from exc
+            calls.extend(Call.model_validate(from_item(i)) for i in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            start = from_item(last) if last else None
+            if start is None or len(calls) >= limit:
+                break
+        return Page(calls=calls, cursor=start)
+
+    def list_calls(self, query: CallQuery) -> Page:
+        names = {"#a": "account_id"}
+        values: dict[str, Any] = {":a": {"S": query.account_id}}
+        condition = "#a = :a"
+        if query.since or query.until:
+            names["#k"] = "created_key"
+        if query.since and query.until:
+            condition += " AND #k BETWEEN :since AND :until"
+            values[":since"] = {"S": query.since}
+            values[":until"] = {"S": query.until + "~"}
+        elif query.since:
+            condition += " AND #k >= :since"
+            values[":since"] = {"S": query.since}
+        elif query.until:
+            condition += " AND #k <= :until"
+            values[":until"] = {"S": query.until + "~"}
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if query.statuses:
+            names["#s"] = "status"
+            keys = []
+            for n, status in enumerate(sorted(query.statuses)):
+                values[f":s{n}"] = {"S": status.value}
+                keys.append(f":s{n}")
+            params["FilterExpression"] = f"#s IN ({', '.join(keys)})"
+        return self._query_pages(params, query.limit, query.cursor)
+
+    def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page:
+        params = {
+            "TableName": self._table,
+            "IndexName": "ScheduledByAccount",
+            "KeyConditionExpression": "scheduled_account = :a",
+            "ExpressionAttributeValues": {":a": {"S": account_id}},
+            "ScanIndexForward": True,
+        }
+        return self._query_pages(params, limit, cursor)
+
+    def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key={"callid": {"S": callid}},
+                UpdateExpression=(
+                    "SET #s = :canceled, updated_at = :at, ended_at = :at, "
+                    "timeline = list_append(if_not_exists(timeline, :empty), :event) "
+                    "REMOVE due_key, due_shard, scheduled_account"
+                ),
+                ConditionExpression="#s = :scheduled AND account_id = :a",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":canceled": {"S": CallStatus.CANCELED.value},
+                    ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                    ":a": {"S": account_id},
+                    ":at": {"S": event.at},
+                    ":empty": {"L": []},
+                    ":event": {"L": [_serializer.serialize(event.model_dump())]},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise _unavailable(exc) from exc
+            old = exc.response.get("Item")
+            current = Call.model_validate(from_item(old)) if old else self.get(callid)
+            if current is None or current.account_id != account_id:
+                raise CallNotFound(callid) from exc
+            raise Conflict(
+                f"call {callid} is {current.status.value}; only SCHEDULED calls can be cancelled"
+            ) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return Call.model_validate(from_item(response["Attributes"]))
+
+
+class DynamoAccountsStore:
+    """AccountsTable: accounts (sk=ACCOUNT), idempotency records (IDEM#key), IVR menus (IVR#code)."""
+
+    def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
+        self.table_name = table_name
+        self._client = dynamodb
+
+    @property
+    def _db(self) -> Any:
+        if self._client is None:
+            self._client = client("dynamodb")
+        return self._client
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        try:
+            response = self._db.get_item(TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def get_account(self, api_key: str) -> Account | None:
+        data = self._get(api_key, "ACCOUNT")
+        return Account.model_validate(data) if data else None
+
+    def put_account(self, account: Account) -> None:
+        item = to_item({"pk": account.api_key, "sk": "ACCOUNT", **account.model_dump()})
+        try:
+            self._db.put_item(TableName=self.table_name, Item=item)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    def list_accounts(self) -> list[Account]:
+        accounts: list[Account] = []
+        for item in self._scan({"FilterExpression": "sk = :s", "ExpressionAttributeValues": {":s": {"S": "ACCOUNT"}}}):
+            accounts.append(Account.model_validate(item))
+        return sorted(accounts, key=lambda a: a.created_at)
+
+    def _scan(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        paginator = self._db.get_paginator("scan")
+        for page in paginator.paginate(TableName=self.table_name, **params):
+            for item in page.get("Items", []):
+                yield from_item(item)
+
+    def get_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None:
+        data = self._get(account_id, f"IDEM#{key}")
+        if not data:
+            return None
+        return IdempotencyRecord(
+            key=key,
+            request_hash=data["request_hash"],
+            response=json.loads(data["response"]),
+            expires_at=int(data["expires_at"]),
+        )
+
+    def ivr_exists(self, account_id: str, code: str) -> bool:
+        return self._get(account_id, f"IVR#{code}") is not None

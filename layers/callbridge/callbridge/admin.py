@@ -1,0 +1,164 @@
+"""Admin command line: create, list, disable and enable accounts, rotate passwords.
+
+    python -m callbridge.admin --stack callbridge create --caller-id 12812345678
+    python -m callbridge.admin --endpoint-url http://127.0.0.1:3000/aws --table callbridge-AccountsTable list
+
+A new password is printed once and never stored: only its salted scrypt hash is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from callbridge.adapters.dynamodb import DynamoAccountsStore
+from callbridge.domain.accounts import (
+    Account,
+    hash_password,
+    new_api_key,
+    new_password,
+    new_webhook_secret,
+)
+from callbridge.domain.calls import iso
+from callbridge.domain.phones import to_e164
+from callbridge.domain.scheduling import CallDateError, zone
+
+
+class AdminError(Exception):
+    """A command that cannot be carried out; the message says why."""
+
+
+def create_account(
+    store: DynamoAccountsStore,
+    *,
+    caller_id: str,
+    record: str = "NO",
+    timezone: str = "UTC",
+    name: str = "",
+    sms_from: str | None = None,
+    api_key: str | None = None,
+    password: str | None = None,
+) -> tuple[Account, str]:
+    """Create an account; returns it and its password (the only time the password exists in clear)."""
+    e164 = to_e164(caller_id)
+    if e164 is None:
+        raise AdminError(f"caller id {caller_id!r} is not an international phone number")
+    sms = to_e164(sms_from) if sms_from else None
+    if sms_from and sms is None:
+        raise AdminError(f"SMS number {sms_from!r} is not an international phone number")
+    if record.upper() not in ("YES", "NO"):
+        raise AdminError("record must be YES or NO")
+    try:
+        zone(timezone)
+    except CallDateError as exc:
+        raise AdminError(str(exc)) from exc
+    key = api_key or new_api_key()
+    if store.get_account(key) is not None:
+        raise AdminError(f"account {key} already exists")
+    secret = password or new_password()
+    account = Account(
+        api_key=key,
+        password_hash=hash_password(secret),
+        caller_id=e164,
+        record_default=record.upper(),
+        timezone=timezone,
+        webhook_secret=new_webhook_secret(),
+        sms_from=sms,
+        name=name,
+        created_at=iso(datetime.now(UTC)),
+    )
+    store.put_account(account)
+    return account, secret
+
+
+def _require(store: DynamoAccountsStore, key: str) -> Account:
+    account = store.get_account(key)
+    if account is None:
+        raise AdminError(f"no account {key}")
+    return account
+
+
+def set_enabled(store: DynamoAccountsStore, key: str, enabled: bool) -> Account:
+    account = _require(store, key).model_copy(update={"enabled": enabled})
+    store.put_account(account)
+    return account
+
+
+def rotate_password(store: DynamoAccountsStore, key: str) -> str:
+    secret = new_password()
+    store.put_account(_require(store, key).model_copy(update={"password_hash": hash_password(secret)}))
+    return secret
+
+
+def _table_from_stack(stack: str, endpoint_url: str | None) -> str:
+    import boto3
+
+    outputs = boto3.client("cloudformation", endpoint_url=endpoint_url).describe_stacks(StackName=stack)["Stacks"][0][
+        "Outputs"
+    ]
+    for output in outputs:
+        if output["OutputKey"] == "AccountsTableName":
+            return str(output["OutputValue"])
+    raise AdminError(f"stack {stack} has no AccountsTableName output")
+
+
+def _public(account: Account) -> dict[str, Any]:
+    return account.model_dump(exclude={"password_hash"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m callbridge.admin", description="Manage callbridge accounts.")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stack", help="CloudFormation stack name (reads its AccountsTableName output)")
+    target.add_argument("--table", help="AccountsTable name")
+    parser.add_argument("--endpoint-url", help="AWS endpoint (the sandbox's, for example)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="create an account and print its credentials once")
+    create.add_argument("--caller-id", required=True, help="default `from` number, e.g. 12812345678")
+    create.add_argument("--record", default="NO", choices=["YES", "NO"], help="default `record`")
+    create.add_argument("--timezone", default="UTC", help="IANA zone for call_date (default UTC)")
+    create.add_argument("--sms-from", help="SMS-capable number for answermachine_sms")
+    create.add_argument("--name", default="", help="a label for the account")
+    create.add_argument("--api-key", help="use this API key instead of a generated one")
+    commands.add_parser("list", help="list accounts (never passwords)")
+    for name, text in (("disable", "refuse the account's credentials"), ("enable", "accept them again")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("api_key")
+    rotate = commands.add_parser("rotate-password", help="set and print a new password")
+    rotate.add_argument("api_key")
+    args = parser.parse_args(argv)
+
+    try:
+        import boto3
+
+        table = args.table or _table_from_stack(args.stack, args.endpoint_url)
+        store = DynamoAccountsStore(table, dynamodb=boto3.client("dynamodb", endpoint_url=args.endpoint_url))
+        if args.command == "create":
+            account, password = create_account(
+                store,
+                caller_id=args.caller_id,
+                record=args.record,
+                timezone=args.timezone,
+                name=args.name,
+                sms_from=args.sms_from,
+                api_key=args.api_key,
+            )
+            out: Any = {**_public(account), "password": password}
+        elif args.command == "list":
+            out = [_public(a) for a in store.list_accounts()]
+        elif args.command in ("disable", "enable"):
+            out = _public(set_enabled(store, args.api_key, args.command == "enable"))
+        else:
+            out = {"api_key": args.api_key, "password": rotate_password(store, args.api_key)}
+    except AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""A call: its states, its outcome and its timeline."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CallStatus(StrEnum):
+    """The life of a call. Monotonic: a call never moves back to an earlier state."""
+
+    SCHEDULED = "SCHEDULED"
+    QUEUED = "QUEUED"
+    DIALING = "DIALING"
+    RINGING = "RINGING"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    BUSY = "BUSY"
+    NO_ANSWER = "NO_ANSWER"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED}
+)
+_RANK = {
+    CallStatus.SCHEDULED: 0,
+    CallStatus.QUEUED: 1,
+    CallStatus.DIALING: 2,
+    CallStatus.RINGING: 3,
+    CallStatus.IN_PROGRESS: 4,
+}
+
+
+def can_move(current: CallStatus, target: CallStatus) -> bool:
+    """Whether `current` → `target` is a forward move (final states never move)."""
+    if current.is_final:
+        return False
+    if target is CallStatus.CANCELED:
+        return current in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+    if target.is_final:
+        return True
+    return _RANK[target] > _RANK[current]
+
+
+def new_callid(now: float | None = None) -> str:
+    """A 27-character id like the seed's: 11 hex digits of milliseconds, then 16 random ones."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis:011x}{secrets.token_hex(8)}"
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and a Z, sortable as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class TimelineEvent(BaseModel):
+    """One thing that happened to a call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    at: str
+    event: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Call(BaseModel):
+    """A stored call: who asked, what for, where it is, and how it ended."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    callid: str
+    account_id: str
+    status: CallStatus
+    created_at: str
+    updated_at: str
+    request: dict[str, str]
+    accepted: dict[str, str] = Field(default_factory=dict)
+    call_date: str | None = None
+    answered_by: str = ""
+    billed_seconds: int = 0
+    started_at: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    recording_url: str | None = None
+    digits: str = ""
+    sms_status: str | None = None
+    error_code: str | None = None
+    error_desc: str | None = None
+    carrier_call_id: str | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+
+    def public(self, *, with_timeline: bool) -> dict[str, Any]:
+        """The call as the API shows it to its owner."""
+        body = self.model_dump(exclude={"account_id", "accepted", "timeline"}, exclude_none=False)
+        body["status"] = self.status.value
+        if with_timeline:
+            body["timeline"] = [e.model_dump() for e in self.timeline]
+        return body

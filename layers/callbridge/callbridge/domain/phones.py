@@ -1,0 +1,29 @@
+"""Phone numbers as the seed writes them: country code + area code + number, an optional leading '+'."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+_FORMATTING = re.compile(r"[\s\-().]")
+_DIGITS = re.compile(r"\+?[1-9]\d{6,14}")
+
+
+def to_e164(value: str) -> str | None:
+    """The E.164 form of a plausible international number, or None.
+
+    Accepts `12812345678`, `+12812345678` and the usual separators (spaces, dashes, dots,
+    parentheses). The country code must come first; the length must be possible for it.
+    """
+    compact = _FORMATTING.sub("", value)
+    if not _DIGITS.fullmatch(compact):
+        return None
+    candidate = "+" + compact.lstrip("+")
+    try:
+        parsed = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,248 @@
+"""A call request: every parameter of the seed's "Make calls API", validated once for every entry point."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.phones import to_e164
+from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
+from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolve_voice
+
+MAX_TEXT = 3000  # Polly's limit for one synthesis; also plenty for <Say>.
+MAX_SMS = 1600  # the carrier's limit for one message body
+MAX_URL = 2048
+ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
+MACHINE_OPTIONS = ("answermachine_play", "answermachine_speak", "answermachine_tts", "answermachine_sms")
+_IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# Modifier → the option it modifies. A modifier alone does nothing, so it is refused.
+_REQUIRES = {
+    "answer_speak_lang": "answer_speak",
+    "answer_tts_voice": "answer_tts",
+    "answer_dial_from": "answer_dial_to",
+    "answer_dial_tone_url": "answer_dial_to",
+    "answermachine_speak_lang": "answermachine_speak",
+    "answermachine_tts_voice": "answermachine_tts",
+    "answermachine_sms_from": "answermachine_sms",
+    "timezone": "call_date",
+}
+# Option → the modifier it cannot do without.
+_NEEDS = {
+    "answer_speak": "answer_speak_lang",
+    "answer_tts": "answer_tts_voice",
+    "answermachine_speak": "answermachine_speak_lang",
+    "answermachine_tts": "answermachine_tts_voice",
+}
+
+
+def _rule(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, message)
+
+
+def _phone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    e164 = to_e164(value)
+    if e164 is None:
+        raise _rule(
+            "phone_number",
+            "must be an international phone number: country code, area code and number, e.g. 12812345678",
+        )
+    return e164
+
+
+def _url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) > MAX_URL:
+        raise _rule("url", f"must be a URL of at most {MAX_URL} characters")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        _ = parts.port
+    except ValueError as exc:
+        raise _rule("url", "must be an http:// or https:// URL") from exc
+    if parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in value):
+        raise _rule("url", "must be an http:// or https:// URL")
+    return value
+
+
+def _text(limit: int):  # type: ignore[no-untyped-def]
+    def check(value: str | None) -> str | None:
+        if value is not None and len(value) > limit:
+            raise _rule("text", f"must be at most {limit} characters")
+        return value
+
+    return check
+
+
+def _language(value: str | None) -> str | None:
+    if value is None:
+        return None
+    code = normalize_language(value)
+    if code is None:
+        raise _rule("language", "must be one of " + ", ".join(SPEAK_LANGUAGES))
+    return code
+
+
+def _voice(value: str | None) -> str | None:
+    if value is None:
+        return None
+    voice = resolve_voice(value)
+    if voice is None:
+        raise _rule(
+            "voice",
+            "must be an Amazon Polly voice id (e.g. Joanna) or a supported IBM-style name (e.g. en-US_AllisonVoice)",
+        )
+    return voice.polly_id
+
+
+class CallRequest(BaseModel):
+    """The parameters of `POST /pcall/call`, normalized.
+
+    Phone numbers become E.164, languages and `record` their canonical spelling, voices
+    Polly voice ids. Blank values count as absent, unknown parameters are refused.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        coerce_numbers_to_str=True,
+        str_strip_whitespace=True,
+    )
+
+    from_: str | None = Field(None, alias="from", description="Caller ID; defaults to the account's caller id.")
+    to: str = Field(description="Number to call: country code + area code + number.")
+    call_date: str | None = Field(
+        None, description="When to call: 'YYYY-MM-DD HH:MM' in `timezone` (or the account's), or ISO 8601."
+    )
+    timezone: str | None = Field(None, description="IANA time zone for `call_date` (extension).")
+    record: str | None = Field(None, description="YES or NO; defaults to the account's setting.")
+    callback_url: str | None = Field(None, description="Receives a POST with the outcome when the call ends.")
+    answer_play: str | None = Field(None, description="Audio URL played when a person answers.")
+    answer_speak: str | None = Field(None, description="Text spoken by the basic TTS engine.")
+    answer_speak_lang: str | None = Field(None, description="Language of answer_speak.")
+    answer_tts: str | None = Field(None, description="Text spoken by a premium voice.")
+    answer_tts_voice: str | None = Field(None, description="Premium voice of answer_tts.")
+    answer_ivr: str | None = Field(None, description="Code of the IVR menu presented to the person.")
+    answer_dial_to: str | None = Field(None, description="Number dialed and bridged last.")
+    answer_dial_from: str | None = Field(None, description="Caller ID shown to answer_dial_to; defaults to `to`.")
+    answer_dial_tone_url: str | None = Field(None, description="Audio heard by `to` while answer_dial_to rings.")
+    answermachine_play: str | None = Field(None, description="Audio URL played to voicemail.")
+    answermachine_speak: str | None = Field(None, description="Text spoken to voicemail by the basic TTS engine.")
+    answermachine_speak_lang: str | None = Field(None, description="Language of answermachine_speak.")
+    answermachine_tts: str | None = Field(None, description="Text spoken to voicemail by a premium voice.")
+    answermachine_tts_voice: str | None = Field(None, description="Premium voice of answermachine_tts.")
+    answermachine_sms: str | None = Field(None, description="SMS sent to `to` when voicemail answers.")
+    answermachine_sms_from: str | None = Field(None, description="SMS-capable number of yours to send it from.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return data
+
+    _phones = field_validator("from_", "to", "answer_dial_to", "answer_dial_from", "answermachine_sms_from")(_phone)
+    _urls = field_validator(
+        "callback_url", "answer_play", "answer_dial_tone_url", "answermachine_play"
+    )(_url)
+    _texts = field_validator("answer_speak", "answer_tts", "answermachine_speak", "answermachine_tts")(
+        _text(MAX_TEXT)
+    )
+    _sms = field_validator("answermachine_sms")(_text(MAX_SMS))
+    _languages = field_validator("answer_speak_lang", "answermachine_speak_lang")(_language)
+    _voices = field_validator("answer_tts_voice", "answermachine_tts_voice")(_voice)
+
+    @field_validator("record")
+    @classmethod
+    def _record(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.upper() not in ("YES", "NO"):
+            raise _rule("record", "must be YES or NO")
+        return value.upper()
+
+    @field_validator("answer_ivr")
+    @classmethod
+    def _ivr(cls, value: str | None) -> str | None:
+        if value is not None and not _IVR_CODE.fullmatch(value):
+            raise _rule("ivr_code", "must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except CallDateError as exc:
+                raise _rule("timezone", str(exc)) from exc
+        return value
+
+    @field_validator("call_date")
+    @classmethod
+    def _call_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_call_date(value, "UTC")
+            except CallDateError as exc:
+                raise _rule("call_date", str(exc)) from exc
+        return value
+
+    def present(self) -> dict[str, str]:
+        """The parameters given, by their API names."""
+        return {k: v for k, v in self.model_dump(by_alias=True).items() if v is not None}
+
+    def wants_machine_flow(self) -> bool:
+        """Whether any `answermachine_` option was given."""
+        return any(getattr(self, name) for name in MACHINE_OPTIONS)
+
+
+def _cross_field_problems(request: CallRequest) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    if not any(getattr(request, name) for name in ANSWER_OPTIONS):
+        problems.append(
+            FieldProblem("answer_", "at least one answer_ option is required: " + ", ".join(ANSWER_OPTIONS))
+        )
+    for option, modifier in _NEEDS.items():
+        if getattr(request, option) and not getattr(request, modifier):
+            problems.append(FieldProblem(modifier, f"required when {option} is given"))
+    for modifier, option in _REQUIRES.items():
+        if getattr(request, modifier) and not getattr(request, option):
+            problems.append(FieldProblem(modifier, f"only valid together with {option}"))
+    return problems
+
+
+def _problem(error: Mapping[str, Any]) -> FieldProblem:
+    loc = error.get("loc") or ()
+    name = str(loc[0]) if loc else "body"
+    name = "from" if name == "from_" else name
+    kind = error.get("type", "")
+    if kind == "missing":
+        return FieldProblem(name, "required")
+    if kind == "extra_forbidden":
+        return FieldProblem(name, "unknown parameter")
+    if kind in ("string_type", "string_unicode"):
+        return FieldProblem(name, "must be a string")
+    return FieldProblem(name, str(error.get("msg", "invalid")))
+
+
+def parse_call_request(params: Mapping[str, Any]) -> CallRequest:
+    """Validate raw parameters into a CallRequest; raises InvalidRequest naming every broken rule."""
+    try:
+        request = CallRequest.model_validate(dict(params))
+    except ValidationError as exc:
+        raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)]) from exc
+    problems = _cross_field_problems(request)
+    if problems:
+        raise InvalidRequest(problems)
+    return request

@@ -1,0 +1,145 @@
+"""Use cases: an account's requested calls, its scheduled calls, one call, cancelling a scheduled call."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from callbridge.domain.accounts import Account
+from callbridge.domain.calls import CallStatus, TimelineEvent, iso
+from callbridge.domain.errors import CallNotFound, InvalidRequest
+from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
+from callbridge.ports import CallQuery, CallsStore, Cursor, Page
+
+MAX_LIMIT = 100
+# The key attributes of each listing's index: the cursor must hold exactly these, and its
+# account attribute must be the caller's, so an edited token cannot reach another account.
+_CURSOR_KEYS = {
+    "calls": ("callid", "account_id", "created_key"),
+    "scheduled": ("callid", "scheduled_account", "due_key"),
+}
+
+
+def encode_cursor(kind: str, cursor: Cursor | None) -> str | None:
+    """An opaque `next` token for a page's cursor."""
+    if cursor is None:
+        return None
+    raw = json.dumps({"k": kind, "c": cursor}, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, token: str | None, account_id: str) -> Cursor | None:
+    """The cursor inside a `next` token, checked to belong to this listing and account."""
+    if not token:
+        return None
+    invalid = InvalidRequest.single("next", "not a token returned by this listing")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise invalid from exc
+    keys = _CURSOR_KEYS[kind]
+    cursor = data.get("c") if isinstance(data, dict) else None
+    if data.get("k") != kind or not isinstance(cursor, dict) or set(cursor) != set(keys):
+        raise invalid
+    if not all(isinstance(v, str) for v in cursor.values()) or cursor[keys[1]] != account_id:
+        raise invalid
+    return cursor
+
+
+def parse_statuses(value: str | None) -> frozenset[CallStatus]:
+    """`status=COMPLETED,FAILED` → the set of statuses (case-insensitive)."""
+    if not value:
+        return frozenset()
+    statuses = set()
+    for part in value.split(","):
+        name = part.strip().upper()
+        if name not in CallStatus.__members__:
+            raise InvalidRequest.single("status", "must be one or more of " + ", ".join(CallStatus))
+        statuses.add(CallStatus(name))
+    return frozenset(statuses)
+
+
+def _bound(field: str, value: str | None, account: Account, *, end: bool) -> str | None:
+    """A date (whole day in the account's time zone) or date-time bound as a sortable UTC string."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").date()
+            local = datetime.combine(day, time.min, tzinfo=zone(account.timezone))
+            if end:
+                local += timedelta(days=1) - timedelta(milliseconds=1)
+            return iso(local)
+        return iso(parse_call_date(text, account.timezone))
+    except (ValueError, CallDateError) as exc:
+        raise InvalidRequest.single(field, "must be a date (YYYY-MM-DD) or an ISO 8601 date-time") from exc
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest.single("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _page(kind: str, page: Page) -> dict[str, Any]:
+    return {
+        "calls": [c.public(with_timeline=False) for c in page.calls],
+        "next": encode_cursor(kind, page.cursor),
+    }
+
+
+def list_calls(
+    calls: CallsStore,
+    account: Account,
+    *,
+    status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 50,
+    next_token: str | None = None,
+) -> dict[str, Any]:
+    """The account's requested calls, newest first, optionally by status and creation date range."""
+    query = CallQuery(
+        account_id=account.api_key,
+        statuses=parse_statuses(status),
+        since=_bound("since", since, account, end=False),
+        until=_bound("until", until, account, end=True),
+        limit=_limit(limit),
+        cursor=decode_cursor("calls", next_token, account.api_key),
+    )
+    if query.since and query.until and query.since > query.until:
+        raise InvalidRequest.single("since", "must not be after until")
+    return _page("calls", calls.list_calls(query))
+
+
+def list_scheduled(
+    calls: CallsStore, account: Account, *, limit: int = 50, next_token: str | None = None
+) -> dict[str, Any]:
+    """The account's calls still SCHEDULED, soonest first."""
+    cursor = decode_cursor("scheduled", next_token, account.api_key)
+    return _page("scheduled", calls.list_scheduled(account.api_key, _limit(limit), cursor))
+
+
+def get_call(calls: CallsStore, account: Account, callid: str) -> dict[str, Any]:
+    """One call with its request, status, outcome and timeline; another account's is not found."""
+    call = calls.get(callid) if _plausible_id(callid) else None
+    if call is None or call.account_id != account.api_key:
+        raise CallNotFound(callid)
+    return call.public(with_timeline=True)
+
+
+def cancel_scheduled(calls: CallsStore, account: Account, callid: str, *, now: datetime) -> dict[str, Any]:
+    """Cancel a call that is still SCHEDULED; a dispatched one is a Conflict."""
+    if not _plausible_id(callid):
+        raise CallNotFound(callid)
+    event = TimelineEvent(at=iso(now), event="canceled", detail={"by": "api"})
+    call = calls.cancel(callid, account.api_key, event)
+    return {"callid": call.callid, "status": call.status.value}
+
+
+def _plausible_id(callid: str) -> bool:
+    return 0 < len(callid) <= 64 and callid.isalnum()

@@ -1,0 +1,129 @@
+"""Use case: accept a call request (POST /pcall/call) — validate, store, queue or schedule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from callbridge.domain.accounts import Account
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
+from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
+from callbridge.domain.requests import CallRequest, parse_call_request
+from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.ports import AccountsStore, CallsQueue, CallsStore, IdempotencyKeyTaken, IdempotencyRecord
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What accepting a call needs from the outside world."""
+
+    calls: CallsStore
+    accounts: AccountsStore
+    queue: CallsQueue
+
+
+def _request_hash(params: Mapping[str, Any]) -> str:
+    canonical = json.dumps({k: str(v) for k, v in params.items()}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _account_checks(request: CallRequest, account: Account, accounts: AccountsStore, now: datetime) -> datetime | None:
+    """Rules that depend on the account: time zone of call_date, IVR menus. Returns the due instant."""
+    problems: list[FieldProblem] = []
+    due = None
+    if request.call_date:
+        try:
+            due = parse_call_date(request.call_date, request.timezone or account.timezone)
+            check_window(due, now)
+        except CallDateError as exc:
+            problems.append(FieldProblem("call_date", str(exc)))
+    if request.answer_ivr and not accounts.ivr_exists(account.api_key, request.answer_ivr):
+        problems.append(FieldProblem("answer_ivr", f"unknown IVR menu code {request.answer_ivr!r} for this account"))
+    if problems:
+        raise InvalidRequest(problems)
+    return due
+
+
+def _replay(existing: IdempotencyRecord, request_hash: str) -> dict[str, Any]:
+    if existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request")
+    return existing.response
+
+
+def accept_call(
+    params: Mapping[str, Any],
+    account: Account,
+    ports: Intake,
+    *,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Validate and accept a call request; returns the seed's response `data`.
+
+    Immediate calls are stored QUEUED and sent to CallsQueue; calls with `call_date` are
+    stored SCHEDULED. With an Idempotency-Key, a repeat of the same request returns the first
+    response and creates nothing; the same key with another request is a Conflict.
+    """
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    request = parse_call_request(params)
+    due = _account_checks(request, account, ports.accounts, now)
+
+    request_hash = _request_hash(request.present())
+    if idempotency_key:
+        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
+        if existing and existing.expires_at > now.timestamp():
+            return _replay(existing, request_hash)
+
+    caller_id = request.from_ or account.caller_id
+    record = request.record or account.record_default
+    accepted = {k: str(v).strip() for k, v in params.items() if str(v).strip()}
+    accepted["from"] = accepted.get("from", caller_id)
+    accepted["record"] = record
+    normalized = {**request.present(), "from": caller_id, "record": record}
+
+    callid = new_callid(now.timestamp())
+    status = CallStatus.SCHEDULED if due else CallStatus.QUEUED
+    at = iso(now)
+    detail: dict[str, Any] = {"status": status.value}
+    if due:
+        detail["call_date"] = iso(due)
+    call = Call(
+        callid=callid,
+        account_id=account.api_key,
+        status=status,
+        created_at=at,
+        updated_at=at,
+        request=normalized,
+        accepted=accepted,
+        call_date=iso(due) if due else None,
+        timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
+    )
+    response = {**accepted, "code": 200, "code_desc": "", "callid": callid}
+    record_ = (
+        IdempotencyRecord(
+            key=idempotency_key,
+            request_hash=request_hash,
+            response=response,
+            expires_at=int(now.timestamp()) + IDEMPOTENCY_TTL_SECONDS,
+        )
+        if idempotency_key
+        else None
+    )
+    try:
+        ports.calls.create(call, idempotency=record_)
+    except IdempotencyKeyTaken:
+        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key or "")
+        if existing is None:
+            raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
+        return _replay(existing, request_hash)
+    if status is CallStatus.QUEUED:
+        ports.queue.send_call(callid)
+    return response

@@ -1,0 +1,160 @@
+"""The API's OpenAPI document: Powertools' routes, plus the call request body and the seed's envelopes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callbridge.domain.calls import CallStatus
+from callbridge.domain.requests import CallRequest
+
+TITLE = "callbridge — Make calls API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "Place and schedule phone calls programmatically. `POST /pcall/call` takes the seed's parameters "
+    "form-encoded (as `curl --data` and PHP's `http_build_query` send them), as multipart/form-data, or as "
+    "JSON. Every answer uses the seed's envelope `{\"data\": {..., \"code\", \"code_desc\"}}`. "
+    "Authenticate with HTTP Basic: your API key and API password."
+)
+
+
+class Envelope(BaseModel):
+    """The seed's envelope around every answer."""
+
+    model_config = ConfigDict(extra="allow")
+    code: int = Field(description="The HTTP status code, repeated.")
+    code_desc: str = Field(description="Empty on success; what is wrong otherwise.")
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorData(Envelope):
+    errors: list[ErrorDetail] | None = Field(None, description="Each broken rule (400 only).")
+
+
+class ErrorResponse(BaseModel):
+    data: ErrorData
+
+
+class CallAcceptedData(Envelope):
+    callid: str = Field(description="Unique id of the call; needed to cancel a scheduled call.")
+
+
+class CallAcceptedResponse(BaseModel):
+    """The parameters as accepted (with `from` and `record` defaulted), code, code_desc and callid."""
+
+    data: CallAcceptedData
+
+
+class CallSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    callid: str
+    status: CallStatus
+    created_at: str
+    call_date: str | None = None
+    request: dict[str, str]
+    answered_by: str = Field(description="Person, Machine, or empty when nobody answered.")
+    billed_seconds: int
+
+
+class CallListData(Envelope):
+    calls: list[CallSummary]
+    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
+
+
+class CallListResponse(BaseModel):
+    data: CallListData
+
+
+class CallDetailData(Envelope):
+    call: dict[str, Any]
+
+
+class CallDetailResponse(BaseModel):
+    data: CallDetailData
+
+
+class CancelData(Envelope):
+    callid: str
+    status: CallStatus
+
+
+class CancelResponse(BaseModel):
+    data: CancelData
+
+
+def _errors(*codes: int) -> dict[int, Any]:
+    text = {
+        400: "Invalid request: `code_desc` and `errors` name each field and rule.",
+        401: "Invalid API credentials.",
+        404: "No such call for this account.",
+        409: "Conflict with the call's state or an Idempotency-Key.",
+        503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
+    }
+    return {c: {"description": text[c], "content": {"application/json": {"model": ErrorResponse}}} for c in codes}
+
+
+def responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
+    """Powertools `responses=` for a route answering `model`, plus the given error codes."""
+    return {200: {"description": "Success", "content": {"application/json": {"model": model}}}, **_errors(*errors)}
+
+
+def call_request_body() -> dict[str, Any]:
+    """The requestBody of POST /pcall/call in the three accepted media types."""
+    schema = CallRequest.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    schema.pop("title", None)
+    return {
+        "required": True,
+        "content": {
+            media: {"schema": {"$ref": "#/components/schemas/CallRequest"}}
+            for media in ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
+        },
+    }, schema
+
+
+def finish(document: str) -> dict[str, Any]:
+    """Add the parts Powertools cannot infer (the request body parsed by hand, Basic auth)."""
+    spec: dict[str, Any] = json.loads(document)
+    body, schema = call_request_body()
+    spec.setdefault("components", {}).setdefault("schemas", {})["CallRequest"] = {"title": "CallRequest", **schema}
+    post = spec["paths"]["/pcall/call"]["post"]
+    post["requestBody"] = body
+    post.setdefault("parameters", []).append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 255},
+            "description": "Retries with the same key and body return the first response; another body is a 409.",
+        }
+    )
+    return spec
+
+
+SWAGGER_UI_VERSION = "5.17.14"
+
+
+def swagger_html(spec_url: str) -> str:
+    """A Swagger UI page for the document at `spec_url`."""
+    base = f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}"
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{TITLE}</title>
+  <link rel="stylesheet" href="{base}/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="{base}/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", deepLinking: true}});
+  </script>
+</body>
+</html>
+"""

@@ -1,0 +1,75 @@
+"""The small interfaces the use cases need from the outside world; adapters implement them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from callbridge.domain.accounts import Account
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+
+Cursor = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """The first response to a request made with an Idempotency-Key."""
+
+    key: str
+    request_hash: str
+    response: dict[str, Any]
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of calls and where the next one starts (None when there is no more)."""
+
+    calls: list[Call]
+    cursor: Cursor | None
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Filters for an account's requested calls."""
+
+    account_id: str
+    statuses: frozenset[CallStatus] = frozenset()
+    since: str | None = None
+    until: str | None = None
+    limit: int = 50
+    cursor: Cursor | None = None
+
+
+class CallsStore(Protocol):
+    def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
+        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken."""
+
+    def get(self, callid: str) -> Call | None: ...
+
+    def list_calls(self, query: CallQuery) -> Page: ...
+
+    def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page: ...
+
+    def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
+        """SCHEDULED → CANCELED for the owner; raises CallNotFound or Conflict."""
+
+
+class AccountsStore(Protocol):
+    def get_account(self, api_key: str) -> Account | None: ...
+
+    def put_account(self, account: Account) -> None: ...
+
+    def list_accounts(self) -> list[Account]: ...
+
+    def get_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
+
+    def ivr_exists(self, account_id: str, code: str) -> bool: ...
+
+
+class CallsQueue(Protocol):
+    def send_call(self, callid: str, *, delay_seconds: int = 0) -> None: ...
+
+
+class IdempotencyKeyTaken(Exception):  # noqa: N818 - a signal between store and use case, not an error
+    """Another request already used this Idempotency-Key."""

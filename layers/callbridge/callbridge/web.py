@@ -1,0 +1,119 @@
+"""HTTP helpers for the API: request bodies in every form the seed's clients send, and the seed's envelope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+from urllib.parse import parse_qsl
+
+from callbridge.domain.errors import FieldProblem, InvalidRequest
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+MAX_BODY = 64 * 1024
+
+
+def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
+    """The seed's response envelope: {"data": {..., "code": ..., "code_desc": ...}}."""
+    return {"data": {**data, "code": code, "code_desc": code_desc}}
+
+
+def error_envelope(code: int, exc: InvalidRequest | None = None, message: str = "") -> dict[str, Any]:
+    """An error in the seed's envelope; a 400 also lists each field and rule."""
+    if exc is None:
+        return envelope(code, message)
+    return envelope(
+        code, str(exc), errors=[{"field": p.field, "message": p.message} for p in exc.problems]
+    )
+
+
+def raw_body(body: str | None, is_base64: bool) -> bytes:
+    """The request body as bytes, as API Gateway delivered it."""
+    if body is None:
+        return b""
+    if is_base64:
+        try:
+            return base64.b64decode(body)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidRequest.single("body", "could not be decoded") from exc
+    return body.encode("utf-8", errors="surrogatepass")
+
+
+def _scalar(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise InvalidRequest.single(name, "must be a string")
+    return str(value)
+
+
+def _from_json(body: bytes) -> dict[str, str]:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequest.single("body", "is not valid JSON (UTF-8)") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest.single("body", "must be a JSON object of parameters")
+    params = {str(k): _scalar(str(k), v) for k, v in data.items()}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _from_form(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=200)
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest.single("body", "is not valid UTF-8 (after percent-decoding)") from exc
+    except ValueError as exc:
+        raise InvalidRequest.single("body", "has too many fields") from exc
+    return _unique(pairs)
+
+
+def _from_multipart(body: bytes, content_type: str) -> dict[str, str]:
+    try:
+        message = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        if not message.is_multipart():
+            raise ValueError("not multipart")
+        pairs = []
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if not isinstance(name, str) or not isinstance(payload, bytes):
+                raise ValueError("part without a name")
+            pairs.append((name, payload.decode("utf-8")))
+    except (ValueError, UnicodeError, TypeError, AttributeError) as exc:
+        raise InvalidRequest.single("body", "is not valid multipart/form-data (UTF-8)") from exc
+    return _unique(pairs)
+
+
+def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    repeated: list[FieldProblem] = []
+    for name, value in pairs:
+        if name in params:
+            repeated.append(FieldProblem(name, "given more than once"))
+        params[name] = value
+    if repeated:
+        raise InvalidRequest(repeated)
+    return params
+
+
+def parse_params(body: bytes, content_type: str | None) -> dict[str, str]:
+    """Parameters from a form-encoded, multipart or JSON body; raises InvalidRequest for anything else."""
+    if len(body) > MAX_BODY:
+        raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media == JSON or media.endswith("+json"):
+        return _from_json(body)
+    if media in ("", FORM, "text/plain"):
+        return _from_form(body)
+    if media == MULTIPART:
+        return _from_multipart(body, content_type or "")
+    raise InvalidRequest.single("Content-Type", f"must be {FORM}, {MULTIPART} or {JSON}")
