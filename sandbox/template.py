@@ -19,7 +19,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
     """YAML loader that keeps CloudFormation short-form tags as {"Fn::X": ...}."""
 
 
@@ -139,7 +139,12 @@ def create_stack(clients: dict[str, Any], prefix: str = "callbridge", template: 
             props = res.get("Properties", {})
             attributes = {
                 k: str(props[k])
-                for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                for k in (
+                    "VisibilityTimeout",
+                    "MessageRetentionPeriod",
+                    "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds",
+                )
                 if k in props
             }
             url = clients["sqs"].create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]

@@ -108,7 +108,7 @@ class ApiClient:
         body: str | bytes | None = None,
         content_type: str | None = "application/x-www-form-urlencoded",
         headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None | bool = True,
+        auth: tuple[str, str] | bool | None = True,
     ) -> ApiResponse:
         event = copy.deepcopy(load_event("api_create_call.json"))
         event["routeKey"] = f"{method} {path}"

@@ -1,7 +1,5 @@
 """api: the /pcall HTTP API — accept calls, list and cancel scheduled calls, list requested calls."""
 
-
-
 import json
 from datetime import UTC, datetime
 from functools import cache
@@ -15,12 +13,18 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from callbridge import openapi
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
-from callbridge.domain.errors import CallNotFound, Conflict, FieldProblem, InvalidRequest, ServiceUnavailable, Unauthorized
+from callbridge.domain.errors import (
+    CallNotFound,
+    Conflict,
+    FieldProblem,
+    InvalidRequest,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from callbridge.logic import calls as call_queries
 from callbridge.logic.auth import Authenticator
 from callbridge.logic.intake import Intake, accept_call
@@ -77,10 +81,8 @@ def create_call() -> Response[str]:
     event = app.current_event
     if event.query_string_parameters:
         raise InvalidRequest.single("query string", "parameters belong in the request body")
-    params = parse_params(raw_body(event.body, event.is_base64_encoded), event.headers.get("content-type"))
-    data = accept_call(
-        params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key")
-    )
+    params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
+    data = accept_call(params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key"))
     metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
     return _json(200, {"data": data})
 
@@ -93,7 +95,7 @@ def create_call() -> Response[str]:
 )
 def list_scheduled(
     limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
-    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,  # noqa: A002
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = call_queries.list_scheduled(deps().calls, _account(), limit=limit, next_token=next)
     return _json(200, envelope(200, **page))
@@ -105,7 +107,9 @@ def list_scheduled(
     responses=openapi.responses(openapi.CancelResponse, 401, 404, 409),
     tags=["scheduled"],
 )
-def cancel_scheduled(callid: Annotated[str, Path(description="The callid returned by POST /pcall/call.")]) -> Response[str]:
+def cancel_scheduled(
+    callid: Annotated[str, Path(description="The callid returned by POST /pcall/call.")],
+) -> Response[str]:
     result = call_queries.cancel_scheduled(deps().calls, _account(), callid, now=_now())
     return _json(200, envelope(200, **result))
 
@@ -121,7 +125,7 @@ def list_calls(
     since: Annotated[str | None, Query(description="Created at or after (YYYY-MM-DD or ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
     limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
-    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,  # noqa: A002
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = call_queries.list_calls(
         deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
@@ -173,9 +177,7 @@ def _invalid(exc: InvalidRequest) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
-    problems = [
-        FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()
-    ]
+    problems = [FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()]
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 
 

@@ -15,7 +15,7 @@ VERSION = "1.0.0"
 DESCRIPTION = (
     "Place and schedule phone calls programmatically. `POST /pcall/call` takes the seed's parameters "
     "form-encoded (as `curl --data` and PHP's `http_build_query` send them), as multipart/form-data, or as "
-    "JSON. Every answer uses the seed's envelope `{\"data\": {..., \"code\", \"code_desc\"}}`. "
+    'JSON. Every answer uses the seed\'s envelope `{"data": {..., "code", "code_desc"}}`. '
     "Authenticate with HTTP Basic: your API key and API password."
 )
 
@@ -104,7 +104,7 @@ def responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
     return {200: {"description": "Success", "content": {"application/json": {"model": model}}}, **_errors(*errors)}
 
 
-def call_request_body() -> dict[str, Any]:
+def call_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
     """The requestBody of POST /pcall/call in the three accepted media types."""
     schema = CallRequest.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
     schema.pop("title", None)

@@ -71,5 +71,5 @@ class CallsQueue(Protocol):
     def send_call(self, callid: str, *, delay_seconds: int = 0) -> None: ...
 
 
-class IdempotencyKeyTaken(Exception):  # noqa: N818 - a signal between store and use case, not an error
+class IdempotencyKeyTaken(Exception):
     """Another request already used this Idempotency-Key."""

@@ -27,9 +27,7 @@ def error_envelope(code: int, exc: InvalidRequest | None = None, message: str = 
     """An error in the seed's envelope; a 400 also lists each field and rule."""
     if exc is None:
         return envelope(code, message)
-    return envelope(
-        code, str(exc), errors=[{"field": p.field, "message": p.message} for p in exc.problems]
-    )
+    return envelope(code, str(exc), errors=[{"field": p.field, "message": p.message} for p in exc.problems])
 
 
 def raw_body(body: str | None, is_base64: bool) -> bytes:

@@ -12,6 +12,5 @@ def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
-        service, config=Config(retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True)
-    )
+    session: Any = boto3.session.Session()
+    return session.client(service, config=Config(retries={"mode": "standard", "max_attempts": 3}, tcp_keepalive=True))

@@ -206,13 +206,11 @@ class DynamoCallsStore:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise _unavailable(exc) from exc
-            old = exc.response.get("Item")
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             current = Call.model_validate(from_item(old)) if old else self.get(callid)
             if current is None or current.account_id != account_id:
                 raise CallNotFound(callid) from exc
-            raise Conflict(
-                f"call {callid} is {current.status.value}; only SCHEDULED calls can be cancelled"
-            ) from exc
+            raise Conflict(f"call {callid} is {current.status.value}; only SCHEDULED calls can be cancelled") from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         return Call.model_validate(from_item(response["Attributes"]))

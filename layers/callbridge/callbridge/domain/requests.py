@@ -152,12 +152,8 @@ class CallRequest(BaseModel):
         return data
 
     _phones = field_validator("from_", "to", "answer_dial_to", "answer_dial_from", "answermachine_sms_from")(_phone)
-    _urls = field_validator(
-        "callback_url", "answer_play", "answer_dial_tone_url", "answermachine_play"
-    )(_url)
-    _texts = field_validator("answer_speak", "answer_tts", "answermachine_speak", "answermachine_tts")(
-        _text(MAX_TEXT)
-    )
+    _urls = field_validator("callback_url", "answer_play", "answer_dial_tone_url", "answermachine_play")(_url)
+    _texts = field_validator("answer_speak", "answer_tts", "answermachine_speak", "answermachine_tts")(_text(MAX_TEXT))
     _sms = field_validator("answermachine_sms")(_text(MAX_SMS))
     _languages = field_validator("answer_speak_lang", "answermachine_speak_lang")(_language)
     _voices = field_validator("answer_tts_voice", "answermachine_tts_voice")(_voice)

@@ -35,9 +35,7 @@ def parse_call_date(value: str, tz_name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
-        raise CallDateError(
-            "must be 'YYYY-MM-DD HH:MM' or ISO 8601 with an offset, e.g. 2026-12-01 09:30"
-        ) from exc
+        raise CallDateError("must be 'YYYY-MM-DD HH:MM' or ISO 8601 with an offset, e.g. 2026-12-01 09:30") from exc
     if parsed.tzinfo is not None:
         return parsed.astimezone(UTC)
     if not _SEED_FORMAT.fullmatch(text):
