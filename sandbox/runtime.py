@@ -1,0 +1,189 @@
+"""The sandbox: moto (server mode) as AWS, the template's resources, the real handlers behind a local gateway."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from sandbox.gateway import Gateway
+from sandbox.lambdas import Function, configure_environment, template_functions
+from sandbox.template import REGION, Stack, create_stack, http_routes, load_template
+
+Log = Callable[[str], None]
+
+
+class PortBusy(Exception):  # noqa: N818 - reads as a sentence at the call site
+    """The requested port is taken."""
+
+
+@dataclass
+class SandboxConfig:
+    """What `python -m sandbox` takes on its command line."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    account: tuple[str, str] | None = None
+    speed: float = 1.0
+    press: str = "1"
+    schedule_every: float | None = None
+    faults: bool = False
+    prefix: str = "callbridge"
+    log: Log = field(default=print)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_free(host: str, port: int) -> None:
+    """Raise PortBusy if `host:port` cannot be bound."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise PortBusy(f"{host}:{port} is already in use (another sandbox?); stop it or pass --port") from exc
+
+
+def _wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"moto server exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """The gateway logs requests itself, in one line each."""
+
+
+class Sandbox:
+    """Everything `make run` starts, as one object tests and benchmarks can start and stop."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.stack: Stack | None = None
+        self.aws_endpoint = ""
+        self.account: tuple[str, str] = ("", "")
+        self._moto: subprocess.Popen[bytes] | None = None
+        self._server: BaseWSGIServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.functions: dict[str, Function] = {}
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.port}"
+
+    def _start_moto(self) -> None:
+        port = free_port()
+        self._moto = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port("127.0.0.1", port, 30, self._moto)
+        self.aws_endpoint = f"http://127.0.0.1:{port}"
+
+    def _aws_environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",  # noqa: S105 - moto accepts any credentials
+            "AWS_SESSION_TOKEN": "sandbox",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        }
+
+    def _create_resources(self) -> Stack:
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+            region_name=REGION,  # noqa: S106
+        )
+        clients = {
+            name: session.client(name, endpoint_url=self.aws_endpoint)  # type: ignore[call-overload]
+            for name in ("dynamodb", "sqs", "s3", "secretsmanager")
+        }
+        return create_stack(clients, prefix=self.config.prefix, template=load_template())
+
+    def _create_account(self) -> tuple[str, str]:
+        from callbridge.adapters.dynamodb import DynamoAccountsStore
+        from callbridge.admin import create_account
+
+        assert self.stack is not None
+        key, password = self.config.account or (None, None)
+        account, secret = create_account(
+            DynamoAccountsStore(self.stack.refs["AccountsTable"]),
+            caller_id="12815550100",
+            name="sandbox demo",
+            sms_from="12815550199",
+            api_key=key,
+            password=password,
+        )
+        return account.api_key, secret
+
+    def _log_request(self, method: str, path: str, status: int, started: float) -> None:
+        self.config.log(f"http  {method} {path} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+    def start(self) -> None:
+        """Start moto, create the stack, load the handlers and serve the API."""
+        ensure_free(self.config.host, self.config.port)
+        self._start_moto()
+        os.environ.update(self._aws_environment())
+        self.stack = self._create_resources()
+        names = template_functions(self.stack)
+        configure_environment(self.stack, names, self._aws_environment())
+        self.functions = {name: Function(self.stack, name) for name in names}
+        gateway = Gateway(http_routes(self.stack.template), self.functions, on_request=self._log_request)
+        self._server = make_server(
+            self.config.host, self.config.port, gateway, threaded=True, request_handler=_QuietHandler
+        )
+        thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        self.account = self._create_account()
+
+    def stop(self) -> None:
+        """Stop serving and end moto; safe to call twice."""
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._moto is not None:
+            self._moto.terminate()
+            try:
+                self._moto.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._moto.kill()
+            self._moto = None
+
+    def summary(self) -> dict[str, Any]:
+        """What a user needs to talk to the sandbox."""
+        key, password = self.account
+        return {"base_url": self.base_url, "aws_endpoint": self.aws_endpoint, "api_key": key, "password": password}
