@@ -21,7 +21,7 @@ from sandbox.template import REGION, Stack, create_stack, http_routes, load_temp
 Log = Callable[[str], None]
 
 
-class PortBusy(Exception):  # noqa: N818 - reads as a sentence at the call site
+class PortBusy(Exception):
     """The requested port is taken."""
 
 
@@ -106,7 +106,7 @@ class Sandbox:
         return {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
             "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",  # noqa: S105 - moto accepts any credentials
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
             "AWS_SESSION_TOKEN": "sandbox",
             "AWS_DEFAULT_REGION": REGION,
             "AWS_REGION": REGION,
@@ -120,8 +120,8 @@ class Sandbox:
 
         session = boto3.session.Session(
             aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",
-            region_name=REGION,  # noqa: S106
+            aws_secret_access_key="sandbox",  # noqa: S106 - moto accepts any credentials
+            region_name=REGION,
         )
         clients = {
             name: session.client(name, endpoint_url=self.aws_endpoint)  # type: ignore[call-overload]
