@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from email.errors import MessageError
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -53,7 +54,7 @@ def _scalar(name: str, value: Any) -> str | None:
 def _from_json(body: bytes) -> dict[str, str]:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", "is not valid JSON (UTF-8)") from exc
     if not isinstance(data, dict):
         raise InvalidRequest.single("body", "must be a JSON object of parameters")
@@ -86,7 +87,8 @@ def _from_multipart(body: bytes, content_type: str) -> dict[str, str]:
             if not isinstance(name, str) or not isinstance(payload, bytes):
                 raise ValueError("part without a name")
             pairs.append((name, payload.decode("utf-8")))
-    except (ValueError, UnicodeError, TypeError, AttributeError) as exc:
+    # The email package's header parser raises IndexError and friends on some malformed headers.
+    except (ValueError, UnicodeError, TypeError, AttributeError, LookupError, MessageError) as exc:
         raise InvalidRequest.single("body", "is not valid multipart/form-data (UTF-8)") from exc
     return _unique(pairs)
 

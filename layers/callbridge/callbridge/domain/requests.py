@@ -69,7 +69,11 @@ def _url(value: str | None) -> str | None:
         _ = parts.port
     except ValueError as exc:
         raise _rule("url", "must be an http:// or https:// URL") from exc
-    if parts.scheme.lower() not in ("http", "https") or not host or any(c.isspace() for c in value):
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not host
+        or any(c.isspace() or not c.isprintable() for c in value)
+    ):
         raise _rule("url", "must be an http:// or https:// URL")
     return value
 
@@ -114,7 +118,6 @@ class CallRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
-        populate_by_name=True,
         coerce_numbers_to_str=True,
         str_strip_whitespace=True,
     )
@@ -221,8 +224,8 @@ def _cross_field_problems(request: CallRequest) -> list[FieldProblem]:
 def _problem(error: Mapping[str, Any]) -> FieldProblem:
     loc = error.get("loc") or ()
     name = str(loc[0]) if loc else "body"
-    name = "from" if name == "from_" else name
     kind = error.get("type", "")
+    name = "from" if name == "from_" and kind != "extra_forbidden" else name
     if kind == "missing":
         return FieldProblem(name, "required")
     if kind == "extra_forbidden":

@@ -20,7 +20,7 @@ def zone(name: str) -> ZoneInfo:
         raise CallDateError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise CallDateError(f"unknown time zone {name!r} (use an IANA name such as America/New_York)") from exc
 
 
@@ -36,13 +36,16 @@ def parse_call_date(value: str, tz_name: str) -> datetime:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError as exc:
         raise CallDateError("must be 'YYYY-MM-DD HH:MM' or ISO 8601 with an offset, e.g. 2026-12-01 09:30") from exc
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    if not _SEED_FORMAT.fullmatch(text):
+    if parsed.tzinfo is None and not _SEED_FORMAT.fullmatch(text):
         raise CallDateError("must be 'YYYY-MM-DD HH:MM' or ISO 8601 with an offset, e.g. 2026-12-01 09:30")
-    tz = zone(tz_name)
-    local = parsed.replace(tzinfo=tz, fold=0)
-    round_trip = local.astimezone(UTC).astimezone(tz)
+    try:
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        tz = zone(tz_name)
+        local = parsed.replace(tzinfo=tz, fold=0)
+        round_trip = local.astimezone(UTC).astimezone(tz)
+    except OverflowError as exc:
+        raise CallDateError("is out of range") from exc
     if round_trip.replace(tzinfo=None) != parsed:
         raise CallDateError(f"{text} does not exist in {tz_name} (skipped by a daylight-saving change)")
     return local.astimezone(UTC)

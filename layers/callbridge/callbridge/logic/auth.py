@@ -14,6 +14,8 @@ from callbridge.domain.accounts import DUMMY_HASH, Account, verify_password
 from callbridge.domain.errors import Unauthorized
 from callbridge.ports import AccountsStore
 
+MAX_KEY = 256  # far above any issued key, far below DynamoDB's 2048-byte partition key limit
+
 
 def parse_basic(header: str | None) -> tuple[str, str]:
     """(key, password) from an `Authorization: Basic ...` header; raises Unauthorized."""
@@ -27,7 +29,7 @@ def parse_basic(header: str | None) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise Unauthorized("malformed Basic credentials") from exc
     key, sep, password = decoded.partition(":")
-    if not sep or not key:
+    if not sep or not key or len(key) > MAX_KEY:
         raise Unauthorized("malformed Basic credentials")
     return key, password
 

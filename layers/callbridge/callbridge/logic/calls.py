@@ -38,10 +38,12 @@ def decode_cursor(kind: str, token: str | None, account_id: str) -> Cursor | Non
     invalid = InvalidRequest.single("next", "not a token returned by this listing")
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise invalid from exc
     keys = _CURSOR_KEYS[kind]
-    cursor = data.get("c") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise invalid
+    cursor = data.get("c")
     if data.get("k") != kind or not isinstance(cursor, dict) or set(cursor) != set(keys):
         raise invalid
     if not all(isinstance(v, str) for v in cursor.values()) or cursor[keys[1]] != account_id:
@@ -75,7 +77,7 @@ def _bound(field: str, value: str | None, account: Account, *, end: bool) -> str
                 local += timedelta(days=1) - timedelta(milliseconds=1)
             return iso(local)
         return iso(parse_call_date(text, account.timezone))
-    except (ValueError, CallDateError) as exc:
+    except (ValueError, OverflowError, CallDateError) as exc:
         raise InvalidRequest.single(field, "must be a date (YYYY-MM-DD) or an ISO 8601 date-time") from exc
 
 

@@ -71,16 +71,18 @@ def accept_call(
     stored SCHEDULED. With an Idempotency-Key, a repeat of the same request returns the first
     response and creates nothing; the same key with another request is a Conflict.
     """
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY:
-        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
+    ):
+        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
     request = parse_call_request(params)
-    due = _account_checks(request, account, ports.accounts, now)
-
     request_hash = _request_hash(request.present())
+    # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
         existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
+    due = _account_checks(request, account, ports.accounts, now)
 
     caller_id = request.from_ or account.caller_id
     record = request.record or account.record_default
