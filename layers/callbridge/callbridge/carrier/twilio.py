@@ -249,3 +249,9 @@ def _carrier_call(data: Mapping[str, Any]) -> CarrierCall:
         end_time=_time(data.get("end_time")),
         queue_time_ms=_int(data.get("queue_time")),
     )
+
+
+if TYPE_CHECKING:
+    from callbridge.carrier.base import Carrier
+
+    _conforms: type[Carrier] = TwilioClient  # mypy proves the adapter implements the port
