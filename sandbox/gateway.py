@@ -72,6 +72,10 @@ class Gateway:
         for key, value in request.headers.items():
             name = key.lower()
             headers[name] = f"{headers[name]},{value}" if name in headers else value
+        # API Gateway adds these; the webhooks rebuild the carrier's URL from them to check signatures.
+        headers.setdefault("x-forwarded-proto", request.scheme)
+        headers.setdefault("x-forwarded-port", str(request.environ.get("SERVER_PORT", "")))
+        headers.setdefault("x-forwarded-for", request.remote_addr or "127.0.0.1")
         query: dict[str, str] = {}
         for key, value in request.args.items(multi=True):
             query[key] = f"{query[key]},{value}" if key in query else value

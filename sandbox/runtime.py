@@ -16,7 +16,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.gateway import Gateway
 from sandbox.lambdas import Function, configure_environment, template_functions
+from sandbox.sources import event_sources
 from sandbox.template import REGION, Stack, create_stack, http_routes, load_template
+
+SIM_ACCOUNT_SID = "AC" + "5a" * 16  # the simulated carrier account's SID
 
 Log = Callable[[str], None]
 
@@ -87,6 +90,7 @@ class Sandbox:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.functions: dict[str, Function] = {}
+        self.carrier: Any = None
 
     @property
     def base_url(self) -> str:
@@ -115,7 +119,7 @@ class Sandbox:
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
 
-    def _create_resources(self) -> Stack:
+    def _clients(self) -> dict[str, Any]:
         import boto3
 
         session = boto3.session.Session(
@@ -123,11 +127,38 @@ class Sandbox:
             aws_secret_access_key="sandbox",  # noqa: S106 - moto accepts any credentials
             region_name=REGION,
         )
-        clients = {
+        return {
             name: session.client(name, endpoint_url=self.aws_endpoint)  # type: ignore[call-overload]
-            for name in ("dynamodb", "sqs", "s3", "secretsmanager")
+            for name in ("dynamodb", "dynamodbstreams", "sqs", "s3", "secretsmanager")
         }
-        return create_stack(clients, prefix=self.config.prefix, template=load_template())
+
+    def _start_carrier(self, clients: dict[str, Any]) -> dict[str, str]:
+        """Start the carrier simulator and point the functions at it, as a deployment points them at Twilio."""
+        import json
+        import secrets
+
+        from sandbox.carrier import CarrierSimulator
+
+        assert self.stack is not None
+        token = secrets.token_hex(16)
+        cps = float(
+            self.stack.parameters.get("CarrierCallsPerSecond") or self.stack.resolve({"Ref": "CarrierCallsPerSecond"})
+        )
+        self.carrier = CarrierSimulator(
+            account_sid=SIM_ACCOUNT_SID,
+            auth_token=token,
+            cps=cps,
+            speed=self.config.speed,
+            press=self.config.press,
+            faults=self.config.faults,
+            log=lambda line: self.config.log(f"call  {line}"),
+        )
+        self.carrier.start(host="127.0.0.1", port=0)
+        clients["secretsmanager"].put_secret_value(
+            SecretId=self.stack.refs["CarrierSecret"],
+            SecretString=json.dumps({"account_sid": SIM_ACCOUNT_SID, "auth_token": token}),
+        )
+        return {"CARRIER_BASE_URL": str(self.carrier.base_url), "PUBLIC_API_URL": self.base_url}
 
     def _create_account(self) -> tuple[str, str]:
         from callbridge.adapters.dynamodb import DynamoAccountsStore
@@ -153,9 +184,11 @@ class Sandbox:
         ensure_free(self.config.host, self.config.port)
         self._start_moto()
         os.environ.update(self._aws_environment())
-        self.stack = self._create_resources()
+        clients = self._clients()
+        self.stack = create_stack(clients, prefix=self.config.prefix, template=load_template())
+        carrier_env = self._start_carrier(clients)
         names = template_functions(self.stack)
-        configure_environment(self.stack, names, self._aws_environment())
+        configure_environment(self.stack, names, {**self._aws_environment(), **carrier_env})
         self.functions = {name: Function(self.stack, name) for name in names}
         gateway = Gateway(http_routes(self.stack.template), self.functions, on_request=self._log_request)
         self._server = make_server(
@@ -165,6 +198,12 @@ class Sandbox:
         thread.start()
         self._threads.append(thread)
         self.account = self._create_account()
+        for number, runner in enumerate(
+            event_sources(self.stack, self.functions, clients, self.config.log, self.config.schedule_every)
+        ):
+            source = threading.Thread(target=runner, args=(self._stopping,), name=f"source-{number}", daemon=True)
+            source.start()
+            self._threads.append(source)
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
@@ -175,6 +214,9 @@ class Sandbox:
             self._server = None
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.carrier is not None:
+            self.carrier.stop()
+            self.carrier = None
         if self._moto is not None:
             self._moto.terminate()
             try:

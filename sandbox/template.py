@@ -180,7 +180,15 @@ def create_stack(clients: dict[str, Any], prefix: str = "callbridge", template: 
             stack.attrs[(logical, "Arn")] = f"arn:aws:s3:::{name}"
         elif res["Type"] == "AWS::SecretsManager::Secret" and "secretsmanager" in clients:
             name = str(stack.resolve(props.get("Name", f"{prefix}-{logical}")))
-            secret = props.get("SecretString", "{}")
+            secret = props.get("SecretString")
+            if secret is None:
+                generated = props.get("GenerateSecretString", {})
+                secret = json.loads(generated.get("SecretStringTemplate", "{}"))
+                if "GenerateStringKey" in generated:
+                    import secrets as _secrets
+
+                    secret[generated["GenerateStringKey"]] = _secrets.token_hex(16)
+                secret = json.dumps(secret)
             arn = clients["secretsmanager"].create_secret(Name=name, SecretString=str(stack.resolve(secret)))["ARN"]
             stack.refs[logical] = arn
             stack.attrs[(logical, "Id")] = arn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,6 +55,9 @@ class CallsStore(Protocol):
     def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
         """SCHEDULED → CANCELED for the owner; raises CallNotFound or Conflict."""
 
+    def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
+        """Apply `change` atomically (optimistic concurrency); None if there is no such call."""
+
 
 class AccountsStore(Protocol):
     def get_account(self, api_key: str) -> Account | None: ...
@@ -73,3 +77,7 @@ class CallsQueue(Protocol):
 
 class IdempotencyKeyTaken(Exception):
     """Another request already used this Idempotency-Key."""
+
+
+class VersionConflict(Exception):
+    """The call changed between read and write; read it again."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from callbridge.adapters.aws import client
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
-from callbridge.ports import CallQuery, Cursor, IdempotencyKeyTaken, IdempotencyRecord, Page
+from callbridge.ports import CallQuery, Cursor, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -214,6 +214,42 @@ class DynamoCallsStore:
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         return Call.model_validate(from_item(response["Attributes"]))
+
+    def save(self, call: Call, expected_version: int) -> Call:
+        """Write `call` if the stored one still has `expected_version`; raises VersionConflict."""
+        new = call.model_copy(update={"version": expected_version + 1})
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self.call_item(new),
+                ConditionExpression="attribute_exists(callid) AND version = :v",
+                ExpressionAttributeValues={":v": {"N": str(expected_version)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise VersionConflict(call.callid) from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return new
+
+    def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
+        """Read-modify-write with optimistic concurrency: `change` returns the new call, or None to keep it.
+
+        Returns the stored call after the change (or unchanged); None if there is no such call.
+        """
+        for _ in range(attempts):
+            current = self.get(callid)
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                return self.save(changed, current.version)
+            except VersionConflict:
+                continue
+        raise ServiceUnavailable(f"call {callid} is changing too fast to update")
 
 
 class DynamoAccountsStore:

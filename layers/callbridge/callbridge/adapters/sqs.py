@@ -33,3 +33,12 @@ class SqsCallsQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
+
+    def retry_later(self, receipt_handle: str, seconds: float) -> None:
+        """Make a received message visible again after `seconds` (backoff), not the queue's default."""
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(max(0, min(43200, seconds)))
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc

@@ -98,11 +98,26 @@ class Call(BaseModel):
     error_code: str | None = None
     error_desc: str | None = None
     carrier_call_id: str | None = None
+    carrier_error: dict[str, Any] | None = None
+    sms_sid: str | None = None
+    dial_status: str | None = None
+    second_leg_id: str | None = None
+    dialed_at: str | None = None
+    source: str = "api"
+    claim_token: str | None = None
+    tts_audio: dict[str, str] = Field(default_factory=dict)
+    version: int = 0
     timeline: list[TimelineEvent] = Field(default_factory=list)
+
+    def with_event(self, at: str, event: str, **detail: Any) -> Call:
+        """A copy with one more timeline event."""
+        return self.model_copy(update={"timeline": [*self.timeline, TimelineEvent(at=at, event=event, detail=detail)]})
 
     def public(self, *, with_timeline: bool) -> dict[str, Any]:
         """The call as the API shows it to its owner."""
-        body = self.model_dump(exclude={"account_id", "accepted", "timeline"}, exclude_none=False)
+        body = self.model_dump(
+            exclude={"account_id", "accepted", "timeline", "version", "claim_token", "tts_audio"}, exclude_none=False
+        )
         body["status"] = self.status.value
         if with_timeline:
             body["timeline"] = [e.model_dump() for e in self.timeline]

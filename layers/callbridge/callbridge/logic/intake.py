@@ -64,6 +64,7 @@ def accept_call(
     *,
     now: datetime,
     idempotency_key: str | None = None,
+    source: str = "api",
 ) -> dict[str, Any]:
     """Validate and accept a call request; returns the seed's response `data`.
 
@@ -106,6 +107,7 @@ def accept_call(
         request=normalized,
         accepted=accepted,
         call_date=iso(due) if due else None,
+        source=source,
         timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
     )
     response = {**accepted, "code": 200, "code_desc": "", "callid": callid}

@@ -1,0 +1,112 @@
+"""placer: CallsQueue → carrier. Claims each call exactly once and places it at the carrier's pace."""
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.pacing import DynamoPacer
+from callbridge.adapters.secrets import carrier_credentials
+from callbridge.adapters.speech import PollySpeechCache
+from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.carrier.twilio import TwilioClient
+from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
+from callbridge.logic.intake import Intake
+from callbridge.logic.placer import Placement, Placer, WebhookUrls
+from callbridge.settings import PlacerSettings
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+SAFETY_SECONDS = 8.0  # left at the end of an invocation for the carrier request and the writes after it
+
+
+def _warn(message: str, **details: object) -> None:
+    logger.warning(message, extra=details)
+
+
+class Deps:
+    """The function's adapters, built once per container on first use."""
+
+    def __init__(self, settings: PlacerSettings) -> None:
+        credentials = carrier_credentials(settings.carrier_secret_id)
+        self.calls = DynamoCallsStore(
+            settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
+        )
+        self.queue = SqsCallsQueue(settings.calls_queue_url)
+        self.intake = Intake(calls=self.calls, accounts=DynamoAccountsStore(settings.accounts_table), queue=self.queue)
+        self.placer = Placer(
+            calls=self.calls,
+            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
+            urls=WebhookUrls(settings.public_api_url),
+            speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            ring_timeout=settings.ring_timeout_seconds,
+            log=_warn,
+        )
+
+
+@cache
+def deps() -> Deps:
+    return Deps(PlacerSettings.from_env())
+
+
+class RetryLater(Exception):
+    """Leave this message on the queue; it comes back after its backoff."""
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
+    try:
+        message = json.loads(record.body)
+    except ValueError:
+        logger.error("dropping a CallsQueue message that is not JSON", extra={"message_id": record.message_id})
+        metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
+        return
+    if not isinstance(message, dict):
+        logger.error("dropping a CallsQueue message that is not a JSON object", extra={"id": record.message_id})
+        return
+    if is_external_request(message):
+        try:
+            outcome = accept_external(message, deps().intake, now=datetime.now(UTC))
+        except UnknownAccount:
+            logger.error("dropping a call request for an unknown account", extra={"id": record.message_id})
+            metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
+            return
+        logger.info("external call request", extra={"result": outcome})
+        return
+    callid = str(message.get("callid", ""))
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    horizon = None
+    if lambda_context is not None:
+        horizon = max(0.0, lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)
+    result = deps().placer.place(callid, attempt=attempt, horizon=horizon)
+    logger.info("placement", extra={"callid": callid, "placement": result.placement.value})
+    if result.placement is Placement.PLACED:
+        metrics.add_metric(name="CallsPlaced", unit=MetricUnit.Count, value=1)
+        if result.latency is not None:
+            metrics.add_metric(name="CarrierLatency", unit=MetricUnit.Milliseconds, value=result.latency * 1000)
+    elif result.placement is Placement.FAILED:
+        metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
+    elif result.placement is Placement.RETRY:
+        deps().queue.retry_later(record.receipt_handle, result.retry_after)
+        raise RetryLater(f"{callid}: retry in {result.retry_after:.0f}s")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    return process_partial_response(
+        event=event,
+        record_handler=record_handler,
+        processor=processor,
+        context=context,
+    )

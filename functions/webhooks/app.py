@@ -1,0 +1,155 @@
+"""webhooks: the carrier's requests — call-flow TwiML, status and recording callbacks — signature-checked."""
+
+from functools import cache
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.pacing import DynamoPacer
+from callbridge.adapters.secrets import carrier_credentials
+from callbridge.carrier.signature import verify_signature
+from callbridge.carrier.twilio import TwilioClient
+from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.errors import CallNotFound, InvalidRequest, ServiceUnavailable
+from callbridge.logic.placer import WebhookUrls
+from callbridge.logic.webhooks import Webhooks
+from callbridge.settings import CarrierSettings
+from callbridge.web import raw_body
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+TWIML = "text/xml; charset=utf-8"
+_OUTCOME_METRICS = {
+    CallStatus.BUSY: "CallsBusy",
+    CallStatus.NO_ANSWER: "CallsNoAnswer",
+    CallStatus.FAILED: "CallsFailed",
+}
+
+
+class Deps:
+    """The function's adapters, built once per container on first use."""
+
+    def __init__(self, settings: CarrierSettings) -> None:
+        credentials = carrier_credentials(settings.carrier_secret_id)
+        self.auth_token = credentials.auth_token
+        accounts = DynamoAccountsStore(settings.accounts_table)
+
+        def sms_from(call: Call) -> str | None:
+            account = accounts.get_account(call.account_id)
+            return account.sms_from if account else None
+
+        self.webhooks = Webhooks(
+            calls=DynamoCallsStore(settings.calls_table, schedule_shards=settings.schedule_shards),
+            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
+            sms_from_default=sms_from,
+        )
+
+
+@cache
+def deps() -> Deps:
+    return Deps(CarrierSettings.from_env())
+
+
+class BadSignature(Exception):
+    """The request does not carry a valid X-Twilio-Signature for the URL it was sent to."""
+
+
+def _public_url() -> str:
+    """The URL exactly as the carrier called it, rebuilt the way API Gateway received it."""
+    event = app.current_event
+    headers = event.headers
+    proto = headers.get("x-forwarded-proto", "https")
+    query = event.raw_query_string
+    return f"{proto}://{event.request_context.domain_name}{event.raw_path}" + (f"?{query}" if query else "")
+
+
+def _signed_params() -> dict[str, str]:
+    event = app.current_event
+    body = raw_body(event.body, bool(event.is_base64_encoded))
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise BadSignature("body is not UTF-8") from exc
+    signature = event.headers.get("x-twilio-signature", "")
+    if not signature or not verify_signature(_public_url(), pairs, signature, deps().auth_token):
+        raise BadSignature(_public_url())
+    return dict(pairs)
+
+
+def _urls() -> WebhookUrls:
+    event = app.current_event
+    proto = event.headers.get("x-forwarded-proto", "https")
+    return WebhookUrls(f"{proto}://{event.request_context.domain_name}")
+
+
+def _twiml(document: str) -> Response[str]:
+    return Response(200, TWIML, document)
+
+
+@app.post("/carrier/twilio/<callid>/<action>")
+def carrier_webhook(callid: str, action: str) -> Response[str]:
+    params = _signed_params()
+    hooks = deps().webhooks
+    if action == "flow":
+        return _twiml(hooks.flow(callid, params, _urls()))
+    if action == "status":
+        call = hooks.status(callid, params)
+        if call.status.is_final:
+            _count_outcome(call)
+        return Response(204, TWIML, "")
+    if action == "recording":
+        hooks.recording(callid, params)
+        return Response(204, TWIML, "")
+    if action == "dial":
+        return _twiml(hooks.dial_ended(callid, params))
+    if action == "hold":
+        return _twiml(hooks.hold(callid, _urls()))
+    if action == "leg":
+        return _twiml(hooks.second_leg(callid))
+    raise CallNotFound(f"{callid}/{action}")
+
+
+def _count_outcome(call: Call) -> None:
+    if call.status is CallStatus.COMPLETED:
+        name = "CallsAnsweredByMachine" if call.answered_by == "Machine" else "CallsAnsweredByPerson"
+    else:
+        name = _OUTCOME_METRICS.get(call.status, "CallsCanceled")
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+@app.exception_handler(BadSignature)
+def _forbidden(exc: BadSignature) -> Response[str]:
+    logger.warning("rejected a carrier request with a bad signature", extra={"url": str(exc)})
+    return Response(403, "text/plain", "invalid signature")
+
+
+@app.exception_handler(CallNotFound)
+def _unknown(exc: CallNotFound) -> Response[str]:
+    return Response(404, "text/plain", "unknown call")
+
+
+@app.exception_handler(InvalidRequest)
+def _invalid(exc: InvalidRequest) -> Response[str]:
+    return Response(400, "text/plain", str(exc))
+
+
+@app.exception_handler(ServiceUnavailable)
+def _unavailable(exc: ServiceUnavailable) -> Response[str]:
+    # 5xx makes the carrier retry the callback (Twilio retries once), which is what we want.
+    logger.exception("dependency unavailable")
+    return Response(503, "text/plain", "temporarily unavailable")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

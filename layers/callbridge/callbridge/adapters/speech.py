@@ -1,0 +1,75 @@
+"""Premium TTS: Amazon Polly audio cached in S3 by a hash of voice and text, played by presigned URL."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callbridge.adapters.aws import client
+
+URL_SECONDS = 7 * 24 * 3600  # outlives any call that could play it (calls last hours at most)
+_NEURAL = {
+    "Joanna",
+    "Matthew",
+    "Ivy",
+    "Kendra",
+    "Kimberly",
+    "Salli",
+    "Joey",
+    "Kevin",
+    "Ruth",
+    "Stephen",
+    "Danielle",
+    "Gregory",
+    "Amy",
+    "Emma",
+    "Brian",
+    "Arthur",
+    "Lea",
+    "Remi",
+    "Vicki",
+    "Daniel",
+    "Bianca",
+    "Adriano",
+    "Camila",
+    "Vitoria",
+    "Thiago",
+    "Lucia",
+    "Sergio",
+    "Lupe",
+    "Pedro",
+}
+
+
+class PollySpeechCache:
+    """Synthesizes once per (voice, text); later uses cost one HEAD request and no synthesis."""
+
+    def __init__(self, bucket: str, *, s3: Any = None, polly: Any = None) -> None:
+        self._bucket = bucket
+        self._s3 = s3
+        self._polly = polly
+
+    def key(self, voice: str, text: str) -> str:
+        digest = hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()
+        return f"tts/{voice}/{digest}.mp3"
+
+    def audio_url(self, voice: str, text: str) -> str:
+        s3 = self._s3 or client("s3")
+        key = self.key(voice, text)
+        try:
+            s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            polly = self._polly or client("polly")
+            engine = "neural" if voice in _NEURAL else "standard"
+            audio = polly.synthesize_speech(Text=text, VoiceId=voice, OutputFormat="mp3", Engine=engine)
+            s3.put_object(Bucket=self._bucket, Key=key, Body=audio["AudioStream"].read(), ContentType="audio/mpeg")
+        except BotoCoreError:
+            raise
+        url: str = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=URL_SECONDS
+        )
+        return url

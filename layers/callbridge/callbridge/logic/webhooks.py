@@ -1,0 +1,167 @@
+"""Use cases behind the carrier's webhooks: the call-flow document, status and recording callbacks."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain.calls import Call, iso
+from callbridge.domain.errors import CallNotFound
+from callbridge.domain.progress import apply_recording_callback, apply_status_callback
+from callbridge.domain.requests import CallRequest
+from callbridge.flow.twiml import (
+    FlowUrls,
+    answered_by_label,
+    render_answer,
+    render_hangup,
+    render_hold,
+    render_second_leg,
+)
+from callbridge.logic.placer import Pacer, WebhookUrls
+from callbridge.ports import CallsStore
+
+_SMS_SENDING = "sending"
+
+
+def _request_of(call: Call) -> CallRequest:
+    return CallRequest.model_validate(call.request)
+
+
+def flow_urls(urls: WebhookUrls, callid: str) -> FlowUrls:
+    """The URLs a call's flow document points back to."""
+    return FlowUrls(
+        gather=urls.route(callid, "gather"),
+        dial_action=urls.route(callid, "dial"),
+        hold=urls.route(callid, "hold"),
+        conference_name=f"callbridge-{callid}",
+    )
+
+
+@dataclass
+class Webhooks:
+    """Everything the carrier's callbacks need."""
+
+    calls: CallsStore
+    carrier: Carrier
+    pacer: Pacer | None = None
+    sms_from_default: Callable[[Call], str | None] = field(default=lambda _call: None)
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    def _stamp(self) -> str:
+        return iso(datetime.fromtimestamp(self.now(), UTC))
+
+    def _call(self, callid: str) -> Call:
+        call = self.calls.get(callid)
+        if call is None:
+            raise CallNotFound(callid)
+        return call
+
+    def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls) -> str:
+        """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy."""
+        call = self._call(callid)
+        label = answered_by_label(params.get("AnsweredBy"))
+        stamp = self._stamp()
+        detail = {k: v for k, v in params.items() if k in ("AnsweredBy", "CallStatus", "MachineDetectionDuration")}
+        call = self.calls.update(callid, lambda c: c.with_event(stamp, "flow", label=label, **detail)) or call
+        request = _request_of(call)
+        if call.status.is_final:
+            return render_hangup()
+        if label == "Machine" and request.answermachine_sms:
+            self._send_sms_once(call, request)
+        return render_answer(request, label, flow_urls(urls, callid), call.tts_audio)
+
+    def _send_sms_once(self, call: Call, request: CallRequest) -> None:
+        """Send the voicemail SMS exactly once, even if the carrier retries the flow webhook."""
+        stamp = self._stamp()
+        token = f"{_SMS_SENDING}-{secrets.token_hex(4)}"
+
+        def claim(c: Call) -> Call | None:
+            return None if c.sms_status is not None else c.model_copy(update={"sms_status": token})
+
+        stored = self.calls.update(call.callid, claim)
+        if stored is None or stored.sms_status != token:
+            return
+        sender = request.answermachine_sms_from or self.sms_from_default(call) or call.request.get("from", "")
+        try:
+            result = self.carrier.send_sms(call.request["to"], sender, request.answermachine_sms or "")
+            update = {"sms_status": result.status, "sms_sid": result.sid}
+            event = {"sid": result.sid, "status": result.status, "from": sender}
+        except CarrierError as exc:
+            update = {"sms_status": "failed"}
+            event = {"status": "failed", "error": str(exc), "from": sender}
+        self.calls.update(call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "sms", **event))
+
+    def status(self, callid: str, params: Mapping[str, str]) -> Call:
+        """Apply a status callback; late, repeated or reordered ones never move the call backwards."""
+        stamp = self._stamp()
+        stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp))
+        if stored is None:
+            raise CallNotFound(callid)
+        return stored
+
+    def recording(self, callid: str, params: Mapping[str, str]) -> Call:
+        """Keep the recording's URL and duration."""
+        stamp = self._stamp()
+        stored = self.calls.update(callid, lambda c: apply_recording_callback(c, params, stamp))
+        if stored is None:
+            raise CallNotFound(callid)
+        return stored
+
+    def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
+        """The <Dial> finished: keep how, then end the call."""
+        stamp = self._stamp()
+        status = params.get("DialCallStatus", "")
+        detail = {k: v for k, v in params.items() if k.startswith("Dial")}
+        self.calls.update(
+            callid, lambda c: c.model_copy(update={"dial_status": status}).with_event(stamp, "dial.ended", **detail)
+        )
+        return render_hangup()
+
+    def hold(self, callid: str, urls: WebhookUrls) -> str:
+        """`to` is waiting in the bridge: dial answer_dial_to now (once) and play the dial tone meanwhile."""
+        call = self._call(callid)
+        request = _request_of(call)
+        if not request.answer_dial_to or not request.answer_dial_tone_url:
+            return render_hangup()
+        stamp = self._stamp()
+        token = f"pending-{stamp}"
+
+        def claim(c: Call) -> Call | None:
+            return None if c.second_leg_id else c.model_copy(update={"second_leg_id": token})
+
+        stored = self.calls.update(callid, claim)
+        if stored is not None and stored.second_leg_id == token:
+            self._dial_second_leg(stored, request, urls)
+        return render_hold(request.answer_dial_tone_url)
+
+    def _dial_second_leg(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
+        if self.pacer is not None:
+            slot = self.pacer.acquire(self.now())
+            if slot is not None and slot > self.now():
+                self.sleep(slot - self.now())
+        stamp = self._stamp()
+        try:
+            leg = self.carrier.create_call(
+                CreateCall(
+                    to=request.answer_dial_to or "",
+                    from_=request.answer_dial_from or request.to,
+                    url=urls.route(call.callid, "leg"),
+                    machine_detection=None,
+                )
+            )
+            update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid}
+        except CarrierError as exc:
+            update, event = {"second_leg_id": "failed"}, {"error": str(exc)}
+        self.calls.update(
+            call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "dial.second_leg", **event)
+        )
+
+    def second_leg(self, callid: str) -> str:
+        """The TwiML for the answer_dial_to leg: join `to` in the bridge."""
+        self._call(callid)
+        return render_second_leg(f"callbridge-{callid}")

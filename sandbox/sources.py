@@ -1,0 +1,210 @@
+"""Event sources as Lambda runs them, read from template.yaml: SQS queues, the table stream, schedules."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.lambdas import Function
+from sandbox.template import REGION, Stack
+
+Log = Callable[[str], None]
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    attributes = message.get("Attributes", {})
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+            "SenderId": attributes.get("SenderId", "AIDASANDBOX"),
+            "ApproximateFirstReceiveTimestamp": attributes.get(
+                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+            ),
+        },
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+class SqsPoller:
+    """Polls one queue into one function: batch size, partial batch failures, visibility and redrive."""
+
+    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: Function, batch_size: int, log: Log) -> None:
+        self._sqs = sqs
+        self._url = queue_url
+        self._arn = queue_arn
+        self._function = function
+        self._batch = batch_size
+        self._log = log
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        """Receive one batch, invoke the function, delete what succeeded; returns the batch size."""
+        messages = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=self._batch,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [_sqs_record(m, self._arn) for m in messages]}
+        failed: set[str] = set()
+        try:
+            result = self._function.invoke(event) or {}
+            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        except Exception:  # the whole batch failed, as when a Lambda invocation errors
+            traceback.print_exc()
+            failed = {m["MessageId"] for m in messages}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ]
+            self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+        return len(messages)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # keep polling, as Lambda's pollers do
+                if not stop.is_set():
+                    self._log(f"poller {self._function.logical}: {exc}")
+                    time.sleep(0.5)
+
+
+class StreamPoller:
+    """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying."""
+
+    def __init__(self, streams: Any, stream_arn: str, function: Function, batch_size: int, log: Log) -> None:
+        self._streams = streams
+        self._arn = stream_arn
+        self._function = function
+        self._batch = batch_size
+        self._log = log
+        self._iterators: dict[str, str] = {}
+
+    def _refresh_shards(self) -> None:
+        description = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="LATEST"
+                )["ShardIterator"]
+
+    def poll_once(self) -> int:
+        self._refresh_shards()
+        total = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            response = self._streams.get_records(ShardIterator=iterator, Limit=self._batch)
+            records = response.get("Records", [])
+            if records:
+                for record in records:
+                    record["eventSourceARN"] = self._arn
+                for attempt in range(10):
+                    try:
+                        result = self._function.invoke({"Records": records}) or {}
+                        if not result.get("batchItemFailures"):
+                            break
+                    except Exception:
+                        traceback.print_exc()
+                    time.sleep(min(5.0, 0.2 * 2**attempt))
+                total += len(records)
+            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                if not self.poll_once():
+                    stop.wait(0.1)
+            except Exception as exc:
+                if not stop.is_set():
+                    self._log(f"stream {self._function.logical}: {exc}")
+                    stop.wait(0.5)
+
+
+def rate_seconds(expression: str) -> float:
+    """Seconds between runs of a `rate(...)` schedule expression."""
+    found = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not found:
+        raise ValueError(f"unsupported schedule {expression!r}")
+    unit = {"minute": 60, "hour": 3600, "day": 86400}[found.group(2).rstrip("s")]
+    return int(found.group(1)) * unit
+
+
+class ScheduleTimer:
+    """Fires a function with a Scheduled Event every `every` seconds (EventBridge never fires in moto)."""
+
+    def __init__(self, function: Function, every: float, rule_name: str, log: Log) -> None:
+        self._function = function
+        self._every = every
+        self._rule = rule_name
+        self._log = log
+
+    def fire(self) -> Any:
+        now = time.gmtime()
+        event = {
+            "version": "0",
+            "id": f"sandbox-{time.time_ns()}",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", now),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:123456789012:rule/{self._rule}"],
+            "detail": {},
+        }
+        return self._function.invoke(event)
+
+    def run(self, stop: threading.Event) -> None:
+        next_run = time.monotonic() + self._every
+        while not stop.wait(max(0.0, next_run - time.monotonic())):
+            next_run += self._every
+            try:
+                self.fire()
+            except Exception as exc:
+                self._log(f"schedule {self._function.logical}: {exc}")
+
+
+def event_sources(
+    stack: Stack,
+    functions: dict[str, Function],
+    clients: dict[str, Any],
+    log: Log,
+    schedule_every: float | None = None,
+    sqs_workers: int = 4,
+) -> list[Callable[[threading.Event], None]]:
+    """Runnables for every SQS, DynamoDB stream and Schedule event of every function in the template."""
+    runners: list[Callable[[threading.Event], None]] = []
+    for logical, function in functions.items():
+        events = stack.template["Resources"][logical]["Properties"].get("Events", {})
+        for name, event in events.items():
+            props = event.get("Properties", {})
+            if event["Type"] == "SQS":
+                arn = stack.resolve(props["Queue"])
+                url = next(u for k, u in stack.refs.items() if stack.attrs.get((k, "Arn")) == arn)
+                workers = min(sqs_workers, int(props.get("ScalingConfig", {}).get("MaximumConcurrency", sqs_workers)))
+                for _ in range(max(1, workers)):
+                    poller = SqsPoller(clients["sqs"], url, arn, function, int(props.get("BatchSize", 10)), log)
+                    runners.append(poller.run)
+            elif event["Type"] == "DynamoDB":
+                arn = stack.resolve(props["Stream"])
+                stream = StreamPoller(clients["dynamodbstreams"], arn, function, int(props.get("BatchSize", 100)), log)
+                runners.append(stream.run)
+            elif event["Type"] == "Schedule":
+                every = schedule_every or rate_seconds(str(props["Schedule"]))
+                runners.append(ScheduleTimer(function, every, f"{stack.prefix}-{logical}-{name}", log).run)
+    return runners
