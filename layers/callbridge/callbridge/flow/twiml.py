@@ -24,7 +24,7 @@ MACHINE_VERDICTS = frozenset({"machine_start", "machine_end_beep", "machine_end_
 
 _NO_AUDIO: Mapping[str, str] = MappingProxyType({})
 # Characters XML 1.0 cannot carry even escaped; a control character in a text would make the whole document invalid.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
