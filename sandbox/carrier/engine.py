@@ -11,6 +11,7 @@ import functools
 import heapq
 import itertools
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -112,7 +113,8 @@ class Engine:
         self.timings = timings
         self.press = press
         self.faults = faults
-        self.seed = seed
+        # Without a seed, faults are still reproducible: the log names the seed drawn for this run.
+        self.seed = seed if seed is not None else secrets.randbits(32)
         self._log_hook = log
         self._base_url = base_url
         self.client = WebhookClient(auth_token)

@@ -6,8 +6,9 @@ import math
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -51,6 +52,14 @@ def outcome_for(to: str) -> Outcome:
     """
     digits = re.sub(r"\D", "", to) if not to.startswith(("client:", "sip:")) else ""
     return _BY_LAST_DIGIT.get(digits[-1:], "human")
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 _BY_LAST_DIGIT: dict[str, Outcome] = {"1": "machine", "2": "busy", "3": "no-answer", "4": "failed"}
@@ -123,7 +132,7 @@ class WebhookRecord:
     url: str
     method: str
     params: dict[str, str]
-    at: float = 0.0  # time.time() of the (last) attempt
+    at: float = field(default_factory=time.time)  # created, then time.time() of the (last) attempt
     status_code: int | None = None  # None: no HTTP answer (connection error, dropped, not sent yet)
     attempts: int = 0
     error: str | None = None
@@ -185,6 +194,11 @@ class Call:
     pending: int = 0  # webhooks not yet delivered (or given up)
     ended: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready) for reports: every field but the thread-control ones."""
+        skip = {"cond", "hangup", "redirect", "pending"}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+
     def param(self, name: str, default: str | None = None) -> str | None:
         """The last value of a create parameter."""
         values = self.params.get(name)
@@ -200,7 +214,8 @@ class Call:
         answered = self.answer_time is not None
         price = None
         if self.status in TERMINAL and self.duration is not None:
-            price = f"{-PRICE_PER_MINUTE * billed_minutes(self.duration, answered):.5f}"
+            minutes = billed_minutes(self.duration, answered)
+            price = f"{-PRICE_PER_MINUTE * minutes:.5f}" if minutes else "0.00000"
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{self.sid}"
         return {
             "sid": self.sid,

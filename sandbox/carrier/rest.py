@@ -98,6 +98,8 @@ class RestApi:
             response = self.dispatch(request)
         except TwilioError as exc:
             response = exc.response()
+        except Exception as exc:  # a simulator bug answers like Twilio's 500, and says what broke
+            response = TwilioError(500, 20500, f"Internal Server Error: {type(exc).__name__}: {exc}").response()
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -272,8 +274,11 @@ class RestApi:
         return _json(self._page("calls", [c.resource() for c in calls], request))
 
     def _page(self, key: str, items: list[dict[str, Any]], request: Request) -> dict[str, Any]:
-        size = max(1, min(1000, int(request.args.get("PageSize", "50") or 50)))
-        page = max(0, int(request.args.get("Page", "0") or 0))
+        try:
+            size = max(1, min(1000, int(request.args.get("PageSize", "50") or 50)))
+            page = max(0, int(request.args.get("Page", "0") or 0))
+        except ValueError as exc:
+            raise TwilioError(400, 20001, "PageSize and Page must be whole numbers") from exc
         start = page * size
         chunk = items[start : start + size]
         base = request.path

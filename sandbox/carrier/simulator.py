@@ -77,6 +77,7 @@ class CarrierSimulator:
         self._public_url = public_url
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self._stopped = False
         fault_config = FaultConfig() if faults is True else (faults or None)
         self.engine = Engine(
             account_sid=account_sid,
@@ -91,6 +92,8 @@ class CarrierSimulator:
             base_url=lambda: self.base_url,
         )
         self.wsgi = RestApi(self)  # mountable WSGI app, if another server should carry the REST API
+        if fault_config is not None and log is not None:
+            log(f"carrier faults mode on (seed {self.engine.seed})")
 
     # ------------------------------------------------------------------ server
 
@@ -133,7 +136,10 @@ class CarrierSimulator:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join()
-        self.engine.stop()
+        self._thread = None
+        if not self._stopped:
+            self._stopped = True
+            self.engine.stop()
 
     def __enter__(self) -> CarrierSimulator:
         if self._server is None:

@@ -6,6 +6,7 @@ an independent reference for the signature.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -227,6 +228,7 @@ def test_person_answers_runs_the_flow_with_signed_webhooks_and_reports_progress(
 
     # the call record and the REST resource agree
     call = sim.calls[created["sid"]]
+    assert json.loads(json.dumps(call.to_dict()))["callbacks"][0]["kind"] == "status"  # plain data for reports
     assert [v["verb"] for v in call.verbs] == ["Say", "Play"]
     assert call.verbs[0]["attrs"] == {"voice": "alice"}
     fetched = HTTP.get(f"{sim.api_url}/Calls/{created['sid']}.json", auth=(ACCOUNT, TOKEN)).json()
@@ -562,6 +564,8 @@ def test_list_calls_filters_by_to_and_status(sim: CarrierSimulator, hooks: Hooks
     assert [c["sid"] for c in by_to["calls"]] == [busy]
     by_status = HTTP.get(f"{sim.api_url}/Calls.json", params={"Status": "completed"}, auth=auth).json()
     assert [c["sid"] for c in by_status["calls"]] == [answered]
+    bad_page = HTTP.get(f"{sim.api_url}/Calls.json", params={"PageSize": "many"}, auth=auth)
+    assert bad_page.status_code == 400
 
 
 def test_sms_is_accepted_recorded_and_reported(sim: CarrierSimulator, hooks: Hooks) -> None:
@@ -707,3 +711,42 @@ def test_faults_mode_ends_every_call_and_duplicates_and_drops_reproducibly(
     assert len(seen) < len({(i, seq) for i, seq, _ in first})
 
     assert run(seed=7) == first  # the same seed injects the same faults
+
+
+def test_async_amd_posts_the_verdict_while_the_flow_runs(sim: CarrierSimulator, hooks: Hooks) -> None:
+    hooks.routes["/flow"] = "<Response><Pause length='20'/></Response>"
+    sid = place(
+        sim,
+        hooks,
+        "+12812345671",
+        MachineDetection="DetectMessageEnd",
+        AsyncAmd="true",
+        AsyncAmdStatusCallback=hooks.url("/amd"),
+    )
+    (flow,) = hooks.to("/flow")
+    assert "AnsweredBy" not in flow.params  # the flow starts before the verdict
+    (amd,) = hooks.to("/amd")
+    assert amd.valid
+    assert (amd.params["CallSid"], amd.params["AnsweredBy"]) == (sid, "machine_end_beep")
+    assert int(amd.params["MachineDetectionDuration"]) > 0
+    assert sim.calls[sid].duration == 20  # detection ran alongside the flow, not before it
+
+
+def test_status_callback_method_get_signs_the_query(sim: CarrierSimulator, hooks: Hooks) -> None:
+    hooks.routes["/flow"] = "<Response/>"
+    sid = place(sim, hooks, "+12812345670", StatusCallbackMethod="GET", StatusCallbackEvent=["completed"])
+    (hit,) = hooks.to("/status")
+    assert hit.method == "GET"
+    assert hit.valid
+    assert (hit.params["CallSid"], hit.params["CallStatus"]) == (sid, "completed")
+
+
+def test_stop_ends_live_calls_promptly(make_sim: Callable[..., CarrierSimulator], hooks: Hooks) -> None:
+    sim = make_sim(speed=1.0)
+    hooks.routes["/flow"] = "<Response><Play>http://127.0.0.1/long.wav</Play></Response>"
+    sid = create(sim, hooks, "+12812345670").json()["sid"]
+    started = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - started < 3
+    assert sim.calls[sid].ended
+    assert not [t for t in threading.enumerate() if t.name.startswith("carrier-")]
