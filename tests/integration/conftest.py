@@ -1,0 +1,109 @@
+"""Fixtures for the API's handler tests: a controllable clock, a second account, and the stored calls."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import AccountCredentials, ApiClient, make_account
+
+# Curl's `--data` body from the seed, byte for byte.
+CURL_BODY = "to=12812345670&answer_play=http://example.com/file.wav"
+# The fields of the seed's PHP example (`http_build_query($post_fields)`).
+PHP_FIELDS = {
+    "from": "12812345678",
+    "to": "17134567890",
+    "record": "YES",
+    "answer_play": "https://example.com/file.mp3",
+    "answer_tts": "This text will be read it when file.mp3 ends",
+    "answer_tts_voice": "en-US_AllisonVoice",
+    "answer_dial_to": "18323456789",
+    "answermachine_speak": "It is a message for your voicemail",
+    "answermachine_speak_lang": "en-US",
+    "answermachine_sms": "SMS message",
+}
+MINIMAL = {"to": "12812345670", "answer_play": "http://example.com/file.wav"}
+START = datetime(2027, 1, 10, 12, 0, 30, tzinfo=UTC)
+
+
+class Clock:
+    """The API's notion of now, moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(api_module: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Freeze the API's clock at START (2027-01-10 12:00:30 UTC); tests advance it."""
+    frozen = Clock(START)
+    monkeypatch.setattr(api_module, "_now", frozen)
+    return frozen
+
+
+@pytest.fixture
+def other(accounts_store: Any) -> AccountCredentials:
+    return make_account(accounts_store, caller_id="442079460000", name="other")
+
+
+@pytest.fixture
+def other_api(api_module: ModuleType, other: AccountCredentials) -> ApiClient:
+    return ApiClient(api_module, auth=(other.api_key, other.password))
+
+
+def _client(service: str) -> Any:
+    """The handlers' own cached boto3 client (creating one costs ~70 ms)."""
+    from callbridge.adapters.aws import client
+
+    return client(service)
+
+
+def stored_calls(stack: Any) -> list[dict[str, Any]]:
+    """Every item of CallsTable, as plain dicts."""
+    from callbridge.adapters.dynamodb import from_item
+
+    pages = _client("dynamodb").get_paginator("scan").paginate(TableName=stack.refs["CallsTable"])
+    return [from_item(item) for page in pages for item in page.get("Items", [])]
+
+
+def stored_call(stack: Any, callid: str) -> dict[str, Any]:
+    from callbridge.adapters.dynamodb import from_item
+
+    item = _client("dynamodb").get_item(TableName=stack.refs["CallsTable"], Key={"callid": {"S": callid}})
+    return from_item(item["Item"])
+
+
+def queued(stack: Any) -> list[dict[str, Any]]:
+    """Every message on CallsQueue (received with a long visibility timeout, so each appears once)."""
+    import json
+
+    messages = []
+    while (
+        batch := _client("sqs")
+        .receive_message(QueueUrl=stack.refs["CallsQueue"], MaxNumberOfMessages=10, VisibilityTimeout=300)
+        .get("Messages", [])
+    ):
+        messages.extend(json.loads(m["Body"]) for m in batch)
+    return messages
+
+
+def add_ivr(stack: Any, api_key: str, code: str) -> None:
+    """An IVR menu of the account, as AccountsTable keeps it."""
+    _client("dynamodb").put_item(
+        TableName=stack.refs["AccountsTable"],
+        Item={"pk": {"S": api_key}, "sk": {"S": f"IVR#{code}"}, "name": {"S": code}},
+    )
+
+
+def local(when: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return when.strftime(fmt)
+
