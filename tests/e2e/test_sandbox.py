@@ -1,0 +1,203 @@
+"""The sandbox driven over HTTP as a user drives it: calls play out, outcomes land, the CLI keeps its contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ROOT, RunningSandbox, free_port, start_sandbox, stop_sandbox
+
+pytestmark = pytest.mark.e2e
+
+SEED_PHP_FIELDS = {
+    "from": "12812345678",
+    "record": "YES",
+    "answer_play": "https://example.com/file.mp3",
+    "answer_tts": "This text will be read it when file.mp3 ends",
+    "answer_tts_voice": "en-US_AllisonVoice",
+    "answer_dial_to": "18323456789",
+    "answermachine_speak": "It is a message for your voicemail",
+    "answermachine_speak_lang": "en-US",
+    "answermachine_sms": "SMS message",
+}
+
+
+def place(sandbox: RunningSandbox, **params: str) -> str:
+    with sandbox.client() as client:
+        response = client.post("/pcall/call", data=params)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["code"] == 200
+    assert data["code_desc"] == ""
+    return str(data["callid"])
+
+
+def in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%d %H:%M")
+
+
+def events(call: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in call["timeline"] if e["event"] == name]
+
+
+def test_seed_curl_example_completes_answered_by_a_person(sandbox: RunningSandbox) -> None:
+    # given the seed's curl example, sent with curl itself
+    response = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-u",
+            f"{sandbox.api_key}:{sandbox.password}",
+            "--data",
+            "to=12812345670&answer_play=http://example.com/file.wav",
+            f"{sandbox.base_url}/pcall/call",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import json
+
+    data = json.loads(response.stdout)["data"]
+    # then the seed's 200 shape
+    assert set(data) == {"to", "answer_play", "from", "record", "code", "code_desc", "callid"}
+    assert (data["to"], data["answer_play"], data["code"], data["code_desc"]) == (
+        "12812345670",
+        "http://example.com/file.wav",
+        200,
+        "",
+    )
+    # and the call plays out to COMPLETED, answered by a person, with billed seconds
+    call = sandbox.wait_final(data["callid"])
+    assert call["status"] == "COMPLETED"
+    assert call["answered_by"] == "Person"
+    assert call["billed_seconds"] > 0
+    assert events(call, "carrier.created")
+
+
+@pytest.mark.parametrize(
+    ("to", "status", "answered_by"),
+    [
+        ("12812345671", "COMPLETED", "Machine"),
+        ("12812345672", "BUSY", ""),
+        ("12812345673", "NO_ANSWER", ""),
+        ("12812345674", "FAILED", ""),
+        ("12812345675", "COMPLETED", "Person"),
+    ],
+)
+def test_each_simulated_outcome(sandbox: RunningSandbox, to: str, status: str, answered_by: str) -> None:
+    callid = place(
+        sandbox, to=to, answer_play="http://example.com/a.wav", answermachine_play="http://example.com/b.wav"
+    )
+    call = sandbox.wait_final(callid)
+    assert call["status"] == status
+    assert call["answered_by"] == answered_by
+    if status == "COMPLETED":
+        assert call["billed_seconds"] > 0
+        assert call["answered_at"]
+    else:
+        assert call["billed_seconds"] == 0
+        assert call["error_code"], call
+
+
+def test_seed_php_example_person_branch_plays_speaks_and_bridges(sandbox: RunningSandbox) -> None:
+    callid = place(sandbox, to="17134567890", **SEED_PHP_FIELDS)
+    call = sandbox.wait_final(callid)
+    assert call["status"] == "COMPLETED"
+    assert call["answered_by"] == "Person"
+    assert call["recording_url"], "record=YES records from the answer"
+    assert call["dial_status"] == "completed", "answer_dial_to is dialed last and bridged"
+    assert call["sms_status"] is None, "no SMS when a person answers"
+
+
+def test_seed_php_example_voicemail_branch_sends_the_sms(sandbox: RunningSandbox) -> None:
+    callid = place(sandbox, to="17134567891", **SEED_PHP_FIELDS)
+    call = sandbox.wait_final(callid)
+    assert call["status"] == "COMPLETED"
+    assert call["answered_by"] == "Machine"
+    assert call["sms_sid"], call
+    assert call["dial_status"] is None, "voicemail is never bridged"
+    sms = events(call, "sms")
+    assert len(sms) == 1
+    assert sms[0]["detail"]["from"] == "+12815550199"
+
+
+def test_cancel_a_scheduled_call(sandbox: RunningSandbox) -> None:
+    with sandbox.client() as client:
+        response = client.post(
+            "/pcall/call",
+            data={"to": "12812345670", "answer_play": "http://example.com/a.wav", "call_date": in_days(30)},
+        )
+        callid = response.json()["data"]["callid"]
+        listed = client.get("/pcall/scheduled").json()["data"]["calls"]
+        assert callid in [c["callid"] for c in listed]
+        cancelled = client.delete(f"/pcall/scheduled/{callid}")
+        assert cancelled.status_code == 200
+        assert cancelled.json()["data"]["status"] == "CANCELED"
+        assert callid not in [c["callid"] for c in client.get("/pcall/scheduled").json()["data"]["calls"]]
+        assert client.delete(f"/pcall/scheduled/{callid}").status_code == 409
+
+
+def test_wrong_credentials_are_a_401_with_basic_challenge(sandbox: RunningSandbox) -> None:
+    response = httpx.post(f"{sandbox.base_url}/pcall/call", data={"to": "1"}, auth=("nobody", "nothing"))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Basic")
+    assert response.json()["data"]["code"] == 401
+
+
+def test_carrier_webhooks_refuse_unsigned_requests(sandbox: RunningSandbox) -> None:
+    callid = place(sandbox, to="12812345670", answer_play="http://example.com/a.wav")
+    response = httpx.post(f"{sandbox.base_url}/carrier/twilio/{callid}/status", data={"CallStatus": "completed"})
+    assert response.status_code == 403
+
+
+def test_progress_is_logged_one_line_per_event(sandbox: RunningSandbox) -> None:
+    callid = place(sandbox, to="12812345676", answer_play="http://example.com/a.wav")
+    sandbox.wait_final(callid)
+    lines = [line for line in sandbox.output if "+12812345676" in line]
+    assert any("ringing" in line for line in lines)
+    assert any("completed" in line for line in lines)
+
+
+def test_faults_mode_still_ends_every_call() -> None:
+    running = start_sandbox("--speed", "20", "--faults")
+    try:
+        callids = [place(running, to=f"1281234567{d}", answer_play="http://example.com/a.wav") for d in "0123"]
+        finals = [running.wait_final(c, timeout=90) for c in callids]
+        assert [c["status"] for c in finals] == ["COMPLETED", "COMPLETED", "BUSY", "NO_ANSWER"]
+        assert [c["answered_by"] for c in finals] == ["Person", "Machine", "", ""]
+    finally:
+        assert stop_sandbox(running) == 0
+
+
+def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> None:
+    port = sandbox.base_url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--port", port], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "already in use" in result.stderr
+
+
+def test_help_documents_the_command_line() -> None:
+    result = subprocess.run([sys.executable, "-m", "sandbox", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults"):
+        assert flag in result.stdout
+
+
+def test_ctrl_c_shuts_down_cleanly() -> None:
+    running = start_sandbox()
+    started = time.monotonic()
+    assert stop_sandbox(running) == 0
+    assert time.monotonic() - started < 30
+    port = int(running.base_url.rsplit(":", 1)[1])
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/pcall/docs", timeout=2)
+    assert free_port() > 0
