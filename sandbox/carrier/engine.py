@@ -10,6 +10,7 @@ import contextlib
 import functools
 import heapq
 import itertools
+import math
 import random
 import secrets
 import threading
@@ -82,6 +83,11 @@ def _number(value: str | None, default: float) -> float:
         return float(value)
     except ValueError:
         return default
+
+
+def whole_seconds(seconds: float) -> int:
+    """Seconds rounded half up (not to even), so 2.5 s of speech bills as 3 s."""
+    return math.floor(seconds + 0.5)
 
 
 def requested_events(call: Call) -> set[str]:
@@ -309,7 +315,7 @@ class Engine:
         call.status = status
         call.end_time = time.time()
         answered = call.answer_clock is not None
-        call.duration = round(call.clock - call.answer_clock) if call.answer_clock is not None else 0
+        call.duration = whole_seconds(call.clock - call.answer_clock) if call.answer_clock is not None else 0
         call.sip_response_code = SIP_CODES[status]
         recording = None
         if answered and truthy(call.param("Record")):
@@ -713,7 +719,7 @@ class Engine:
             status = "no-answer"
         else:
             self._sleep(call, t.dial_ring)
-            talk = round(min(t.dial_talk, talk_limit))
+            talk = whole_seconds(min(t.dial_talk, talk_limit))
             self.log(call, f"<Dial> {target} answered, talking")
             self._sleep(call, talk)
             status = "completed"
@@ -743,7 +749,7 @@ class Engine:
                 self._sleep(call, t.dial_ring)
             else:
                 self.log(call, f"conference {name} bridged with {call.bridged_with[:8]}…")
-            talk = round(min(t.dial_talk, talk_limit))
+            talk = whole_seconds(min(t.dial_talk, talk_limit))
             self._sleep(call, talk)
         finally:
             with self._lock:
@@ -788,7 +794,7 @@ class Engine:
         self.log(call, "<Record> recording")
         start = time.time()
         self._sleep(call, speak)
-        recording = self._new_recording(call, round(speak), start, "RecordVerb")
+        recording = self._new_recording(call, whole_seconds(speak), start, "RecordVerb")
         record["recording_sid"] = recording.sid
         # Recording stops after `timeout` seconds of silence (the silence is trimmed from the file).
         self._sleep(call, min(_number(verb.attr("timeout"), 5.0), max(0.0, max_length - speak)))

@@ -750,3 +750,40 @@ def test_stop_ends_live_calls_promptly(make_sim: Callable[..., CarrierSimulator]
     assert time.monotonic() - started < 3
     assert sim.calls[sid].ended
     assert not [t for t in threading.enumerate() if t.name.startswith("carrier-")]
+
+
+def test_callbridge_twilio_adapter_places_and_reads_calls_unmodified(sim: CarrierSimulator, hooks: Hooks) -> None:
+    from callbridge.carrier.base import CarrierRejected, CreateCall
+    from callbridge.carrier.signature import verify_signature
+    from callbridge.carrier.twilio import TwilioClient
+
+    hooks.routes["/flow"] = "<Response><Say>Hello from callbridge</Say></Response>"
+    with TwilioClient(ACCOUNT, TOKEN, base_url=sim.base_url, http=HTTP) as client:
+        placed = client.create_call(
+            CreateCall(
+                to="+12812345671",
+                from_=FROM,
+                url=hooks.url("/flow"),
+                status_callback=hooks.url("/status"),
+                record=True,
+                recording_status_callback=hooks.url("/recording"),
+            )
+        )
+        assert placed.status == "queued"
+        sim.wait_for(placed.sid)
+        done = client.fetch_call(placed.sid)
+        with pytest.raises(CarrierRejected) as rejected:
+            client.create_call(CreateCall(to="12", from_=FROM, url=hooks.url("/flow")))
+        sms = client.send_sms("+12812345670", FROM, "hi")
+
+    assert done is not None
+    assert (done.status, done.answered_by, done.duration) == ("completed", "machine_end_beep", 10)  # AMD 9 s, Say 1.4 s
+    assert done.start_time is not None
+    assert done.end_time is not None
+    assert rejected.value.code == 21211
+    assert sms.sid.startswith("SM")
+    assert sms.status == "queued"
+    # callbridge's own verifier accepts every webhook the simulator signed
+    for hit in hooks.hits:
+        assert verify_signature(hit.url, hit.params if hit.method == "POST" else {}, hit.signature, TOKEN), hit.path
+    assert {hit.path for hit in hooks.hits} >= {"/flow", "/status", "/recording"}
