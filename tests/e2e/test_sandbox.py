@@ -179,14 +179,21 @@ def test_faults_mode_still_ends_every_call() -> None:
 def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> None:
     port = sandbox.base_url.rsplit(":", 1)[1]
     result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--port", port], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "sandbox", "--port", port],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "already in use" in result.stderr
 
 
 def test_help_documents_the_command_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "sandbox", "--help"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--help"], check=False, cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0
     for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults"):
         assert flag in result.stdout
