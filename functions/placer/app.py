@@ -24,7 +24,9 @@ from callbridge.settings import PlacerSettings
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
+# a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 SAFETY_SECONDS = 8.0  # left at the end of an invocation for the carrier request and the writes after it
 
 

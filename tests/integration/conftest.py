@@ -107,3 +107,59 @@ def add_ivr(stack: Any, api_key: str, code: str) -> None:
 def local(when: datetime, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return when.strftime(fmt)
 
+
+# --- the carrier side (placer, webhooks): the carrier secret, a fake Twilio, handler modules wired to it
+
+
+@pytest.fixture
+def carrier_secret(aws: Any) -> dict[str, str]:
+    """The template's CarrierSecret holding the fake Twilio account's credentials (no stale cached copy)."""
+    import json
+
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    from tests.integration.fakes import ACCOUNT_SID, AUTH_TOKEN
+
+    secret = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
+    boto3.client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))
+    parameters.clear_caches()
+    return secret
+
+
+@pytest.fixture
+def twilio() -> Any:
+    """Twilio's REST API behind httpx.MockTransport (see tests/integration/fakes.py)."""
+    from tests.integration.fakes import FakeTwilio
+
+    return FakeTwilio()
+
+
+@pytest.fixture
+def placer_module(aws: Any, carrier_secret: dict[str, str], twilio: Any) -> ModuleType:
+    """functions/placer/app.py, cold-started against moto, its carrier the fake Twilio, its waits not slept."""
+    from tests.conftest import fresh_module
+    from tests.integration.fakes import CARRIER_BASE_URL, PUBLIC_API_URL
+
+    env = aws.environment("PlacerFunction")
+    env.update(PUBLIC_API_URL=PUBLIC_API_URL, CARRIER_BASE_URL=CARRIER_BASE_URL, CARRIER_CPS="10")
+    module = fresh_module("functions.placer.app", env)
+    placer = module.deps().placer
+    placer.carrier = twilio.client()
+    placer.sleep = lambda _seconds: None  # 10 CPS: slots a tenth of a second apart; no test waits for real
+    return module
+
+
+@pytest.fixture
+def webhooks_module(aws: Any, carrier_secret: dict[str, str], twilio: Any) -> ModuleType:
+    """functions/webhooks/app.py, cold-started against moto, its carrier the fake Twilio."""
+    from tests.conftest import fresh_module
+    from tests.integration.fakes import CARRIER_BASE_URL
+
+    env = aws.environment("WebhooksFunction")
+    env.update(CARRIER_BASE_URL=CARRIER_BASE_URL)
+    module = fresh_module("functions.webhooks.app", env)
+    hooks = module.deps().webhooks
+    hooks.carrier = twilio.client()
+    hooks.sleep = lambda _seconds: None
+    return module

@@ -1,0 +1,266 @@
+"""Status callbacks in any order, repeated: the call always ends in the same state with the same outcome.
+
+Twilio does not guarantee the order of status callbacks and retries them, so `apply_status_callback` must give a
+function of the *set* of callbacks, and the status must never move backwards on the way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.progress import apply_recording_callback, apply_status_callback
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+CALL_SID = "CA" + "5" * 32
+T0 = datetime(2027, 1, 10, 12, 0, 0, tzinfo=UTC)
+RANK = {
+    CallStatus.SCHEDULED: 0,
+    CallStatus.QUEUED: 1,
+    CallStatus.DIALING: 2,
+    CallStatus.RINGING: 3,
+    CallStatus.IN_PROGRESS: 4,
+}
+FINAL_RANK = 5
+
+
+def rank(status: CallStatus) -> int:
+    return FINAL_RANK if status.is_final else RANK[status]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A call's real status callbacks and the outcome they must produce, whatever their order."""
+
+    name: str
+    callbacks: list[dict[str, str]]
+    status: CallStatus
+    answered_by: str
+    billed_seconds: int
+    started_at: str
+    answered_at: str | None
+    ended_at: str
+    recording_url: str | None
+    error_code: str | None
+    error_desc: str | None
+
+
+def _callback(seq: int, status: str, at: datetime, **extra: str) -> dict[str, str]:
+    """A status callback as Twilio posts it (form fields, all strings)."""
+    return {
+        "CallSid": CALL_SID,
+        "AccountSid": "AC" + "0" * 32,
+        "From": "+12815550100",
+        "To": "+17134567890",
+        "Caller": "+12815550100",
+        "Called": "+17134567890",
+        "Direction": "outbound-api",
+        "ApiVersion": "2010-04-01",
+        "CallbackSource": "call-progress-events",
+        "CallStatus": status,
+        "Timestamp": format_datetime(at),
+        "SequenceNumber": str(seq),
+        **extra,
+    }
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> Scenario:
+    kind = draw(st.sampled_from(["human", "machine", "busy", "no-answer", "failed"]))
+    ring = timedelta(seconds=draw(st.integers(1, 5)))
+    wait = timedelta(seconds=draw(st.integers(1, 40)))
+    t_init = T0 + timedelta(seconds=draw(st.integers(0, 10)))  # RFC 2822 timestamps carry whole seconds
+    t_ring = t_init + ring
+    if kind in ("human", "machine"):
+        amd = "human" if kind == "human" else draw(st.sampled_from(["machine_end_beep", "machine_end_silence"]))
+        talk = draw(st.integers(1, 600))
+        t_answer = t_ring + wait
+        t_end = t_answer + timedelta(seconds=talk)
+        record = draw(st.booleans())
+        recording = f"https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{talk:032d}" if record else None
+        end_extra = {
+            "CallDuration": str(talk),
+            "Duration": str(-(-talk // 60)),
+            "SipResponseCode": "200",
+            "AnsweredBy": amd,
+        }
+        if recording:
+            end_extra |= {"RecordingUrl": recording, "RecordingSid": f"RE{talk:032d}", "RecordingDuration": str(talk)}
+        callbacks = [
+            _callback(0, "initiated", t_init),
+            _callback(1, "ringing", t_ring),
+            _callback(2, "in-progress", t_answer, AnsweredBy=amd),
+            _callback(3, "completed", t_end, **end_extra),
+        ]
+        return Scenario(
+            name=kind,
+            callbacks=callbacks,
+            status=CallStatus.COMPLETED,
+            answered_by="Person" if kind == "human" else "Machine",
+            billed_seconds=talk,
+            started_at=iso(t_init),
+            answered_at=iso(t_answer),
+            ended_at=iso(t_end),
+            recording_url=recording,
+            error_code=None,
+            error_desc=None,
+        )
+    t_end = t_ring + wait
+    if kind == "failed":  # unreachable: the carrier gives up before it rings
+        callbacks = [
+            _callback(0, "initiated", t_init),
+            _callback(1, "failed", t_end, CallDuration="0", SipResponseCode="404"),
+        ]
+        status, sip, desc = CallStatus.FAILED, "404", "the call could not be connected"
+    else:
+        final, status, sip, desc = {
+            "busy": ("busy", CallStatus.BUSY, "486", "the number was busy"),
+            "no-answer": ("no-answer", CallStatus.NO_ANSWER, "487", "nobody answered before the ring timeout"),
+        }[kind]
+        callbacks = [
+            _callback(0, "initiated", t_init),
+            _callback(1, "ringing", t_ring),
+            _callback(2, final, t_end, CallDuration="0", SipResponseCode=sip),
+        ]
+    return Scenario(
+        name=kind,
+        callbacks=callbacks,
+        status=status,
+        answered_by="",
+        billed_seconds=0,
+        started_at=iso(t_init),
+        answered_at=None,
+        ended_at=iso(t_end),
+        recording_url=None,
+        error_code=f"SIP {sip}",
+        error_desc=desc,
+    )
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[Scenario, list[dict[str, str]]]:
+    """A scenario and its callbacks as delivered: every one at least once, some repeated, in any order."""
+    scenario = draw(scenarios())
+    n = len(scenario.callbacks)
+    repeats = draw(st.lists(st.integers(0, n - 1), max_size=2 * n))
+    order = draw(st.permutations(list(range(n)) + repeats))
+    return scenario, [scenario.callbacks[i] for i in order]
+
+
+def dialing_call() -> Call:
+    """A call as the placer leaves it: DIALING, with the carrier's id."""
+    at = iso(T0 - timedelta(seconds=1))
+    return Call(
+        callid="0190000000000aaaaaaaaaaaaaaaa",
+        account_id="cb_test",
+        status=CallStatus.DIALING,
+        created_at=at,
+        updated_at=at,
+        dialed_at=at,
+        request={"to": "+17134567890", "from": "+12815550100", "answer_play": "https://example.com/a.wav"},
+        carrier_call_id=CALL_SID,
+    )
+
+
+def outcome(call: Call) -> dict[str, Any]:
+    return {
+        "status": call.status,
+        "answered_by": call.answered_by,
+        "billed_seconds": call.billed_seconds,
+        "started_at": call.started_at,
+        "answered_at": call.answered_at,
+        "ended_at": call.ended_at,
+        "recording_url": call.recording_url,
+        "error_code": call.error_code,
+        "error_desc": call.error_desc,
+    }
+
+
+def expected(scenario: Scenario) -> dict[str, Any]:
+    return {
+        "status": scenario.status,
+        "answered_by": scenario.answered_by,
+        "billed_seconds": scenario.billed_seconds,
+        "started_at": scenario.started_at,
+        "answered_at": scenario.answered_at,
+        "ended_at": scenario.ended_at,
+        "recording_url": scenario.recording_url,
+        "error_code": scenario.error_code,
+        "error_desc": scenario.error_desc,
+    }
+
+
+def apply_all(callbacks: list[dict[str, str]]) -> tuple[Call, list[CallStatus]]:
+    """Apply callbacks one by one (each received a second later); the final call and every status on the way."""
+    call = dialing_call()
+    seen = [call.status]
+    for n, params in enumerate(callbacks):
+        received = iso(T0 + timedelta(hours=1, seconds=n))  # receipt time must not leak into the outcome
+        call = apply_status_callback(call, params, received)
+        seen.append(call.status)
+    return call, seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries())
+def test_any_order_with_repeats_gives_the_same_outcome(delivery: tuple[Scenario, list[dict[str, str]]]) -> None:
+    scenario, callbacks = delivery
+
+    call, seen = apply_all(callbacks)
+
+    # then: the outcome the callbacks describe, identical to delivering them once, in order
+    assert outcome(call) == expected(scenario), scenario.name
+    in_order, _ = apply_all(scenario.callbacks)
+    assert outcome(call) == outcome(in_order)
+    # and: never backwards, and once final never changed
+    ranks = [rank(s) for s in seen]
+    assert ranks == sorted(ranks), [s.value for s in seen]
+    first_final = next(i for i, s in enumerate(seen) if s.is_final)
+    assert set(seen[first_final:]) == {scenario.status}
+    # and: every delivery is kept on the timeline
+    assert len([e for e in call.timeline if e.event == "carrier.status"]) == len(callbacks)
+
+
+@settings(max_examples=100, deadline=None)
+@given(deliveries(), st.integers(0, 20))
+def test_the_recording_callback_anywhere_in_the_stream(
+    delivery: tuple[Scenario, list[dict[str, str]]], position: int
+) -> None:
+    # given: a recording callback arriving among the status callbacks
+    scenario, callbacks = delivery
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "7" * 32
+    recording = {"RecordingSid": "RE" + "7" * 32, "RecordingUrl": url, "RecordingStatus": "completed"}
+    position = min(position, len(callbacks))
+    call = dialing_call()
+    for n, params in enumerate(callbacks):
+        if n == position:
+            call = apply_recording_callback(call, recording, iso(T0))
+        call = apply_status_callback(call, params, iso(T0 + timedelta(hours=1, seconds=n)))
+    if position == len(callbacks):
+        call = apply_recording_callback(call, recording, iso(T0))
+
+    # then: the recording is kept whatever came before or after it, and the rest of the outcome is unchanged
+    want = expected(scenario)
+    want["recording_url"] = min(u for u in (url, scenario.recording_url) if u)
+    assert outcome(call) == want
+
+
+def test_a_late_ringing_after_completed_changes_nothing() -> None:
+    # given: a completed human call
+    t = T0
+    completed = _callback(3, "completed", t + timedelta(seconds=30), CallDuration="20", AnsweredBy="human")
+    answered = _callback(2, "in-progress", t + timedelta(seconds=10), AnsweredBy="human")
+    call, _ = apply_all([answered, completed])
+    before = outcome(call)
+
+    # when: a stale ringing and initiated arrive afterwards
+    late = apply_status_callback(call, _callback(1, "ringing", t + timedelta(seconds=2)), iso(t))
+
+    # then: still COMPLETED, same answer time and billing; only the start moves to the earliest event
+    assert late.status is CallStatus.COMPLETED
+    assert outcome(late) | {"started_at": None} == before | {"started_at": None}
+    assert late.started_at == iso(t + timedelta(seconds=2))
