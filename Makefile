@@ -40,7 +40,7 @@ build: $(STAMP)
 
 ## openapi: regenerate docs/openapi.json from the code
 openapi: $(STAMP)
-	$(PY) -m callbridge_openapi > docs/openapi.json
+	$(PY) -c "import json; from functions.api.app import openapi_document; print(json.dumps(openapi_document(), indent=2, sort_keys=True))" > docs/openapi.json
 
 bench: $(STAMP)
 	$(PY) -m bench
