@@ -20,8 +20,9 @@ $(STAMP): requirements-dev.txt pyproject.toml
 run: $(STAMP)
 	$(PY) -m sandbox $(ARGS)
 
-## test: the whole test suite (unit, integration, e2e)
+## test: the whole test suite (unit, integration, e2e; installs Debian's chromium for the docs page test)
 test: $(STAMP)
+	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

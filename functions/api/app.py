@@ -151,7 +151,16 @@ def openapi_json() -> Response[str]:
 
 @app.get("/pcall/docs", include_in_schema=False)
 def swagger_ui() -> Response[str]:
-    return Response(200, "text/html; charset=utf-8", openapi.swagger_html("/pcall/openapi.json"))
+    return Response(200, "text/html; charset=utf-8", openapi.swagger_html("/pcall/openapi.json", "/pcall/docs"))
+
+
+@app.get("/pcall/docs/<asset>", include_in_schema=False)
+def swagger_asset(asset: str) -> Response[str]:
+    found = openapi.swagger_asset(asset)
+    if found is None:
+        return _json(404, error_envelope(404, message="no such file"))
+    content, content_type = found
+    return Response(200, content_type, content, headers={"Cache-Control": "public, max-age=86400"})
 
 
 def openapi_document() -> dict[str, Any]:

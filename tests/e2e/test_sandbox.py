@@ -208,3 +208,30 @@ def test_ctrl_c_shuts_down_cleanly() -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/pcall/docs", timeout=2)
     assert free_port() > 0
+
+
+def test_swagger_ui_renders_in_headless_chromium(sandbox: RunningSandbox, tmp_path: Any) -> None:
+    # given the docs page, which loads Swagger UI's bundled files and then /pcall/openapi.json
+    url = f"{sandbox.base_url}/pcall/docs"
+    command = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+        url,
+    ]
+    # when Chromium runs its scripts
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    # then Swagger UI has rendered the operations from the OpenAPI document
+    dom = result.stdout
+    assert 'class="swagger-ui' in dom, result.stderr[-2000:]
+    for path in ("/pcall/call", "/pcall/scheduled", "/pcall/calls/{callid}"):
+        assert path in dom

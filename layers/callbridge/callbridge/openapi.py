@@ -143,21 +143,35 @@ def finish(document: str) -> dict[str, Any]:
 
 
 SWAGGER_UI_VERSION = "5.17.14"
+# Swagger UI's files ship with the package (no CDN): the docs page works offline, in the sandbox too.
+SWAGGER_ASSETS = {
+    "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+}
 
 
-def swagger_html(spec_url: str) -> str:
-    """A Swagger UI page for the document at `spec_url`."""
-    base = f"https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}"
+def swagger_asset(name: str) -> tuple[str, str] | None:
+    """(content, content type) of a bundled Swagger UI file, or None for any other name."""
+    content_type = SWAGGER_ASSETS.get(name)
+    if content_type is None:
+        return None
+    from importlib.resources import files
+
+    return (files("callbridge").joinpath("static", "swagger-ui", name).read_text("utf-8"), content_type)
+
+
+def swagger_html(spec_url: str, assets_url: str) -> str:
+    """A Swagger UI page for the document at `spec_url`, loading its files from `assets_url`."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>{TITLE}</title>
-  <link rel="stylesheet" href="{base}/swagger-ui.css">
+  <link rel="stylesheet" href="{assets_url}/swagger-ui.css">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="{base}/swagger-ui-bundle.js"></script>
+  <script src="{assets_url}/swagger-ui-bundle.js"></script>
   <script>
     window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", deepLinking: true}});
   </script>
