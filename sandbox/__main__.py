@@ -61,7 +61,20 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument(
         "--faults", action="store_true", help="duplicate, reorder, delay and drop carrier status callbacks"
     )
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters, as `sam deploy --parameter-overrides` takes them (e.g. CarrierCallsPerSecond=5)",
+    )
     args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.parameter_overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--parameter-overrides: {item!r} is not KEY=VALUE")
+        overrides[key] = value
     return SandboxConfig(
         host=args.host,
         port=args.port,
@@ -70,6 +83,7 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         press=args.press,
         schedule_every=args.schedule_every,
         faults=args.faults,
+        parameters=overrides,
         log=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True),
     )
 
@@ -104,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _signal)
     try:
         sandbox.start()
-    except PortBusy as exc:
+    except (PortBusy, ValueError) as exc:
+        sandbox.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BaseException:

@@ -40,6 +40,7 @@ class SandboxConfig:
     schedule_every: float | None = None
     faults: bool = False
     prefix: str = "callbridge"
+    parameters: dict[str, str] = field(default_factory=dict)
     log: Log = field(default=print)
 
 
@@ -141,9 +142,7 @@ class Sandbox:
 
         assert self.stack is not None
         token = secrets.token_hex(16)
-        cps = float(
-            self.stack.parameters.get("CarrierCallsPerSecond") or self.stack.resolve({"Ref": "CarrierCallsPerSecond"})
-        )
+        cps = float(self.stack.resolve({"Ref": "CarrierCallsPerSecond"}))
         self.carrier = CarrierSimulator(
             account_sid=SIM_ACCOUNT_SID,
             auth_token=token,
@@ -185,7 +184,9 @@ class Sandbox:
         self._start_moto()
         os.environ.update(self._aws_environment())
         clients = self._clients()
-        self.stack = create_stack(clients, prefix=self.config.prefix, template=load_template())
+        self.stack = create_stack(
+            clients, prefix=self.config.prefix, template=load_template(), parameters=self.config.parameters
+        )
         carrier_env = self._start_carrier(clients)
         names = template_functions(self.stack)
         configure_environment(self.stack, names, {**self._aws_environment(), **carrier_env})

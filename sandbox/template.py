@@ -124,13 +124,21 @@ def _table_kwargs(name: str, props: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def create_stack(clients: dict[str, Any], prefix: str = "callbridge", template: dict[str, Any] | None = None) -> Stack:
+def create_stack(
+    clients: dict[str, Any],
+    prefix: str = "callbridge",
+    template: dict[str, Any] | None = None,
+    parameters: dict[str, str] | None = None,
+) -> Stack:
     """Create every table, queue, bucket and secret of the template with the given boto3 clients.
 
     `clients` maps service name ("dynamodb", "sqs", "s3", "secretsmanager") to a client.
     """
     template = template or load_template()
-    stack = Stack(template=template, prefix=prefix)
+    unknown = set(parameters or {}) - set(template.get("Parameters", {}))
+    if unknown:
+        raise ValueError(f"unknown template parameters: {', '.join(sorted(unknown))}")
+    stack = Stack(template=template, prefix=prefix, parameters=dict(parameters or {}))
     resources: dict[str, Any] = template["Resources"]
     # Queues first without redrive (DLQs must exist), then set redrive once all ARNs are known.
     for logical, res in resources.items():
