@@ -186,6 +186,11 @@ def _invalid(exc: InvalidRequest) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
+    # Powertools validates parameters before the route runs: credentials still come first.
+    try:
+        _account()
+    except Unauthorized as unauthorized:
+        return _unauthorized(unauthorized)
     problems = [FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()]
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 

@@ -363,6 +363,14 @@ def test_malformed_authorization(api: ApiClient) -> None:
         assert_unauthorized(response)
 
 
+def test_credentials_are_checked_before_parameters(api: ApiClient, account: AccountCredentials) -> None:
+    # Powertools validates `limit` before the route runs; a caller without credentials still gets a 401.
+    for auth in (False, (account.api_key, "wrong")):
+        for path in ("/pcall/calls", "/pcall/scheduled"):
+            assert_unauthorized(api.get(path, query={"limit": "abc"}, auth=auth))
+    assert api.get("/pcall/calls", query={"limit": "abc"}).status == 400
+
+
 def test_unauthorized_requests_store_nothing(api: ApiClient, aws: Any) -> None:
     api.request("POST", "/pcall/call", body=CURL_BODY, auth=False)
 
@@ -536,6 +544,33 @@ def test_different_keys_make_different_calls(api: ApiClient, aws: Any) -> None:
 
     assert a.data["callid"] != b.data["callid"]
     assert len(stored_calls(aws)) == 2
+
+
+def test_a_concurrent_request_with_the_same_key_replays(api: ApiClient, api_module: Any, aws: Any) -> None:
+    # given: the first request has stored its call and key...
+    first = api.post_call(MINIMAL, headers={"Idempotency-Key": "race"})
+    accounts = api_module.deps().accounts
+    real = accounts.get_idempotency
+    lookups: list[str] = []
+
+    def not_yet_visible(account_id: str, key: str) -> Any:
+        # ...but the second request's look-up ran before that write was visible
+        lookups.append(key)
+        return None if len(lookups) == 1 else real(account_id, key)
+
+    accounts.get_idempotency = not_yet_visible
+    try:
+        # when
+        second = api.post_call(MINIMAL, headers={"Idempotency-Key": "race"})
+    finally:
+        accounts.get_idempotency = real
+
+    # then: the conditional write loses, and the first response is replayed
+    assert lookups == ["race", "race"]
+    assert second.status == 200
+    assert second.json == first.json
+    assert len(stored_calls(aws)) == 1
+    assert len(queued(aws)) == 1
 
 
 def test_keys_are_per_account(api: ApiClient, other_api: ApiClient, aws: Any) -> None:
