@@ -190,7 +190,8 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
     try:
         _account()
     except Unauthorized as unauthorized:
-        return _unauthorized(unauthorized)
+        response: Response[str] = _unauthorized(unauthorized)  # the decorated handler is untyped
+        return response
     problems = [FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()]
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 
