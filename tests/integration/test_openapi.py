@@ -32,7 +32,13 @@ def test_every_route_of_the_template_is_documented_with_its_method() -> None:
     undocumented = {(m, p) for m, p in routes if p.startswith(("/pcall/openapi.json", "/pcall/docs"))}
 
     assert documented == routes - undocumented
-    assert len(documented) == 5
+    assert {
+        ("POST", "/pcall/call"),
+        ("GET", "/pcall/scheduled"),
+        ("DELETE", "/pcall/scheduled/{callid}"),
+        ("GET", "/pcall/calls"),
+        ("GET", "/pcall/calls/{callid}"),
+    } <= documented
 
 
 def test_the_call_request_body_lists_every_seed_parameter_in_three_media_types() -> None:
