@@ -116,14 +116,15 @@ def carrier_secret(aws: Any) -> dict[str, str]:
     """The template's CarrierSecret holding the fake Twilio account's credentials (no stale cached copy)."""
     import json
 
-    import boto3
-    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from callbridge.adapters.aws import client
 
     from tests.integration.fakes import ACCOUNT_SID, AUTH_TOKEN
 
     secret = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}
-    boto3.client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))
-    parameters.clear_caches()
+    client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))
+    for provider in DEFAULT_PROVIDERS.values():  # forget values read in earlier tests; keep the clients
+        provider.clear_cache()
     return secret
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import itertools
 import json
 import threading
@@ -19,12 +20,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.carrier.signature import compute_signature
 from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.calls import Call
 from callbridge.logic.intake import Intake, accept_call
+from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
 from tests.conftest import AccountCredentials, LambdaContext, load_event
 
@@ -196,6 +200,27 @@ class ThreadClocks:
 # --- AWS
 
 
+@functools.cache
+def _template() -> dict[str, Any]:
+    from sandbox.template import load_template
+
+    return load_template()
+
+
+def moto_stack() -> Iterator[Any]:
+    """What tests/conftest.py's `aws` fixture yields — moto with every resource of template.yaml — built with the
+    functions' own cached boto3 clients and the template parsed once per session: the same stack, a fraction of the
+    set-up time. Test modules with many tests use it as their `aws`.
+    """
+    from moto import mock_aws
+
+    from sandbox.template import create_stack
+
+    with mock_aws():
+        clients = {name: aws_client(name) for name in ("dynamodb", "sqs", "s3", "secretsmanager")}
+        yield create_stack(clients, template=copy.deepcopy(_template()))
+
+
 @contextmanager
 def atomic_dynamodb() -> Iterator[None]:
     """Make moto's DynamoDB writes atomic across threads, as DynamoDB's conditional writes are.
@@ -239,6 +264,21 @@ def queue_call(stack: Any, account: AccountCredentials, **params: str) -> str:
     return str(accept_call(params, account.account, intake, now=datetime.now(UTC))["callid"])
 
 
+def place_now(stack: Any, carrier: FakeTwilio, callid: str) -> Call:
+    """Place a queued call through the real Placer (the carrier accepts it); the call as stored after."""
+    clock = FakeClock(time.time())
+    placer = Placer(
+        calls=calls_store(stack),
+        carrier=carrier.client(),
+        pacer=DynamoPacer(stack.refs["PacingTable"], ACCOUNT_SID, 10),
+        urls=WebhookUrls(PUBLIC_API_URL),
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    assert placer.place(callid).placement is Placement.PLACED
+    return stored(stack, callid)
+
+
 def stored(stack: Any, callid: str) -> Call:
     call = calls_store(stack).get(callid)
     assert call is not None, callid
@@ -247,9 +287,7 @@ def stored(stack: Any, callid: str) -> Call:
 
 def raw_item(stack: Any, callid: str) -> dict[str, Any]:
     """The CallsTable item exactly as stored."""
-    import boto3
-
-    item: dict[str, Any] = boto3.client("dynamodb").get_item(
+    item: dict[str, Any] = aws_client("dynamodb").get_item(
         TableName=stack.refs["CallsTable"], Key={"callid": {"S": callid}}, ConsistentRead=True
     )["Item"]
     return item
@@ -257,10 +295,8 @@ def raw_item(stack: Any, callid: str) -> dict[str, Any]:
 
 def receive(stack: Any, *, limit: int = 10, visibility: int = 30) -> list[dict[str, Any]]:
     """Messages on CallsQueue, received as Lambda's poller receives them (with their system attributes)."""
-    import boto3
-
     messages: list[dict[str, Any]] = (
-        boto3.client("sqs")
+        aws_client("sqs")
         .receive_message(
             QueueUrl=stack.refs["CallsQueue"],
             MaxNumberOfMessages=limit,
@@ -355,7 +391,7 @@ class CarrierWebhooks:
 
 
 def status_params(call_sid: str, status: str, seq: int, **extra: str) -> dict[str, str]:
-    """A status callback's form, as Twilio posts it."""
+    """A status callback's form, as Twilio posts it (event `seq` happens `seq` × 10 s after 12:00:00)."""
     return {
         "AccountSid": ACCOUNT_SID,
         "ApiVersion": "2010-04-01",
@@ -368,7 +404,7 @@ def status_params(call_sid: str, status: str, seq: int, **extra: str) -> dict[st
         "From": "+12815550100",
         "To": "+17134567890",
         "SequenceNumber": str(seq),
-        "Timestamp": f"Sun, 10 Jan 2027 12:00:0{min(seq * 2, 9)} +0000",
+        "Timestamp": f"Sun, 10 Jan 2027 12:00:{seq * 10:02d} +0000",
         **extra,
     }
 

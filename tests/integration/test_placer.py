@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.pacing import HEADROOM, DynamoPacer
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.logic.placer import Placement, Placer, PlaceResult, WebhookUrls
@@ -31,6 +32,7 @@ from tests.integration.fakes import (
     calls_store,
     failed_ids,
     invoke_placer,
+    moto_stack,
     queue_call,
     read_timeout,
     receive,
@@ -38,6 +40,13 @@ from tests.integration.fakes import (
     stored,
     twilio_error,
 )
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """The template's stack in moto, built faster than the shared fixture (see fakes.moto_stack)."""
+    yield from moto_stack()
+
 
 START = 1_800_000_000.25  # a simulated epoch second, not on a slot boundary
 
@@ -56,14 +65,12 @@ def place_queued(module: ModuleType, stack: Any) -> tuple[dict[str, Any], list[d
 @pytest.fixture
 def visibility_changes() -> Iterator[list[dict[str, Any]]]:
     """Every ChangeMessageVisibility the functions' shared SQS client makes."""
-    from callbridge.adapters.aws import client
-
     seen: list[dict[str, Any]] = []
 
     def spy(params: dict[str, Any], **_kwargs: Any) -> None:
         seen.append(dict(params))
 
-    events_ = client("sqs").meta.events
+    events_ = aws_client("sqs").meta.events
     events_.register("provide-client-params.sqs.ChangeMessageVisibility", spy, unique_id="test-visibility-spy")
     yield seen
     events_.unregister("provide-client-params.sqs.ChangeMessageVisibility", unique_id="test-visibility-spy")
@@ -144,24 +151,24 @@ def test_eight_placers_racing_for_one_call_dial_it_once(
     assert len(events(call, "dialing")) == 1
 
 
-@pytest.mark.parametrize(
-    "status", [CallStatus.CANCELED, CallStatus.SCHEDULED, CallStatus.DIALING, CallStatus.COMPLETED, CallStatus.FAILED]
-)
-def test_a_call_that_is_not_queued_is_skipped(
-    placer_module: ModuleType, aws: Any, account: AccountCredentials, twilio: FakeTwilio, status: CallStatus
+def test_calls_that_are_not_queued_are_skipped(
+    placer_module: ModuleType, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
-    # given: the call's message arrives after the call was cancelled, claimed or finished
-    callid = queue_call(aws, account)
-    calls_store(aws).update(callid, lambda c: c.model_copy(update={"status": status}))
-    before = stored(aws, callid)
+    # given: messages arriving after their calls were cancelled, put back to SCHEDULED, claimed or finished
+    statuses = [CallStatus.CANCELED, CallStatus.SCHEDULED, CallStatus.DIALING, CallStatus.COMPLETED, CallStatus.FAILED]
+    callids = [queue_call(aws, account) for _ in statuses]
+    for callid, status in zip(callids, statuses, strict=True):
+        calls_store(aws).update(callid, lambda c, s=status: c.model_copy(update={"status": s}))
+    before = [stored(aws, callid) for callid in callids]
 
-    # when
-    result, _ = place_queued(placer_module, aws)
+    # when: all of them arrive in one batch
+    result, messages = place_queued(placer_module, aws)
 
-    # then: nothing is dialed, nothing retried, the call is left as it was
+    # then: nothing is dialed, nothing retried, every call is left as it was
+    assert len(messages) == len(statuses)
     assert twilio.requests == []
     assert failed_ids(result) == []
-    assert stored(aws, callid) == before
+    assert [stored(aws, callid) for callid in callids] == before
 
 
 # --- carrier errors
@@ -207,9 +214,7 @@ def test_a_throttled_or_unavailable_carrier_requeues_the_call_and_the_retry_dial
     assert len(events(call, "carrier.retry")) == 1
 
     # when: the backoff has passed and SQS delivers it again, and this time the carrier accepts
-    import boto3
-
-    boto3.client("sqs").change_message_visibility(
+    aws_client("sqs").change_message_visibility(
         QueueUrl=aws.refs["CallsQueue"], ReceiptHandle=messages[0]["ReceiptHandle"], VisibilityTimeout=0
     )
     retry, redelivered = place_queued(placer_module, aws)

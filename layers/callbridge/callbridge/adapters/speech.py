@@ -50,6 +50,7 @@ class PollySpeechCache:
         self._bucket = bucket
         self._s3 = s3
         self._polly = polly
+        self._presigner: Any = None
 
     def key(self, voice: str, text: str) -> str:
         digest = hashlib.sha256(f"{voice}\0{text}".encode()).hexdigest()
@@ -69,7 +70,25 @@ class PollySpeechCache:
             s3.put_object(Bucket=self._bucket, Key=key, Body=audio["AudioStream"].read(), ContentType="audio/mpeg")
         except BotoCoreError:
             raise
-        url: str = s3.generate_presigned_url(
+        url: str = self._sigv4(s3).generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=URL_SECONDS
         )
         return url
+
+    def _sigv4(self, s3: Any) -> Any:
+        """A copy of `s3` that presigns with SigV4.
+
+        botocore presigns S3 URLs with SigV2 unless the client was built with signature_version="s3v4", and
+        buckets created since June 2020 refuse SigV2: the carrier would get a 403 instead of the audio.
+        """
+        if self._presigner is None:
+            import boto3
+            from botocore.config import Config
+
+            self._presigner = boto3.session.Session().client(
+                "s3",
+                region_name=s3.meta.region_name,
+                endpoint_url=s3.meta.endpoint_url,
+                config=s3.meta.config.merge(Config(signature_version="s3v4")),
+            )
+        return self._presigner

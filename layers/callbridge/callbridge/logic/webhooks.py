@@ -128,8 +128,8 @@ class Webhooks:
         request = _request_of(call)
         if not request.answer_dial_to or not request.answer_dial_tone_url:
             return render_hangup()
-        stamp = self._stamp()
-        token = f"pending-{stamp}"
+        # Random, not the time: two fetches in the same millisecond must not both see their own claim.
+        token = f"pending-{secrets.token_hex(4)}"
 
         def claim(c: Call) -> Call | None:
             return None if c.second_leg_id else c.model_copy(update={"second_leg_id": token})

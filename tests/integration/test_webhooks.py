@@ -1,0 +1,529 @@
+"""The carrier's webhooks through functions/webhooks/app.py, as API Gateway (HTTP API, payload v2) hands them over.
+
+Every request is signed the way Twilio signs it, with the auth token the handler reads from the CarrierSecret in
+moto; Twilio's REST API (the SMS and the dial-tone bridge's second leg) is a MockTransport.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from callbridge.carrier.signature import compute_signature
+from callbridge.domain.calls import Call, CallStatus
+from callbridge.logic.placer import WebhookUrls
+from callbridge.logic.webhooks import Webhooks
+
+from tests.conftest import AccountCredentials, LambdaContext, load_event, make_account
+from tests.integration.fakes import (
+    API_HOST,
+    AUTH_TOKEN,
+    CarrierRequest,
+    CarrierWebhooks,
+    FakeClock,
+    FakeTwilio,
+    WebhookResponse,
+    calls_store,
+    moto_stack,
+    place_now,
+    queue_call,
+    raw_item,
+    status_params,
+    stored,
+)
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    """The template's stack in moto, built faster than the shared fixture (see fakes.moto_stack)."""
+    yield from moto_stack()
+
+
+PLAY = "https://example.com/file.mp3"
+SPEAK = "Hello, this is your reminder."
+TTS = "This text will be read it when file.mp3 ends"
+DIAL_TO = "18323456789"
+MACHINE_PLAY = "https://example.com/voicemail.wav"
+MACHINE_SPEAK = "It is a message for your voicemail"
+SMS = "Sorry we missed you. Call us back at 281-555-0100."
+TONE = "https://example.com/ringback.wav"
+HOOKS = f"https://{API_HOST}/carrier/twilio"
+
+Node = tuple[str, dict[str, str], str | None, list[Any]]
+
+
+def verbs(response: WebhookResponse) -> list[Node]:
+    """The verbs of the TwiML document in a 200 answer."""
+    assert response.status == 200, response.body
+    assert response.headers["Content-Type"].startswith("text/xml")
+    root = ET.fromstring(response.body.encode("utf-8"))  # noqa: S314 - our own handler's output
+    assert root.tag == "Response"
+    return [shape(child) for child in root]
+
+
+def shape(element: ET.Element) -> Node:
+    text = element.text.strip() if element.text and element.text.strip() else None
+    return (element.tag, dict(element.attrib), text, [shape(child) for child in element])
+
+
+def flow_params(call: Call, answered_by: str) -> dict[str, str]:
+    """What Twilio posts to the flow URL once detection has decided (synchronous AMD)."""
+    return {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "ApiVersion": "2010-04-01",
+        "AnsweredBy": answered_by,
+        "CallSid": call.carrier_call_id or "",
+        "CallStatus": "in-progress",
+        "Called": call.request["to"],
+        "Caller": call.request["from"],
+        "Direction": "outbound-api",
+        "From": call.request["from"],
+        "MachineDetectionDuration": "4200",
+        "To": call.request["to"],
+    }
+
+
+@pytest.fixture
+def hooks(webhooks_module: ModuleType) -> CarrierWebhooks:
+    return CarrierWebhooks(webhooks_module)
+
+
+@pytest.fixture
+def sms_account(accounts_store: Any) -> AccountCredentials:
+    return make_account(accounts_store, sms_from="12815550199")
+
+
+def a_placed_call(aws: Any, account: AccountCredentials, twilio: FakeTwilio, **params: str) -> Call:
+    call = place_now(aws, twilio, queue_call(aws, account, **params))
+    twilio.requests.clear()
+    return call
+
+
+# --- the flow
+
+
+def test_a_person_hears_the_answer_options_in_the_seed_order(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call with every person option but IVR, and machine options that must not be heard
+    call = a_placed_call(
+        aws,
+        account,
+        twilio,
+        answer_dial_to=DIAL_TO,
+        answer_tts=TTS,
+        answer_tts_voice="Joanna",
+        answer_speak=SPEAK,
+        answer_speak_lang="en-GB",
+        answer_play=PLAY,
+        answermachine_speak=MACHINE_SPEAK,
+        answermachine_speak_lang="en-US",
+    )
+
+    # when: a person answers
+    response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+
+    # then: play, speak, TTS, then dial (last), back to this API's dial action
+    assert verbs(response) == [
+        ("Play", {}, PLAY, []),
+        ("Say", {"language": "en-GB"}, SPEAK, []),
+        ("Say", {"voice": "Polly.Joanna"}, TTS, []),
+        (
+            "Dial",
+            {"callerId": "+17134567890", "action": f"{HOOKS}/{call.callid}/dial"},
+            None,
+            [("Number", {}, "+18323456789", [])],
+        ),
+    ]
+    flow = [e.detail for e in stored(aws, call.callid).timeline if e.event == "flow"]
+    assert flow == [
+        {"label": "Person", "AnsweredBy": "human", "CallStatus": "in-progress", "MachineDetectionDuration": "4200"}
+    ]
+    assert twilio.requests == []
+
+
+def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call with person and machine options, an SMS among them
+    call = a_placed_call(
+        aws,
+        sms_account,
+        twilio,
+        answer_play=PLAY,
+        answermachine_play=MACHINE_PLAY,
+        answermachine_speak=MACHINE_SPEAK,
+        answermachine_speak_lang="en-US",
+        answermachine_sms=SMS,
+    )
+
+    # when: the voicemail greeting ends, and Twilio (having timed out) asks for the flow again
+    first = hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+    second = hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+
+    # then: the machine flow both times, and one SMS from the account's SMS number
+    machine = [
+        ("Play", {}, MACHINE_PLAY, []),
+        ("Say", {"language": "en-US"}, MACHINE_SPEAK, []),
+        ("Hangup", {}, None, []),
+    ]
+    assert verbs(first) == machine
+    assert verbs(second) == machine
+    (sms,) = twilio.messages
+    assert sms.form == [("To", "+17134567890"), ("From", "+12815550199"), ("Body", SMS)]
+    assert len(twilio.requests) == 1
+    after = stored(aws, call.callid)
+    assert after.sms_sid is not None
+    assert after.sms_sid.startswith("SM")
+    assert after.sms_status == "queued"
+
+
+def test_the_sms_goes_from_answermachine_sms_from_when_given(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(
+        aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS, answermachine_sms_from="12815550177"
+    )
+
+    response = hooks.post(call.callid, "flow", flow_params(call, "machine_end_silence"))
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    (sms,) = twilio.messages
+    assert sms.get("From") == "+12815550177"
+
+
+def test_a_person_never_triggers_the_voicemail_sms(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS)
+
+    response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+
+    assert verbs(response) == [("Play", {}, PLAY, []), ("Hangup", {}, None, [])]
+    assert twilio.requests == []
+    assert stored(aws, call.callid).sms_status is None
+
+
+# --- signatures
+
+
+def forged(callid: str, action: str, params: dict[str, str]) -> dict[str, str | None]:
+    """Signatures a forger could send: none, the wrong key, another URL, other parameters."""
+    tampered = {**params, "CallStatus": "completed", "CallDuration": "3600"}
+    return {
+        "missing": None,
+        "empty": "",
+        "garbage": "not-a-signature",
+        "wrong token": compute_signature(f"{HOOKS}/{callid}/{action}", params, "guessed-token"),
+        "other call": compute_signature(f"{HOOKS}/{'0' * 27}/{action}", params, AUTH_TOKEN),
+        "other params": compute_signature(f"{HOOKS}/{callid}/{action}", tampered, AUTH_TOKEN),
+        "http scheme": compute_signature(f"http://{API_HOST}/carrier/twilio/{callid}/{action}", params, AUTH_TOKEN),
+    }
+
+
+def test_requests_without_a_valid_signature_are_refused_and_change_nothing(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call that has a machine SMS and a dial-tone bridge to trigger
+    call = a_placed_call(
+        aws,
+        sms_account,
+        twilio,
+        answer_dial_to=DIAL_TO,
+        answer_dial_tone_url=TONE,
+        answermachine_sms=SMS,
+    )
+    params = status_params(call.carrier_call_id or "", "completed", 3, CallDuration="60", AnsweredBy="machine_end_beep")
+    params |= {"RecordingUrl": "https://api.twilio.com/x/RE1", "DialCallStatus": "completed"}
+    before = raw_item(aws, call.callid)
+    actions = ["flow", "status", "recording", "dial", "hold"]
+
+    for action in actions:
+        for name, signature in forged(call.callid, action, params).items():
+            # when
+            response = hooks.post(call.callid, action, params, signature=signature)
+
+            # then: 403, and the stored call is exactly as it was; nothing went to the carrier
+            assert response.status == 403, (action, name)
+            assert raw_item(aws, call.callid) == before, (action, name)
+    assert twilio.requests == []
+
+    # and: the same requests properly signed are accepted (the forgeries failed only for their signatures)
+    for action in actions:
+        assert hooks.post(call.callid, action, params).status in (200, 204), action
+    after = stored(aws, call.callid)
+    assert after.status is CallStatus.COMPLETED
+    assert after.recording_url == "https://api.twilio.com/x/RE1"
+    assert after.dial_status == "completed"
+    assert after.sms_status == "queued"
+
+
+def test_an_unsigned_form_body_that_is_not_base64_is_still_checked(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: API Gateway passing the form as plain text, signed for other parameters
+    call = a_placed_call(aws, account, twilio)
+    params = status_params(call.carrier_call_id or "", "busy", 2, CallDuration="0", SipResponseCode="486")
+    event = hooks.event(call.callid, "status", params)
+    event["body"] = "CallStatus=completed&CallDuration=3600"
+    event["isBase64Encoded"] = False
+    before = raw_item(aws, call.callid)
+
+    result = hooks.module.lambda_handler(event, LambdaContext())
+
+    assert result["statusCode"] == 403
+    assert raw_item(aws, call.callid) == before
+
+
+# --- status, recording and dial callbacks
+
+
+def test_status_callbacks_complete_the_call_with_its_outcome(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+
+    # when: Twilio reports its progress, the answer before the ringing, and the end twice
+    seen = []
+    for params in [
+        status_params(sid, "initiated", 0),
+        status_params(sid, "in-progress", 2, AnsweredBy="human"),
+        status_params(sid, "ringing", 1),
+        status_params(sid, "completed", 5, CallDuration="32", Duration="1", AnsweredBy="human", SipResponseCode="200"),
+        status_params(sid, "completed", 5, CallDuration="32", Duration="1", AnsweredBy="human", SipResponseCode="200"),
+    ]:
+        response = hooks.post(call.callid, "status", params)
+        assert response.status == 204
+        assert response.body == ""
+        seen.append(stored(aws, call.callid).status)
+
+    # then
+    assert seen == [
+        CallStatus.DIALING,
+        CallStatus.IN_PROGRESS,
+        CallStatus.IN_PROGRESS,
+        CallStatus.COMPLETED,
+        CallStatus.COMPLETED,
+    ]
+    done = stored(aws, call.callid)
+    assert done.answered_by == "Person"
+    assert done.billed_seconds == 32
+    assert done.started_at == "2027-01-10T12:00:00.000Z"
+    assert done.answered_at == "2027-01-10T12:00:20.000Z"
+    assert done.ended_at == "2027-01-10T12:00:50.000Z"
+    assert done.error_code is None
+
+
+def test_the_sample_status_event(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: events/webhook_status.json's form (a completed call answered by a person), for a placed call
+    call = a_placed_call(aws, sms_account, twilio)
+    sample = load_event("webhook_status.json")
+    params = dict(parse_qsl(base64.b64decode(sample["body"]).decode()))
+    assert sample["isBase64Encoded"] is True
+
+    # when
+    response = hooks.post(call.callid, "status", params)
+
+    # then
+    assert response.status == 204
+    done = stored(aws, call.callid)
+    assert done.status is CallStatus.COMPLETED
+    assert (done.answered_by, done.billed_seconds) == ("Person", 32)
+    assert done.ended_at == "2026-11-26T14:34:12.000Z"
+
+
+def test_a_machine_answered_call_completes_as_answered_by_machine(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+
+    for params in [
+        status_params(sid, "completed", 4, CallDuration="18", AnsweredBy="machine_end_beep"),
+        status_params(sid, "in-progress", 2, AnsweredBy="machine_end_beep"),
+    ]:
+        assert hooks.post(call.callid, "status", params).status == 204
+
+    done = stored(aws, call.callid)
+    assert (done.status, done.answered_by, done.billed_seconds) == (CallStatus.COMPLETED, "Machine", 18)
+
+
+def test_a_busy_number(hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio) -> None:
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+
+    for params in [
+        status_params(sid, "busy", 2, CallDuration="0", SipResponseCode="486"),
+        status_params(sid, "ringing", 1),
+    ]:
+        assert hooks.post(call.callid, "status", params).status == 204
+
+    done = stored(aws, call.callid)
+    assert (done.status, done.answered_by, done.billed_seconds) == (CallStatus.BUSY, "", 0)
+    assert (done.error_code, done.error_desc) == ("SIP 486", "the number was busy")
+
+
+def test_the_recording_callback_keeps_the_recording_url(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, record="YES")
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "a" * 32
+    params = {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": call.carrier_call_id or "",
+        "RecordingSid": "RE" + "a" * 32,
+        "RecordingUrl": url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "31",
+        "RecordingChannels": "1",
+        "RecordingStartTime": "Sun, 10 Jan 2027 12:00:20 +0000",
+        "RecordingSource": "OutboundAPI",
+    }
+
+    response = hooks.post(call.callid, "recording", params)
+
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.recording_url == url
+    assert after.status is CallStatus.DIALING  # a recording says nothing about the call's state
+
+
+def test_the_dial_action_keeps_how_the_bridge_ended_and_hangs_up(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO)
+    params = {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": call.carrier_call_id or "",
+        "CallStatus": "in-progress",
+        "DialCallStatus": "no-answer",
+        "DialCallSid": "CA" + "d" * 32,
+        "DialCallDuration": "0",
+    }
+
+    response = hooks.post(call.callid, "dial", params)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, call.callid)
+    assert after.dial_status == "no-answer"
+    dial = [e.detail for e in after.timeline if e.event == "dial.ended"]
+    assert dial == [{"DialCallStatus": "no-answer", "DialCallSid": "CA" + "d" * 32, "DialCallDuration": "0"}]
+
+
+def test_an_unknown_call_is_404(hooks: CarrierWebhooks, aws: Any, carrier_secret: dict[str, str]) -> None:
+    callid = "0" * 27
+    response = hooks.post(callid, "status", status_params("CA" + "0" * 32, "ringing", 1))
+
+    assert response.status == 404
+
+
+# --- the dial-tone bridge
+
+
+def hold_params(call: Call) -> dict[str, str]:
+    """What Twilio posts to a conference's waitUrl."""
+    return {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": call.carrier_call_id or "",
+        "ConferenceSid": "CF" + "e" * 32,
+        "FriendlyName": f"callbridge-{call.callid}",
+        "QueuePosition": "1",
+        "QueueTime": "0",
+        "AvgQueueTime": "0",
+        "CurrentQueueSize": "1",
+    }
+
+
+def test_the_hold_music_dials_the_second_leg_once_even_when_fetched_twice(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call that bridges `to` to answer_dial_to with a dial tone
+    call = a_placed_call(
+        aws,
+        account,
+        twilio,
+        answer_play=PLAY,
+        answer_dial_to=DIAL_TO,
+        answer_dial_from="12812345678",
+        answer_dial_tone_url=TONE,
+    )
+    person = verbs(hooks.post(call.callid, "flow", flow_params(call, "human")))
+    assert person[-1][0] == "Dial"
+    assert person[-1][3][0][1]["waitUrl"] == f"{HOOKS}/{call.callid}/hold"
+
+    # when: the conference fetches its waitUrl twice
+    first = hooks.post(call.callid, "hold", hold_params(call))
+    second = hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: the tone both times, and one create-call for the second leg
+    tone = [("Play", {"loop": "0"}, TONE, [])]
+    assert verbs(first) == tone
+    assert verbs(second) == tone
+    (leg,) = twilio.creates
+    assert leg.form == [
+        ("To", "+18323456789"),
+        ("From", "+12812345678"),
+        ("Url", f"{HOOKS}/{call.callid}/leg"),
+        ("Method", "POST"),
+        ("Timeout", "45"),
+    ]
+    after = stored(aws, call.callid)
+    assert after.second_leg_id == "CA" + f"{2:032x}"
+    # and: the second leg, once answered, joins the conference
+    leg_flow = hooks.post(call.callid, "leg", {"CallSid": after.second_leg_id, "CallStatus": "in-progress"})
+    assert verbs(leg_flow) == [
+        (
+            "Dial",
+            {},
+            None,
+            [
+                (
+                    "Conference",
+                    {"startConferenceOnEnter": "true", "endConferenceOnExit": "true", "beep": "false"},
+                    f"callbridge-{call.callid}",
+                    [],
+                )
+            ],
+        )
+    ]
+
+
+def test_a_hold_fetch_arriving_while_the_second_leg_is_being_dialed_does_not_dial_again(
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: two webhook containers with the same clock reading (two requests in one millisecond)
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    clock = FakeClock(time.time())
+    urls = WebhookUrls(f"https://{API_HOST}")
+    one = Webhooks(calls=calls_store(aws), carrier=twilio.client(), now=clock.now, sleep=clock.sleep)
+    two = Webhooks(calls=calls_store(aws), carrier=twilio.client(), now=clock.now, sleep=clock.sleep)
+    documents: list[str] = []
+
+    def meanwhile(_request: CarrierRequest) -> None:
+        # the carrier has not answered the first create yet when the second fetch comes in
+        twilio.on_create = None
+        documents.append(two.hold(call.callid, urls))
+
+    twilio.on_create = meanwhile
+
+    # when
+    documents.append(one.hold(call.callid, urls))
+
+    # then: both play the tone; only one second leg was dialed
+    assert len(documents) == 2
+    assert len(twilio.creates) == 1
+    assert stored(aws, call.callid).second_leg_id == twilio_sid(2)  # the call itself was CA...1
+
+
+def twilio_sid(n: int) -> str:
+    return f"CA{n:032x}"
