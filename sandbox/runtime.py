@@ -118,6 +118,8 @@ class Sandbox:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            # callback_url may point at this machine here (a deployment never allows it).
+            "CALLBACK_ALLOW_LOOPBACK": "true",
         }
 
     def _clients(self) -> dict[str, Any]:

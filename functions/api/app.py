@@ -45,7 +45,12 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
-        self.intake = Intake(calls=self.calls, accounts=self.accounts, queue=SqsCallsQueue(settings.calls_queue_url))
+        self.intake = Intake(
+            calls=self.calls,
+            accounts=self.accounts,
+            queue=SqsCallsQueue(settings.calls_queue_url),
+            allow_loopback_callbacks=settings.callback_allow_loopback,
+        )
         self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
 
 

@@ -7,6 +7,11 @@ import os
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def _flag(value: str | None) -> bool:
+    """An on/off environment variable: true, 1, yes or on (any case) is on; anything else, or unset, is off."""
+    return (value or "").strip().lower() in ("true", "1", "yes", "on")
+
+
 class ApiSettings(BaseModel):
     """Settings of the api function."""
 
@@ -17,6 +22,7 @@ class ApiSettings(BaseModel):
     calls_queue_url: str = Field(min_length=1)
     schedule_shards: int = Field(16, ge=1, le=64)
     account_cache_seconds: int = Field(60, ge=0, le=900)
+    callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -27,6 +33,7 @@ class ApiSettings(BaseModel):
             calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
+            callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
         )
 
 
@@ -81,3 +88,73 @@ class PlacerSettings(CarrierSettings):
                 "ring_timeout_seconds": env.get("RING_TIMEOUT_SECONDS", "45"),
             }
         )
+
+
+class NotifierSettings(BaseModel):
+    """Settings of the notifier function."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls_table: str = Field(min_length=1)
+    accounts_table: str = Field(min_length=1)
+    notifications_queue_url: str = Field(min_length=1)
+    notifications_dead_letter_url: str = Field(min_length=1)
+    callback_timeout_seconds: float = Field(10.0, gt=0, le=30)
+    callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
+    account_cache_seconds: int = Field(60, ge=0, le=900)
+
+    @classmethod
+    def from_env(cls) -> NotifierSettings:
+        env = os.environ
+        return cls.model_validate(
+            {
+                "calls_table": env.get("CALLS_TABLE", ""),
+                "accounts_table": env.get("ACCOUNTS_TABLE", ""),
+                "notifications_queue_url": env.get("NOTIFICATIONS_QUEUE_URL", ""),
+                "notifications_dead_letter_url": env.get("NOTIFICATIONS_DEAD_LETTER_URL", ""),
+                "callback_timeout_seconds": env.get("CALLBACK_TIMEOUT_SECONDS", "10"),
+                "callback_allow_loopback": _flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
+                "account_cache_seconds": env.get("ACCOUNT_CACHE_SECONDS", "60"),
+            }
+        )
+
+
+class SchedulerSettings(BaseModel):
+    """Settings of the scheduler function (scheduled dispatch and reconciliation)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    calls_table: str = Field(min_length=1)
+    calls_queue_url: str = Field(min_length=1)
+    calls_dead_letter_queue_url: str = Field(min_length=1)
+    carrier_base_url: str = Field(min_length=1)
+    carrier_secret_id: str = Field(min_length=1)
+    schedule_shards: int = Field(16, ge=1, le=64)
+    ring_timeout_seconds: int = Field(45, ge=5, le=600)
+    # The rule fires once a minute, give or take its jitter: dispatch what is due before the run after next
+    # could start. At most 900 s minus a run's length, the longest SQS delay.
+    lookahead_seconds: int = Field(90, ge=61, le=840)
+    grace_seconds: int = Field(120, ge=30, le=900)
+    reconcile_margin_seconds: int = Field(120, ge=30, le=3600)
+    workers: int = Field(32, ge=1, le=128)
+
+    @classmethod
+    def from_env(cls) -> SchedulerSettings:
+        env = os.environ
+        values = {
+            "calls_table": env.get("CALLS_TABLE", ""),
+            "calls_queue_url": env.get("CALLS_QUEUE_URL", ""),
+            "calls_dead_letter_queue_url": env.get("CALLS_DEAD_LETTER_QUEUE_URL", ""),
+            "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
+            "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
+            "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
+            "ring_timeout_seconds": env.get("RING_TIMEOUT_SECONDS", "45"),
+        }
+        optional = {
+            "lookahead_seconds": "DISPATCH_LOOKAHEAD_SECONDS",
+            "grace_seconds": "DISPATCH_GRACE_SECONDS",
+            "reconcile_margin_seconds": "RECONCILE_MARGIN_SECONDS",
+            "workers": "SCHEDULER_WORKERS",
+        }
+        values.update({field: env[name] for field, name in optional.items() if env.get(name)})
+        return cls.model_validate(values)

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.phones import to_e164
 from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
 from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolve_voice
@@ -18,6 +19,7 @@ from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolv
 MAX_TEXT = 3000  # Polly's limit for one synthesis; also plenty for <Say>.
 MAX_SMS = 1600  # the carrier's limit for one message body
 MAX_URL = 2048
+CALLBACK_POLICY = "callback_policy"  # validation context key: "public" or "allow-loopback"
 ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
 MACHINE_OPTIONS = ("answermachine_play", "answermachine_speak", "answermachine_tts", "answermachine_sms")
 _IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -156,6 +158,18 @@ class CallRequest(BaseModel):
 
     _phones = field_validator("from_", "to", "answer_dial_to", "answer_dial_from", "answermachine_sms_from")(_phone)
     _urls = field_validator("callback_url", "answer_play", "answer_dial_tone_url", "answermachine_play")(_url)
+
+    @field_validator("callback_url")
+    @classmethod
+    def _public_callback_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Only at intake (parse_call_request passes the policy); a stored request is not judged again.
+        policy = info.context.get(CALLBACK_POLICY) if isinstance(info.context, Mapping) else None
+        if value is not None and policy is not None:
+            problem = callback_url_problem(value, allow_loopback=policy == "allow-loopback")
+            if problem:
+                raise _rule("callback_url", f"must be a public http(s) URL: {problem}")
+        return value
+
     _texts = field_validator("answer_speak", "answer_tts", "answermachine_speak", "answermachine_tts")(_text(MAX_TEXT))
     _sms = field_validator("answermachine_sms")(_text(MAX_SMS))
     _languages = field_validator("answer_speak_lang", "answermachine_speak_lang")(_language)
@@ -235,10 +249,14 @@ def _problem(error: Mapping[str, Any]) -> FieldProblem:
     return FieldProblem(name, str(error.get("msg", "invalid")))
 
 
-def parse_call_request(params: Mapping[str, Any]) -> CallRequest:
-    """Validate raw parameters into a CallRequest; raises InvalidRequest naming every broken rule."""
+def parse_call_request(params: Mapping[str, Any], *, allow_loopback_callbacks: bool = False) -> CallRequest:
+    """Validate raw parameters into a CallRequest; raises InvalidRequest naming every broken rule.
+
+    `allow_loopback_callbacks` lets callback_url point at this machine (the sandbox only).
+    """
+    policy = "allow-loopback" if allow_loopback_callbacks else "public"
     try:
-        request = CallRequest.model_validate(dict(params))
+        request = CallRequest.model_validate(dict(params), context={CALLBACK_POLICY: policy})
     except ValidationError as exc:
         raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)]) from exc
     problems = _cross_field_problems(request)

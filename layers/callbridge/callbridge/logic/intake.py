@@ -27,6 +27,7 @@ class Intake:
     calls: CallsStore
     accounts: AccountsStore
     queue: CallsQueue
+    allow_loopback_callbacks: bool = False  # the sandbox only: callback_url may point at this machine
 
 
 def _request_hash(params: Mapping[str, Any]) -> str:
@@ -76,7 +77,7 @@ def accept_call(
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
-    request = parse_call_request(params)
+    request = parse_call_request(params, allow_loopback_callbacks=ports.allow_loopback_callbacks)
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
