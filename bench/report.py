@@ -1,0 +1,499 @@
+"""Results as JSON, a Markdown report (targets first) and a PNG chart of the latency distributions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.cost import PRICES_SOURCE, price_table_rows
+
+TARGETS_NOTE = "Targets from the table at the end of DESIGN.md; the sandbox runs on this one machine."
+
+
+def _ms(value: Any) -> str:
+    return "–" if value is None else f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+
+
+def _get(data: Any, *path: Any) -> Any:
+    for key in path:
+        if not isinstance(data, dict | list):
+            return None
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each DESIGN.md target with what was measured and whether it is met (None: not measured)."""
+    rows: list[dict[str, Any]] = []
+    fast = _get(results, "schedule", "fast")
+    p99 = _get(fast, "lateness_ms", "p99")
+    rows.append(
+        {
+            "what": "scheduled call start, lateness p99 (sandbox)",
+            "target": "≤ 1 s",
+            "measured": f"{p99 / 1000:.2f} s (p50 {_get(fast, 'lateness_ms', 'p50') / 1000:.2f} s, "
+            f"{fast['placed']}/{fast['calls']} placed)"
+            if p99 is not None
+            else "not measured",
+            "met": None if p99 is None else p99 <= 1000 and fast["placed"] == fast["calls"],
+        }
+    )
+    burst = _get(results, "time_to_dial", "burst")
+    p50, p99 = _get(burst, "dial_ms", "p50"), _get(burst, "dial_ms", "p99")
+    rows.append(
+        {
+            "what": "accepted → carrier request, p50 / p99 (sandbox, burst)",
+            "target": "≤ 100 ms / ≤ 500 ms",
+            "measured": f"{_ms(p50)} / {_ms(p99)}" if p50 is not None else "not measured",
+            "met": None if p50 is None else p50 <= 100 and p99 <= 500,
+        }
+    )
+    immediate = _get(results, "requests", "scenarios", "immediate answered")
+    count = _get(immediate, "aws_requests")
+    rows.append(
+        {
+            "what": "AWS requests per immediate answered call",
+            "target": "≤ 8",
+            "measured": f"{count:g} (inside the functions; + "
+            f"{sum((_get(immediate, 'event_source_requests') or {}).values()):g} by the SQS event source mapping)"
+            if count is not None
+            else "not measured",
+            "met": None if count is None else count <= 8,
+        }
+    )
+    usd = _get(results, "cost", "scenarios", "immediate answered", "measured", "usd_per_million")
+    rows.append(
+        {
+            "what": "AWS cost per 1M calls (cost model from counted requests)",
+            "target": "≤ $15",
+            "measured": f"${usd:,.2f} (immediate answered call)" if usd is not None else "not measured",
+            "met": None if usd is None else usd <= 15,
+        }
+    )
+    handlers = _get(results, "cold_start", "functions") or {}
+    ratios = {k: v["ratio_to_boto3"] for k, v in handlers.items() if "ratio_to_boto3" in v}
+    worst = max(ratios, key=lambda k: ratios[k]) if ratios else None
+    rows.append(
+        {
+            "what": "import time of each handler module vs bare `import boto3`, same run",
+            "target": "≤ 1.5×",
+            "measured": f"worst {ratios[worst]:.2f}× ({worst}); best {min(ratios.values()):.2f}×"
+            if worst
+            else "not measured",
+            "met": None if worst is None else ratios[worst] <= 1.5,
+        }
+    )
+    pacing = _get(results, "pacing")
+    share = _get(pacing, "share_of_limit")
+    rows.append(
+        {
+            "what": "calls per second to the carrier, any 1-s window",
+            "target": "≤ configured CPS, ≥ 90 % of it under backlog",
+            "measured": f"max {pacing['max_in_any_1s_window']} in 1 s at CPS {pacing['carrier_cps']:g}; "
+            f"{share * 100:.1f} % of the limit under a backlog of {pacing['backlog']}"
+            if share is not None
+            else "not measured",
+            "met": None if share is None else bool(pacing["within_limit"]) and share >= 0.9,
+        }
+    )
+    return rows
+
+
+def _met(value: bool | None) -> str:
+    return "not measured" if value is None else "yes" if value else "**no**"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report as Markdown."""
+    meta = results["meta"]
+    out = [
+        "# callbridge benchmarks",
+        "",
+        f"Run {meta['started']} on {meta['machine']}; `{meta['command']}` took {meta['seconds']:.0f} s. "
+        f"Load average at start / end: {meta['load_start']} / {meta['load_end']}.",
+        "",
+        "## Against the targets",
+        "",
+        TARGETS_NOTE,
+        "",
+        *_table(
+            ["what", "target", "measured", "met?"],
+            [[r["what"], r["target"], r["measured"], _met(r["met"])] for r in results["targets"]],
+        ),
+        "",
+    ]
+    if results.get("notes"):
+        out += ["Notes:", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    out += _latency_section(results) + _schedule_section(results) + _pacing_section(results)
+    out += _requests_section(results) + _cost_section(results) + _coldstart_section(results)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _latency_section(results: dict[str, Any]) -> list[str]:
+    ttd = results.get("time_to_dial", {})
+    rows = []
+    for key in ("isolated", "steady", "burst"):
+        r = ttd.get(key)
+        if not r:
+            continue
+        d, a = r["dial_ms"], r["api_ms"]
+        load = f"{r['calls']} calls" + (f", {r['concurrency']} at a time" if key == "burst" else "")
+        load += f", offered {r['offered_rate']:g}/s" if r.get("offered_rate") else ""
+        rows.append(
+            [
+                key,
+                load,
+                r.get("intake_rps") or "–",
+                _ms(a.get("p50")),
+                _ms(a.get("p99")),
+                _ms(d.get("p50")),
+                _ms(d.get("p95")),
+                _ms(d.get("p99")),
+                _ms(d.get("max")),
+            ]
+        )
+    out = [
+        "## Time to dial",
+        "",
+        "From the API's 200 (seen by a client in its own process) to the carrier simulator receiving the "
+        f"create-call request; CarrierCallsPerSecond = {ttd.get('carrier_cps', '?')} so pacing does not dominate.",
+        "",
+        *_table(
+            ["load", "calls", "intake req/s", "API p50", "API p99", "dial p50", "dial p95", "dial p99", "dial max"],
+            rows,
+        ),
+        "",
+    ]
+    cpu = ttd.get("burst", {}).get("cpu_seconds_per_call")
+    if cpu:
+        out += [
+            f"CPU per call during the burst: moto (the sandbox's AWS) {cpu['moto']:.3f} s, the sandbox process "
+            f"(gateway, handlers, simulator) {cpu['sandbox']:.3f} s.",
+            "",
+        ]
+    return out
+
+
+def _schedule_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for key, r in (results.get("schedule") or {}).items():
+        if not r or "error" in r:
+            rows.append([key, (r or {}).get("error", "not run"), "", "", "", "", ""])
+            continue
+        every = f"every {r['schedule_every']:g} s" if r.get("schedule_every") else r.get("rule_rate") or "template"
+        lat = r["lateness_ms"]
+        paths = ", ".join(f"{k}: {v}" for k, v in r.get("dispatched_by", {}).items())
+        rows.append(
+            [
+                key,
+                every,
+                f"{r['placed']}/{r['calls']}",
+                _ms(lat.get("p50")),
+                _ms(lat.get("p99")),
+                _ms(lat.get("max")),
+                paths,
+            ]
+        )
+    return [
+        "## Schedule precision",
+        "",
+        "Calls posted with `call_date` a few seconds to a minute and a half ahead (whole seconds); lateness is the "
+        "carrier's receipt of the create-call request minus `call_date` (negative: early).",
+        "",
+        *_table(["set", "scheduler fired", "placed", "lateness p50", "p99", "max", "reached the queue by"], rows),
+        "",
+    ]
+
+
+def _pacing_section(results: dict[str, Any]) -> list[str]:
+    p = results.get("pacing")
+    if not p:
+        return []
+    return [
+        "## Pacing",
+        "",
+        *_table(
+            ["CPS", "backlog", "placed", "max in any 1 s", "achieved rate", "share of limit", "gap p50 / min"],
+            [
+                [
+                    f"{p['carrier_cps']:g}",
+                    p["backlog"],
+                    p["placed"],
+                    p["max_in_any_1s_window"],
+                    f"{p['achieved_rate']:.3f}/s",
+                    f"{p['share_of_limit'] * 100:.1f} %",
+                    f"{_ms(p['gap_ms'].get('p50'))} / {_ms(p['gap_ms'].get('min'))}",
+                ]
+            ],
+        ),
+        "",
+        f"The placer's handler time per call under this backlog: {p['placer_seconds_per_call']} s "
+        "(it sleeps until its slot).",
+        "",
+    ]
+
+
+def _requests_section(results: dict[str, Any]) -> list[str]:
+    req = results.get("requests") or {}
+    scenarios = req.get("scenarios", {})
+    rows = []
+    for name, s in scenarios.items():
+        ops = ", ".join(f"{k} {v:g}" for k, v in s["by_operation"].items())
+        units = ", ".join(f"{k} {v:g}" for k, v in s["dynamodb_units"].items())
+        esm = ", ".join(f"{k} {v:g}" for k, v in s["event_source_requests"].items()) or "–"
+        rows.append([name, f"{s['aws_requests']:g}", ops, esm, units, s["http_api_requests"], s["lambda_invocations"]])
+    out = [
+        "## AWS requests per call",
+        "",
+        "Counted inside the functions with botocore event hooks, one call at a time (mean of "
+        f"{next(iter(scenarios.values()))['calls'] if scenarios else '?'} calls each, warm containers). "
+        "The SQS event source mapping's requests (billed) are apart; its stream reads are free and not shown.",
+        "",
+        *_table(
+            [
+                "call",
+                "requests",
+                "by operation",
+                "event source mapping",
+                "DynamoDB units",
+                "HTTP API requests",
+                "Lambda invocations",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    for name, reason in req.get("missing", {}).items():
+        out += [f"- {name}: {reason}"]
+    immediate = scenarios.get("immediate answered")
+    if immediate:
+        out += [
+            "",
+            "Immediate answered call, by function:",
+            "",
+            *_table(
+                ["function", "invocations", "requests", "handler ms (sandbox)", "of which on moto", "log bytes"],
+                [
+                    [
+                        name,
+                        f["invocations"],
+                        ", ".join(f"{k} {v:g}" for k, v in f["requests"].items()),
+                        f["duration_ms"],
+                        f["aws_wait_ms"],
+                        f["log_bytes"],
+                    ]
+                    for name, f in immediate["functions"].items()
+                ],
+            ),
+        ]
+    filtered = _get(immediate, "filtered_invocations")
+    if filtered:
+        out += [
+            "",
+            "Not counted (the template's FilterCriteria drop them in AWS, the sandbox delivers them): "
+            + ", ".join(f"{k} {v:g} invocations per call" for k, v in filtered.items())
+            + ".",
+        ]
+    cold = req.get("cold_first_call")
+    if cold:
+        out += ["", f"The first call of the run (cold containers) made {cold['aws_requests']:g} requests."]
+    return [*out, ""]
+
+
+def _cost_section(results: dict[str, Any]) -> list[str]:
+    cost = results.get("cost") or {}
+    scenarios = cost.get("scenarios", {})
+    if not scenarios:
+        return []
+    out = [
+        "## Cost per million calls",
+        "",
+        "Per-call counts above × list prices. Lambda compute uses the handler durations measured in the sandbox and "
+        "the memory in template.yaml; the modelled column replaces time spent waiting on moto with 8 ms per AWS "
+        "request and scales the handlers' own CPU time to Lambda's CPU share at that memory.",
+        "",
+        *_table(
+            ["call", "USD per 1M (measured durations)", "USD per 1M (modelled AWS durations)"],
+            [
+                [name, f"${s['measured']['usd_per_million']:,.2f}", f"${s['modelled']['usd_per_million']:,.2f}"]
+                for name, s in scenarios.items()
+            ],
+        ),
+        "",
+    ]
+    immediate = scenarios.get("immediate answered")
+    if immediate:
+        out += [
+            "Immediate answered call, by item (measured durations):",
+            "",
+            *_table(
+                ["item", "per call", "USD per 1M calls"],
+                [
+                    [r["item"], f"{r['per_call']:.4g}", f"${r['usd_per_million']:,.2f}"]
+                    for r in immediate["measured"]["items"]
+                ],
+            ),
+            "",
+        ]
+    backlog = cost.get("backlog_placer")
+    if backlog:
+        out += [
+            f"Under a backlog the placer sleeps until its slot: {backlog['seconds_per_call']} s per call at CPS "
+            f"{backlog['cps']:g} adds ${backlog['usd_per_million']:,.2f} per 1M calls of Lambda compute.",
+            "",
+        ]
+    fixed = cost.get("fixed_monthly")
+    if fixed:
+        out += [
+            f"Fixed costs, whatever the volume (about ${fixed['usd_per_month']:,.2f} a month):",
+            "",
+            *_table(["item", "USD per month"], [[r["item"], f"${r['usd_per_month']:,.2f}"] for r in fixed["items"]]),
+            "",
+            "Not modelled: the secret ($0.40 a month), CloudWatch custom metrics and alarms, KMS requests for the "
+            "tables' AWS-managed keys, data transfer, and the carrier's own charges.",
+            "",
+        ]
+    out += [
+        f"Price table ({PRICES_SOURCE}):",
+        "",
+        *_table(
+            ["item", "USD", "per", "unit", "source"],
+            [[p["item"], p["usd"], f"{p['per']:,.0f}", p["unit"], p["source"]] for p in price_table_rows()],
+        ),
+        "",
+    ]
+    return out
+
+
+def _coldstart_section(results: dict[str, Any]) -> list[str]:
+    cold = results.get("cold_start") or {}
+    rows = []
+    sizes = _get(results, "deployment", "functions") or {}
+    for name, f in (cold.get("functions") or {}).items():
+        size = sizes.get(name)
+        size_text = (
+            f"{size['bytes'] / 1024:,.0f} KiB / {size['with_layer_bytes'] / 1024**2:,.1f} MiB "
+            f"({size['with_layer_zipped'] / 1024**2:,.1f} MiB zipped)"
+            if size
+            else "–"
+        )
+        if "error" in f:
+            rows.append([name, f["error"], "", "", "", size_text])
+            continue
+        top = ", ".join(f"{t['package']} {t['ms']:g}" for t in f["packages"][:3])
+        heavy = ", ".join(f"`{t['module']}` {t['ms']:g}" for t in f["modules"][:3])
+        rows.append([name, _ms(f["median_ms"]), f"{f['ratio_to_boto3']:.2f}×", top, heavy, size_text])
+    out = [
+        "## Cold start and deployment size",
+        "",
+        f"Median of {cold.get('samples', '?')} fresh interpreters (Python {cold.get('python', '?')}, bytecode "
+        f"cached) per handler module, beside bare `import boto3` in the same run: {_ms(cold.get('boto3_median_ms'))}. "
+        "Top imports from one `python -X importtime` run (ms, inflated by the tracing).",
+        "",
+        *_table(
+            [
+                "function",
+                "import (median)",
+                "vs boto3",
+                "packages (ms)",
+                "heaviest modules it imports (ms)",
+                "deployed: function / with layer",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    deployment = results.get("deployment") or {}
+    if not deployment.get("built"):
+        out += [f"Deployment size: {deployment.get('reason', 'not measured')}.", ""]
+    else:
+        layers = ", ".join(
+            f"{n} {v['bytes'] / 1024**2:,.1f} MiB ({v['zipped'] / 1024**2:,.1f} MiB zipped)"
+            for n, v in deployment["layers"].items()
+        )
+        biggest = ", ".join(
+            f"{b['package']} {b['bytes'] / 1024**2:,.1f} MiB" for b in deployment["layer_largest_packages"]
+        )
+        out += [
+            f"`sam build` (python3.13, arm64) took {deployment['seconds']:.0f} s. Layer: {layers}; "
+            f"largest packages in it: {biggest}. Lambda's limit is 250 MiB unzipped, function and layers together.",
+            "",
+        ]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- chart
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Cumulative distributions of time to dial and schedule lateness, with the targets; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
+    colors = {"isolated": "#2a9d8f", "steady": "#e9c46a", "burst": "#e76f51"}
+    for key, result in (results.get("time_to_dial") or {}).items():
+        if not isinstance(result, dict) or not result.get("dial_seconds"):
+            continue
+        values = sorted(v * 1000 for v in result["dial_seconds"])
+        shares = [(i + 1) / len(values) for i in range(len(values))]
+        left.step(values, shares, where="post", color=colors.get(key), label=f"{key} (n={len(values)})", linewidth=2)
+    for ms, text in ((100, "p50 target 100 ms"), (500, "p99 target 500 ms")):
+        left.axvline(ms, color="#555", linestyle="--", linewidth=1)
+        left.text(ms * 1.05, 0.04, text, rotation=90, fontsize=8, color="#555", va="bottom")
+    left.set_xscale("log")
+    left.set_xlabel("API 200 → carrier create-call request (ms, log scale)")
+    left.set_ylabel("share of calls")
+    left.set_title("Time to dial")
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(loc="lower right", fontsize=9)
+    for key, color in (("fast", "#264653"), ("template_rate", "#f4a261")):
+        result = (results.get("schedule") or {}).get(key)
+        if not isinstance(result, dict) or not result.get("lateness_seconds"):
+            continue
+        values = sorted(result["lateness_seconds"])
+        shares = [(i + 1) / len(values) for i in range(len(values))]
+        right.step(values, shares, where="post", color=color, label=f"{key} (n={len(values)})", linewidth=2)
+        right.plot(values, shares, "o", color=color, markersize=3)
+    right.axvline(1.0, color="#555", linestyle="--", linewidth=1)
+    right.text(1.02, 0.04, "p99 target 1 s", rotation=90, fontsize=8, color="#555", va="bottom")
+    right.axvline(0.0, color="#aaa", linewidth=0.8)
+    right.set_xlabel("carrier request − call_date (s)")
+    right.set_title("Schedule lateness")
+    right.grid(True, alpha=0.3)
+    right.legend(loc="lower right", fontsize=9)
+    fig.suptitle(f"callbridge sandbox, {results['meta']['started']} — cumulative distributions", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def write(results: dict[str, Any], directory: Path) -> list[Path]:
+    """latest.json, latest.md and latency.png in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    json_path = directory / "latest.json"
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+    written.append(json_path)
+    md_path = directory / "latest.md"
+    md_path.write_text(markdown(results))
+    written.append(md_path)
+    png = directory / "latency.png"
+    if chart(results, png):
+        written.append(png)
+    return written

@@ -1,0 +1,90 @@
+"""Sandbox sessions, each in its own process: `python -m bench.sessions NAME OUT.json`.
+
+One sandbox per process: the handlers' modules cache boto3 clients and carrier credentials for the
+life of the process (as a Lambda container does), so a second sandbox in the same process would talk
+to the first one's moto. Each session writes its results as JSON, or {"error": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.harness import running_sandbox
+from bench.latency import isolated_time_to_dial, time_to_dial
+from bench.pacing import pacing
+from bench.requests_count import count_requests
+from bench.schedule import rule_rate, schedule_precision
+
+FAST_SCHEDULE_EVERY = 2.0
+DIAL_CPS = 200
+PACING_CPS = 2
+PACING_BACKLOG = 30
+SPEED = 20
+TEMPLATE_RATE_OFFSETS = [20.0, 40.0, 70.0, 85.0]
+FAST_OFFSETS = [5.0 + i for i in range(16)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pacing_session(burst: int) -> dict[str, Any]:
+    with running_sandbox(speed=SPEED, cps=PACING_CPS) as running:
+        return {"pacing": pacing(running, cps=PACING_CPS, backlog=PACING_BACKLOG)}
+
+
+def template_rate_session(burst: int) -> dict[str, Any]:
+    with running_sandbox(speed=SPEED, cps=DIAL_CPS, schedule_every=None) as running:
+        result = schedule_precision(running, offsets=TEMPLATE_RATE_OFFSETS, label="template rate", schedule_every=None)
+        result["rule_rate"] = rule_rate(running)
+        return {"template_rate": result}
+
+
+def main_session(burst: int) -> dict[str, Any]:
+    """Requests per call, time to dial (isolated, steady, burst) and the fast schedule set, in one sandbox."""
+    out: dict[str, Any] = {}
+    with running_sandbox(speed=SPEED, cps=DIAL_CPS, schedule_every=FAST_SCHEDULE_EVERY) as running:
+        out["requests"] = count_requests(running, runs=3, schedule_every=FAST_SCHEDULE_EVERY)
+        ttd: dict[str, Any] = {"carrier_cps": DIAL_CPS}
+        ttd["isolated"] = isolated_time_to_dial(running, calls=10)
+        ttd["steady"] = time_to_dial(running, calls=30, concurrency=4, cps=DIAL_CPS, rate=2.0, label="steady")
+        running.recorder.wait_quiet(1.5, timeout=60)
+        moto_pid = running.sandbox._moto.pid
+        before = (_cpu_seconds(moto_pid), _cpu_seconds(os.getpid()))
+        ttd["burst"] = time_to_dial(running, calls=burst, concurrency=8, cps=DIAL_CPS)
+        running.recorder.wait_quiet(1.5, timeout=120)
+        dialed = max(1, ttd["burst"]["dialed"])
+        ttd["burst"]["cpu_seconds_per_call"] = {
+            "moto": round((_cpu_seconds(moto_pid) - before[0]) / dialed, 3),
+            "sandbox": round((_cpu_seconds(os.getpid()) - before[1]) / dialed, 3),
+        }
+        out["time_to_dial"] = ttd
+        out["schedule_fast"] = schedule_precision(
+            running, offsets=FAST_OFFSETS, label="fast", schedule_every=FAST_SCHEDULE_EVERY
+        )
+    return out
+
+
+SESSIONS = {"main": main_session, "pacing": pacing_session, "template-rate": template_rate_session}
+
+
+def main(argv: list[str]) -> int:
+    name, out = argv[0], Path(argv[1])
+    burst = int(argv[2]) if len(argv) > 2 else 100
+    try:
+        result = SESSIONS[name](burst)
+    except Exception as exc:  # the parent writes the error into the results instead of inventing numbers
+        traceback.print_exc()
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    out.write_text(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
