@@ -22,10 +22,12 @@ from callbridge.domain.errors import (
     Conflict,
     FieldProblem,
     InvalidRequest,
+    IvrMenuNotFound,
     ServiceUnavailable,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
+from callbridge.logic import ivr as ivr_menus
 from callbridge.logic.auth import Authenticator
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings
@@ -149,6 +151,53 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
     return _json(200, envelope(200, call=call))
 
 
+def _ivr_code() -> Any:
+    return Path(description="The menu's code: 1-64 letters, digits, '-' or '_' (what answer_ivr names).")
+
+
+@app.put(
+    "/pcall/ivr/<code>",
+    summary="Create or replace an IVR menu",
+    responses=openapi.responses(openapi.IvrMenuPutResponse, 400, 401, 503),
+    tags=["ivr"],
+)
+def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
+    account = _account()
+    event = app.current_event
+    body = raw_body(event.body, bool(event.is_base64_encoded))
+    return _json(200, envelope(200, **ivr_menus.put_menu(deps().accounts, account, code, body, now=_now())))
+
+
+@app.get(
+    "/pcall/ivr/<code>",
+    summary="One IVR menu",
+    responses=openapi.responses(openapi.IvrMenuResponse, 401, 404),
+    tags=["ivr"],
+)
+def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
+    return _json(200, envelope(200, **ivr_menus.get_menu(deps().accounts, _account(), code)))
+
+
+@app.get(
+    "/pcall/ivr",
+    summary="List IVR menus, by code",
+    responses=openapi.responses(openapi.IvrMenuListResponse, 401),
+    tags=["ivr"],
+)
+def list_ivr_menus() -> Response[str]:
+    return _json(200, envelope(200, **ivr_menus.list_menus(deps().accounts, _account())))
+
+
+@app.delete(
+    "/pcall/ivr/<code>",
+    summary="Delete an IVR menu (calls already accepted keep their copy)",
+    responses=openapi.responses(openapi.IvrMenuDeleteResponse, 401, 404, 409),
+    tags=["ivr"],
+)
+def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
+    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().accounts, _account(), code)))
+
+
 @app.get("/pcall/openapi.json", include_in_schema=False)
 def openapi_json() -> Response[str]:
     return _json(200, openapi_document())
@@ -213,6 +262,11 @@ def _unauthorized(exc: Unauthorized) -> Response[str]:
 @app.exception_handler(CallNotFound)
 def _not_found(exc: CallNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"call {exc} not found"))
+
+
+@app.exception_handler(IvrMenuNotFound)
+def _no_menu(exc: IvrMenuNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"IVR menu {exc} not found"))
 
 
 @app.exception_handler(Conflict)

@@ -108,6 +108,9 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     if action == "recording":
         hooks.recording(callid, params)
         return Response(204, TWIML, "")
+    if action == "gather":
+        query = app.current_event.query_string_parameters or {}
+        return _twiml(hooks.gather(callid, params, query, _urls()))
     if action == "dial":
         return _twiml(hooks.dial_ended(callid, params))
     if action == "hold":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -97,10 +98,20 @@ def queued(stack: Any) -> list[dict[str, Any]]:
 
 
 def add_ivr(stack: Any, api_key: str, code: str) -> None:
-    """An IVR menu of the account, as AccountsTable keeps it."""
+    """An IVR menu of the account (press 1 to hear goodbye), as AccountsTable keeps it."""
+    menu = {
+        "prompt": {"speak": "Press 1.", "speak_lang": "en-US"},
+        "options": {"1": {"action": "say", "speak": "Goodbye.", "speak_lang": "en-US"}},
+    }
     _client("dynamodb").put_item(
         TableName=stack.refs["AccountsTable"],
-        Item={"pk": {"S": api_key}, "sk": {"S": f"IVR#{code}"}, "name": {"S": code}},
+        Item={
+            "pk": {"S": api_key},
+            "sk": {"S": f"IVR#{code}"},
+            "menu": {"S": json.dumps(menu)},
+            "created_at": {"S": "2027-01-01T00:00:00.000Z"},
+            "updated_at": {"S": "2027-01-01T00:00:00.000Z"},
+        },
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from callbridge.domain.calls import CallStatus
+from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
 
 TITLE = "callbridge — Make calls API"
@@ -88,12 +89,52 @@ class CancelResponse(BaseModel):
     data: CancelData
 
 
+class IvrMenuView(IvrMenu):
+    """An IVR menu as stored for the account."""
+
+    code: str = Field(description="The menu's code, as answer_ivr names it.")
+    created_at: str
+    updated_at: str
+
+
+class IvrMenuData(Envelope):
+    menu: IvrMenuView
+
+
+class IvrMenuResponse(BaseModel):
+    data: IvrMenuData
+
+
+class IvrMenuPutData(IvrMenuData):
+    created: bool = Field(description="True if the menu is new, false if it replaced one.")
+
+
+class IvrMenuPutResponse(BaseModel):
+    data: IvrMenuPutData
+
+
+class IvrMenuListData(Envelope):
+    menus: list[IvrMenuView]
+
+
+class IvrMenuListResponse(BaseModel):
+    data: IvrMenuListData
+
+
+class IvrMenuDeleteData(Envelope):
+    deleted: str = Field(description="The code of the deleted menu.")
+
+
+class IvrMenuDeleteResponse(BaseModel):
+    data: IvrMenuDeleteData
+
+
 def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
-        404: "No such call for this account.",
-        409: "Conflict with the call's state or an Idempotency-Key.",
+        404: "No such call (or IVR menu) for this account.",
+        409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
     return {c: {"description": text[c], "content": {"application/json": {"model": ErrorResponse}}} for c in codes}
@@ -139,7 +180,21 @@ def finish(document: str) -> dict[str, Any]:
             "description": "Retries with the same key and body return the first response; another body is a 409.",
         }
     )
+    _ivr_menu_body(spec)
     return spec
+
+
+def _ivr_menu_body(spec: dict[str, Any]) -> None:
+    """PUT /pcall/ivr/{code} reads its JSON body by hand (any Content-Type), so its schema is added here."""
+    schemas = spec["components"]["schemas"]
+    schema = IvrMenu.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    schemas["IvrMenu"] = schema
+    spec["paths"]["/pcall/ivr/{code}"]["put"]["requestBody"] = {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IvrMenu"}}},
+    }
 
 
 SWAGGER_UI_VERSION = "5.17.14"

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+from callbridge.domain.ivr import StoredMenu
 
 Cursor = dict[str, Any]
 
@@ -69,6 +70,22 @@ class AccountsStore(Protocol):
     def get_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
 
     def ivr_exists(self, account_id: str, code: str) -> bool: ...
+
+    def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None: ...
+
+
+class IvrMenuStore(Protocol):
+    """An account's IVR menus."""
+
+    def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None: ...
+
+    def list_ivr_menus(self, account_id: str) -> list[StoredMenu]: ...
+
+    def put_ivr_menu(self, account_id: str, menu: StoredMenu) -> None:
+        """Create or replace the menu of `menu.code`."""
+
+    def delete_ivr_menu(self, account_id: str, code: str) -> bool:
+        """Delete a menu; whether there was one."""
 
 
 class CallsQueue(Protocol):

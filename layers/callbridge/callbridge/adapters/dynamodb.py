@@ -10,11 +10,13 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from callbridge.adapters.aws import client
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
+from callbridge.domain.ivr import IvrMenu, StoredMenu
 from callbridge.ports import CallQuery, Cursor, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
 
 _serializer = TypeSerializer()
@@ -309,3 +311,76 @@ class DynamoAccountsStore:
 
     def ivr_exists(self, account_id: str, code: str) -> bool:
         return self._get(account_id, f"IVR#{code}") is not None
+
+    # --- IVR menus: sk = IVR#<code>, the menu as JSON text (its shape is the domain's, validated on read)
+
+    def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None:
+        """One menu, read consistently (a call placed right after the menu was saved must find it)."""
+        try:
+            response = self._db.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": account_id}, "sk": {"S": f"{_IVR}{code}"}},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        return _stored_menu(from_item(item)) if item else None
+
+    def list_ivr_menus(self, account_id: str) -> list[StoredMenu]:
+        """Every menu of the account, by code."""
+        menus: list[StoredMenu] = []
+        try:
+            pages = self._db.get_paginator("query").paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :a AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":a": {"S": account_id}, ":p": {"S": _IVR}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                menus.extend(m for m in (_stored_menu(from_item(i)) for i in page.get("Items", [])) if m)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        return sorted(menus, key=lambda m: m.code)
+
+    def put_ivr_menu(self, account_id: str, menu: StoredMenu) -> None:
+        item = {
+            "pk": account_id,
+            "sk": f"{_IVR}{menu.code}",
+            "menu": menu.menu.model_dump_json(exclude_none=True),
+            "created_at": menu.created_at,
+            "updated_at": menu.updated_at,
+        }
+        try:
+            self._db.put_item(TableName=self.table_name, Item=to_item(item))
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    def delete_ivr_menu(self, account_id: str, code: str) -> bool:
+        """Delete a menu; whether there was one."""
+        try:
+            response = self._db.delete_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": account_id}, "sk": {"S": f"{_IVR}{code}"}},
+                ReturnValues="ALL_OLD",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        return bool(response.get("Attributes"))
+
+
+_IVR = "IVR#"
+
+
+def _stored_menu(data: dict[str, Any]) -> StoredMenu | None:
+    """A menu item as the domain's StoredMenu; None for an item that is not a valid menu."""
+    try:
+        menu = IvrMenu.model_validate_json(str(data.get("menu", "")))
+    except ValidationError:
+        return None
+    return StoredMenu(
+        code=str(data["sk"])[len(_IVR) :],
+        menu=menu,
+        created_at=str(data.get("created_at", "")),
+        updated_at=str(data.get("updated_at", "")),
+    )

@@ -106,6 +106,8 @@ class Call(BaseModel):
     source: str = "api"
     claim_token: str | None = None
     tts_audio: dict[str, str] = Field(default_factory=dict)
+    # The answer_ivr menu and every menu it leads to, as they were when the call was accepted (code → menu).
+    ivr_menus: dict[str, dict[str, Any]] = Field(default_factory=dict)
     version: int = 0
     timeline: list[TimelineEvent] = Field(default_factory=list)
 
@@ -116,7 +118,8 @@ class Call(BaseModel):
     def public(self, *, with_timeline: bool) -> dict[str, Any]:
         """The call as the API shows it to its owner."""
         body = self.model_dump(
-            exclude={"account_id", "accepted", "timeline", "version", "claim_token", "tts_audio"}, exclude_none=False
+            exclude={"account_id", "accepted", "timeline", "version", "claim_token", "tts_audio", "ivr_menus"},
+            exclude_none=False,
         )
         body["status"] = self.status.value
         if with_timeline:

@@ -42,6 +42,10 @@ class CallNotFound(DomainError):
     """No such call for this account (HTTP 404). Another account's call is 'not found' too."""
 
 
+class IvrMenuNotFound(DomainError):
+    """No IVR menu of this code for this account (HTTP 404)."""
+
+
 @dataclass
 class Conflict(DomainError):
     """The request cannot apply to the current state (HTTP 409)."""

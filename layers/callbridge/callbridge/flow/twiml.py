@@ -68,11 +68,16 @@ def render_answer(
     _tts(root, request.answer_tts, request.answer_tts_voice, tts_audio.get("answer_tts"))
     if ivr:
         root.extend(_verbs(ivr))
+    append_after_ivr(root, request, urls)
+    return _document(root)
+
+
+def append_after_ivr(root: ET.Element, request: CallRequest, urls: FlowUrls) -> None:
+    """What a person's flow does after the IVR, in the seed's order: dial answer_dial_to (last), else hang up."""
     if request.answer_dial_to:
         _dial(root, request, urls)
     else:
         ET.SubElement(root, "Hangup")
-    return _document(root)
 
 
 def render_second_leg(conference_name: str) -> str:

@@ -12,8 +12,10 @@ from typing import Any
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
+from callbridge.domain.ivr import snapshot
 from callbridge.domain.requests import CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.logic.ivr import menus_for_call
 from callbridge.ports import AccountsStore, CallsQueue, CallsStore, IdempotencyKeyTaken, IdempotencyRecord
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -35,21 +37,31 @@ def _request_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _account_checks(request: CallRequest, account: Account, accounts: AccountsStore, now: datetime) -> datetime | None:
-    """Rules that depend on the account: time zone of call_date, IVR menus. Returns the due instant."""
+def _account_checks(
+    request: CallRequest, account: Account, accounts: AccountsStore, now: datetime
+) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
+    """Rules that depend on the account: time zone of call_date, IVR menus.
+
+    Returns the due instant and the IVR menus the call keeps (answer_ivr's and every one it leads to), so
+    later edits or deletes of the account's menus never change an accepted call.
+    """
     problems: list[FieldProblem] = []
     due = None
+    ivr_menus: dict[str, dict[str, Any]] = {}
     if request.call_date:
         try:
             due = parse_call_date(request.call_date, request.timezone or account.timezone)
             check_window(due, now)
         except CallDateError as exc:
             problems.append(FieldProblem("call_date", str(exc)))
-    if request.answer_ivr and not accounts.ivr_exists(account.api_key, request.answer_ivr):
-        problems.append(FieldProblem("answer_ivr", f"unknown IVR menu code {request.answer_ivr!r} for this account"))
+    if request.answer_ivr:
+        try:
+            ivr_menus = snapshot(menus_for_call(accounts, account.api_key, request.answer_ivr))
+        except InvalidRequest as exc:
+            problems.extend(exc.problems)
     if problems:
         raise InvalidRequest(problems)
-    return due
+    return due, ivr_menus
 
 
 def _replay(existing: IdempotencyRecord, request_hash: str) -> dict[str, Any]:
@@ -84,7 +96,7 @@ def accept_call(
         existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
-    due = _account_checks(request, account, ports.accounts, now)
+    due, ivr_menus = _account_checks(request, account, ports.accounts, now)
 
     caller_id = request.from_ or account.caller_id
     record = request.record or account.record_default
@@ -109,6 +121,7 @@ def accept_call(
         accepted=accepted,
         call_date=iso(due) if due else None,
         source=source,
+        ivr_menus=ivr_menus,
         timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
     )
     response = {**accepted, "code": 200, "code_desc": "", "callid": callid}

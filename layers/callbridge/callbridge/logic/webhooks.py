@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
 from callbridge.domain.calls import Call, iso
-from callbridge.domain.errors import CallNotFound
+from callbridge.domain.errors import CallNotFound, InvalidRequest
+from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
 from callbridge.domain.progress import apply_recording_callback, apply_status_callback
 from callbridge.domain.requests import CallRequest
+from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
     FlowUrls,
     answered_by_label,
@@ -25,10 +27,21 @@ from callbridge.logic.placer import Pacer, WebhookUrls
 from callbridge.ports import CallsStore
 
 _SMS_SENDING = "sending"
+_IVR_DIGITS = "ivr.digits"
+_IVR_NO_INPUT = "ivr.no_input"
+_IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
 
 
 def _request_of(call: Call) -> CallRequest:
     return CallRequest.model_validate(call.request)
+
+
+def _gather_position(query: Mapping[str, str]) -> tuple[str, int, int]:
+    """(menu, attempt, step) from a gather URL's query string, as flow/ivr_twiml.py wrote it."""
+    code, attempt, step = query.get("menu", ""), query.get("try", ""), query.get("step", "")
+    if not valid_code(code) or not attempt.isdigit() or not step.isdigit() or not 0 < int(step) <= MAX_STEPS:
+        raise InvalidRequest.single("query string", "must be menu=<code>&try=<attempt>&step=<step>")
+    return code, int(attempt), int(step)
 
 
 def flow_urls(urls: WebhookUrls, callid: str) -> FlowUrls:
@@ -73,7 +86,49 @@ class Webhooks:
             return render_hangup()
         if label == "Machine" and request.answermachine_sms:
             self._send_sms_once(call, request)
-        return render_answer(request, label, flow_urls(urls, callid), call.tts_audio)
+        flow = flow_urls(urls, callid)
+        ivr = None
+        if label == "Person" and request.answer_ivr:
+            # The menus the call was accepted with (see logic/ivr.py): later edits never reach it.
+            menu = from_snapshot(call.ivr_menus).get(request.answer_ivr)
+            ivr = render_menu(request.answer_ivr, menu, flow) if menu else None
+        return render_answer(request, label, flow, call.tts_audio, ivr=ivr)
+
+    def gather(self, callid: str, params: Mapping[str, str], query: Mapping[str, str], urls: WebhookUrls) -> str:
+        """A key pressed at an IVR menu, or none before its timeout: keep it on the call, answer what follows.
+
+        The gather URL names the menu, the attempt and the step; a request repeated by the carrier for a step
+        already kept changes nothing and gets the same answer.
+        """
+        code, attempt, step = _gather_position(query)
+        pressed = pressed_keys(params.get("Digits", ""))
+        stamp = self._stamp()
+
+        def keep(c: Call) -> Call | None:
+            if any(e.event in _IVR_EVENTS and e.detail.get("step") == step for e in c.timeline):
+                return None
+            menu = from_snapshot(c.ivr_menus).get(code)
+            resolution = resolve(menu, pressed, attempt) if menu else GiveUp(None)
+            at = {"menu": code, "step": step, "attempt": attempt}
+            if pressed:
+                kind = resolution.action.action if isinstance(resolution, Chosen) else "invalid"
+                c = c.model_copy(update={"digits": c.digits + pressed})
+                c = c.with_event(stamp, _IVR_DIGITS, digit=pressed, action=kind, **at)
+            else:
+                c = c.with_event(stamp, _IVR_NO_INPUT, **at)
+            if isinstance(resolution, GiveUp):
+                c = c.with_event(stamp, "ivr.ended", menu=code, reason="invalid" if pressed else "no_input")
+            return c
+
+        call = self.calls.update(callid, keep)
+        if call is None:
+            raise CallNotFound(callid)
+        if call.status.is_final:
+            return render_hangup()
+        menus = from_snapshot(call.ivr_menus)
+        menu = menus.get(code)
+        resolution = resolve(menu, pressed, attempt) if menu else GiveUp(None)
+        return render_next(resolution, code, menus, _request_of(call), flow_urls(urls, callid), step=step)
 
     def _send_sms_once(self, call: Call, request: CallRequest) -> None:
         """Send the voicemail SMS exactly once, even if the carrier retries the flow webhook."""
