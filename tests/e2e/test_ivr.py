@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningSandbox, start_sandbox, stop_sandbox
+from tests.e2e.conftest import Receiver, RunningSandbox, start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.e2e
 
@@ -61,13 +61,19 @@ def key_presses(call: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_the_person_walks_a_two_level_menu(pressing_one: RunningSandbox) -> None:
+def test_the_person_walks_a_two_level_menu(pressing_one: RunningSandbox, receiver: Receiver) -> None:
     # given two menus, created over HTTP (the target first)
     assert put_menu(pressing_one, "sales", SALES)["created"] is True
     assert put_menu(pressing_one, "main", MAIN)["menu"]["options"] == {"1": {"action": "menu", "menu": "sales"}}
 
     # when a person answers a call with answer_ivr=main and presses 1 at each menu
-    callid = place(pressing_one, to="17134567890", answer_play="https://example.com/hello.wav", answer_ivr="main")
+    callid = place(
+        pressing_one,
+        to="17134567890",
+        answer_play="https://example.com/hello.wav",
+        answer_ivr="main",
+        callback_url=receiver.url,
+    )
     call = pressing_one.wait_final(callid)
 
     # then the call completed with both key presses, in order, across the menus
@@ -75,6 +81,10 @@ def test_the_person_walks_a_two_level_menu(pressing_one: RunningSandbox) -> None
     assert call["answered_by"] == "Person"
     assert call["digits"] == "11"
     assert key_presses(call) == [("main", "1", "menu"), ("sales", "1", "say")]
+    # and the outcome callback carries them too
+    callback = receiver.wait_for(lambda r: r["form"].get("callid") == callid)
+    assert callback["form"]["status"] == "COMPLETED"
+    assert callback["form"]["digits"] == "11"
 
 
 def test_a_wrong_key_is_retried_then_the_call_goes_on(pressing_one: RunningSandbox) -> None:
