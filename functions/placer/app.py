@@ -95,6 +95,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="CallsPlaced", unit=MetricUnit.Count, value=1)
         if result.latency is not None:
             metrics.add_metric(name="CarrierLatency", unit=MetricUnit.Milliseconds, value=result.latency * 1000)
+        if result.lateness is not None:  # scheduled calls: call_date → carrier request
+            metrics.add_metric(name="DispatchLateness", unit=MetricUnit.Seconds, value=result.lateness)
     elif result.placement is Placement.FAILED:
         metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
     elif result.placement is Placement.RETRY:

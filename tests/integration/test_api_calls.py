@@ -436,7 +436,11 @@ def test_call_date_in_the_current_minute_is_accepted(api: ApiClient, aws: Any, c
     response = api.post_call({**MINIMAL, "call_date": "2027-01-10 12:00"})  # now is 12:00:30
 
     assert response.status == 200
-    assert stored_call(aws, response.data["callid"])["status"] == "SCHEDULED"
+    # Due within 15 minutes (here: already due): straight to the queue, not left for the scheduler.
+    call = stored_call(aws, response.data["callid"])
+    assert call["status"] == "QUEUED"
+    assert call["call_date"] == "2027-01-10T12:00:00.000Z"
+    assert queued(aws) == [{"callid": response.data["callid"]}]
 
 
 def test_call_date_before_the_current_minute_is_refused(api: ApiClient, clock: Clock) -> None:

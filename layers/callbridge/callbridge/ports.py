@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -54,7 +54,10 @@ class CallsStore(Protocol):
     def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page: ...
 
     def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
-        """SCHEDULED → CANCELED for the owner; raises CallNotFound or Conflict."""
+        """A scheduled call not started yet (SCHEDULED, or QUEUED with a call_date) → CANCELED for its owner.
+
+        Raises CallNotFound or Conflict.
+        """
 
     def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
         """Apply `change` atomically (optimistic concurrency); None if there is no such call."""
@@ -90,6 +93,55 @@ class IvrMenuStore(Protocol):
 
 class CallsQueue(Protocol):
     def send_call(self, callid: str, *, delay_seconds: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class DueCall:
+    """An entry of the due index: a call and its attention time (ISO 8601, UTC)."""
+
+    callid: str
+    due: str
+
+
+class DueIndex(Protocol):
+    """The sparse, sharded index of calls by the next moment the scheduler must look at them."""
+
+    @property
+    def shards(self) -> list[str]: ...
+
+    def due(self, shard: str, before: str, limit: int | None = None) -> list[DueCall]:
+        """The shard's calls due before `before` (ISO 8601), soonest first."""
+
+    def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
+        """SCHEDULED → QUEUED if due before `before`, in one conditional write: (True, None) when it moved,
+        else (False, the call as it is; None if there is no such call)."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One `{"callid"}` message for CallsQueue and how long SQS holds it back."""
+
+    callid: str
+    delay_seconds: int
+
+
+class DispatchQueue(Protocol):
+    def send_calls(self, messages: Sequence[Outgoing]) -> list[str]:
+        """Send up to 10 messages in one request; the callids SQS did not accept. Raises ServiceUnavailable."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the calls queue gave up on, and the callid it names (None for other messages)."""
+
+    receipt_handle: str
+    callid: str | None
+
+
+class DeadLetters(Protocol):
+    def receive(self, max_messages: int = 10) -> list[DeadLetter]: ...
+
+    def delete(self, receipt_handles: Sequence[str]) -> None: ...
 
 
 class IdempotencyKeyTaken(Exception):

@@ -14,10 +14,11 @@ from pydantic import ValidationError
 
 from callbridge.adapters.aws import client
 from callbridge.domain.accounts import Account
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.dispatch import DEFAULT_TIMING, Timing, attention, listed_as_scheduled
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.ivr import IvrMenu, StoredMenu
-from callbridge.ports import CallQuery, Cursor, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
+from callbridge.ports import CallQuery, Cursor, DueCall, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -54,14 +55,21 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
 
 
 class DynamoCallsStore:
-    """CallsTable: one item per call; sparse indexes for scheduled calls."""
+    """CallsTable: one item per call; sparse indexes for the scheduler (DueByShard) and scheduled calls."""
 
     def __init__(
-        self, table_name: str, *, idempotency_table: str = "", schedule_shards: int = 16, dynamodb: Any = None
+        self,
+        table_name: str,
+        *,
+        idempotency_table: str = "",
+        schedule_shards: int = 16,
+        timing: Timing = DEFAULT_TIMING,
+        dynamodb: Any = None,
     ) -> None:
         self._table = table_name
         self._idempotency_table = idempotency_table
         self._shards = schedule_shards
+        self._timing = timing
         self._client = dynamodb
 
     @property
@@ -71,13 +79,85 @@ class DynamoCallsStore:
         return self._client
 
     def call_item(self, call: Call) -> dict[str, Any]:
+        """The call as a CallsTable item, with the index attributes its state calls for.
+
+        due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
+        domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
+        """
         data = call.model_dump(mode="json")
         data["created_key"] = f"{call.created_at}#{call.callid}"
-        if call.status is CallStatus.SCHEDULED and call.call_date:
-            data["due_key"] = f"{call.call_date}#{call.callid}"
+        due = attention(call, self._timing)
+        if due is not None:
+            data["due_key"] = f"{iso(due)}#{call.callid}"
             data["due_shard"] = shard_of(call.callid, self._shards)
+        if listed_as_scheduled(call):
             data["scheduled_account"] = call.account_id
         return to_item(data)
+
+    @property
+    def shards(self) -> list[str]:
+        """Every partition of the due index."""
+        return [f"{n:02d}" for n in range(self._shards)]
+
+    def due(self, shard: str, before: str, limit: int | None = None) -> list[DueCall]:
+        """Calls of one due-index shard whose attention time is before `before` (ISO), soonest first."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "DueByShard",
+            "KeyConditionExpression": "due_shard = :s AND due_key < :b",
+            "ExpressionAttributeValues": {":s": {"S": shard}, ":b": {"S": before}},
+        }
+        found: list[DueCall] = []
+        while True:
+            if limit is not None:
+                params["Limit"] = limit - len(found)
+            try:
+                response = self._db.query(**params)
+            except (ClientError, BotoCoreError) as exc:
+                raise _unavailable(exc) from exc
+            for item in response.get("Items", []):
+                key = item["due_key"]["S"]
+                found.append(DueCall(callid=item["callid"]["S"], due=key.split("#", 1)[0]))
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(found) >= limit):
+                return found
+            params["ExclusiveStartKey"] = last
+
+    def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
+        """SCHEDULED → QUEUED if its call_date is before `before` (ISO): one conditional write, no read.
+
+        The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a QUEUED
+        call keeps its call_date as due_key, see `call_item`). The version moves, so a read-modify-write
+        that read the call before fails and reads again. Returns (True, None) when the call moved, else
+        (False, the call as it is, or None if there is no such call).
+        """
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"callid": {"S": callid}},
+                UpdateExpression=(
+                    "SET #s = :queued, updated_at = :at, timeline = list_append(timeline, :event) ADD version :one"
+                ),
+                ConditionExpression="#s = :scheduled AND call_date < :before",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":queued": {"S": CallStatus.QUEUED.value},
+                    ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                    ":before": {"S": before},
+                    ":at": {"S": event.at},
+                    ":one": {"N": "1"},
+                    ":event": {"L": [_serializer.serialize(event.model_dump())]},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise _unavailable(exc) from exc
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            return False, Call.model_validate(from_item(old)) if old else self.get(callid)
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return True, None
 
     def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
         put_call = {
@@ -183,6 +263,11 @@ class DynamoCallsStore:
         return self._query_pages(params, limit, cursor)
 
     def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
+        """A scheduled call that has not started (SCHEDULED, or QUEUED with a call_date) → CANCELED.
+
+        The version moves too, so a placer's claim or a scheduler's dispatch that read the call before
+        this write fails its own conditional write and reads CANCELED.
+        """
         try:
             response = self._db.update_item(
                 TableName=self._table,
@@ -190,15 +275,20 @@ class DynamoCallsStore:
                 UpdateExpression=(
                     "SET #s = :canceled, updated_at = :at, ended_at = :at, "
                     "timeline = list_append(if_not_exists(timeline, :empty), :event) "
+                    "ADD version :one "
                     "REMOVE due_key, due_shard, scheduled_account"
                 ),
-                ConditionExpression="#s = :scheduled AND account_id = :a",
+                ConditionExpression=(
+                    "account_id = :a AND (#s = :scheduled OR (#s = :queued AND attribute_exists(call_date)))"
+                ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":canceled": {"S": CallStatus.CANCELED.value},
                     ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                    ":queued": {"S": CallStatus.QUEUED.value},
                     ":a": {"S": account_id},
                     ":at": {"S": event.at},
+                    ":one": {"N": "1"},
                     ":empty": {"L": []},
                     ":event": {"L": [_serializer.serialize(event.model_dump())]},
                 },
@@ -212,7 +302,9 @@ class DynamoCallsStore:
             current = Call.model_validate(from_item(old)) if old else self.get(callid)
             if current is None or current.account_id != account_id:
                 raise CallNotFound(callid) from exc
-            raise Conflict(f"call {callid} is {current.status.value}; only SCHEDULED calls can be cancelled") from exc
+            raise Conflict(
+                f"call {callid} is {current.status.value}; only scheduled calls that have not started can be cancelled"
+            ) from exc
         except BotoCoreError as exc:
             raise _unavailable(exc) from exc
         return Call.model_validate(from_item(response["Attributes"]))

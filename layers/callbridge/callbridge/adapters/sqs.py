@@ -1,14 +1,18 @@
-"""SQS adapter: CallsQueue."""
+"""SQS adapters: CallsQueue and its dead-letter queue."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from callbridge.adapters.aws import client
 from callbridge.domain.errors import ServiceUnavailable
+from callbridge.ports import DeadLetter, Outgoing
+
+MAX_BATCH = 10  # SendMessageBatch, DeleteMessageBatch, ReceiveMessage
 
 
 class SqsCallsQueue:
@@ -34,6 +38,26 @@ class SqsCallsQueue:
         except (ClientError, BotoCoreError) as exc:
             raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
 
+    def send_calls(self, messages: Sequence[Outgoing]) -> list[str]:
+        """Up to 10 `{"callid"}` messages in one SendMessageBatch; returns the callids SQS did not accept."""
+        if not messages:
+            return []
+        if len(messages) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} messages per batch")
+        entries = [
+            {
+                "Id": str(n),
+                "MessageBody": json.dumps({"callid": m.callid}),
+                "DelaySeconds": max(0, min(900, m.delay_seconds)),
+            }
+            for n, m in enumerate(messages)
+        ]
+        try:
+            response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
+        return [messages[int(f["Id"])].callid for f in response.get("Failed", [])]
+
     def retry_later(self, receipt_handle: str, seconds: float) -> None:
         """Make a received message visible again after `seconds` (backoff), not the queue's default."""
         try:
@@ -42,3 +66,50 @@ class SqsCallsQueue:
             )
         except (ClientError, BotoCoreError) as exc:
             raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
+
+
+class SqsDeadLetters:
+    """CallsDeadLetterQueue: the messages CallsQueue gave up on after its maxReceiveCount."""
+
+    def __init__(self, queue_url: str, *, visibility_seconds: int = 600, sqs: Any = None) -> None:
+        self._url = queue_url
+        self._visibility = visibility_seconds
+        self._client = sqs
+
+    @property
+    def _sqs(self) -> Any:
+        if self._client is None:
+            self._client = client("sqs")
+        return self._client
+
+    def receive(self, max_messages: int = MAX_BATCH) -> list[DeadLetter]:
+        """Up to 10 messages, hidden from other readers for a while (an unhandled one comes back later)."""
+        try:
+            response = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
+                VisibilityTimeout=self._visibility,
+                WaitTimeSeconds=0,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+        return [_dead_letter(m) for m in response.get("Messages", [])]
+
+    def delete(self, receipt_handles: Sequence[str]) -> None:
+        for start in range(0, len(receipt_handles), MAX_BATCH):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(receipt_handles[start : start + MAX_BATCH])
+            ]
+            try:
+                self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise ServiceUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+
+
+def _dead_letter(message: dict[str, Any]) -> DeadLetter:
+    try:
+        body = json.loads(message.get("Body", ""))
+    except ValueError:
+        body = None
+    callid = body.get("callid") if isinstance(body, dict) and "account_id" not in body else None
+    return DeadLetter(receipt_handle=message["ReceiptHandle"], callid=callid if isinstance(callid, str) else None)

@@ -6,11 +6,12 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
+from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
 from callbridge.domain.requests import CallRequest, parse_call_request
@@ -81,8 +82,10 @@ def accept_call(
 ) -> dict[str, Any]:
     """Validate and accept a call request; returns the seed's response `data`.
 
-    Immediate calls are stored QUEUED and sent to CallsQueue; calls with `call_date` are
-    stored SCHEDULED. With an Idempotency-Key, a repeat of the same request returns the first
+    Immediate calls are stored QUEUED and sent to CallsQueue. A call with a `call_date` less than
+    15 minutes ahead is stored QUEUED too and sent with DelaySeconds up to its time (it stays
+    cancellable until the placer claims it); a later one is stored SCHEDULED for the scheduler.
+    With an Idempotency-Key, a repeat of the same request returns the first
     response and creates nothing; the same key with another request is a Conflict.
     """
     if idempotency_key is not None and not (
@@ -106,7 +109,9 @@ def accept_call(
     normalized = {**request.present(), "from": caller_id, "record": record}
 
     callid = new_callid(now.timestamp())
-    status = CallStatus.SCHEDULED if due else CallStatus.QUEUED
+    # Due within the longest SQS delay: the queue holds it until then; no scheduler run to wait for.
+    scheduled = due is not None and due - now > timedelta(seconds=SHORTCUT_SECONDS)
+    status = CallStatus.SCHEDULED if scheduled else CallStatus.QUEUED
     at = iso(now)
     detail: dict[str, Any] = {"status": status.value}
     if due:
@@ -143,5 +148,6 @@ def accept_call(
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash)
     if status is CallStatus.QUEUED:
-        ports.queue.send_call(callid)
+        # If this send fails the call is still stored QUEUED: the scheduler re-sends it once it is overdue.
+        ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0)
     return response

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from callbridge.carrier.base import Carrier, CarrierRejected, CarrierRetryable, CarrierUncertain, CreateCall
 from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.dispatch import moment
 from callbridge.ports import CallsStore
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
@@ -43,6 +44,7 @@ class PlaceResult:
     retry_after: float = 0
     carrier_call_id: str | None = None
     latency: float | None = None
+    lateness: float | None = None  # seconds from a scheduled call's call_date to its carrier request
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class Placer:
             return self._rejected(callid, exc.code, exc.message, exc.http_status)
         latency = self.now() - started
         stamp = self._stamp()
+        lateness = started - moment(claimed.call_date).timestamp() if claimed.call_date else None
+        on_time = {} if lateness is None else {"lateness_ms": int(lateness * 1000)}
 
         def placed(c: Call) -> Call:
             recorded = c.model_copy(update={"carrier_call_id": carrier_call.sid})
@@ -160,10 +164,11 @@ class Placer:
                 sid=carrier_call.sid,
                 status=carrier_call.status,
                 latency_ms=int(latency * 1000),
+                **on_time,
             )
 
         self._finish(callid, placed)
-        return PlaceResult(Placement.PLACED, carrier_call_id=carrier_call.sid, latency=latency)
+        return PlaceResult(Placement.PLACED, carrier_call_id=carrier_call.sid, latency=latency, lateness=lateness)
 
     def _uncertain(self, callid: str, error: str) -> PlaceResult:
         stamp = self._stamp()

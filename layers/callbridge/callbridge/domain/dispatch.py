@@ -1,0 +1,230 @@
+"""Scheduled dispatch and reconciliation: when the scheduler must look at a call, and what it does then.
+
+Every call that is not final carries an *attention time* in the sparse due index: the next moment the
+scheduler must look at it. SCHEDULED: its call_date (dispatch it with a delay). QUEUED: when its queue
+message should long have been claimed (send it again: a crash between the write and the send, or a failed
+send, must not lose the call; the placer's claim makes a duplicate message harmless). DIALING, RINGING,
+IN_PROGRESS: when the carrier should long have sent a final callback (ask the carrier). Final: none.
+
+Pure functions of the stored call; the adapters only turn the time into index keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.progress import apply_status_callback
+
+MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
+SHORTCUT_SECONDS = MAX_DELAY_SECONDS  # a call due within this goes straight to the queue with a delay
+
+DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
+REQUEUED = "requeued"  # a QUEUED call sent to the queue again
+RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
+DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
+_CARRIER_RETRY = "carrier.retry"  # the placer put the call back to QUEUED to retry later (logic/placer.py)
+_IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long each state may last before the scheduler steps in (seconds)."""
+
+    # A QUEUED call still unclaimed this long after it was due is sent to the queue again.
+    grace: float = 120
+    # Re-sends of the same call back off (grace × 2^n) up to this.
+    max_backoff: float = 900
+    # DIALING/RINGING: the placer's pacing wait + the carrier's queue + the ring timeout + callback delay.
+    ring_window: float = 45 + 120
+    # IN_PROGRESS: the call's time limit + callback delay.
+    call_window: float = 4 * 3600 + 120
+    # A call the carrier says is still live is asked about again after this.
+    recheck: float = 300
+
+    @classmethod
+    def for_limits(
+        cls, *, ring_timeout: float = 45, time_limit: float = 4 * 3600, margin: float = 120, grace: float = 120
+    ) -> Timing:
+        """The timing for calls placed with this ring timeout and time limit."""
+        return cls(grace=grace, ring_window=ring_timeout + margin, call_window=time_limit + margin)
+
+
+DEFAULT_TIMING = Timing()
+
+
+class Step(StrEnum):
+    """What the scheduler does with a call it looks at."""
+
+    NOTHING = "nothing"
+    DISPATCH = "dispatch"  # SCHEDULED and due before the next run: QUEUED, and sent with a delay
+    RESEND = "resend"  # QUEUED and long unclaimed: send its message again
+    RECONCILE = "reconcile"  # in flight past its limits: ask the carrier
+
+
+def moment(value: str) -> datetime:
+    """A stored ISO 8601 time as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _events(call: Call, names: Iterable[str]) -> list[TimelineEvent]:
+    wanted = set(names)
+    return [e for e in call.timeline if e.event in wanted]
+
+
+def queued_since(call: Call) -> datetime:
+    """When a QUEUED call's message should have become visible to the placer."""
+    return moment(call.call_date or call.created_at)
+
+
+def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
+    """(index time, action time) of a QUEUED call."""
+    retries = _events(call, (REQUEUED, _CARRIER_RETRY))
+    if retries:
+        backoff = min(timing.grace * 2 ** len(retries), timing.max_backoff)
+        due = moment(retries[-1].at) + timedelta(seconds=backoff)
+        return due, due
+    act = queued_since(call) + timedelta(seconds=timing.grace)
+    # A call with a call_date stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
+    return (moment(call.call_date) if call.call_date else act), act
+
+
+def _in_flight_attention(call: Call, timing: Timing) -> datetime:
+    if call.status is CallStatus.IN_PROGRESS:
+        due = moment(call.answered_at or call.dialed_at or call.updated_at) + timedelta(seconds=timing.call_window)
+    else:
+        due = moment(call.dialed_at or call.updated_at) + timedelta(seconds=timing.ring_window)
+    checks = _events(call, (RECONCILED,))
+    if checks:
+        due = max(due, moment(checks[-1].at) + timedelta(seconds=timing.recheck))
+    return due
+
+
+def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
+    """The index time of a call: when the scheduler must next look at it (None once it is final)."""
+    if call.status.is_final:
+        return None
+    if call.status is CallStatus.SCHEDULED:
+        return moment(call.call_date) if call.call_date else None
+    if call.status is CallStatus.QUEUED:
+        return _queued_attention(call, timing)[0]
+    return _in_flight_attention(call, timing)
+
+
+def listed_as_scheduled(call: Call) -> bool:
+    """A call with a call_date that has not started: listed by GET /pcall/scheduled and cancellable."""
+    return bool(call.call_date) and call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+
+
+def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEFAULT_TIMING) -> Step:
+    """What the scheduler does with `call` at `now`, dispatching what is due before `horizon`."""
+    if call.status is CallStatus.SCHEDULED:
+        return Step.DISPATCH if call.call_date and moment(call.call_date) < horizon else Step.NOTHING
+    if call.status is CallStatus.QUEUED:
+        return Step.RESEND if _queued_attention(call, timing)[1] <= now else Step.NOTHING
+    if call.status in _IN_FLIGHT:
+        return Step.RECONCILE if _in_flight_attention(call, timing) <= now else Step.NOTHING
+    return Step.NOTHING
+
+
+def delay_seconds(due: datetime, now: datetime) -> int:
+    """SQS DelaySeconds that make a message visible at `due`: never early, 0 when overdue, at most 900."""
+    return max(0, min(MAX_DELAY_SECONDS, math.ceil((due - now).total_seconds())))
+
+
+def horizon(now: datetime, lookahead: float) -> datetime:
+    """The end of a run's dispatch window: calls due before it are sent now, with a delay."""
+    return now + timedelta(seconds=lookahead)
+
+
+# --- transitions (each returns None when the call is no longer in the state the step expected)
+
+
+def dispatched_event(at: datetime, call_date: str) -> TimelineEvent:
+    """The timeline event of SCHEDULED → QUEUED by the scheduler."""
+    return TimelineEvent(at=iso(at), event=DISPATCHED, detail={"call_date": call_date})
+
+
+def dispatch(call: Call, at: datetime) -> Call | None:
+    """SCHEDULED → QUEUED (the scheduler will send it); None if it is no longer SCHEDULED.
+
+    The store does the same in one conditional write (`DynamoCallsStore.dispatch`); the index attributes
+    do not change (a QUEUED call stays indexed at its call_date).
+    """
+    if call.status is not CallStatus.SCHEDULED or not call.call_date:
+        return None
+    event = dispatched_event(at, call.call_date)
+    moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": event.at})
+    return moved.model_copy(update={"timeline": [*call.timeline, event]})
+
+
+def requeue(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> Call | None:
+    """Record that a long-unclaimed QUEUED call is sent again; None if it is not due for that."""
+    if next_step(call, at, at, timing) is not Step.RESEND:
+        return None
+    late = int((at - queued_since(call)).total_seconds())
+    attempt = len(_events(call, (REQUEUED,))) + 1
+    return call.with_event(iso(at), REQUEUED, attempt=attempt, unclaimed_seconds=late)
+
+
+def fail(call: Call, at: datetime, code: str, reason: str, event: str, **detail: object) -> Call | None:
+    """Any non-final call → FAILED with a clear reason; None if it is already final."""
+    if call.status.is_final:
+        return None
+    stamp = iso(at)
+    failed = call.model_copy(
+        update={
+            "status": CallStatus.FAILED,
+            "updated_at": stamp,
+            "ended_at": call.ended_at or stamp,
+            "error_code": code,
+            "error_desc": reason,
+        }
+    )
+    return failed.with_event(stamp, event, code=code, reason=reason, **detail)
+
+
+def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> Call | None:
+    """A call in flight with no carrier call id and no final callback past its limits → FAILED."""
+    if call.status not in _IN_FLIGHT or call.carrier_call_id or next_step(call, at, at, timing) is not Step.RECONCILE:
+        return None
+    if call.status is CallStatus.DIALING:
+        uncertain = any(e.event == "carrier.uncertain" for e in call.timeline)
+        why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
+        reason = f"never placed: {why} no carrier callback came within {int(timing.ring_window)} s"
+    else:
+        reason = "no final status from the carrier, and no carrier call id to ask it with"
+    return fail(call, at, "never_placed", reason, RECONCILED, carrier_status=None)
+
+
+def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | None:
+    """The call after the carrier's answer to GET call (given as the status callback it stands for).
+
+    The same monotonic rules as a callback: a final answer finalizes the call with its outcome; a live one
+    moves it forward and the scheduler asks again later. None if the call became final meanwhile.
+    """
+    if call.status.is_final:
+        return None
+    stamp = iso(at)
+    updated = apply_status_callback(call, params, stamp)
+    return updated.with_event(stamp, RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value)
+
+
+def unknown_to_carrier(call: Call, at: datetime) -> Call | None:
+    """The carrier has no record of the call → FAILED."""
+    return fail(
+        call, at, "carrier_no_record", "carrier has no record of this call", RECONCILED, carrier_status="not found"
+    )
+
+
+def dead_lettered(call: Call, at: datetime) -> Call | None:
+    """A QUEUED call whose message the queue gave up on → FAILED; None if it is no longer QUEUED."""
+    if call.status is not CallStatus.QUEUED:
+        return None
+    reason = "not placed: the calls queue gave up on it after repeated failed attempts (dead-letter queue)"
+    return fail(call, at, "dead_letter", reason, DEAD_LETTER)

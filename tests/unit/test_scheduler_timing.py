@@ -1,0 +1,361 @@
+"""Scheduled dispatch, pure parts: the due window, DelaySeconds, attention times, grace and limits, transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from callbridge.adapters.dynamodb import DynamoCallsStore, from_item, shard_of
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.dispatch import (
+    DEFAULT_TIMING,
+    MAX_DELAY_SECONDS,
+    Step,
+    Timing,
+    attention,
+    dead_lettered,
+    delay_seconds,
+    dispatch,
+    fail,
+    from_carrier,
+    horizon,
+    listed_as_scheduled,
+    never_placed,
+    next_step,
+    requeue,
+    unknown_to_carrier,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+
+NOW = datetime(2027, 1, 10, 12, 0, 17, tzinfo=UTC)  # a rule firing: never on second 0
+CALLID = "17f9a1b2c3d0123456789abcdef"
+TIMING = Timing(grace=120, max_backoff=900, ring_window=165, call_window=4 * 3600 + 120, recheck=300)
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def make_call(status: CallStatus, *, call_date: datetime | None = None, **fields: Any) -> Call:
+    created = fields.pop("created_at", iso(at(-3600)))
+    return Call(
+        callid=CALLID,
+        account_id="cb_account",
+        status=status,
+        created_at=created,
+        updated_at=created,
+        request={"to": "+12812345670", "answer_play": "http://example.com/a.wav"},
+        call_date=iso(call_date) if call_date else None,
+        **fields,
+    )
+
+
+def with_events(call: Call, *events: tuple[float, str]) -> Call:
+    return call.model_copy(
+        update={"timeline": [*call.timeline, *(TimelineEvent(at=iso(at(s)), event=name) for s, name in events)]}
+    )
+
+
+# --- the due window
+
+
+def test_a_run_dispatches_what_is_due_before_its_horizon() -> None:
+    end = horizon(NOW, 90)
+
+    assert end == at(90)
+    assert next_step(make_call(CallStatus.SCHEDULED, call_date=at(89.999)), NOW, end) is Step.DISPATCH
+    assert next_step(make_call(CallStatus.SCHEDULED, call_date=at(-30)), NOW, end) is Step.DISPATCH  # overdue
+    assert next_step(make_call(CallStatus.SCHEDULED, call_date=at(90)), NOW, end) is Step.NOTHING
+    assert next_step(make_call(CallStatus.SCHEDULED, call_date=at(600)), NOW, end) is Step.NOTHING
+
+
+@given(
+    gaps=st.lists(st.floats(min_value=1, max_value=90), min_size=1, max_size=40),
+    due_offset=st.floats(min_value=0, max_value=3000),
+)
+def test_with_a_lookahead_covering_the_longest_gap_between_runs_no_call_starts_late(
+    gaps: list[float], due_offset: float
+) -> None:
+    # EventBridge fires about once a minute with jitter: here any gap of up to 90 s between runs.
+    lookahead = 90.0
+    runs = [NOW]
+    for gap in gaps:
+        runs.append(runs[-1] + timedelta(seconds=gap))
+    due = runs[0] + timedelta(seconds=min(due_offset, (runs[-1] - runs[0]).total_seconds()))
+    call = make_call(CallStatus.SCHEDULED, call_date=due)
+
+    # when: the first run that sees it dispatches it
+    first = next(r for r in runs if next_step(call, r, horizon(r, lookahead)) is Step.DISPATCH)
+
+    # then: it is sent before it is due, with a delay SQS accepts that makes it visible on the second
+    delay = delay_seconds(due, first)
+    assert first <= due
+    assert 0 <= delay <= MAX_DELAY_SECONDS
+    assert due <= first + timedelta(seconds=delay) < due + timedelta(seconds=1)
+
+
+# --- DelaySeconds
+
+
+@pytest.mark.parametrize(
+    ("due_in", "expected"),
+    [(0, 0), (-5, 0), (-3600, 0), (0.001, 1), (42, 42), (42.2, 43), (899.5, 900), (900, 900), (901, 900), (86400, 900)],
+)
+def test_delay_is_clamped_to_what_sqs_takes_and_never_early(due_in: float, expected: int) -> None:
+    assert delay_seconds(at(due_in), NOW) == expected
+
+
+@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
+def test_delay_is_always_a_valid_sqs_delay(due_in: float) -> None:
+    due = at(due_in)  # to the microsecond, as datetimes are
+    delay = delay_seconds(due, NOW)
+
+    assert isinstance(delay, int)
+    assert 0 <= delay <= 900
+    if NOW <= due <= at(899):
+        assert due <= NOW + timedelta(seconds=delay) < due + timedelta(seconds=1)
+
+
+# --- attention times: where each state sits in the due index
+
+
+def test_a_scheduled_call_is_looked_at_at_its_call_date() -> None:
+    assert attention(make_call(CallStatus.SCHEDULED, call_date=at(3600))) == at(3600)
+
+
+def test_an_immediate_queued_call_is_looked_at_after_the_grace() -> None:
+    call = make_call(CallStatus.QUEUED, created_at=iso(NOW))
+
+    assert attention(call, TIMING) == at(120)
+    assert next_step(call, at(119), at(119), TIMING) is Step.NOTHING
+    assert next_step(call, at(120), at(120), TIMING) is Step.RESEND
+
+
+def test_a_dispatched_call_stays_at_its_call_date_and_is_resent_only_after_the_grace() -> None:
+    # given: dispatched (QUEUED) and due in 30 s
+    call = make_call(CallStatus.QUEUED, call_date=at(30))
+
+    # then: indexed at its call_date (GET /pcall/scheduled keeps its order), acted on after the grace
+    assert attention(call, TIMING) == at(30)
+    assert next_step(call, at(30), at(120), TIMING) is Step.NOTHING
+    assert next_step(call, at(149.999), at(240), TIMING) is Step.NOTHING
+    assert next_step(call, at(150), at(240), TIMING) is Step.RESEND
+
+
+def test_resends_back_off_up_to_the_cap() -> None:
+    call = make_call(CallStatus.QUEUED, call_date=at(0))
+    expected = [240, 480, 900, 900]
+    for n, backoff in enumerate(expected, start=1):
+        sent_at = 1000.0 * n
+        call = with_events(call, (sent_at, "requeued"))
+
+        assert attention(call, TIMING) == at(sent_at + backoff)
+        assert next_step(call, at(sent_at + backoff - 1), at(sent_at + backoff - 1), TIMING) is Step.NOTHING
+        assert next_step(call, at(sent_at + backoff), at(sent_at + backoff), TIMING) is Step.RESEND
+
+
+def test_a_call_the_placer_put_back_for_a_carrier_retry_is_not_resent_at_once() -> None:
+    call = with_events(make_call(CallStatus.QUEUED, call_date=at(-600)), (-10, "carrier.retry"))
+
+    assert next_step(call, NOW, NOW, TIMING) is Step.NOTHING
+    assert attention(call, TIMING) == at(-10 + 240)
+
+
+@pytest.mark.parametrize("status", [CallStatus.DIALING, CallStatus.RINGING])
+def test_a_ringing_call_is_reconciled_after_the_ring_window(status: CallStatus) -> None:
+    call = make_call(status, dialed_at=iso(NOW), carrier_call_id="CA1")
+
+    assert attention(call, TIMING) == at(165)
+    assert next_step(call, at(164), at(164 + 90), TIMING) is Step.NOTHING
+    assert next_step(call, at(165), at(165 + 90), TIMING) is Step.RECONCILE
+
+
+def test_a_live_call_is_reconciled_after_its_time_limit() -> None:
+    call = make_call(CallStatus.IN_PROGRESS, dialed_at=iso(at(-60)), answered_at=iso(NOW), carrier_call_id="CA1")
+
+    assert attention(call, TIMING) == at(4 * 3600 + 120)
+    assert next_step(call, at(3600), at(3600), TIMING) is Step.NOTHING
+
+
+def test_a_call_the_carrier_says_is_still_live_is_asked_again_after_the_recheck() -> None:
+    call = make_call(CallStatus.RINGING, dialed_at=iso(at(-1000)), carrier_call_id="CA1")
+    call = with_events(call, (0, "reconciled"))
+
+    assert attention(call, TIMING) == at(300)
+    assert next_step(call, at(299), at(299), TIMING) is Step.NOTHING
+
+
+@pytest.mark.parametrize(
+    "status", [CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED]
+)
+def test_a_final_call_leaves_the_index(status: CallStatus) -> None:
+    call = make_call(status, call_date=at(30), dialed_at=iso(NOW))
+
+    assert attention(call, TIMING) is None
+    assert next_step(call, at(10**6), at(10**6), TIMING) is Step.NOTHING
+    assert not listed_as_scheduled(call)
+
+
+def test_timing_for_the_configured_limits() -> None:
+    timing = Timing.for_limits(ring_timeout=60, time_limit=600, margin=30, grace=90)
+
+    assert (timing.ring_window, timing.call_window, timing.grace) == (90, 630, 90)
+    assert DEFAULT_TIMING.ring_window == 45 + 120
+
+
+# --- the index attributes CallsTable items carry
+
+
+def item(call: Call, shards: int = 16) -> dict[str, Any]:
+    return from_item(DynamoCallsStore("CallsTable", schedule_shards=shards, timing=TIMING).call_item(call))
+
+
+def test_index_attributes_follow_the_state() -> None:
+    scheduled = item(make_call(CallStatus.SCHEDULED, call_date=at(3600)))
+    assert scheduled["due_key"] == f"{iso(at(3600))}#{CALLID}"
+    assert scheduled["due_shard"] == shard_of(CALLID, 16)
+    assert scheduled["scheduled_account"] == "cb_account"
+
+    dispatched = item(make_call(CallStatus.QUEUED, call_date=at(60)))
+    assert dispatched["due_key"] == f"{iso(at(60))}#{CALLID}"
+    assert dispatched["scheduled_account"] == "cb_account"  # still listed and cancellable
+
+    immediate = item(make_call(CallStatus.QUEUED, created_at=iso(NOW)))
+    assert immediate["due_key"] == f"{iso(at(120))}#{CALLID}"
+    assert "scheduled_account" not in immediate
+
+    dialing = item(make_call(CallStatus.DIALING, call_date=at(-1), dialed_at=iso(NOW)))
+    assert dialing["due_key"] == f"{iso(at(165))}#{CALLID}"
+    assert "scheduled_account" not in dialing
+
+    done = item(make_call(CallStatus.COMPLETED, call_date=at(-100), dialed_at=iso(at(-99))))
+    assert not {"due_key", "due_shard", "scheduled_account"} & set(done)
+
+
+def test_shards_spread_calls_evenly() -> None:
+    ids = [f"{n:011x}{n * 7919:016x}" for n in range(16_000)]
+    counts: dict[str, int] = {}
+    for callid in ids:
+        counts[shard_of(callid, 16)] = counts.get(shard_of(callid, 16), 0) + 1
+
+    assert sorted(counts) == [f"{n:02d}" for n in range(16)]
+    assert max(counts.values()) < 1.15 * 1000
+
+
+# --- transitions
+
+
+def test_dispatch_moves_only_a_scheduled_call() -> None:
+    call = make_call(CallStatus.SCHEDULED, call_date=at(40))
+
+    moved = dispatch(call, NOW)
+
+    assert moved is not None
+    assert moved.status is CallStatus.QUEUED
+    assert moved.timeline[-1].event == "dispatched"
+    assert moved.timeline[-1].detail == {"call_date": iso(at(40))}
+    assert dispatch(moved, NOW) is None
+    assert dispatch(make_call(CallStatus.CANCELED, call_date=at(40)), NOW) is None
+
+
+def test_requeue_only_when_due_for_it() -> None:
+    call = make_call(CallStatus.QUEUED, call_date=at(-200))
+
+    again = requeue(call, NOW, TIMING)
+
+    assert again is not None
+    assert again.status is CallStatus.QUEUED
+    assert again.timeline[-1].detail == {"attempt": 1, "unclaimed_seconds": 200}
+    assert requeue(again, NOW, TIMING) is None  # backed off now
+    assert requeue(make_call(CallStatus.QUEUED, call_date=at(-10)), NOW, TIMING) is None
+
+
+def test_fail_never_touches_a_final_call() -> None:
+    assert fail(make_call(CallStatus.COMPLETED), NOW, "x", "y", "e") is None
+    failed = fail(make_call(CallStatus.QUEUED), NOW, "dead_letter", "why", "dead_letter")
+    assert failed is not None
+    assert (failed.status, failed.error_code, failed.error_desc, failed.ended_at) == (
+        CallStatus.FAILED,
+        "dead_letter",
+        "why",
+        iso(NOW),
+    )
+
+
+def test_never_placed_says_why() -> None:
+    lost = make_call(CallStatus.DIALING, dialed_at=iso(at(-200)))
+    uncertain = with_events(lost, (-199, "carrier.uncertain"))
+    too_early = make_call(CallStatus.DIALING, dialed_at=iso(at(-100)))
+
+    first, second = never_placed(lost, NOW, TIMING), never_placed(uncertain, NOW, TIMING)
+
+    assert first is not None
+    assert second is not None
+    assert first.status is second.status is CallStatus.FAILED
+    assert first.error_code == "never_placed"
+    assert first.error_desc == "never placed: no carrier call id, and no carrier callback came within 165 s"
+    assert second.error_desc is not None
+    assert "the carrier's answer to the request was lost" in second.error_desc
+    assert never_placed(too_early, NOW, TIMING) is None
+    assert never_placed(lost.model_copy(update={"carrier_call_id": "CA1"}), NOW, TIMING) is None
+
+
+@pytest.mark.parametrize(
+    ("carrier_status", "status", "answered_by"),
+    [
+        ("completed", CallStatus.COMPLETED, "Person"),
+        ("busy", CallStatus.BUSY, ""),
+        ("no-answer", CallStatus.NO_ANSWER, ""),
+        ("failed", CallStatus.FAILED, ""),
+        ("in-progress", CallStatus.IN_PROGRESS, "Person"),
+        ("ringing", CallStatus.RINGING, ""),
+    ],
+)
+def test_the_carriers_answer_moves_the_call_like_a_callback(
+    carrier_status: str, status: CallStatus, answered_by: str
+) -> None:
+    call = make_call(CallStatus.DIALING, dialed_at=iso(at(-300)), carrier_call_id="CA1")
+    params = {"CallSid": "CA1", "CallStatus": carrier_status, "Timestamp": "Sun, 10 Jan 2027 11:56:00 GMT"}
+    if carrier_status == "completed":
+        params["CallDuration"] = "42"
+
+    updated = from_carrier(call, params, NOW)
+
+    assert updated is not None
+    assert updated.status is status
+    assert updated.answered_by == answered_by
+    assert updated.timeline[-1].event == "reconciled"
+    assert updated.timeline[-1].detail == {"carrier_status": carrier_status, "status": status.value}
+    if carrier_status == "completed":
+        assert updated.billed_seconds == 42
+        assert updated.ended_at == "2027-01-10T11:56:00.000Z"
+
+
+def test_the_carriers_answer_never_moves_a_call_back() -> None:
+    call = make_call(CallStatus.IN_PROGRESS, dialed_at=iso(at(-300)), carrier_call_id="CA1")
+
+    updated = from_carrier(call, {"CallStatus": "ringing"}, NOW)
+
+    assert updated is not None
+    assert updated.status is CallStatus.IN_PROGRESS
+    assert from_carrier(make_call(CallStatus.COMPLETED), {"CallStatus": "busy"}, NOW) is None
+
+
+def test_unknown_to_the_carrier_and_dead_letters_fail_with_a_reason() -> None:
+    gone = unknown_to_carrier(make_call(CallStatus.RINGING, carrier_call_id="CA1"), NOW)
+    assert gone is not None
+    assert (gone.status, gone.error_code, gone.error_desc) == (
+        CallStatus.FAILED,
+        "carrier_no_record",
+        "carrier has no record of this call",
+    )
+
+    dead = dead_lettered(make_call(CallStatus.QUEUED), NOW)
+    assert dead is not None
+    assert dead.status is CallStatus.FAILED
+    assert dead.error_code == "dead_letter"
+    assert dead.error_desc is not None
+    assert "dead-letter queue" in dead.error_desc
+    assert dead_lettered(make_call(CallStatus.DIALING), NOW) is None
