@@ -7,6 +7,7 @@ retrying a batch that fails or reports failed records. Time is a fake clock; not
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import http.server
@@ -29,11 +30,11 @@ from callbridge.adapters.calls_stream import call_images
 from callbridge.adapters.dynamodb import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.errors import ServiceUnavailable
-from callbridge.domain.notifications import RETRY_FOR_SECONDS, is_final_transition
+from callbridge.domain.notifications import RETRY_FOR_SECONDS, Retry, is_final_transition
 from callbridge.domain.progress import apply_status_callback
 
 from sandbox.template import load_template
-from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module
+from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module, load_event
 
 pytestmark = pytest.mark.allow_hosts(["127.0.0.1"])
 MINIMAL = {"to": "12812345670", "answer_play": "http://example.com/file.wav"}
@@ -160,23 +161,20 @@ def deliver_stream(module: ModuleType, records: list[dict[str, Any]], tries: int
 
 
 def sqs_event(stack: Any, bodies: list[str]) -> dict[str, Any]:
-    arn = stack.attrs[("NotificationsQueue", "Arn")]
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": str(uuid.uuid4()),
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
-                "messageAttributes": {},
-                "md5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": "us-east-1",
-            }
-            for body in bodies
-        ]
-    }
+    """NotificationsQueue messages as Lambda hands them over (shaped like events/notifier_retry.json)."""
+    sample = load_event("notifier_retry.json")["Records"][0]
+    records = []
+    for body in bodies:
+        record = copy.deepcopy(sample)
+        record.update(
+            messageId=str(uuid.uuid4()),
+            receiptHandle=str(uuid.uuid4()),
+            body=body,
+            md5OfBody=hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+            eventSourceARN=stack.attrs[("NotificationsQueue", "Arn")],
+        )
+        records.append(record)
+    return {"Records": records}
 
 
 class Sent:
@@ -600,3 +598,17 @@ def test_the_template_never_allows_loopback() -> None:
     template = json.dumps(load_template())
 
     assert "CALLBACK_ALLOW_LOOPBACK" not in template
+
+
+def test_the_sample_events_are_what_the_notifier_handles() -> None:
+    # events/notifier_stream.json (for `sam local invoke NotifierFunction -e ...`): a call finishing.
+    (record,) = load_event("notifier_stream.json")["Records"]
+    old, new = call_images(record)
+    (message,) = load_event("notifier_retry.json")["Records"]
+
+    assert new is not None
+    assert is_final_transition(old, new)
+    assert Retry.from_message(message["body"]).event_id == f"{new.callid}.COMPLETED"
+    events = load_template()["Resources"]["NotifierFunction"]["Properties"]["Events"]
+    patterns = [json.loads(f["Pattern"]) for f in events["CallsStream"]["Properties"]["FilterCriteria"]["Filters"]]
+    assert any(_matches(p, record, True) for p in patterns)

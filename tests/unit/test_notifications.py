@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import re
+import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
@@ -18,6 +21,7 @@ from callbridge.domain.notifications import (
     CALLBACK_EVENT,
     EVENT_ID_HEADER,
     MAX_DELAY_SECONDS,
+    PAYLOAD_FIELDS,
     RETRY_FOR_SECONDS,
     SIGNATURE_HEADER,
     BadRetryMessage,
@@ -33,7 +37,7 @@ from callbridge.domain.notifications import (
     was_delivered,
 )
 from callbridge.logic.notify import Notifier, Result
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytestmark = pytest.mark.disable_socket
@@ -168,6 +172,7 @@ def verify(secret: str, header: str, body: bytes, now: float, tolerance: int = 3
     return hmac.compare_digest(expected, parts["v1"]) and abs(now - int(timestamp)) <= tolerance
 
 
+@settings(deadline=None)
 @given(body=st.binary(max_size=2000), timestamp=st.integers(min_value=1_600_000_000, max_value=4_000_000_000))
 def test_signature_verifies_with_an_independent_implementation(body: bytes, timestamp: int) -> None:
     header = signature_header(SECRET, timestamp, body)
@@ -189,6 +194,7 @@ def test_signature_known_vector() -> None:
 # --- the retry schedule
 
 
+@settings(deadline=None)
 @given(attempt=st.integers(min_value=1, max_value=500), share=st.floats(min_value=0, max_value=1))
 def test_delay_is_within_half_and_all_of_an_exponential_ceiling(attempt: int, share: float) -> None:
     ceiling = min(MAX_DELAY_SECONDS, 30 * 2 ** min(attempt - 1, 20))
@@ -458,3 +464,40 @@ def test_the_webhook_secret_is_looked_up_once_per_ttl() -> None:
         notify.on_change(None, call)
 
     assert accounts.lookups == 1
+
+
+# --- the README documents what the code does
+
+
+def _readme_section() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = text.index("## Outcome callbacks")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def test_the_readme_python_example_verifies_real_signatures() -> None:
+    section = _readme_section()
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    verify_from_readme = namespace["verify"]
+    body = form_body(payload(completed()))
+    now = int(time.time())
+
+    assert verify_from_readme(SECRET, signature_header(SECRET, now, body), body)
+    assert not verify_from_readme("whsec_other", signature_header(SECRET, now, body), body)
+    assert not verify_from_readme(SECRET, signature_header(SECRET, now - 3600, body), body)
+    assert not verify_from_readme(SECRET, "garbage", body)
+
+
+def test_the_readme_example_vector_and_fields_are_right() -> None:
+    section = _readme_section()
+    body = next(line for line in section.splitlines() if line.startswith("event_id=")).encode()
+    vector = re.search(r"`t=(\d+)`.*?`v1` is `([0-9a-f]{64})`", section, re.DOTALL)
+    documented = re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?(?:, `([a-z_]+)`)? \|", section, re.MULTILINE)
+
+    assert vector is not None
+    assert signature_header("whsec_example", int(vector.group(1)), body) == f"t={vector.group(1)},v1={vector.group(2)}"
+    assert list(dict(parse_qsl(body.decode(), keep_blank_values=True))) == list(PAYLOAD_FIELDS)
+    assert {name for row in documented for name in row if name} == set(PAYLOAD_FIELDS)
