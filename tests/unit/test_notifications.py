@@ -432,6 +432,23 @@ def test_when_the_retry_cannot_be_queued_the_change_fails_so_it_is_retried() -> 
     assert len(queue.scheduled) == 1
 
 
+def test_a_change_that_cannot_be_processed_is_parked_not_lost_nor_retried_forever() -> None:
+    call = completed()
+
+    class Broken(FakeCalls):
+        def get(self, callid: str) -> Call | None:
+            raise ValueError("an item this code cannot read")
+
+    queue, sender = FakeQueue(), FakeSender(200)
+    notify, _queue, _clock = notifier(sender, Broken(call), queue)
+
+    assert notify.on_change(None, call) is Result.DEAD_LETTER
+    ((retry, reason),) = queue.dead
+    assert retry.event_id == event_id(call)
+    assert "ValueError: an item this code cannot read" in reason
+    assert sender.sent == []
+
+
 @pytest.mark.parametrize(("answer", "first"), [(200, Result.DELIVERED), (500, Result.RETRY)])
 def test_a_stream_record_handed_over_again_starts_nothing_new(answer: int, first: Result) -> None:
     call = completed()

@@ -65,9 +65,9 @@ class Result(StrEnum):
 
     IGNORED = "ignored"  # not a notification: another kind of change, or a retry of nothing known
     DELIVERED = "delivered"  # the receiver answered 2xx
-    DUPLICATE = "duplicate"  # already delivered; nothing sent
+    DUPLICATE = "duplicate"  # already delivered, or a retry chain already owns it; nothing sent
     RETRY = "retry"  # failed; queued again with a delay
-    DEAD_LETTER = "dead_letter"  # failed for 24 hours; parked in the DLQ
+    DEAD_LETTER = "dead_letter"  # failed for 24 hours, or could not be processed: parked in the DLQ
     REFUSED = "refused"  # can never be delivered (the URL can never be valid, or the account is gone)
 
 
@@ -94,12 +94,23 @@ class Notifier:
         """
         if not is_final_transition(old, new):
             return Result.IGNORED
-        call = self.calls.get(new.callid)
-        if call is None:
-            return Result.IGNORED
-        if was_attempted(call, event_id(new)):
-            return Result.DUPLICATE
-        return self._attempt(call, Retry(new.callid, event_id(new), attempt=1, first_attempt_at=self.now()))
+        first = Retry(new.callid, event_id(new), attempt=1, first_attempt_at=self.now())
+        try:
+            call = self.calls.get(new.callid)
+            if call is None:
+                return Result.IGNORED
+            if was_attempted(call, first.event_id):
+                return Result.DUPLICATE
+            return self._attempt(call, first)
+        except ServiceUnavailable:
+            raise  # an outage: the stream hands the record over again
+        except Exception as exc:
+            # Anything else would fail the same way on every retry and hold up the stream behind it:
+            # park the notification in the DLQ (alarmed) instead of losing or looping on it.
+            reason = f"could not be processed: {type(exc).__name__}: {exc}"
+            self.log("parking a notification that could not be processed", callid=new.callid, error=reason)
+            self.queue.dead_letter(first, reason)
+            return Result.DEAD_LETTER
 
     def on_retry(self, retry: Retry) -> Result:
         """A retry came due (a NotificationsQueue message): try again with the call as it is now."""
