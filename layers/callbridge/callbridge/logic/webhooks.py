@@ -27,6 +27,7 @@ from callbridge.logic.placer import Pacer, WebhookUrls
 from callbridge.ports import CallsStore
 
 _SMS_SENDING = "sending"
+SECOND_LEG_PACING_SECONDS = 5.0
 _IVR_DIGITS = "ivr.digits"
 _IVR_NO_INPUT = "ivr.no_input"
 _IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
@@ -196,7 +197,9 @@ class Webhooks:
 
     def _dial_second_leg(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
         if self.pacer is not None:
-            slot = self.pacer.acquire(self.now())
+            # Wait for a pacing slot, but never past the carrier's webhook timeout (15 s): if none is free soon
+            # the bridge is dialed anyway, because `to` is already waiting on the line.
+            slot = self.pacer.acquire(self.now(), SECOND_LEG_PACING_SECONDS)
             if slot is not None and slot > self.now():
                 self.sleep(slot - self.now())
         stamp = self._stamp()
