@@ -50,6 +50,7 @@ class Invocation:
     units: Counter[str] = field(default_factory=Counter)
     aws_seconds: float = 0.0
     billed: bool = True  # False: the event source mapping's filters would have dropped every record in AWS
+    status: int | None = None  # HTTP status an HTTP API invocation answered
     log_bytes: int = 0
     log_lines: int = 0
     error: str | None = None
@@ -112,6 +113,11 @@ class Recorder:
         self.lock = threading.Lock()
         self.capacity: CapacityModel | None = None
         self.filters: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # Powertools keeps the current HTTP event in a class attribute (BaseRouter.current_event), one per
+        # process; Lambda runs one event per process, the sandbox runs its containers as threads of one. While
+        # this is set, HTTP handlers run one at a time so none can read another's event (see report notes).
+        self.serialize_http = False
+        self._http_lock = threading.Lock()
         self.latency: dict[str, list[float]] = {}  # seconds per AWS request, by service:operation
         self.in_flight = 0
         self.last_end = time.monotonic()
@@ -183,14 +189,22 @@ class Recorder:
             counted = trigger != "schedule"
             with recorder.lock:
                 recorder.in_flight += counted
+            serial = recorder.serialize_http and isinstance(event, dict) and "routeKey" in event
+            if serial:
+                recorder._http_lock.acquire()
             started = time.perf_counter()
             try:
-                return handler(event, context)
+                result = handler(event, context)
+                if isinstance(result, dict) and "statusCode" in result:
+                    invocation.status = int(result["statusCode"])
+                return result
             except Exception as exc:
                 invocation.error = type(exc).__name__
                 raise
             finally:
                 invocation.duration = time.perf_counter() - started
+                if serial:
+                    recorder._http_lock.release()
                 _current.reset(token)
                 with recorder.lock:
                     recorder.invocations.append(invocation)

@@ -37,6 +37,7 @@ def time_to_dial(
 ) -> dict[str, Any]:
     """Immediate calls (a burst, or `rate` per second): API latency, intake rate, time to dial (p50/p95/p99/max)."""
     before = len(running.create_requests())
+    mark = running.recorder.mark()
     sent = send_calls(running, calls, concurrency, rate=rate)
     accepted = {r["callid"]: r for r in sent if r["status"] == 200}
     arrived = running.wait_create_requests(before + len(accepted), timeout=60)[before:]
@@ -50,6 +51,7 @@ def time_to_dial(
     running.carrier.wait_idle(60)
     time.sleep(0.5)
     return {
+        "http_errors": http_errors(running.recorder.since(mark)),
         "label": label,
         "calls": calls,
         "offered_rate": rate or None,
@@ -90,3 +92,15 @@ def isolated_time_to_dial(running: Running, *, calls: int) -> dict[str, Any]:
         "dial_ms": summarize(dial, 1000),
         "dial_seconds": [round(d, 4) for d in dial],
     }
+
+
+def http_errors(invocations: list[Any]) -> dict[str, int]:
+    """HTTP API invocations that answered 4xx/5xx (or raised), by function, route and status."""
+    found: dict[str, int] = {}
+    for inv in invocations:
+        if inv.trigger.startswith(("carrier ", "GET ", "POST ", "DELETE ", "PUT ")) and (
+            inv.status is None or inv.status >= 400
+        ):
+            key = f"{inv.function} {inv.trigger} → {inv.status or inv.error}"
+            found[key] = found.get(key, 0) + 1
+    return found

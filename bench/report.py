@@ -12,7 +12,7 @@ TARGETS_NOTE = "Targets from the table at the end of DESIGN.md; the sandbox runs
 
 
 def _ms(value: Any) -> str:
-    return "–" if value is None else f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms"
+    return "–" if value is None else f"{value:,.0f} ms" if abs(value) >= 10 else f"{value:.1f} ms"
 
 
 def _get(data: Any, *path: Any) -> Any:
@@ -120,7 +120,13 @@ def markdown(results: dict[str, Any]) -> str:
         "# callbridge benchmarks",
         "",
         f"Run {meta['started']} on {meta['machine']}; `{meta['command']}` took {meta['seconds']:.0f} s. "
-        f"Load average at start / end: {meta['load_start']} / {meta['load_end']}.",
+        f"Load average at start / end: {meta['load_start']} / {meta['load_end']}. Commit {meta.get('commit', '?')}"
+        + (
+            f", with uncommitted changes by others in {len(meta['uncommitted_changes_outside_bench'])} files "
+            "(measured as on disk; listed in latest.json)."
+            if meta.get("uncommitted_changes_outside_bench")
+            else "."
+        ),
         "",
         "## Against the targets",
         "",
@@ -146,13 +152,14 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         r = ttd.get(key)
         if not r:
             continue
-        d, a = r["dial_ms"], r["api_ms"]
-        load = f"{r['calls']} calls" + (f", {r['concurrency']} at a time" if key == "burst" else "")
+        d, a = r.get("dial_ms", {}), r.get("api_ms", {})
+        load = f"{r.get('calls', '?')} calls" + (f", {r.get('concurrency')} at a time" if key == "burst" else "")
         load += f", offered {r['offered_rate']:g}/s" if r.get("offered_rate") else ""
         rows.append(
             [
                 key,
                 load,
+                r.get("errors") or 0,
                 r.get("intake_rps") or "–",
                 _ms(a.get("p50")),
                 _ms(a.get("p99")),
@@ -169,11 +176,29 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         f"create-call request; CarrierCallsPerSecond = {ttd.get('carrier_cps', '?')} so pacing does not dominate.",
         "",
         *_table(
-            ["load", "calls", "intake req/s", "API p50", "API p99", "dial p50", "dial p95", "dial p99", "dial max"],
+            [
+                "load",
+                "calls",
+                "API errors",
+                "intake req/s",
+                "API p50",
+                "API p99",
+                "dial p50",
+                "dial p95",
+                "dial p99",
+                "dial max",
+            ],
             rows,
         ),
         "",
     ]
+    for key in ("isolated", "steady", "burst"):
+        r = ttd.get(key) or {}
+        if r.get("error_samples") or r.get("http_errors"):
+            handler = ", ".join(f"{k}: {v}" for k, v in (r.get("http_errors") or {}).items())
+            samples = "; ".join(f"`{s}`" for s in r.get("error_samples") or [])
+            out += [f"- {key}: handlers answered with errors: {handler or 'none'}. Client saw: {samples or 'none'}."]
+    out += [""]
     cpu = ttd.get("burst", {}).get("cpu_seconds_per_call")
     if cpu:
         out += [
@@ -193,6 +218,7 @@ def _schedule_section(results: dict[str, Any]) -> list[str]:
         every = f"every {r['schedule_every']:g} s" if r.get("schedule_every") else r.get("rule_rate") or "template"
         lat = r["lateness_ms"]
         paths = ", ".join(f"{k}: {v}" for k, v in r.get("dispatched_by", {}).items())
+        claimed, onward = r.get("claimed_vs_due_ms") or {}, r.get("claim_to_carrier_ms") or {}
         rows.append(
             [
                 key,
@@ -201,6 +227,8 @@ def _schedule_section(results: dict[str, Any]) -> list[str]:
                 _ms(lat.get("p50")),
                 _ms(lat.get("p99")),
                 _ms(lat.get("max")),
+                f"{_ms(claimed.get('p50'))} / {_ms(claimed.get('max'))}",
+                f"{_ms(onward.get('p50'))} / {_ms(onward.get('max'))}",
                 paths,
             ]
         )
@@ -210,15 +238,31 @@ def _schedule_section(results: dict[str, Any]) -> list[str]:
         "Calls posted with `call_date` a few seconds to a minute and a half ahead (whole seconds); lateness is the "
         "carrier's receipt of the create-call request minus `call_date` (negative: early).",
         "",
-        *_table(["set", "scheduler fired", "placed", "lateness p50", "p99", "max", "reached the queue by"], rows),
+        *_table(
+            [
+                "set",
+                "scheduler fired",
+                "placed",
+                "lateness p50",
+                "p99",
+                "max",
+                "claimed vs call_date p50 / max",
+                "claim → carrier p50 / max",
+                "reached the queue by",
+            ],
+            rows,
+        ),
+        "",
+        "Claimed: the placer's conditional QUEUED → DIALING write (the call's `dialing` event) against call_date, "
+        "i.e. how late the queue delivered the message; then claim → carrier: pacing slot, carrier request.",
         "",
     ]
 
 
 def _pacing_section(results: dict[str, Any]) -> list[str]:
     p = results.get("pacing")
-    if not p:
-        return []
+    if not p or "placed" not in p:
+        return ["## Pacing", "", f"Not measured: {(p or {}).get('error', 'no result')}.", ""]
     return [
         "## Pacing",
         "",
@@ -248,16 +292,28 @@ def _requests_section(results: dict[str, Any]) -> list[str]:
     scenarios = req.get("scenarios", {})
     rows = []
     for name, s in scenarios.items():
-        ops = ", ".join(f"{k} {v:g}" for k, v in s["by_operation"].items())
-        units = ", ".join(f"{k} {v:g}" for k, v in s["dynamodb_units"].items())
-        esm = ", ".join(f"{k} {v:g}" for k, v in s["event_source_requests"].items()) or "–"
-        rows.append([name, f"{s['aws_requests']:g}", ops, esm, units, s["http_api_requests"], s["lambda_invocations"]])
+        ops = ", ".join(f"{k} {v:g}" for k, v in s.get("by_operation", {}).items())
+        units = ", ".join(f"{k} {v:g}" for k, v in s.get("dynamodb_units", {}).items())
+        esm = ", ".join(f"{k} {v:g}" for k, v in s.get("event_source_requests", {}).items()) or "–"
+        rows.append(
+            [
+                name,
+                f"{s.get('aws_requests', 0):g}",
+                ops,
+                esm,
+                units,
+                s.get("http_api_requests", "–"),
+                s.get("lambda_invocations", "–"),
+            ]
+        )
     out = [
         "## AWS requests per call",
         "",
         "Counted inside the functions with botocore event hooks, one call at a time (mean of "
-        f"{next(iter(scenarios.values()))['calls'] if scenarios else '?'} calls each, warm containers). "
-        "The SQS event source mapping's requests (billed) are apart; its stream reads are free and not shown.",
+        f"{next(iter(scenarios.values())).get('calls', '?') if scenarios else '?'} calls each, warm containers). "
+        "The SQS event source mapping's requests (billed) are apart; its stream reads are free and not shown. "
+        "HTTP handlers run one at a time here (the sandbox runs them as threads of one process, and Powertools "
+        "keeps the current event in a class attribute, so concurrent ones could read each other's events).",
         "",
         *_table(
             [
@@ -292,7 +348,7 @@ def _requests_section(results: dict[str, Any]) -> list[str]:
                         f["aws_wait_ms"],
                         f["log_bytes"],
                     ]
-                    for name, f in immediate["functions"].items()
+                    for name, f in immediate.get("functions", {}).items()
                 ],
             ),
         ]
@@ -304,6 +360,9 @@ def _requests_section(results: dict[str, Any]) -> list[str]:
             + ", ".join(f"{k} {v:g} invocations per call" for k, v in filtered.items())
             + ".",
         ]
+    errors = {k: v for s in scenarios.values() for k, v in (s.get("http_errors") or {}).items()}
+    if errors:
+        out += ["", "HTTP handlers answered errors: " + ", ".join(f"{k} ({v})" for k, v in errors.items()) + "."]
     cold = req.get("cold_first_call")
     if cold:
         out += ["", f"The first call of the run (cold containers) made {cold['aws_requests']:g} requests."]
@@ -325,14 +384,18 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
         *_table(
             ["call", "USD per 1M (measured durations)", "USD per 1M (modelled AWS durations)"],
             [
-                [name, f"${s['measured']['usd_per_million']:,.2f}", f"${s['modelled']['usd_per_million']:,.2f}"]
+                [
+                    name,
+                    f"${_get(s, 'measured', 'usd_per_million') or 0:,.2f}",
+                    f"${_get(s, 'modelled', 'usd_per_million') or 0:,.2f}",
+                ]
                 for name, s in scenarios.items()
             ],
         ),
         "",
     ]
     immediate = scenarios.get("immediate answered")
-    if immediate:
+    if _get(immediate, "measured", "items"):
         out += [
             "Immediate answered call, by item (measured durations):",
             "",
@@ -390,9 +453,9 @@ def _coldstart_section(results: dict[str, Any]) -> list[str]:
         if "error" in f:
             rows.append([name, f["error"], "", "", "", size_text])
             continue
-        top = ", ".join(f"{t['package']} {t['ms']:g}" for t in f["packages"][:3])
-        heavy = ", ".join(f"`{t['module']}` {t['ms']:g}" for t in f["modules"][:3])
-        rows.append([name, _ms(f["median_ms"]), f"{f['ratio_to_boto3']:.2f}×", top, heavy, size_text])
+        top = ", ".join(f"{t['package']} {t['ms']:g}" for t in f.get("packages", [])[:3])
+        heavy = ", ".join(f"`{t['module']}` {t['ms']:g}" for t in f.get("modules", [])[:3])
+        rows.append([name, _ms(f.get("median_ms")), f"{f.get('ratio_to_boto3', 0):.2f}×", top, heavy, size_text])
     out = [
         "## Cold start and deployment size",
         "",

@@ -163,6 +163,7 @@ def per_call(windows: list[Window], baseline: dict[str, Any] | None) -> dict[str
     log_bytes: Counter[str] = Counter()
     log_lines: Counter[str] = Counter()
     http_api = 0
+    http_errors: Counter[str] = Counter()
     triggers: dict[str, Counter[str]] = defaultdict(Counter)
     poller: Counter[str] = Counter()
     for window in windows:
@@ -183,6 +184,8 @@ def per_call(windows: list[Window], baseline: dict[str, Any] | None) -> dict[str
             log_lines[inv.function] += inv.log_lines
             if inv.trigger.startswith(("carrier ", "GET ", "POST ", "DELETE ", "PUT ")):
                 http_api += 1
+                if inv.status is None or inv.status >= 400:
+                    http_errors[f"{inv.function} {inv.trigger} → {inv.status or inv.error}"] += 1
     if baseline is not None and invocations[SCHEDULER]:
         runs = invocations[SCHEDULER]
         for key, value in baseline["requests"].items():
@@ -227,6 +230,7 @@ def per_call(windows: list[Window], baseline: dict[str, Any] | None) -> dict[str
         "http_api_requests": round(http_api / n, 2),
         "lambda_invocations": round(sum(invocations.values()) / n, 2),
         "filtered_invocations": mean(filtered),
+        "http_errors": dict(http_errors),
         "functions": by_function,
         "dial_ms": [round(w.dial_seconds * 1000, 1) for w in windows if w.dial_seconds is not None],
     }
@@ -236,6 +240,8 @@ def count_requests(running: Running, *, runs: int = 3, schedule_every: float | N
     """Every scenario, `runs` times each, one call at a time; the first call of all is reported as cold."""
     results: dict[str, Any] = {"scenarios": {}, "missing": {}}
     functions = set(running.sandbox.functions)
+    running.recorder.serialize_http = True
+    results["http_handlers_serialized"] = True
     with CallbackReceiver().serving() as receiver:
         built = scenarios(receiver.url)
         baseline = _scheduler_baseline(running, wait=max(2.5, 2.2 * (schedule_every or 0)))
@@ -255,4 +261,5 @@ def count_requests(running: Running, *, runs: int = 3, schedule_every: float | N
                 if NOTIFIER not in functions:
                     results["missing"][name] = "no NotifierFunction in template.yaml: the callback_url is never called"
             results["scenarios"][name] = result
+    running.recorder.serialize_http = False
     return results

@@ -7,7 +7,6 @@ negative means early.
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -27,14 +26,11 @@ def schedule_precision(
     """Post one call per offset (seconds ahead, rounded up to whole seconds) and measure each one's lateness."""
     functions = set(running.sandbox.functions)
     due: dict[str, float] = {}
-    posted: dict[str, float] = {}
     now = time.time()
     for offset in offsets:
         at = float(int(now + offset) + 1)
-        before = time.time()
         callid, _ = running.post_call({"to": "12812345670", "answer_play": PLAY, "call_date": _iso(at)})
         due[callid] = at
-        posted[callid] = before
     deadline = max(due.values()) + 30
     lateness: dict[str, float] = {}
     while time.time() < deadline and len(lateness) < len(due):
@@ -43,10 +39,10 @@ def schedule_precision(
             if callid in due and callid not in lateness:
                 lateness[callid] = request.at - due[callid]
         time.sleep(0.05)
-    paths = _dispatch_paths(running, list(lateness))
-    # SQS delays are whole seconds, rounded up so a call is never early: the message becomes visible up to
-    # 1 s after call_date. Estimated from the time the call was posted (the intake runs a few ms later).
-    rounding = {c: math.ceil(due[c] - posted[c]) - (due[c] - posted[c]) for c in lateness}
+    paths, claimed_at = _dispatch_paths(running, list(lateness))
+    # When the placer claimed each call (its "dialing" event) against call_date: where the lateness comes from,
+    # the queue delivering the message (claim late) or the way from claim to carrier.
+    claimed = {c: claimed_at[c] - due[c] for c in lateness if c in claimed_at}
     running.carrier.wait_idle(30)
     return {
         "label": label,
@@ -57,22 +53,26 @@ def schedule_precision(
         "never_placed": len(due) - len(lateness),
         "offsets_s": offsets,
         "lateness_ms": summarize(list(lateness.values()), 1000),
-        "delay_rounding_ms": summarize(list(rounding.values()), 1000),
-        "after_visible_ms": summarize([lateness[c] - rounding[c] for c in lateness], 1000),
+        "claimed_vs_due_ms": summarize(list(claimed.values()), 1000),
+        "claim_to_carrier_ms": summarize([lateness[c] - claimed[c] for c in claimed], 1000),
         "lateness_seconds": sorted(round(v, 3) for v in lateness.values()),
         "dispatched_by": paths,
     }
 
 
-def _dispatch_paths(running: Running, callids: list[str]) -> dict[str, int]:
-    """How each call reached the queue, from its timeline: the scheduler ("dispatched") or the intake directly."""
+def _dispatch_paths(running: Running, callids: list[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """How each call reached the queue (its timeline: a scheduler run, or the intake directly); when it was claimed."""
     paths: dict[str, int] = {}
+    claimed: dict[str, float] = {}
     for callid in callids:
-        response = running.client.get(f"/pcall/calls/{callid}")
-        events = [e.get("event") for e in response.json().get("data", {}).get("call", {}).get("timeline", [])]
+        call = running.client.get(f"/pcall/calls/{callid}").json().get("data", {}).get("call", {})
+        events = [e.get("event") for e in call.get("timeline", [])]
         path = "scheduler run" if "dispatched" in events else "intake (queued with DelaySeconds)"
         paths[path] = paths.get(path, 0) + 1
-    return paths
+        dialing = next((e.get("at") for e in call.get("timeline", []) if e.get("event") == "dialing"), None)
+        if dialing:
+            claimed[callid] = datetime.fromisoformat(str(dialing).replace("Z", "+00:00")).timestamp()
+    return paths, claimed
 
 
 def rule_rate(running: Running) -> str | None:
