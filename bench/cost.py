@@ -8,13 +8,11 @@ re-checked on that date. The benchmark prints the table it used beside its resul
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PRICES_SOURCE = "PRICES.md (AWS list prices, us-east-1, no free tier), collected 2026-11-26; † = third-party summary"
-PRICES_DATE = "2026-11-26"
 MILLION = 1_000_000
 SECONDS_PER_MONTH = 30 * 24 * 3600
 
@@ -192,10 +190,3 @@ def fixed_monthly(
 
 def price_table_rows(table: tuple[Price, ...] = PRICE_TABLE) -> list[dict[str, Any]]:
     return [asdict(p) for p in table]
-
-
-def format_usd(value: float) -> str:
-    if value == 0:
-        return "$0"
-    digits = max(2, 3 - math.floor(math.log10(abs(value)))) if abs(value) < 1 else 2
-    return f"${value:,.{digits}f}"

@@ -365,7 +365,3 @@ def running_sandbox(
     finally:
         sandbox.stop()
         RECORDER.capacity = None
-
-
-def function_names(running: Running) -> list[str]:
-    return sorted(running.sandbox.functions)
