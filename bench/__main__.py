@@ -229,10 +229,11 @@ def notes(results: dict[str, Any]) -> list[str]:
                 f"Schedule lateness: calls reached the queue by {paths}. The placer claimed them {claimed.get('p50')} "
                 f"ms (p50) to {claimed.get('max')} ms (max) after call_date, and the carrier request followed "
                 f"{onward.get('p50')} ms (p50) to {onward.get('max')} ms after the claim. A late claim is the queue "
-                "delivering late: SQS delays are whole seconds, and the sandbox's poller long-polls moto for 1 s, "
-                "which does not wake when a delayed message becomes visible. Next step: in the sandbox, poll queues "
-                "with delayed messages with a shorter wait; in callbridge, keep sending slightly early and holding "
-                "in the placer until call_date."
+                "delivering late: SQS delays are whole seconds, rounded to the nearest (domain/dispatch.py), so a "
+                "message can come up to 0.5 s late; and the sandbox's poller long-polls moto for 1 s, which does not "
+                "wake when a delayed message becomes visible. Next step: round the delay down so every message comes "
+                "early and the placer holds it until call_date (it already holds early ones); in the sandbox, poll "
+                "queues holding delayed messages with a shorter wait."
             )
         elif what.startswith("accepted"):
             cpu = burst.get("cpu_seconds_per_call", {})
