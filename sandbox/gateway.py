@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -15,6 +16,11 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.lambdas import Function
 from sandbox.template import Route
+
+# Powertools' HTTP resolvers keep the current event in a class attribute (BaseRouter.current_event), shared by
+# every resolver in a process. On Lambda each container serves one event at a time in its own process; here
+# all containers are threads of one process, so HTTP invocations take turns to keep each request's event its own.
+_HTTP_INVOKE = threading.Lock()
 
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml", "+json", "+xml")
 
@@ -161,7 +167,10 @@ class Gateway:
             route, params = found
             function = self._functions[route.function]
             try:
-                response = self.response(function.invoke(self.event(request, route, params)))
+                event = self.event(request, route, params)
+                with _HTTP_INVOKE:
+                    result = function.invoke(event)
+                response = self.response(result)
             except Exception:  # a handler crash is a 500 from API Gateway, as in AWS
                 import traceback
 

@@ -235,3 +235,20 @@ def test_swagger_ui_renders_in_headless_chromium(sandbox: RunningSandbox, tmp_pa
     assert 'class="swagger-ui' in dom, result.stderr[-2000:]
     for path in ("/pcall/call", "/pcall/scheduled", "/pcall/calls/{callid}"):
         assert path in dom
+
+
+def test_concurrent_requests_each_get_their_own_answer(sandbox: RunningSandbox) -> None:
+    # given many clients posting at once (each sandbox container is a thread; Powertools' resolver is not)
+    from concurrent.futures import ThreadPoolExecutor
+
+    numbers = [f"1281555{n:04d}" for n in range(24)]
+
+    def post(number: str) -> tuple[int, str]:
+        with sandbox.client() as client:
+            response = client.post("/pcall/call", data={"to": number, "answer_play": "http://example.com/a.wav"})
+        return response.status_code, response.json()["data"].get("to", "")
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(post, numbers))
+    # then every request is answered about itself
+    assert results == [(200, number) for number in numbers]
