@@ -156,7 +156,7 @@ class World:
             pacer=InstantPacer(),
             urls=WebhookUrls(PUBLIC_API_URL),
             now=self.sim.now,
-            sleep=lambda _seconds: None,
+            sleep=self.sim.advance,  # waiting for a slot, or for a call_date, takes simulated time
         )
 
     def visible(self) -> list[dict[str, Any]]:
@@ -332,6 +332,34 @@ def test_a_run_that_runs_out_of_time_leaves_the_rest_to_the_next(world: World, a
     assert (late.left, late.dispatched) == (5, 0)
     assert on_time.dispatched == 5
     assert world.sent_ids() == Counter(dict.fromkeys(ids, 1))
+
+
+@pytest.mark.parametrize(("due_in", "placed_in", "lateness_ms"), [(30.4, 30.4, 0), (30.6, 31.0, 400), (30.0, 30.0, 0)])
+def test_delays_are_whole_seconds_so_an_early_message_is_held_until_its_call_date(
+    world: World, account: AccountCredentials, due_in: float, placed_in: float, lateness_ms: int
+) -> None:
+    # given: a call due at a fraction of a second, accepted now (due within 15 minutes: queued at once)
+    callid = schedule(world, account, T0 + timedelta(seconds=due_in), created=T0)
+
+    # when: its message comes on the nearest whole second and the placer takes it then
+    world.sim.set(T0 + timedelta(seconds=round(due_in)))
+    assert world.drain() == [callid]
+
+    # then: never placed early, at most half a second late
+    (created,) = world.carrier.fake.creates
+    assert created.at == pytest.approx((T0 + timedelta(seconds=placed_in)).timestamp())
+    assert events(world.call(callid), "carrier.created")[0]["lateness_ms"] == lateness_ms
+
+
+def test_a_message_far_ahead_of_its_call_date_is_put_back_not_placed(world: World, account: AccountCredentials) -> None:
+    callid = schedule(world, account, T0 + timedelta(minutes=5), created=T0)
+
+    result = world.placer().place(callid)
+
+    assert result.placement is Placement.RETRY
+    assert result.retry_after == pytest.approx(300)
+    assert world.call(callid).status is CallStatus.QUEUED
+    assert world.carrier.fake.creates == []
 
 
 # --- races: cancel, dispatch and claim; overlapping runs; a crash in the middle
@@ -564,7 +592,7 @@ def test_a_large_due_set_is_dispatched_once_each_none_skipped(world: World, acco
     for entry in world.sent:
         due = due_of[json.loads(entry["MessageBody"])["callid"]]
         visible_at = T0 + timedelta(seconds=entry["DelaySeconds"])
-        assert due <= visible_at < due + timedelta(seconds=1)  # on the second, never early
+        assert abs(visible_at - due) <= timedelta(seconds=0.5)  # on its second
     # and: SQS holds all of them (delayed), and every call is QUEUED
     attributes = world.sqs.get_queue_attributes(QueueUrl=world.stack.refs["CallsQueue"], AttributeNames=["All"])
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == LARGE

@@ -121,7 +121,7 @@ def list_calls(
 def list_scheduled(
     calls: CallsStore, account: Account, *, limit: int = 50, next_token: str | None = None
 ) -> dict[str, Any]:
-    """The account's calls still SCHEDULED, soonest first."""
+    """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), soonest first."""
     cursor = decode_cursor("scheduled", next_token, account.api_key)
     return _page("scheduled", calls.list_scheduled(account.api_key, _limit(limit), cursor))
 
@@ -135,7 +135,7 @@ def get_call(calls: CallsStore, account: Account, callid: str) -> dict[str, Any]
 
 
 def cancel_scheduled(calls: CallsStore, account: Account, callid: str, *, now: datetime) -> dict[str, Any]:
-    """Cancel a call that is still SCHEDULED; a dispatched one is a Conflict."""
+    """Cancel a call with a call_date that has not started (SCHEDULED, or QUEUED for its time); else a Conflict."""
     if not _plausible_id(callid):
         raise CallNotFound(callid)
     event = TimelineEvent(at=iso(now), event="canceled", detail={"by": "api"})

@@ -16,6 +16,7 @@ from callbridge.domain.dispatch import moment
 from callbridge.ports import CallsStore
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
+HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
 
 
 class Pacer(Protocol):
@@ -129,7 +130,13 @@ class Placer:
         if call is None or call.status is not CallStatus.QUEUED:
             return PlaceResult(Placement.SKIPPED)
         audio = self._premium_audio(call)
-        slot = self.pacer.acquire(self.now(), horizon)
+        start = self.now()
+        if call.call_date:  # its message may come up to half a second early (SQS delays are whole seconds)
+            due = moment(call.call_date).timestamp()
+            if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
+                return PlaceResult(Placement.RETRY, retry_after=due - start)
+            start = max(start, due)
+        slot = self.pacer.acquire(start, horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0))
         token = secrets.token_hex(8)

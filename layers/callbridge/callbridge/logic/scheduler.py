@@ -259,7 +259,11 @@ class Scheduler:
         """Ask the carrier about each call in flight past its limits and apply its answer: (changed, errors)."""
         if not calls:
             return 0, 0
-        carrier = self.carrier()
+        try:
+            carrier = self.carrier()
+        except ServiceUnavailable as exc:  # e.g. the carrier secret cannot be read: the next run asks again
+            self.log("carrier unavailable for reconciliation", error=str(exc), calls=len(calls))
+            return 0, len(calls)
 
         def one(call: Call) -> Outcome:
             if self._past(deadline):
