@@ -1,6 +1,7 @@
 """placer: CallsQueue → carrier. Claims each call exactly once and places it at the carrier's pace."""
 
 import json
+import math
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -99,6 +100,9 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="DispatchLateness", unit=MetricUnit.Seconds, value=result.lateness)
     elif result.placement is Placement.FAILED:
         metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
+    elif result.placement is Placement.RETRY and result.waiting:
+        # A backlog must drain, not dead-letter: a fresh delayed message replaces this one (deleted on return).
+        deps().queue.send_call(callid, delay_seconds=math.ceil(result.retry_after))
     elif result.placement is Placement.RETRY:
         deps().queue.retry_later(record.receipt_handle, result.retry_after)
         raise RetryLater(f"{callid}: retry in {result.retry_after:.0f}s")

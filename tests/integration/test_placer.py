@@ -454,3 +454,41 @@ def test_no_free_slot_within_the_horizon_means_retry_later_without_claiming(
     assert result.retry_after >= 1
     assert stored(aws, callid).status is CallStatus.QUEUED
     assert twilio.requests == []
+
+
+class _FullPacer:
+    """A carrier booked for longer than any invocation can wait (a backlog)."""
+
+    def acquire(self, now: float, horizon: float | None = None) -> float | None:
+        return None
+
+
+def test_waiting_for_a_slot_requeues_with_a_delay_instead_of_counting_towards_the_dlq(
+    placer_module: ModuleType, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: no free carrier slot within the invocation
+    placer_module.deps().placer.pacer = _FullPacer()
+    callid = queue_call(aws, account)
+    sent: list[dict[str, Any]] = []
+
+    def spy(params: dict[str, Any], **_kwargs: Any) -> None:
+        sent.append(dict(params))
+
+    sqs_events = aws_client("sqs").meta.events
+    sqs_events.register("provide-client-params.sqs.SendMessage", spy, unique_id="test-send-spy")
+    try:
+        # when: its message is delivered
+        result, messages = place_queued(placer_module, aws)
+    finally:
+        sqs_events.unregister("provide-client-params.sqs.SendMessage", unique_id="test-send-spy")
+
+    # then: the message succeeds (it is deleted, so its receive count never reaches the DLQ's limit) and a
+    # fresh delayed copy takes its place; the call is still QUEUED and nothing was dialed
+    assert failed_ids(result) == []
+    assert stored(aws, callid).status is CallStatus.QUEUED
+    assert twilio.creates == []
+    assert len(sent) == 1
+    assert sent[0]["QueueUrl"] == aws.refs["CallsQueue"]
+    assert callid in sent[0]["MessageBody"]
+    assert sent[0]["DelaySeconds"] >= 1
+    assert messages[0]["Attributes"]["ApproximateReceiveCount"] == "1"

@@ -46,6 +46,9 @@ class PlaceResult:
     carrier_call_id: str | None = None
     latency: float | None = None
     lateness: float | None = None  # seconds from a scheduled call's call_date to its carrier request
+    # RETRY because it is not this call's turn yet (no free carrier slot, or early): waiting is not failing,
+    # so the message is sent again with a delay instead of counting a receive towards the DLQ.
+    waiting: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,11 +137,11 @@ class Placer:
         if call.call_date:  # its message may come up to half a second early (SQS delays are whole seconds)
             due = moment(call.call_date).timestamp()
             if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
-                return PlaceResult(Placement.RETRY, retry_after=due - start)
+                return PlaceResult(Placement.RETRY, retry_after=due - start, waiting=True)
             start = max(start, due)
         slot = self.pacer.acquire(start, horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
-            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0))
+            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
         token = secrets.token_hex(8)
         claimed = self._claim(callid, token, audio)
         if claimed is None:
