@@ -40,7 +40,17 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 class SqsPoller:
     """Polls one queue into one function: batch size, partial batch failures, visibility and redrive."""
 
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, function: Function, batch_size: int, log: Log) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        function: Function,
+        batch_size: int,
+        log: Log,
+        idle_wait: float | None = None,
+    ) -> None:
+        self._idle_wait = idle_wait
         self._sqs = sqs
         self._url = queue_url
         self._arn = queue_arn
@@ -77,7 +87,12 @@ class SqsPoller:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                self.poll_once()
+                if self._idle_wait is None:
+                    self.poll_once()
+                elif not self.poll_once(wait_seconds=0):
+                    # moto's long poll wakes for new messages but not when a delayed one becomes visible (SQS
+                    # does): this poller short-polls so a delayed call is picked up within `idle_wait` of its time.
+                    stop.wait(self._idle_wait)
             except Exception as exc:  # keep polling, as Lambda's pollers do
                 if not stop.is_set():
                     self._log(f"poller {self._function.logical}: {exc}")
@@ -197,8 +212,16 @@ def event_sources(
                 arn = stack.resolve(props["Queue"])
                 url = next(u for k, u in stack.refs.items() if stack.attrs.get((k, "Arn")) == arn)
                 workers = min(sqs_workers, int(props.get("ScalingConfig", {}).get("MaximumConcurrency", sqs_workers)))
-                for _ in range(max(1, workers)):
-                    poller = SqsPoller(clients["sqs"], url, arn, function, int(props.get("BatchSize", 10)), log)
+                for number in range(max(1, workers)):
+                    poller = SqsPoller(
+                        clients["sqs"],
+                        url,
+                        arn,
+                        function,
+                        int(props.get("BatchSize", 10)),
+                        log,
+                        idle_wait=0.05 if number == 0 else None,
+                    )
                     runners.append(poller.run)
             elif event["Type"] == "DynamoDB":
                 arn = stack.resolve(props["Stream"])

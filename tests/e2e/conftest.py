@@ -124,7 +124,12 @@ def receiver() -> Iterator[Receiver]:
             length = int(self.headers.get("content-length", "0"))
             body = self.rfile.read(length).decode()
             requests.append(
-                {"path": self.path, "headers": dict(self.headers.items()), "body": body, "form": dict(parse_qsl(body))}
+                {
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "body": body,
+                    "form": dict(parse_qsl(body, keep_blank_values=True)),
+                }
             )
             self.send_response(status["code"])
             self.end_headers()

@@ -252,3 +252,41 @@ def test_concurrent_requests_each_get_their_own_answer(sandbox: RunningSandbox) 
         results = list(pool.map(post, numbers))
     # then every request is answered about itself
     assert results == [(200, number) for number in numbers]
+
+
+def test_a_scheduled_call_is_dialed_at_its_time_not_before(sandbox: RunningSandbox) -> None:
+    # given a call scheduled a few seconds ahead (ISO 8601 with an offset carries the seconds)
+    due = (datetime.now(UTC) + timedelta(seconds=6)).replace(microsecond=0)
+    with sandbox.client() as client:
+        response = client.post(
+            "/pcall/call",
+            data={"to": "12812345670", "answer_play": "http://example.com/a.wav", "call_date": due.isoformat()},
+        )
+    assert response.status_code == 200, response.text
+    callid = response.json()["data"]["callid"]
+    # then it plays out, and the carrier was asked to dial it no earlier than its call_date
+    call = sandbox.wait_final(callid, timeout=90)
+    assert call["status"] == "COMPLETED"
+    created = events(call, "carrier.created")
+    assert len(created) == 1
+    assert datetime.fromisoformat(created[0]["at"].replace("Z", "+00:00")) >= due
+
+
+def test_callbacks_arrive_once_per_call_under_faults(receiver: Any) -> None:
+    # given a carrier that duplicates, reorders, delays and drops its status callbacks
+    running = start_sandbox("--speed", "20", "--faults")
+    try:
+        callids = [
+            place(running, to=f"1281234568{d}", answer_play="http://example.com/a.wav", callback_url=receiver.url)
+            for d in "0125"
+        ]
+        finals = {c: running.wait_final(c, timeout=90) for c in callids}
+        # then each call's outcome is POSTed to callback_url, with its final status and a stable event_id
+        for callid, call in finals.items():
+            got = receiver.wait_for(lambda r, c=callid: r["form"].get("callid") == c, timeout=60)
+            assert got["form"]["status"] == call["status"]
+            assert got["form"]["answered_by"] == call["answered_by"]
+            assert got["form"]["event_id"]
+        assert len({r["form"]["event_id"] for r in receiver.requests}) == len(callids)
+    finally:
+        assert stop_sandbox(running) == 0
