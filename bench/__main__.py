@@ -71,6 +71,14 @@ def _memory(template: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _tracing(template: dict[str, Any]) -> str:
+    """The functions' X-Ray tracing as deployed by default: Globals' Tracing, through its parameter's default."""
+    value = template.get("Globals", {}).get("Function", {}).get("Tracing", "PassThrough")
+    if isinstance(value, dict) and "Ref" in value:
+        value = template.get("Parameters", {}).get(value["Ref"], {}).get("Default", "PassThrough")
+    return str(value)
+
+
 def _session(name: str, burst: int) -> tuple[subprocess.Popen[bytes], Path]:
     handle, path = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".json")
     os.close(handle)
@@ -175,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
 def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
     memory = _memory(template)
     prices = cost.prices()
+    traced = _tracing(template) == "Active"
     scenarios = {}
     for name, counts in (results.get("requests") or {}).get("scenarios", {}).items():
         scenarios[name] = {
-            "measured": cost.per_million(cost.usage_from_counts(counts, memory), prices),
-            "modelled": cost.per_million(cost.usage_from_counts(counts, memory, model_aws=True), prices),
+            "measured": cost.per_million(cost.usage_from_counts(counts, memory, traced=traced), prices),
+            "modelled": cost.per_million(cost.usage_from_counts(counts, memory, model_aws=True, traced=traced), prices),
         }
     out: dict[str, Any] = {"source": cost.PRICES_SOURCE, "prices": cost.price_table_rows(), "scenarios": scenarios}
     pace = results.get("pacing") or {}
@@ -206,7 +215,9 @@ def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, A
         scheduler_run=idle,
         scheduler_memory_mb=memory.get("SchedulerFunction", 512),
         queues=consumed or min(queues, 1),
+        traced=traced,
     )
+    out["tracing"] = _tracing(template)
     return out
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
@@ -14,7 +14,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge import openapi
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
 from callbridge.domain.errors import (
@@ -31,10 +34,11 @@ from callbridge.logic import ivr as ivr_menus
 from callbridge.logic.auth import Authenticator
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings
+from callbridge.tracing import LazyTracer
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -44,12 +48,16 @@ class Deps:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.accounts = DynamoAccountsStore(settings.accounts_table)
+        self.menus = DynamoIvrMenus(settings.accounts_table)
+        self.idempotency = DynamoIdempotency(settings.accounts_table)
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
+            idempotency=self.idempotency,
+            menus=self.menus,
             queue=SqsCallsQueue(settings.calls_queue_url),
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
@@ -165,7 +173,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     account = _account()
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
-    return _json(200, envelope(200, **ivr_menus.put_menu(deps().accounts, account, code, body, now=_now())))
+    return _json(200, envelope(200, **ivr_menus.put_menu(deps().menus, account, code, body, now=_now())))
 
 
 @app.get(
@@ -175,7 +183,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.get_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.get_menu(deps().menus, _account(), code)))
 
 
 @app.get(
@@ -185,7 +193,7 @@ def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def list_ivr_menus() -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.list_menus(deps().accounts, _account())))
+    return _json(200, envelope(200, **ivr_menus.list_menus(deps().menus, _account())))
 
 
 @app.delete(
@@ -195,7 +203,7 @@ def list_ivr_menus() -> Response[str]:
     tags=["ivr"],
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().menus, _account(), code)))
 
 
 @app.get("/pcall/openapi.json", include_in_schema=False)

@@ -20,7 +20,10 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore, shard_of
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore, shard_of
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.dispatch import Timing
@@ -72,6 +75,8 @@ def sim(aws: Any, monkeypatch: pytest.MonkeyPatch) -> SimClock:
 
 class InstantPacer:
     """A carrier slot is always free now (pacing has its own tests)."""
+
+    late_after = 0.0
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         return now
@@ -211,6 +216,8 @@ def intake(world: World) -> Intake:
     return Intake(
         calls=world.store,
         accounts=DynamoAccountsStore(world.stack.refs["AccountsTable"]),
+        idempotency=DynamoIdempotency(world.stack.refs["AccountsTable"]),
+        menus=DynamoIvrMenus(world.stack.refs["AccountsTable"]),
         queue=SqsCallsQueue(world.stack.refs["CallsQueue"], sqs=world.sqs),
     )
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from callbridge.adapters.dynamodb import DynamoCallsStore, from_item, shard_of
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore, shard_of
+from callbridge.adapters.dynamodb.codec import from_item
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,

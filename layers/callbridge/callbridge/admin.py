@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from callbridge.adapters.dynamodb import DynamoAccountsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.domain.accounts import (
     Account,
     hash_password,
