@@ -116,6 +116,7 @@ class Sandbox:
         self.aws_endpoint = ""
         self.account: tuple[str, str] = ("", "")
         self.webhook_secret = ""
+        self._running_file: Path | None = None
         self._moto: subprocess.Popen[bytes] | None = None
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
@@ -227,13 +228,13 @@ class Sandbox:
             "accounts_table": self.stack.refs["AccountsTable"],
             "calls_table": self.stack.refs["CallsTable"],
         }
-        write_private(self.config.state_dir / SANDBOX_FILE, info)
+        self._running_file = self.config.state_dir / SANDBOX_FILE
+        write_private(self._running_file, info)
 
     def _remove_running(self) -> None:
-        from callbridge.admin import SANDBOX_FILE
-
-        if self.config.state_dir is not None:
-            (self.config.state_dir / SANDBOX_FILE).unlink(missing_ok=True)
+        if self._running_file is not None:  # only this sandbox's own (a refused start leaves another's alone)
+            self._running_file.unlink(missing_ok=True)
+            self._running_file = None
 
     def start(self) -> None:
         """Start moto, create the stack, load the handlers and serve the API."""
