@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.progress import apply_recording_callback, apply_status_callback
 from hypothesis import given, settings
@@ -264,3 +265,27 @@ def test_a_late_ringing_after_completed_changes_nothing() -> None:
     assert late.status is CallStatus.COMPLETED
     assert outcome(late) | {"started_at": None} == before | {"started_at": None}
     assert late.started_at == iso(t + timedelta(seconds=2))
+
+
+# Twilio's machine verdicts, written out here so a change to the module's own set cannot hide a missing one.
+MACHINE_VERDICTS = ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]
+
+
+@pytest.mark.parametrize("verdict", [*MACHINE_VERDICTS, " Machine_End_Beep ", "FAX"])
+def test_every_machine_verdict_is_machine_in_the_stored_outcome(verdict: str) -> None:
+    # given: an answered call whose carrier said a machine (or fax) picked up
+    answered = _callback(2, "in-progress", T0 + timedelta(seconds=10), AnsweredBy=verdict)
+    completed = _callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", AnsweredBy=verdict)
+
+    # when
+    call, _ = apply_all([answered, completed])
+
+    # then: the outcome the API and the callback report says Machine, like the TwiML branch did
+    assert call.answered_by == "Machine"
+
+
+@pytest.mark.parametrize("verdict", ["human", "unknown", ""])
+def test_a_person_or_no_verdict_is_person_in_the_stored_outcome(verdict: str) -> None:
+    extra = {"AnsweredBy": verdict} if verdict else {}
+    call, _ = apply_all([_callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", **extra)])
+    assert call.answered_by == "Person"

@@ -11,7 +11,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.answered import answered_by_label, is_machine
+from callbridge.domain.calls import Call, CallStatus, forward, iso
 
 STATUS_EVENT = "carrier.status"
 RECORDING_EVENT = "carrier.recording"
@@ -28,14 +29,6 @@ CARRIER_STATUS = {
     "failed": CallStatus.FAILED,
     "canceled": CallStatus.CANCELED,
 }
-_RANK = {
-    CallStatus.SCHEDULED: 0,
-    CallStatus.QUEUED: 1,
-    CallStatus.DIALING: 2,
-    CallStatus.RINGING: 3,
-    CallStatus.IN_PROGRESS: 4,
-}
-_MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
 _KEPT_PARAMS = (
     "CallStatus",
     "SequenceNumber",
@@ -52,20 +45,6 @@ _KEPT_PARAMS = (
     "RecordingStatus",
     "MachineDetectionDuration",
 )
-
-
-def answered_by_label(amd: str | None) -> str:
-    """The seed's words for a carrier's AnsweredBy: Machine for any machine or fax, else Person."""
-    return "Machine" if amd and amd.lower() in _MACHINE else "Person"
-
-
-def forward(current: CallStatus, target: CallStatus) -> CallStatus:
-    """The later of two states: final states absorb, others move only forward."""
-    if current.is_final:
-        return current
-    if target.is_final:
-        return target
-    return target if _RANK[target] > _RANK[current] else current
 
 
 def _when(value: Any) -> str | None:
@@ -93,7 +72,7 @@ def _outcome(call: Call) -> dict[str, Any]:
     events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT)]
     statuses = [e for e in call.timeline if e.event == STATUS_EVENT]
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
-    amd_value = next((a for a in amd if a.lower() in _MACHINE), amd[0] if amd else None)
+    amd_value = next((a for a in amd if is_machine(a)), amd[0] if amd else None)
     durations = [d for d in (_int(e.detail.get("CallDuration")) for e in statuses) if d is not None]
     by_status: dict[str, list[str]] = {}
     for event in statuses:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, iso
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
@@ -17,7 +18,6 @@ from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,
