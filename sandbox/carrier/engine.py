@@ -137,6 +137,7 @@ class Engine:
         self._live: dict[str, Call] = {}
         self._conferences: dict[str, list[Call]] = {}
         self._rngs: dict[str, random.Random] = {}
+        self._calls_to: dict[str, int] = {}
         self._held: dict[str, list[WebhookRecord]] = {}
         self.messages_cond = threading.Condition()
         self._dispatcher = threading.Thread(target=self._dispatch, name="carrier-dispatcher", daemon=True)
@@ -184,10 +185,21 @@ class Engine:
     def enqueue(self, call: Call) -> None:
         """Start `call` at its CPS slot."""
         if self.faults is not None:
-            self._rngs[call.sid] = random.Random(f"{self.seed}/{call.index}")
+            self._rngs[call.sid] = self._fault_draws(call.to)
         with self._lock:
             heapq.heappush(self._queue, (call.slot, next(self._order), call))
             self._queue_cond.notify()
+
+    def _fault_draws(self, to: str) -> random.Random:
+        """The random stream every fault draw of one call comes from, derived from the run's seed.
+
+        Keyed by the called number and how many calls to it came before, not by arrival order: calls
+        placed concurrently reach the simulator in any order, and the same seed must still give each
+        number the same faults.
+        """
+        with self._lock:
+            nth = self._calls_to[to] = self._calls_to.get(to, 0) + 1
+        return random.Random(f"{self.seed}/{to}/{nth}")
 
     def _dispatch(self) -> None:
         with self._lock:

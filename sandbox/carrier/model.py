@@ -161,7 +161,7 @@ class Call:
     to: str
     from_: str
     params: dict[str, list[str]]
-    index: int  # creation order, also seeds this call's fault RNG
+    index: int  # creation order
     created: float  # time.time()
     arrived: float  # time.monotonic() of the create request
     slot: float  # time.monotonic() at which the CPS limit lets the call start

@@ -91,9 +91,10 @@ class CarrierSimulator:
             log=log,
             base_url=lambda: self.base_url,
         )
+        self.seed = self.engine.seed  # of the fault draws: given, or drawn (then logged, to replay the run)
         self.wsgi = RestApi(self)  # mountable WSGI app, if another server should carry the REST API
         if fault_config is not None and log is not None:
-            log(f"carrier faults mode on (seed {self.engine.seed})")
+            log(f"carrier faults seed: {self.engine.seed}")
 
     # ------------------------------------------------------------------ server
 

@@ -215,7 +215,7 @@ def test_help_documents_the_command_line() -> None:
         [sys.executable, "-m", "sandbox", "--help"], check=False, cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0
-    for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults"):
+    for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults", "--seed"):
         assert flag in result.stdout
 
 

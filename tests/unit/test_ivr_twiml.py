@@ -7,10 +7,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from callbridge.domain.answered import PERSON
 from callbridge.domain.ivr import MAX_STEPS, MAX_TWIML, IvrMenu, parse_menu, resolve
 from callbridge.domain.requests import parse_call_request
 from callbridge.flow.ivr_twiml import WORST_URLS, gather_url, render_menu, render_next, size_problems
-from callbridge.flow.twiml import PERSON, XML_DECLARATION, FlowUrls, render_answer
+from callbridge.flow.twiml import XML_DECLARATION, FlowUrls, render_answer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,13 +7,11 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from callbridge.domain.answered import MACHINE, PERSON, answered_by_label
 from callbridge.domain.requests import CallRequest, parse_call_request
 from callbridge.flow.twiml import (
-    MACHINE,
-    PERSON,
     XML_DECLARATION,
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from callbridge.domain.answered import MACHINE, PERSON
+
 if TYPE_CHECKING:  # the domain model pulls in pydantic; rendering only reads its attributes
     from callbridge.domain.requests import CallRequest
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
-PERSON = "Person"
-MACHINE = "Machine"
-# Twilio's AnsweredBy verdicts that mean voicemail or a machine; human, unknown and no verdict mean a person.
-MACHINE_VERDICTS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 
 _NO_AUDIO: Mapping[str, str] = MappingProxyType({})
 # Characters XML 1.0 cannot carry even escaped; a control character in a text would make the whole document invalid.
@@ -37,11 +35,6 @@ class FlowUrls:
     conference_name: str  # the room that bridges `to` and answer_dial_to when a dial tone is set
     # Optional statusCallback of that conference: its `join` event is the moment to dial the second leg.
     conference_status: str | None = None
-
-
-def answered_by_label(answered_by: str | None) -> str:
-    """Twilio's AnsweredBy as the seed words it: "Machine" for voicemail, machines and fax, else "Person"."""
-    return MACHINE if (answered_by or "").strip().lower() in MACHINE_VERDICTS else PERSON
 
 
 def render_answer(
