@@ -133,7 +133,7 @@ def test_a_person_hears_the_answer_options_in_the_seed_order(
     # then: play, speak, TTS, then dial (last), back to this API's dial action
     assert verbs(response) == [
         ("Play", {}, PLAY, []),
-        ("Say", {"language": "en-GB"}, SPEAK, []),
+        ("Say", {"language": "en-GB", "voice": "Polly.Amy"}, SPEAK, []),
         ("Say", {"voice": "Polly.Joanna"}, TTS, []),
         (
             "Dial",
@@ -171,7 +171,7 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     # then: the machine flow both times, and one SMS from the account's SMS number
     machine = [
         ("Play", {}, MACHINE_PLAY, []),
-        ("Say", {"language": "en-US"}, MACHINE_SPEAK, []),
+        ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, MACHINE_SPEAK, []),
         ("Hangup", {}, None, []),
     ]
     assert verbs(first) == machine
