@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
@@ -18,7 +19,6 @@ from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
-from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.logic.external import UnknownAccount, accept_external
 from callbridge.logic.intake import Intake
@@ -57,7 +57,7 @@ class Deps:
         )
         self.placer = Placer(
             calls=self.calls,
-            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
@@ -91,6 +91,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
             return
         logger.info("external call request", extra={"result": outcome})
+        if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
+            metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return
     callid = message.callid or ""
     attempt = int(record.attributes.approximate_receive_count or 1)

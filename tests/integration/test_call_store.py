@@ -93,7 +93,9 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
     ]
     if answered:
         webhooks.append(
-            flow_change(at(12), AnsweredBy=rng.choice(["human", "machine_end_beep"]), MachineDetectionDuration="2500")
+            flow_change(
+                {"AnsweredBy": rng.choice(["human", "machine_end_beep"]), "MachineDetectionDuration": "2500"}, at(12)
+            )
         )
         webhooks.append(recording_change({"RecordingUrl": "https://example.com/r.mp3"}, at(42)))
     webhooks += [status_change(callback(s, n), at(n)) for s, n in (("initiated", 3), ("ringing", 5))]

@@ -61,7 +61,7 @@ def test_only_completed_callbacks_and_the_flow_give_the_whole_outcome() -> None:
     _, call = apply(call, placed(iso(T0), "CA1", "queued"))
     assert call is not None
     _, call = apply(
-        call, flow_change(iso(T0 + timedelta(seconds=12)), AnsweredBy="human", MachineDetectionDuration="3200")
+        call, flow_change({"AnsweredBy": "human", "MachineDetectionDuration": "3200"}, iso(T0 + timedelta(seconds=12)))
     )
     assert call is not None
     assert call.status is CallStatus.IN_PROGRESS

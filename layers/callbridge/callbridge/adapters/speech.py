@@ -6,39 +6,9 @@ import hashlib
 from typing import Any
 
 from callbridge.adapters.aws import LazyClient, Missing, aws_errors
+from callbridge.domain.voices import POLLY_VOICES
 
 URL_SECONDS = 7 * 24 * 3600  # outlives any call that could play it (calls last hours at most)
-_NEURAL = {
-    "Joanna",
-    "Matthew",
-    "Ivy",
-    "Kendra",
-    "Kimberly",
-    "Salli",
-    "Joey",
-    "Kevin",
-    "Ruth",
-    "Stephen",
-    "Danielle",
-    "Gregory",
-    "Amy",
-    "Emma",
-    "Brian",
-    "Arthur",
-    "Lea",
-    "Remi",
-    "Vicki",
-    "Daniel",
-    "Bianca",
-    "Adriano",
-    "Camila",
-    "Vitoria",
-    "Thiago",
-    "Lucia",
-    "Sergio",
-    "Lupe",
-    "Pedro",
-}
 
 
 class PollySpeechCache:
@@ -61,7 +31,8 @@ class PollySpeechCache:
             with aws_errors("speech cache"):
                 s3.head_object(Bucket=self._bucket, Key=key)
         except Missing:
-            engine = "neural" if voice in _NEURAL else "standard"
+            known = POLLY_VOICES.get(voice)
+            engine = known.engine if known else "standard"
             with aws_errors("speech synthesis"):
                 audio = self._polly().synthesize_speech(Text=text, VoiceId=voice, OutputFormat="mp3", Engine=engine)
                 body = audio["AudioStream"].read()

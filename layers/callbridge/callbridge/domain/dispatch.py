@@ -153,12 +153,12 @@ def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEF
 
 
 def delay_seconds(due: datetime, now: datetime) -> int:
-    """SQS DelaySeconds that make a message visible at `due`, to the nearest second (0 when due, at most 900).
+    """SQS DelaySeconds that make a message visible by `due`: the whole seconds left (0 when due, at most 900).
 
-    SQS delays are whole seconds: the message comes up to half a second early or late. The placer holds an
-    early one until its call_date (logic/placer.py), so a call is never placed early.
+    SQS delays are whole seconds. Rounded down, the message comes up to a second early, never late, and the
+    placer holds it until its call_date (logic/placer.py): a call starts on time, and never early.
     """
-    return max(0, min(MAX_DELAY_SECONDS, math.floor((due - now).total_seconds() + 0.5)))
+    return max(0, min(MAX_DELAY_SECONDS, math.floor((due - now).total_seconds())))
 
 
 def horizon(now: datetime, lookahead: float) -> datetime:

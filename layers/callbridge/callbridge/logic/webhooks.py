@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, TimelineEvent, iso
 from callbridge.domain.changes import Change
 from callbridge.domain.errors import CallNotFound, InvalidRequest
@@ -18,7 +19,6 @@ from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,
@@ -83,8 +83,7 @@ class Webhooks:
         returns the call to answer from.
         """
         label = answered_by_label(params.get("AnsweredBy"))
-        detail = {k: v for k, v in params.items() if k in ("AnsweredBy", "CallStatus", "MachineDetectionDuration")}
-        _, call = self.calls.apply(callid, flow_change(self._stamp(), label=label, **detail))
+        _, call = self.calls.apply(callid, flow_change(params, self._stamp()))
         if call is None:
             raise CallNotFound(callid)
         request = _request_of(call)
