@@ -8,7 +8,11 @@ from __future__ import annotations
 PERSON = "Person"
 MACHINE = "Machine"
 # Twilio's AnsweredBy verdicts that mean voicemail, a machine or a fax; human, unknown and no verdict mean a person.
-MACHINE_VERDICTS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+# The detection webhooks send the detailed verdicts; a call fetched from the REST API (reconciliation) reports only
+# `human` or `machine` in its `answered_by`.
+MACHINE_VERDICTS = frozenset(
+    {"machine", "machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"}
+)
 
 
 def is_machine(verdict: str | None) -> bool:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from callbridge.domain.answered import MACHINE, PERSON
+from callbridge.domain.voices import speak_say_voice, tts_say_voice
 
 if TYPE_CHECKING:  # the domain model pulls in pydantic; rendering only reads its attributes
     from callbridge.domain.requests import CallRequest
@@ -106,7 +107,7 @@ def _media(root: ET.Element, play: str | None, speak: str | None, language: str 
     if play:
         _element(root, "Play", play)
     if speak and _clean(speak):
-        _element(root, "Say", speak, language=language or "en-US")
+        say_speech(root, speak, language)
 
 
 def _tts(root: ET.Element, text: str | None, voice: str | None, audio_url: str | None) -> None:
@@ -115,8 +116,20 @@ def _tts(root: ET.Element, text: str | None, voice: str | None, audio_url: str |
     if audio_url:
         _element(root, "Play", audio_url)
     elif _clean(text):
-        # CallRequest normalizes voices to Polly ids, which Twilio's <Say> speaks as "Polly.<Id>".
-        _element(root, "Say", text, voice=f"Polly.{voice or 'Joanna'}")
+        say_tts(root, text, voice)
+
+
+def say_speech(parent: ET.Element, text: str, language: str | None) -> ET.Element:
+    """A `<Say>` of the seed's basic speech: the language (en-US when None) and the voice named for it, so Twilio
+    never has to guess a voice for a language its default voice does not speak."""
+    language, voice = speak_say_voice(language)
+    return _element(parent, "Say", text, language=language, voice=voice)
+
+
+def say_tts(parent: ET.Element, text: str, voice: str | None) -> ET.Element:
+    """A `<Say>` of premium text in its Polly voice (a Polly id; the default voice when None), named as Twilio
+    knows it (`Polly.Kevin-Neural` for a neural-only voice)."""
+    return _element(parent, "Say", text, voice=tts_say_voice(voice))
 
 
 def _dial(root: ET.Element, request: CallRequest, urls: FlowUrls) -> None:

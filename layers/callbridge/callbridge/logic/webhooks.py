@@ -13,7 +13,7 @@ from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, iso
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
-from callbridge.domain.progress import apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
@@ -80,8 +80,7 @@ class Webhooks:
         call = self._call(callid)
         label = answered_by_label(params.get("AnsweredBy"))
         stamp = self._stamp()
-        detail = {k: v for k, v in params.items() if k in ("AnsweredBy", "CallStatus", "MachineDetectionDuration")}
-        call = self.calls.update(callid, lambda c: c.with_event(stamp, "flow", label=label, **detail)) or call
+        call = self.calls.update(callid, lambda c: apply_flow_request(c, params, stamp)) or call
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
