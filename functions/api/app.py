@@ -211,7 +211,7 @@ def _campaign_id() -> Any:
     tags=["campaigns"],
 )
 def create_campaign() -> Response[str]:
-    account = _account()
+    account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
     event = app.current_event
     data = campaigns.accept_campaign(
         raw_body(event.body, bool(event.is_base64_encoded)),
