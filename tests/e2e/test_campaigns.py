@@ -37,7 +37,11 @@ def test_a_20_call_campaign_of_mixed_outcomes_finishes_with_exact_counts_and_rep
     numbers = [f"1281555{n:04d}" for n in range(20)]  # last digits 0-9, twice
     body = {
         "name": "e2e mixed",
-        "defaults": {"answer_play": "http://example.com/a.wav", "answermachine_play": "http://example.com/b.wav"},
+        "defaults": {
+            "answer_play": "http://example.com/a.wav",
+            "answermachine_play": "http://example.com/b.wav",
+            "callback_url": receiver.url,  # each call's outcome callback
+        },
         "calls": [{"to": to, "metadata": {"row": str(n)}} for n, to in enumerate(numbers)],
         "callback_url": receiver.url,
     }
@@ -76,5 +80,11 @@ def test_a_20_call_campaign_of_mixed_outcomes_finishes_with_exact_counts_and_rep
     assert len(listed) == 20
     notified = receiver.wait_for(lambda r: "campaign.finished" in r["body"])
     assert json.loads(notified["body"])["campaign"]["status"] == "FINISHED"
+    deadline = time.monotonic() + 60
+    while len(outcomes := [r["form"] for r in receiver.requests if "callid" in r["form"]]) < 20:
+        assert time.monotonic() < deadline, f"{len(outcomes)} outcome callbacks of 20"
+        time.sleep(0.2)
+    assert {o["callid"] for o in outcomes} == {c["callid"] for c in listed}
+    assert {o["campaign"] for o in outcomes} == {campaign_id}
     time.sleep(2)  # a second notification would have come by now
     assert sum(1 for r in receiver.requests if '"campaign.finished"' in r["body"]) == 1
