@@ -552,3 +552,32 @@ def test_calls_carry_their_campaign_and_the_report_has_a_row_each(
     assert [r["metadata.row"] for r in rows] == ["0", "1", "2"]
     done = next(r for r in rows if r["callid"] == calls[0].callid)
     assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", "17")
+
+
+def test_a_call_held_while_a_resume_lands_is_released_again(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(1, calls_per_second=1))
+    drain(worker_module, aws, {"fanout"})
+    drain_ticks(worker_module, aws, steps=1)
+    messages = receive(aws)
+    api.request("POST", f"/pcall/campaigns/{campaign['id']}/pause", body="", content_type=None)
+    store = placer_module.deps().placer.campaigns.campaigns
+    original = store.get
+
+    def resume_after_the_read(campaign_id: str) -> Any:
+        found = original(campaign_id)  # PAUSED: the placer will hold the call
+        api.request("POST", f"/pcall/campaigns/{campaign_id}/resume", body="", content_type=None)
+        drain_ticks(worker_module, aws, steps=1)  # the resumed chain finds nothing waiting yet, and ends
+        return found
+
+    store.get = resume_after_the_read
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    store.get = original
+    drain_ticks(worker_module, aws, steps=1)  # the placer restarted the release
+
+    assert twilio.creates == []
+    assert [c.status for c in campaign_calls(aws, campaign["id"])] == [CallStatus.QUEUED]
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [
+        json.loads(m["Body"])["callid"] for m in messages
+    ]

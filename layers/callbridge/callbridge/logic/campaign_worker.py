@@ -225,6 +225,9 @@ class CampaignWorker:
             # Marked waiting before it moves back: a crash in between leaves a mark the release skips.
             self.campaigns.add_waiting(campaign.id, [(index, call.callid)])
             self.calls.update(call.callid, lambda c: hold(c, token, stamp))
+            header = self.campaigns.header(campaign.id) or {}
+            if header.get("status") in RELEASING:  # resumed meanwhile: its chain may have ended before this call
+                self.queue.send([(tick_message(campaign.id, int(header.get("tick_seq", 0)) + 1), 0)])
         else:
             self.calls.update(call.callid, lambda c: cancel(c, stamp, token))
         return False
