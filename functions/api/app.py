@@ -17,6 +17,7 @@ from callbridge import openapi, openapi_campaigns
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
 from callbridge.domain.campaigns import CampaignNotFound
@@ -27,12 +28,13 @@ from callbridge.domain.errors import (
     InvalidRequest,
     IvrMenuNotFound,
     ServiceUnavailable,
+    TooManyFailedLogins,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
 from callbridge.logic import campaigns
 from callbridge.logic import ivr as ivr_menus
-from callbridge.logic.auth import Authenticator
+from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
@@ -58,7 +60,8 @@ class Deps:
             queue=SqsCallsQueue(settings.calls_queue_url),
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
-        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
+        self.login_limiter = LoginLimiter(DynamoLoginFailures(settings.login_failures_table), on_error=logger.warning)
+        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds, limiter=self.login_limiter)
         campaign_settings = CampaignSettings.from_env()
         self.campaigns = campaigns.CampaignPorts(
             campaigns=DynamoCampaignsStore(
@@ -82,7 +85,9 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _authenticate() -> Account:
-    return deps().auth.authenticate(app.current_event.headers.get("authorization"))
+    event = app.current_event
+    source = event.request_context.http.get("sourceIp")  # always set by API Gateway
+    return deps().auth.authenticate(event.headers.get("authorization"), str(source) if source else None)
 
 
 def _unknown_query() -> list[FieldProblem]:
@@ -393,6 +398,9 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
     except Unauthorized as unauthorized:
         response: Response[str] = _unauthorized(unauthorized)  # the decorated handler is untyped
         return response
+    except TooManyFailedLogins as refused:
+        too_many: Response[str] = _too_many_failed_logins(refused)
+        return too_many
     problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 
@@ -412,10 +420,21 @@ def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
 
 @app.exception_handler(Unauthorized)
 def _unauthorized(exc: Unauthorized) -> Response[str]:
+    metrics.add_metric(name="AuthFailures", unit=MetricUnit.Count, value=1)
     return _json(
         401,
         error_envelope(401, message=f"Invalid API credentials: {exc}"),
         headers={"WWW-Authenticate": 'Basic realm="callbridge", charset="UTF-8"'},
+    )
+
+
+@app.exception_handler(TooManyFailedLogins)
+def _too_many_failed_logins(exc: TooManyFailedLogins) -> Response[str]:
+    metrics.add_metric(name="AuthRateLimited", unit=MetricUnit.Count, value=1)
+    return _json(
+        429,
+        error_envelope(429, message=f"Too many failed logins: retry after {exc.retry_after} seconds"),
+        headers={"Retry-After": str(exc.retry_after)},
     )
 
 

@@ -13,12 +13,12 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
-from callbridge.carrier.twilio import TwilioClient
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
 from callbridge.logic.intake import Intake
@@ -58,7 +58,7 @@ class Deps:
         )
         self.placer = Placer(
             calls=self.calls,
-            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,

@@ -371,3 +371,16 @@ def test_samconfig_deploys_each_environment_without_a_hard_coded_bucket(environm
 def test_the_two_environments_are_two_stacks() -> None:
     names = {samconfig()[env]["global"]["parameters"]["stack_name"] for env in ("default", "prod")}
     assert len(names) == 2
+
+
+# --- the runbook -----------------------------------------------------------------------------
+
+
+def test_the_runbook_says_what_each_alarm_means() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    headings = [line for line in runbook.splitlines() if line.startswith("### ")]
+    for name in resources("AWS::CloudWatch::Alarm"):
+        assert any(f"`{name}`" in heading for heading in headings), f"docs/runbook.md has no section for {name}"
+    for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
+        assert f"## {section}" in runbook
+    assert "## Reading a call's timeline" in runbook

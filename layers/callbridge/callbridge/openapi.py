@@ -133,6 +133,7 @@ def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
+        429: "Too many failed logins from this address or for this API key; retry after `Retry-After` seconds.",
         404: "No such call (or IVR menu) for this account.",
         409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
@@ -142,6 +143,8 @@ def _errors(*codes: int) -> dict[int, Any]:
 
 def responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
     """Powertools `responses=` for a route answering `model`, plus the given error codes."""
+    if 401 in errors:  # a route that checks credentials also refuses a burst of failed ones
+        errors = (*errors, 429)
     return {200: {"description": "Success", "content": {"application/json": {"model": model}}}, **_errors(*errors)}
 
 

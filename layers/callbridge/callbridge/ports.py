@@ -78,6 +78,17 @@ class AccountsStore(Protocol):
     def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None: ...
 
 
+class LoginFailureCounter(Protocol):
+    """Failed logins per subject (an API key's digest or a source address) in fixed time windows, shared by
+    every container. Raises ServiceUnavailable when it cannot count."""
+
+    def counts(self, subjects: Sequence[str], window: int) -> dict[str, int]:
+        """Failures so far in `window` for each subject (0 when none)."""
+
+    def add_failure(self, subjects: Sequence[str], window: int, expires_at: int) -> dict[str, int]:
+        """Count one more failure for each subject; the new totals. `expires_at`: epoch seconds to keep them."""
+
+
 class IvrMenuStore(Protocol):
     """An account's IVR menus."""
 

@@ -22,6 +22,7 @@ class ApiSettings(BaseModel):
     calls_queue_url: str = Field(min_length=1)
     schedule_shards: int = Field(16, ge=1, le=64)
     account_cache_seconds: int = Field(60, ge=0, le=900)
+    login_failures_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
 
     @classmethod
@@ -33,6 +34,7 @@ class ApiSettings(BaseModel):
             calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
+            login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
             callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
         )
 

@@ -1,0 +1,47 @@
+"""A rotated carrier auth token reaches warm containers: the client follows the secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callbridge.adapters.carrier_client import CurrentCarrier
+from callbridge.adapters.secrets import CarrierCredentials
+
+OLD = CarrierCredentials("AC1", "old-token")
+NEW = CarrierCredentials("AC1", "new-token", previous_auth_token="old-token")
+
+
+class FakeClient:
+    def __init__(self, credentials: CarrierCredentials) -> None:
+        self.credentials = credentials
+        self.fetched: list[str] = []
+
+    def fetch_call(self, sid: str) -> Any:
+        self.fetched.append(sid)
+        return None
+
+
+def test_a_new_client_is_built_only_when_the_secret_changes() -> None:
+    secret = {"value": OLD}
+    built: list[FakeClient] = []
+
+    def factory(credentials: CarrierCredentials, base_url: str) -> Any:
+        assert base_url == "https://carrier.example"
+        built.append(FakeClient(credentials))
+        return built[-1]
+
+    carrier = CurrentCarrier("sec", "https://carrier.example", credentials=lambda _id: secret["value"], factory=factory)
+
+    carrier.fetch_call("CA1")
+    carrier.fetch_call("CA2")
+    secret["value"] = NEW
+    carrier.fetch_call("CA3")
+
+    assert [c.credentials.auth_token for c in built] == ["old-token", "new-token"]
+    assert built[0].fetched == ["CA1", "CA2"]
+    assert built[1].fetched == ["CA3"]
+
+
+def test_signing_tokens_are_the_current_then_the_previous() -> None:
+    assert OLD.signing_tokens == ("old-token",)
+    assert NEW.signing_tokens == ("new-token", "old-token")
