@@ -694,3 +694,44 @@ def test_a_completed_call_is_counted_as_completed_for_the_dashboard(
     counted = emitted_metrics(capsys.readouterr().out)
     assert counted.get("CallsCompleted") == 1
     assert counted.get("CallsAnsweredByPerson", 0) + counted.get("CallsAnsweredByMachine", 0) == 1
+
+
+# --- rotating the auth token (docs/runbook.md)
+
+
+def put_carrier_secret(aws: Any, secret: dict[str, str]) -> None:
+    """Store a new carrier secret and let the handler see it, as if its cache (CACHE_SECONDS) had expired."""
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from callbridge.adapters.aws import client
+
+    client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))
+    for provider in DEFAULT_PROVIDERS.values():
+        provider.clear_cache()
+
+
+def test_during_a_token_rotation_signatures_with_the_previous_token_still_count(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio, carrier_secret: dict[str, str]
+) -> None:
+    # given: a placed call, then the secret rotated to a new token with the old one kept as previous
+    call = a_placed_call(aws, account, twilio)
+    new_token = "0123456789abcdef0123456789abcdef"
+    put_carrier_secret(aws, {**carrier_secret, "auth_token": new_token, "previous_auth_token": AUTH_TOKEN})
+    path = f"/carrier/twilio/{call.callid}/status"
+
+    def status(seq: int, token: str) -> int:
+        params = status_params(call.carrier_call_id or "", "ringing", seq)
+        signature = compute_signature(f"https://{API_HOST}{path}", params, token)
+        event = hooks.event(call.callid, "status", params, signature=signature)
+        return int(hooks.module.lambda_handler(event, LambdaContext())["statusCode"])
+
+    # then: the carrier may sign with either token until the new one is promoted; nothing else counts
+    assert status(1, AUTH_TOKEN) == 204
+    assert status(2, new_token) == 204
+    assert status(3, "ffffffffffffffffffffffffffffffff") == 403
+
+    # when: the rotation is finished (the previous token removed from the secret)
+    put_carrier_secret(aws, {**carrier_secret, "auth_token": new_token})
+
+    # then: the old token no longer counts
+    assert status(4, AUTH_TOKEN) == 403
+    assert status(5, new_token) == 204
