@@ -538,6 +538,33 @@ def test_cancel_while_ringing_reports_canceled(sim: CarrierSimulator, hooks: Hoo
     assert (final["CallStatus"], final["CallDuration"], final["SipResponseCode"]) == ("canceled", "0", "487")
 
 
+def test_completed_stops_a_ringing_call_as_canceled_and_canceled_leaves_a_live_call_alone(
+    sim: CarrierSimulator, hooks: Hooks
+) -> None:
+    # given: one call ringing (for 3 real seconds), one answered and in a long pause
+    hooks.routes["/flow"] = "<Response><Pause length='600'/></Response>"
+    ringing = create(sim, hooks, "+12812345673", Timeout="600").json()["sid"]
+    live = create(sim, hooks, "+12812345670").json()["sid"]
+    deadline = time.monotonic() + 5
+    while (sim.calls[ringing].status != "ringing" or not sim.calls[live].verbs) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+    # when: Status=completed on the ringing call, Status=canceled on the live one
+    stopped = HTTP.post(f"{sim.api_url}/Calls/{ringing}.json", data={"Status": "completed"}, auth=(ACCOUNT, TOKEN))
+    kept = HTTP.post(f"{sim.api_url}/Calls/{live}.json", data={"Status": "canceled"}, auth=(ACCOUNT, TOKEN))
+
+    # then: Twilio's rules: `completed` hangs up whatever the state (a ringing call ends canceled); `canceled`
+    # touches only queued and ringing calls
+    sim.wait_for(ringing)
+    assert stopped.json()["status"] == "canceled"
+    assert hooks.statuses(ringing)[-1]["CallStatus"] == "canceled"
+    assert (kept.status_code, kept.json()["status"]) == (200, "in-progress")
+    assert sim.calls[live].status == "in-progress"
+    HTTP.post(f"{sim.api_url}/Calls/{live}.json", data={"Status": "completed"}, auth=(ACCOUNT, TOKEN))
+    sim.wait_for(live)
+    assert sim.calls[live].status == "completed"
+
+
 def test_completed_hangs_up_a_live_call_and_url_redirects_it(sim: CarrierSimulator, hooks: Hooks) -> None:
     hooks.routes["/flow"] = "<Response><Pause length='600'/></Response>"
     hooks.routes["/other"] = "<Response><Pause length='600'/></Response>"
