@@ -49,6 +49,9 @@ class CurrentCarrier:
     def cancel(self, sid: str) -> None:
         self.current().cancel(sid)
 
+    def redirect(self, sid: str, twiml: str) -> None:
+        self.current().redirect(sid, twiml)
+
     def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
         return self.current().send_sms(to, from_, body)
 
