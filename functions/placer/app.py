@@ -10,6 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.campaign_queue import SqsCampaignsQueue
+from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
@@ -20,10 +22,11 @@ from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
+from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.logic.external import UnknownAccount, accept_external
 from callbridge.logic.intake import Intake
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
-from callbridge.settings import PlacerSettings
+from callbridge.settings import CampaignSettings, PlacerSettings
 from callbridge.tracing import LazyTracer
 
 logger = Logger()
@@ -55,12 +58,21 @@ class Deps:
             menus=DynamoIvrMenus(settings.accounts_table),
             queue=self.queue,
         )
+        campaigns = CampaignSettings.from_env()
+        gate = CampaignWorker(
+            campaigns=DynamoCampaignsStore(campaigns.campaigns_table),
+            calls=self.calls,
+            calls_queue=self.queue,
+            queue=SqsCampaignsQueue(campaigns.campaigns_queue_url),
+            log=_warn,
+        )
         self.placer = Placer(
             calls=self.calls,
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            campaigns=gate,
             ring_timeout=settings.ring_timeout_seconds,
             log=_warn,
         )

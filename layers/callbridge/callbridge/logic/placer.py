@@ -34,6 +34,11 @@ class SpeechCache(Protocol):
         """A URL of `text` spoken by `voice` that stays valid longer than any call."""
 
 
+class CampaignGate(Protocol):
+    def admit(self, call: Call, token: str) -> bool:
+        """Whether a campaign call just claimed may be dialed (False: its campaign paused or cancelled it)."""
+
+
 class Placement(StrEnum):
     """What happened to one call message."""
 
@@ -75,6 +80,7 @@ class Placer:
     pacer: Pacer
     urls: WebhookUrls
     speech: SpeechCache | None = None
+    campaigns: CampaignGate | None = None
     ring_timeout: int = 45
     time_limit: int | None = 4 * 3600
     now: Callable[[], float] = time.time
@@ -164,6 +170,8 @@ class Placer:
                 self._release(callid, token, "no carrier slot at its call_date")
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
             slot = later
+        if claimed.campaign and self.campaigns is not None and not self.campaigns.admit(claimed, token):
+            return PlaceResult(Placement.SKIPPED)  # its campaign is paused (the call waits again) or cancelled
         audio = self._premium_audio(claimed)
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
@@ -198,6 +206,7 @@ class Placer:
             to=call.request["to"],
             from_=call.request["from"],
             url=self.urls.route(call.callid, "flow"),
+            fallback_url=self.urls.route(call.callid, "fallback"),
             status_callback=self.urls.route(call.callid, "status"),
             status_events=STATUS_EVENTS,
             machine_detection="DetectMessageEnd",
