@@ -255,7 +255,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _latency_section(results: dict[str, Any]) -> list[str]:
-    ttd = results.get("time_to_dial", {})
+    ttd = results.get("time_to_dial") or {}
     rows = []
     for key in ("isolated", "steady", "burst"):
         r = ttd.get(key)

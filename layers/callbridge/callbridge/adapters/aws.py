@@ -70,11 +70,23 @@ class Missing(Exception):
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
 
-def _is_aws_error(exc: BaseException) -> bool:
-    # botocore is loaded by then: a request was made. Imported here so the adapters never load it at import.
+def client_error() -> Any:
+    """botocore's ClientError, imported when an `except` clause needs it (a request was made by then)."""
+    from botocore.exceptions import ClientError
+
+    return ClientError
+
+
+def aws_error() -> tuple[type[Exception], ...]:
+    """botocore's ClientError and BotoCoreError, for an `except` clause, imported only when one is evaluated."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return isinstance(exc, BotoCoreError | ClientError)
+    return (BotoCoreError, ClientError)
+
+
+def _is_aws_error(exc: BaseException) -> bool:
+    # botocore is loaded by then: a request was made. Imported here so the adapters never load it at import.
+    return isinstance(exc, aws_error())
 
 
 @contextmanager

@@ -112,7 +112,10 @@ def _outcome(call: Call) -> dict[str, Any]:
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
-        "answered_by": answered_by_label(amd_value) if was_answered else "",
+        # Without a verdict among the events, the one the call already has (or Person) stands.
+        "answered_by": (answered_by_label(amd_value) if amd_value else call.answered_by or answered_by_label(None))
+        if was_answered
+        else "",
         "billed_seconds": max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
         "answered_at": min(answered) if answered else call.answered_at,

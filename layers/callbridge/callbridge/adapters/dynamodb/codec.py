@@ -22,6 +22,10 @@ def value(data: Any) -> dict[str, Any]:
         return {"L": [value(v) for v in data]}
     if isinstance(data, bytes):
         return {"B": data}
+    if isinstance(data, set | frozenset) and data and all(isinstance(v, str) for v in data):
+        return {"SS": sorted(data)}
+    if isinstance(data, set | frozenset) and data and all(isinstance(v, int | float | Decimal) for v in data):
+        return {"NS": sorted(str(v) for v in data)}
     raise TypeError(f"cannot store a {type(data).__name__} in DynamoDB")
 
 
