@@ -13,11 +13,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import console, openapi
+from callbridge import console, openapi, openapi_campaigns
+from callbridge.adapters.campaign_queue import SqsCampaignsQueue
+from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
 from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
+from callbridge.domain.campaigns import CampaignNotFound
 from callbridge.domain.errors import (
     CallNotFound,
     Conflict,
@@ -29,11 +32,12 @@ from callbridge.domain.errors import (
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
+from callbridge.logic import campaigns
 from callbridge.logic import ivr as ivr_menus
 from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
-from callbridge.settings import ApiSettings
+from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
@@ -58,6 +62,17 @@ class Deps:
         )
         self.login_limiter = LoginLimiter(DynamoLoginFailures(settings.login_failures_table), on_error=logger.warning)
         self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds, limiter=self.login_limiter)
+        campaign_settings = CampaignSettings.from_env()
+        self.campaigns = campaigns.CampaignPorts(
+            campaigns=DynamoCampaignsStore(
+                campaign_settings.campaigns_table, idempotency_table=settings.accounts_table
+            ),
+            calls=self.calls,
+            accounts=self.accounts,
+            queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
+            carrier_cps=campaign_settings.carrier_cps,
+            allow_loopback_callbacks=settings.callback_allow_loopback,
+        )
 
 
 @cache
@@ -163,7 +178,13 @@ def list_calls(
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+    campaign: Annotated[str | None, Query(description="Only the calls of this campaign (by callid).")] = None,
 ) -> Response[str]:
+    if campaign is not None:
+        if status or since or until:
+            raise InvalidRequest.single("campaign", "cannot be combined with status, since or until")
+        found = campaigns.list_campaign_calls(deps().campaigns, _account(), campaign, limit=limit, next_token=next)
+        return _json(200, envelope(200, **found))
     page = call_queries.list_calls(
         deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
     )
@@ -208,6 +229,104 @@ def console_asset(asset: str) -> Response[str]:
         return _json(404, error_envelope(404, message="no such file"))
     content, content_type = found
     return Response(200, content_type, content, headers=console.HEADERS)
+
+
+# --- campaigns (see logic/campaigns.py) ---------------------------------------------------------
+
+
+def _campaign_id() -> Any:
+    return Path(description="The campaign's id.")
+
+
+@app.post(
+    "/pcall/campaigns",
+    summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 400, 401, 409, 503),
+    tags=["campaigns"],
+)
+def create_campaign() -> Response[str]:
+    account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
+    event = app.current_event
+    data = campaigns.accept_campaign(
+        raw_body(event.body, bool(event.is_base64_encoded)),
+        event.headers.get("content-type"),
+        event.query_string_parameters or {},
+        account,
+        deps().campaigns,
+        now=_now(),
+        idempotency_key=event.headers.get("idempotency-key"),
+    )
+    metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
+    return _json(200, {"data": data})
+
+
+@app.get(
+    "/pcall/campaigns",
+    summary="List campaigns, newest first",
+    responses=openapi.responses(openapi_campaigns.CampaignListResponse, 400, 401),
+    tags=["campaigns"],
+)
+def list_campaigns(
+    limit: Annotated[int, Query(description="Campaigns per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+) -> Response[str]:
+    found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>",
+    summary="One campaign with the counts of its calls",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.get_campaign(deps().campaigns, _account(), id)
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/pause",
+    summary="Pause a campaign: no further call of it is dialed",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.pause(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/resume",
+    summary="Resume a paused campaign",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.resume(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.delete(
+    "/pcall/campaigns/<id>",
+    summary="Cancel a campaign: every call not yet dialing ends CANCELED",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.cancel(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>/report.csv",
+    summary="The campaign's report: one CSV row per call",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    report = campaigns.report_csv(deps().campaigns, _account(), id)
+    return Response(200, "text/csv; charset=utf-8", report)
 
 
 def _ivr_code() -> Any:
@@ -278,7 +397,7 @@ def swagger_asset(asset: str) -> Response[str]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
-    return openapi.finish(
+    document = openapi.finish(
         app.get_openapi_json_schema(
             title=openapi.TITLE,
             version=openapi.VERSION,
@@ -287,6 +406,8 @@ def openapi_document() -> dict[str, Any]:
             security=[{"basic": []}],
         )
     )
+    openapi_campaigns.add_campaign_request_body(document)
+    return document
 
 
 # --- domain errors → HTTP, in one place ----------------------------------------------------
@@ -349,6 +470,11 @@ def _too_many_failed_logins(exc: TooManyFailedLogins) -> Response[str]:
 @app.exception_handler(CallNotFound)
 def _not_found(exc: CallNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"call {exc} not found"))
+
+
+@app.exception_handler(CampaignNotFound)
+def _no_campaign(exc: CampaignNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"campaign {exc} not found"))
 
 
 @app.exception_handler(IvrMenuNotFound)

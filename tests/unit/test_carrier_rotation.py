@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.secrets import CarrierCredentials
 
@@ -45,3 +46,26 @@ def test_a_new_client_is_built_only_when_the_secret_changes() -> None:
 def test_signing_tokens_are_the_current_then_the_previous() -> None:
     assert OLD.signing_tokens == ("old-token",)
     assert NEW.signing_tokens == ("new-token", "old-token")
+
+
+def test_a_warm_container_keeps_its_credentials_when_the_secret_cannot_be_re_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from callbridge.adapters import secrets as secrets_module
+    from callbridge.domain.errors import ServiceUnavailable
+
+    answers: list[Any] = [{"account_sid": "AC1", "auth_token": "tok"}]
+
+    def get_secret(secret_id: str, **_: Any) -> Any:
+        if not answers:
+            raise parameters.exceptions.GetParameterError("unreachable")
+        return answers.pop()
+
+    monkeypatch.setattr(parameters, "get_secret", get_secret)
+    monkeypatch.setattr(secrets_module, "_last_read", {})
+
+    first = secrets_module.carrier_credentials("sec-1")
+    assert secrets_module.carrier_credentials("sec-1") == first == CarrierCredentials("AC1", "tok")
+    with pytest.raises(ServiceUnavailable):  # a secret never read: nothing to fall back on
+        secrets_module.carrier_credentials("sec-2")
