@@ -108,6 +108,10 @@ class Browser:
             raise BrowserError(f"{method}: {answer['error']}")
         return dict(answer.get("result", {}))
 
+    def browser_command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A DevTools protocol command on the browser itself (downloads, for example)."""
+        return self._send(method, params)
+
     def command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """A DevTools protocol command on the page."""
         return self._send(method, params, self._session)

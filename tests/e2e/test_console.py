@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,3 +223,38 @@ def test_readable_at_phone_width(browser: Browser, sandbox: RunningSandbox, tmp_
     assert browser.evaluate("document.documentElement.scrollWidth") <= 390
     assert browser.evaluate("document.querySelector('#chart-plot svg').getBoundingClientRect().width") <= 390
     screenshot(browser, tmp_path, "console-phone.png")
+
+
+def test_a_campaign_is_followed_paused_resumed_cancelled_and_its_report_downloaded(
+    browser: Browser, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # given a campaign of three calls that starts tomorrow
+    start = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    campaign = {
+        "name": "console campaign",
+        "defaults": {"answer_play": "http://example.com/a.wav"},
+        "calls": [{"to": PERSON}, {"to": MACHINE}, {"to": BUSY}],
+        "start_at": start,
+    }
+    with sandbox.client() as client:
+        response = client.post("/pcall/campaigns", json=campaign)
+    assert response.status_code == 200, response.text
+    campaign_id = response.json()["data"]["campaign"]["id"]
+    item = f"#campaigns-list li[data-campaign={json.dumps(campaign_id)}]"
+    signed_in(browser, sandbox)
+    browser.click("#nav a[data-view=campaigns]")
+    browser.wait_for(f"!!document.querySelector('{item}')", 30, "the campaign")
+    assert browser.evaluate(f"document.querySelector('{item} progress').max") == 3
+    # pause, resume, cancel: each button is there when the campaign's status allows it
+    for action, status in (("pause", "PAUSED"), ("resume", "SCHEDULED"), ("cancel", "CANCELED")):
+        browser.click(f"{item} button[data-action={action}]")
+        browser.wait_for(f"!!document.querySelector('{item}[data-status={status}]')", 30, f"{action} → {status}")
+    browser.wait_for(f"document.querySelector('{item} progress').value === 3", 30, "every call ended")
+    # the report downloads as a CSV file, one row per call
+    browser.browser_command("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.click(f"{item} button[data-action=report]")
+    deadline = time.monotonic() + 30
+    while not (reports := list(tmp_path.glob("campaign-*.csv"))):
+        assert time.monotonic() < deadline, "no report downloaded"
+        time.sleep(0.2)
+    assert len(reports[0].read_text().strip().splitlines()) == 4  # the header and three calls

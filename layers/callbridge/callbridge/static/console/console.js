@@ -15,10 +15,11 @@ const STATUS_WORDS = {
 const $ = (selector) => document.querySelector(selector);
 const state = {
   auth: null, // {key, token}
-  features: { hangup: false, suppressions: false },
+  features: { hangup: false, suppressions: false, campaigns: false },
   calls: { pages: [null], index: 0, filters: {} },
   scheduled: { pages: [null], index: 0 },
   dnc: { pages: [null], index: 0 },
+  campaigns: { pages: [null], index: 0 },
   callid: null,
   ivrEdited: false,
   timer: null,
@@ -123,10 +124,12 @@ async function detectFeatures() {
     const paths = (await response.json()).paths || {};
     state.features.hangup = Boolean(paths["/pcall/calls/{callid}"] && paths["/pcall/calls/{callid}"].delete);
     state.features.suppressions = Boolean(paths["/pcall/suppressions"]);
+    state.features.campaigns = Boolean(paths["/pcall/campaigns"]);
   } catch (error) {
-    state.features = { hangup: false, suppressions: false };
+    state.features = { hangup: false, suppressions: false, campaigns: false };
   }
   $("#nav-dnc").hidden = !state.features.suppressions;
+  $("#nav-campaigns").hidden = !state.features.campaigns;
 }
 
 // --- signing in and out --------------------------------------------------------------------------
@@ -190,7 +193,7 @@ async function enter() {
 
 // --- views ---------------------------------------------------------------------------------
 
-const VIEWS = ["signin", "calls", "call", "scheduled", "ivr", "dnc"];
+const VIEWS = ["signin", "calls", "call", "scheduled", "ivr", "campaigns", "dnc"];
 
 function show(name) {
   for (const view of VIEWS) $(`#view-${view}`).hidden = view !== name;
@@ -218,6 +221,9 @@ async function route() {
   } else if (name === "ivr") {
     show("ivr");
     await loadMenus(target);
+  } else if (name === "campaigns" && state.features.campaigns) {
+    show("campaigns");
+    await loadCampaigns();
   } else if (name === "dnc" && state.features.suppressions) {
     show("dnc");
     await loadSuppressions();
@@ -615,6 +621,79 @@ async function deleteMenu() {
   location.hash = "#ivr";
 }
 
+// --- campaigns (when the API has them) -----------------------------------------------------
+
+const CAMPAIGN_WORDS = { SCHEDULED: "Scheduled", RUNNING: "Running", PAUSED: "Paused", CANCELED: "Cancelled", FINISHED: "Finished" };
+
+async function loadCampaigns(quiet = false) {
+  const pages = state.campaigns;
+  const { status, data } = await api("GET", `/pcall/campaigns${query({ limit: "20", next: pages.pages[pages.index] })}`);
+  if (status !== 200) {
+    if (!quiet) notice(data.code_desc || `Could not list campaigns (${status}).`);
+    return;
+  }
+  pages.pages[pages.index + 1] = data.next || null;
+  const items = (data.campaigns || []).map((campaign) => {
+    const counts = campaign.counts || {};
+    const ended = ["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"].reduce((sum, name) => sum + (counts[name] || 0), 0);
+    const answered = campaign.answered || {};
+    const buttons = [];
+    const act = (label, method, suffix) =>
+      el("button", { type: "button", "data-action": label.toLowerCase(), onclick: () => campaignAction(campaign.id, method, suffix, label) }, label);
+    if (campaign.status === "RUNNING" || campaign.status === "SCHEDULED") buttons.push(act("Pause", "POST", "/pause"));
+    if (campaign.status === "PAUSED") buttons.push(act("Resume", "POST", "/resume"));
+    if (campaign.status !== "FINISHED" && campaign.status !== "CANCELED") buttons.push(act("Cancel", "DELETE", ""));
+    buttons.push(el("button", { type: "button", "data-action": "report", onclick: () => downloadReport(campaign) }, "Download report (CSV)"));
+    return el(
+      "li",
+      { "data-campaign": campaign.id, "data-status": campaign.status },
+      el("h2", {}, campaign.name || campaign.id, el("span", { class: `badge ${campaign.status}`, text: CAMPAIGN_WORDS[campaign.status] || campaign.status })),
+      el("progress", { max: String(campaign.total || 1), value: String(ended), "aria-label": `${ended} of ${campaign.total} calls ended` }),
+      el(
+        "p",
+        { class: "counts" },
+        `${ended} of ${campaign.total} calls ended · ${counts.COMPLETED || 0} completed · ${(answered.Person || 0) + (answered.Machine || 0)} answered · ` +
+          `${counts.BUSY || 0} busy · ${counts.NO_ANSWER || 0} no answer · ${counts.FAILED || 0} failed · ${counts.CANCELED || 0} cancelled · ` +
+          `created ${when(campaign.created_at)}`,
+      ),
+      el("div", { class: "actions" }, ...buttons),
+    );
+  });
+  if (!items.length) items.push(el("li", { class: "muted", text: "No campaigns yet." }));
+  $("#campaigns-list").replaceChildren(...items);
+  $("#campaigns-first").disabled = pages.index === 0;
+  $("#campaigns-more").disabled = !data.next;
+}
+
+async function campaignAction(id, method, suffix, label) {
+  const { status, data } = await api(method, `/pcall/campaigns/${encodeURIComponent(id)}${suffix}`);
+  notice(status === 200 ? `${label}: done.` : data.code_desc || `${label} failed (${status}).`);
+  await loadCampaigns(true);
+}
+
+async function downloadReport(campaign) {
+  // The report needs the credentials, so it is fetched here and handed to the browser as a file.
+  let response;
+  try {
+    response = await fetch(`/pcall/campaigns/${encodeURIComponent(campaign.id)}/report.csv`, {
+      headers: { Authorization: `Basic ${state.auth.token}` }, cache: "no-store", credentials: "omit",
+    });
+  } catch (error) {
+    notice("The API cannot be reached.");
+    return;
+  }
+  if (!response.ok) {
+    notice(`Could not get the report (${response.status}).`);
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: `campaign-${campaign.id}.csv` });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
 // --- do not call (when the API has it) -----------------------------------------------------
 
 async function loadSuppressions() {
@@ -674,6 +753,7 @@ function startPolling() {
     try {
       if (!$("#view-calls").hidden) await Promise.all([loadCalls(true), loadChart()]);
       else if (!$("#view-call").hidden && state.callid) await loadCall(state.callid, true);
+      else if (!$("#view-campaigns").hidden) await loadCampaigns(true);
     } finally {
       state.busy = false;
     }
@@ -728,6 +808,7 @@ function start() {
   });
   pager(state.scheduled, loadScheduled, "#scheduled-first", "#scheduled-more");
   pager(state.dnc, loadSuppressions, "#dnc-first", "#dnc-more");
+  pager(state.campaigns, loadCampaigns, "#campaigns-first", "#campaigns-more");
   $("#ivr-form").addEventListener("submit", saveMenu);
   $("#ivr-form").addEventListener("input", () => {
     state.ivrEdited = true;
