@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run admin screenshots test lint typecheck validate build openapi bench ci clean
+.PHONY: run admin screenshots test lint typecheck validate build openapi bench bench-campaigns ci clean
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -74,6 +74,10 @@ openapi: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m bench
+
+## bench-campaigns: accept 10,000 calls, fan-out rate, 1,000 calls end to end, cost per campaign call
+bench-campaigns: $(DEV_STAMP)
+	$(PY) -m bench.campaigns --out bench/results/campaigns.json
 
 ci: test lint typecheck validate
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def _stored(running: Running, campaign_id: str) -> int:
 
 def accept_and_fan_out(running: Running, calls: int) -> dict[str, Any]:
     """POST a campaign of `calls` calls, time the 200, then time its fan-out; cancel it before it dials much."""
-    body = json.dumps(_body(calls, "1281", calls_per_second=1, start_at="2099-01-01T00:00:00Z"))
+    later = datetime.now(UTC) + timedelta(days=300)  # not started while it is measured
+    body = json.dumps(_body(calls, "12815", calls_per_second=1, start_at=later.strftime("%Y-%m-%dT%H:%M:%SZ")))
     started = time.monotonic()
     response = running.client.post("/pcall/campaigns", content=body, headers={"Content-Type": "application/json"})
     accepted = time.monotonic() - started
@@ -95,7 +97,7 @@ def end_to_end(running: Running, calls: int, cps: float, memory_mb: dict[str, in
     mark = recorder.mark()
     outside_before = recorder.outside_snapshot()[EVENT_SOURCE]
     before = len(running.create_requests())
-    body = _body(calls, "1282", calls_per_second=cps)
+    body = _body(calls, "17135", calls_per_second=cps)
     started = time.monotonic()
     response = running.client.post("/pcall/campaigns", json=body)
     if response.status_code != 200:

@@ -23,6 +23,11 @@ from sandbox.sources import event_sources
 from sandbox.template import REGION, Stack, create_stack, http_routes, load_template
 
 SIM_ACCOUNT_SID = "AC" + "5a" * 16  # the simulated carrier account's SID
+DEMO_CALLER_ID = "12815550100"  # the demo account's caller id
+DEMO_SMS_FROM = "12815550199"  # the demo account's SMS number
+# The numbers the simulated carrier account owns: like Twilio, it refuses a call or SMS from any other. The
+# vendor's own example `from` is among them, so its curl example works as written.
+CARRIER_NUMBERS = (DEMO_CALLER_ID, DEMO_SMS_FROM, "12812345678")
 
 Log = Callable[[str], None]
 
@@ -185,6 +190,7 @@ class Sandbox:
             press=self.config.press,
             faults=self.config.faults,
             seed=self.config.seed,
+            numbers=CARRIER_NUMBERS,
             log=lambda line: self.config.log(f"call  {line}"),
         )
         self.carrier.start(host="127.0.0.1", port=0)
@@ -203,9 +209,9 @@ class Sandbox:
         key, password = self.config.account or ((kept["api_key"], kept["password"]) if kept else (None, None))
         account, secret = create_account(
             DynamoAccountsStore(self.stack.refs["AccountsTable"]),
-            caller_id="12815550100",
+            caller_id=DEMO_CALLER_ID,
             name="sandbox demo",
-            sms_from="12815550199",
+            sms_from=DEMO_SMS_FROM,
             api_key=key,
             password=password,
             webhook_secret=kept["webhook_secret"] if kept else None,

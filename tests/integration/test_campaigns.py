@@ -581,3 +581,20 @@ def test_a_call_held_while_a_resume_lands_is_released_again(
     assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [
         json.loads(m["Body"])["callid"] for m in messages
     ]
+
+
+def test_two_copies_of_a_release_step_release_once_and_only_one_chain_goes_on(
+    api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
+) -> None:
+    campaign = created(api, campaign_body(4, calls_per_second=1))
+    drain(worker_module, aws, {"fanout"})
+    worker = worker_module.deps().worker
+
+    first = worker.tick(campaign["id"], 1, "message-a")
+    second = worker.tick(campaign["id"], 1, "message-b")  # e.g. a resume's step racing the chain's own
+    stale = worker.tick(campaign["id"], 1, "message-a")  # the first one, redelivered after it was done
+
+    assert (first.value, second.value, stale.value) == ("released", "stale", "stale")
+    assert [m["seq"] for m, _delay in work_sent if m["kind"] == "tick"] == [2]
+    statuses = sorted(c.status.value for c in campaign_calls(aws, campaign["id"]))
+    assert statuses == ["QUEUED", "SCHEDULED", "SCHEDULED", "SCHEDULED"]

@@ -37,6 +37,7 @@ from tests.integration.fakes import (
     raw_item,
     status_params,
     stored,
+    twilio_error,
 )
 
 
@@ -177,12 +178,71 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     assert verbs(first) == machine
     assert verbs(second) == machine
     (sms,) = twilio.messages
-    assert sms.form == [("To", "+17134567890"), ("From", "+12815550199"), ("Body", SMS)]
+    assert sms.form == [
+        ("To", "+17134567890"),
+        ("From", "+12815550199"),
+        ("Body", SMS),
+        ("StatusCallback", f"{HOOKS}/{call.callid}/sms-status"),
+    ]
     assert len(twilio.requests) == 1
     after = stored(aws, call.callid)
     assert after.sms_sid is not None
     assert after.sms_sid.startswith("SM")
     assert after.sms_status == "queued"
+
+
+def sms_callback(sid: str, status: str) -> dict[str, str]:
+    """A message status callback as Twilio posts it."""
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": "+17134567890",
+        "From": "+12815550199",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def test_sms_status_follows_the_carriers_callbacks_to_delivered_in_any_order(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a voicemail whose SMS the carrier accepted (queued)
+    call = a_placed_call(aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS)
+    hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+    sid = stored(aws, call.callid).sms_sid or ""
+
+    # when: its status callbacks arrive late, repeated and out of order, with one about another message
+    for status in ("delivered", "sent", "delivered", "queued"):
+        assert hooks.post(call.callid, "sms-status", sms_callback(sid, status)).status == 204
+    hooks.post(call.callid, "sms-status", sms_callback("SM" + "9" * 32, "failed"))
+
+    # then: delivered, and every callback on the timeline
+    after = stored(aws, call.callid)
+    assert (after.sms_sid, after.sms_status) == (sid, "delivered")
+    assert [e.detail["MessageStatus"] for e in after.timeline if e.event == "sms.status"] == [
+        "delivered",
+        "sent",
+        "delivered",
+        "queued",
+        "failed",
+    ]
+
+
+def test_an_undelivered_sms_says_so(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS)
+    hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+    sid = stored(aws, call.callid).sms_sid or ""
+
+    hooks.post(call.callid, "sms-status", sms_callback(sid, "sent"))
+    hooks.post(call.callid, "sms-status", {**sms_callback(sid, "undelivered"), "ErrorCode": "30003"})
+
+    after = stored(aws, call.callid)
+    assert after.sms_status == "undelivered"
+    assert [e.detail.get("ErrorCode") for e in after.timeline if e.event == "sms.status"] == [None, "30003"]
 
 
 def test_the_sms_goes_from_answermachine_sms_from_when_given(
@@ -243,7 +303,7 @@ def test_requests_without_a_valid_signature_are_refused_and_change_nothing(
     params = status_params(call.carrier_call_id or "", "completed", 3, CallDuration="60", AnsweredBy="machine_end_beep")
     params |= {"RecordingUrl": "https://api.twilio.com/x/RE1", "DialCallStatus": "completed"}
     before = raw_item(aws, call.callid)
-    actions = ["flow", "status", "recording", "dial", "hold"]
+    actions = ["flow", "status", "recording", "dial", "hold", "leg-status", "fallback", "sms-status"]
 
     for action in actions:
         for name, signature in forged(call.callid, action, params).items():
@@ -476,6 +536,9 @@ def test_the_hold_music_dials_the_second_leg_once_even_when_fetched_twice(
         ("From", "+12812345678"),
         ("Url", f"{HOOKS}/{call.callid}/leg"),
         ("Method", "POST"),
+        ("StatusCallback", f"{HOOKS}/{call.callid}/leg-status"),
+        ("StatusCallbackMethod", "POST"),
+        ("StatusCallbackEvent", "completed"),
         ("Timeout", "45"),
     ]
     after = stored(aws, call.callid)
@@ -524,6 +587,112 @@ def test_a_hold_fetch_arriving_while_the_second_leg_is_being_dialed_does_not_dia
     assert len(documents) == 2
     assert len(twilio.creates) == 1
     assert stored(aws, call.callid).second_leg_id == twilio_sid(2)  # the call itself was CA...1
+
+
+def test_without_answer_dial_from_the_second_leg_comes_from_the_number_the_call_came_from(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge without answer_dial_from, on an account whose caller id is +12815550100
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+
+    # when
+    hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: the carrier is asked to call from the account's number, never from `to`'s own (Twilio refuses that)
+    (leg,) = twilio.creates
+    assert leg.get("From") == call.request["from"] == "+12815550100"
+    assert leg.get("From") != call.request["to"]
+
+
+def redirected_twiml(twilio: FakeTwilio) -> list[tuple[str, str]]:
+    return [(r.path.rsplit("/", 1)[1].removesuffix(".json"), r.get("Twiml") or "") for r in twilio.updates]
+
+
+NOT_BRIDGED = [
+    (
+        "Say",
+        {"language": "en-US", "voice": "Polly.Joanna"},
+        "Sorry, the person you are calling is not available. Goodbye.",
+    ),
+    ("Hangup", {}, None),
+]
+
+
+def twiml_verbs(document: str) -> list[tuple[str, dict[str, str], str | None]]:
+    return [(e.tag, dict(e.attrib), (e.text or "").strip() or None) for e in ET.fromstring(document)]  # noqa: S314
+
+
+def test_a_second_leg_the_carrier_refuses_ends_the_first_with_a_message(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a bridge whose answer_dial_from the carrier does not accept
+    call = a_placed_call(
+        aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_from="12815550177", answer_dial_tone_url=TONE
+    )
+    twilio.answers_to["+18323456789"] = [
+        twilio_error(400, 21210, "The source phone number provided is not yet verified")
+    ]
+
+    # when: `to` reaches the bridge and the hold music asks for the second leg
+    hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: `to`'s live call is redirected to a message and a hang-up, and the call says why
+    ((sid, twiml),) = redirected_twiml(twilio)
+    assert sid == call.carrier_call_id
+    assert twiml_verbs(twiml) == NOT_BRIDGED
+    after = stored(aws, call.callid)
+    assert (after.second_leg_id, after.dial_status) == ("failed", "failed")
+    assert [e.detail["reason"] for e in after.timeline if e.event == "dial.not_bridged"] == ["failed"]
+
+
+@pytest.mark.parametrize("leg_status", ["busy", "no-answer", "failed"])
+def test_a_second_leg_that_is_busy_or_unanswered_ends_the_first_once(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio, leg_status: str
+) -> None:
+    # given: the second leg was dialed
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    leg_sid = stored(aws, call.callid).second_leg_id or ""
+
+    # when: its final status arrives, and the carrier repeats it
+    params = {"CallSid": leg_sid, "CallStatus": leg_status, "CallDuration": "0", "AccountSid": "AC" + "0" * 32}
+    first = hooks.post(call.callid, "leg-status", params)
+    second = hooks.post(call.callid, "leg-status", params)
+
+    # then: one redirect of the first leg to the message, and the reason on the call
+    assert (first.status, second.status) == (204, 204)
+    ((sid, twiml),) = redirected_twiml(twilio)
+    assert sid == call.carrier_call_id
+    assert twiml_verbs(twiml) == NOT_BRIDGED
+    after = stored(aws, call.callid)
+    assert after.dial_status == leg_status
+    assert [e.detail["CallStatus"] for e in after.timeline if e.event == "dial.second_leg.status"] == [leg_status] * 2
+
+
+def test_a_second_leg_that_talked_and_hung_up_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    leg_sid = stored(aws, call.callid).second_leg_id or ""
+
+    hooks.post(call.callid, "leg-status", {"CallSid": leg_sid, "CallStatus": "completed", "CallDuration": "42"})
+
+    assert twilio.updates == []
+    assert stored(aws, call.callid).dial_status is None
+
+
+def test_the_fallback_url_keeps_the_carriers_error_on_the_timeline_and_hangs_up(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_play=PLAY)
+    params = {"CallSid": call.carrier_call_id or "", "ErrorCode": "13321", "ErrorUrl": f"{HOOKS}/{call.callid}/flow"}
+
+    response = hooks.post(call.callid, "fallback", params)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    (error,) = [e.detail for e in stored(aws, call.callid).timeline if e.event == "flow.error"]
+    assert error == {"ErrorCode": "13321", "ErrorUrl": f"{HOOKS}/{call.callid}/flow"}
 
 
 def twilio_sid(n: int) -> str:

@@ -94,6 +94,8 @@ class TwilioClient:
     def create_call(self, call: CreateCall) -> CarrierCall:
         """Place a call: `POST /Calls.json`."""
         form: Form = [("To", call.to), ("From", call.from_), ("Url", call.url), ("Method", "POST")]
+        if call.fallback_url:
+            form += [("FallbackUrl", call.fallback_url), ("FallbackMethod", "POST")]
         if call.status_callback:
             form += [("StatusCallback", call.status_callback), ("StatusCallbackMethod", "POST")]
             form += [("StatusCallbackEvent", event) for event in call.status_events]
@@ -124,9 +126,16 @@ class TwilioClient:
         """`Status=canceled`: stops a queued or ringing call; Twilio leaves a live call alone."""
         self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")])
 
-    def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
-        """Send an SMS: `POST /Messages.json`."""
-        data = self._request("POST", "/Messages.json", [("To", to), ("From", from_), ("Body", body)])
+    def redirect(self, sid: str, twiml: str) -> None:
+        """`Twiml=...`: the live call leaves what it is doing (a conference, a Play) and runs this document."""
+        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Twiml", twiml)])
+
+    def send_sms(self, to: str, from_: str, body: str, status_callback: str | None = None) -> SmsResult:
+        """Send an SMS: `POST /Messages.json` (with `StatusCallback`, Twilio posts each MessageStatus there)."""
+        form: Form = [("To", to), ("From", from_), ("Body", body)]
+        if status_callback:
+            form.append(("StatusCallback", status_callback))
+        data = self._request("POST", "/Messages.json", form)
         return SmsResult(sid=_required(data, "sid"), status=_required(data, "status"))
 
     # -- HTTP ------------------------------------------------------------------------------------------------

@@ -220,6 +220,7 @@ class Placer:
             to=call.request["to"],
             from_=call.request["from"],
             url=self.urls.route(call.callid, "flow"),
+            fallback_url=self.urls.route(call.callid, "fallback"),
             status_callback=self.urls.route(call.callid, "status"),
             machine_detection="DetectMessageEnd",
             record=record,
