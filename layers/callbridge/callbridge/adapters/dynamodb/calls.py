@@ -33,7 +33,16 @@ from callbridge.domain.dispatch import (
 )
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import settled
-from callbridge.ports import CallQuery, Cursor, DueCall, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
+from callbridge.ports import (
+    CallOutcome,
+    CallQuery,
+    Cursor,
+    DueCall,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Page,
+    VersionConflict,
+)
 
 _MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
 _BATCH_GET = 100  # keys per BatchGetItem
@@ -424,6 +433,28 @@ class DynamoCallsStore:
         }
         statuses = query.statuses
         return self._query_pages(params, query.limit, query.cursor, lambda c: not statuses or c.status in statuses)
+
+    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
+        """Every call the account created at or after `since`, as the hourly chart counts it (every index page).
+
+        The index holds keys only and the outcome is settled from each call's carrier events, so the calls
+        are read whole (BatchGetItem, 100 at a time).
+        """
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": "#a = :a AND #k >= :since",
+            "ExpressionAttributeNames": {"#a": "account_id", "#k": "created_key"},
+            "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+        }
+        outcomes: list[CallOutcome] = []
+        with aws_errors(_WHAT):
+            for page in self._db().get_paginator("query").paginate(**params):
+                for call in self._batch_get(page.get("Items", [])):
+                    outcomes.append(
+                        CallOutcome(created_at=call.created_at, status=call.status, answered_by=call.answered_by)
+                    )
+        return outcomes
 
     def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page:
         params = {
