@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
-from callbridge.adapters.dynamodb import DynamoCallsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
 
 from tests.conftest import ApiClient, LambdaContext, fresh_module
