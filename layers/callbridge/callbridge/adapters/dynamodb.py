@@ -261,8 +261,8 @@ class DynamoCallsStore:
             params["FilterExpression"] = f"#s IN ({', '.join(keys)})"
         return self._query_pages(params, query.limit, query.cursor)
 
-    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
-        """Every call the account created at or after `since`: three attributes each, every index page."""
+    def outcomes_since(self, account_id: str, since: str, limit: int) -> list[CallOutcome]:
+        """The newest `limit` calls the account created at or after `since`: three attributes each."""
         params: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": "ByAccount",
@@ -276,6 +276,8 @@ class DynamoCallsStore:
                 "#b": "answered_by",
             },
             "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+            "ScanIndexForward": False,
+            "PaginationConfig": {"MaxItems": limit, "PageSize": min(limit, 1000)},
         }
         outcomes: list[CallOutcome] = []
         try:
