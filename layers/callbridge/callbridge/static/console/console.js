@@ -382,7 +382,9 @@ function describe(entry, call) {
     case "carrier.recording":
       return `Recording ready${d.RecordingDuration ? ` (${duration(d.RecordingDuration)})` : ""}`;
     case "flow":
-      return d.label === "Machine" ? "Leaving the voicemail message" : d.label === "Person" ? "Playing the message to the person" : `Call flow: ${d.label || ""}`;
+      if (d.label === "Machine") return "Answered by a machine: leaving the voicemail message";
+      if (d.label === "Person") return "Answered by a person: playing the message";
+      return `Call flow: ${d.label || ""}`;
     case "ivr.digits":
       return d.action === "invalid" ? `Pressed ${d.digit} in menu ${d.menu} (not an option)` : `Pressed ${d.digit} in menu ${d.menu}`;
     case "ivr.no_input":
