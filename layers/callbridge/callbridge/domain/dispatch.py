@@ -28,7 +28,7 @@ DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
 REQUEUED = "requeued"  # a QUEUED call sent to the queue again
 RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
 DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
-RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (logic/campaigns.py)
+RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (domain/campaigns.py, release)
 _CARRIER_RETRY = RETRY_EVENT
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 

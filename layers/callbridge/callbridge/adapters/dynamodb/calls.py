@@ -434,8 +434,8 @@ class DynamoCallsStore:
         statuses = query.statuses
         return self._query_pages(params, query.limit, query.cursor, lambda c: not statuses or c.status in statuses)
 
-    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
-        """Every call the account created at or after `since`, as the hourly chart counts it (every index page).
+    def outcomes_since(self, account_id: str, since: str, limit: int) -> list[CallOutcome]:
+        """The newest `limit` calls the account created at or after `since`, as the hourly chart counts them.
 
         The index holds keys only and the outcome is settled from each call's carrier events, so the calls
         are read whole (BatchGetItem, 100 at a time).
@@ -446,6 +446,8 @@ class DynamoCallsStore:
             "KeyConditionExpression": "#a = :a AND #k >= :since",
             "ExpressionAttributeNames": {"#a": "account_id", "#k": "created_key"},
             "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+            "ScanIndexForward": False,
+            "PaginationConfig": {"MaxItems": limit, "PageSize": min(limit, 1000)},
         }
         outcomes: list[CallOutcome] = []
         with aws_errors(_WHAT):
