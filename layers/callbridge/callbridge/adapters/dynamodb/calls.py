@@ -49,6 +49,8 @@ _BATCH_GET = 100  # keys per BatchGetItem
 _WAITING = (CallStatus.SCHEDULED, CallStatus.QUEUED)
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
+_EMPTY: tuple[object, ...] = ("", {}, [])
+_KEPT_EMPTY = ("timeline",)  # steps append to it
 
 
 def shard_of(callid: str, shards: int) -> str:
@@ -127,7 +129,8 @@ class DynamoCallsStore:
         due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
         domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
         """
-        data = call.model_dump(mode="json")
+        # Fields still at their empty default are left out: every write of the item pays for its size.
+        data = {k: v for k, v in call.model_dump(mode="json").items() if v not in _EMPTY or k in _KEPT_EMPTY}
         data["created_key"] = f"{call.created_at}#{call.callid}"
         due = attention(call, self._timing)
         if due is not None:
