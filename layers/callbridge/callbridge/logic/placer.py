@@ -178,9 +178,9 @@ class Placer:
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
         turn = self._turn(slot, deadline)
-        if turn is None:
-            self._release(callid, token, "no carrier slot left in this invocation")
-            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
+        if turn is None:  # it kept waking after its slot, or ran out of invocation: back on the queue at once
+            self._release(callid, token, "no carrier slot it could keep in this invocation")
+            return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
         request = self._request(claimed)
         started = self.now()
         try:
