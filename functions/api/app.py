@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -15,7 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge import openapi
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
+from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.accounts import Account
 from callbridge.domain.errors import (
     CallNotFound,
@@ -24,11 +28,14 @@ from callbridge.domain.errors import (
     InvalidRequest,
     IvrMenuNotFound,
     ServiceUnavailable,
+    SuppressionNotFound,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
 from callbridge.logic import ivr as ivr_menus
+from callbridge.logic import suppressions as dnc
 from callbridge.logic.auth import Authenticator
+from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
@@ -47,13 +54,26 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
+        self.suppressions = DynamoSuppressionList(settings.accounts_table)
+        self._settings = settings
+        self._carrier: TwilioClient | None = None
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
             queue=SqsCallsQueue(settings.calls_queue_url),
+            suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
         self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
+
+    def carrier(self) -> TwilioClient:
+        """The carrier client, built when a call is first hung up (most requests never need it)."""
+        if self._carrier is None:
+            credentials = carrier_credentials(self._settings.carrier_secret_id)
+            self._carrier = TwilioClient(
+                credentials.account_sid, credentials.auth_token, base_url=self._settings.carrier_base_url
+            )
+        return self._carrier
 
 
 @cache
@@ -151,6 +171,17 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
     return _json(200, envelope(200, call=call))
 
 
+@app.delete(
+    "/pcall/calls/<callid>",
+    summary="Hang up or cancel a call",
+    responses=openapi.responses(openapi.CallHangupResponse, 401, 404, 409, 503),
+    tags=["calls"],
+)
+def hang_up_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
+    call = hang_up(deps().calls, deps().carrier, _account(), callid, now=_now())
+    return _json(200, envelope(200, call=call))
+
+
 def _ivr_code() -> Any:
     return Path(description="The menu's code: 1-64 letters, digits, '-' or '_' (what answer_ivr names).")
 
@@ -196,6 +227,74 @@ def list_ivr_menus() -> Response[str]:
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     return _json(200, envelope(200, **ivr_menus.delete_menu(deps().accounts, _account(), code)))
+
+
+def _number() -> Any:
+    return Path(description="A phone number in any usual spelling (12812345670, +1 (281) 234-5670), URL-encoded.")
+
+
+def _body() -> bytes:
+    event = app.current_event
+    return raw_body(event.body, bool(event.is_base64_encoded))
+
+
+@app.put(
+    "/pcall/suppressions/<number>",
+    summary="Add a number to the do-not-call list (or replace its reason)",
+    responses=openapi.responses(openapi.SuppressionPutResponse, 400, 401, 503),
+    tags=["suppressions"],
+)
+def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    account = _account()
+    result = dnc.put_suppression(deps().suppressions, account, unquote(number), _body(), now=_now())
+    return _json(200, envelope(200, **result))
+
+
+@app.get(
+    "/pcall/suppressions/<number>",
+    summary="One number of the do-not-call list",
+    responses=openapi.responses(openapi.SuppressionResponse, 400, 401, 404),
+    tags=["suppressions"],
+)
+def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    return _json(200, envelope(200, **dnc.get_suppression(deps().suppressions, _account(), unquote(number))))
+
+
+@app.delete(
+    "/pcall/suppressions/<number>",
+    summary="Take a number off the do-not-call list",
+    responses=openapi.responses(openapi.SuppressionDeleteResponse, 400, 401, 404),
+    tags=["suppressions"],
+)
+def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    return _json(200, envelope(200, **dnc.delete_suppression(deps().suppressions, _account(), unquote(number))))
+
+
+@app.get(
+    "/pcall/suppressions",
+    summary="List the do-not-call list, by number",
+    responses=openapi.responses(openapi.SuppressionListResponse, 400, 401),
+    tags=["suppressions"],
+)
+def list_suppressions(
+    limit: Annotated[int, Query(description="Numbers per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+) -> Response[str]:
+    page = dnc.list_suppressions(deps().suppressions, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **page))
+
+
+@app.post(
+    "/pcall/suppressions",
+    summary="Add up to 10,000 numbers to the do-not-call list (JSON list or text/csv)",
+    responses=openapi.responses(openapi.SuppressionBulkResponse, 400, 401, 503),
+    tags=["suppressions"],
+)
+def add_suppressions() -> Response[str]:
+    account = _account()
+    content_type = app.current_event.headers.get("content-type")
+    result = dnc.add_suppressions(deps().suppressions, account, _body(), content_type, now=_now())
+    return _json(200, envelope(200, **result))
 
 
 @app.get("/pcall/openapi.json", include_in_schema=False)
@@ -267,6 +366,11 @@ def _not_found(exc: CallNotFound) -> Response[str]:
 @app.exception_handler(IvrMenuNotFound)
 def _no_menu(exc: IvrMenuNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"IVR menu {exc} not found"))
+
+
+@app.exception_handler(SuppressionNotFound)
+def _not_listed(exc: SuppressionNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"{exc} is not on your do-not-call list"))
 
 
 @app.exception_handler(Conflict)

@@ -16,6 +16,7 @@ from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.twilio import TwilioClient
 from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
 from callbridge.logic.intake import Intake
@@ -44,13 +45,20 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
-        self.intake = Intake(calls=self.calls, accounts=DynamoAccountsStore(settings.accounts_table), queue=self.queue)
+        suppressions = DynamoSuppressionList(settings.accounts_table)
+        self.intake = Intake(
+            calls=self.calls,
+            accounts=DynamoAccountsStore(settings.accounts_table),
+            queue=self.queue,
+            suppressions=suppressions,
+        )
         self.placer = Placer(
             calls=self.calls,
             carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            suppressions=suppressions,
             ring_timeout=settings.ring_timeout_seconds,
             log=_warn,
         )

@@ -80,6 +80,17 @@ class CallDetailResponse(BaseModel):
     data: CallDetailData
 
 
+class CallHangupData(Envelope):
+    call: dict[str, Any] = Field(
+        description="The call as it stands: CANCELED (not dialed yet, or ringing), COMPLETED (hung up), or still "
+        "ending at the carrier."
+    )
+
+
+class CallHangupResponse(BaseModel):
+    data: CallHangupData
+
+
 class CancelData(Envelope):
     callid: str
     status: CallStatus
@@ -129,11 +140,61 @@ class IvrMenuDeleteResponse(BaseModel):
     data: IvrMenuDeleteData
 
 
+class SuppressionView(BaseModel):
+    number: str = Field(description="The number in E.164 (+12812345670).")
+    reason: str = Field(description="Why it is listed (`opt-out by keypress` for a keypress opt-out).")
+    created_at: str
+    callid: str | None = Field(None, description="The call in which the person opted out (keypress only).")
+
+
+class SuppressionData(Envelope):
+    suppression: SuppressionView
+
+
+class SuppressionResponse(BaseModel):
+    data: SuppressionData
+
+
+class SuppressionPutData(SuppressionData):
+    created: bool = Field(description="True if the number is new on the list, false if its entry was replaced.")
+
+
+class SuppressionPutResponse(BaseModel):
+    data: SuppressionPutData
+
+
+class SuppressionListData(Envelope):
+    suppressions: list[SuppressionView]
+    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
+
+
+class SuppressionListResponse(BaseModel):
+    data: SuppressionListData
+
+
+class SuppressionBulkData(Envelope):
+    count: int = Field(description="Distinct numbers in the request.")
+    added: int = Field(description="Numbers that were not listed before.")
+    existing: int = Field(description="Numbers already listed (their entries are kept).")
+
+
+class SuppressionBulkResponse(BaseModel):
+    data: SuppressionBulkData
+
+
+class SuppressionDeleteData(Envelope):
+    deleted: str = Field(description="The number taken off the list, in E.164.")
+
+
+class SuppressionDeleteResponse(BaseModel):
+    data: SuppressionDeleteData
+
+
 def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
-        404: "No such call (or IVR menu) for this account.",
+        404: "No such call (or IVR menu, or listed number) for this account.",
         409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
@@ -181,7 +242,45 @@ def finish(document: str) -> dict[str, Any]:
         }
     )
     _ivr_menu_body(spec)
+    _suppressions_body(spec)
     return spec
+
+
+def _suppressions_body(spec: dict[str, Any]) -> None:
+    """The do-not-call routes read their bodies by hand, so their schemas are added here."""
+    put = spec["paths"]["/pcall/suppressions/{number}"]["put"]
+    put["requestBody"] = {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"reason": {"type": "string", "maxLength": 500}},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+    entry = {
+        "oneOf": [
+            {"type": "string", "description": "A number, e.g. 12812345670 or +1 (281) 234-5670."},
+            {
+                "type": "object",
+                "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}},
+                "required": ["number"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    spec["paths"]["/pcall/suppressions"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": entry, "minItems": 1, "maxItems": 10000}},
+            "text/csv": {
+                "schema": {"type": "string", "description": "One number per line; an optional reason column."}
+            },
+        },
+    }
 
 
 def _ivr_menu_body(spec: dict[str, Any]) -> None:

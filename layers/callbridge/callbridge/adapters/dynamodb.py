@@ -138,11 +138,13 @@ class DynamoCallsStore:
                 UpdateExpression=(
                     "SET #s = :queued, updated_at = :at, timeline = list_append(timeline, :event) ADD version :one"
                 ),
-                ConditionExpression="#s = :scheduled AND call_date < :before",
+                # due_key is "<due>#<callid>": it sorts before `before` exactly when the call is due before it.
+                ConditionExpression="(#s = :scheduled OR #s = :retry_wait) AND due_key < :before",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":queued": {"S": CallStatus.QUEUED.value},
                     ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                    ":retry_wait": {"S": CallStatus.RETRY_WAIT.value},
                     ":before": {"S": before},
                     ":at": {"S": event.at},
                     ":one": {"N": "1"},
@@ -279,12 +281,14 @@ class DynamoCallsStore:
                     "REMOVE due_key, due_shard, scheduled_account"
                 ),
                 ConditionExpression=(
-                    "account_id = :a AND (#s = :scheduled OR (#s = :queued AND attribute_exists(call_date)))"
+                    "account_id = :a AND (#s = :scheduled OR #s = :retry_wait OR "
+                    "(#s = :queued AND (attribute_exists(call_date) OR attribute_exists(next_attempt_at))))"
                 ),
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
                     ":canceled": {"S": CallStatus.CANCELED.value},
                     ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                    ":retry_wait": {"S": CallStatus.RETRY_WAIT.value},
                     ":queued": {"S": CallStatus.QUEUED.value},
                     ":a": {"S": account_id},
                     ":at": {"S": event.at},

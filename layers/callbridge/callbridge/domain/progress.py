@@ -11,9 +11,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.attempts import end_attempt
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment
 
 STATUS_EVENT = "carrier.status"
+ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
 RECORDING_EVENT = "carrier.recording"
 
 CARRIER_STATUS = {
@@ -30,6 +32,7 @@ CARRIER_STATUS = {
 }
 _RANK = {
     CallStatus.SCHEDULED: 0,
+    CallStatus.RETRY_WAIT: 0,
     CallStatus.QUEUED: 1,
     CallStatus.DIALING: 2,
     CallStatus.RINGING: 3,
@@ -88,10 +91,22 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _of_attempt(detail: Mapping[str, Any]) -> int:
+    """The attempt a carrier event belongs to (events of a call's first attempt carry none)."""
+    return _int(detail.get(ATTEMPT)) or 1
+
+
+def _current(call: Call, *names: str) -> list[TimelineEvent]:
+    """The timeline events of these names that belong to the call's current attempt."""
+    return [e for e in call.timeline if e.event in names and _of_attempt(e.detail) == call.attempt]
+
+
 def _outcome(call: Call) -> dict[str, Any]:
-    """The outcome implied by every carrier event on the timeline (a function of the set, not the order)."""
-    events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT)]
-    statuses = [e for e in call.timeline if e.event == STATUS_EVENT]
+    """The outcome implied by every carrier event of the current attempt on the timeline (a function of the set,
+    not the order). billed_seconds adds the attempts before it."""
+    events = [e.detail for e in _current(call, STATUS_EVENT, RECORDING_EVENT)]
+    statuses = _current(call, STATUS_EVENT)
+    before = sum(a.billed_seconds for a in call.attempts)
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
     amd_value = next((a for a in amd if a.lower() in _MACHINE), amd[0] if amd else None)
     durations = [d for d in (_int(e.detail.get("CallDuration")) for e in statuses) if d is not None]
@@ -107,7 +122,7 @@ def _outcome(call: Call) -> dict[str, Any]:
     was_answered = bool(answered) or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
         "answered_by": answered_by_label(amd_value) if was_answered else "",
-        "billed_seconds": max(durations) if durations else call.billed_seconds,
+        "billed_seconds": before + max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
         "answered_at": min(answered) if answered else call.answered_at,
         "ended_at": max(final) if final else call.ended_at,
@@ -122,22 +137,37 @@ def _outcome(call: Call) -> dict[str, Any]:
     return update
 
 
-def apply_status_callback(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after one carrier status callback (kept on the timeline, applied monotonically)."""
-    detail = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
-    call = call.with_event(at, STATUS_EVENT, **detail)
+def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:
+    detail: dict[str, Any] = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
+    if attempt != 1:
+        detail[ATTEMPT] = attempt
+    return detail
+
+
+def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
+    """The call after one carrier status callback of attempt `attempt` (kept on the timeline, applied
+    monotonically). A callback of an earlier attempt changes nothing; one that ends the current attempt may
+    make the call wait for its next attempt (domain/attempts.py)."""
+    call = call.with_event(at, STATUS_EVENT, **_detail(params, attempt))
+    if attempt != call.attempt:
+        return call
     target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
     if target is not None:
         new_status = forward(call.status, target)
         if new_status is not call.status:
             call = call.model_copy(update={"status": new_status, "updated_at": at})
-    return call.model_copy(update=_outcome(call))
+    call = call.model_copy(update=_outcome(call))
+    if not call.status.is_final:
+        return call
+    sip = [str(e.detail["SipResponseCode"]) for e in _current(call, STATUS_EVENT) if e.detail.get("SipResponseCode")]
+    return end_attempt(call, moment(at), sip[-1] if sip else None)
 
 
-def apply_recording_callback(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after a recording status callback."""
-    detail = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
-    call = call.with_event(at, RECORDING_EVENT, **detail)
+def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
+    """The call after a recording status callback of attempt `attempt`."""
+    call = call.with_event(at, RECORDING_EVENT, **_detail(params, attempt))
+    if attempt != call.attempt:
+        return call
     return call.model_copy(update=_outcome(call))
 
 

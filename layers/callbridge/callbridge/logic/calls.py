@@ -20,6 +20,7 @@ MAX_LIMIT = 100
 _CURSOR_KEYS = {
     "calls": ("callid", "account_id", "created_key"),
     "scheduled": ("callid", "scheduled_account", "due_key"),
+    "suppressions": ("sk", "pk"),
 }
 
 
@@ -81,7 +82,8 @@ def _bound(field: str, value: str | None, account: Account, *, end: bool) -> str
         raise InvalidRequest.single(field, "must be a date (YYYY-MM-DD) or an ISO 8601 date-time") from exc
 
 
-def _limit(limit: int) -> int:
+def page_limit(limit: int) -> int:
+    """`limit` of a listing, checked (1-100)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest.single("limit", f"must be between 1 and {MAX_LIMIT}")
     return limit
@@ -110,7 +112,7 @@ def list_calls(
         statuses=parse_statuses(status),
         since=_bound("since", since, account, end=False),
         until=_bound("until", until, account, end=True),
-        limit=_limit(limit),
+        limit=page_limit(limit),
         cursor=decode_cursor("calls", next_token, account.api_key),
     )
     if query.since and query.until and query.since > query.until:
@@ -123,7 +125,7 @@ def list_scheduled(
 ) -> dict[str, Any]:
     """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), soonest first."""
     cursor = decode_cursor("scheduled", next_token, account.api_key)
-    return _page("scheduled", calls.list_scheduled(account.api_key, _limit(limit), cursor))
+    return _page("scheduled", calls.list_scheduled(account.api_key, page_limit(limit), cursor))
 
 
 def get_call(calls: CallsStore, account: Account, callid: str) -> dict[str, Any]:

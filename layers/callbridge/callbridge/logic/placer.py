@@ -10,10 +10,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from callbridge.carrier.base import Carrier, CarrierRejected, CarrierRetryable, CarrierUncertain, CreateCall
-from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.dispatch import moment
-from callbridge.ports import CallsStore
+from callbridge.carrier.base import (
+    Carrier,
+    CarrierError,
+    CarrierRejected,
+    CarrierRetryable,
+    CarrierUncertain,
+    CreateCall,
+)
+from callbridge.domain.attempts import cancel_suppressed, hold_for_window
+from callbridge.domain.calls import Call, CallStatus, iso, moment
+from callbridge.domain.dispatch import due_at
+from callbridge.domain.progress import ATTEMPT
+from callbridge.ports import CallsStore, SuppressionList
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
@@ -57,8 +66,10 @@ class WebhookUrls:
 
     base: str
 
-    def route(self, callid: str, name: str) -> str:
-        return f"{self.base.rstrip('/')}/carrier/twilio/{callid}/{name}"
+    def route(self, callid: str, name: str, attempt: int = 1) -> str:
+        """The webhook `name` of a call; from a call's second attempt on, callbacks name their attempt."""
+        url = f"{self.base.rstrip('/')}/carrier/twilio/{callid}/{name}"
+        return url if attempt == 1 else f"{url}?{ATTEMPT}={attempt}"
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Placer:
     pacer: Pacer
     urls: WebhookUrls
     speech: SpeechCache | None = None
+    suppressions: SuppressionList | None = None  # the do-not-call list, checked at the claim
     ring_timeout: int = 45
     time_limit: int | None = 4 * 3600
     now: Callable[[], float] = time.time
@@ -99,6 +111,10 @@ class Placer:
         def claim(call: Call) -> Call | None:
             if call.status is not CallStatus.QUEUED:
                 return None
+            # Outside the calling window the attempt waits for its next opening (the scheduler sends it then).
+            held = hold_for_window(call, datetime.fromtimestamp(self.now(), UTC))
+            if held is not None:
+                return held
             claimed = call.model_copy(
                 update={
                     "status": CallStatus.DIALING,
@@ -106,12 +122,21 @@ class Placer:
                     "dialed_at": stamp,
                     "claim_token": token,
                     "tts_audio": audio,
+                    "next_attempt_at": None,
                 }
             )
             return claimed.with_event(stamp, "dialing", claim=token)
 
         stored = self.calls.update(callid, claim)
         return stored if stored is not None and stored.claim_token == token else None
+
+    def _suppressed(self, call: Call) -> bool:
+        """Whether the number went on the do-not-call list since the call was accepted: then it ends CANCELED."""
+        if self.suppressions is None or self.suppressions.get(call.account_id, call.request["to"]) is None:
+            return False
+        at = datetime.fromtimestamp(self.now(), UTC)
+        self.calls.update(call.callid, lambda c: cancel_suppressed(c, at))
+        return True
 
     def _release(self, callid: str, token: str, reason: str) -> None:
         stamp = self._stamp()
@@ -134,14 +159,17 @@ class Placer:
             return PlaceResult(Placement.SKIPPED)
         audio = self._premium_audio(call)
         start = self.now()
-        if call.call_date:  # its message may come up to half a second early (SQS delays are whole seconds)
-            due = moment(call.call_date).timestamp()
+        due_time = due_at(call)
+        if due_time:  # its message may come up to half a second early (SQS delays are whole seconds)
+            due = moment(due_time).timestamp()
             if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
                 return PlaceResult(Placement.RETRY, retry_after=due - start, waiting=True)
             start = max(start, due)
         slot = self.pacer.acquire(start, horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
+        if self._suppressed(call):
+            return PlaceResult(Placement.SKIPPED)
         token = secrets.token_hex(8)
         claimed = self._claim(callid, token, audio)
         if claimed is None:
@@ -177,8 +205,21 @@ class Placer:
                 **on_time,
             )
 
-        self._finish(callid, placed)
+        stored = self.calls.update(callid, placed)
+        if stored is not None and stored.status is CallStatus.CANCELED:
+            self._end_at_carrier(callid, carrier_call.sid)
         return PlaceResult(Placement.PLACED, carrier_call_id=carrier_call.sid, latency=latency, lateness=lateness)
+
+    def _end_at_carrier(self, callid: str, sid: str) -> None:
+        """The call was hung up (DELETE /pcall/calls/{callid}) while its request was on the way: end it now."""
+        stamp = self._stamp()
+        try:
+            self.carrier.hangup(sid)
+            detail: dict[str, Any] = {"sid": sid}
+        except CarrierError as exc:  # the carrier's ring timeout ends it anyway; the call stays CANCELED
+            detail = {"sid": sid, "error": str(exc)}
+            self.log("could not end a call hung up while it was being placed", callid=callid, error=str(exc))
+        self.calls.update(callid, lambda c: c.with_event(stamp, "carrier.hangup", **detail))
 
     def _uncertain(self, callid: str, error: str) -> PlaceResult:
         stamp = self._stamp()
@@ -212,10 +253,10 @@ class Placer:
             to=call.request["to"],
             from_=call.request["from"],
             url=self.urls.route(call.callid, "flow"),
-            status_callback=self.urls.route(call.callid, "status"),
+            status_callback=self.urls.route(call.callid, "status", call.attempt),
             machine_detection="DetectMessageEnd",
             record=record,
-            recording_status_callback=self.urls.route(call.callid, "recording") if record else None,
+            recording_status_callback=self.urls.route(call.callid, "recording", call.attempt) if record else None,
             timeout=self.ring_timeout,
             time_limit=self.time_limit,
         )

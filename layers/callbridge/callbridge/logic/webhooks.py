@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
 from callbridge.domain.calls import Call, iso
 from callbridge.domain.errors import CallNotFound, InvalidRequest
-from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
+from callbridge.domain.ivr import (
+    MAX_STEPS,
+    Chosen,
+    GiveUp,
+    OptOutAction,
+    from_snapshot,
+    pressed_keys,
+    resolve,
+    valid_code,
+)
 from callbridge.domain.progress import apply_recording_callback, apply_status_callback
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
@@ -24,7 +33,8 @@ from callbridge.flow.twiml import (
     render_second_leg,
 )
 from callbridge.logic.placer import Pacer, WebhookUrls
-from callbridge.ports import CallsStore
+from callbridge.logic.suppressions import opt_out
+from callbridge.ports import CallsStore, SuppressionList
 
 _SMS_SENDING = "sending"
 SECOND_LEG_PACING_SECONDS = 5.0
@@ -63,6 +73,7 @@ class Webhooks:
     carrier: Carrier
     pacer: Pacer | None = None
     sms_from_default: Callable[[Call], str | None] = field(default=lambda _call: None)
+    suppressions: SuppressionList | None = None  # where an IVR `opt_out` key puts the called number
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -129,6 +140,10 @@ class Webhooks:
         menus = from_snapshot(call.ivr_menus)
         menu = menus.get(code)
         resolution = resolve(menu, pressed, attempt) if menu else GiveUp(None)
+        if isinstance(resolution, Chosen) and isinstance(resolution.action, OptOutAction) and self.suppressions:
+            # Listed before the hang-up is answered; a repeated request adds nothing (the first entry stays).
+            when = datetime.fromtimestamp(self.now(), UTC)
+            opt_out(self.suppressions, call.account_id, call.request["to"], callid, now=when)
         return render_next(resolution, code, menus, _request_of(call), flow_urls(urls, callid), step=step)
 
     def _send_sms_once(self, call: Call, request: CallRequest) -> None:
@@ -152,18 +167,19 @@ class Webhooks:
             event = {"status": "failed", "error": str(exc), "from": sender}
         self.calls.update(call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "sms", **event))
 
-    def status(self, callid: str, params: Mapping[str, str]) -> Call:
-        """Apply a status callback; late, repeated or reordered ones never move the call backwards."""
+    def status(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
+        """Apply a status callback of attempt `attempt`; late, repeated or reordered ones never move the call
+        backwards, and an earlier attempt's never touch the current one."""
         stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp))
+        stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp, attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
-    def recording(self, callid: str, params: Mapping[str, str]) -> Call:
+    def recording(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
         """Keep the recording's URL and duration."""
         stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_recording_callback(c, params, stamp))
+        stored = self.calls.update(callid, lambda c: apply_recording_callback(c, params, stamp, attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored
