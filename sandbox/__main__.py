@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         "--faults", action="store_true", help="duplicate, reorder, delay and drop carrier status callbacks"
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed for the carrier's fault draws (with --faults; default: drawn, and printed at start)",
+    )
+    parser.add_argument(
         "--parameter-overrides",
         nargs="+",
         default=[],
@@ -83,6 +89,7 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         press=args.press,
         schedule_every=args.schedule_every,
         faults=args.faults,
+        seed=args.seed,
         parameters=overrides,
         log=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True),
     )

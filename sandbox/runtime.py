@@ -39,6 +39,7 @@ class SandboxConfig:
     press: str = "1"
     schedule_every: float | None = None
     faults: bool = False
+    seed: int | None = None  # of the carrier's fault draws; None: drawn at start (and printed)
     prefix: str = "callbridge"
     parameters: dict[str, str] = field(default_factory=dict)
     log: Log = field(default=print)
@@ -152,6 +153,7 @@ class Sandbox:
             speed=self.config.speed,
             press=self.config.press,
             faults=self.config.faults,
+            seed=self.config.seed,
             log=lambda line: self.config.log(f"call  {line}"),
         )
         self.carrier.start(host="127.0.0.1", port=0)

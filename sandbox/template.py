@@ -80,7 +80,12 @@ class Stack:
         params = self.template.get("Parameters", {})
         if name in params:
             return str(params[name].get("Default", ""))
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": self.prefix,
+        }
         return pseudo.get(name, name)
 
     def _sub(self, arg: Any) -> str:

@@ -35,6 +35,7 @@ from callbridge.logic import calls as call_queries
 from callbridge.logic import ivr as ivr_menus
 from callbridge.logic import suppressions as dnc
 from callbridge.logic.auth import Authenticator
+from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings
@@ -85,8 +86,34 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
-def _account() -> Account:
+def _authenticate() -> Account:
     return deps().auth.authenticate(app.current_event.headers.get("authorization"))
+
+
+def _unknown_query() -> list[FieldProblem]:
+    """A problem per query parameter the matched route does not declare (a misspelt filter must not be ignored)."""
+    given = app.current_event.query_string_parameters or {}
+    route = app.context.get("_route")
+    declared = sorted(f.alias for f in route.dependant.query_params) if route is not None else []
+    takes = f"this route takes {', '.join(declared)}" if declared else "this route takes none"
+    if not declared and route is not None and route.method in ("POST", "PUT"):
+        takes = "parameters belong in the request body"
+    return [FieldProblem(name, f"unknown query parameter; {takes}") for name in sorted(given) if name not in declared]
+
+
+def _account() -> Account:
+    """The caller's account (credentials come first), once the request's query parameters are known ones."""
+    account = _authenticate()
+    unknown = _unknown_query()
+    if unknown:
+        raise InvalidRequest(unknown)
+    return account
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """The methods some route serves at `path` (Powertools keeps no public list of its routes)."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def _now() -> datetime:
@@ -106,8 +133,6 @@ def _now() -> datetime:
 def create_call() -> Response[str]:
     account = _account()
     event = app.current_event
-    if event.query_string_parameters:
-        raise InvalidRequest.single("query string", "parameters belong in the request body")
     params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
     data = accept_call(params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key"))
     metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
@@ -121,7 +146,7 @@ def create_call() -> Response[str]:
     tags=["scheduled"],
 )
 def list_scheduled(
-    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = call_queries.list_scheduled(deps().calls, _account(), limit=limit, next_token=next)
@@ -151,7 +176,7 @@ def list_calls(
     status: Annotated[str | None, Query(description="One or more statuses, comma-separated.")] = None,
     since: Annotated[str | None, Query(description="Created at or after (YYYY-MM-DD or ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
-    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = call_queries.list_calls(
@@ -339,14 +364,28 @@ def _invalid(exc: InvalidRequest) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
-    # Powertools validates parameters before the route runs: credentials still come first.
+    # Powertools validates parameters before the route runs: credentials still come first, and unknown
+    # parameters are reported with the invalid ones.
     try:
-        _account()
+        _authenticate()
     except Unauthorized as unauthorized:
         response: Response[str] = _unauthorized(unauthorized)  # the decorated handler is untyped
         return response
-    problems = [FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()]
+    problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
     return _json(400, error_envelope(400, InvalidRequest(problems)))
+
+
+def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
+    """A Powertools (pydantic) parameter error in the API's words."""
+    name = str((error.get("loc") or ("?",))[-1])
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if kind == "int_parsing":
+        return FieldProblem(name, "must be a whole number")
+    if kind == "greater_than_equal":
+        return FieldProblem(name, f"must be at least {ctx.get('ge')}")
+    if kind == "less_than_equal":
+        return FieldProblem(name, f"must be at most {ctx.get('le')}")
+    return FieldProblem(name, str(error.get("msg", "invalid")))
 
 
 @app.exception_handler(Unauthorized)
@@ -386,6 +425,12 @@ def _unavailable(exc: ServiceUnavailable) -> Response[str]:
 
 @app.not_found
 def _no_route(_: Exception) -> Response[str]:
+    allowed = _allowed_methods(app.current_event.path)
+    if allowed:
+        methods = ", ".join(allowed)
+        return _json(
+            405, error_envelope(405, message=f"method not allowed; this path takes {methods}"), {"Allow": methods}
+        )
     return _json(404, error_envelope(404, message="no such path"))
 
 

@@ -92,6 +92,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
             return
         logger.info("external call request", extra={"result": outcome})
+        if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
+            metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return
     callid = str(message.get("callid", ""))
     attempt = int(record.attributes.approximate_receive_count or 1)

@@ -134,6 +134,7 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
 
 def _count_outcome(call: Call) -> None:
     if call.status is CallStatus.COMPLETED:
+        metrics.add_metric(name="CallsCompleted", unit=MetricUnit.Count, value=1)
         name = "CallsAnsweredByMachine" if call.answered_by == "Machine" else "CallsAnsweredByPerson"
     else:
         name = _OUTCOME_METRICS.get(call.status, "CallsCanceled")
@@ -143,6 +144,7 @@ def _count_outcome(call: Call) -> None:
 @app.exception_handler(BadSignature)
 def _forbidden(exc: BadSignature) -> Response[str]:
     logger.warning("rejected a carrier request with a bad signature", extra={"url": str(exc)})
+    metrics.add_metric(name="CarrierRequestsRejected", unit=MetricUnit.Count, value=1)
     return Response(403, "text/plain", "invalid signature")
 
 

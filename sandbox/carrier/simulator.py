@@ -9,8 +9,9 @@ from types import TracebackType
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sandbox.carrier.engine import Engine, message_done
+from sandbox.carrier.engine import Engine
 from sandbox.carrier.model import (
+    Account,
     Call,
     CreateRequest,
     FaultConfig,
@@ -21,6 +22,7 @@ from sandbox.carrier.model import (
     Timings,
 )
 from sandbox.carrier.rest import RestApi
+from sandbox.carrier.sms import message_done
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105 - the documented sandbox credential, not a secret
@@ -70,10 +72,11 @@ class CarrierSimulator:
         self.auth_token = auth_token
         self.speed = speed
         self.cps = cps
-        self.calls: dict[str, Call] = {}
-        self.messages: list[Message] = []
-        self.create_requests: list[CreateRequest] = []
-        self.lock = threading.Lock()
+        self.account = Account(account_sid, auth_token)
+        self.calls: dict[str, Call] = self.account.calls
+        self.messages: list[Message] = self.account.messages
+        self.create_requests: list[CreateRequest] = self.account.create_requests
+        self.lock = self.account.lock
         self._public_url = public_url
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -91,9 +94,12 @@ class CarrierSimulator:
             log=log,
             base_url=lambda: self.base_url,
         )
-        self.wsgi = RestApi(self)  # mountable WSGI app, if another server should carry the REST API
+        self.seed = self.engine.seed  # of the fault draws: given, or drawn (then logged, to replay the run)
+        self.wsgi = RestApi(
+            self.account, self.engine
+        )  # mountable WSGI app, if another server should carry the REST API
         if fault_config is not None and log is not None:
-            log(f"carrier faults mode on (seed {self.engine.seed})")
+            log(f"carrier faults seed: {self.engine.seed}")
 
     # ------------------------------------------------------------------ server
 

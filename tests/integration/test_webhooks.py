@@ -7,6 +7,7 @@ moto; Twilio's REST API (the SMS and the dial-tone bridge's second leg) is a Moc
 from __future__ import annotations
 
 import base64
+import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -132,7 +133,7 @@ def test_a_person_hears_the_answer_options_in_the_seed_order(
     # then: play, speak, TTS, then dial (last), back to this API's dial action
     assert verbs(response) == [
         ("Play", {}, PLAY, []),
-        ("Say", {"language": "en-GB"}, SPEAK, []),
+        ("Say", {"language": "en-GB", "voice": "Polly.Amy"}, SPEAK, []),
         ("Say", {"voice": "Polly.Joanna"}, TTS, []),
         (
             "Dial",
@@ -170,7 +171,7 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     # then: the machine flow both times, and one SMS from the account's SMS number
     machine = [
         ("Play", {}, MACHINE_PLAY, []),
-        ("Say", {"language": "en-US"}, MACHINE_SPEAK, []),
+        ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, MACHINE_SPEAK, []),
         ("Hangup", {}, None, []),
     ]
     assert verbs(first) == machine
@@ -527,3 +528,59 @@ def test_a_hold_fetch_arriving_while_the_second_leg_is_being_dialed_does_not_dia
 
 def twilio_sid(n: int) -> str:
     return f"CA{n:032x}"
+
+
+def emitted_metrics(out: str) -> dict[str, float]:
+    """Metric values from the handler's EMF lines on stdout (what CloudWatch would record)."""
+    found: dict[str, float] = {}
+    for line in out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = record[metric["Name"]]
+                found[metric["Name"]] = found.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+    return found
+
+
+def test_a_refused_signature_is_counted_for_the_403_rate_alarm(
+    hooks: CarrierWebhooks,
+    aws: Any,
+    account: AccountCredentials,
+    twilio: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a status callback signed with another token
+    call = a_placed_call(aws, account, twilio)
+    params = status_params(call.carrier_call_id or "", "completed", 2)
+    event = hooks.event(call.callid, "status", params, signature="bm90IGEgc2lnbmF0dXJl")
+    capsys.readouterr()
+
+    result = hooks.module.lambda_handler(event, LambdaContext())
+
+    assert result["statusCode"] == 403
+    assert emitted_metrics(capsys.readouterr().out) == {"CarrierRequestsRejected": 1}
+
+
+def test_a_completed_call_is_counted_as_completed_for_the_dashboard(
+    hooks: CarrierWebhooks,
+    aws: Any,
+    account: AccountCredentials,
+    twilio: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    call = a_placed_call(aws, account, twilio)
+    capsys.readouterr()
+
+    result = hooks.module.lambda_handler(
+        hooks.event(call.callid, "status", status_params(call.carrier_call_id or "", "completed", 2, CallDuration="7")),
+        LambdaContext(),
+    )
+
+    assert result["statusCode"] == 204
+    counted = emitted_metrics(capsys.readouterr().out)
+    assert counted.get("CallsCompleted") == 1
+    assert counted.get("CallsAnsweredByPerson", 0) + counted.get("CallsAnsweredByMachine", 0) == 1

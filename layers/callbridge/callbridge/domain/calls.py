@@ -36,7 +36,8 @@ class CallStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED}
 )
-_RANK = {
+# The order a call moves through before it ends; every final status ranks above all of these.
+STATUS_RANK = {
     CallStatus.SCHEDULED: 0,
     CallStatus.RETRY_WAIT: 0,
     CallStatus.QUEUED: 1,
@@ -46,15 +47,13 @@ _RANK = {
 }
 
 
-def can_move(current: CallStatus, target: CallStatus) -> bool:
-    """Whether `current` → `target` is a forward move (final states never move)."""
+def forward(current: CallStatus, target: CallStatus) -> CallStatus:
+    """The later of two states: a final state absorbs everything after it, others move only forward."""
     if current.is_final:
-        return False
-    if target is CallStatus.CANCELED:
-        return current in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+        return current
     if target.is_final:
-        return True
-    return _RANK[target] > _RANK[current]
+        return target
+    return target if STATUS_RANK[target] > STATUS_RANK[current] else current
 
 
 def new_callid(now: float | None = None) -> str:

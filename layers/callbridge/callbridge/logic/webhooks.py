@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, iso
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import (
@@ -21,12 +22,11 @@ from callbridge.domain.ivr import (
     resolve,
     valid_code,
 )
-from callbridge.domain.progress import apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,
@@ -91,8 +91,7 @@ class Webhooks:
         call = self._call(callid)
         label = answered_by_label(params.get("AnsweredBy"))
         stamp = self._stamp()
-        detail = {k: v for k, v in params.items() if k in ("AnsweredBy", "CallStatus", "MachineDetectionDuration")}
-        call = self.calls.update(callid, lambda c: c.with_event(stamp, "flow", label=label, **detail)) or call
+        call = self.calls.update(callid, lambda c: apply_flow_request(c, params, stamp)) or call
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
