@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callbridge.domain.calls import CallStatus
+from callbridge.domain.calls import Attempt, CallStatus
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
 
@@ -60,7 +60,14 @@ class CallSummary(BaseModel):
     call_date: str | None = None
     request: dict[str, str]
     answered_by: str = Field(description="Person, Machine, or empty when nobody answered.")
-    billed_seconds: int
+    billed_seconds: int = Field(description="Seconds billed, summed over the call's attempts.")
+    next_attempt_at: str | None = Field(
+        None, description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens."
+    )
+    metadata: dict[str, str] | None = Field(None, description="Your metadata, as you sent it.")
+    attempts: list[Attempt] = Field(
+        default_factory=list, description="Each carrier attempt (1, 2, ...); the call's own outcome is the last one's."
+    )
 
 
 class CallListData(Envelope):
