@@ -14,13 +14,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import openapi
+from callbridge import openapi, openapi_campaigns
+from callbridge.adapters.campaign_queue import SqsCampaignsQueue
+from callbridge.adapters.campaigns import DynamoCampaignsStore
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
-from callbridge.adapters.secrets import carrier_credentials
+from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
-from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.accounts import Account
+from callbridge.domain.campaigns import CampaignNotFound
 from callbridge.domain.errors import (
     CallNotFound,
     Conflict,
@@ -29,16 +32,18 @@ from callbridge.domain.errors import (
     IvrMenuNotFound,
     ServiceUnavailable,
     SuppressionNotFound,
+    TooManyFailedLogins,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
+from callbridge.logic import campaigns
 from callbridge.logic import ivr as ivr_menus
 from callbridge.logic import suppressions as dnc
-from callbridge.logic.auth import Authenticator
+from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
-from callbridge.settings import ApiSettings
+from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
@@ -56,8 +61,8 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.suppressions = DynamoSuppressionList(settings.accounts_table)
-        self._settings = settings
-        self._carrier: TwilioClient | None = None
+        # DELETE /pcall/calls/{callid} ends calls at the carrier; the secret is read on the first one.
+        self.carrier = CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url)
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
@@ -65,16 +70,19 @@ class Deps:
             suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
-        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
-
-    def carrier(self) -> TwilioClient:
-        """The carrier client, built when a call is first hung up (most requests never need it)."""
-        if self._carrier is None:
-            credentials = carrier_credentials(self._settings.carrier_secret_id)
-            self._carrier = TwilioClient(
-                credentials.account_sid, credentials.auth_token, base_url=self._settings.carrier_base_url
-            )
-        return self._carrier
+        self.login_limiter = LoginLimiter(DynamoLoginFailures(settings.login_failures_table), on_error=logger.warning)
+        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds, limiter=self.login_limiter)
+        campaign_settings = CampaignSettings.from_env()
+        self.campaigns = campaigns.CampaignPorts(
+            campaigns=DynamoCampaignsStore(
+                campaign_settings.campaigns_table, idempotency_table=settings.accounts_table
+            ),
+            calls=self.calls,
+            accounts=self.accounts,
+            queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
+            carrier_cps=campaign_settings.carrier_cps,
+            allow_loopback_callbacks=settings.callback_allow_loopback,
+        )
 
 
 @cache
@@ -87,7 +95,9 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _authenticate() -> Account:
-    return deps().auth.authenticate(app.current_event.headers.get("authorization"))
+    event = app.current_event
+    source = event.request_context.http.get("sourceIp")  # always set by API Gateway
+    return deps().auth.authenticate(event.headers.get("authorization"), str(source) if source else None)
 
 
 def _unknown_query() -> list[FieldProblem]:
@@ -178,7 +188,13 @@ def list_calls(
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+    campaign: Annotated[str | None, Query(description="Only the calls of this campaign (by callid).")] = None,
 ) -> Response[str]:
+    if campaign is not None:
+        if status or since or until:
+            raise InvalidRequest.single("campaign", "cannot be combined with status, since or until")
+        found = campaigns.list_campaign_calls(deps().campaigns, _account(), campaign, limit=limit, next_token=next)
+        return _json(200, envelope(200, **found))
     page = call_queries.list_calls(
         deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
     )
@@ -203,8 +219,106 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
     tags=["calls"],
 )
 def hang_up_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
-    call = hang_up(deps().calls, deps().carrier, _account(), callid, now=_now())
+    call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
+
+
+# --- campaigns (see logic/campaigns.py) ---------------------------------------------------------
+
+
+def _campaign_id() -> Any:
+    return Path(description="The campaign's id.")
+
+
+@app.post(
+    "/pcall/campaigns",
+    summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 400, 401, 409, 503),
+    tags=["campaigns"],
+)
+def create_campaign() -> Response[str]:
+    account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
+    event = app.current_event
+    data = campaigns.accept_campaign(
+        raw_body(event.body, bool(event.is_base64_encoded)),
+        event.headers.get("content-type"),
+        event.query_string_parameters or {},
+        account,
+        deps().campaigns,
+        now=_now(),
+        idempotency_key=event.headers.get("idempotency-key"),
+    )
+    metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
+    return _json(200, {"data": data})
+
+
+@app.get(
+    "/pcall/campaigns",
+    summary="List campaigns, newest first",
+    responses=openapi.responses(openapi_campaigns.CampaignListResponse, 400, 401),
+    tags=["campaigns"],
+)
+def list_campaigns(
+    limit: Annotated[int, Query(description="Campaigns per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+) -> Response[str]:
+    found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>",
+    summary="One campaign with the counts of its calls",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.get_campaign(deps().campaigns, _account(), id)
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/pause",
+    summary="Pause a campaign: no further call of it is dialed",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.pause(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/resume",
+    summary="Resume a paused campaign",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.resume(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.delete(
+    "/pcall/campaigns/<id>",
+    summary="Cancel a campaign: every call not yet dialing ends CANCELED",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.cancel(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>/report.csv",
+    summary="The campaign's report: one CSV row per call",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    report = campaigns.report_csv(deps().campaigns, _account(), id)
+    return Response(200, "text/csv; charset=utf-8", report)
 
 
 def _ivr_code() -> Any:
@@ -343,7 +457,7 @@ def swagger_asset(asset: str) -> Response[str]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
-    return openapi.finish(
+    document = openapi.finish(
         app.get_openapi_json_schema(
             title=openapi.TITLE,
             version=openapi.VERSION,
@@ -352,6 +466,8 @@ def openapi_document() -> dict[str, Any]:
             security=[{"basic": []}],
         )
     )
+    openapi_campaigns.add_campaign_request_body(document)
+    return document
 
 
 # --- domain errors → HTTP, in one place ----------------------------------------------------
@@ -371,6 +487,9 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
     except Unauthorized as unauthorized:
         response: Response[str] = _unauthorized(unauthorized)  # the decorated handler is untyped
         return response
+    except TooManyFailedLogins as refused:
+        too_many: Response[str] = _too_many_failed_logins(refused)
+        return too_many
     problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 
@@ -390,6 +509,7 @@ def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
 
 @app.exception_handler(Unauthorized)
 def _unauthorized(exc: Unauthorized) -> Response[str]:
+    metrics.add_metric(name="AuthFailures", unit=MetricUnit.Count, value=1)
     return _json(
         401,
         error_envelope(401, message=f"Invalid API credentials: {exc}"),
@@ -397,9 +517,24 @@ def _unauthorized(exc: Unauthorized) -> Response[str]:
     )
 
 
+@app.exception_handler(TooManyFailedLogins)
+def _too_many_failed_logins(exc: TooManyFailedLogins) -> Response[str]:
+    metrics.add_metric(name="AuthRateLimited", unit=MetricUnit.Count, value=1)
+    return _json(
+        429,
+        error_envelope(429, message=f"Too many failed logins: retry after {exc.retry_after} seconds"),
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 @app.exception_handler(CallNotFound)
 def _not_found(exc: CallNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"call {exc} not found"))
+
+
+@app.exception_handler(CampaignNotFound)
+def _no_campaign(exc: CampaignNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"campaign {exc} not found"))
 
 
 @app.exception_handler(IvrMenuNotFound)

@@ -17,8 +17,9 @@ from urllib.parse import urljoin, urlsplit
 
 from sandbox.carrier.callbacks import Callbacks, call_params
 from sandbox.carrier.context import DEFAULT_TIME_LIMIT, Context, Ended, Redirected, number, truthy
-from sandbox.carrier.model import Call, WebhookRecord, new_sid, outcome_for
+from sandbox.carrier.model import Call, WebhookRecord, new_sid, normalize_number, outcome_for
 from sandbox.carrier.twiml import TwimlError, Verb, parse_twiml
+from sandbox.carrier.voices import say_problem
 from sandbox.carrier.webhooks import Reply
 
 MAX_LOOPS = 10  # <Play loop="0"> repeats "forever": the simulated listener hangs up after this many
@@ -30,6 +31,15 @@ NOUNS = ("Number", "Client", "Sip", "Conference", "Queue")
 def whole_seconds(seconds: float) -> int:
     """Seconds rounded half up (not to even), so 2.5 s of speech bills as 3 s."""
     return math.floor(seconds + 0.5)
+
+
+class ApplicationError(Exception):
+    """TwiML Twilio cannot execute: the call goes to its FallbackUrl, or ends with Twilio's application error."""
+
+    def __init__(self, code: str, message: str, url: str | None) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.url = url
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,10 @@ class Interpreter:
         while document is not None:
             try:
                 document = self._run_document(call, document)
+            except ApplicationError as error:
+                call.errors.append(str(error))
+                self._ctx.log(call, str(error))
+                document = self._fallback(call, error.code, error.url)
             except Redirected:
                 with call.cond:
                     kind, value = call.redirect or ("twiml", "")
@@ -84,17 +98,17 @@ class Interpreter:
         error = f"11200 HTTP retrieval failure: {method} {url} ({reply.error or reply.status_code})"
         call.errors.append(error)
         self._ctx.log(call, error)
-        fallback = call.param("FallbackUrl") if kind == "flow" else None
-        if fallback:
-            return self.fetch(
-                call,
-                "fallback",
-                fallback,
-                call.param("FallbackMethod") or "POST",
-                {"ErrorCode": "11200", "ErrorUrl": url},
-            )
-        # Twilio says "an application error has occurred" and hangs up.
-        raise Ended("completed")
+        if kind != "flow":
+            raise Ended("completed")  # Twilio says "an application error has occurred" and hangs up
+        return self._fallback(call, "11200", url)
+
+    def _fallback(self, call: Call, code: str, failed_url: str | None) -> Document:
+        """The call's FallbackUrl document after an error in its TwiML, else Twilio's application error (the end)."""
+        fallback = call.param("FallbackUrl")
+        if not fallback or any(record.kind == "fallback" for record in call.callbacks):
+            raise Ended("completed")  # "an application error has occurred", then Twilio hangs up
+        extra = {"ErrorCode": code, "ErrorUrl": failed_url or ""}
+        return self.fetch(call, "fallback", fallback, call.param("FallbackMethod") or "POST", extra)
 
     def parse(self, call: Call, reply: Reply, url: str | None) -> Document:
         """The TwiML of a webhook's answer; a document Twilio cannot parse ends the call (error 12100)."""
@@ -163,6 +177,13 @@ class Interpreter:
         return None
 
     def _say(self, call: Call, verb: Verb, document: Document) -> Document | None:
+        problem = say_problem(verb.attr("voice"), verb.attr("language"))
+        if problem:
+            # Outside <Gather> an invalid voice is a warning (13511) and the <Say> speaks nothing.
+            self._note(call, verb, document, seconds=0.0, error=f"13511 {problem}")
+            call.errors.append(f"13511 Say: Invalid voice value: {problem}")
+            self._ctx.log(call, f"<Say> not spoken (13511): {problem}")
+            return None
         seconds = self._seconds(verb)
         self._note(call, verb, document, seconds=seconds)
         text = verb.text if len(verb.text) <= 60 else verb.text[:57] + "..."
@@ -185,6 +206,10 @@ class Interpreter:
 
     def _gather(self, call: Call, verb: Verb, document: Document) -> Document | None:
         record = self._note(call, verb, document)
+        for child in verb.children:
+            problem = say_problem(child.attr("voice"), child.attr("language")) if child.name == "Say" else None
+            if problem:
+                raise ApplicationError("13321", f"Gather -> Say: Invalid voice value: {problem}", document.url)
         for child in verb.children:
             if child.name in ("Say", "Play", "Pause"):
                 self._handlers[child.name](self, call, child, document)
@@ -230,7 +255,13 @@ class Interpreter:
         timeout = number(verb.attr("timeout"), 30.0)
         talk_limit = number(verb.attr("timeLimit"), DEFAULT_TIME_LIMIT)
         conference = next((noun for noun in nouns if noun.name == "Conference"), None)
-        if conference is not None:
+        caller_id = verb.attr("callerId")
+        if caller_id and not self._valid_caller_id(call, caller_id):
+            # Warning 13214: "callerId must be the calling number, called number, or a validated outgoing number".
+            call.errors.append(f"13214 Dial: Invalid callerId value: {caller_id}")
+            self._ctx.log(call, f"<Dial> refused (13214): callerId {caller_id} is not the account's")
+            status, talk, leg_sid = "failed", 0, new_sid("CA")
+        elif conference is not None:
             status, talk, leg_sid = self._conference(call, conference, document, talk_limit)
         elif nouns:
             status, talk, leg_sid = self._second_leg(call, nouns[0], timeout, talk_limit)
@@ -248,6 +279,10 @@ class Interpreter:
             "DialBridged": "true" if status == "completed" else "false",
         }
         return self.fetch(call, "action", self._resolve(call, document, target), verb.attr("method", "POST"), extra)
+
+    def _valid_caller_id(self, call: Call, caller_id: str) -> bool:
+        e164 = normalize_number(caller_id)
+        return e164 is not None and (e164 in (call.from_, call.to) or e164 in self._ctx.numbers)
 
     def _second_leg(self, call: Call, noun: Verb, timeout: float, talk_limit: float) -> tuple[str, int, str]:
         t = self._ctx.timings
@@ -293,10 +328,11 @@ class Interpreter:
             if call.bridged_with is None:
                 self._hold(call, noun, document, call.clock + t.conference_wait)
             if call.bridged_with is None:
-                self._ctx.log(call, f"nobody joined {name}; treating it as bridged after a ring")
-                self._ctx.sleep(call, t.dial_ring)
-            else:
-                self._ctx.log(call, f"conference {name} bridged with {call.bridged_with[:8]}…")
+                # Twilio keeps a lone participant waiting (to the call's time limit); the simulated person hangs up.
+                call.legs.append({"sid": call.sid, "to": name, "noun": "Conference", "status": "alone", "duration": 0})
+                self._ctx.log(call, f"nobody joined {name}; the caller hangs up after {t.conference_wait:g}s alone")
+                raise Ended("completed")
+            self._ctx.log(call, f"conference {name} bridged with {call.bridged_with[:8]}…")
             talk = whole_seconds(min(t.dial_talk, talk_limit))
             self._ctx.sleep(call, talk)
         finally:

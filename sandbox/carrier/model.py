@@ -96,7 +96,7 @@ class Timings:
     digit: float = 0.5  # per DTMF digit pressed or played (and per `w` wait)
     dial_ring: float = 4.0  # second leg of a <Dial> rings this long before answering
     dial_talk: float = 10.0  # then the two parties talk this long
-    conference_wait: float = 30.0  # wait for another participant before treating the conference as bridged
+    conference_wait: float = 120.0  # alone in a conference this long (hearing its waitUrl), the caller hangs up
     record: float = 5.0  # the person speaks this long at a <Record>
     sms_delivery: float = 1.0  # queued → sent → delivered
 

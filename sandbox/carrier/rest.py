@@ -92,6 +92,7 @@ class RestApi:
     def __init__(self, account: Account, engine: Engine) -> None:
         self.account = account
         self.engine = engine
+        self.numbers = engine.ctx.numbers  # the account's own numbers: the only valid From
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -181,6 +182,15 @@ class RestApi:
         from_ = normalize_number(one("From"))
         if from_ is None:
             raise TwilioError(400, 21212, f"Invalid 'From' Phone Number: {one('From')}")
+        if from_ not in self.numbers:
+            # Twilio's CreateCall: "If using a phone number, it must be a Twilio number or a Verified outgoing
+            # caller id for your account" (twilio-oai); otherwise error 21210 with this message.
+            raise TwilioError(
+                400,
+                21210,
+                f"The source phone number provided, {from_}, is not yet verified for your account. "
+                "You may only make calls from phone numbers that you've verified or purchased from Twilio.",
+            )
         if not one("Url") and not one("Twiml") and not one("ApplicationSid"):
             raise TwilioError(400, 21205, "Either Url, Twiml or ApplicationSid is required")
         if one("ApplicationSid") and not (one("Url") or one("Twiml")):
@@ -317,6 +327,14 @@ class RestApi:
         to = normalize_number(one("To"))
         if to is None:
             raise TwilioError(400, 21211, f"Invalid 'To' Phone Number: {one('To')}")
+        if one("From") and normalize_number(one("From")) not in self.numbers:
+            # An SMS goes from one of the account's own (SMS-capable) numbers: error 21606 otherwise.
+            raise TwilioError(
+                400,
+                21606,
+                f"The From phone number {one('From')} is not a valid, SMS-capable inbound phone number "
+                "or short code for your account.",
+            )
         if one("StatusCallback") and not _valid_url(one("StatusCallback")):
             raise TwilioError(400, 21609, f"Invalid 'StatusCallback': {one('StatusCallback')}")
         message = Message(

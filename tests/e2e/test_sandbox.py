@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, RunningSandbox, free_port, start_sandbox, stop_sandbox
+from tests.e2e.conftest import ROOT, RunningSandbox, free_port, sandbox_env, start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.e2e
 # Under --faults a call's final status callback may be dropped (10 % of callbacks are): then only reconciliation
@@ -215,6 +215,7 @@ def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> N
         [sys.executable, "-m", "sandbox", "--port", port],
         check=False,
         cwd=ROOT,
+        env=sandbox_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -225,10 +226,25 @@ def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> N
 
 def test_help_documents_the_command_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--help"], check=False, cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "sandbox", "--help"],
+        check=False,
+        cwd=ROOT,
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
-    for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults", "--seed"):
+    for flag in (
+        "--host",
+        "--port",
+        "--account",
+        "--state-dir",
+        "--speed",
+        "--press",
+        "--schedule-every",
+        "--faults",
+        "--seed",
+    ):
         assert flag in result.stdout
 
 

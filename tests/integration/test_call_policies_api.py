@@ -123,7 +123,7 @@ def _carrier_answer(status: str, duration: str | None) -> Callable[[httpx.Reques
 def test_hang_up_at_the_carrier(
     api: ApiClient, api_module: ModuleType, aws: Any, clock: Clock, twilio: FakeTwilio, carrier_secret: Any
 ) -> None:
-    api_module.deps()._carrier = twilio.client()
+    api_module.deps().carrier = twilio.client()
     ringing = place_now(aws, twilio, api.post_call(PLAY).data["callid"])
     live = place_now(aws, twilio, api.post_call(PLAY | {"retry_attempts": "2", "retry_on": "MACHINE"}).data["callid"])
 

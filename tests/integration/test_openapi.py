@@ -73,11 +73,12 @@ def test_documented_responses_are_the_ones_the_api_gives() -> None:
         for path, ops in spec["paths"].items()
         for method, op in ops.items()
     }
-    assert codes[("POST", "/pcall/call")] == {"200", "400", "401", "409", "503"}
-    assert codes[("GET", "/pcall/calls")] == {"200", "400", "401"}
-    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == {"200", "401", "404", "409"}
-    assert codes[("PUT", "/pcall/ivr/{code}")] == {"200", "400", "401", "503"}
-    assert codes[("DELETE", "/pcall/ivr/{code}")] == {"200", "401", "404", "409"}
+    # every route that checks credentials may also refuse a burst of failed logins (429)
+    assert codes[("POST", "/pcall/call")] == {"200", "400", "401", "409", "429", "503"}
+    assert codes[("GET", "/pcall/calls")] == {"200", "400", "401", "429"}
+    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == {"200", "401", "404", "409", "429"}
+    assert codes[("PUT", "/pcall/ivr/{code}")] == {"200", "400", "401", "429", "503"}
+    assert codes[("DELETE", "/pcall/ivr/{code}")] == {"200", "401", "404", "409", "429"}
     assert all("422" not in c for c in codes.values())
 
 

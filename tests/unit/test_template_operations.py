@@ -43,13 +43,23 @@ def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
 
 
-def global_env(name: str) -> str:
-    return str(template()["Globals"]["Function"]["Environment"]["Variables"][name])
-
-
-def function_env(function: str, name: str) -> str:
+def function_env(function: str, name: str) -> Any:
+    """A function's environment variable as the template writes it (its own, else the Globals' one)."""
     own = template()["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
-    return str(own.get(name, global_env(name)))
+    if name in own:
+        return own[name]
+    return template()["Globals"]["Function"]["Environment"]["Variables"][name]
+
+
+def metrics_identity() -> tuple[Any, Any]:
+    """(namespace, service dimension) every function's Powertools Metrics write under: one pair for all."""
+    pairs = {
+        json.dumps([function_env(f, "POWERTOOLS_METRICS_NAMESPACE"), function_env(f, "POWERTOOLS_SERVICE_NAME")])
+        for f in functions()
+    }
+    assert len(pairs) == 1, f"functions emit metrics under different namespaces or services: {pairs}"
+    namespace, service = json.loads(pairs.pop())
+    return namespace, service
 
 
 # --- what the code emits ---------------------------------------------------------------------
@@ -217,22 +227,29 @@ def test_custom_metrics_in_alarms_are_emitted_under_the_functions_namespace_and_
         for metric in alarm_metrics(alarm):
             if metric["Namespace"].startswith("AWS/"):
                 continue
-            assert metric["Namespace"] == global_env("POWERTOOLS_METRICS_NAMESPACE"), name
-            assert metric["Dimensions"] == [{"Name": "service", "Value": global_env("POWERTOOLS_SERVICE_NAME")}], name
+            namespace, service = metrics_identity()
+            assert metric["Namespace"] == namespace, name
+            assert metric["Dimensions"] == [{"Name": "service", "Value": service}], name
             assert metric["MetricName"] in emitted_metrics(), name
 
 
 # --- dashboard -------------------------------------------------------------------------------
 
 
+def _as_sub(value: Any) -> str:
+    """How a template value is written inside a Fn::Sub string: "x" stays "x", {"Ref": "X"} is "${X}"."""
+    return f"${{{value['Ref']}}}" if isinstance(value, dict) else str(value)
+
+
 @cache
 def dashboard() -> dict[str, Any]:
+    """The dashboard body, each ${...} replaced by itself spelt out (so a value can be compared to the template's)."""
     body = template()["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     names = set(re.findall(r"\$\{([^}]+)\}", body))
     known = set(template()["Resources"]) | {"AWS::Region", "AWS::StackName"}
     for name in names:
         assert name.split(".")[0] in known, f"the dashboard refers to {name}, which the template does not define"
-    data: dict[str, Any] = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+    data: dict[str, Any] = json.loads(body)
     return data
 
 
@@ -249,8 +266,9 @@ def test_every_custom_metric_on_the_dashboard_is_emitted_by_the_code() -> None:
     custom = [m for m in dashboard_metrics() if not m[0].startswith("AWS/")]
     assert custom
     for metric in custom:
-        assert metric[0] == global_env("POWERTOOLS_METRICS_NAMESPACE")
-        assert metric[2:4] == ["service", global_env("POWERTOOLS_SERVICE_NAME")]
+        namespace, service = metrics_identity()
+        assert metric[0] == _as_sub(namespace)
+        assert metric[2:4] == ["service", _as_sub(service)]
         assert metric[1] in emitted_metrics(), metric[1]
 
 
@@ -371,3 +389,16 @@ def test_samconfig_deploys_each_environment_without_a_hard_coded_bucket(environm
 def test_the_two_environments_are_two_stacks() -> None:
     names = {samconfig()[env]["global"]["parameters"]["stack_name"] for env in ("default", "prod")}
     assert len(names) == 2
+
+
+# --- the runbook -----------------------------------------------------------------------------
+
+
+def test_the_runbook_says_what_each_alarm_means() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    headings = [line for line in runbook.splitlines() if line.startswith("### ")]
+    for name in resources("AWS::CloudWatch::Alarm"):
+        assert any(f"`{name}`" in heading for heading in headings), f"docs/runbook.md has no section for {name}"
+    for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
+        assert f"## {section}" in runbook
+    assert "## Reading a call's timeline" in runbook

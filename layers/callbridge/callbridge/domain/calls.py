@@ -129,6 +129,7 @@ class Call(BaseModel):
     second_leg_id: str | None = None
     dialed_at: str | None = None
     source: str = "api"
+    campaign: str | None = None  # the id of the campaign the call belongs to
     claim_token: str | None = None
     tts_audio: dict[str, str] = Field(default_factory=dict)
     # The answer_ivr menu and every menu it leads to, as they were when the call was accepted (code → menu).

@@ -29,6 +29,7 @@ DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
 REQUEUED = "requeued"  # a QUEUED call sent to the queue again
 RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
 DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
+RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (logic/campaigns.py)
 _CARRIER_RETRY = "carrier.retry"  # the placer put the call back to QUEUED to retry later (logic/placer.py)
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
@@ -83,6 +84,9 @@ def due_at(call: Call) -> str | None:
 
 def queued_since(call: Call) -> datetime:
     """When a QUEUED call's message should have become visible to the placer."""
+    released = _events(call, (RELEASED,))
+    if released:  # a campaign's call waits for its release, not since it was created
+        return moment(released[-1].at)
     return moment(due_at(call) or call.created_at)
 
 

@@ -49,6 +49,7 @@ PAYLOAD_FIELDS = (
     "sms_status",
     "error_code",
     "error_desc",
+    "campaign",
     "attempts",  # how many carrier attempts the call made
     "metadata",  # the caller's metadata, as its JSON text
 )
@@ -113,6 +114,7 @@ def payload(call: Call) -> dict[str, str]:
         "to": call.accepted.get("to") or call.request.get("to"),
         "call_date": call.call_date,
         "sms_status": call.sms_status,
+        "campaign": call.campaign,
         "attempts": len(call.all_attempts()),
         "metadata": metadata_text(call.metadata) if call.metadata is not None else None,
     }

@@ -96,6 +96,18 @@ def render_hold(tone_url: str) -> str:
     return _document(root)
 
 
+# Said to `to` when answer_dial_to cannot be reached through the dial-tone bridge (busy, no answer, failed).
+NOT_BRIDGED_MESSAGE = "Sorry, the person you are calling is not available. Goodbye."
+
+
+def render_not_bridged() -> str:
+    """The document that takes `to` out of the bridge when the second leg failed: a message, then hang up."""
+    root = ET.Element("Response")
+    say_speech(root, NOT_BRIDGED_MESSAGE, None)
+    ET.SubElement(root, "Hangup")
+    return _document(root)
+
+
 def render_hangup() -> str:
     """A document that ends the call."""
     root = ET.Element("Response")
