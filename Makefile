@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run admin test lint typecheck validate build openapi bench bench-campaigns ci clean
+.PHONY: run admin screenshots test lint typecheck validate build openapi bench bench-campaigns ci clean
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -48,6 +48,11 @@ admin:
 test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## screenshots: the console's browser tests, writing their screenshots to docs/ (shown in the README)
+screenshots: $(DEV_STAMP)
+	sh tests/e2e/install-chromium.sh
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_console.py
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import openapi, openapi_campaigns
+from callbridge import console, openapi, openapi_campaigns
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
@@ -221,6 +221,35 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
 def hang_up_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
     call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
+
+
+@app.get(
+    "/pcall/stats",
+    summary="Calls per hour by status, with the answer rate (the console's chart)",
+    responses=openapi.responses(openapi.StatsResponse, 400, 401),
+    tags=["calls"],
+)
+def call_stats(
+    hours: Annotated[
+        int, Query(description="How many hours back, counting the current one.", ge=1, le=call_queries.MAX_STATS_HOURS)
+    ] = 24,
+) -> Response[str]:
+    stats = call_queries.hourly_outcomes(deps().calls, _account(), now=_now(), hours=hours)
+    return _json(200, envelope(200, **stats))
+
+
+@app.get("/pcall/console", include_in_schema=False)
+def console_page() -> Response[str]:
+    return Response(200, "text/html; charset=utf-8", console.page(), headers=console.HEADERS)
+
+
+@app.get("/pcall/console/<asset>", include_in_schema=False)
+def console_asset(asset: str) -> Response[str]:
+    found = console.asset(asset)
+    if found is None:
+        return _json(404, error_envelope(404, message="no such file"))
+    content, content_type = found
+    return Response(200, content_type, content, headers=console.HEADERS)
 
 
 # --- campaigns (see logic/campaigns.py) ---------------------------------------------------------

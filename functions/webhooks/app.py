@@ -134,6 +134,9 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     if action == "leg-status":
         hooks.second_leg_status(callid, params)
         return Response(204, TWIML, "")
+    if action == "sms-status":
+        hooks.sms_status(callid, params)
+        return Response(204, TWIML, "")
     if action == "fallback":
         return _twiml(hooks.fallback(callid, params))
     raise CallNotFound(f"{callid}/{action}")

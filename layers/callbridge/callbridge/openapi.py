@@ -129,6 +129,26 @@ class CancelResponse(BaseModel):
     data: CancelData
 
 
+class HourlyCount(BaseModel):
+    hour: str = Field(description="Start of the hour (UTC).")
+    total: int
+    answered: int = Field(description="Calls answered by a person or a machine.")
+    statuses: dict[str, int] = Field(description="Calls by their current status.")
+
+
+class StatsData(Envelope):
+    since: str
+    hours: list[HourlyCount]
+    total: int
+    finished: int = Field(description="COMPLETED, BUSY, NO_ANSWER or FAILED (cancelled calls are left out).")
+    answered: int
+    answer_rate: float | None = Field(description="answered / finished; null when no call has finished.")
+
+
+class StatsResponse(BaseModel):
+    data: StatsData
+
+
 class IvrMenuView(IvrMenu):
     """An IVR menu as stored for the account."""
 

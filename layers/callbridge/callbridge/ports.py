@@ -26,6 +26,15 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True)
+class CallOutcome:
+    """What the hourly chart counts of one call."""
+
+    created_at: str
+    status: CallStatus
+    answered_by: str
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of calls and where the next one starts (None when there is no more)."""
 
@@ -52,6 +61,8 @@ class CallsStore(Protocol):
     def get(self, callid: str) -> Call | None: ...
 
     def list_calls(self, query: CallQuery) -> Page: ...
+
+    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]: ...
 
     def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page: ...
 

@@ -18,7 +18,16 @@ from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.dispatch import DEFAULT_TIMING, Timing, attention, listed_as_scheduled
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.ivr import IvrMenu, StoredMenu
-from callbridge.ports import CallQuery, Cursor, DueCall, IdempotencyKeyTaken, IdempotencyRecord, Page, VersionConflict
+from callbridge.ports import (
+    CallOutcome,
+    CallQuery,
+    Cursor,
+    DueCall,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Page,
+    VersionConflict,
+)
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -253,6 +262,38 @@ class DynamoCallsStore:
                 keys.append(f":s{n}")
             params["FilterExpression"] = f"#s IN ({', '.join(keys)})"
         return self._query_pages(params, query.limit, query.cursor)
+
+    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
+        """Every call the account created at or after `since`: three attributes each, every index page."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": "#a = :a AND #k >= :since",
+            "ProjectionExpression": "#c, #s, #b",
+            "ExpressionAttributeNames": {
+                "#a": "account_id",
+                "#k": "created_key",
+                "#c": "created_at",
+                "#s": "status",
+                "#b": "answered_by",
+            },
+            "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+        }
+        outcomes: list[CallOutcome] = []
+        try:
+            for page in self._db.get_paginator("query").paginate(**params):
+                for item in page.get("Items", []):
+                    data = from_item(item)
+                    outcomes.append(
+                        CallOutcome(
+                            created_at=str(data.get("created_at", "")),
+                            status=CallStatus(data["status"]),
+                            answered_by=str(data.get("answered_by") or ""),
+                        )
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        return outcomes
 
     def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page:
         params = {

@@ -168,6 +168,46 @@ def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, att
     return call.model_copy(update=_outcome(call))
 
 
+SMS_STATUS_EVENT = "sms.status"
+# How far along its way each of the carrier's message statuses is (Twilio's MessageStatus for an outbound SMS).
+# Callbacks may come late, twice or out of order: a status never replaces one further along, and the final ones
+# (delivered, undelivered, failed, canceled) absorb each other, except that `read` can still follow delivery.
+_SMS_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+
+
+def later_sms_status(current: str | None, new: str) -> str:
+    """The SMS status to keep when `new` arrives: whichever is further along (`current` on a tie)."""
+    if _SMS_RANK.get(new, -1) > _SMS_RANK.get(current or "", -1):
+        return new
+    return current or new
+
+
+def apply_sms_status(call: Call, params: Mapping[str, str], at: str) -> Call:
+    """The call after a message status callback about its voicemail SMS (kept on the timeline).
+
+    A callback about another message than the call's SMS changes nothing but the timeline.
+    """
+    detail = {k: params[k] for k in ("MessageSid", "MessageStatus", "ErrorCode") if params.get(k)}
+    call = call.with_event(at, SMS_STATUS_EVENT, **detail)
+    sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "").lower()
+    if not status or (call.sms_sid and sid != call.sms_sid):
+        return call
+    return call.model_copy(
+        update={"sms_sid": call.sms_sid or sid, "sms_status": later_sms_status(call.sms_status, status)}
+    )
+
+
 def outcome_fields(call: Call) -> dict[str, Any]:
     """The outcome of a call as callbacks and the API report it."""
     return {

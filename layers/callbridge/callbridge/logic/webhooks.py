@@ -22,7 +22,13 @@ from callbridge.domain.ivr import (
     resolve,
     valid_code,
 )
-from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import (
+    apply_flow_request,
+    apply_recording_callback,
+    apply_sms_status,
+    apply_status_callback,
+    later_sms_status,
+)
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
@@ -102,7 +108,7 @@ class Webhooks:
         if call.status.is_final:
             return render_hangup()
         if label == "Machine" and request.answermachine_sms:
-            self._send_sms_once(call, request)
+            self._send_sms_once(call, request, urls)
         flow = flow_urls(urls, callid)
         ivr = None
         if label == "Person" and request.answer_ivr:
@@ -151,7 +157,7 @@ class Webhooks:
             opt_out(self.suppressions, call.account_id, call.request["to"], callid, now=when)
         return render_next(resolution, code, menus, _request_of(call), flow_urls(urls, callid), step=step)
 
-    def _send_sms_once(self, call: Call, request: CallRequest) -> None:
+    def _send_sms_once(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
         """Send the voicemail SMS exactly once, even if the carrier retries the flow webhook."""
         stamp = self._stamp()
         token = f"{_SMS_SENDING}-{secrets.token_hex(4)}"
@@ -163,14 +169,31 @@ class Webhooks:
         if stored is None or stored.sms_status != token:
             return
         sender = request.answermachine_sms_from or self.sms_from_default(call) or call.request.get("from", "")
+        progress = urls.route(call.callid, "sms-status")
         try:
-            result = self.carrier.send_sms(call.request["to"], sender, request.answermachine_sms or "")
-            update = {"sms_status": result.status, "sms_sid": result.sid}
-            event = {"sid": result.sid, "status": result.status, "from": sender}
+            result = self.carrier.send_sms(call.request["to"], sender, request.answermachine_sms or "", progress)
         except CarrierError as exc:
-            update = {"sms_status": "failed"}
-            event = {"status": "failed", "error": str(exc), "from": sender}
-        self.calls.update(call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "sms", **event))
+            failed = {"status": "failed", "error": str(exc), "from": sender}
+            self.calls.update(
+                call.callid, lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, "sms", **failed)
+            )
+            return
+        event = {"sid": result.sid, "status": result.status, "from": sender}
+
+        def sent(c: Call) -> Call:
+            # The carrier's status callbacks may already have moved the SMS further along: never back.
+            update = {"sms_sid": c.sms_sid or result.sid, "sms_status": later_sms_status(c.sms_status, result.status)}
+            return c.model_copy(update=update).with_event(stamp, "sms", **event)
+
+        self.calls.update(call.callid, sent)
+
+    def sms_status(self, callid: str, params: Mapping[str, str]) -> Call:
+        """The carrier's message status callback for the voicemail SMS: `sms_status` follows it to delivered."""
+        stamp = self._stamp()
+        stored = self.calls.update(callid, lambda c: apply_sms_status(c, params, stamp))
+        if stored is None:
+            raise CallNotFound(callid)
+        return stored
 
     def status(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
         """Apply a status callback of attempt `attempt`; late, repeated or reordered ones never move the call
