@@ -153,7 +153,8 @@ def end_to_end(running: Running, calls: int, cps: float, memory_mb: dict[str, in
         "seconds": round(seconds, 1),
         "carrier_requests": len(times),
         "max_carrier_requests_in_any_1s": max_in_window(times, 1.0),
-        "counts_exact": counts == dict(expected),
+        "counts_exact": counts == dict(expected),  # the final outcomes: false until FINISHED
+        "counts_add_up": sum(counts.values()) == calls,
         "counts": counts,
         "single_call_accept_to_dial_ms": summarize(single_waits, 1000),
         "usd_per_million_campaign_calls": round(per_campaign["usd_per_million"] / calls, 2),

@@ -137,7 +137,7 @@ class Sandbox:
     def _start_moto(self) -> None:
         port = free_port()
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -201,7 +201,7 @@ class Sandbox:
         return {"CARRIER_BASE_URL": str(self.carrier.base_url), "PUBLIC_API_URL": self.base_url}
 
     def _create_account(self) -> tuple[str, str]:
-        from callbridge.adapters.dynamodb import DynamoAccountsStore
+        from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
         from callbridge.admin import create_account
 
         assert self.stack is not None

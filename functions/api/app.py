@@ -6,7 +6,7 @@ from functools import cache
 from typing import Annotated, Any
 from urllib.parse import unquote
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
@@ -18,7 +18,10 @@ from callbridge import console, openapi, openapi_campaigns
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
@@ -44,10 +47,11 @@ from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
+from callbridge.tracing import LazyTracer
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -57,6 +61,8 @@ class Deps:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.accounts = DynamoAccountsStore(settings.accounts_table)
+        self.menus = DynamoIvrMenus(settings.accounts_table)
+        self.idempotency = DynamoIdempotency(settings.accounts_table)
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
@@ -66,6 +72,8 @@ class Deps:
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
+            idempotency=self.idempotency,
+            menus=self.menus,
             queue=SqsCallsQueue(settings.calls_queue_url),
             suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
@@ -78,7 +86,8 @@ class Deps:
                 campaign_settings.campaigns_table, idempotency_table=settings.accounts_table
             ),
             calls=self.calls,
-            accounts=self.accounts,
+            idempotency=self.idempotency,
+            menus=self.menus,
             queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
             carrier_cps=campaign_settings.carrier_cps,
             allow_loopback_callbacks=settings.callback_allow_loopback,
@@ -364,7 +373,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     account = _account()
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
-    return _json(200, envelope(200, **ivr_menus.put_menu(deps().accounts, account, code, body, now=_now())))
+    return _json(200, envelope(200, **ivr_menus.put_menu(deps().menus, account, code, body, now=_now())))
 
 
 @app.get(
@@ -374,7 +383,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.get_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.get_menu(deps().menus, _account(), code)))
 
 
 @app.get(
@@ -384,7 +393,7 @@ def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def list_ivr_menus() -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.list_menus(deps().accounts, _account())))
+    return _json(200, envelope(200, **ivr_menus.list_menus(deps().menus, _account())))
 
 
 @app.delete(
@@ -394,7 +403,7 @@ def list_ivr_menus() -> Response[str]:
     tags=["ivr"],
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().menus, _account(), code)))
 
 
 def _number() -> Any:

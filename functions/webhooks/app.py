@@ -4,13 +4,14 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.carrier_client import CurrentCarrier
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.suppressions import DynamoSuppressionList
@@ -22,10 +23,11 @@ from callbridge.domain.retries import MAX_RETRY_ATTEMPTS
 from callbridge.logic.placer import WebhookUrls
 from callbridge.logic.webhooks import Webhooks
 from callbridge.settings import CarrierSettings
+from callbridge.tracing import LazyTracer
 from callbridge.web import raw_body
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 TWIML = "text/xml; charset=utf-8"
@@ -96,9 +98,11 @@ def _urls() -> WebhookUrls:
     return WebhookUrls(f"{proto}://{event.request_context.domain_name}")
 
 
-def _attempt() -> int:
-    """The attempt a callback is about (`?attempt=N` from a call's second attempt on)."""
-    value = (app.current_event.query_string_parameters or {}).get(ATTEMPT, "1")
+def _attempt() -> int | None:
+    """The attempt a callback is about: `?attempt=N` on the URLs of a call that may be retried, else None."""
+    value = (app.current_event.query_string_parameters or {}).get(ATTEMPT)
+    if value is None:
+        return None
     if not value.isdigit() or not 1 <= int(value) <= MAX_RETRY_ATTEMPTS + 1:
         raise InvalidRequest.single(ATTEMPT, f"must be a whole number from 1 to {MAX_RETRY_ATTEMPTS + 1}")
     return int(value)
@@ -113,14 +117,14 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     params = _signed_params()
     hooks = deps().webhooks
     if action == "flow":
-        return _twiml(hooks.flow(callid, params, _urls()))
+        return _twiml(hooks.flow(callid, params, _urls(), _attempt() or 1))
     if action == "status":
         call = hooks.status(callid, params, _attempt())
         if call.status.is_final:
             _count_outcome(call)
         return Response(204, TWIML, "")
     if action == "recording":
-        hooks.recording(callid, params, _attempt())
+        hooks.recording(callid, params, _attempt() or 1)
         return Response(204, TWIML, "")
     if action == "gather":
         query = app.current_event.query_string_parameters or {}

@@ -192,13 +192,18 @@ def test_a_ringing_and_an_in_progress_call_are_hung_up(real_time: RunningSandbox
     ringing = post_call(real_time, to="17134560070", answer_play=PLAY)["callid"]
     live = post_call(real_time, to="17134560080", answer_speak=long_text, answer_speak_lang="en-US")["callid"]
 
-    wait_for(real_time, ringing, {"RINGING"}, timeout=30)
+    # callbridge asks the carrier for the final status callback only: a ringing call reads DIALING until then
+    deadline = time.monotonic() + 30
+    while not get_call(real_time, ringing)["carrier_call_id"]:
+        assert time.monotonic() < deadline, "the carrier never accepted the call"
+        time.sleep(0.1)
+    time.sleep(1.5)  # the simulated carrier sets the call up for a second, then it rings for four
     with real_time.client() as client:
         canceled = client.delete(f"/pcall/calls/{ringing}")
     assert canceled.status_code == 200, canceled.text
     assert canceled.json()["data"]["call"]["status"] == "CANCELED"
 
-    wait_for(real_time, live, {"IN_PROGRESS"}, timeout=30)
+    wait_for(real_time, live, {"IN_PROGRESS"}, timeout=30)  # the carrier asked for its flow: answered
     time.sleep(2)
     with real_time.client() as client:
         hung_up = client.delete(f"/pcall/calls/{live}")

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-from callbridge.adapters.dynamodb import DynamoAccountsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 
 from tests.conftest import AccountCredentials, ApiClient
 from tests.integration.conftest import Clock, queued, stored_call

@@ -288,8 +288,9 @@ def test_a_flow_request_alone_says_who_answered_while_the_call_is_live() -> None
     # given: the answered callback was lost; the carrier asks for the flow of a machine-answered call
     call = apply_flow_request(dialing_call(), {"CallStatus": "in-progress", "AnsweredBy": "machine_start"}, iso(T0))
 
-    # then: the verdict is kept, but the status waits for the carrier's status callbacks
-    assert (call.status, call.answered_by) == (CallStatus.DIALING, "Machine")
+    # then: the verdict is kept, and the call is in progress: the carrier asks for an answered call's flow only
+    # (and is subscribed to the final status callback alone)
+    assert (call.status, call.answered_by) == (CallStatus.IN_PROGRESS, "Machine")
 
 
 def test_a_late_ringing_after_completed_changes_nothing() -> None:

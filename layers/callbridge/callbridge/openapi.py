@@ -43,7 +43,13 @@ TAGS = {
 PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main", "number": "12812345670"}
 
 
-class Envelope(BaseModel):
+class _Deferred(BaseModel):
+    """Built on first use (the OpenAPI document), not at import: cold start is a user-visible latency."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Envelope(_Deferred):
     """The vendor's envelope around every answer."""
 
     model_config = ConfigDict(extra="allow")
@@ -51,7 +57,7 @@ class Envelope(BaseModel):
     code_desc: str = Field(description="Empty on success; what is wrong otherwise.")
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Deferred):
     field: str
     message: str
 
@@ -60,7 +66,7 @@ class ErrorData(Envelope):
     errors: list[ErrorDetail] | None = Field(None, description="Each broken rule (400 only).")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Deferred):
     data: ErrorData
 
 
@@ -68,13 +74,13 @@ class CallAcceptedData(Envelope):
     callid: str = Field(description="Unique id of the call; needed to cancel a scheduled call.")
 
 
-class CallAcceptedResponse(BaseModel):
+class CallAcceptedResponse(_Deferred):
     """The parameters as accepted (with `from` and `record` defaulted), code, code_desc and callid."""
 
     data: CallAcceptedData
 
 
-class CallSummary(BaseModel):
+class CallSummary(_Deferred):
     model_config = ConfigDict(extra="allow")
     callid: str
     status: CallStatus
@@ -97,7 +103,7 @@ class CallListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class CallListResponse(BaseModel):
+class CallListResponse(_Deferred):
     data: CallListData
 
 
@@ -105,7 +111,7 @@ class CallDetailData(Envelope):
     call: dict[str, Any]
 
 
-class CallDetailResponse(BaseModel):
+class CallDetailResponse(_Deferred):
     data: CallDetailData
 
 
@@ -125,7 +131,7 @@ class CancelData(Envelope):
     status: CallStatus
 
 
-class CancelResponse(BaseModel):
+class CancelResponse(_Deferred):
     data: CancelData
 
 
@@ -152,6 +158,7 @@ class StatsResponse(BaseModel):
 class IvrMenuView(IvrMenu):
     """An IVR menu as stored for the account."""
 
+    model_config = ConfigDict(defer_build=True)
     code: str = Field(description="The menu's code, as answer_ivr names it.")
     created_at: str
     updated_at: str
@@ -161,7 +168,7 @@ class IvrMenuData(Envelope):
     menu: IvrMenuView
 
 
-class IvrMenuResponse(BaseModel):
+class IvrMenuResponse(_Deferred):
     data: IvrMenuData
 
 
@@ -169,7 +176,7 @@ class IvrMenuPutData(IvrMenuData):
     created: bool = Field(description="True if the menu is new, false if it replaced one.")
 
 
-class IvrMenuPutResponse(BaseModel):
+class IvrMenuPutResponse(_Deferred):
     data: IvrMenuPutData
 
 
@@ -177,7 +184,7 @@ class IvrMenuListData(Envelope):
     menus: list[IvrMenuView]
 
 
-class IvrMenuListResponse(BaseModel):
+class IvrMenuListResponse(_Deferred):
     data: IvrMenuListData
 
 
@@ -185,7 +192,7 @@ class IvrMenuDeleteData(Envelope):
     deleted: str = Field(description="The code of the deleted menu.")
 
 
-class IvrMenuDeleteResponse(BaseModel):
+class IvrMenuDeleteResponse(_Deferred):
     data: IvrMenuDeleteData
 
 

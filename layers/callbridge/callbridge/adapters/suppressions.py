@@ -6,10 +6,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
-from callbridge.adapters.dynamodb import from_item, to_item
+from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
+from callbridge.adapters.dynamodb.codec import from_item, to_item
 from callbridge.domain.errors import InvalidRequest, ServiceUnavailable
 from callbridge.domain.suppressions import Suppression
 from callbridge.ports import Cursor
@@ -19,10 +17,7 @@ _BATCH_GET = 100  # keys per BatchGetItem
 _BATCH_WRITE = 25  # items per BatchWriteItem
 _WORKERS = 8
 _ROUNDS = 8  # BatchGet/BatchWrite rounds for what DynamoDB left unprocessed (throttling)
-
-
-def _unavailable(exc: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(f"storage unavailable: {exc}")
+_WHAT = "do-not-call list"
 
 
 def _key(account_id: str, number: str) -> dict[str, Any]:
@@ -39,7 +34,7 @@ def _suppression(data: dict[str, Any]) -> Suppression:
 
 
 def _item(account_id: str, entry: Suppression) -> dict[str, Any]:
-    return to_item(
+    item: dict[str, Any] = to_item(
         {
             "pk": account_id,
             "sk": PREFIX + entry.number,
@@ -48,6 +43,7 @@ def _item(account_id: str, entry: Suppression) -> dict[str, Any]:
             "callid": entry.callid,
         }
     )
+    return item
 
 
 class DynamoSuppressionList:
@@ -55,57 +51,42 @@ class DynamoSuppressionList:
 
     def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
         self.table_name = table_name
-        self._client = dynamodb
-
-    @property
-    def _db(self) -> Any:
-        if self._client is None:
-            self._client = client("dynamodb", pool=_WORKERS + 2)
-        return self._client
+        self._db = LazyClient("dynamodb", dynamodb, pool=_WORKERS + 2)
 
     def get(self, account_id: str, number: str) -> Suppression | None:
         """The entry for `number` (E.164), read consistently: a number suppressed a moment ago is found."""
-        try:
-            response = self._db.get_item(TableName=self.table_name, Key=_key(account_id, number), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc) from exc
+        with aws_errors(_WHAT):
+            response = self._db().get_item(TableName=self.table_name, Key=_key(account_id, number), ConsistentRead=True)
         item = response.get("Item")
         return _suppression(from_item(item)) if item else None
 
     def add(self, account_id: str, entry: Suppression) -> bool:
         """Put `entry` unless the number is already listed (the first entry is kept); whether it was new."""
         try:
-            self._db.put_item(
-                TableName=self.table_name,
-                Item=_item(account_id, entry),
-                ConditionExpression="attribute_not_exists(sk)",
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise _unavailable(exc) from exc
+            with aws_errors(_WHAT):
+                self._db().put_item(
+                    TableName=self.table_name,
+                    Item=_item(account_id, entry),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+        except ConditionFailed:
+            return False
         return True
 
     def put(self, account_id: str, entry: Suppression) -> bool:
         """Create or replace the entry for `entry.number`; whether it was new."""
-        try:
-            response = self._db.put_item(
+        with aws_errors(_WHAT):
+            response = self._db().put_item(
                 TableName=self.table_name, Item=_item(account_id, entry), ReturnValues="ALL_OLD"
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc) from exc
         return not response.get("Attributes")
 
     def delete(self, account_id: str, number: str) -> bool:
         """Remove `number` from the list; whether it was on it."""
-        try:
-            response = self._db.delete_item(
+        with aws_errors(_WHAT):
+            response = self._db().delete_item(
                 TableName=self.table_name, Key=_key(account_id, number), ReturnValues="ALL_OLD"
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc) from exc
         return bool(response.get("Attributes"))
 
     def page(self, account_id: str, limit: int, cursor: Cursor | None) -> tuple[list[Suppression], Cursor | None]:
@@ -120,10 +101,8 @@ class DynamoSuppressionList:
             if not str(cursor.get("sk", "")).startswith(PREFIX):
                 raise InvalidRequest.single("next", "not a token returned by this listing")
             params["ExclusiveStartKey"] = to_item(cursor)
-        try:
-            response = self._db.query(**params)
-        except (ClientError, BotoCoreError) as exc:
-            raise _unavailable(exc) from exc
+        with aws_errors(_WHAT):
+            response = self._db().query(**params)
         entries = [_suppression(from_item(i)) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
         return entries, (from_item(last) if last else None)
@@ -147,26 +126,22 @@ class DynamoSuppressionList:
         keys: list[dict[str, Any]] = [_key(account_id, n) for n in numbers]
         found: set[str] = set()
         for _ in range(_ROUNDS):
-            try:
-                response = self._db.batch_get_item(
+            with aws_errors(_WHAT):
+                response = self._db().batch_get_item(
                     RequestItems={self.table_name: {"Keys": keys, "ProjectionExpression": "sk"}}
                 )
-            except (ClientError, BotoCoreError) as exc:
-                raise _unavailable(exc) from exc
             found.update(i["sk"]["S"][len(PREFIX) :] for i in response.get("Responses", {}).get(self.table_name, []))
             keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
             if not keys:
                 return found
-        raise ServiceUnavailable("storage unavailable: do-not-call list reads kept being throttled")
+        raise ServiceUnavailable(f"{_WHAT} unavailable: reads kept being throttled")
 
     def _write(self, account_id: str, entries: list[Suppression]) -> None:
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": _item(account_id, e)}} for e in entries]
         for _ in range(_ROUNDS):
-            try:
-                response = self._db.batch_write_item(RequestItems={self.table_name: requests})
-            except (ClientError, BotoCoreError) as exc:
-                raise _unavailable(exc) from exc
+            with aws_errors(_WHAT):
+                response = self._db().batch_write_item(RequestItems={self.table_name: requests})
             requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
             if not requests:
                 return
-        raise ServiceUnavailable("storage unavailable: do-not-call list writes kept being throttled")
+        raise ServiceUnavailable(f"{_WHAT} unavailable: writes kept being throttled")

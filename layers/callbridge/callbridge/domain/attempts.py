@@ -80,18 +80,31 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
     )
 
 
-def hold_for_window(call: Call, at: datetime) -> Call | None:
-    """A QUEUED call about to be dialed outside its calling window → SCHEDULED at the next opening; None if the
-    window is open (or the call has none)."""
+def _before_dialing(call: Call, statuses: tuple[CallStatus, ...], token: str | None) -> bool:
+    """Whether the call has not been dialed: in one of `statuses`, or claimed by the placer holding `token`
+    (which has not asked the carrier yet)."""
+    if token is not None:
+        return call.status is CallStatus.DIALING and call.claim_token == token and call.carrier_call_id is None
+    return call.status in statuses
+
+
+def hold_for_window(call: Call, at: datetime, token: str | None = None) -> Call | None:
+    """An attempt about to be dialed outside its calling window → SCHEDULED at the next opening; None if the
+    window is open (or the call has none).
+
+    The call is QUEUED, or (with `token`) just claimed by that placer, which then does not dial it.
+    """
     window = call.policy.window()
-    if window is None or call.status is not CallStatus.QUEUED or window.is_open(at):
+    if window is None or not _before_dialing(call, (CallStatus.QUEUED,), token) or window.is_open(at):
         return None
     opening = window.next_opening(at)
     stamp = iso(at)
+    unclaimed: dict[str, Any] = {"claim_token": None, "dialed_at": None, "tts_audio": {}}
     if opening is None:
         reason = "the calling window does not open again in every time zone of the number"
         failed = call.model_copy(
             update={
+                **unclaimed,
                 "status": CallStatus.FAILED,
                 "updated_at": stamp,
                 "ended_at": stamp,
@@ -101,14 +114,17 @@ def hold_for_window(call: Call, at: datetime) -> Call | None:
         )
         return failed.with_event(stamp, WINDOW_EVENT, reason=reason)
     held = call.model_copy(
-        update={"status": CallStatus.SCHEDULED, "updated_at": stamp, "next_attempt_at": iso(opening)}
+        update={**unclaimed, "status": CallStatus.SCHEDULED, "updated_at": stamp, "next_attempt_at": iso(opening)}
     )
     return held.with_event(stamp, WINDOW_EVENT, next_attempt_at=iso(opening))
 
 
-def cancel_suppressed(call: Call, at: datetime) -> Call | None:
-    """A call not dialed yet whose number is on the do-not-call list → CANCELED (`suppressed`); None otherwise."""
-    if call.status not in NOT_DIALED:
+def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Call | None:
+    """A call not dialed yet whose number is on the do-not-call list → CANCELED (`suppressed`); None otherwise.
+
+    Not dialed yet: SCHEDULED, QUEUED, RETRY_WAIT, or (with `token`) just claimed by that placer.
+    """
+    if not _before_dialing(call, NOT_DIALED, token):
         return None
     stamp = iso(at)
     canceled = call.model_copy(
@@ -117,6 +133,8 @@ def cancel_suppressed(call: Call, at: datetime) -> Call | None:
             "updated_at": stamp,
             "ended_at": stamp,
             "next_attempt_at": None,
+            "claim_token": None,
+            "dialed_at": None,
             "error_code": SUPPRESSED,
             "error_desc": "the number is on your do-not-call list",
         }

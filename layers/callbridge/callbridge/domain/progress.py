@@ -1,27 +1,38 @@
 """How carrier events move a call: monotonic states and an outcome that ignores order and repeats.
 
 Every carrier callback is kept on the call's timeline; the outcome is recomputed from the set of
-callbacks on it, so duplicated, late or reordered callbacks always give the same final answer.
+callbacks on it, so duplicated, late or reordered callbacks always give the same final answer. The store
+writes each callback as one conditional change (`status_change`, no read first) and settles the outcome
+from the timeline whenever it reads a call (`settled`).
+
+The carrier is asked only for the final status callback (`STATUS_EVENTS`): the flow webhook, which the
+carrier requests when the call is answered, already says when and by whom, and the carrier's acceptance of
+the create-call request says when it started. Earlier status callbacks still count when they come (a carrier
+configured otherwise, reconciliation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from callbridge.domain.answered import answered_by_label, is_machine
 from callbridge.domain.attempts import end_attempt
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso, moment
+from callbridge.domain.changes import NOT_FINAL, Change, apply
+from callbridge.domain.placing import CREATED_EVENT
 
 STATUS_EVENT = "carrier.status"
 ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
 RECORDING_EVENT = "carrier.recording"
-# The carrier asked for the answered call's TwiML. With synchronous detection Twilio documents AnsweredBy on this
-# request (not on status callbacks), so the verdict is taken from here too.
+# The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
+# documents AnsweredBy on this request (not on status callbacks), so the verdict is taken from here too.
 FLOW_EVENT = "flow"
 _FLOW_PARAMS = ("AnsweredBy", "CallStatus", "MachineDetectionDuration")
+# The status callbacks callbridge asks the carrier for: the outcome needs only the final one (see above).
+STATUS_EVENTS: tuple[str, ...] = ("completed",)
 
 CARRIER_STATUS = {
     "queued": CallStatus.DIALING,
@@ -83,6 +94,13 @@ def _current(call: Call, *names: str) -> list[TimelineEvent]:
     return [e for e in call.timeline if e.event in names and _of_attempt(e.detail) == call.attempt]
 
 
+def _answered_at(flow: TimelineEvent) -> str:
+    """When the call was answered, from the flow request: its receipt less the answering-machine detection."""
+    detection = _int(flow.detail.get("MachineDetectionDuration")) or 0
+    received = datetime.fromisoformat(flow.at.replace("Z", "+00:00"))
+    return iso(received - timedelta(milliseconds=detection))
+
+
 def _outcome(call: Call) -> dict[str, Any]:
     """The outcome implied by every carrier event of the current attempt on the timeline (a function of the set,
     not the order). billed_seconds adds the attempts before it."""
@@ -99,13 +117,19 @@ def _outcome(call: Call) -> dict[str, Any]:
         by_status.setdefault(str(event.detail.get("CallStatus", "")), []).append(when)
     early = by_status.get("initiated", []) + by_status.get("queued", []) + by_status.get("ringing", [])
     answered = by_status.get("in-progress", []) + by_status.get("answered", [])
+    # Without the early callbacks, the carrier's acceptance of the call and the flow request stand for them.
+    early = early or [e.at for e in _current(call, CREATED_EVENT)]
+    answered = answered or [_answered_at(e) for e in _current(call, FLOW_EVENT)]
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
     recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
     sip = sorted({str(e.detail["SipResponseCode"]) for e in statuses if e.detail.get("SipResponseCode")})
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
-        "answered_by": answered_by_label(amd_value) if was_answered else "",
+        # Without a verdict among the events, the one the call already has (or Person) stands.
+        "answered_by": (answered_by_label(amd_value) if amd_value else call.answered_by or answered_by_label(None))
+        if was_answered
+        else "",
         "billed_seconds": before + max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
         "answered_at": min(answered) if answered else call.answered_at,
@@ -148,16 +172,11 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attemp
 
 
 def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries.
-
-    A verdict is a fact about the call, not a transition: the status is left to status callbacks. The flow is
-    asked for while the current attempt is answered, so it belongs to that attempt.
-    """
-    detail: dict[str, Any] = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
-    if call.attempt != 1:
-        detail[ATTEMPT] = call.attempt
-    call = call.with_event(at, FLOW_EVENT, label=answered_by_label(params.get("AnsweredBy")), **detail)
-    return call.model_copy(update=_outcome(call))
+    """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries,
+    and IN_PROGRESS unless it already moved on (the carrier asks for the flow of an answered call only). The flow
+    is asked for while the current attempt is answered, so it belongs to that attempt."""
+    _, after = apply(call, flow_change(params, at, call.attempt))
+    return settled(after or call)
 
 
 def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
@@ -166,6 +185,61 @@ def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, att
     if attempt != call.attempt:
         return call
     return call.model_copy(update=_outcome(call))
+
+
+def settled(call: Call) -> Call:
+    """The call with the outcome its carrier events imply (the store applies this to every call it reads)."""
+    return call.model_copy(update=_outcome(call))
+
+
+def _kept(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
+
+
+def _before(target: CallStatus) -> frozenset[CallStatus]:
+    """The statuses a call moves forward from when the carrier reports `target`."""
+    return frozenset(s for s in NOT_FINAL if forward(s, target) is not s)
+
+
+def status_change(params: Mapping[str, str], at: str) -> Change:
+    """A status callback as one change: kept on the timeline, and the status moved if that is forward.
+
+    The same rules as `apply_status_callback` (a test holds them together), written without a read.
+    """
+    event = TimelineEvent(at=at, event=STATUS_EVENT, detail=_kept(params))
+    only_event = Change(event=event)
+    target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
+    if target is None:
+        return only_event
+    # An answer moves the call in the due index from when the carrier says it was answered.
+    since = _when(params.get("Timestamp")) if target is CallStatus.IN_PROGRESS else None
+    return Change(event=event, when=_before(target), status=target, otherwise=only_event, since=since)
+
+
+def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """A recording status callback of attempt `attempt` as one change (the outcome of that attempt takes the
+    recording from the timeline)."""
+    return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_detail(params, attempt)))
+
+
+def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """The carrier asks for the answered call's TwiML: the call is IN_PROGRESS (unless it already moved on).
+
+    `attempt`: the attempt being answered (its flow URL names it from the second one on).
+    """
+    detail: dict[str, Any] = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
+    if attempt != 1:
+        detail[ATTEMPT] = attempt
+    event = TimelineEvent(
+        at=at, event=FLOW_EVENT, detail={"label": answered_by_label(params.get("AnsweredBy")), **detail}
+    )
+    return Change(
+        event=event,
+        when=_before(CallStatus.IN_PROGRESS),
+        status=CallStatus.IN_PROGRESS,
+        otherwise=Change(event=event),
+        since=_answered_at(event),
+    )
 
 
 SMS_STATUS_EVENT = "sms.status"

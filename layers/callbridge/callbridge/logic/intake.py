@@ -18,13 +18,14 @@ from callbridge.domain.policies import CallPolicy, resolve_policy
 from callbridge.domain.requests import JSON_OBJECT_PARAMS, CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
 from callbridge.domain.suppressions import REFUSED
-from callbridge.logic.ivr import menus_for_call
+from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
     AccountsStore,
     CallsQueue,
     CallsStore,
     IdempotencyKeyTaken,
     IdempotencyRecord,
+    IdempotencyRecords,
     SuppressionList,
 )
 
@@ -38,6 +39,8 @@ class Intake:
 
     calls: CallsStore
     accounts: AccountsStore
+    idempotency: IdempotencyRecords
+    menus: MenuReader
     queue: CallsQueue
     suppressions: SuppressionList | None = None  # the do-not-call list; None: nothing is refused for it
     allow_loopback_callbacks: bool = False  # the sandbox only: callback_url may point at this machine
@@ -63,7 +66,6 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
     Returns the due instant, the IVR menus the call keeps (answer_ivr's and every one it leads to, so later
     edits or deletes of the account's menus never change an accepted call) and the call's policies.
     """
-    accounts = ports.accounts
     problems: list[FieldProblem] = []
     due = None
     ivr_menus: dict[str, dict[str, Any]] = {}
@@ -82,7 +84,7 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
             problems.append(FieldProblem("call_date", str(exc)))
     if request.answer_ivr:
         try:
-            ivr_menus = snapshot(menus_for_call(accounts, account.api_key, request.answer_ivr))
+            ivr_menus = snapshot(menus_for_call(ports.menus, account.api_key, request.answer_ivr))
         except InvalidRequest as exc:
             problems.extend(exc.problems)
     if problems:
@@ -122,7 +124,7 @@ def accept_call(
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
+        existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
     checked = _account_checks(request, account, ports, now)
@@ -185,11 +187,11 @@ def accept_call(
     try:
         ports.calls.create(call, idempotency=record_)
     except IdempotencyKeyTaken:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key or "")
+        existing = ports.idempotency.get(account.api_key, idempotency_key or "")
         if existing is None:
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash)
     if status is CallStatus.QUEUED:
         # If this send fails the call is still stored QUEUED: the scheduler re-sends it once it is overdue.
-        ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0)
+        ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0, call_date=call.call_date)
     return response

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
 from callbridge.domain.answered import answered_by_label
-from callbridge.domain.calls import Call, iso
+from callbridge.domain.calls import Call, TimelineEvent, iso
+from callbridge.domain.changes import Change
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import (
     MAX_STEPS,
@@ -23,11 +24,12 @@ from callbridge.domain.ivr import (
     valid_code,
 )
 from callbridge.domain.progress import (
-    apply_flow_request,
-    apply_recording_callback,
     apply_sms_status,
     apply_status_callback,
+    flow_change,
     later_sms_status,
+    recording_change,
+    status_change,
 )
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
@@ -98,12 +100,16 @@ class Webhooks:
             raise CallNotFound(callid)
         return call
 
-    def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls) -> str:
-        """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy."""
-        call = self._call(callid)
+    def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls, attempt: int = 1) -> str:
+        """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy.
+
+        One conditional write keeps the request on the timeline (as part of attempt `attempt`) and moves the
+        call to IN_PROGRESS, and returns the call to answer from.
+        """
         label = answered_by_label(params.get("AnsweredBy"))
-        stamp = self._stamp()
-        call = self.calls.update(callid, lambda c: apply_flow_request(c, params, stamp)) or call
+        _, call = self.calls.apply(callid, flow_change(params, self._stamp(), attempt))
+        if call is None:
+            raise CallNotFound(callid)
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
@@ -161,12 +167,8 @@ class Webhooks:
         """Send the voicemail SMS exactly once, even if the carrier retries the flow webhook."""
         stamp = self._stamp()
         token = f"{_SMS_SENDING}-{secrets.token_hex(4)}"
-
-        def claim(c: Call) -> Call | None:
-            return None if c.sms_status is not None else c.model_copy(update={"sms_status": token})
-
-        stored = self.calls.update(call.callid, claim)
-        if stored is None or stored.sms_status != token:
+        mine, _ = self.calls.apply(call.callid, Change(require={"sms_status": None}, set={"sms_status": token}))
+        if not mine:
             return
         sender = request.answermachine_sms_from or self.sms_from_default(call) or call.request.get("from", "")
         progress = urls.route(call.callid, "sms-status")
@@ -195,31 +197,34 @@ class Webhooks:
             raise CallNotFound(callid)
         return stored
 
-    def status(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
-        """Apply a status callback of attempt `attempt`; late, repeated or reordered ones never move the call
-        backwards, and an earlier attempt's never touch the current one."""
-        stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp, attempt))
+    def status(self, callid: str, params: Mapping[str, str], attempt: int | None = None) -> Call:
+        """Apply a status callback; late, repeated or reordered ones never move the call backwards.
+
+        `attempt`: the attempt it is about, named by the callback URL of a call that may be retried. Such a
+        call is read, so that an earlier attempt's callback never touches the current one and the end of an
+        attempt can start the next (domain/attempts.py); any other call is written without a read.
+        """
+        if attempt is None:
+            _, stored = self.calls.apply(callid, status_change(params, self._stamp()))
+        else:
+            stamp = self._stamp()
+            stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp, attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
     def recording(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
         """Keep the recording's URL and duration."""
-        stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_recording_callback(c, params, stamp, attempt))
+        _, stored = self.calls.apply(callid, recording_change(params, self._stamp(), attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
     def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
         """The <Dial> finished: keep how, then end the call."""
-        stamp = self._stamp()
-        status = params.get("DialCallStatus", "")
         detail = {k: v for k, v in params.items() if k.startswith("Dial")}
-        self.calls.update(
-            callid, lambda c: c.model_copy(update={"dial_status": status}).with_event(stamp, "dial.ended", **detail)
-        )
+        event = TimelineEvent(at=self._stamp(), event="dial.ended", detail=detail)
+        self.calls.apply(callid, Change(event=event, set={"dial_status": params.get("DialCallStatus", "")}))
         return render_hangup()
 
     def hold(self, callid: str, urls: WebhookUrls) -> str:
@@ -230,12 +235,8 @@ class Webhooks:
             return render_hangup()
         # Random, not the time: two fetches in the same millisecond must not both see their own claim.
         token = f"pending-{secrets.token_hex(4)}"
-
-        def claim(c: Call) -> Call | None:
-            return None if c.second_leg_id else c.model_copy(update={"second_leg_id": token})
-
-        stored = self.calls.update(callid, claim)
-        if stored is not None and stored.second_leg_id == token:
+        mine, stored = self.calls.apply(callid, Change(require={"second_leg_id": None}, set={"second_leg_id": token}))
+        if mine and stored is not None:
             self._dial_second_leg(stored, request, urls)
         return render_hold(request.answer_dial_tone_url)
 
@@ -265,8 +266,8 @@ class Webhooks:
             update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid, "from": caller_id}
         except CarrierError as exc:
             update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
-        self.calls.update(
-            call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "dial.second_leg", **event)
+        self.calls.apply(
+            call.callid, Change(event=TimelineEvent(at=stamp, event="dial.second_leg", detail=event), set=update)
         )
         if update["second_leg_id"] == "failed":
             self._end_bridge(call.callid, "failed")
