@@ -28,7 +28,7 @@ def claim(at: str, token: str, *, hold_until: str) -> Change:
         when=frozenset({CallStatus.QUEUED}),
         not_after={"call_date": hold_until, "next_attempt_at": hold_until},
         status=CallStatus.DIALING,
-        set={"dialed_at": at, "claim_token": token, "next_attempt_at": None},
+        set={"dialed_at": at, "claim_token": token},
     )
 
 
@@ -38,9 +38,9 @@ def premium_audio(audio: dict[str, str]) -> Change:
 
 
 def placed(at: str, sid: str, carrier_status: str, **detail: Any) -> Change:
-    """The carrier accepted the call: keep its id."""
+    """The carrier accepted the call: keep its id (the attempt is no longer waiting for its next_attempt_at)."""
     event = TimelineEvent(at=at, event=CREATED_EVENT, detail={"sid": sid, "status": carrier_status, **detail})
-    return Change(event=event, set={"carrier_call_id": sid})
+    return Change(event=event, set={"carrier_call_id": sid, "next_attempt_at": None})
 
 
 def uncertain(at: str, error: str) -> Change:

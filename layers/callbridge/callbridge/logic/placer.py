@@ -118,7 +118,9 @@ class Placer:
     def _held_back(self, claimed: Call, token: str) -> bool:
         """After the claim: a number put on the do-not-call list since the call was accepted ends it CANCELED,
         and an attempt outside its calling window waits for the next opening (SCHEDULED). Whether it is either."""
-        at = datetime.fromtimestamp(self.now(), UTC)
+        due = due_at(claimed)
+        # The window is judged when the attempt is due: the claim may come up to HOLD_SECONDS before that.
+        at = max(datetime.fromtimestamp(self.now(), UTC), moment(due) if due else datetime.min.replace(tzinfo=UTC))
         listed = self.suppressions is not None and self.suppressions.get(claimed.account_id, claimed.request["to"])
         if listed:
             self.calls.update(claimed.callid, lambda c: cancel_suppressed(c, at, token=token))
@@ -191,8 +193,8 @@ class Placer:
             return PlaceResult(Placement.SKIPPED)
         if self._held_back(claimed, token):
             return PlaceResult(Placement.SKIPPED)
-        due_time = claimed.call_date
-        if due_time and moment(due_time).timestamp() > slot:  # a message without its call_date
+        due_time = due_at(claimed)
+        if due_time and moment(due_time).timestamp() > slot:  # a message without its due time
             later = self.pacer.acquire(moment(due_time).timestamp(), horizon)
             if later is None:
                 self._release(callid, token, "no carrier slot at its call_date")
