@@ -57,7 +57,7 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
-        """Resolve Ref, GetAtt and Sub against what was created (and parameter defaults)."""
+        """Resolve Ref, GetAtt, Sub and Join against what was created (and parameter defaults)."""
         if isinstance(value, dict) and len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
@@ -66,6 +66,8 @@ class Stack:
                 return self.attrs[(arg[0], arg[1])]
             if key == "Fn::Sub":
                 return self._sub(arg)
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(self.resolve(part)) for part in self.resolve(arg[1]))
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -80,7 +82,13 @@ class Stack:
         params = self.template.get("Parameters", {})
         if name in params:
             return str(params[name].get("Default", ""))
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::URLSuffix": "amazonaws.com"}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.prefix,
+        }
         return pseudo.get(name, name)
 
     def _sub(self, arg: Any) -> str:
