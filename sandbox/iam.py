@@ -110,6 +110,24 @@ def function_policies(stack: Stack, found: dict[str, Role] | None = None) -> dic
     return result
 
 
+# IAM action prefixes that are not the name of the boto3 client calling them.
+_CLIENTS = {"dynamodb": ["dynamodb", "dynamodbstreams"]}
+_NOT_CALLED = ("logs", "xray", "cloudwatch")  # Lambda's runtime and X-Ray's daemon use these, not the code
+
+
+def services_called(documents: dict[str, Any]) -> list[str]:
+    """The boto3 clients a role lets its function use: those of the services its policies grant actions of."""
+    prefixes = {
+        str(action).split(":", 1)[0].lower()
+        for doc in documents.values()
+        for statement in _as_list(doc.get("Statement", []))
+        if statement.get("Effect") == "Allow"
+        for action in _as_list(statement.get("Action", []))
+        if ":" in str(action)
+    }
+    return sorted({client for p in prefixes - set(_NOT_CALLED) for client in _CLIENTS.get(p, [p])})
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

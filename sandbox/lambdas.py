@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from sandbox.template import ACCOUNT_ID, REGION, ROOT, Stack, function_code
+from sandbox.template import ACCOUNT_ID, REGION, ROOT, Stack, function_code, function_layers
 from sandbox.worker import Setup
 
 # How long a container may take to cold-start (import its handler) before the invocation fails.
@@ -65,6 +65,7 @@ class Function:
         *,
         concurrency: int = 8,
         probes: list[tuple[str, Any]] | None = None,
+        services: list[str] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.logical = logical
@@ -78,6 +79,8 @@ class Function:
         self.observers: list[Observer] = []
         self._log = log
         code_dir, handler = function_code(logical, stack.template)
+        # Lambda puts the function's code and then its layers on the path, ahead of the runtime's libraries.
+        self._path = [str(code_dir), *(str(layer) for layer in function_layers(logical, stack.template))]
         module, _, handler_name = handler.rpartition(".")
         self._setup = Setup(
             logical=logical,
@@ -89,12 +92,15 @@ class Function:
             region=REGION,
             account_id=ACCOUNT_ID,
             probes=list(probes or []),
+            services=list(services or []),
         )
         self._authkey = secrets.token_bytes(16)
         # Listening from the start: an event that arrives before the image is up waits for it.
         self._listener: Listener | None = Listener(family="AF_UNIX", authkey=self._authkey)
         self._image: subprocess.Popen[bytes] | None = None
         self._control: Connection | None = None
+        self._ready = threading.Event()
+        self._init_error = ""
         self._idle: queue.LifoQueue[_Container] = queue.LifoQueue()
         self._busy: set[int] = set()
         self._live: dict[int, _Container] = {}
@@ -116,6 +122,27 @@ class Function:
             cwd=ROOT,
             env=env,
         )
+        threading.Thread(target=self._connect_image, name=f"image-{self.logical}", daemon=True).start()
+
+    def _connect_image(self) -> None:
+        """Hand the image its Setup and wait until it has run the function's init."""
+        try:
+            control = self._accept(time.monotonic() + INIT_TIMEOUT)
+            control.recv()  # ("image", pid)
+            control.send(self._setup)
+            if not control.poll(INIT_TIMEOUT):
+                raise FunctionError({"errorType": "Runtime.InitTimeout", "errorMessage": f"no init in {INIT_TIMEOUT}s"})
+            control.recv()  # ("ready",)
+            self._control = control
+        except (FunctionError, EOFError, OSError) as exc:
+            self._init_error = str(exc)
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float = INIT_TIMEOUT) -> bool:
+        """Wait until the image has run the function's init (or failed to); whether it is up."""
+        self._ready.wait(timeout)
+        return self._control is not None
 
     def _lambda_environment(self) -> dict[str, str]:
         """What Lambda's runtime sets besides the function's own variables."""
@@ -124,6 +151,7 @@ class Function:
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(self._path),
             "LAMBDA_TASK_ROOT": self._setup.code_dir,
             "_HANDLER": f"{self._setup.module}.{self._setup.handler}",
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
@@ -169,21 +197,27 @@ class Function:
 
     def _cold_start(self) -> _Container:
         deadline = time.monotonic() + INIT_TIMEOUT
+        if not self.wait_ready(INIT_TIMEOUT) or self._control is None:
+            raise FunctionError({"errorType": "Runtime.Unknown", "errorMessage": f"image: {self._init_error}"})
         with self._fork_lock:
-            if self._control is None:
-                self._control = self._accept(deadline)
-                self._control.recv()  # ("image", pid)
-                self._control.send(self._setup)
             self._control.send(("fork",))
             conn = self._accept(deadline)
-        _, pid = conn.recv()
+        try:
+            _, pid = conn.recv()
+        except (EOFError, OSError) as exc:
+            raise FunctionError({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}) from exc
         container = _Container(pid, conn)
         with self._lock:
             self._live[pid] = container
-        if not conn.poll(max(0.0, deadline - time.monotonic())):
+        try:
+            ready = conn.poll(max(0.0, deadline - time.monotonic()))
+            reply = conn.recv() if ready else None
+        except (EOFError, OSError) as exc:
+            self._drop(container, release=False)
+            raise FunctionError({"errorType": "Runtime.ExitError", "errorMessage": str(exc)}) from exc
+        if reply is None:
             self._drop(container, release=False)
             raise FunctionError({"errorType": "Runtime.InitTimeout", "errorMessage": f"no init in {INIT_TIMEOUT}s"})
-        reply = conn.recv()
         if reply[0] != "ready":
             self._drop(container, release=False)
             raise FunctionError({"errorType": "Runtime.ImportModuleError", "errorMessage": reply[1]})
@@ -243,6 +277,7 @@ class Function:
         try:
             container = self._container()
         except FunctionError as exc:
+            self._log(f"{self.logical}: {exc}")
             self._notify("error", event, exc.error, {}, 0.0)
             raise
         request_id = str(uuid.uuid4())

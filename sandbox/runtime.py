@@ -17,7 +17,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.gateway import Gateway
-from sandbox.iam import Role, function_policies, managed_document, roles
+from sandbox.iam import Role, function_policies, managed_document, roles, services_called
 from sandbox.identities import Credentials, function_roles, start_enforcing
 from sandbox.lambdas import Function, Observer, function_environment, template_functions
 from sandbox.sources import event_sources
@@ -250,8 +250,16 @@ class Sandbox:
                 **self.roles[name].environment(),
             }
             guard = (POLICY_GUARD, {"policies": policies[name], "principal": f"{self.config.prefix}-{name}"})
-            function = Function(self.stack, name, env, probes=[guard, *extra_probes], log=self.config.log)
+            function = Function(
+                self.stack,
+                name,
+                env,
+                probes=[guard, *extra_probes],
+                services=services_called(policies[name]),
+                log=self.config.log,
+            )
             function.observers.extend([self._observe, *self.config.observers])
+            function.start()  # its image loads libraries and runs the function's init meanwhile
             self.functions[name] = function
         gateway = Gateway(http_routes(self.stack.template), self.functions, on_request=self._log_request)
         self._server = make_server(
@@ -273,10 +281,10 @@ class Sandbox:
             source = threading.Thread(target=runner, args=(self._stopping,), name=f"source-{number}", daemon=True)
             source.start()
             self._threads.append(source)
-        # Last: each function's image loads its libraries in the background (a cold start waits for it), and
-        # would only slow the set-up above down on a busy machine.
+        # Ready when every function is: the first request to each is then a fork, not an import.
         for function in self.functions.values():
-            function.start()
+            if not function.wait_ready():
+                self.config.log(f"lambda {function.logical}: its init failed; each invocation will report it")
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""

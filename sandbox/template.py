@@ -239,3 +239,19 @@ def function_code(logical: str, template: dict[str, Any] | None = None) -> tuple
     template = template or load_template()
     props = template["Resources"][logical]["Properties"]
     return ROOT / props["CodeUri"], props["Handler"]
+
+
+def function_layers(logical: str, template: dict[str, Any] | None = None) -> list[Path]:
+    """The content directories of a function's layers (Globals' and its own), in order."""
+    template = template or load_template()
+    resources = template["Resources"]
+    listed = [
+        *template.get("Globals", {}).get("Function", {}).get("Layers", []),
+        *resources[logical]["Properties"].get("Layers", []),
+    ]
+    found = []
+    for layer in listed:
+        name = layer.get("Ref") if isinstance(layer, dict) else None
+        if name in resources and resources[name]["Type"] == "AWS::Serverless::LayerVersion":
+            found.append(ROOT / resources[name]["Properties"]["ContentUri"])
+    return found

@@ -1,13 +1,16 @@
 """A function's containers, as processes: `python -m sandbox.worker ADDRESS AUTHKEY` with the function's environment.
 
-The process started is the function's "image": it loads the heavy libraries once, then forks one process per
-container when the sandbox asks (a fork is milliseconds; a fresh interpreter importing boto3 is seconds). Each
-container imports the handler module (its cold start, as Lambda runs it), then serves one event at a time over
-its own connection until the sandbox closes it or kills it (a timeout). Nothing here is shared between
-functions: each has its own process tree, environment and credentials.
+The process started is the function's "image": it loads the heavy libraries and runs the function's init
+(imports its handler module) once, then forks one process per container when the sandbox asks (a fork is
+milliseconds; a fresh interpreter importing boto3 and the handler is seconds, which a small machine cannot
+pay per container). Each container is a fresh copy of the initialized function, as SnapStart restores one: it
+has served nothing, built no client yet, and its first event is a cold start to Powertools. It serves one
+event at a time over its own connection until the sandbox closes it or kills it (a timeout). Nothing here is
+shared between functions: each has its own process tree, environment and credentials.
 
 Messages (pickled over multiprocessing connections):
-- image → sandbox, once: ("image", pid); sandbox → image: the Setup, then ("fork",) per container wanted;
+- image → sandbox, once: ("image", pid); sandbox → image: the Setup; image → sandbox: ("ready",) once it has
+  run the function's init; then sandbox → image: ("fork",) per container wanted;
 - container → sandbox: ("container", pid), then ("ready", init_seconds, extras) or ("init_error", traceback);
 - sandbox → container: ("invoke", event, request_id, remaining_ms); container → sandbox:
   ("ok", result, extras) or ("error", {"errorType", "errorMessage", "stackTrace"}, extras).
@@ -55,6 +58,7 @@ class Setup:
     region: str
     account_id: str
     probes: list[tuple[str, Any]] = field(default_factory=list)  # (module, config) pairs; see Probe
+    services: list[str] = field(default_factory=list)  # AWS services it calls: their models are parsed in the image
 
 
 class Probe(Protocol):
@@ -95,6 +99,34 @@ def _die_with_parent() -> None:
         pass
 
 
+def _share_botocore_models(services: list[str]) -> None:
+    """One botocore data loader for every session in this process tree, its service models parsed here once.
+
+    Each boto3 session otherwise parses the service's JSON models and endpoint rules again (a few hundred ms of
+    CPU per client): paid by every container's first event, that starves a small machine running many of
+    them. The models are the same files either way; only when they are parsed changes.
+    """
+    try:
+        import boto3
+        import botocore.loaders
+        import botocore.session
+    except ImportError:
+        return
+    loaders: dict[Any, Any] = {}
+    create_loader = botocore.loaders.create_loader
+
+    def shared_loader(search_path_string: Any = None) -> Any:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = create_loader(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader  # type: ignore[attr-defined]
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    for service in services:
+        with contextlib.suppress(Exception):
+            boto3.session.Session(region_name=region).client(service)  # type: ignore[call-overload]
+
+
 def _collect(probes: list[tuple[str, Probe]]) -> dict[str, Any]:
     return {name: probe.collect() for name, probe in probes}
 
@@ -107,7 +139,7 @@ def _container(address: str, authkey: bytes, setup: Setup, probes: list[tuple[st
     conn.send(("container", os.getpid()))
     started = time.perf_counter()
     try:
-        sys.path.insert(0, setup.code_dir)
+        # Imported already by the image unless that failed: then this reports the error, as Lambda's init does.
         handler = getattr(importlib.import_module(setup.module), setup.handler)
     except BaseException:
         conn.send(("init_error", traceback.format_exc()))
@@ -147,17 +179,27 @@ def main(address: str, authkey_hex: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # containers are reaped by the kernel
     authkey = bytes.fromhex(authkey_hex)
-    for name in PRELOAD:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
     control: Connection = Client(address, authkey=authkey)
     control.send(("image", os.getpid()))
     setup: Setup = control.recv()
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    _share_botocore_models(setup.services)
     probes: list[tuple[str, Probe]] = []
     for module_name, config in setup.probes:
         probe: Any = importlib.import_module(module_name)
         probe.install(config, setup.logical)
         probes.append((module_name, probe))
+    # The function's init (importing its handler module) runs once, here; every container is a fork of the
+    # result, a fresh copy that has served nothing yet (as SnapStart restores one). A failure is left for
+    # each container to report.
+    sys.path.insert(0, setup.code_dir)
+    with contextlib.suppress(Exception):
+        importlib.import_module(setup.module)
+    for _, probe in probes:
+        probe.collect()  # what the init did is the image's, not the first container's
+    control.send(("ready",))
     while True:
         try:
             control.recv()

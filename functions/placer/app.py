@@ -16,7 +16,7 @@ from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
-from callbridge.carrier.twilio import TwilioClient
+from callbridge.carrier.twilio import REQUEST_SECONDS, TwilioClient
 from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
 from callbridge.logic.intake import Intake
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
@@ -28,7 +28,12 @@ metrics = Metrics()
 # Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
 # a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-SAFETY_SECONDS = 8.0  # left at the end of an invocation for the carrier request and the writes after it
+# Left at the end of an invocation for what follows the wait for a pacing slot: premium speech (one Polly
+# synthesis and an S3 write, before the wait but after the horizon is set), the carrier request and the writes
+# after it. See the README's "Time budgets".
+SPEECH_SECONDS = 4.0
+WRITES_SECONDS = 3.0
+SAFETY_SECONDS = SPEECH_SECONDS + REQUEST_SECONDS + WRITES_SECONDS
 
 
 def _warn(message: str, **details: object) -> None:

@@ -58,7 +58,12 @@ def start_sandbox(*args: str, startup_timeout: float = 60) -> RunningSandbox:
     port = free_port()
     key, password = "e2e-key", "e2e-password-123"
     command = [sys.executable, "-m", "sandbox", "--port", str(port), "--account", f"{key}:{password}", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # this checkout's code, whichever checkout the shared virtualenv was installed from
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers/callbridge")]),
+    }
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     sandbox = RunningSandbox(process, f"http://127.0.0.1:{port}", key, password)
     ready = threading.Event()

@@ -27,7 +27,7 @@ from callbridge.logic.placer import Pacer, WebhookUrls
 from callbridge.ports import CallsStore
 
 _SMS_SENDING = "sending"
-SECOND_LEG_PACING_SECONDS = 5.0
+SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
 _IVR_DIGITS = "ivr.digits"
 _IVR_NO_INPUT = "ivr.no_input"
 _IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
