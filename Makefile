@@ -1,52 +1,89 @@
-# callbridge — every target creates .venv at the repository root and installs the pinned
-# dependencies first, so a fresh clone needs only Python 3.11+ and make.
+# callbridge — every target creates .venv at the repository root and installs the pinned dependencies it
+# needs first, so a fresh clone needs only Python 3.11+ and make. `make run` installs only what the sandbox
+# needs (requirements-run.txt); `make test` and the other tool targets add the rest (requirements-dev.txt).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
+SANDBOX_DIR ?= .sandbox
+RUN_STAMP := $(VENV)/.run-$(shell cat requirements-run.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements-run.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# Where the interpreter's pip can install into another environment (pip >= 22.3: `--python`), the venv is created
+# without a pip of its own, in a blink instead of seconds; `make test` adds one for the tools.
 export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck validate build openapi bench ci clean
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-$(STAMP): requirements-dev.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	rm -f $(VENV)/.installed-* && touch $@
+.PHONY: run admin test lint typecheck validate checkov build openapi bench ci clean
+
+$(PY):
+	@echo "==> creating $(VENV) with $(PYTHON)"
+	if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	  $(PYTHON) -m venv --without-pip $(VENV); else $(PYTHON) -m venv $(VENV); fi
+	@# the callbridge package is imported from layers/callbridge, where the Lambda layer is built from
+	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_path('purelib'), 'callbridge.pth').write_text('$(CURDIR)/layers/callbridge\n')"
+
+$(RUN_STAMP): requirements-run.txt | $(PY)
+	@echo "==> installing what the sandbox needs: $$(grep -c '==' requirements-run.txt) pinned packages (requirements-run.txt)"
+	if [ -x $(VENV)/bin/pip ]; then $(PY) -m pip install -r requirements-run.txt; \
+	else $(PYTHON) -m pip --python $(PY) install -r requirements-run.txt; fi
+	rm -f $(VENV)/.run-* && touch $@
+
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
+	@echo "==> installing the tools: pytest, ruff, mypy, SAM CLI, ... (requirements-dev.txt)"
+	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null
+	$(PY) -m pip install -r requirements-dev.txt
+	rm -f $(VENV)/.dev-* && touch $@
 
 ## run: start the local sandbox (moto as AWS, the real handlers, a carrier simulator)
-run: $(STAMP)
+run: $(RUN_STAMP)
+	@echo "==> starting the sandbox"
 	$(PY) -m sandbox $(ARGS)
 
+## admin: manage the running sandbox's accounts, e.g. make admin ARGS="list" (see README, Accounts)
+admin:
+	@test -x $(PY) || { echo "no $(VENV): start the sandbox with make run first" >&2; exit 2; }
+	@PYTHONPATH=$(CURDIR)/layers/callbridge $(PY) -m callbridge.admin --sandbox --sandbox-dir $(SANDBOX_DIR) $(ARGS)
+
 ## test: the whole test suite (unit, integration, e2e; installs Debian's chromium for the docs page test)
-test: $(STAMP)
+test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(PY) -m mypy
 
-validate: $(STAMP)
+validate: $(DEV_STAMP)
 	$(VENV)/bin/sam validate --lint --region $(AWS_DEFAULT_REGION)
 
+# checkov pins an older boto3 than the project does, so it gets a virtualenv of its own (inside .venv).
+$(CHECKOV_STAMP): requirements-checkov.txt $(DEV_STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+## checkov: the template's security checks; each skipped check is justified in template.yaml (Metadata: checkov)
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact
+
 ## build: sam build for the Lambda runtime (python3.13, arm64)
-build: $(STAMP)
+build: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build
 
 ## openapi: regenerate docs/openapi.json from the code
-openapi: $(STAMP)
+openapi: $(DEV_STAMP)
 	$(PY) -c "import json; from functions.api.app import openapi_document; print(json.dumps(openapi_document(), indent=2, sort_keys=True))" > docs/openapi.json
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m bench
 
-ci: test lint typecheck validate
+ci: test lint typecheck validate checkov
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 from sandbox.runtime import PortBusy, Sandbox, SandboxConfig
@@ -44,7 +46,17 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument("--host", default="127.0.0.1", help="interface to serve the API on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000)")
     parser.add_argument(
-        "--account", type=_account, metavar="KEY:PASSWORD", help="demo account credentials (default: generated)"
+        "--account",
+        type=_account,
+        metavar="KEY:PASSWORD",
+        help="demo account credentials (default: those kept in the state directory, generated on the first start)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".sandbox"),
+        metavar="DIR",
+        help="keeps the demo account across restarts and tells `make admin` where the sandbox is (default .sandbox)",
     )
     parser.add_argument(
         "--speed", type=_positive, default=1.0, metavar="N", help="play simulated call time N times faster"
@@ -60,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
     )
     parser.add_argument(
         "--faults", action="store_true", help="duplicate, reorder, delay and drop carrier status callbacks"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed for the carrier's fault draws (with --faults; default: drawn, and printed at start)",
     )
     parser.add_argument(
         "--parameter-overrides",
@@ -83,7 +101,9 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         press=args.press,
         schedule_every=args.schedule_every,
         faults=args.faults,
+        seed=args.seed,
         parameters=overrides,
+        state_dir=args.state_dir,
         log=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True),
     )
 
@@ -96,6 +116,7 @@ def banner(sandbox: Sandbox) -> str:
             f"  API            {info['base_url']}/pcall/  (docs: {info['base_url']}/pcall/docs)",
             f"  AWS (moto)     {info['aws_endpoint']}",
             f"  demo account   {info['api_key']}:{info['password']}",
+            f"  webhook secret {info['webhook_secret']}  (signs outcome callbacks: X-Callbridge-Signature)",
             "",
             "Try the seed's curl example:",
             f"  curl -u {info['api_key']}:{info['password']} "
@@ -132,8 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         config.log("stopping")
         sandbox.stop()
+        config.log("stopped")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is stopped; skip the interpreter's slow teardown of every loaded module so Ctrl-C ends it at once.
+    os._exit(code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -20,11 +21,17 @@ from sandbox.gateway import Gateway
 from sandbox.iam import Role, function_policies, managed_document, roles, services_called
 from sandbox.identities import Credentials, function_roles, start_enforcing
 from sandbox.lambdas import Function, Observer, function_environment, template_functions
+from sandbox.observe import CallbackLog, RequestLog
 from sandbox.sources import event_sources
-from sandbox.template import TEMPLATE, Stack, create_stack, http_routes, load_template
+from sandbox.template import REGION, TEMPLATE, Stack, create_stack, http_routes, load_template
 
 POLICY_GUARD = "sandbox.policy_guard"
 SIM_ACCOUNT_SID = "AC" + "5a" * 16  # the simulated carrier account's SID
+DEMO_CALLER_ID = "12815550100"  # the demo account's caller id
+DEMO_SMS_FROM = "12815550199"  # the demo account's SMS number
+# The numbers the simulated carrier account owns: like Twilio, it refuses a call or SMS from any other. The
+# vendor's own example `from` is among them, so its curl example works as written.
+CARRIER_NUMBERS = (DEMO_CALLER_ID, DEMO_SMS_FROM, "12812345678")
 
 Log = Callable[[str], None]
 
@@ -58,6 +65,7 @@ class SandboxConfig:
     press: str = "1"
     schedule_every: float | None = None
     faults: bool = False
+    seed: int | None = None  # of the carrier's fault draws; None: drawn at start (and printed)
     prefix: str = "callbridge"
     parameters: dict[str, str] = field(default_factory=dict)
     log: Log = field(default=print)
@@ -66,6 +74,32 @@ class SandboxConfig:
     # observers of every invocation (see sandbox/lambdas.py): how the benchmarks measure from outside.
     probes: Callable[[Stack], list[tuple[str, Any]]] | None = None
     observers: list[Observer] = field(default_factory=list)
+    # Where the demo account's credentials are kept across restarts (unless `account` is given) and where the
+    # running sandbox says how to reach it (for `python -m callbridge.admin --sandbox`). None: nowhere.
+    state_dir: Path | None = None
+
+
+CREDENTIALS_FILE = "account.json"
+STOP_BUDGET = 1.5  # seconds the event sources get to finish what they are doing when the sandbox stops
+
+
+def load_credentials(state_dir: Path | None) -> dict[str, str] | None:
+    """The demo account kept by an earlier start, if any."""
+    if state_dir is None:
+        return None
+    try:
+        data = json.loads((state_dir / CREDENTIALS_FILE).read_text("utf-8"))
+        return {k: str(data[k]) for k in ("api_key", "password", "webhook_secret")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON readable by this user only (it holds a password or an endpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(data, file, indent=2)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -110,6 +144,8 @@ class Sandbox:
         self.stack: Stack | None = None
         self.aws_endpoint = ""
         self.account: tuple[str, str] = ("", "")
+        self.webhook_secret = ""
+        self._running_file: Path | None = None
         self._moto: subprocess.Popen[bytes] | None = None
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
@@ -181,6 +217,8 @@ class Sandbox:
             speed=self.config.speed,
             press=self.config.press,
             faults=self.config.faults,
+            seed=self.config.seed,
+            numbers=CARRIER_NUMBERS,
             log=lambda line: self.config.log(f"call  {line}"),
         )
         self.carrier.start(host="127.0.0.1", port=0)
@@ -199,15 +237,21 @@ class Sandbox:
         from callbridge.admin import create_account
 
         assert self.stack is not None
-        key, password = self.config.account or (None, None)
+        kept = None if self.config.account else load_credentials(self.config.state_dir)
+        key, password = self.config.account or ((kept["api_key"], kept["password"]) if kept else (None, None))
         account, secret = create_account(
             DynamoAccountsStore(self.stack.refs["AccountsTable"], dynamodb=dynamodb),
-            caller_id="12815550100",
+            caller_id=DEMO_CALLER_ID,
             name="sandbox demo",
-            sms_from="12815550199",
+            sms_from=DEMO_SMS_FROM,
             api_key=key,
             password=password,
+            webhook_secret=kept["webhook_secret"] if kept else None,
         )
+        self.webhook_secret = account.webhook_secret
+        if self.config.account is None and self.config.state_dir is not None:
+            credentials = {"api_key": account.api_key, "password": secret, "webhook_secret": account.webhook_secret}
+            write_private(self.config.state_dir / CREDENTIALS_FILE, credentials)
         return account.api_key, secret
 
     @staticmethod
@@ -218,8 +262,30 @@ class Sandbox:
                 managed_document(str(arn))  # loads moto's copy of AWS's managed policies once
         into["roles"] = found
 
-    def _log_request(self, method: str, path: str, status: int, started: float) -> None:
-        self.config.log(f"http  {method} {path} → {status} ({(time.monotonic() - started) * 1000:.0f} ms)")
+    def _write_running(self) -> None:
+        """Tell `python -m callbridge.admin --sandbox` where this sandbox's AWS is."""
+        from callbridge.admin import SANDBOX_FILE
+
+        if self.config.state_dir is None or self.stack is None:
+            return
+        info = {
+            "pid": os.getpid(),
+            "base_url": self.base_url,
+            "aws_endpoint": self.aws_endpoint,
+            "region": REGION,
+            "accounts_table": self.stack.refs["AccountsTable"],
+            "calls_table": self.stack.refs["CallsTable"],
+            # moto enforces IAM: the admin tool signs as the sandbox's administrator (this file is private)
+            "aws_access_key_id": self.admin.access_key_id,
+            "aws_secret_access_key": self.admin.secret_access_key,
+        }
+        self._running_file = self.config.state_dir / SANDBOX_FILE
+        write_private(self._running_file, info)
+
+    def _remove_running(self) -> None:
+        if self._running_file is not None:  # only this sandbox's own (a refused start leaves another's alone)
+            self._running_file.unlink(missing_ok=True)
+            self._running_file = None
 
     def start(self) -> None:
         """Start moto, create the stack, load the handlers and serve the API."""
@@ -261,7 +327,7 @@ class Sandbox:
             function.observers.extend([self._observe, *self.config.observers])
             function.start()  # its image loads libraries and runs the function's init meanwhile
             self.functions[name] = function
-        gateway = Gateway(http_routes(self.stack.template), self.functions, on_request=self._log_request)
+        gateway = RequestLog(Gateway(http_routes(self.stack.template), self.functions), self.config.log)
         self._server = make_server(
             self.config.host, self.config.port, gateway, threaded=True, request_handler=_QuietHandler
         )
@@ -281,6 +347,13 @@ class Sandbox:
             source = threading.Thread(target=runner, args=(self._stopping,), name=f"source-{number}", daemon=True)
             source.start()
             self._threads.append(source)
+        callbacks = CallbackLog(
+            clients["dynamodbstreams"], self.stack.resolve({"Fn::GetAtt": ["CallsTable", "StreamArn"]}), self.config.log
+        )
+        observer = threading.Thread(target=callbacks.run, args=(self._stopping,), name="callback-log", daemon=True)
+        observer.start()
+        self._threads.append(observer)
+        self._write_running()
         # Ready when every function is: the first request to each is then a fork, not an import.
         for function in self.functions.values():
             if not function.wait_ready():
@@ -289,27 +362,35 @@ class Sandbox:
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
         self._stopping.set()
+        self._remove_running()
         for function in self.functions.values():
             function.stop()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        deadline = time.monotonic() + 1.5  # event sources end within a poll; none waits for an invocation
-        for thread in self._threads:
+        # The pollers and the server wind down together, within one budget: Ctrl-C ends the sandbox in seconds.
+        deadline = time.monotonic() + STOP_BUDGET
+        server, self._server = self._server, None
+        closing = threading.Thread(target=server.shutdown, daemon=True) if server is not None else None
+        if closing is not None:
+            closing.start()
+        for thread in [*self._threads, *([closing] if closing else [])]:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if server is not None:
+            server.server_close()
         if self.carrier is not None:
             self.carrier.stop()
             self.carrier = None
         if self._moto is not None:
-            self._moto.terminate()
-            try:
-                self._moto.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._moto.kill()
+            # moto keeps everything in memory: nothing to save, and Ctrl-C should end the sandbox at once.
+            self._moto.kill()
+            self._moto.wait(timeout=5)
             self._moto = None
 
     def summary(self) -> dict[str, Any]:
         """What a user needs to talk to the sandbox."""
         key, password = self.account
-        return {"base_url": self.base_url, "aws_endpoint": self.aws_endpoint, "api_key": key, "password": password}
+        return {
+            "base_url": self.base_url,
+            "aws_endpoint": self.aws_endpoint,
+            "api_key": key,
+            "password": password,
+            "webhook_secret": self.webhook_secret,
+        }

@@ -110,8 +110,11 @@ class ApiClient:
         content_type: str | None = "application/x-www-form-urlencoded",
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | bool | None = True,
+        source_ip: str | None = None,
     ) -> ApiResponse:
         event = copy.deepcopy(load_event("api_create_call.json"))
+        if source_ip is not None:
+            event["requestContext"]["http"]["sourceIp"] = source_ip
         event["routeKey"] = f"{method} {path}"
         event["rawPath"] = path
         event["requestContext"]["http"]["method"] = method

@@ -13,10 +13,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import openapi
+from callbridge import openapi, openapi_campaigns
+from callbridge.adapters.campaign_queue import SqsCampaignsQueue
+from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
+from callbridge.domain.campaigns import CampaignNotFound
 from callbridge.domain.errors import (
     CallNotFound,
     Conflict,
@@ -24,13 +28,16 @@ from callbridge.domain.errors import (
     InvalidRequest,
     IvrMenuNotFound,
     ServiceUnavailable,
+    TooManyFailedLogins,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
+from callbridge.logic import campaigns
 from callbridge.logic import ivr as ivr_menus
-from callbridge.logic.auth import Authenticator
+from callbridge.logic.auth import Authenticator, LoginLimiter
+from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
-from callbridge.settings import ApiSettings
+from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
@@ -53,7 +60,19 @@ class Deps:
             queue=SqsCallsQueue(settings.calls_queue_url),
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
-        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds)
+        self.login_limiter = LoginLimiter(DynamoLoginFailures(settings.login_failures_table), on_error=logger.warning)
+        self.auth = Authenticator(self.accounts, ttl=settings.account_cache_seconds, limiter=self.login_limiter)
+        campaign_settings = CampaignSettings.from_env()
+        self.campaigns = campaigns.CampaignPorts(
+            campaigns=DynamoCampaignsStore(
+                campaign_settings.campaigns_table, idempotency_table=settings.accounts_table
+            ),
+            calls=self.calls,
+            accounts=self.accounts,
+            queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
+            carrier_cps=campaign_settings.carrier_cps,
+            allow_loopback_callbacks=settings.callback_allow_loopback,
+        )
 
 
 @cache
@@ -65,8 +84,36 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
+def _authenticate() -> Account:
+    event = app.current_event
+    source = event.request_context.http.get("sourceIp")  # always set by API Gateway
+    return deps().auth.authenticate(event.headers.get("authorization"), str(source) if source else None)
+
+
+def _unknown_query() -> list[FieldProblem]:
+    """A problem per query parameter the matched route does not declare (a misspelt filter must not be ignored)."""
+    given = app.current_event.query_string_parameters or {}
+    route = app.context.get("_route")
+    declared = sorted(f.alias for f in route.dependant.query_params) if route is not None else []
+    takes = f"this route takes {', '.join(declared)}" if declared else "this route takes none"
+    if not declared and route is not None and route.method in ("POST", "PUT"):
+        takes = "parameters belong in the request body"
+    return [FieldProblem(name, f"unknown query parameter; {takes}") for name in sorted(given) if name not in declared]
+
+
 def _account() -> Account:
-    return deps().auth.authenticate(app.current_event.headers.get("authorization"))
+    """The caller's account (credentials come first), once the request's query parameters are known ones."""
+    account = _authenticate()
+    unknown = _unknown_query()
+    if unknown:
+        raise InvalidRequest(unknown)
+    return account
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """The methods some route serves at `path` (Powertools keeps no public list of its routes)."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted({route.method for route in routes if route.rule.match(path)})
 
 
 def _now() -> datetime:
@@ -86,8 +133,6 @@ def _now() -> datetime:
 def create_call() -> Response[str]:
     account = _account()
     event = app.current_event
-    if event.query_string_parameters:
-        raise InvalidRequest.single("query string", "parameters belong in the request body")
     params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
     data = accept_call(params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key"))
     metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
@@ -101,7 +146,7 @@ def create_call() -> Response[str]:
     tags=["scheduled"],
 )
 def list_scheduled(
-    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = call_queries.list_scheduled(deps().calls, _account(), limit=limit, next_token=next)
@@ -131,9 +176,15 @@ def list_calls(
     status: Annotated[str | None, Query(description="One or more statuses, comma-separated.")] = None,
     since: Annotated[str | None, Query(description="Created at or after (YYYY-MM-DD or ISO 8601).")] = None,
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
-    limit: Annotated[int, Query(description="Calls per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+    campaign: Annotated[str | None, Query(description="Only the calls of this campaign (by callid).")] = None,
 ) -> Response[str]:
+    if campaign is not None:
+        if status or since or until:
+            raise InvalidRequest.single("campaign", "cannot be combined with status, since or until")
+        found = campaigns.list_campaign_calls(deps().campaigns, _account(), campaign, limit=limit, next_token=next)
+        return _json(200, envelope(200, **found))
     page = call_queries.list_calls(
         deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
     )
@@ -149,6 +200,104 @@ def list_calls(
 def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
     call = call_queries.get_call(deps().calls, _account(), callid)
     return _json(200, envelope(200, call=call))
+
+
+# --- campaigns (see logic/campaigns.py) ---------------------------------------------------------
+
+
+def _campaign_id() -> Any:
+    return Path(description="The campaign's id.")
+
+
+@app.post(
+    "/pcall/campaigns",
+    summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 400, 401, 409, 503),
+    tags=["campaigns"],
+)
+def create_campaign() -> Response[str]:
+    account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
+    event = app.current_event
+    data = campaigns.accept_campaign(
+        raw_body(event.body, bool(event.is_base64_encoded)),
+        event.headers.get("content-type"),
+        event.query_string_parameters or {},
+        account,
+        deps().campaigns,
+        now=_now(),
+        idempotency_key=event.headers.get("idempotency-key"),
+    )
+    metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
+    return _json(200, {"data": data})
+
+
+@app.get(
+    "/pcall/campaigns",
+    summary="List campaigns, newest first",
+    responses=openapi.responses(openapi_campaigns.CampaignListResponse, 400, 401),
+    tags=["campaigns"],
+)
+def list_campaigns(
+    limit: Annotated[int, Query(description="Campaigns per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+) -> Response[str]:
+    found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>",
+    summary="One campaign with the counts of its calls",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.get_campaign(deps().campaigns, _account(), id)
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/pause",
+    summary="Pause a campaign: no further call of it is dialed",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.pause(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.post(
+    "/pcall/campaigns/<id>/resume",
+    summary="Resume a paused campaign",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.resume(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.delete(
+    "/pcall/campaigns/<id>",
+    summary="Cancel a campaign: every call not yet dialing ends CANCELED",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    tags=["campaigns"],
+)
+def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    found = campaigns.cancel(deps().campaigns, _account(), id, now=_now())
+    return _json(200, envelope(200, campaign=found))
+
+
+@app.get(
+    "/pcall/campaigns/<id>/report.csv",
+    summary="The campaign's report: one CSV row per call",
+    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    tags=["campaigns"],
+)
+def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
+    report = campaigns.report_csv(deps().campaigns, _account(), id)
+    return Response(200, "text/csv; charset=utf-8", report)
 
 
 def _ivr_code() -> Any:
@@ -219,7 +368,7 @@ def swagger_asset(asset: str) -> Response[str]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
-    return openapi.finish(
+    document = openapi.finish(
         app.get_openapi_json_schema(
             title=openapi.TITLE,
             version=openapi.VERSION,
@@ -228,6 +377,8 @@ def openapi_document() -> dict[str, Any]:
             security=[{"basic": []}],
         )
     )
+    openapi_campaigns.add_campaign_request_body(document)
+    return document
 
 
 # --- domain errors → HTTP, in one place ----------------------------------------------------
@@ -240,18 +391,36 @@ def _invalid(exc: InvalidRequest) -> Response[str]:
 
 @app.exception_handler(RequestValidationError)
 def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
-    # Powertools validates parameters before the route runs: credentials still come first.
+    # Powertools validates parameters before the route runs: credentials still come first, and unknown
+    # parameters are reported with the invalid ones.
     try:
-        _account()
+        _authenticate()
     except Unauthorized as unauthorized:
         response: Response[str] = _unauthorized(unauthorized)  # the decorated handler is untyped
         return response
-    problems = [FieldProblem(str(e.get("loc", ("", "?"))[-1]), str(e.get("msg", "invalid"))) for e in exc.errors()]
+    except TooManyFailedLogins as refused:
+        too_many: Response[str] = _too_many_failed_logins(refused)
+        return too_many
+    problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
     return _json(400, error_envelope(400, InvalidRequest(problems)))
+
+
+def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
+    """A Powertools (pydantic) parameter error in the API's words."""
+    name = str((error.get("loc") or ("?",))[-1])
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    if kind == "int_parsing":
+        return FieldProblem(name, "must be a whole number")
+    if kind == "greater_than_equal":
+        return FieldProblem(name, f"must be at least {ctx.get('ge')}")
+    if kind == "less_than_equal":
+        return FieldProblem(name, f"must be at most {ctx.get('le')}")
+    return FieldProblem(name, str(error.get("msg", "invalid")))
 
 
 @app.exception_handler(Unauthorized)
 def _unauthorized(exc: Unauthorized) -> Response[str]:
+    metrics.add_metric(name="AuthFailures", unit=MetricUnit.Count, value=1)
     return _json(
         401,
         error_envelope(401, message=f"Invalid API credentials: {exc}"),
@@ -259,9 +428,24 @@ def _unauthorized(exc: Unauthorized) -> Response[str]:
     )
 
 
+@app.exception_handler(TooManyFailedLogins)
+def _too_many_failed_logins(exc: TooManyFailedLogins) -> Response[str]:
+    metrics.add_metric(name="AuthRateLimited", unit=MetricUnit.Count, value=1)
+    return _json(
+        429,
+        error_envelope(429, message=f"Too many failed logins: retry after {exc.retry_after} seconds"),
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
 @app.exception_handler(CallNotFound)
 def _not_found(exc: CallNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"call {exc} not found"))
+
+
+@app.exception_handler(CampaignNotFound)
+def _no_campaign(exc: CampaignNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"campaign {exc} not found"))
 
 
 @app.exception_handler(IvrMenuNotFound)
@@ -282,6 +466,12 @@ def _unavailable(exc: ServiceUnavailable) -> Response[str]:
 
 @app.not_found
 def _no_route(_: Exception) -> Response[str]:
+    allowed = _allowed_methods(app.current_event.path)
+    if allowed:
+        methods = ", ".join(allowed)
+        return _json(
+            405, error_envelope(405, message=f"method not allowed; this path takes {methods}"), {"Allow": methods}
+        )
     return _json(404, error_envelope(404, message="no such path"))
 
 

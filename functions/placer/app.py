@@ -11,16 +11,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.campaign_queue import SqsCampaignsQueue
+from callbridge.adapters.campaigns import DynamoCampaignsStore
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
-from callbridge.carrier.twilio import REQUEST_SECONDS, TwilioClient
+from callbridge.carrier.twilio import REQUEST_SECONDS
+from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
 from callbridge.logic.intake import Intake
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
-from callbridge.settings import PlacerSettings
+from callbridge.settings import CampaignSettings, PlacerSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -50,12 +54,21 @@ class Deps:
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
         self.intake = Intake(calls=self.calls, accounts=DynamoAccountsStore(settings.accounts_table), queue=self.queue)
+        campaigns = CampaignSettings.from_env()
+        gate = CampaignWorker(
+            campaigns=DynamoCampaignsStore(campaigns.campaigns_table),
+            calls=self.calls,
+            calls_queue=self.queue,
+            queue=SqsCampaignsQueue(campaigns.campaigns_queue_url),
+            log=_warn,
+        )
         self.placer = Placer(
             calls=self.calls,
-            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            campaigns=gate,
             ring_timeout=settings.ring_timeout_seconds,
             log=_warn,
         )
@@ -89,6 +102,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
             return
         logger.info("external call request", extra={"result": outcome})
+        if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
+            metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return
     callid = str(message.get("callid", ""))
     attempt = int(record.attributes.approximate_receive_count or 1)

@@ -8,8 +8,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import client
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb import DynamoCallsStore
-from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.carrier.base import Carrier
 from callbridge.domain.dispatch import Timing
@@ -66,12 +66,7 @@ class Deps:
     def carrier(self) -> Carrier:
         """The carrier client, built (and its secret read) only when a run has something to ask it."""
         if self._carrier is None:
-            from callbridge.carrier.twilio import TwilioClient
-
-            credentials = carrier_credentials(self.settings.carrier_secret_id)
-            self._carrier = TwilioClient(
-                credentials.account_sid, credentials.auth_token, base_url=self.settings.carrier_base_url
-            )
+            self._carrier = CurrentCarrier(self.settings.carrier_secret_id, self.settings.carrier_base_url)
         return self._carrier
 
 

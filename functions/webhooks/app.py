@@ -9,11 +9,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.carrier.signature import verify_signature
-from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.errors import CallNotFound, InvalidRequest, ServiceUnavailable
 from callbridge.logic.placer import WebhookUrls
@@ -38,7 +38,7 @@ class Deps:
 
     def __init__(self, settings: CarrierSettings) -> None:
         credentials = carrier_credentials(settings.carrier_secret_id)
-        self.auth_token = credentials.auth_token
+        self.carrier_secret_id = settings.carrier_secret_id
         accounts = DynamoAccountsStore(settings.accounts_table)
 
         def sms_from(call: Call) -> str | None:
@@ -47,7 +47,7 @@ class Deps:
 
         self.webhooks = Webhooks(
             calls=DynamoCallsStore(settings.calls_table, schedule_shards=settings.schedule_shards),
-            carrier=TwilioClient(credentials.account_sid, credentials.auth_token, base_url=settings.carrier_base_url),
+            carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             sms_from_default=sms_from,
         )
@@ -79,7 +79,9 @@ def _signed_params() -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise BadSignature("body is not UTF-8") from exc
     signature = event.headers.get("x-twilio-signature", "")
-    if not signature or not verify_signature(_public_url(), pairs, signature, deps().auth_token):
+    # The secret as it is now (re-read every few minutes): during a token rotation the previous token counts too.
+    tokens = carrier_credentials(deps().carrier_secret_id).signing_tokens
+    if not signature or not any(verify_signature(_public_url(), pairs, signature, token) for token in tokens):
         raise BadSignature(_public_url())
     return dict(pairs)
 
@@ -117,11 +119,17 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
         return _twiml(hooks.hold(callid, _urls()))
     if action == "leg":
         return _twiml(hooks.second_leg(callid))
+    if action == "leg-status":
+        hooks.second_leg_status(callid, params)
+        return Response(204, TWIML, "")
+    if action == "fallback":
+        return _twiml(hooks.fallback(callid, params))
     raise CallNotFound(f"{callid}/{action}")
 
 
 def _count_outcome(call: Call) -> None:
     if call.status is CallStatus.COMPLETED:
+        metrics.add_metric(name="CallsCompleted", unit=MetricUnit.Count, value=1)
         name = "CallsAnsweredByMachine" if call.answered_by == "Machine" else "CallsAnsweredByPerson"
     else:
         name = _OUTCOME_METRICS.get(call.status, "CallsCanceled")
@@ -131,6 +139,7 @@ def _count_outcome(call: Call) -> None:
 @app.exception_handler(BadSignature)
 def _forbidden(exc: BadSignature) -> Response[str]:
     logger.warning("rejected a carrier request with a bad signature", extra={"url": str(exc)})
+    metrics.add_metric(name="CarrierRequestsRejected", unit=MetricUnit.Count, value=1)
     return Response(403, "text/plain", "invalid signature")
 
 

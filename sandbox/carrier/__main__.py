@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from sandbox.carrier.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, CarrierSimulator
+from sandbox.carrier.simulator import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, DEFAULT_NUMBERS, CarrierSimulator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--press", default="1", help="digits the simulated person presses at a <Gather>")
     parser.add_argument("--faults", action="store_true", help="duplicate, reorder, delay and drop status callbacks")
     parser.add_argument("--seed", type=int, default=None, help="seed for the faults")
+    parser.add_argument(
+        "--number",
+        action="append",
+        default=None,
+        metavar="E164",
+        help="a number the account owns, the only kind Twilio accepts as From (repeatable; default +15005550006)",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
@@ -36,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         faults=args.faults,
         seed=args.seed,
         log=log,
+        numbers=args.number or DEFAULT_NUMBERS,
     )
     sim.start(host=args.host, port=args.port)
     print(f"carrier simulator on {sim.api_url}/Calls.json  (Basic {args.account_sid}:{args.auth_token})", flush=True)

@@ -96,7 +96,7 @@ class Timings:
     digit: float = 0.5  # per DTMF digit pressed or played (and per `w` wait)
     dial_ring: float = 4.0  # second leg of a <Dial> rings this long before answering
     dial_talk: float = 10.0  # then the two parties talk this long
-    conference_wait: float = 30.0  # wait for another participant before treating the conference as bridged
+    conference_wait: float = 120.0  # alone in a conference this long (hearing its waitUrl), the caller hangs up
     record: float = 5.0  # the person speaks this long at a <Record>
     sms_delivery: float = 1.0  # queued → sent → delivered
 
@@ -161,7 +161,7 @@ class Call:
     to: str
     from_: str
     params: dict[str, list[str]]
-    index: int  # creation order, also seeds this call's fault RNG
+    index: int  # creation order
     created: float  # time.time()
     arrived: float  # time.monotonic() of the create request
     slot: float  # time.monotonic() at which the CPS limit lets the call start
@@ -235,7 +235,7 @@ class Call:
             "price": price,
             "price_unit": "USD",
             "direction": DIRECTION,
-            "answered_by": self.answered_by,
+            "answered_by": _resource_verdict(self.answered_by),
             "api_version": API_VERSION,
             "forwarded_from": None,
             "group_sid": None,
@@ -249,6 +249,13 @@ class Call:
                 "events": uri + "/Events.json",
             },
         }
+
+
+def _resource_verdict(verdict: str | None) -> str | None:
+    """The Call resource's `answered_by`: `human` or `machine` (twilio-oai), not the webhooks' detailed verdicts."""
+    if verdict is None:
+        return None
+    return "machine" if verdict.startswith("machine") or verdict == "fax" else verdict
 
 
 @dataclass
@@ -293,3 +300,15 @@ class Message:
             "uri": uri + ".json",
             "subresource_uris": {"media": uri + "/Media.json"},
         }
+
+
+@dataclass
+class Account:
+    """The simulated Twilio account: its credentials, and every call, message and create request made on it."""
+
+    account_sid: str
+    auth_token: str
+    calls: dict[str, Call] = field(default_factory=dict)
+    messages: list[Message] = field(default_factory=list)
+    create_requests: list[CreateRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

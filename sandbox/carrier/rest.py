@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
+from sandbox.carrier.engine import Engine
 from sandbox.carrier.model import (
     API_VERSION,
     STATUS_EVENTS,
     TERMINAL,
+    Account,
     Call,
     CreateRequest,
     Message,
@@ -29,8 +31,6 @@ from sandbox.carrier.twiml import TwimlError, parse_twiml
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-    from sandbox.carrier.simulator import CarrierSimulator
 
 PREFIX = f"/{API_VERSION}/Accounts/"
 MAX_TWIML = 4000
@@ -89,8 +89,10 @@ def _silence(seconds: int) -> bytes:
 class RestApi:
     """The WSGI app: `/2010-04-01/Accounts/{AccountSid}/Calls…`, `Messages…` and `Recordings/…`."""
 
-    def __init__(self, sim: CarrierSimulator) -> None:
-        self.sim = sim
+    def __init__(self, account: Account, engine: Engine) -> None:
+        self.account = account
+        self.engine = engine
+        self.numbers = engine.ctx.numbers  # the account's own numbers: the only valid From
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -105,7 +107,7 @@ class RestApi:
     def dispatch(self, request: Request) -> Response:
         """Route one request."""
         if request.path in ("/", "/health"):
-            return _json({"status": "ok", "account_sid": self.sim.account_sid})
+            return _json({"status": "ok", "account_sid": self.account.account_sid})
         for name, pattern in ROUTES:
             match = pattern.match(request.path)
             if match is None:
@@ -124,12 +126,12 @@ class RestApi:
         auth = request.authorization
         user = auth.username if auth is not None and auth.type == "basic" else None
         password = auth.password if auth is not None and auth.type == "basic" else None
-        good = hmac.compare_digest((user or "").encode(), self.sim.account_sid.encode()) and hmac.compare_digest(
-            (password or "").encode(), self.sim.auth_token.encode()
+        good = hmac.compare_digest((user or "").encode(), self.account.account_sid.encode()) and hmac.compare_digest(
+            (password or "").encode(), self.account.auth_token.encode()
         )
         if not good:
             raise TwilioError(401, 20003, "Authenticate")
-        if account != self.sim.account_sid:
+        if account != self.account.account_sid:
             raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
 
     # ------------------------------------------------------------------ calls
@@ -138,31 +140,31 @@ class RestApi:
         arrived, at = time.monotonic(), time.time()
         params: dict[str, list[str]] = request.form.to_dict(flat=False)
         entry = CreateRequest(at, arrived, None, (params.get("To") or [""])[-1], params)
-        with self.sim.lock:
-            self.sim.create_requests.append(entry)
+        with self.account.lock:
+            self.account.create_requests.append(entry)
         try:
             to, from_ = self._validate_call(params)
         except TwilioError as exc:
             entry.http_status = exc.status
             raise
-        with self.sim.lock:
+        with self.account.lock:
             call = Call(
                 sid=new_sid("CA"),
-                account_sid=self.sim.account_sid,
+                account_sid=self.account.account_sid,
                 to=to,
                 from_=from_,
                 params=params,
-                index=len(self.sim.calls),
+                index=len(self.account.calls),
                 created=at,
                 arrived=arrived,
-                slot=self.sim.engine.next_slot(arrived),
+                slot=self.engine.next_slot(arrived),
                 outcome=outcome_for(to),
             )
-            self.sim.calls[call.sid] = call
+            self.account.calls[call.sid] = call
         entry.sid, entry.to = call.sid, to
         wait = call.slot - arrived
-        self.sim.engine.log(call, "queued" + (f" (CPS limit: starts in {wait:.2f}s)" if wait > 0.001 else ""))
-        self.sim.engine.enqueue(call)
+        self.engine.log(call, "queued" + (f" (CPS limit: starts in {wait:.2f}s)" if wait > 0.001 else ""))
+        self.engine.enqueue(call)
         return _json(call.resource(), 201)
 
     def _validate_call(self, params: dict[str, list[str]]) -> tuple[str, str]:
@@ -180,6 +182,15 @@ class RestApi:
         from_ = normalize_number(one("From"))
         if from_ is None:
             raise TwilioError(400, 21212, f"Invalid 'From' Phone Number: {one('From')}")
+        if from_ not in self.numbers:
+            # Twilio's CreateCall: "If using a phone number, it must be a Twilio number or a Verified outgoing
+            # caller id for your account" (twilio-oai); otherwise error 21210 with this message.
+            raise TwilioError(
+                400,
+                21210,
+                f"The source phone number provided, {from_}, is not yet verified for your account. "
+                "You may only make calls from phone numbers that you've verified or purchased from Twilio.",
+            )
         if not one("Url") and not one("Twiml") and not one("ApplicationSid"):
             raise TwilioError(400, 21205, "Either Url, Twiml or ApplicationSid is required")
         if one("ApplicationSid") and not (one("Url") or one("Twiml")):
@@ -217,7 +228,7 @@ class RestApi:
         return to, from_
 
     def _call(self, match: dict[str, Any]) -> Call:
-        call = self.sim.calls.get(match["sid"])
+        call = self.account.calls.get(match["sid"])
         if call is None:
             raise TwilioError(404, 20404, f"The requested resource /Calls/{match['sid']}.json was not found")
         return call
@@ -229,7 +240,7 @@ class RestApi:
         call = self._call(match)
         form = request.form
         status, url, twiml = form.get("Status", ""), form.get("Url", ""), form.get("Twiml", "")
-        engine = self.sim.engine
+        engine = self.engine
         if status:
             if status not in ("canceled", "completed"):
                 raise TwilioError(400, 20001, "Status must be canceled or completed")
@@ -260,7 +271,7 @@ class RestApi:
 
     def _list_calls(self, request: Request, match: dict[str, Any]) -> Response:
         args = request.args
-        calls = sorted(self.sim.calls.values(), key=lambda c: c.index, reverse=True)
+        calls = sorted(self.account.calls.values(), key=lambda c: c.index, reverse=True)
         if args.get("To"):
             to = normalize_number(args["To"]) or args["To"]
             calls = [c for c in calls if c.to == to]
@@ -316,24 +327,32 @@ class RestApi:
         to = normalize_number(one("To"))
         if to is None:
             raise TwilioError(400, 21211, f"Invalid 'To' Phone Number: {one('To')}")
+        if one("From") and normalize_number(one("From")) not in self.numbers:
+            # An SMS goes from one of the account's own (SMS-capable) numbers: error 21606 otherwise.
+            raise TwilioError(
+                400,
+                21606,
+                f"The From phone number {one('From')} is not a valid, SMS-capable inbound phone number "
+                "or short code for your account.",
+            )
         if one("StatusCallback") and not _valid_url(one("StatusCallback")):
             raise TwilioError(400, 21609, f"Invalid 'StatusCallback': {one('StatusCallback')}")
         message = Message(
             sid=new_sid("SM"),
-            account_sid=self.sim.account_sid,
+            account_sid=self.account.account_sid,
             to=to,
             from_=normalize_number(one("From")) or one("From") or one("MessagingServiceSid"),
             body=(params.get("Body") or [""])[-1],
             params=params,
             created=time.time(),
         )
-        with self.sim.lock:
-            self.sim.messages.append(message)
-        self.sim.engine.send_message(message)
+        with self.account.lock:
+            self.account.messages.append(message)
+        self.engine.send_message(message)
         return _json(message.resource(), 201)
 
     def _message(self, match: dict[str, Any]) -> Message:
-        for message in self.sim.messages:
+        for message in self.account.messages:
             if message.sid == match["sid"]:
                 return message
         raise TwilioError(404, 20404, f"The requested resource /Messages/{match['sid']}.json was not found")
@@ -342,7 +361,7 @@ class RestApi:
         return _json(self._message(match).resource())
 
     def _list_messages(self, request: Request, match: dict[str, Any]) -> Response:
-        messages = list(reversed(self.sim.messages))
+        messages = list(reversed(self.account.messages))
         if request.args.get("To"):
             to = normalize_number(request.args["To"]) or request.args["To"]
             messages = [m for m in messages if m.to == to]
@@ -351,25 +370,25 @@ class RestApi:
     # ------------------------------------------------------------------ recordings
 
     def _fetch_recording(self, request: Request, match: dict[str, Any]) -> Response:
-        recording = self.sim.engine.recordings.get(match["sid"])
+        recording = self.engine.recordings.get(match["sid"])
         if recording is None:
             raise TwilioError(404, 20404, f"The requested resource /Recordings/{match['sid']}.json was not found")
         return _json(
             {
                 "sid": recording.sid,
-                "account_sid": self.sim.account_sid,
+                "account_sid": self.account.account_sid,
                 "call_sid": recording.call_sid,
                 "duration": str(recording.duration),
                 "channels": recording.channels,
                 "source": recording.source,
                 "status": "completed",
                 "api_version": API_VERSION,
-                "uri": f"{PREFIX}{self.sim.account_sid}/Recordings/{recording.sid}.json",
+                "uri": f"{PREFIX}{self.account.account_sid}/Recordings/{recording.sid}.json",
             }
         )
 
     def _recording_media(self, sid: str) -> Response:
-        recording = self.sim.engine.recordings.get(sid)
+        recording = self.engine.recordings.get(sid)
         if recording is None:
             raise TwilioError(404, 20404, f"The requested resource /Recordings/{sid} was not found")
         return Response(_silence(recording.duration), content_type="audio/x-wav")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sandbox.carrier.engine import Engine, message_done
+from sandbox.carrier.engine import Engine
 from sandbox.carrier.model import (
+    Account,
     Call,
     CreateRequest,
     FaultConfig,
@@ -19,11 +21,22 @@ from sandbox.carrier.model import (
     Press,
     Recording,
     Timings,
+    normalize_number,
 )
 from sandbox.carrier.rest import RestApi
+from sandbox.carrier.sms import message_done
 
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105 - the documented sandbox credential, not a secret
+# The numbers the simulated account owns unless told otherwise: Twilio's magic test number for valid calls.
+DEFAULT_NUMBERS = ("+15005550006",)
+
+
+def _own_numbers(numbers: Iterable[str]) -> frozenset[str]:
+    owned = {normalize_number(number) for number in numbers}
+    if None in owned:
+        raise ValueError(f"numbers must be phone numbers: {sorted(numbers)}")
+    return frozenset(n for n in owned if n is not None)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -45,7 +58,9 @@ class CarrierSimulator:
     many times faster; `press`: digits a person presses at every <Gather> (or a function of the called
     number); `faults`: True (or a FaultConfig) to duplicate, reorder, delay and drop status callbacks,
     reproducibly with `seed`; `log`: receives one line per call event; `public_url`: the base URL to put
-    in RecordingUrl when the simulator is reached through another address.
+    in RecordingUrl when the simulator is reached through another address; `numbers`: the phone numbers the
+    account owns (bought or verified), the only ones Twilio accepts as a call's `From`, a `<Dial callerId>`
+    other than the call's own numbers, or an SMS's `From`.
     """
 
     def __init__(
@@ -61,6 +76,7 @@ class CarrierSimulator:
         log: LogHook | None = None,
         timings: Timings | None = None,
         public_url: str | None = None,
+        numbers: Iterable[str] = DEFAULT_NUMBERS,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be greater than 0")
@@ -70,10 +86,11 @@ class CarrierSimulator:
         self.auth_token = auth_token
         self.speed = speed
         self.cps = cps
-        self.calls: dict[str, Call] = {}
-        self.messages: list[Message] = []
-        self.create_requests: list[CreateRequest] = []
-        self.lock = threading.Lock()
+        self.account = Account(account_sid, auth_token)
+        self.calls: dict[str, Call] = self.account.calls
+        self.messages: list[Message] = self.account.messages
+        self.create_requests: list[CreateRequest] = self.account.create_requests
+        self.lock = self.account.lock
         self._public_url = public_url
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -90,10 +107,14 @@ class CarrierSimulator:
             seed=seed,
             log=log,
             base_url=lambda: self.base_url,
+            numbers=_own_numbers(numbers),
         )
-        self.wsgi = RestApi(self)  # mountable WSGI app, if another server should carry the REST API
+        self.seed = self.engine.seed  # of the fault draws: given, or drawn (then logged, to replay the run)
+        self.wsgi = RestApi(
+            self.account, self.engine
+        )  # mountable WSGI app, if another server should carry the REST API
         if fault_config is not None and log is not None:
-            log(f"carrier faults mode on (seed {self.engine.seed})")
+            log(f"carrier faults seed: {self.engine.seed}")
 
     # ------------------------------------------------------------------ server
 

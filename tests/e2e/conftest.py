@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ class RunningSandbox:
     password: str
     output: list[str] = field(default_factory=list)
     aws_endpoint: str = ""
+    state_dir: Path | None = None
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, auth=(self.api_key, self.password), timeout=30)
@@ -54,18 +56,24 @@ class RunningSandbox:
         raise AssertionError(f"call {callid} not final after {timeout}s: {call['status']}")
 
 
-def start_sandbox(*args: str, startup_timeout: float = 60) -> RunningSandbox:
+def sandbox_env() -> dict[str, str]:
+    """The environment a sandbox subprocess runs in: this checkout's callbridge package, whatever is installed."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT / "layers" / "callbridge")}
+
+
+def start_sandbox(
+    *args: str, startup_timeout: float = 60, account: bool = True, state_dir: Path | None = None
+) -> RunningSandbox:
     port = free_port()
     key, password = "e2e-key", "e2e-password-123"
-    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--account", f"{key}:{password}", *args]
-    # this checkout's code, whichever checkout the shared virtualenv was installed from
-    env = {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers/callbridge")]),
-    }
+    # Each test sandbox keeps its state apart from the user's (.sandbox), in a directory of its own.
+    state = state_dir or Path(tempfile.mkdtemp(prefix="sandbox-e2e-"))
+    command = [sys.executable, "-m", "sandbox", "--port", str(port), "--state-dir", str(state), *args]
+    if account:
+        command += ["--account", f"{key}:{password}"]
+    env = sandbox_env()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    sandbox = RunningSandbox(process, f"http://127.0.0.1:{port}", key, password)
+    sandbox = RunningSandbox(process, f"http://127.0.0.1:{port}", key, password, state_dir=state)
     ready = threading.Event()
 
     def read() -> None:
@@ -75,6 +83,9 @@ def start_sandbox(*args: str, startup_timeout: float = 60) -> RunningSandbox:
             found = re.search(r"AWS \(moto\)\s+(\S+)", line)
             if found:
                 sandbox.aws_endpoint = found.group(1)
+            credentials = re.search(r"demo account\s+(\S+?):(\S+)", line)
+            if credentials:
+                sandbox.api_key, sandbox.password = credentials.groups()
             if "Press Ctrl-C to stop." in line:
                 ready.set()
 

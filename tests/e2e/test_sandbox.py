@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, RunningSandbox, free_port, start_sandbox, stop_sandbox
+from tests.e2e.conftest import ROOT, RunningSandbox, free_port, sandbox_env, start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.e2e
 # Under --faults a call's final status callback may be dropped (10 % of callbacks are): then only reconciliation
@@ -166,6 +166,19 @@ def test_wrong_credentials_are_a_401_with_basic_challenge(sandbox: RunningSandbo
     assert response.json()["data"]["code"] == 401
 
 
+def test_unknown_paths_and_wrong_methods_answer_in_the_envelope(sandbox: RunningSandbox) -> None:
+    # through the template's routes: the catch-all route brings them to the API instead of the gateway's own 404
+    with sandbox.client() as client:
+        wrong_method = client.get("/pcall/call")
+        unknown = client.get("/pcall/nope")
+
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["data"]["code"] == 405
+    assert unknown.status_code == 404
+    assert unknown.json() == {"data": {"code": 404, "code_desc": "no such path"}}
+
+
 def test_carrier_webhooks_refuse_unsigned_requests(sandbox: RunningSandbox) -> None:
     callid = place(sandbox, to="12812345670", answer_play="http://example.com/a.wav")
     response = httpx.post(f"{sandbox.base_url}/carrier/twilio/{callid}/status", data={"CallStatus": "completed"})
@@ -202,6 +215,7 @@ def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> N
         [sys.executable, "-m", "sandbox", "--port", port],
         check=False,
         cwd=ROOT,
+        env=sandbox_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -212,10 +226,25 @@ def test_busy_port_is_refused_with_a_clear_message(sandbox: RunningSandbox) -> N
 
 def test_help_documents_the_command_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--help"], check=False, cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "sandbox", "--help"],
+        check=False,
+        cwd=ROOT,
+        env=sandbox_env(),
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
-    for flag in ("--host", "--port", "--account", "--speed", "--press", "--schedule-every", "--faults"):
+    for flag in (
+        "--host",
+        "--port",
+        "--account",
+        "--state-dir",
+        "--speed",
+        "--press",
+        "--schedule-every",
+        "--faults",
+        "--seed",
+    ):
         assert flag in result.stdout
 
 

@@ -38,6 +38,7 @@ API_HOST = "abc123.execute-api.us-east-1.amazonaws.com"
 PUBLIC_API_URL = f"https://{API_HOST}"
 CARRIER_BASE_URL = "https://api.twilio.test"
 CALLS_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+CALL_PATH_PREFIX = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
 Answer = httpx.Response | Callable[[httpx.Request], httpx.Response]
@@ -127,6 +128,9 @@ class FakeTwilio:
         if seen.method == "POST" and seen.path == MESSAGES_PATH:
             body = {"sid": f"SM{number:032x}", "status": "queued", "to": seen.get("To"), "from": seen.get("From")}
             return httpx.Response(201, json=body)
+        if seen.method == "POST" and seen.path.startswith(CALL_PATH_PREFIX):  # update: hang up, cancel, redirect
+            sid = seen.path.removeprefix(CALL_PATH_PREFIX).removesuffix(".json")
+            return httpx.Response(200, json={**self._call(sid, seen), "status": seen.get("Status") or "in-progress"})
         return twilio_error(404, 20404, "The requested resource was not found")
 
     @staticmethod
@@ -155,6 +159,11 @@ class FakeTwilio:
     @property
     def creates(self) -> list[CarrierRequest]:
         return [r for r in self.requests if r.method == "POST" and r.path == CALLS_PATH]
+
+    @property
+    def updates(self) -> list[CarrierRequest]:
+        """Updates of a call (`POST .../Calls/{sid}.json`): hang-ups, cancels and redirects."""
+        return [r for r in self.requests if r.method == "POST" and r.path.startswith(CALL_PATH_PREFIX)]
 
     @property
     def messages(self) -> list[CarrierRequest]:

@@ -30,6 +30,7 @@ def uncached_api(aws: Any, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def admin(capsys: pytest.CaptureFixture[str], table: str, *args: str) -> tuple[int, Any, str]:
     """Run the CLI; returns (exit code, parsed stdout or None, stderr)."""
+    capsys.readouterr()  # what the handlers printed before (their metrics) is not the CLI's output
     code = main(["--table", table, "--endpoint-url", ENDPOINT, *args])
     out, err = capsys.readouterr()
     return code, (json.loads(out) if out.strip() else None), err

@@ -297,7 +297,7 @@ def test_unknown_parameters_are_refused(api: ApiClient) -> None:
 def test_parameters_in_the_query_string_are_refused(api: ApiClient) -> None:
     response = api.request("POST", "/pcall/call", body=CURL_BODY, query={"to": "12812345670"})
 
-    assert_invalid(response, "query string", "parameters belong in the request body")
+    assert_invalid(response, "to", "unknown query parameter; parameters belong in the request body")
 
 
 def test_every_problem_is_reported_together(api: ApiClient) -> None:
@@ -577,6 +577,34 @@ def test_a_concurrent_request_with_the_same_key_replays(api: ApiClient, api_modu
     assert len(queued(aws)) == 1
 
 
+def test_idempotency_records_are_read_consistently(api: ApiClient, api_module: Any) -> None:
+    # given: the accounts table's client, recording each GetItem it sends
+    accounts = api_module.deps().accounts
+    db = accounts._db
+    reads: list[dict[str, Any]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(db, name)
+
+        def get_item(self, **kwargs: Any) -> Any:
+            reads.append(kwargs)
+            return db.get_item(**kwargs)
+
+    accounts._client = Recording()
+    try:
+        # when: a request and its retry with the same key
+        api.post_call(MINIMAL, headers={"Idempotency-Key": "consistent"})
+        api.post_call(MINIMAL, headers={"Idempotency-Key": "consistent"})
+    finally:
+        accounts._client = db
+
+    # then: every read of the key is strongly consistent (an eventually consistent read may miss a fresh record)
+    idempotency_reads = [r for r in reads if r["Key"]["sk"]["S"].startswith("IDEM#")]
+    assert idempotency_reads
+    assert all(r.get("ConsistentRead") is True for r in idempotency_reads)
+
+
 def test_keys_are_per_account(api: ApiClient, other_api: ApiClient, aws: Any) -> None:
     mine = api.post_call(MINIMAL, headers={"Idempotency-Key": "shared"})
     theirs = other_api.post_call({**MINIMAL, "to": "17134567890"}, headers={"Idempotency-Key": "shared"})
@@ -628,8 +656,40 @@ def test_a_failed_request_does_not_burn_the_key(api: ApiClient) -> None:
     assert (bad.status, good.status) == (400, 200)
 
 
-def test_unknown_paths_and_methods(api: ApiClient) -> None:
-    for method, path in [("GET", "/pcall/call"), ("POST", "/pcall/scheduled"), ("GET", "/pcall/nope")]:
+def test_unknown_paths_answer_404_in_the_envelope(api: ApiClient) -> None:
+    for method, path in [("GET", "/pcall/nope"), ("POST", "/pcall/calls/x/y"), ("GET", "/pcall")]:
         response = api.request(method, path, body=None, content_type=None)
         assert response.status == 404
         assert response.data == {"code": 404, "code_desc": "no such path"}
+
+
+def test_wrong_methods_answer_405_with_allow_in_the_envelope(api: ApiClient) -> None:
+    cases = [
+        ("GET", "/pcall/call", "POST"),
+        ("POST", "/pcall/scheduled", "GET"),
+        ("PUT", "/pcall/calls/0123456789abcdef0123456789a", "GET"),
+        ("POST", "/pcall/ivr/main", "DELETE, GET, PUT"),
+    ]
+    for method, path, allowed in cases:
+        response = api.request(method, path, body=None, content_type=None)
+
+        assert response.status == 405, (method, path)
+        assert response.headers["Allow"] == allowed
+        assert response.data == {"code": 405, "code_desc": f"method not allowed; this path takes {allowed}"}
+
+
+def test_a_json_body_without_content_type_is_json(api: ApiClient, aws: Any) -> None:
+    # curl -d '{...}' with no -H sends a form Content-Type; some clients send none at all
+    for content_type in (None, "application/x-www-form-urlencoded"):
+        response = api.request("POST", "/pcall/call", body=json.dumps(MINIMAL), content_type=content_type)
+
+        assert response.status == 200, (content_type, response.body)
+        assert stored_call(aws, response.data["callid"])["request"]["to"] == "+12812345670"
+
+
+def test_every_problem_of_a_call_request_is_reported_at_once(api: ApiClient) -> None:
+    # given: no `to`, no answer_ option, and a modifier without its option
+    response = api.post_call({"answer_speak_lang": "en-US", "record": "maybe"})
+
+    assert response.status == 400
+    assert {e["field"] for e in response.data["errors"]} == {"to", "answer_", "answer_speak_lang", "record"}

@@ -212,8 +212,12 @@ def test_weird_authorization_headers(api: ApiClient, header: str, route: tuple[s
     method, path = route
     response = api.request(method, path, body=urlencode(MINIMAL), auth=False, headers={"Authorization": header})
 
-    assert_envelope(response, {401})
-    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    # Examples share one address and may repeat a key: a burst of failures is refused with a 429.
+    assert_envelope(response, {401, 429})
+    if response.status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Basic")
+    else:
+        assert int(response.headers["Retry-After"]) >= 1
 
 
 QUERY_NAMES = st.one_of(st.sampled_from(["limit", "next", "status", "since", "until"]), st.text(max_size=10))

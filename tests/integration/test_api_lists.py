@@ -387,3 +387,92 @@ def test_limit_bounds(api: ApiClient) -> None:
             assert response.data["code"] == 400
             assert response.data["errors"][0]["field"] == "limit"
         assert api.get(path, query={"limit": "100"}).status == 200
+
+
+def test_limit_errors_in_the_apis_words(api: ApiClient) -> None:
+    cases = {"0": "must be at least 1", "101": "must be at most 100", "abc": "must be a whole number"}
+    for limit, message in cases.items():
+        response = api.get("/pcall/calls", query={"limit": limit})
+
+        assert response.data["errors"] == [{"field": "limit", "message": message}]
+
+
+# --- query parameters: a misspelt filter is refused, not ignored
+
+
+def test_unknown_query_parameters_are_refused_by_every_route(api: ApiClient, clock: Clock) -> None:
+    callid = schedule(api, "2027-02-01 10:00")
+    routes = [
+        ("GET", "/pcall/calls"),
+        ("GET", "/pcall/scheduled"),
+        ("GET", f"/pcall/calls/{callid}"),
+        ("DELETE", f"/pcall/scheduled/{callid}"),
+        ("GET", "/pcall/ivr"),
+        ("GET", "/pcall/ivr/main"),
+        ("DELETE", "/pcall/ivr/main"),
+    ]
+    for method, path in routes:
+        response = api.request(method, path, query={"stauts": "FAILED"}, body=None, content_type=None)
+
+        assert response.status == 400, (method, path, response.body)
+        assert [e["field"] for e in response.data["errors"]] == ["stauts"], (method, path)
+    # and: the call was not cancelled by the refused DELETE
+    assert api.get(f"/pcall/calls/{callid}").data["call"]["status"] == "SCHEDULED"
+
+
+def test_the_refusal_names_the_parameters_the_route_takes(api: ApiClient) -> None:
+    response = api.get("/pcall/scheduled", query={"status": "FAILED"})
+
+    assert response.data["errors"] == [
+        {"field": "status", "message": "unknown query parameter; this route takes limit, next"}
+    ]
+
+
+def test_unknown_and_invalid_parameters_are_reported_together(api: ApiClient) -> None:
+    # given: a misspelt filter and a limit out of bounds (Powertools checks the limit before the route runs)
+    response = api.get("/pcall/calls", query={"stauts": "FAILED", "limit": "0"})
+
+    assert response.status == 400
+    assert {e["field"] for e in response.data["errors"]} == {"stauts", "limit"}
+
+
+def test_credentials_come_before_query_parameters(api: ApiClient) -> None:
+    for query in ({"stauts": "FAILED"}, {"stauts": "FAILED", "limit": "0"}):
+        assert api.get("/pcall/calls", query=query, auth=False).status == 401
+
+
+def test_every_filter_problem_is_reported_at_once(api: ApiClient) -> None:
+    response = api.get(
+        "/pcall/calls", query={"status": "DONE", "since": "yesterday", "until": "2027-13-01", "next": "x"}
+    )
+
+    assert response.status == 400
+    assert [e["field"] for e in response.data["errors"]] == ["status", "since", "until", "next"]
+
+
+# --- paging tokens: checked for shape before they reach DynamoDB
+
+
+def test_tokens_with_empty_or_oversized_keys_are_refused(api: ApiClient, clock: Clock) -> None:
+    # DynamoDB refuses such keys with a ValidationException: it used to surface as a 503
+    for day in (1, 2, 3):
+        schedule(api, f"2027-02-0{day} 10:00")
+    edits: dict[str, Any] = {
+        "empty callid": lambda c, k: c.update(callid=""),
+        "oversized callid": lambda c, k: c.update(callid="a" * 2000),
+        "empty sort key": lambda c, k: c.update({k: ""}),
+        "oversized sort key": lambda c, k: c.update({k: c[k] + "x" * 1100}),
+        "sort key of another call": lambda c, k: c.update({k: c[k][:-1] + ("0" if c[k][-1] != "0" else "1")}),
+    }
+    for path, key in {"/pcall/calls": "created_key", "/pcall/scheduled": "due_key"}.items():
+        token = api.get(path, query={"limit": "1"}).data["next"]
+        assert token
+        for name, edit in edits.items():
+            edited = retoken(token, lambda data, edit=edit, key=key: edit(data["c"], key))
+
+            response = api.get(path, query={"limit": "1", "next": edited})
+
+            assert response.status == 400, (path, name, response.body)
+            assert response.data["errors"] == [{"field": "next", "message": "not a token returned by this listing"}]
+        # and: the token as given still works
+        assert api.get(path, query={"limit": "1", "next": token}).status == 200

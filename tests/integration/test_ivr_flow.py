@@ -187,7 +187,10 @@ def test_a_call_walks_a_two_level_menu_and_keeps_the_digits(
 
     # 2 at sales: the message, then the call ends
     end = carrier.press("2")
-    assert verbs(end) == [("Say", {"language": "en-US"}, "We are open 9 to 5. Goodbye."), ("Hangup", {}, None)]
+    assert verbs(end) == [
+        ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, "We are open 9 to 5. Goodbye."),
+        ("Hangup", {}, None),
+    ]
 
     call = carrier.hang_up()
     assert call.status is CallStatus.COMPLETED
@@ -225,12 +228,12 @@ def test_no_input_then_a_wrong_key_then_the_seed_flow_goes_on_to_answer_dial_to(
 
     # nothing pressed: "are you there?", main again (the one retry)
     again = carrier.wait()
-    assert verbs(again)[0] == ("Say", {"language": "en-US"}, "Are you there?")
+    assert verbs(again)[0] == ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, "Are you there?")
     assert "menu=main&try=1&step=2" in verbs(again)[1][1]["action"]
 
     # a key that is no option, and no retry left: "not an option", then answer_dial_to as the seed orders
     end = carrier.press("7")
-    assert verbs(end)[0] == ("Say", {"language": "en-US"}, "That is not an option.")
+    assert verbs(end)[0] == ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, "That is not an option.")
     assert verbs(end)[1][0] == "Dial"
     assert verbs(end)[1][1]["callerId"] == "+17134567890"
 

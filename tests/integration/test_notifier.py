@@ -299,6 +299,7 @@ def test_a_finished_call_is_delivered_once_with_every_field_and_a_valid_signatur
         "sms_status": "",
         "error_code": "",
         "error_desc": "",
+        "campaign": "",  # not a campaign's call
     }
     (attempt,) = attempts(api, callid)
     assert attempt["detail"] == {

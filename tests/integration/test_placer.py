@@ -326,6 +326,8 @@ def test_the_create_call_request_without_recording(
         "From": ["+12815550100"],  # the account's caller id
         "Url": [hook(callid, "flow")],
         "Method": ["POST"],
+        "FallbackUrl": [hook(callid, "fallback")],  # an error in the flow ends the call with a reason we keep
+        "FallbackMethod": ["POST"],
         "StatusCallback": [hook(callid, "status")],
         "StatusCallbackMethod": ["POST"],
         "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
@@ -360,6 +362,8 @@ def test_the_create_call_request_with_recording(
         "From",
         "Url",
         "Method",
+        "FallbackUrl",
+        "FallbackMethod",
         "StatusCallback",
         "StatusCallbackMethod",
         "StatusCallbackEvent",

@@ -7,6 +7,7 @@ moto; Twilio's REST API (the SMS and the dial-tone bridge's second leg) is a Moc
 from __future__ import annotations
 
 import base64
+import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from tests.integration.fakes import (
     raw_item,
     status_params,
     stored,
+    twilio_error,
 )
 
 
@@ -132,7 +134,7 @@ def test_a_person_hears_the_answer_options_in_the_seed_order(
     # then: play, speak, TTS, then dial (last), back to this API's dial action
     assert verbs(response) == [
         ("Play", {}, PLAY, []),
-        ("Say", {"language": "en-GB"}, SPEAK, []),
+        ("Say", {"language": "en-GB", "voice": "Polly.Amy"}, SPEAK, []),
         ("Say", {"voice": "Polly.Joanna"}, TTS, []),
         (
             "Dial",
@@ -170,7 +172,7 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     # then: the machine flow both times, and one SMS from the account's SMS number
     machine = [
         ("Play", {}, MACHINE_PLAY, []),
-        ("Say", {"language": "en-US"}, MACHINE_SPEAK, []),
+        ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, MACHINE_SPEAK, []),
         ("Hangup", {}, None, []),
     ]
     assert verbs(first) == machine
@@ -242,7 +244,7 @@ def test_requests_without_a_valid_signature_are_refused_and_change_nothing(
     params = status_params(call.carrier_call_id or "", "completed", 3, CallDuration="60", AnsweredBy="machine_end_beep")
     params |= {"RecordingUrl": "https://api.twilio.com/x/RE1", "DialCallStatus": "completed"}
     before = raw_item(aws, call.callid)
-    actions = ["flow", "status", "recording", "dial", "hold"]
+    actions = ["flow", "status", "recording", "dial", "hold", "leg-status", "fallback"]
 
     for action in actions:
         for name, signature in forged(call.callid, action, params).items():
@@ -475,6 +477,9 @@ def test_the_hold_music_dials_the_second_leg_once_even_when_fetched_twice(
         ("From", "+12812345678"),
         ("Url", f"{HOOKS}/{call.callid}/leg"),
         ("Method", "POST"),
+        ("StatusCallback", f"{HOOKS}/{call.callid}/leg-status"),
+        ("StatusCallbackMethod", "POST"),
+        ("StatusCallbackEvent", "completed"),
         ("Timeout", "45"),
     ]
     after = stored(aws, call.callid)
@@ -525,5 +530,208 @@ def test_a_hold_fetch_arriving_while_the_second_leg_is_being_dialed_does_not_dia
     assert stored(aws, call.callid).second_leg_id == twilio_sid(2)  # the call itself was CA...1
 
 
+def test_without_answer_dial_from_the_second_leg_comes_from_the_number_the_call_came_from(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge without answer_dial_from, on an account whose caller id is +12815550100
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+
+    # when
+    hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: the carrier is asked to call from the account's number, never from `to`'s own (Twilio refuses that)
+    (leg,) = twilio.creates
+    assert leg.get("From") == call.request["from"] == "+12815550100"
+    assert leg.get("From") != call.request["to"]
+
+
+def redirected_twiml(twilio: FakeTwilio) -> list[tuple[str, str]]:
+    return [(r.path.rsplit("/", 1)[1].removesuffix(".json"), r.get("Twiml") or "") for r in twilio.updates]
+
+
+NOT_BRIDGED = [
+    (
+        "Say",
+        {"language": "en-US", "voice": "Polly.Joanna"},
+        "Sorry, the person you are calling is not available. Goodbye.",
+    ),
+    ("Hangup", {}, None),
+]
+
+
+def twiml_verbs(document: str) -> list[tuple[str, dict[str, str], str | None]]:
+    return [(e.tag, dict(e.attrib), (e.text or "").strip() or None) for e in ET.fromstring(document)]  # noqa: S314
+
+
+def test_a_second_leg_the_carrier_refuses_ends_the_first_with_a_message(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a bridge whose answer_dial_from the carrier does not accept
+    call = a_placed_call(
+        aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_from="12815550177", answer_dial_tone_url=TONE
+    )
+    twilio.answers_to["+18323456789"] = [
+        twilio_error(400, 21210, "The source phone number provided is not yet verified")
+    ]
+
+    # when: `to` reaches the bridge and the hold music asks for the second leg
+    hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: `to`'s live call is redirected to a message and a hang-up, and the call says why
+    ((sid, twiml),) = redirected_twiml(twilio)
+    assert sid == call.carrier_call_id
+    assert twiml_verbs(twiml) == NOT_BRIDGED
+    after = stored(aws, call.callid)
+    assert (after.second_leg_id, after.dial_status) == ("failed", "failed")
+    assert [e.detail["reason"] for e in after.timeline if e.event == "dial.not_bridged"] == ["failed"]
+
+
+@pytest.mark.parametrize("leg_status", ["busy", "no-answer", "failed"])
+def test_a_second_leg_that_is_busy_or_unanswered_ends_the_first_once(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio, leg_status: str
+) -> None:
+    # given: the second leg was dialed
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    leg_sid = stored(aws, call.callid).second_leg_id or ""
+
+    # when: its final status arrives, and the carrier repeats it
+    params = {"CallSid": leg_sid, "CallStatus": leg_status, "CallDuration": "0", "AccountSid": "AC" + "0" * 32}
+    first = hooks.post(call.callid, "leg-status", params)
+    second = hooks.post(call.callid, "leg-status", params)
+
+    # then: one redirect of the first leg to the message, and the reason on the call
+    assert (first.status, second.status) == (204, 204)
+    ((sid, twiml),) = redirected_twiml(twilio)
+    assert sid == call.carrier_call_id
+    assert twiml_verbs(twiml) == NOT_BRIDGED
+    after = stored(aws, call.callid)
+    assert after.dial_status == leg_status
+    assert [e.detail["CallStatus"] for e in after.timeline if e.event == "dial.second_leg.status"] == [leg_status] * 2
+
+
+def test_a_second_leg_that_talked_and_hung_up_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    leg_sid = stored(aws, call.callid).second_leg_id or ""
+
+    hooks.post(call.callid, "leg-status", {"CallSid": leg_sid, "CallStatus": "completed", "CallDuration": "42"})
+
+    assert twilio.updates == []
+    assert stored(aws, call.callid).dial_status is None
+
+
+def test_the_fallback_url_keeps_the_carriers_error_on_the_timeline_and_hangs_up(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_play=PLAY)
+    params = {"CallSid": call.carrier_call_id or "", "ErrorCode": "13321", "ErrorUrl": f"{HOOKS}/{call.callid}/flow"}
+
+    response = hooks.post(call.callid, "fallback", params)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    (error,) = [e.detail for e in stored(aws, call.callid).timeline if e.event == "flow.error"]
+    assert error == {"ErrorCode": "13321", "ErrorUrl": f"{HOOKS}/{call.callid}/flow"}
+
+
 def twilio_sid(n: int) -> str:
     return f"CA{n:032x}"
+
+
+def emitted_metrics(out: str) -> dict[str, float]:
+    """Metric values from the handler's EMF lines on stdout (what CloudWatch would record)."""
+    found: dict[str, float] = {}
+    for line in out.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = record[metric["Name"]]
+                found[metric["Name"]] = found.get(metric["Name"], 0) + (
+                    sum(value) if isinstance(value, list) else value
+                )
+    return found
+
+
+def test_a_refused_signature_is_counted_for_the_403_rate_alarm(
+    hooks: CarrierWebhooks,
+    aws: Any,
+    account: AccountCredentials,
+    twilio: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # given: a status callback signed with another token
+    call = a_placed_call(aws, account, twilio)
+    params = status_params(call.carrier_call_id or "", "completed", 2)
+    event = hooks.event(call.callid, "status", params, signature="bm90IGEgc2lnbmF0dXJl")
+    capsys.readouterr()
+
+    result = hooks.module.lambda_handler(event, LambdaContext())
+
+    assert result["statusCode"] == 403
+    assert emitted_metrics(capsys.readouterr().out) == {"CarrierRequestsRejected": 1}
+
+
+def test_a_completed_call_is_counted_as_completed_for_the_dashboard(
+    hooks: CarrierWebhooks,
+    aws: Any,
+    account: AccountCredentials,
+    twilio: FakeTwilio,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    call = a_placed_call(aws, account, twilio)
+    capsys.readouterr()
+
+    result = hooks.module.lambda_handler(
+        hooks.event(call.callid, "status", status_params(call.carrier_call_id or "", "completed", 2, CallDuration="7")),
+        LambdaContext(),
+    )
+
+    assert result["statusCode"] == 204
+    counted = emitted_metrics(capsys.readouterr().out)
+    assert counted.get("CallsCompleted") == 1
+    assert counted.get("CallsAnsweredByPerson", 0) + counted.get("CallsAnsweredByMachine", 0) == 1
+
+
+# --- rotating the auth token (docs/runbook.md)
+
+
+def put_carrier_secret(aws: Any, secret: dict[str, str]) -> None:
+    """Store a new carrier secret and let the handler see it, as if its cache (CACHE_SECONDS) had expired."""
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from callbridge.adapters.aws import client
+
+    client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))
+    for provider in DEFAULT_PROVIDERS.values():
+        provider.clear_cache()
+
+
+def test_during_a_token_rotation_signatures_with_the_previous_token_still_count(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio, carrier_secret: dict[str, str]
+) -> None:
+    # given: a placed call, then the secret rotated to a new token with the old one kept as previous
+    call = a_placed_call(aws, account, twilio)
+    new_token = "0123456789abcdef0123456789abcdef"
+    put_carrier_secret(aws, {**carrier_secret, "auth_token": new_token, "previous_auth_token": AUTH_TOKEN})
+    path = f"/carrier/twilio/{call.callid}/status"
+
+    def status(seq: int, token: str) -> int:
+        params = status_params(call.carrier_call_id or "", "ringing", seq)
+        signature = compute_signature(f"https://{API_HOST}{path}", params, token)
+        event = hooks.event(call.callid, "status", params, signature=signature)
+        return int(hooks.module.lambda_handler(event, LambdaContext())["statusCode"])
+
+    # then: the carrier may sign with either token until the new one is promoted; nothing else counts
+    assert status(1, AUTH_TOKEN) == 204
+    assert status(2, new_token) == 204
+    assert status(3, "ffffffffffffffffffffffffffffffff") == 403
+
+    # when: the rotation is finished (the previous token removed from the secret)
+    put_carrier_secret(aws, {**carrier_secret, "auth_token": new_token})
+
+    # then: the old token no longer counts
+    assert status(4, AUTH_TOKEN) == 403
+    assert status(5, new_token) == 204

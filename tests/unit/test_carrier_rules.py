@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from twilio.request_validator import RequestValidator
 
@@ -105,3 +108,27 @@ def test_numbers_are_normalized_to_e164(raw: str, normalized: str | None) -> Non
 def test_billing_rounds_answered_calls_up_to_whole_minutes() -> None:
     assert [billed_minutes(s, True) for s in (0, 1, 60, 61)] == [1, 1, 1, 2]
     assert billed_minutes(0, False) == 0
+
+
+def test_the_simulators_modules_import_each_other_without_cycles() -> None:
+    # every `from sandbox.carrier.x import ...`, type-checking imports included
+    package = Path(__file__).parents[2] / "sandbox" / "carrier"
+    imports: dict[str, set[str]] = {}
+    for source in package.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        imports[source.stem] = {
+            node.module.rsplit(".", 1)[1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sandbox.carrier.")
+        }
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for name in imports.get(todo.pop(), set()) - seen:
+                seen.add(name)
+                todo.append(name)
+        return seen
+
+    assert [name for name in imports if name in reachable(name)] == []

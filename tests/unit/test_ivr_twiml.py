@@ -7,10 +7,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from callbridge.domain.answered import PERSON
 from callbridge.domain.ivr import MAX_STEPS, MAX_TWIML, IvrMenu, parse_menu, resolve
 from callbridge.domain.requests import parse_call_request
 from callbridge.flow.ivr_twiml import WORST_URLS, gather_url, render_menu, render_next, size_problems
-from callbridge.flow.twiml import PERSON, XML_DECLARATION, FlowUrls, render_answer
+from callbridge.flow.twiml import XML_DECLARATION, FlowUrls, render_answer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,9 +88,11 @@ def presented(code: str, prompt: Node, *, attempt: int = 0, step: int = 1, timeo
     return [gather, node("Redirect", url, method="POST")]
 
 
-MAIN_PROMPT = node("Say", "Press 1 for sales, 2 for support, star to hear this again.", language="en-US")
+MAIN_PROMPT = node(
+    "Say", "Press 1 for sales, 2 for support, star to hear this again.", language="en-US", voice="Polly.Joanna"
+)
 SALES_PROMPT = node("Say", "Sales. Press 2 to hear our hours, 3 to talk to us.", voice="Polly.Matthew")
-INVALID = node("Say", "That is not an option.", language="en-US")
+INVALID = node("Say", "That is not an option.", language="en-US", voice="Polly.Joanna")
 NO_INPUT = node("Play", "https://example.com/hello-are-you-there.wav")
 
 
@@ -118,7 +121,7 @@ def test_the_gather_url_names_menu_attempt_and_step() -> None:
     ("prompt", "expected"),
     [
         ({"play": "https://example.com/menu.wav?a=1&b=2"}, node("Play", "https://example.com/menu.wav?a=1&b=2")),
-        ({"speak": "Hola", "speak_lang": "es-ES"}, node("Say", "Hola", language="es-ES")),
+        ({"speak": "Hola", "speak_lang": "es-ES"}, node("Say", "Hola", language="es-ES", voice="Polly.Conchita")),
         ({"tts": "Hello", "tts_voice": "en-US_AllisonVoice"}, node("Say", "Hello", voice="Polly.Joanna")),
     ],
 )
@@ -154,7 +157,7 @@ def test_text_and_urls_are_escaped() -> None:
     document = render_menu("m", menu, URLS)
     assert "<b>" not in document
     assert "&amp;try=0&amp;step=1" in document
-    assert verbs(document)[0][3] == [node("Say", nasty, language="en-US")]
+    assert verbs(document)[0][3] == [node("Say", nasty, language="en-US", voice="Polly.Joanna")]
 
 
 # --- every action
@@ -169,7 +172,10 @@ def test_repeat_presents_the_same_menu_again_with_fresh_retries() -> None:
 
 
 def test_say_speaks_then_hangs_up() -> None:
-    assert after("sales", "2") == [node("Say", "We are open 9 to 5.", language="en-GB"), node("Hangup")]
+    assert after("sales", "2") == [
+        node("Say", "We are open 9 to 5.", language="en-GB", voice="Polly.Amy"),
+        node("Hangup"),
+    ]
 
 
 def test_dial_bridges_with_the_called_number_as_caller_id_by_default() -> None:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.progress import apply_recording_callback, apply_status_callback
-from hypothesis import given, settings
+from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 CALL_SID = "CA" + "5" * 32
@@ -249,6 +250,42 @@ def test_the_recording_callback_anywhere_in_the_stream(
     assert outcome(call) == want
 
 
+@settings(max_examples=150, deadline=None)
+@given(deliveries(), st.integers(0, 20))
+def test_the_verdict_from_the_flow_request_anywhere_in_the_stream(
+    delivery: tuple[Scenario, list[dict[str, str]]], position: int
+) -> None:
+    # given: an answered call whose status callbacks carry no AnsweredBy: Twilio documents the synchronous verdict
+    # on the request for the flow's TwiML only
+    scenario, callbacks = delivery
+    assume(scenario.answered_by)
+    verdict = "human" if scenario.answered_by == "Person" else "machine_end_beep"
+    flow = {"CallSid": CALL_SID, "CallStatus": "in-progress", "AnsweredBy": verdict}
+    bare = [{k: v for k, v in params.items() if k != "AnsweredBy"} for params in callbacks]
+    position = min(position, len(bare))
+
+    # when: the flow request arrives anywhere among them
+    call = dialing_call()
+    for n, params in enumerate(bare):
+        if n == position:
+            call = apply_flow_request(call, flow, iso(T0))
+        call = apply_status_callback(call, params, iso(T0 + timedelta(hours=1, seconds=n)))
+    if position == len(bare):
+        call = apply_flow_request(call, flow, iso(T0))
+
+    # then: the same outcome as when the callbacks carried the verdict, and the flow request is on the timeline
+    assert outcome(call) == expected(scenario)
+    assert [e.detail["label"] for e in call.timeline if e.event == "flow"] == [scenario.answered_by]
+
+
+def test_a_flow_request_alone_says_who_answered_while_the_call_is_live() -> None:
+    # given: the answered callback was lost; the carrier asks for the flow of a machine-answered call
+    call = apply_flow_request(dialing_call(), {"CallStatus": "in-progress", "AnsweredBy": "machine_start"}, iso(T0))
+
+    # then: the verdict is kept, but the status waits for the carrier's status callbacks
+    assert (call.status, call.answered_by) == (CallStatus.DIALING, "Machine")
+
+
 def test_a_late_ringing_after_completed_changes_nothing() -> None:
     # given: a completed human call
     t = T0
@@ -264,3 +301,28 @@ def test_a_late_ringing_after_completed_changes_nothing() -> None:
     assert late.status is CallStatus.COMPLETED
     assert outcome(late) | {"started_at": None} == before | {"started_at": None}
     assert late.started_at == iso(t + timedelta(seconds=2))
+
+
+# Twilio's machine verdicts, written out here so a change to the module's own set cannot hide a missing one. A call
+# fetched from the REST API (reconciliation) says only `machine`.
+MACHINE_VERDICTS = ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax", "machine"]
+
+
+@pytest.mark.parametrize("verdict", [*MACHINE_VERDICTS, " Machine_End_Beep ", "FAX"])
+def test_every_machine_verdict_is_machine_in_the_stored_outcome(verdict: str) -> None:
+    # given: an answered call whose carrier said a machine (or fax) picked up
+    answered = _callback(2, "in-progress", T0 + timedelta(seconds=10), AnsweredBy=verdict)
+    completed = _callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", AnsweredBy=verdict)
+
+    # when
+    call, _ = apply_all([answered, completed])
+
+    # then: the outcome the API and the callback report says Machine, like the TwiML branch did
+    assert call.answered_by == "Machine"
+
+
+@pytest.mark.parametrize("verdict", ["human", "unknown", ""])
+def test_a_person_or_no_verdict_is_person_in_the_stored_outcome(verdict: str) -> None:
+    extra = {"AnsweredBy": verdict} if verdict else {}
+    call, _ = apply_all([_callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", **extra)])
+    assert call.answered_by == "Person"

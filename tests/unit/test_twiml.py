@@ -7,13 +7,11 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from callbridge.domain.answered import MACHINE, PERSON, answered_by_label
 from callbridge.domain.requests import CallRequest, parse_call_request
 from callbridge.flow.twiml import (
-    MACHINE,
-    PERSON,
     XML_DECLARATION,
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,
@@ -111,7 +109,7 @@ def expected_person(play: bool, speak: bool, tts: bool, dial: str, *, audio: boo
     if play:
         expected.append(node("Play", PLAY))
     if speak:
-        expected.append(node("Say", SPEAK, language="fr-FR"))
+        expected.append(node("Say", SPEAK, language="fr-FR", voice="Polly.Celine"))
     if tts:
         expected.append(node("Play", ANSWER_AUDIO) if audio else node("Say", TTS, voice="Polly.Joanna"))
     caller_id = DIAL_FROM_E164 if "from" in dial else TO_E164
@@ -139,7 +137,7 @@ def expected_machine(play: bool, speak: bool, tts: bool, sms: bool, *, audio: bo
     if play:
         expected.append(node("Play", MACHINE_PLAY))
     if speak:
-        expected.append(node("Say", MACHINE_SPEAK, language="es-US"))
+        expected.append(node("Say", MACHINE_SPEAK, language="es-US", voice="Polly.Penelope"))
     if tts:
         expected.append(node("Play", MACHINE_AUDIO) if audio else node("Say", MACHINE_TTS, voice="Polly.Matthew"))
     expected.append(node("Hangup"))
@@ -205,7 +203,7 @@ def test_php_example_machine() -> None:
     # 1. the basic TTS engine reads the text in en-US, 2. the SMS is sent (not TwiML), then the call ends
     call = parse_call_request(PHP_EXAMPLE)
     assert verbs(render_answer(call, MACHINE, URLS)) == [
-        node("Say", "It is a message for your voicemail", language="en-US"),
+        node("Say", "It is a message for your voicemail", language="en-US", voice="Polly.Joanna"),
         node("Hangup"),
     ]
 
@@ -257,7 +255,10 @@ def test_ivr_of_several_verbs_keeps_their_order() -> None:
 
 def test_ivr_code_without_a_menu_renders_nothing_for_it() -> None:
     call = request(answer_ivr="menu-1", answer_speak=SPEAK, answer_speak_lang="en-GB")
-    assert verbs(render_answer(call, PERSON, URLS)) == [node("Say", SPEAK, language="en-GB"), node("Hangup")]
+    assert verbs(render_answer(call, PERSON, URLS)) == [
+        node("Say", SPEAK, language="en-GB", voice="Polly.Amy"),
+        node("Hangup"),
+    ]
 
 
 def test_ivr_is_only_for_a_person() -> None:
@@ -286,7 +287,7 @@ def test_text_is_escaped() -> None:
 
 def test_machine_text_is_escaped() -> None:
     call = request(answer_play=PLAY, answermachine_speak=NASTY, answermachine_speak_lang="de-DE")
-    assert verbs(render_answer(call, MACHINE, URLS))[0] == node("Say", NASTY, language="de-DE")
+    assert verbs(render_answer(call, MACHINE, URLS))[0] == node("Say", NASTY, language="de-DE", voice="Polly.Marlene")
 
 
 def test_attributes_are_escaped() -> None:
@@ -315,7 +316,9 @@ def test_characters_xml_cannot_carry_are_dropped_not_fatal() -> None:
     # model_copy skips validation: the renderer must hold even if a request with them got through
     call = request(answer_speak=SPEAK, answer_speak_lang="en-US")
     call = call.model_copy(update={"answer_speak": "bell\x07 and\x00 escape\x1b here\ufffe"})
-    assert verbs(render_answer(call, PERSON, URLS))[0] == node("Say", "bell and escape here", language="en-US")
+    assert verbs(render_answer(call, PERSON, URLS))[0] == node(
+        "Say", "bell and escape here", language="en-US", voice="Polly.Joanna"
+    )
 
 
 def test_text_made_only_of_such_characters_is_left_out() -> None:
@@ -327,7 +330,7 @@ def test_text_made_only_of_such_characters_is_left_out() -> None:
 def test_unicode_text() -> None:
     text = "Здравствуйте! Ça va? 東京 😀"
     call = request(answer_speak=text, answer_speak_lang="ru-RU")
-    assert verbs(render_answer(call, PERSON, URLS))[0] == node("Say", text, language="ru-RU")
+    assert verbs(render_answer(call, PERSON, URLS))[0] == node("Say", text, language="ru-RU", voice="Polly.Tatyana")
 
 
 # -- labels and the other documents --------------------------------------------------------------------------

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from callbridge.domain.voices import IBM_VOICES, POLLY_VOICES, SPEAK_LANGUAGES, normalize_language, resolve_voice
+from callbridge.domain.voices import (
+    IBM_VOICES,
+    POLLY_VOICES,
+    SPEAK_LANGUAGES,
+    normalize_language,
+    resolve_voice,
+    speak_say_voice,
+    tts_say_voice,
+)
 
 
 def test_the_nine_seed_languages() -> None:
@@ -56,3 +64,71 @@ def test_v3_variants_map_like_their_base_voice() -> None:
 @pytest.mark.parametrize("voice", ["Allison", "en-US_Allison", "Nobody", "", "Polly.", "en-US"])
 def test_unknown_voices(voice: str) -> None:
     assert resolve_voice(voice) is None
+
+
+# Twilio's <Say> voices for the nine languages, from Twilio's text-to-speech voice table, written out here as an
+# oracle independent of callbridge's table: Polly standard voices as `Polly.<Id>`, neural ones as `Polly.<Id>-Neural`.
+TWILIO_SAY_VOICES: dict[str, set[str]] = {
+    "en-US": {
+        *(f"Polly.{v}" for v in ("Ivy", "Joanna", "Joey", "Justin", "Kendra", "Kimberly", "Matthew", "Salli")),
+        *(f"Polly.{v}-Neural" for v in ("Danielle", "Gregory", "Ivy", "Joanna", "Joey", "Justin", "Kendra")),
+        *(f"Polly.{v}-Neural" for v in ("Kevin", "Kimberly", "Matthew", "Ruth", "Salli", "Stephen")),
+    },
+    "en-GB": {
+        "Polly.Amy",
+        "Polly.Brian",
+        "Polly.Emma",
+        *(f"Polly.{v}-Neural" for v in ("Amy", "Arthur", "Brian", "Emma")),
+    },
+    "fr-FR": {"Polly.Celine", "Polly.Lea", "Polly.Mathieu", "Polly.Lea-Neural", "Polly.Remi-Neural"},
+    "de-DE": {"Polly.Hans", "Polly.Marlene", "Polly.Vicki", "Polly.Vicki-Neural", "Polly.Daniel-Neural"},
+    "it-IT": {"Polly.Bianca", "Polly.Carla", "Polly.Giorgio", "Polly.Bianca-Neural", "Polly.Adriano-Neural"},
+    "pt-BR": {
+        "Polly.Camila",
+        "Polly.Ricardo",
+        "Polly.Vitoria",
+        *(f"Polly.{v}-Neural" for v in ("Camila", "Thiago", "Vitoria")),
+    },
+    "ru-RU": {"Polly.Maxim", "Polly.Tatyana"},
+    "es-ES": {"Polly.Conchita", "Polly.Enrique", "Polly.Lucia", "Polly.Lucia-Neural", "Polly.Sergio-Neural"},
+    "es-US": {"Polly.Lupe", "Polly.Miguel", "Polly.Penelope", "Polly.Lupe-Neural", "Polly.Pedro-Neural"},
+}
+NEURAL_ONLY = ["Kevin", "Ruth", "Stephen", "Danielle", "Gregory", "Arthur", "Remi", "Daniel", "Adriano", "Thiago"]
+NEURAL_ONLY += ["Sergio", "Pedro"]
+
+
+@pytest.mark.parametrize("name", sorted({*POLLY_VOICES, *IBM_VOICES}))
+def test_every_accepted_voice_is_rendered_as_a_voice_twilio_has_for_its_language(name: str) -> None:
+    voice = resolve_voice(name)
+    assert voice is not None
+    assert tts_say_voice(voice.polly_id) in TWILIO_SAY_VOICES[voice.language]
+
+
+@pytest.mark.parametrize("polly_id", NEURAL_ONLY)
+def test_neural_only_voices_are_rendered_with_their_neural_name(polly_id: str) -> None:
+    assert tts_say_voice(polly_id) == f"Polly.{polly_id}-Neural"
+
+
+@pytest.mark.parametrize(
+    ("seed_name", "say"), [("en-US_KevinV3Voice", "Polly.Stephen-Neural"), ("en-US_OliviaV3Voice", "Polly.Ruth-Neural")]
+)
+def test_the_seeds_v3_names_that_map_onto_neural_only_voices(seed_name: str, say: str) -> None:
+    voice = resolve_voice(seed_name)
+    assert voice is not None
+    assert tts_say_voice(voice.polly_id) == say
+
+
+def test_the_neural_name_is_accepted_as_a_voice_too() -> None:
+    assert resolve_voice("Polly.Kevin-Neural") == resolve_voice("Kevin")
+
+
+@pytest.mark.parametrize("language", sorted(SPEAK_LANGUAGES))
+def test_every_seed_language_is_spoken_by_a_voice_twilio_lists_for_it(language: str) -> None:
+    spoken_in, voice = speak_say_voice(language)
+    assert spoken_in == language
+    assert voice in TWILIO_SAY_VOICES[language]
+    assert not voice.endswith("-Neural")  # the seed's basic speech: a standard voice
+
+
+def test_speech_without_a_language_is_us_english() -> None:
+    assert speak_say_voice(None) == ("en-US", "Polly.Joanna")

@@ -1,7 +1,7 @@
 """Admin command line: create, list, disable and enable accounts, rotate passwords.
 
-    python -m callbridge.admin --stack callbridge create --caller-id 12812345678
-    python -m callbridge.admin --endpoint-url http://127.0.0.1:3000/aws --table callbridge-AccountsTable list
+    python -m callbridge.admin --stack callbridge --region us-east-1 create --caller-id 12812345678
+    python -m callbridge.admin --sandbox list          # the sandbox `make run` started (make admin ARGS="list")
 
 A new password is printed once and never stored: only its salted scrypt hash is.
 """
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from callbridge.adapters.dynamodb import DynamoAccountsStore
@@ -23,8 +25,13 @@ from callbridge.domain.accounts import (
     new_webhook_secret,
 )
 from callbridge.domain.calls import iso
+from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.phones import to_e164
 from callbridge.domain.scheduling import CallDateError, zone
+
+# Written by the running sandbox into its state directory (default .sandbox): its endpoints and table names.
+SANDBOX_FILE = "sandbox.json"
+SANDBOX_AWS_KEY = "sandbox"  # moto accepts any credentials; the sandbox's functions use these
 
 
 class AdminError(Exception):
@@ -41,6 +48,7 @@ def create_account(
     sms_from: str | None = None,
     api_key: str | None = None,
     password: str | None = None,
+    webhook_secret: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; returns it and its password (the only time the password exists in clear)."""
     e164 = to_e164(caller_id)
@@ -65,7 +73,7 @@ def create_account(
         caller_id=e164,
         record_default=record.upper(),
         timezone=timezone,
-        webhook_secret=new_webhook_secret(),
+        webhook_secret=webhook_secret or new_webhook_secret(),
         sms_from=sms,
         name=name,
         created_at=iso(datetime.now(UTC)),
@@ -93,16 +101,25 @@ def rotate_password(store: DynamoAccountsStore, key: str) -> str:
     return secret
 
 
-def _table_from_stack(stack: str, endpoint_url: str | None) -> str:
-    import boto3
-
-    outputs = boto3.client("cloudformation", endpoint_url=endpoint_url).describe_stacks(StackName=stack)["Stacks"][0][
+def _table_from_stack(session: Any, stack: str, endpoint_url: str | None) -> str:
+    outputs = session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks(StackName=stack)["Stacks"][0][
         "Outputs"
     ]
     for output in outputs:
         if output["OutputKey"] == "AccountsTableName":
             return str(output["OutputValue"])
     raise AdminError(f"stack {stack} has no AccountsTableName output")
+
+
+def running_sandbox(state_dir: str) -> dict[str, str]:
+    """Where the sandbox started from `state_dir` serves (its AWS endpoint and tables), if it is running."""
+    path = Path(state_dir) / SANDBOX_FILE
+    try:
+        info = json.loads(path.read_text("utf-8"))
+        os.kill(int(info["pid"]), 0)  # signal 0: only checks that the process exists
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AdminError(f"no sandbox is running (nothing alive in {path}): start one with `make run`") from exc
+    return {str(k): str(v) for k, v in info.items()}
 
 
 def _public(account: Account) -> dict[str, Any]:
@@ -114,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", help="CloudFormation stack name (reads its AccountsTableName output)")
     target.add_argument("--table", help="AccountsTable name")
-    parser.add_argument("--endpoint-url", help="AWS endpoint (the sandbox's, for example)")
+    target.add_argument(
+        "--sandbox", action="store_true", help="the running local sandbox (`make run`): finds its endpoint and table"
+    )
+    parser.add_argument("--sandbox-dir", default=".sandbox", help="the sandbox's state directory (default .sandbox)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint (another local AWS, for example)")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration's)")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="create an account and print its credentials once")
     create.add_argument("--caller-id", required=True, help="default `from` number, e.g. 12812345678")
@@ -133,9 +155,20 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         import boto3
+        import botocore.exceptions
 
-        table = args.table or _table_from_stack(args.stack, args.endpoint_url)
-        store = DynamoAccountsStore(table, dynamodb=boto3.client("dynamodb", endpoint_url=args.endpoint_url))
+        endpoint, region, key, secret, table = args.endpoint_url, args.region, None, None, args.table
+        if args.sandbox:
+            found = running_sandbox(args.sandbox_dir)
+            endpoint, region, table = found["aws_endpoint"], found["region"], found["accounts_table"]
+            # the sandbox's moto enforces IAM: its administrator's credentials are in the running file
+            key = found.get("aws_access_key_id", SANDBOX_AWS_KEY)
+            secret = found.get("aws_secret_access_key", SANDBOX_AWS_KEY)
+        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=region)
+        if session.region_name is None:
+            raise AdminError("no AWS region: pass --region (or set AWS_DEFAULT_REGION)")
+        table = table or _table_from_stack(session, args.stack, endpoint)
+        store = DynamoAccountsStore(table, dynamodb=session.client("dynamodb", endpoint_url=endpoint))
         if args.command == "create":
             account, password = create_account(
                 store,
@@ -155,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             out = {"api_key": args.api_key, "password": rotate_password(store, args.api_key)}
     except AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, ServiceUnavailable) as exc:
+        print(f"error: AWS: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(out, indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""The API's OpenAPI document: Powertools' routes, plus the call request body and the seed's envelopes."""
+"""The API's OpenAPI document: Powertools' routes, plus the call request body and the vendor's envelopes."""
 
 from __future__ import annotations
 
@@ -14,15 +14,36 @@ from callbridge.domain.requests import CallRequest
 TITLE = "callbridge — Make calls API"
 VERSION = "1.0.0"
 DESCRIPTION = (
-    "Place and schedule phone calls programmatically. `POST /pcall/call` takes the seed's parameters "
+    "Place and schedule phone calls programmatically. `POST /pcall/call` takes the vendor's parameters "
     "form-encoded (as `curl --data` and PHP's `http_build_query` send them), as multipart/form-data, or as "
-    'JSON. Every answer uses the seed\'s envelope `{"data": {..., "code", "code_desc"}}`. '
-    "Authenticate with HTTP Basic: your API key and API password."
+    'JSON. Every answer uses the vendor\'s envelope `{"data": {..., "code", "code_desc"}}`.\n\n'
+    "Authenticate with HTTP Basic: your API key and API password (**Authorize** above). Each operation's "
+    "example works as it is: **Try it out**, then **Execute**. Optional fields are sent only when you fill "
+    "them in."
 )
+# The vendor's curl example: the default request of POST /pcall/call.
+CALL_EXAMPLE = {"to": "12812345670", "answer_play": "http://example.com/file.wav"}
+# A menu PUT /pcall/ivr/{code} accepts as it is (code `main`, which GET and DELETE then find).
+IVR_EXAMPLE = {
+    "prompt": {"speak": "Press 1 to hear our opening hours, star to hear this again.", "speak_lang": "en-US"},
+    "options": {
+        "1": {"action": "say", "speak": "We are open nine to five. Goodbye.", "speak_lang": "en-US"},
+        "*": {"action": "repeat"},
+    },
+    "timeout": 5,
+    "retries": 2,
+}
+EXAMPLE_CALLID = "1a2184ef7627bf9f447e3c5f87f"
+TAGS = {
+    "calls": "Make a call now or at a time; follow it from request to outcome.",
+    "scheduled": "Calls with a `call_date` that have not started: list them, cancel one.",
+    "ivr": "The menus `answer_ivr` names: a prompt and what each key does.",
+}
+PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main"}
 
 
 class Envelope(BaseModel):
-    """The seed's envelope around every answer."""
+    """The vendor's envelope around every answer."""
 
     model_config = ConfigDict(extra="allow")
     code: int = Field(description="The HTTP status code, repeated.")
@@ -133,6 +154,7 @@ def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
+        429: "Too many failed logins from this address or for this API key; retry after `Retry-After` seconds.",
         404: "No such call (or IVR menu) for this account.",
         409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
@@ -142,6 +164,8 @@ def _errors(*codes: int) -> dict[int, Any]:
 
 def responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
     """Powertools `responses=` for a route answering `model`, plus the given error codes."""
+    if 401 in errors:  # a route that checks credentials also refuses a burst of failed ones
+        errors = (*errors, 429)
     return {200: {"description": "Success", "content": {"application/json": {"model": model}}}, **_errors(*errors)}
 
 
@@ -168,7 +192,14 @@ def finish(document: str) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(unused, None)
     body, schema = call_request_body()
-    spec.setdefault("components", {}).setdefault("schemas", {})["CallRequest"] = {"title": "CallRequest", **schema}
+    spec.setdefault("components", {}).setdefault("schemas", {})["CallRequest"] = {
+        "title": "CallRequest",
+        **input_schema(schema),
+    }
+    for name, media in body["content"].items():
+        media["example"] = CALL_EXAMPLE
+        if name != "application/json":
+            media["schema"] = form_schema(spec["components"]["schemas"]["CallRequest"], CALL_EXAMPLE)
     post = spec["paths"]["/pcall/call"]["post"]
     post["requestBody"] = body
     post.setdefault("parameters", []).append(
@@ -181,7 +212,49 @@ def finish(document: str) -> dict[str, Any]:
         }
     )
     _ivr_menu_body(spec)
+    spec["tags"] = [{"name": name, "description": text} for name, text in TAGS.items()]
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = input_schema(parameter.get("schema", {}))
+                if parameter["in"] == "path" and parameter["name"] in PATH_EXAMPLES:
+                    parameter["example"] = PATH_EXAMPLES[parameter["name"]]
     return spec
+
+
+def form_schema(schema: dict[str, Any], example: dict[str, str]) -> dict[str, Any]:
+    """A form's schema whose fields Swagger UI fills with `example`, and leaves every other field empty.
+
+    Swagger UI fills a form field with its property's example, else with a sample (`string`) it then sends.
+    """
+    properties = {
+        name: {**prop, "example": example.get(name, "")} for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties}
+
+
+def input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request schema as a form shows it: an optional field is absent, never `null`.
+
+    Pydantic spells `str | None = None` as `anyOf: [string, null]` with `default: null`; Swagger UI then sends
+    the text `null` for every optional field left empty. Absent is how the API takes "not given".
+    """
+    if isinstance(schema, list):
+        return [input_schema(item) for item in schema]  # type: ignore[return-value]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: input_schema(value) for key, value in schema.items()}
+    variants = result.get("anyOf")
+    if isinstance(variants, list) and {"type": "null"} in variants:
+        rest = [v for v in variants if v != {"type": "null"}]
+        del result["anyOf"]
+        if len(rest) == 1:
+            result = {**rest[0], **result}
+        else:
+            result["anyOf"] = rest
+    if "default" in result and result["default"] is None:
+        del result["default"]
+    return result
 
 
 def _ivr_menu_body(spec: dict[str, Any]) -> None:
@@ -189,11 +262,11 @@ def _ivr_menu_body(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     schema = IvrMenu.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in schema.pop("$defs", {}).items():
-        schemas.setdefault(name, definition)
-    schemas["IvrMenu"] = schema
+        schemas[name] = input_schema(definition)
+    schemas["IvrMenu"] = input_schema(schema)
     spec["paths"]["/pcall/ivr/{code}"]["put"]["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IvrMenu"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IvrMenu"}, "example": IVR_EXAMPLE}},
     }
 
 
@@ -228,7 +301,17 @@ def swagger_html(spec_url: str, assets_url: str) -> str:
   <div id="swagger-ui"></div>
   <script src="{assets_url}/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", deepLinking: true}});
+    // Swagger UI sends every optional form field it shows, empty ones too, unless "Send empty value" is
+    // unticked; this plugin makes unticked the default, so only the fields filled in are sent.
+    const OnlyFilledFields = () => ({{
+      wrapComponents: {{
+        ParameterIncludeEmpty: (Original, system) => (props) => system.React.createElement(Original, {{
+          ...props, isIncludedOptions: {{...props.isIncludedOptions, defaultValue: false}},
+        }}),
+      }},
+    }});
+    window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", deepLinking: true,
+                                  tryItOutEnabled: true, plugins: [OnlyFilledFields]}});
   </script>
 </body>
 </html>

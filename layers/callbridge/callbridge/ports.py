@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts
 from callbridge.domain.ivr import StoredMenu
 
 Cursor = dict[str, Any]
@@ -75,6 +76,17 @@ class AccountsStore(Protocol):
     def ivr_exists(self, account_id: str, code: str) -> bool: ...
 
     def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None: ...
+
+
+class LoginFailureCounter(Protocol):
+    """Failed logins per subject (an API key's digest or a source address) in fixed time windows, shared by
+    every container. Raises ServiceUnavailable when it cannot count."""
+
+    def counts(self, subjects: Sequence[str], window: int) -> dict[str, int]:
+        """Failures so far in `window` for each subject (0 when none)."""
+
+    def add_failure(self, subjects: Sequence[str], window: int, expires_at: int) -> dict[str, int]:
+        """Count one more failure for each subject; the new totals. `expires_at`: epoch seconds to keep them."""
 
 
 class IvrMenuStore(Protocol):
@@ -150,3 +162,64 @@ class IdempotencyKeyTaken(Exception):
 
 class VersionConflict(Exception):
     """The call changed between read and write; read it again."""
+
+
+class CampaignsStore(Protocol):
+    """CampaignsTable: campaigns, their accepted calls, their waiting calls and their counts."""
+
+    def create(
+        self, campaign: Campaign, chunks: Sequence[Sequence[CampaignCall]], idempotency: IdempotencyRecord | None
+    ) -> None: ...
+
+    def get(self, campaign_id: str) -> Campaign | None: ...
+
+    def header(self, campaign_id: str) -> dict[str, Any] | None: ...
+
+    def counts(self, campaign_id: str) -> Counts: ...
+
+    def list_campaigns(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Campaign], Cursor | None]: ...
+
+    def move(
+        self,
+        campaign_id: str,
+        account_id: str,
+        allowed: Iterable[CampaignStatus],
+        target: CampaignStatus,
+        at: str,
+        **fields: Any,
+    ) -> Campaign: ...
+
+    def claim_tick(self, campaign_id: str, seq: int, owner: str) -> dict[str, Any] | None: ...
+
+    def tick_done(self, campaign_id: str, seq: int) -> None: ...
+
+    def chunk_done(self, campaign_id: str, chunk: int) -> dict[str, Any]: ...
+
+    def mark_notified(self, campaign_id: str, at: str) -> bool: ...
+
+    def chunk(self, campaign_id: str, number: int) -> list[CampaignCall]: ...
+
+    def chunks(self, campaign_id: str) -> list[CampaignCall]: ...
+
+    def add_members(self, campaign_id: str, calls: Sequence[CampaignCall]) -> None: ...
+
+    def members(
+        self, campaign_id: str, limit: int | None = None, cursor: Cursor | None = None
+    ) -> tuple[list[str], Cursor | None]: ...
+
+    def add_waiting(self, campaign_id: str, calls: Iterable[tuple[int, str]]) -> None: ...
+
+    def waiting(self, campaign_id: str, limit: int) -> list[tuple[int, str]]: ...
+
+    def remove_waiting(self, campaign_id: str, index: int) -> None: ...
+
+    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool: ...
+
+
+class CampaignsQueue(Protocol):
+    """CampaignsQueue: the campaigns function's work (fan-out, release steps, cancel, notification)."""
+
+    def send(self, messages: Sequence[tuple[dict[str, Any], int]]) -> None:
+        """Send (message, delay seconds) pairs; raises ServiceUnavailable if any is not accepted."""

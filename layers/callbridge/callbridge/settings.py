@@ -22,6 +22,7 @@ class ApiSettings(BaseModel):
     calls_queue_url: str = Field(min_length=1)
     schedule_shards: int = Field(16, ge=1, le=64)
     account_cache_seconds: int = Field(60, ge=0, le=900)
+    login_failures_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
 
     @classmethod
@@ -33,6 +34,7 @@ class ApiSettings(BaseModel):
             calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
+            login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
             callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
         )
 
@@ -158,3 +160,50 @@ class SchedulerSettings(BaseModel):
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
         return cls.model_validate(values)
+
+
+class CampaignSettings(BaseModel):
+    """Where campaigns live (read by the api, the placer and the campaigns function)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    campaigns_table: str = Field(min_length=1)
+    campaigns_queue_url: str = Field(min_length=1)
+    carrier_cps: float = Field(1, gt=0)
+
+    @staticmethod
+    def _env() -> dict[str, str]:
+        env = os.environ
+        return {
+            "campaigns_table": env.get("CAMPAIGNS_TABLE", ""),
+            "campaigns_queue_url": env.get("CAMPAIGNS_QUEUE_URL", ""),
+            "carrier_cps": env.get("CARRIER_CPS", "1"),
+        }
+
+    @classmethod
+    def from_env(cls) -> CampaignSettings:
+        return cls.model_validate(cls._env())
+
+
+class CampaignWorkerSettings(CampaignSettings):
+    """Settings of the campaigns function."""
+
+    calls_table: str = Field(min_length=1)
+    accounts_table: str = Field(min_length=1)
+    calls_queue_url: str = Field(min_length=1)
+    schedule_shards: int = Field(16, ge=1, le=64)
+    callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
+
+    @classmethod
+    def from_env(cls) -> CampaignWorkerSettings:
+        env = os.environ
+        return cls.model_validate(
+            {
+                **cls._env(),
+                "calls_table": env.get("CALLS_TABLE", ""),
+                "accounts_table": env.get("ACCOUNTS_TABLE", ""),
+                "calls_queue_url": env.get("CALLS_QUEUE_URL", ""),
+                "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
+                "callback_allow_loopback": _flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
+            }
+        )

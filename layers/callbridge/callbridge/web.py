@@ -110,7 +110,13 @@ def parse_params(body: bytes, content_type: str | None) -> dict[str, str]:
     if len(body) > MAX_BODY:
         raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
     media = (content_type or "").partition(";")[0].strip().lower()
-    if media == JSON or media.endswith("+json"):
+    # A JSON object sent without a Content-Type, or with curl -d's default form type, is still read as JSON:
+    # no parameter name starts with "{", so no form body does.
+    if (
+        media == JSON
+        or media.endswith("+json")
+        or (media in ("", FORM, "text/plain") and body.lstrip().startswith(b"{"))
+    ):
         return _from_json(body)
     if media in ("", FORM, "text/plain"):
         return _from_form(body)

@@ -359,9 +359,11 @@ class DynamoAccountsStore:
             self._client = client("dynamodb")
         return self._client
 
-    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+    def _get(self, pk: str, sk: str, *, consistent: bool = False) -> dict[str, Any] | None:
         try:
-            response = self._db.get_item(TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})
+            response = self._db.get_item(
+                TableName=self.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=consistent
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _unavailable(exc) from exc
         item = response.get("Item")
@@ -391,7 +393,8 @@ class DynamoAccountsStore:
                 yield from_item(item)
 
     def get_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None:
-        data = self._get(account_id, f"IDEM#{key}")
+        # Consistent: a retry right after the first request must see its record, not a stale "no such key".
+        data = self._get(account_id, f"IDEM#{key}", consistent=True)
         if not data:
             return None
         return IdempotencyRecord(

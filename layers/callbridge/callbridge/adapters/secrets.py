@@ -14,16 +14,39 @@ CACHE_SECONDS = 300
 class CarrierCredentials:
     account_sid: str
     auth_token: str
+    # While an auth token is rotated, the one the carrier may still sign webhooks with (see docs/runbook.md).
+    previous_auth_token: str = ""
+
+    @property
+    def signing_tokens(self) -> tuple[str, ...]:
+        """Tokens a webhook signature may be made with: the current one, then the previous one if set."""
+        return tuple(t for t in (self.auth_token, self.previous_auth_token) if t)
+
+
+# The last credentials read per secret: when a re-read fails (Secrets Manager unreachable), a warm container
+# keeps the ones it has rather than refusing every webhook and carrier request.
+_last_read: dict[str, CarrierCredentials] = {}
 
 
 def carrier_credentials(secret_id: str) -> CarrierCredentials:
-    """The carrier account SID and auth token in the JSON secret `secret_id`."""
+    """The carrier account SID and auth token(s) in the JSON secret `secret_id`, re-read every CACHE_SECONDS."""
     from aws_lambda_powertools.utilities import parameters
 
     try:
         value: Any = parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS)
-        return CarrierCredentials(account_sid=str(value["account_sid"]), auth_token=str(value["auth_token"]))
-    except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+    except parameters.exceptions.GetParameterError as exc:
+        if secret_id in _last_read:
+            return _last_read[secret_id]
         raise ServiceUnavailable(f"carrier credentials unavailable: {exc}") from exc
-    except (KeyError, TypeError) as exc:
+    except parameters.exceptions.TransformParameterError as exc:
+        raise ServiceUnavailable(f"carrier credentials unavailable: {exc}") from exc
+    try:
+        credentials = CarrierCredentials(
+            account_sid=str(value["account_sid"]),
+            auth_token=str(value["auth_token"]),
+            previous_auth_token=str(value.get("previous_auth_token") or ""),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
         raise ServiceUnavailable("carrier secret must be JSON with account_sid and auth_token") from exc
+    _last_read[secret_id] = credentials
+    return credentials

@@ -8,39 +8,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from callbridge.adapters.aws import client
+from callbridge.domain.voices import POLLY_VOICES
 
 URL_SECONDS = 7 * 24 * 3600  # outlives any call that could play it (calls last hours at most)
-_NEURAL = {
-    "Joanna",
-    "Matthew",
-    "Ivy",
-    "Kendra",
-    "Kimberly",
-    "Salli",
-    "Joey",
-    "Kevin",
-    "Ruth",
-    "Stephen",
-    "Danielle",
-    "Gregory",
-    "Amy",
-    "Emma",
-    "Brian",
-    "Arthur",
-    "Lea",
-    "Remi",
-    "Vicki",
-    "Daniel",
-    "Bianca",
-    "Adriano",
-    "Camila",
-    "Vitoria",
-    "Thiago",
-    "Lucia",
-    "Sergio",
-    "Lupe",
-    "Pedro",
-}
 
 
 class PollySpeechCache:
@@ -65,7 +35,8 @@ class PollySpeechCache:
             if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
                 raise
             polly = self._polly or client("polly")
-            engine = "neural" if voice in _NEURAL else "standard"
+            known = POLLY_VOICES.get(voice)
+            engine = known.engine if known else "standard"
             audio = polly.synthesize_speech(Text=text, VoiceId=voice, OutputFormat="mp3", Engine=engine)
             s3.put_object(Bucket=self._bucket, Key=key, Body=audio["AudioStream"].read(), ContentType="audio/mpeg")
         except BotoCoreError:

@@ -19,6 +19,9 @@ class CreateCall:
     to: str
     from_: str
     url: str  # the flow webhook the carrier asks for the call's TwiML once it is answered
+    # Where the carrier goes when the call's TwiML fails (fetch or execution); without one it ends the call with
+    # its own "application error" message.
+    fallback_url: str | None = None
     status_callback: str | None = None
     status_events: Sequence[str] = DEFAULT_STATUS_EVENTS
     # DetectMessageEnd waits for the greeting to end: the right moment to leave a voicemail. None disables AMD.
@@ -93,6 +96,10 @@ class Carrier(Protocol):
 
     def cancel(self, sid: str) -> None:
         """Stop a call that is still queued or ringing; a live call is left alone."""
+        ...
+
+    def redirect(self, sid: str, twiml: str) -> None:
+        """Give a live call new instructions (a TwiML document) in place of what it is doing."""
         ...
 
     def send_sms(self, to: str, from_: str, body: str) -> SmsResult:

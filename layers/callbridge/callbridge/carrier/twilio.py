@@ -100,6 +100,8 @@ class TwilioClient:
     def create_call(self, call: CreateCall) -> CarrierCall:
         """Place a call: `POST /Calls.json`."""
         form: Form = [("To", call.to), ("From", call.from_), ("Url", call.url), ("Method", "POST")]
+        if call.fallback_url:
+            form += [("FallbackUrl", call.fallback_url), ("FallbackMethod", "POST")]
         if call.status_callback:
             form += [("StatusCallback", call.status_callback), ("StatusCallbackMethod", "POST")]
             form += [("StatusCallbackEvent", event) for event in call.status_events]
@@ -129,6 +131,10 @@ class TwilioClient:
     def cancel(self, sid: str) -> None:
         """`Status=canceled`: stops a queued or ringing call; Twilio leaves a live call alone."""
         self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")])
+
+    def redirect(self, sid: str, twiml: str) -> None:
+        """`Twiml=...`: the live call leaves what it is doing (a conference, a Play) and runs this document."""
+        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Twiml", twiml)])
 
     def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
         """Send an SMS: `POST /Messages.json`."""

@@ -33,7 +33,8 @@ class CallStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED}
 )
-_RANK = {
+# The order a call moves through before it ends; every final status ranks above all of these.
+STATUS_RANK = {
     CallStatus.SCHEDULED: 0,
     CallStatus.QUEUED: 1,
     CallStatus.DIALING: 2,
@@ -42,15 +43,13 @@ _RANK = {
 }
 
 
-def can_move(current: CallStatus, target: CallStatus) -> bool:
-    """Whether `current` → `target` is a forward move (final states never move)."""
+def forward(current: CallStatus, target: CallStatus) -> CallStatus:
+    """The later of two states: a final state absorbs everything after it, others move only forward."""
     if current.is_final:
-        return False
-    if target is CallStatus.CANCELED:
-        return current in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+        return current
     if target.is_final:
-        return True
-    return _RANK[target] > _RANK[current]
+        return target
+    return target if STATUS_RANK[target] > STATUS_RANK[current] else current
 
 
 def new_callid(now: float | None = None) -> str:
@@ -104,6 +103,7 @@ class Call(BaseModel):
     second_leg_id: str | None = None
     dialed_at: str | None = None
     source: str = "api"
+    campaign: str | None = None  # the id of the campaign the call belongs to
     claim_token: str | None = None
     tts_audio: dict[str, str] = Field(default_factory=dict)
     # The answer_ivr menu and every menu it leads to, as they were when the call was accepted (code → menu).

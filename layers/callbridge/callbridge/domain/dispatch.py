@@ -27,6 +27,7 @@ DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
 REQUEUED = "requeued"  # a QUEUED call sent to the queue again
 RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
 DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
+RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (logic/campaigns.py)
 _CARRIER_RETRY = "carrier.retry"  # the placer put the call back to QUEUED to retry later (logic/placer.py)
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
@@ -79,6 +80,9 @@ def _events(call: Call, names: Iterable[str]) -> list[TimelineEvent]:
 
 def queued_since(call: Call) -> datetime:
     """When a QUEUED call's message should have become visible to the placer."""
+    released = _events(call, (RELEASED,))
+    if released:  # a campaign's call waits for its release, not since it was created
+        return moment(released[-1].at)
     return moment(call.call_date or call.created_at)
 
 

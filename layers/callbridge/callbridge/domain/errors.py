@@ -38,6 +38,16 @@ class Unauthorized(DomainError):
     """Missing, malformed or wrong credentials, or a disabled account (HTTP 401)."""
 
 
+@dataclass
+class TooManyFailedLogins(DomainError):
+    """Too many failed logins for this API key or source address: refused unchecked (HTTP 429)."""
+
+    retry_after: int  # seconds until the current counting window ends
+
+    def __str__(self) -> str:
+        return f"too many failed logins; retry after {self.retry_after} s"
+
+
 class CallNotFound(DomainError):
     """No such call for this account (HTTP 404). Another account's call is 'not found' too."""
 

@@ -59,7 +59,7 @@ Key = Annotated[str, AfterValidator(_key)]
 
 
 class Prompt(BaseModel):
-    """What the person hears: exactly one of an audio URL, basic TTS text with a seed language, or premium TTS."""
+    """What the person hears: exactly one of an audio URL, basic TTS text in a vendor language, or premium TTS."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -67,7 +67,10 @@ class Prompt(BaseModel):
     speak: str | None = Field(None, max_length=MAX_TEXT, description="Text for the basic TTS engine.")
     speak_lang: str | None = Field(None, description="Language of `speak`: " + ", ".join(SPEAK_LANGUAGES) + ".")
     tts: str | None = Field(None, max_length=MAX_TEXT, description="Text for a premium voice.")
-    tts_voice: str | None = Field(None, description="Premium voice of `tts` (a Polly id, or a seed IBM-style name).")
+    tts_voice: str | None = Field(
+        None,
+        description="Premium voice of `tts`: a Polly voice id, or a vendor IBM-style name such as en-US_AllisonVoice.",
+    )
 
     _play = field_validator("play")(_url)
 
@@ -88,7 +91,10 @@ class Prompt(BaseModel):
             return None
         voice = resolve_voice(value)
         if voice is None:
-            raise _rule("voice", "must be an Amazon Polly voice id (e.g. Joanna) or a seed IBM-style name")
+            raise _rule(
+                "voice",
+                "must be an Amazon Polly voice id (e.g. Joanna) or a vendor IBM-style name (e.g. en-US_AllisonVoice)",
+            )
         return voice.polly_id
 
     @model_validator(mode="after")

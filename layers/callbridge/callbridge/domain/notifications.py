@@ -48,6 +48,7 @@ PAYLOAD_FIELDS = (
     "sms_status",
     "error_code",
     "error_desc",
+    "campaign",
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -110,6 +111,7 @@ def payload(call: Call) -> dict[str, str]:
         "to": call.accepted.get("to") or call.request.get("to"),
         "call_date": call.call_date,
         "sms_status": call.sms_status,
+        "campaign": call.campaign,
     }
     return {name: _text(fields.get(name)) for name in PAYLOAD_FIELDS}
 

@@ -11,10 +11,15 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.answered import answered_by_label, is_machine
+from callbridge.domain.calls import Call, CallStatus, forward, iso
 
 STATUS_EVENT = "carrier.status"
 RECORDING_EVENT = "carrier.recording"
+# The carrier asked for the answered call's TwiML. With synchronous detection Twilio documents AnsweredBy on this
+# request (not on status callbacks), so the verdict is taken from here too.
+FLOW_EVENT = "flow"
+_FLOW_PARAMS = ("AnsweredBy", "CallStatus", "MachineDetectionDuration")
 
 CARRIER_STATUS = {
     "queued": CallStatus.DIALING,
@@ -28,14 +33,6 @@ CARRIER_STATUS = {
     "failed": CallStatus.FAILED,
     "canceled": CallStatus.CANCELED,
 }
-_RANK = {
-    CallStatus.SCHEDULED: 0,
-    CallStatus.QUEUED: 1,
-    CallStatus.DIALING: 2,
-    CallStatus.RINGING: 3,
-    CallStatus.IN_PROGRESS: 4,
-}
-_MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
 _KEPT_PARAMS = (
     "CallStatus",
     "SequenceNumber",
@@ -52,20 +49,6 @@ _KEPT_PARAMS = (
     "RecordingStatus",
     "MachineDetectionDuration",
 )
-
-
-def answered_by_label(amd: str | None) -> str:
-    """The seed's words for a carrier's AnsweredBy: Machine for any machine or fax, else Person."""
-    return "Machine" if amd and amd.lower() in _MACHINE else "Person"
-
-
-def forward(current: CallStatus, target: CallStatus) -> CallStatus:
-    """The later of two states: final states absorb, others move only forward."""
-    if current.is_final:
-        return current
-    if target.is_final:
-        return target
-    return target if _RANK[target] > _RANK[current] else current
 
 
 def _when(value: Any) -> str | None:
@@ -90,10 +73,11 @@ def _int(value: Any) -> int | None:
 
 def _outcome(call: Call) -> dict[str, Any]:
     """The outcome implied by every carrier event on the timeline (a function of the set, not the order)."""
-    events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT)]
+    events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT, FLOW_EVENT)]
     statuses = [e for e in call.timeline if e.event == STATUS_EVENT]
+    asked_for_flow = any(e.event == FLOW_EVENT for e in call.timeline)
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
-    amd_value = next((a for a in amd if a.lower() in _MACHINE), amd[0] if amd else None)
+    amd_value = next((a for a in amd if is_machine(a)), amd[0] if amd else None)
     durations = [d for d in (_int(e.detail.get("CallDuration")) for e in statuses) if d is not None]
     by_status: dict[str, list[str]] = {}
     for event in statuses:
@@ -104,7 +88,8 @@ def _outcome(call: Call) -> dict[str, Any]:
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
     recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
     sip = sorted({str(e.detail["SipResponseCode"]) for e in statuses if e.detail.get("SipResponseCode")})
-    was_answered = bool(answered) or call.status is CallStatus.COMPLETED
+    # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
+    was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
         "answered_by": answered_by_label(amd_value) if was_answered else "",
         "billed_seconds": max(durations) if durations else call.billed_seconds,
@@ -131,6 +116,16 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str) -> Cal
         new_status = forward(call.status, target)
         if new_status is not call.status:
             call = call.model_copy(update={"status": new_status, "updated_at": at})
+    return call.model_copy(update=_outcome(call))
+
+
+def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
+    """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries.
+
+    A verdict is a fact about the call, not a transition: the status is left to status callbacks.
+    """
+    detail = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
+    call = call.with_event(at, FLOW_EVENT, label=answered_by_label(params.get("AnsweredBy")), **detail)
     return call.model_copy(update=_outcome(call))
 
 

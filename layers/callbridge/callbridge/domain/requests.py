@@ -220,17 +220,18 @@ class CallRequest(BaseModel):
         return any(getattr(self, name) for name in MACHINE_OPTIONS)
 
 
-def _cross_field_problems(request: CallRequest) -> list[FieldProblem]:
+def _cross_field_problems(given: set[str]) -> list[FieldProblem]:
+    """The rules between parameters, judged on the names given (so they are reported with any field error)."""
     problems: list[FieldProblem] = []
-    if not any(getattr(request, name) for name in ANSWER_OPTIONS):
+    if not given.intersection(ANSWER_OPTIONS):
         problems.append(
             FieldProblem("answer_", "at least one answer_ option is required: " + ", ".join(ANSWER_OPTIONS))
         )
     for option, modifier in _NEEDS.items():
-        if getattr(request, option) and not getattr(request, modifier):
+        if option in given and modifier not in given:
             problems.append(FieldProblem(modifier, f"required when {option} is given"))
     for modifier, option in _REQUIRES.items():
-        if getattr(request, modifier) and not getattr(request, option):
+        if modifier in given and option not in given:
             problems.append(FieldProblem(modifier, f"only valid together with {option}"))
     return problems
 
@@ -255,11 +256,13 @@ def parse_call_request(params: Mapping[str, Any], *, allow_loopback_callbacks: b
     `allow_loopback_callbacks` lets callback_url point at this machine (the sandbox only).
     """
     policy = "allow-loopback" if allow_loopback_callbacks else "public"
+    # Blank counts as absent, as in CallRequest.
+    given = {str(k) for k, v in params.items() if v is not None and not (isinstance(v, str) and not v.strip())}
+    problems = _cross_field_problems(given)
     try:
         request = CallRequest.model_validate(dict(params), context={CALLBACK_POLICY: policy})
     except ValidationError as exc:
-        raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)]) from exc
-    problems = _cross_field_problems(request)
+        raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)] + problems) from exc
     if problems:
         raise InvalidRequest(problems)
     return request

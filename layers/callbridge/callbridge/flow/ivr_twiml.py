@@ -27,7 +27,7 @@ from callbridge.domain.ivr import (
     Retry,
     SayAction,
 )
-from callbridge.flow.twiml import FlowUrls, _document, _element, append_after_ivr
+from callbridge.flow.twiml import FlowUrls, _document, _element, append_after_ivr, say_speech, say_tts
 
 if TYPE_CHECKING:  # rendering only reads the request's attributes
     from callbridge.domain.requests import CallRequest
@@ -54,10 +54,9 @@ def _prompt(parent: ET.Element, prompt: Prompt | None) -> None:
     if prompt.play:
         _element(parent, "Play", prompt.play)
     elif prompt.speak:
-        _element(parent, "Say", prompt.speak, language=prompt.speak_lang or "en-US")
+        say_speech(parent, prompt.speak, prompt.speak_lang)
     elif prompt.tts:
-        # Premium voices are Polly voices, which Twilio's <Say> speaks as "Polly.<Id>".
-        _element(parent, "Say", prompt.tts, voice=f"Polly.{prompt.tts_voice or 'Joanna'}")
+        say_tts(parent, prompt.tts, prompt.tts_voice)
 
 
 def _present(root: ET.Element, code: str, menu: IvrMenu, urls: FlowUrls, attempt: int, step: int) -> None:

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from callbridge.domain.answered import MACHINE, PERSON
+from callbridge.domain.voices import speak_say_voice, tts_say_voice
+
 if TYPE_CHECKING:  # the domain model pulls in pydantic; rendering only reads its attributes
     from callbridge.domain.requests import CallRequest
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
-PERSON = "Person"
-MACHINE = "Machine"
-# Twilio's AnsweredBy verdicts that mean voicemail or a machine; human, unknown and no verdict mean a person.
-MACHINE_VERDICTS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
 
 _NO_AUDIO: Mapping[str, str] = MappingProxyType({})
 # Characters XML 1.0 cannot carry even escaped; a control character in a text would make the whole document invalid.
@@ -37,11 +36,6 @@ class FlowUrls:
     conference_name: str  # the room that bridges `to` and answer_dial_to when a dial tone is set
     # Optional statusCallback of that conference: its `join` event is the moment to dial the second leg.
     conference_status: str | None = None
-
-
-def answered_by_label(answered_by: str | None) -> str:
-    """Twilio's AnsweredBy as the seed words it: "Machine" for voicemail, machines and fax, else "Person"."""
-    return MACHINE if (answered_by or "").strip().lower() in MACHINE_VERDICTS else PERSON
 
 
 def render_answer(
@@ -102,6 +96,18 @@ def render_hold(tone_url: str) -> str:
     return _document(root)
 
 
+# Said to `to` when answer_dial_to cannot be reached through the dial-tone bridge (busy, no answer, failed).
+NOT_BRIDGED_MESSAGE = "Sorry, the person you are calling is not available. Goodbye."
+
+
+def render_not_bridged() -> str:
+    """The document that takes `to` out of the bridge when the second leg failed: a message, then hang up."""
+    root = ET.Element("Response")
+    say_speech(root, NOT_BRIDGED_MESSAGE, None)
+    ET.SubElement(root, "Hangup")
+    return _document(root)
+
+
 def render_hangup() -> str:
     """A document that ends the call."""
     root = ET.Element("Response")
@@ -113,7 +119,7 @@ def _media(root: ET.Element, play: str | None, speak: str | None, language: str 
     if play:
         _element(root, "Play", play)
     if speak and _clean(speak):
-        _element(root, "Say", speak, language=language or "en-US")
+        say_speech(root, speak, language)
 
 
 def _tts(root: ET.Element, text: str | None, voice: str | None, audio_url: str | None) -> None:
@@ -122,8 +128,20 @@ def _tts(root: ET.Element, text: str | None, voice: str | None, audio_url: str |
     if audio_url:
         _element(root, "Play", audio_url)
     elif _clean(text):
-        # CallRequest normalizes voices to Polly ids, which Twilio's <Say> speaks as "Polly.<Id>".
-        _element(root, "Say", text, voice=f"Polly.{voice or 'Joanna'}")
+        say_tts(root, text, voice)
+
+
+def say_speech(parent: ET.Element, text: str, language: str | None) -> ET.Element:
+    """A `<Say>` of the seed's basic speech: the language (en-US when None) and the voice named for it, so Twilio
+    never has to guess a voice for a language its default voice does not speak."""
+    language, voice = speak_say_voice(language)
+    return _element(parent, "Say", text, language=language, voice=voice)
+
+
+def say_tts(parent: ET.Element, text: str, voice: str | None) -> ET.Element:
+    """A `<Say>` of premium text in its Polly voice (a Polly id; the default voice when None), named as Twilio
+    knows it (`Polly.Kevin-Neural` for a neural-only voice)."""
+    return _element(parent, "Say", text, voice=tts_say_voice(voice))
 
 
 def _dial(root: ET.Element, request: CallRequest, urls: FlowUrls) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import CallStatus, TimelineEvent, iso
-from callbridge.domain.errors import CallNotFound, InvalidRequest
+from callbridge.domain.errors import CallNotFound, FieldProblem, InvalidRequest
 from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
 from callbridge.ports import CallQuery, CallsStore, Cursor, Page
+
+T = TypeVar("T")
 
 MAX_LIMIT = 100
 # The key attributes of each listing's index: the cursor must hold exactly these, and its
@@ -21,6 +25,8 @@ _CURSOR_KEYS = {
     "calls": ("callid", "account_id", "created_key"),
     "scheduled": ("callid", "scheduled_account", "due_key"),
 }
+# The sort key of both listings: a stored UTC time, '#', the callid (adapters/dynamodb.py writes them).
+_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<callid>[0-9A-Za-z]{1,64})")
 
 
 def encode_cursor(kind: str, cursor: Cursor | None) -> str | None:
@@ -47,6 +53,10 @@ def decode_cursor(kind: str, token: str | None, account_id: str) -> Cursor | Non
     if data.get("k") != kind or not isinstance(cursor, dict) or set(cursor) != set(keys):
         raise invalid
     if not all(isinstance(v, str) for v in cursor.values()) or cursor[keys[1]] != account_id:
+        raise invalid
+    # Each key must have the shape the table gives it: an empty or oversized key is DynamoDB's error, not ours.
+    sort_key = _SORT_KEY.fullmatch(cursor[keys[2]])
+    if not _plausible_id(cursor[keys[0]]) or sort_key is None or sort_key["callid"] != cursor[keys[0]]:
         raise invalid
     return cursor
 
@@ -105,25 +115,39 @@ def list_calls(
     next_token: str | None = None,
 ) -> dict[str, Any]:
     """The account's requested calls, newest first, optionally by status and creation date range."""
-    query = CallQuery(
-        account_id=account.api_key,
-        statuses=parse_statuses(status),
-        since=_bound("since", since, account, end=False),
-        until=_bound("until", until, account, end=True),
-        limit=_limit(limit),
-        cursor=decode_cursor("calls", next_token, account.api_key),
-    )
-    if query.since and query.until and query.since > query.until:
-        raise InvalidRequest.single("since", "must not be after until")
+    problems = InvalidRequest()
+    statuses: frozenset[CallStatus] = _checked(problems, lambda: parse_statuses(status), frozenset())
+    low = _checked(problems, lambda: _bound("since", since, account, end=False), None)
+    high = _checked(problems, lambda: _bound("until", until, account, end=True), None)
+    size = _checked(problems, lambda: _limit(limit), limit)
+    cursor = _checked(problems, lambda: decode_cursor("calls", next_token, account.api_key), None)
+    if low and high and low > high:
+        problems.problems.append(FieldProblem("since", "must not be after until"))
+    if problems.problems:
+        raise problems
+    query = CallQuery(account_id=account.api_key, statuses=statuses, since=low, until=high, limit=size, cursor=cursor)
     return _page("calls", calls.list_calls(query))
+
+
+def _checked(problems: InvalidRequest, parse: Callable[[], T], fallback: T) -> T:
+    """`parse()`, or `fallback` with its problems added to `problems` (so every problem is reported at once)."""
+    try:
+        return parse()
+    except InvalidRequest as exc:
+        problems.problems.extend(exc.problems)
+        return fallback
 
 
 def list_scheduled(
     calls: CallsStore, account: Account, *, limit: int = 50, next_token: str | None = None
 ) -> dict[str, Any]:
     """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), soonest first."""
-    cursor = decode_cursor("scheduled", next_token, account.api_key)
-    return _page("scheduled", calls.list_scheduled(account.api_key, _limit(limit), cursor))
+    problems = InvalidRequest()
+    size = _checked(problems, lambda: _limit(limit), limit)
+    cursor = _checked(problems, lambda: decode_cursor("scheduled", next_token, account.api_key), None)
+    if problems.problems:
+        raise problems
+    return _page("scheduled", calls.list_scheduled(account.api_key, size, cursor))
 
 
 def get_call(calls: CallsStore, account: Account, callid: str) -> dict[str, Any]:

@@ -29,6 +29,11 @@ class SpeechCache(Protocol):
         """A URL of `text` spoken by `voice` that stays valid longer than any call."""
 
 
+class CampaignGate(Protocol):
+    def admit(self, call: Call, token: str) -> bool:
+        """Whether a campaign call just claimed may be dialed (False: its campaign paused or cancelled it)."""
+
+
 class Placement(StrEnum):
     """What happened to one call message."""
 
@@ -70,6 +75,7 @@ class Placer:
     pacer: Pacer
     urls: WebhookUrls
     speech: SpeechCache | None = None
+    campaigns: CampaignGate | None = None
     ring_timeout: int = 45
     time_limit: int | None = 4 * 3600
     now: Callable[[], float] = time.time
@@ -146,6 +152,8 @@ class Placer:
         claimed = self._claim(callid, token, audio)
         if claimed is None:
             return PlaceResult(Placement.SKIPPED)
+        if claimed.campaign and self.campaigns is not None and not self.campaigns.admit(claimed, token):
+            return PlaceResult(Placement.SKIPPED)  # its campaign is paused (the call waits again) or cancelled
         wait = slot - self.now()
         if wait > 0:
             self.sleep(wait)
@@ -212,6 +220,7 @@ class Placer:
             to=call.request["to"],
             from_=call.request["from"],
             url=self.urls.route(call.callid, "flow"),
+            fallback_url=self.urls.route(call.callid, "fallback"),
             status_callback=self.urls.route(call.callid, "status"),
             machine_detection="DetectMessageEnd",
             record=record,

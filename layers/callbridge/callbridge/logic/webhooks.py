@@ -9,18 +9,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, iso
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
-from callbridge.domain.progress import apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
     FlowUrls,
-    answered_by_label,
     render_answer,
     render_hangup,
     render_hold,
+    render_not_bridged,
     render_second_leg,
 )
 from callbridge.logic.placer import Pacer, WebhookUrls
@@ -28,6 +29,11 @@ from callbridge.ports import CallsStore
 
 _SMS_SENDING = "sending"
 SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
+# The answer_dial_to leg's final statuses that leave `to` alone in the bridge.
+_NOT_BRIDGED = frozenset({"busy", "no-answer", "failed", "canceled"})
+SECOND_LEG_STATUS = "dial.second_leg.status"
+NOT_BRIDGED = "dial.not_bridged"
+FLOW_ERROR = "flow.error"
 _IVR_DIGITS = "ivr.digits"
 _IVR_NO_INPUT = "ivr.no_input"
 _IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
@@ -80,8 +86,7 @@ class Webhooks:
         call = self._call(callid)
         label = answered_by_label(params.get("AnsweredBy"))
         stamp = self._stamp()
-        detail = {k: v for k, v in params.items() if k in ("AnsweredBy", "CallStatus", "MachineDetectionDuration")}
-        call = self.calls.update(callid, lambda c: c.with_event(stamp, "flow", label=label, **detail)) or call
+        call = self.calls.update(callid, lambda c: apply_flow_request(c, params, stamp)) or call
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
@@ -203,23 +208,73 @@ class Webhooks:
             if slot is not None and slot > self.now():
                 self.sleep(slot - self.now())
         stamp = self._stamp()
+        # The carrier places this leg from a number the account owns: answer_dial_from, else the number the call
+        # itself was placed from (the account's caller id unless the request gave `from`). `to`'s own number,
+        # which a plain <Dial> may show, is refused as the From of a new call.
+        caller_id = request.answer_dial_from or call.request.get("from") or request.to
         try:
             leg = self.carrier.create_call(
                 CreateCall(
                     to=request.answer_dial_to or "",
-                    from_=request.answer_dial_from or request.to,
+                    from_=caller_id,
                     url=urls.route(call.callid, "leg"),
+                    status_callback=urls.route(call.callid, "leg-status"),
+                    status_events=("completed",),
                     machine_detection=None,
                 )
             )
-            update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid}
+            update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid, "from": caller_id}
         except CarrierError as exc:
-            update, event = {"second_leg_id": "failed"}, {"error": str(exc)}
+            update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
         self.calls.update(
             call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "dial.second_leg", **event)
         )
+        if update["second_leg_id"] == "failed":
+            self._end_bridge(call.callid, "failed")
 
     def second_leg(self, callid: str) -> str:
         """The TwiML for the answer_dial_to leg: join `to` in the bridge."""
         self._call(callid)
         return render_second_leg(f"callbridge-{callid}")
+
+    def second_leg_status(self, callid: str, params: Mapping[str, str]) -> Call:
+        """The answer_dial_to leg ended: if it never answered (busy, no answer, failed), take `to` out of the
+        bridge with a message instead of leaving them to hear the tone until the time limit."""
+        stamp = self._stamp()
+        status = params.get("CallStatus", "")
+        detail = {k: params[k] for k in ("CallSid", "CallStatus", "CallDuration", "SipResponseCode") if k in params}
+        stored = self.calls.update(callid, lambda c: c.with_event(stamp, SECOND_LEG_STATUS, **detail))
+        if stored is None:
+            raise CallNotFound(callid)
+        if status in _NOT_BRIDGED:
+            return self._end_bridge(callid, status) or stored
+        return stored
+
+    def _end_bridge(self, callid: str, leg_status: str) -> Call | None:
+        """Once per call: keep why the bridge failed and redirect `to`'s live call to the message and hang-up."""
+        stamp = self._stamp()
+        token = secrets.token_hex(4)  # a repeated callback must see the claim as someone else's
+
+        def claim(c: Call) -> Call | None:
+            if c.dial_status is not None or c.status.is_final:
+                return None
+            ended = c.model_copy(update={"dial_status": leg_status})
+            return ended.with_event(stamp, NOT_BRIDGED, reason=leg_status, claim=token)
+
+        claimed = self.calls.update(callid, claim)
+        won = claimed is not None and any(e.detail.get("claim") == token for e in claimed.timeline)
+        if claimed is None or not won or not claimed.carrier_call_id:
+            return claimed
+        try:
+            self.carrier.redirect(claimed.carrier_call_id, render_not_bridged())
+        except CarrierError as exc:  # `to` hung up meanwhile: nothing is left to end
+            error = str(exc)
+            return self.calls.update(callid, lambda c: c.with_event(stamp, f"{NOT_BRIDGED}.error", error=error))
+        return claimed
+
+    def fallback(self, callid: str, params: Mapping[str, str]) -> str:
+        """The carrier could not fetch or run the call's TwiML: keep why on the timeline, then end the call."""
+        stamp = self._stamp()
+        detail = {k: params[k] for k in ("ErrorCode", "ErrorUrl", "CallStatus") if params.get(k)}
+        self.calls.update(callid, lambda c: c.with_event(stamp, FLOW_ERROR, **detail))
+        return render_hangup()

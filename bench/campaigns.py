@@ -1,0 +1,188 @@
+"""Campaigns: time to accept 10,000 calls, fan-out rate, a 1,000-call campaign end to end, AWS cost per campaign call.
+
+`python -m bench.campaigns [--calls 1000] [--cps 20] [--accept 10000]` starts its own sandbox in this process
+(bench/harness.py records every AWS request and handler invocation) and prints a JSON summary; with `--out
+FILE` it writes it too. Separate from `make bench`'s main run, which it does not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import cost
+from bench.harness import EVENT_SOURCE, Running, callid_of, running_sandbox
+from bench.requests_count import Window, per_call
+from bench.stats import max_in_window, summarize
+
+PLAY = "http://example.com/a.wav"
+# The carrier simulator's outcome by the last digit of `to` (README, "The sandbox").
+OUTCOMES = {"1": "COMPLETED", "2": "BUSY", "3": "NO_ANSWER", "4": "FAILED"}
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} bench.campaigns: {message}", flush=True)
+
+
+def _body(calls: int, prefix: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": f"bench {calls}",
+        "defaults": {"answer_play": PLAY, "answermachine_play": PLAY},
+        "calls": [{"to": f"{prefix}{n:06d}", "metadata": {"row": str(n)}} for n in range(calls)],
+        **fields,
+    }
+
+
+def _stored(running: Running, campaign_id: str) -> int:
+    """Calls the fan-out has stored so far (their counted items, written just before each call)."""
+    import boto3
+
+    assert running.sandbox.stack is not None
+    table = running.sandbox.stack.refs["CampaignsTable"]
+    db = boto3.client("dynamodb", endpoint_url=running.sandbox.aws_endpoint, region_name="us-east-1")
+    total, start = 0, None
+    while True:
+        params: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": "CALL#"}},
+            "Select": "COUNT",
+        }
+        if start:
+            params["ExclusiveStartKey"] = start
+        page = db.query(**params)
+        total += int(page["Count"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return total
+
+
+def accept_and_fan_out(running: Running, calls: int) -> dict[str, Any]:
+    """POST a campaign of `calls` calls, time the 200, then time its fan-out; cancel it before it dials much."""
+    body = json.dumps(_body(calls, "1281", calls_per_second=1, start_at="2099-01-01T00:00:00Z"))
+    started = time.monotonic()
+    response = running.client.post("/pcall/campaigns", content=body, headers={"Content-Type": "application/json"})
+    accepted = time.monotonic() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /pcall/campaigns → {response.status_code}: {response.text[:300]}")
+    campaign_id = response.json()["data"]["campaign"]["id"]
+    fan_started = time.monotonic()
+    deadline = fan_started + 1200
+    stored = 0
+    while stored < calls and time.monotonic() < deadline:
+        time.sleep(1.0)
+        stored = _stored(running, campaign_id)
+    fan_seconds = time.monotonic() - fan_started
+    running.client.delete(f"/pcall/campaigns/{campaign_id}")
+    return {
+        "calls": calls,
+        "body_bytes": len(body),
+        "accept_seconds": round(accepted, 3),
+        "stored": stored,
+        "fan_out_seconds": round(fan_seconds, 1),
+        "fan_out_calls_per_second": round(stored / fan_seconds, 1) if fan_seconds else None,
+    }
+
+
+def end_to_end(running: Running, calls: int, cps: float, memory_mb: dict[str, int]) -> dict[str, Any]:
+    """A campaign of `calls` mixed outcomes at `cps` to FINISHED: time, carrier CPS held, counts, cost."""
+    recorder = running.recorder
+    recorder.wait_quiet(1.5, timeout=120)
+    mark = recorder.mark()
+    outside_before = recorder.outside_snapshot()[EVENT_SOURCE]
+    before = len(running.create_requests())
+    body = _body(calls, "1282", calls_per_second=cps)
+    started = time.monotonic()
+    response = running.client.post("/pcall/campaigns", json=body)
+    if response.status_code != 200:
+        raise RuntimeError(f"POST /pcall/campaigns → {response.status_code}: {response.text[:300]}")
+    campaign_id = response.json()["data"]["campaign"]["id"]
+    single_waits: list[float] = []
+    campaign: dict[str, Any] = {}
+    deadline = started + calls / cps * 3 + 120
+    while time.monotonic() < deadline:
+        if len(single_waits) < 5 and time.monotonic() - started > 5 * (len(single_waits) + 1):
+            callid, posted = running.post_call({"to": "17135550100", "answer_play": PLAY})  # a single call meanwhile
+            request = _wait_request(running, callid, 60)
+            if request is not None:
+                single_waits.append(request.monotonic - posted)
+        campaign = running.client.get(f"/pcall/campaigns/{campaign_id}").json()["data"]["campaign"]
+        if campaign["status"] == "FINISHED":
+            break
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    running.carrier.wait_idle(60)
+    recorder.wait_quiet(2.0, timeout=120)
+    window = Window(
+        invocations=recorder.since(mark),
+        outside=recorder.outside_snapshot()[EVENT_SOURCE] - outside_before,
+        dial_seconds=None,
+        seconds=seconds,
+    )
+    times = sorted(r.monotonic for r in running.create_requests()[before:])
+    expected = Counter(OUTCOMES.get(n[-1], "COMPLETED") for n in (c["to"] for c in body["calls"]))
+    counts = {k: v for k, v in campaign.get("counts", {}).items() if v}
+    usage = cost.usage_from_counts(per_call([window], None), memory_mb, model_aws=True)
+    per_campaign = cost.per_million(usage, cost.prices())
+    return {
+        "calls": calls,
+        "calls_per_second": cps,
+        "status": campaign.get("status"),
+        "seconds": round(seconds, 1),
+        "carrier_requests": len(times),
+        "max_carrier_requests_in_any_1s": max_in_window(times, 1.0),
+        "counts_exact": counts == dict(expected),
+        "counts": counts,
+        "single_call_accept_to_dial_ms": summarize(single_waits, 1000),
+        "usd_per_million_campaign_calls": round(per_campaign["usd_per_million"] / calls, 2),
+        "cost_items_per_million_campaign_calls": {
+            row["item"]: round(row["usd_per_million"] / calls, 3) for row in per_campaign["items"]
+        },
+    }
+
+
+def _wait_request(running: Running, callid: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = next((r for r in running.create_requests() if callid_of(r) == callid), None)
+        if found is not None:
+            return found
+        time.sleep(0.02)
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.campaigns", description=__doc__)
+    parser.add_argument("--accept", type=int, default=10_000, help="calls in the campaign timed at intake")
+    parser.add_argument("--calls", type=int, default=1_000, help="calls in the end-to-end campaign")
+    parser.add_argument("--cps", type=float, default=20, help="the carrier's (and the campaign's) calls per second")
+    parser.add_argument("--out", type=Path, help="also write the JSON summary here")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with running_sandbox(speed=50, cps=args.cps, log=None) as running:
+        assert running.sandbox.stack is not None
+        template = running.sandbox.stack.template
+        default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
+        memory = {
+            name: int(r["Properties"].get("MemorySize", default))
+            for name, r in template["Resources"].items()
+            if r.get("Type") == "AWS::Serverless::Function"
+        }
+        _log(f"accepting a {args.accept}-call campaign")
+        results["accept"] = accept_and_fan_out(running, args.accept)
+        _log(json.dumps(results["accept"]))
+        _log(f"running a {args.calls}-call campaign at {args.cps} calls/s")
+        results["end_to_end"] = end_to_end(running, args.calls, args.cps, memory)
+        _log(json.dumps(results["end_to_end"]))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

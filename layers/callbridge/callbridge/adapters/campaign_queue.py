@@ -1,0 +1,46 @@
+"""SQS adapter: CampaignsQueue, the campaigns function's work queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callbridge.adapters.aws import client
+from callbridge.domain.dispatch import MAX_DELAY_SECONDS
+from callbridge.domain.errors import ServiceUnavailable
+
+_BATCH = 10  # SendMessageBatch
+
+
+class SqsCampaignsQueue:
+    """Sends JSON messages (fan-out chunks, release steps, cancels, notifications) to CampaignsQueue."""
+
+    def __init__(self, queue_url: str, *, sqs: Any = None) -> None:
+        self._url = queue_url
+        self._client = sqs
+
+    @property
+    def _sqs(self) -> Any:
+        if self._client is None:
+            self._client = client("sqs")
+        return self._client
+
+    def send(self, messages: Sequence[tuple[dict[str, Any], int]]) -> None:
+        for start in range(0, len(messages), _BATCH):
+            entries = [
+                {
+                    "Id": str(n),
+                    "MessageBody": json.dumps(body, separators=(",", ":")),
+                    "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int(delay))),
+                }
+                for n, (body, delay) in enumerate(messages[start : start + _BATCH])
+            ]
+            try:
+                response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
+            except (ClientError, BotoCoreError) as exc:
+                raise ServiceUnavailable(f"campaigns queue unavailable: {exc}") from exc
+            if response.get("Failed"):
+                raise ServiceUnavailable(f"campaigns queue refused {len(response['Failed'])} message(s)")

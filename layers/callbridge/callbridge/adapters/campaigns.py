@@ -1,0 +1,564 @@
+"""CampaignsTable: campaigns, their stored calls, their waiting calls and their exact counts.
+
+One partition per campaign (pk = campaign id), items by sort key:
+- `CAMPAIGN`: the campaign (status, pace, the release chain's position); indexed by account in ByAccount.
+- `CHUNK#nnnnn`: up to 100 accepted calls (callid, parameters, metadata), read by the fan-out.
+- `WAIT#iiiiii`: a call of the campaign waiting to be released to CallsQueue (the release order is the index).
+- `CALL#<callid>`: what the counts hold of that call (status, answered_by, billed_seconds) and the stream
+  sequence number it was counted at.
+- `COUNT#nn`: one of 16 counter shards; the campaign's counts are their sum.
+
+Counts are exact by construction: a call's move is counted in one transaction that moves its `CALL#` item
+from the state counted before (condition: that state's sequence number) and adds the difference to its
+counter shard. A redelivered or older stream record fails the condition and changes nothing; two moves of
+one call cannot both be counted from the same state. So at every moment the sum of the shards equals the
+sum over the calls of the state last counted, and the counts add up to `total`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from callbridge.adapters.aws import client
+from callbridge.domain.calls import CallStatus
+from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignNotFound, CampaignStatus, Counts
+from callbridge.domain.errors import Conflict, ServiceUnavailable
+from callbridge.ports import Cursor, IdempotencyKeyTaken, IdempotencyRecord
+
+HEADER = "CAMPAIGN"
+COUNTER_SHARDS = 16
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_STATUS_PREFIX = "n_"
+_ANSWERED_PREFIX = "a_"
+_BILLED = "billed_seconds"
+_TX_ATTEMPTS = 8
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, set):
+        return {_plain(v) for v in value}
+    return value
+
+
+def _item(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+
+
+def _data(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _number(value: float | int) -> Decimal:
+    return Decimal(str(value))
+
+
+def _unavailable(exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(f"campaign storage unavailable: {exc}")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def counter_shard(callid: str) -> str:
+    """The counter shard a call's moves are added to (spreads one campaign's writes over 16 items)."""
+    return f"COUNT#{zlib.crc32(callid.encode()) % COUNTER_SHARDS:02d}"
+
+
+def _counts(item: dict[str, Any]) -> Counts:
+    statuses = {k[len(_STATUS_PREFIX) :]: int(v) for k, v in item.items() if k.startswith(_STATUS_PREFIX)}
+    answered = {k[len(_ANSWERED_PREFIX) :]: int(v) for k, v in item.items() if k.startswith(_ANSWERED_PREFIX)}
+    return Counts(statuses, answered, int(item.get(_BILLED, 0)))
+
+
+class DynamoCampaignsStore:
+    """CampaignsTable (see the module's docstring for its items)."""
+
+    def __init__(self, table_name: str, *, idempotency_table: str = "", dynamodb: Any = None) -> None:
+        self._table = table_name
+        self._idempotency_table = idempotency_table
+        self._client = dynamodb
+
+    @property
+    def _db(self) -> Any:
+        if self._client is None:
+            self._client = client("dynamodb")
+        return self._client
+
+    def _key(self, campaign_id: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": campaign_id}, "sk": {"S": sk}}
+
+    # --- the campaign ---------------------------------------------------------------------
+
+    def create(
+        self, campaign: Campaign, chunks: Sequence[Sequence[CampaignCall]], idempotency: IdempotencyRecord | None
+    ) -> None:
+        """Store the calls, then the campaign with its first counts (and the idempotency record) at once.
+
+        The campaign item is the commit point: until it exists nothing reads the chunks. Raises
+        IdempotencyKeyTaken when the key was used meanwhile.
+        """
+        writes = [
+            {
+                "PutRequest": {
+                    "Item": _item(
+                        {
+                            "pk": campaign.id,
+                            "sk": f"CHUNK#{n:05d}",
+                            "calls": json.dumps([c.to_json() for c in chunk], separators=(",", ":")),
+                        }
+                    )
+                }
+            }
+            for n, chunk in enumerate(chunks)
+        ]
+        self._batch_write(writes)
+        header = {
+            **campaign.model_dump(mode="json"),
+            "pk": campaign.id,
+            "sk": HEADER,
+            "created_key": f"{campaign.created_at}#{campaign.id}",
+            "tick_seq": 0,
+        }
+        header["calls_per_second"] = _number(campaign.calls_per_second)
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _item(header),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                # Every call counts as SCHEDULED (waiting for its release) from the start, created or not yet.
+                "Put": {
+                    "TableName": self._table,
+                    "Item": _item(
+                        {"pk": campaign.id, "sk": "COUNT#00", f"{_STATUS_PREFIX}{CallStatus.SCHEDULED}": campaign.total}
+                    ),
+                }
+            },
+        ]
+        if idempotency is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._idempotency_table,
+                        "Item": _item(
+                            {
+                                "pk": campaign.account_id,
+                                "sk": f"IDEM#{idempotency.key}",
+                                "request_hash": idempotency.request_hash,
+                                "response": json.dumps(idempotency.response),
+                                "expires_at": idempotency.expires_at,
+                            }
+                        ),
+                        "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                        "ExpressionAttributeValues": {":now": {"N": str(int(time.time()))}},
+                    }
+                }
+            )
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if len(reasons) > 2 and reasons[2].get("Code") == "ConditionalCheckFailed":
+                raise IdempotencyKeyTaken from exc
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+
+    def _batch_write(self, writes: list[dict[str, Any]]) -> None:
+        try:
+            for start in range(0, len(writes), 25):
+                pending = {self._table: writes[start : start + 25]}
+                for attempt in range(_TX_ATTEMPTS):
+                    response = self._db.batch_write_item(RequestItems=pending)
+                    pending = response.get("UnprocessedItems") or {}
+                    if not pending:
+                        break
+                    time.sleep(min(1.0, 0.05 * 2**attempt))
+                if pending:
+                    raise ServiceUnavailable("campaign storage is throttling writes")
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        try:
+            response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        return Campaign.model_validate(_data(item)) if item else None
+
+    def header(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign item with its release-chain attributes (tick_seq, fanned_out)."""
+        try:
+            response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        return _data(item) if item else None
+
+    def _query(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
+        try:
+            for page in self._db.get_paginator("query").paginate(TableName=self._table, **params):
+                for item in page.get("Items", []):
+                    yield _data(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    def _prefixed(self, campaign_id: str, prefix: str, **extra: Any) -> Iterable[dict[str, Any]]:
+        return self._query(
+            {
+                "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
+                "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": prefix}},
+                "ConsistentRead": True,
+                **extra,
+            }
+        )
+
+    def counts(self, campaign_id: str) -> Counts:
+        """The sum of the counter shards, read consistently."""
+        total = Counts()
+        for item in self._prefixed(campaign_id, "COUNT#"):
+            total = total.add(_counts(item))
+        return total
+
+    def list_campaigns(
+        self, account_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Campaign], Cursor | None]:
+        """The account's campaigns, newest first."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": "account_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": account_id}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            params["ExclusiveStartKey"] = _item(cursor)
+        try:
+            response = self._db.query(**params)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        campaigns = [Campaign.model_validate(_data(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return campaigns, (_data(last) if last else None)
+
+    def move(
+        self,
+        campaign_id: str,
+        account_id: str,
+        allowed: Iterable[CampaignStatus],
+        target: CampaignStatus,
+        at: str,
+        **fields: Any,
+    ) -> Campaign:
+        """Status in `allowed` → `target` (and `fields`) in one conditional write; Conflict if it is not allowed.
+
+        Raises CampaignNotFound if there is no such campaign for this account.
+        """
+        names = {"#s": "status"}
+        values: dict[str, Any] = {":t": {"S": target.value}, ":at": {"S": at}, ":a": {"S": account_id}}
+        sets = ["#s = :t", "updated_at = :at"]
+        for n, (name, value) in enumerate(fields.items()):
+            names[f"#f{n}"] = name
+            values[f":f{n}"] = _serializer.serialize(value)
+            sets.append(f"#f{n} = :f{n}")
+        keys = []
+        for n, status in enumerate(sorted(allowed)):
+            values[f":s{n}"] = {"S": status.value}
+            keys.append(f":s{n}")
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(campaign_id, HEADER),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"account_id = :a AND #s IN ({', '.join(keys)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise _unavailable(exc) from exc
+            old: dict[str, Any] = _data(exc.response.get("Item") or {})  # type: ignore[arg-type]
+            if old.get("account_id") != account_id:
+                raise CampaignNotFound(campaign_id) from exc
+            raise Conflict(f"campaign {campaign_id} is {old.get('status')}") from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return Campaign.model_validate(_data(response["Attributes"]))
+
+    def claim_tick(self, campaign_id: str, seq: int, owner: str) -> dict[str, Any] | None:
+        """Take release step `seq` of the campaign's chain for the message `owner`; None if it is not its turn.
+
+        Step `seq` follows step `seq - 1`; the same message may take its step again until the step is done (a
+        retry after a failure). A duplicate of a step already taken by another message, a step already done, or
+        a stale one gets None and ends its chain.
+        """
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(campaign_id, HEADER),
+                UpdateExpression="SET tick_seq = :seq, tick_owner = :me",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (tick_seq = :prev OR (tick_seq = :seq AND tick_owner = :me"
+                    " AND (attribute_not_exists(tick_done) OR tick_done < :seq)))"
+                ),
+                ExpressionAttributeValues={
+                    ":seq": {"N": str(seq)},
+                    ":prev": {"N": str(seq - 1)},
+                    ":me": {"S": owner},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return _data(response["Attributes"])
+
+    def tick_done(self, campaign_id: str, seq: int) -> None:
+        """Release step `seq` is complete: a redelivery of its message does nothing."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(campaign_id, HEADER),
+                UpdateExpression="SET tick_done = :seq",
+                ExpressionAttributeValues={":seq": {"N": str(seq)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    def chunk_done(self, campaign_id: str, chunk: int) -> dict[str, Any]:
+        """Record that a chunk's calls are all stored (a set: a redelivered chunk is counted once)."""
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=self._key(campaign_id, HEADER),
+                UpdateExpression="ADD fanned_out :n",
+                ExpressionAttributeValues={":n": {"NS": [str(chunk)]}},
+                ReturnValues="ALL_NEW",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        return _data(response["Attributes"])
+
+    def mark_notified(self, campaign_id: str, at: str) -> bool:
+        """Whether this caller is the one to notify the campaign's end (only the first one is)."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(campaign_id, HEADER),
+                UpdateExpression="SET notified_at = :at",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
+                ExpressionAttributeValues={":at": {"S": at}},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise _unavailable(exc) from exc
+        return True
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def chunk(self, campaign_id: str, number: int) -> list[CampaignCall]:
+        try:
+            response = self._db.get_item(
+                TableName=self._table, Key=self._key(campaign_id, f"CHUNK#{number:05d}"), ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        item = response.get("Item")
+        if not item:
+            return []
+        return [CampaignCall.from_json(c) for c in json.loads(_data(item)["calls"])]
+
+    def chunks(self, campaign_id: str) -> list[CampaignCall]:
+        """Every accepted call, in order."""
+        calls: list[CampaignCall] = []
+        for item in self._prefixed(campaign_id, "CHUNK#"):
+            calls.extend(CampaignCall.from_json(c) for c in json.loads(item["calls"]))
+        return sorted(calls, key=lambda c: c.index)
+
+    def add_members(self, campaign_id: str, calls: Sequence[CampaignCall]) -> None:
+        """A `CALL#` item per call, counted as SCHEDULED; one already there (a redelivery) is left as it is."""
+        for call in calls:
+            try:
+                self._db.put_item(
+                    TableName=self._table,
+                    Item=_item(
+                        {
+                            "pk": campaign_id,
+                            "sk": f"CALL#{call.callid}",
+                            "index": call.index,
+                            "status": CallStatus.SCHEDULED.value,
+                            "answered_by": "",
+                            _BILLED: 0,
+                            "seq": 0,
+                        }
+                    ),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise _unavailable(exc) from exc
+            except BotoCoreError as exc:
+                raise _unavailable(exc) from exc
+
+    def members(
+        self, campaign_id: str, limit: int | None = None, cursor: Cursor | None = None
+    ) -> tuple[list[str], Cursor | None]:
+        """Callids of the campaign's calls (in callid order), a page at a time when `limit` is given."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": "CALL#"}},
+            "ProjectionExpression": "pk, sk",
+        }
+        if limit is None:
+            return [str(i["sk"])[5:] for i in self._query({k: v for k, v in params.items() if k != "TableName"})], None
+        params["Limit"] = limit
+        if cursor:
+            params["ExclusiveStartKey"] = _item(cursor)
+        try:
+            response = self._db.query(**params)
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        callids = [str(_data(i)["sk"])[5:] for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return callids, (_data(last) if last else None)
+
+    def add_waiting(self, campaign_id: str, calls: Iterable[tuple[int, str]]) -> None:
+        """Mark calls as waiting for their release (idempotent)."""
+        self._batch_write(
+            [
+                {"PutRequest": {"Item": _item({"pk": campaign_id, "sk": f"WAIT#{index:06d}", "callid": callid})}}
+                for index, callid in calls
+            ]
+        )
+
+    def waiting(self, campaign_id: str, limit: int) -> list[tuple[int, str]]:
+        """The first `limit` waiting calls, in release order (read consistently)."""
+        if limit <= 0:
+            return []
+        try:
+            response = self._db.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :c AND begins_with(sk, :p)",
+                ExpressionAttributeValues={":c": {"S": campaign_id}, ":p": {"S": "WAIT#"}},
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+        return [(int(str(i["sk"]["S"])[5:]), str(i["callid"]["S"])) for i in response.get("Items", [])]
+
+    def remove_waiting(self, campaign_id: str, index: int) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, f"WAIT#{index:06d}"))
+        except (ClientError, BotoCoreError) as exc:
+            raise _unavailable(exc) from exc
+
+    # --- counting -------------------------------------------------------------------------
+
+    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool:
+        """Count a call's state seen at stream sequence number `seq`: exactly once, never from an older one.
+
+        Returns False when `seq` was counted already or a later one was (a redelivery, or an older record).
+        """
+        key = self._key(campaign_id, f"CALL#{callid}")
+        for attempt in range(_TX_ATTEMPTS):
+            try:
+                response = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+            except (ClientError, BotoCoreError) as exc:
+                raise _unavailable(exc) from exc
+            item = response.get("Item")
+            if not item:
+                return False  # not a call of this campaign's fan-out
+            member = _data(item)
+            seen = int(member.get("seq", 0))
+            if seen >= seq:
+                return False
+            old = CallState(str(member["status"]), str(member.get("answered_by", "")), int(member.get(_BILLED, 0)))
+            delta = state.delta(old)
+            try:
+                self._db.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": self._table,
+                                "Key": key,
+                                "UpdateExpression": "SET #s = :s, answered_by = :a, billed_seconds = :b, seq = :seq",
+                                "ConditionExpression": "seq = :seen",
+                                "ExpressionAttributeNames": {"#s": "status"},
+                                "ExpressionAttributeValues": {
+                                    ":s": {"S": state.status},
+                                    ":a": {"S": state.answered_by},
+                                    ":b": {"N": str(state.billed_seconds)},
+                                    ":seq": {"N": str(seq)},
+                                    ":seen": {"N": str(seen)},
+                                },
+                            }
+                        },
+                        *self._add_counts(campaign_id, callid, delta),
+                    ]
+                )
+                return True
+            except ClientError as exc:
+                if _code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
+                    raise _unavailable(exc) from exc
+                time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
+            except BotoCoreError as exc:
+                raise _unavailable(exc) from exc
+        raise ServiceUnavailable(f"call {callid} of campaign {campaign_id}: counting keeps conflicting")
+
+    def _add_counts(self, campaign_id: str, callid: str, delta: Counts) -> list[dict[str, Any]]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        adds = []
+        changes = [(f"{_STATUS_PREFIX}{k}", v) for k, v in delta.statuses.items() if v]
+        changes += [(f"{_ANSWERED_PREFIX}{k}", v) for k, v in delta.answered.items() if v]
+        if delta.billed_seconds:
+            changes.append((_BILLED, delta.billed_seconds))
+        for n, (name, value) in enumerate(changes):
+            names[f"#c{n}"] = name
+            values[f":c{n}"] = {"N": str(value)}
+            adds.append(f"#c{n} :c{n}")
+        if not adds:
+            return []
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": self._key(campaign_id, counter_shard(callid)),
+                    "UpdateExpression": "ADD " + ", ".join(adds),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]

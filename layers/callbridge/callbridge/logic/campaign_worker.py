@@ -1,0 +1,296 @@
+"""Use cases of the campaigns function: fan a campaign's calls out, release them at its pace, cancel the
+waiting ones, count every call's moves, and tell the campaign's callback_url once it has finished."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.campaigns import (
+    RELEASING,
+    CallState,
+    Campaign,
+    CampaignCall,
+    CampaignStatus,
+    cancel,
+    hold,
+    release,
+)
+from callbridge.domain.dispatch import moment
+from callbridge.domain.errors import Conflict, ServiceUnavailable
+from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
+from callbridge.logic.campaigns import cancel_message, notify_message, tick_message
+from callbridge.ports import CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
+
+CANCEL_BATCH = 100  # waiting calls cancelled per read
+MAX_NOTIFY_ATTEMPTS = 12  # the campaign's callback: about a day of retries with the outcome callbacks' backoff
+EVENT = "campaign.finished"
+_LAST = 999_999  # release position of a held call whose own is unknown: after every other
+
+
+class Step(StrEnum):
+    """What one release step did."""
+
+    STALE = "stale"  # another message holds this step: this chain ends
+    STOPPED = "stopped"  # the campaign is paused, cancelled, finished or has nothing left to release
+    WAITING = "waiting"  # before start_at
+    RELEASED = "released"
+
+
+class Sender(Protocol):
+    def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> int: ...
+
+
+class Secrets(Protocol):
+    def get_account(self, api_key: str) -> Any: ...
+
+
+def _stamp(now: float) -> str:
+    return iso(datetime.fromtimestamp(now, UTC))
+
+
+def pace(calls_per_second: float) -> tuple[float, int]:
+    """(seconds between release steps, calls per step) for a campaign's calls_per_second."""
+    period = max(1.0, 1.0 / calls_per_second)
+    return period, max(1, int(calls_per_second * period + 1e-9))
+
+
+def new_call(entry: CampaignCall, campaign: Campaign) -> Call:
+    """The stored call of one campaign entry, SCHEDULED until the campaign releases it."""
+    code = entry.request.get("answer_ivr")
+    return Call(
+        callid=entry.callid,
+        account_id=campaign.account_id,
+        status=CallStatus.SCHEDULED,
+        created_at=campaign.created_at,
+        updated_at=campaign.created_at,
+        request=entry.request,
+        accepted=entry.accepted,
+        source="campaign",
+        campaign=campaign.id,
+        ivr_menus=campaign.ivr_menus.get(code, {}) if code else {},
+        timeline=[
+            TimelineEvent(
+                at=campaign.created_at,
+                event="accepted",
+                detail={"status": CallStatus.SCHEDULED.value, "campaign": campaign.id, "index": entry.index},
+            )
+        ],
+    )
+
+
+@dataclass
+class CampaignWorker:
+    """Everything the campaigns function does, behind ports."""
+
+    campaigns: CampaignsStore
+    calls: CallsStore
+    calls_queue: DispatchQueue
+    queue: CampaignsQueue
+    sender: Sender | None = None
+    accounts: Secrets | None = None
+    now: Callable[[], float] = time.time
+    log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
+
+    # --- fan-out ------------------------------------------------------------------------------
+
+    def fanout(self, campaign_id: str, chunk: int) -> int:
+        """Store one chunk's calls, each exactly once (derived callids; a redelivery finds them); how many."""
+        campaign = self.campaigns.get(campaign_id)
+        entries = self.campaigns.chunk(campaign_id, chunk)
+        if campaign is None or not entries:
+            self.log("fan-out of an unknown campaign chunk", campaign=campaign_id, chunk=chunk)
+            return 0
+        self.campaigns.add_members(campaign_id, entries)  # counted as SCHEDULED from the start
+        for entry in entries:
+            if self.calls.get(entry.callid) is None:
+                try:
+                    self.calls.create(new_call(entry, campaign))
+                except ServiceUnavailable:
+                    if self.calls.get(entry.callid) is None:  # not a concurrent twin's: a real failure
+                        raise
+        self.campaigns.add_waiting(campaign_id, [(e.index, e.callid) for e in entries])
+        header = self.campaigns.chunk_done(campaign_id, chunk)
+        if header.get("status") == CampaignStatus.CANCELED.value:
+            # Cancelled while this chunk was being stored: its cancel may have read the waiting calls before.
+            self._cancel_waiting(campaign_id, [(e.index, e.callid) for e in entries])
+        return len(entries)
+
+    # --- release ------------------------------------------------------------------------------
+
+    def tick(self, campaign_id: str, seq: int, owner: str) -> Step:
+        """One step of the campaign's release chain: release the next calls its pace allows, then chain on."""
+        header = self.campaigns.claim_tick(campaign_id, seq, owner)
+        if header is None:
+            return Step.STALE
+        step, delay = self._step(Campaign.model_validate(header), header)
+        if delay is not None:
+            self.queue.send([(tick_message(campaign_id, seq + 1), delay)])
+        self.campaigns.tick_done(campaign_id, seq)
+        return step
+
+    def _step(self, campaign: Campaign, header: Mapping[str, Any]) -> tuple[Step, int | None]:
+        """What one release step does, and the delay of the next step (None: the chain ends here)."""
+        now = self.now()
+        if campaign.status not in RELEASING:
+            return Step.STOPPED, None
+        if campaign.status is CampaignStatus.SCHEDULED:
+            start = moment(campaign.start_at).timestamp() if campaign.start_at else now
+            if start > now:
+                return Step.WAITING, math.ceil(start - now)
+            try:
+                stamp = _stamp(now)
+                campaign = self.campaigns.move(
+                    campaign.id,
+                    campaign.account_id,
+                    {CampaignStatus.SCHEDULED},
+                    CampaignStatus.RUNNING,
+                    stamp,
+                    started_at=stamp,
+                )
+            except Conflict:
+                return Step.STOPPED, None
+        period, budget = pace(campaign.calls_per_second)
+        if campaign.max_in_progress is not None:
+            budget = min(budget, campaign.max_in_progress - self.campaigns.counts(campaign.id).in_progress())
+        waiting = self.campaigns.waiting(campaign.id, budget)
+        released = [callid for index, callid in waiting if self._release(campaign.id, index, callid)]
+        for start in range(0, len(released), 10):
+            failed = self.calls_queue.send_calls([Outgoing(c, 0) for c in released[start : start + 10]])
+            if failed:  # they are QUEUED: the scheduler sends them again once overdue
+                self.log("released calls not queued", campaign=campaign.id, callids=failed)
+        fanned_out = len(header.get("fanned_out") or ()) >= campaign.chunks
+        if budget <= 0 or waiting or not fanned_out or self.campaigns.waiting(campaign.id, 1):
+            return Step.RELEASED, math.ceil(period)
+        return Step.STOPPED, None
+
+    def _release(self, campaign_id: str, index: int, callid: str) -> bool:
+        stamp = _stamp(self.now())
+        moved: list[Call] = []
+
+        def change(call: Call) -> Call | None:
+            released = release(call, stamp)
+            moved[:] = [released] if released else []
+            return released
+
+        self.calls.update(callid, change)
+        self.campaigns.remove_waiting(campaign_id, index)
+        return bool(moved)
+
+    # --- cancel -------------------------------------------------------------------------------
+
+    def cancel_all(self, campaign_id: str, deadline: float) -> bool:
+        """Cancel the campaign's waiting calls until none is left (True) or `deadline` (False: go on later)."""
+        while self.now() < deadline:
+            waiting = self.campaigns.waiting(campaign_id, CANCEL_BATCH)
+            if not waiting:
+                return True
+            self._cancel_waiting(campaign_id, waiting)
+        self.queue.send([(cancel_message(campaign_id), 0)])
+        return False
+
+    def _cancel_waiting(self, campaign_id: str, waiting: list[tuple[int, str]]) -> None:
+        stamp = _stamp(self.now())
+
+        def end(call: Call) -> Call | None:
+            return cancel(call, stamp)
+
+        for index, callid in waiting:
+            self.calls.update(callid, end)
+            self.campaigns.remove_waiting(campaign_id, index)
+
+    # --- the placer's question ------------------------------------------------------------------
+
+    def admit(self, call: Call, token: str) -> bool:
+        """Whether a campaign call the placer has just claimed may be dialed.
+
+        Read after the claim: a pause or cancel written before this read stops the call (it goes back to
+        waiting, or ends CANCELED); one written after it finds the call already dialing, which goes on.
+        """
+        if not call.campaign:
+            return True
+        campaign = self.campaigns.get(call.campaign)
+        if campaign is None or campaign.status is CampaignStatus.RUNNING:
+            return True
+        stamp = _stamp(self.now())
+        if campaign.status is CampaignStatus.PAUSED:
+            index = next((int(e.detail.get("index", _LAST)) for e in call.timeline if e.event == "accepted"), _LAST)
+            # Marked waiting before it moves back: a crash in between leaves a mark the release skips.
+            self.campaigns.add_waiting(campaign.id, [(index, call.callid)])
+            self.calls.update(call.callid, lambda c: hold(c, token, stamp))
+            header = self.campaigns.header(campaign.id) or {}
+            if header.get("status") in RELEASING:  # resumed meanwhile: its chain may have ended before this call
+                self.queue.send([(tick_message(campaign.id, int(header.get("tick_seq", 0)) + 1), 0)])
+        else:
+            self.calls.update(call.callid, lambda c: cancel(c, stamp, token))
+        return False
+
+    # --- counting -----------------------------------------------------------------------------
+
+    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool:
+        """Count one stored change of a campaign call (exactly once); finish the campaign after its last call."""
+        counted = self.campaigns.count(campaign_id, callid, state, seq)
+        if state.status in {s.value for s in FINAL_STATUSES}:
+            self.finish_if_done(campaign_id)
+        return counted
+
+    def finish_if_done(self, campaign_id: str) -> None:
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None or self.campaigns.counts(campaign_id).final() < campaign.total:
+            return
+        stamp = _stamp(self.now())
+        try:
+            if campaign.status is CampaignStatus.CANCELED:
+                if not campaign.finished_at:
+                    self.campaigns.move(
+                        campaign_id, campaign.account_id, {campaign.status}, campaign.status, stamp, finished_at=stamp
+                    )
+            elif campaign.status is not CampaignStatus.FINISHED:
+                self.campaigns.move(
+                    campaign_id,
+                    campaign.account_id,
+                    {CampaignStatus.SCHEDULED, CampaignStatus.RUNNING, CampaignStatus.PAUSED},
+                    CampaignStatus.FINISHED,
+                    stamp,
+                    finished_at=stamp,
+                )
+        except Conflict:
+            pass  # another change of the campaign won; it is read again below
+        if campaign.callback_url and self.campaigns.mark_notified(campaign_id, stamp):
+            self.queue.send([(notify_message(campaign_id, 1), 0)])
+
+    # --- the campaign's callback --------------------------------------------------------------
+
+    def notify(self, campaign_id: str, attempt: int, rng: Callable[[], float]) -> bool:
+        """POST the finished campaign to its callback_url, signed like the outcome callbacks; retried later."""
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None or not campaign.callback_url or self.sender is None or self.accounts is None:
+            return False
+        account = self.accounts.get_account(campaign.account_id)
+        if account is None:
+            return False
+        now = self.now()
+        body = json.dumps(
+            {"event": EVENT, "campaign": campaign.public(self.campaigns.counts(campaign_id))}, separators=(",", ":")
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: signature_header(account.webhook_secret, int(now), body),
+        }
+        try:
+            status = self.sender.send(campaign.callback_url, body, headers)
+            if 200 <= status < 300:
+                return True
+            permanent = False
+        except DeliveryFailed as exc:
+            permanent = exc.permanent
+        if not permanent and attempt < MAX_NOTIFY_ATTEMPTS:
+            self.queue.send([(notify_message(campaign_id, attempt + 1), retry_delay(attempt, rng))])
+        return False

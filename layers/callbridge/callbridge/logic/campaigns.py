@@ -1,0 +1,398 @@
+"""Use cases of the campaigns API: accept a campaign, read, list, pause, resume, cancel, its calls and report."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from callbridge.domain.accounts import Account
+from callbridge.domain.calls import Call, CallStatus, iso, new_callid
+from callbridge.domain.campaigns import (
+    CANCELABLE,
+    PAUSABLE,
+    RESUMABLE,
+    Campaign,
+    CampaignCall,
+    CampaignNotFound,
+    CampaignSpec,
+    CampaignStatus,
+    Counts,
+    campaign_callid,
+    campaign_from_csv,
+    chunked,
+    parse_campaign,
+)
+from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
+from callbridge.domain.ivr import snapshot
+from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY
+from callbridge.logic.ivr import menus_for_call
+from callbridge.ports import (
+    AccountsStore,
+    CallsStore,
+    CampaignsQueue,
+    CampaignsStore,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+)
+
+MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
+MAX_LIMIT = 100
+CSV = "text/csv"
+REPORT_COLUMNS = (
+    "callid",
+    "to",
+    "status",
+    "answered_by",
+    "billed_seconds",
+    "attempts",
+    "digits",
+    "error_code",
+    "error_desc",
+    "started_at",
+    "ended_at",
+)
+_REPORT_READERS = 8  # calls read at once for a report
+
+
+@dataclass(frozen=True)
+class CampaignPorts:
+    """What the campaigns API needs from the outside world."""
+
+    campaigns: CampaignsStore
+    calls: CallsStore
+    accounts: AccountsStore
+    queue: CampaignsQueue
+    carrier_cps: float
+    allow_loopback_callbacks: bool = False
+
+
+# --- messages to the campaigns function (one home for their shape) ---------------------------
+
+
+def fanout_message(campaign_id: str, chunk: int) -> dict[str, Any]:
+    return {"kind": "fanout", "campaign": campaign_id, "chunk": chunk}
+
+
+def tick_message(campaign_id: str, seq: int) -> dict[str, Any]:
+    return {"kind": "tick", "campaign": campaign_id, "seq": seq}
+
+
+def cancel_message(campaign_id: str) -> dict[str, Any]:
+    return {"kind": "cancel", "campaign": campaign_id}
+
+
+def notify_message(campaign_id: str, attempt: int) -> dict[str, Any]:
+    return {"kind": "notify", "campaign": campaign_id, "attempt": attempt}
+
+
+# --- accepting a campaign ------------------------------------------------------------------
+
+
+def _request_body(
+    body: bytes, content_type: str | None, query: Mapping[str, str]
+) -> tuple[dict[str, Any], list[int] | None]:
+    if len(body) > MAX_BODY:
+        raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
+    media = (content_type or "").partition(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest.single("body", "must be UTF-8") from exc
+    if media == CSV:
+        return campaign_from_csv(text, query)
+    if media != "application/json" and not media.endswith("+json"):
+        raise InvalidRequest.single("Content-Type", f"must be application/json or {CSV}")
+    if query:
+        raise InvalidRequest([FieldProblem(k, "belongs in the JSON body") for k in sorted(query)])
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRequest.single("body", "is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest.single("body", "must be a JSON object")
+    return data, None
+
+
+def _ivr_menus(
+    spec: CampaignSpec, account: Account, accounts: AccountsStore, lines: list[int] | None
+) -> dict[str, Any]:
+    """Snapshots of every menu the calls use (each code looked up once); InvalidRequest per call if one is missing."""
+    menus: dict[str, Any] = {}
+    missing: dict[str, list[FieldProblem]] = {}
+    problems: list[FieldProblem] = []
+    for index, request in enumerate(spec.requests):
+        code = request.answer_ivr
+        if not code:
+            continue
+        if code not in menus and code not in missing:
+            try:
+                menus[code] = snapshot(menus_for_call(accounts, account.api_key, code))
+            except InvalidRequest as exc:
+                missing[code] = exc.problems
+        where = f"calls.{lines[index] if lines else index}"
+        problems += [FieldProblem(f"{where}.{p.field}", p.message) for p in missing.get(code, [])]
+    if problems:
+        raise InvalidRequest(problems)
+    return menus
+
+
+def _calls(spec: CampaignSpec, campaign_id: str, account: Account) -> list[CampaignCall]:
+    calls = []
+    for index, ((params, metadata), request) in enumerate(zip(spec.calls, spec.requests, strict=True)):
+        caller_id = request.from_ or account.caller_id
+        record = request.record or account.record_default
+        accepted = {k: str(v).strip() for k, v in params.items() if str(v).strip()}
+        accepted["from"] = accepted.get("from", caller_id)
+        accepted["record"] = record
+        normalized = {**request.present(), "from": caller_id, "record": record}
+        calls.append(CampaignCall(index, campaign_callid(campaign_id, index), normalized, accepted, metadata))
+    return calls
+
+
+def _hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def accept_campaign(
+    body: bytes,
+    content_type: str | None,
+    query: Mapping[str, str],
+    account: Account,
+    ports: CampaignPorts,
+    *,
+    now: datetime,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """Validate a whole campaign (all or nothing), store it, and hand its calls to the fan-out; the response data."""
+    if idempotency_key is not None and not (
+        0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
+    ):
+        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    request, lines = _request_body(body, content_type, query)
+    request_hash = _hash(request)
+    if idempotency_key:
+        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
+        if existing and existing.expires_at > now.timestamp():
+            return _replay(existing, request_hash, ports)
+    spec = parse_campaign(
+        request,
+        timezone=account.timezone,
+        now=now,
+        carrier_cps=ports.carrier_cps,
+        allow_loopback_callbacks=ports.allow_loopback_callbacks,
+        positions=lines,
+    )
+    ivr_menus = _ivr_menus(spec, account, ports.accounts, lines)
+    campaign_id = new_callid(now.timestamp())
+    calls = _calls(spec, campaign_id, account)
+    at = iso(now)
+    later = spec.start_at is not None and spec.start_at > now
+    campaign = Campaign(
+        id=campaign_id,
+        account_id=account.api_key,
+        name=spec.name,
+        status=CampaignStatus.SCHEDULED if later else CampaignStatus.RUNNING,
+        total=len(calls),
+        created_at=at,
+        updated_at=at,
+        start_at=iso(spec.start_at) if spec.start_at else None,
+        started_at=None if later else at,
+        calls_per_second=spec.calls_per_second,
+        max_in_progress=spec.max_in_progress,
+        callback_url=spec.callback_url,
+        chunks=len(chunked(calls)),
+        metadata_keys=spec.metadata_keys,
+        ivr_menus=ivr_menus,
+    )
+    data = {"campaign": campaign.public(_first_counts(campaign)), "code": 200, "code_desc": ""}
+    record = (
+        IdempotencyRecord(idempotency_key, request_hash, data, int(now.timestamp()) + IDEMPOTENCY_TTL_SECONDS)
+        if idempotency_key
+        else None
+    )
+    try:
+        ports.campaigns.create(campaign, chunked(calls), record)
+    except IdempotencyKeyTaken:
+        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key or "")
+        if existing is None:
+            raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
+        return _replay(existing, request_hash, ports)
+    _start(campaign, ports.queue, now)
+    return data
+
+
+def _first_counts(campaign: Campaign) -> Counts:
+    return Counts({CallStatus.SCHEDULED.value: campaign.total})
+
+
+def _start(campaign: Campaign, queue: CampaignsQueue, now: datetime) -> None:
+    """Fan the calls out and start the release chain (again after a replay: both are idempotent)."""
+    delay = 0
+    if campaign.start_at:
+        delay = max(0, int((datetime.fromisoformat(campaign.start_at.replace("Z", "+00:00")) - now).total_seconds()))
+    messages = [(fanout_message(campaign.id, n), 0) for n in range(campaign.chunks)]
+    messages.append((tick_message(campaign.id, 1), delay))
+    queue.send(messages)
+
+
+def _replay(existing: IdempotencyRecord, request_hash: str, ports: CampaignPorts) -> dict[str, Any]:
+    if existing.request_hash != request_hash:
+        raise Conflict("Idempotency-Key was already used with a different request")
+    campaign_id = existing.response.get("campaign", {}).get("id")
+    campaign = ports.campaigns.get(str(campaign_id)) if campaign_id else None
+    if campaign is not None and campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING):
+        # The first response may have been lost with a failed send: send again (the fan-out is idempotent).
+        ports.queue.send([(fanout_message(campaign.id, n), 0) for n in range(campaign.chunks)])
+    return existing.response
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _owned(ports: CampaignPorts, account: Account, campaign_id: str) -> Campaign:
+    campaign = ports.campaigns.get(campaign_id) if _plausible(campaign_id) else None
+    if campaign is None or campaign.account_id != account.api_key:
+        raise CampaignNotFound(campaign_id)
+    return campaign
+
+
+def _plausible(value: str) -> bool:
+    return 0 < len(value) <= 64 and value.isalnum()
+
+
+def get_campaign(ports: CampaignPorts, account: Account, campaign_id: str) -> dict[str, Any]:
+    """The campaign with its counts; another account's is not found."""
+    campaign = _owned(ports, account, campaign_id)
+    return campaign.public(ports.campaigns.counts(campaign.id))
+
+
+def _token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def _untoken(token: str | None) -> str | None:
+    if not token:
+        return None
+    try:
+        value = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest.single("next", "not a token returned by this listing") from exc
+    if not 0 < len(value) <= 128 or not all(c.isalnum() or c in "-:.#TZ" for c in value):
+        raise InvalidRequest.single("next", "not a token returned by this listing")
+    return value
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest.single("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def list_campaigns(
+    ports: CampaignPorts, account: Account, *, limit: int = 50, next_token: str | None = None
+) -> dict[str, Any]:
+    """The account's campaigns, newest first, with their counts."""
+    after = _untoken(next_token)
+    cursor = None
+    if after:
+        campaign_id = after.rpartition("#")[2]
+        # Built from the caller's own account: an edited token cannot reach another account's campaigns.
+        cursor = {"pk": campaign_id, "sk": "CAMPAIGN", "account_id": account.api_key, "created_key": after}
+    campaigns, last = ports.campaigns.list_campaigns(account.api_key, _limit(limit), cursor)
+    return {
+        "campaigns": [c.public(ports.campaigns.counts(c.id)) for c in campaigns],
+        "next": _token(str(last["created_key"])) if last else None,
+    }
+
+
+def list_campaign_calls(
+    ports: CampaignPorts, account: Account, campaign_id: str, *, limit: int = 50, next_token: str | None = None
+) -> dict[str, Any]:
+    """The campaign's calls (GET /pcall/calls?campaign=<id>), a page at a time."""
+    campaign = _owned(ports, account, campaign_id)
+    after = _untoken(next_token)
+    cursor = {"pk": campaign.id, "sk": f"CALL#{after}"} if after else None
+    callids, last = ports.campaigns.members(campaign.id, _limit(limit), cursor)
+    calls = [c for c in (ports.calls.get(callid) for callid in callids) if c is not None]
+    return {
+        "calls": [c.public(with_timeline=False) for c in calls],
+        "next": _token(str(last["sk"])[5:]) if last else None,
+    }
+
+
+# --- control ----------------------------------------------------------------------------------
+
+
+def pause(ports: CampaignPorts, account: Account, campaign_id: str, *, now: datetime) -> dict[str, Any]:
+    """No further call of the campaign is dialed (calls already dialing go on); 409 unless SCHEDULED or RUNNING."""
+    _owned(ports, account, campaign_id)
+    campaign = ports.campaigns.move(campaign_id, account.api_key, PAUSABLE, CampaignStatus.PAUSED, iso(now))
+    return campaign.public(ports.campaigns.counts(campaign.id))
+
+
+def resume(ports: CampaignPorts, account: Account, campaign_id: str, *, now: datetime) -> dict[str, Any]:
+    """A paused campaign goes on (SCHEDULED again if it had not started); 409 unless PAUSED."""
+    current = _owned(ports, account, campaign_id)
+    target = CampaignStatus.RUNNING if current.started_at else CampaignStatus.SCHEDULED
+    campaign = ports.campaigns.move(campaign_id, account.api_key, RESUMABLE, target, iso(now))
+    header = ports.campaigns.header(campaign_id) or {}
+    ports.queue.send([(tick_message(campaign_id, int(header.get("tick_seq", 0)) + 1), 0)])
+    return campaign.public(ports.campaigns.counts(campaign.id))
+
+
+def cancel(ports: CampaignPorts, account: Account, campaign_id: str, *, now: datetime) -> dict[str, Any]:
+    """Every call not yet dialing ends CANCELED, and the campaign CANCELED; 409 once FINISHED or CANCELED."""
+    _owned(ports, account, campaign_id)
+    campaign = ports.campaigns.move(campaign_id, account.api_key, CANCELABLE, CampaignStatus.CANCELED, iso(now))
+    ports.queue.send([(cancel_message(campaign_id), 0)])
+    return campaign.public(ports.campaigns.counts(campaign.id))
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def attempts(call: Call) -> int:
+    """How many times the call was dialed."""
+    dialed = call.model_dump().get("attempts")
+    if isinstance(dialed, list):
+        return len(dialed)
+    return sum(1 for e in call.timeline if e.event == "carrier.created")
+
+
+def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
+    """One row per call: its outcome and one column per metadata key."""
+    campaign = _owned(ports, account, campaign_id)
+    accepted = ports.campaigns.chunks(campaign.id)
+    with ThreadPoolExecutor(_REPORT_READERS) as pool:
+        stored = list(pool.map(lambda c: ports.calls.get(c.callid), accepted))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([*REPORT_COLUMNS, *(f"metadata.{k}" for k in campaign.metadata_keys)])
+    for entry, call in zip(accepted, stored, strict=True):
+        if call is None:  # not stored yet (the fan-out is still running): it waits for its release
+            row = [entry.callid, entry.request.get("to", ""), CallStatus.SCHEDULED.value, "", 0, 0, "", "", "", "", ""]
+        else:
+            row = [
+                call.callid,
+                call.request.get("to", ""),
+                call.status.value,
+                call.answered_by,
+                call.billed_seconds,
+                attempts(call),
+                call.digits,
+                call.error_code or "",
+                call.error_desc or "",
+                call.started_at or "",
+                call.ended_at or "",
+            ]
+        writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
+    return out.getvalue()

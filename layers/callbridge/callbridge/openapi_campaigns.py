@@ -1,0 +1,90 @@
+"""The OpenAPI parts of the campaigns routes: response models and the request body Powertools cannot infer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callbridge.domain.campaigns import MAX_CALLS, CampaignStatus
+from callbridge.openapi import Envelope
+
+
+class CampaignView(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    status: CampaignStatus
+    total: int = Field(description="Calls in the campaign.")
+    created_at: str
+    start_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    calls_per_second: float
+    max_in_progress: int | None = None
+    callback_url: str | None = None
+    counts: dict[str, int] = Field(description="The campaign's calls by call status (they add up to total).")
+    answered: dict[str, int] = Field(description="Answered calls by who answered: Person, Machine.")
+    billed_seconds: int = Field(description="Seconds billed, summed over the campaign's calls.")
+
+
+class CampaignData(Envelope):
+    campaign: CampaignView
+
+
+class CampaignResponse(BaseModel):
+    data: CampaignData
+
+
+class CampaignListData(Envelope):
+    campaigns: list[CampaignView]
+    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
+
+
+class CampaignListResponse(BaseModel):
+    data: CampaignListData
+
+
+class CampaignRequest(BaseModel):
+    """A JSON campaign. A `text/csv` body instead: a header row of call parameters (`metadata.KEY` columns
+    build `metadata`), one call per line, and the other fields as query parameters."""
+
+    name: str = Field(max_length=200)
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Any POST /pcall/call parameters, for every call (except call_date)."
+    )
+    calls: list[dict[str, Any]] = Field(
+        min_length=1, max_length=MAX_CALLS, description="Each with `to` and any parameter overriding the defaults."
+    )
+    calls_per_second: float | None = Field(None, description="At most the carrier's; defaults to it.")
+    max_in_progress: int | None = Field(None, description="At most this many of its calls between release and end.")
+    start_at: str | None = Field(None, description="When to start, like call_date.")
+    callback_url: str | None = Field(None, description="Receives one POST when the campaign finishes.")
+
+
+def add_campaign_request_body(spec: dict[str, Any]) -> None:
+    """POST /pcall/campaigns reads its body by hand (JSON or CSV), so its schema is added here."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["CampaignRequest"] = CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    post = spec["paths"]["/pcall/campaigns"]["post"]
+    post["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}},
+            "text/csv": {"schema": {"type": "string", "description": "to,answer_play,metadata.KEY,..."}},
+        },
+    }
+    post.setdefault("parameters", []).append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 255},
+            "description": "Retries with the same key and body return the first response; another body is a 409.",
+        }
+    )
+    report = spec["paths"]["/pcall/campaigns/{id}/report.csv"]["get"]
+    report["responses"]["200"] = {
+        "description": "One row per call",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }

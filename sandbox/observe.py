@@ -1,0 +1,109 @@
+"""What the sandbox tells its user as it runs: refused requests with the reason, each outcome callback attempt."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from callbridge.adapters.calls_stream import UnreadableImage, call_images
+from callbridge.domain.notifications import CALLBACK_EVENT
+
+Log = Callable[[str], None]
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+MAX_REASON = 300  # characters of a refusal's reason in one log line
+
+
+def refusal_reason(body: bytes) -> str:
+    """Why a request was refused, from the API's envelope (`code_desc`), or the body's start."""
+    try:
+        data = json.loads(body)
+        reason = data["data"]["code_desc"] if isinstance(data.get("data"), dict) else data.get("message", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        reason = body[:MAX_REASON].decode("utf-8", errors="replace")
+    text = " ".join(str(reason).split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+class RequestLog:
+    """WSGI middleware: one line per request, with the reason when it was refused (4xx/5xx)."""
+
+    def __init__(self, app: WsgiApp, log: Log) -> None:
+        self._app = app
+        self._log = log
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.monotonic()
+        seen: dict[str, Any] = {}
+
+        def remember(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen["status"] = int(status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        body = b"".join(self._app(environ, remember))
+        status = int(seen.get("status", 500))
+        query = environ.get("QUERY_STRING", "")
+        path = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        elapsed = (time.monotonic() - started) * 1000
+        line = f"http  {environ.get('REQUEST_METHOD', '')} {path} → {status} ({elapsed:.0f} ms)"
+        if status >= 400:
+            line += f" refused: {refusal_reason(body)}"
+        self._log(line)
+        return [body]
+
+
+def describe_attempt(callid: str, url: str, detail: dict[str, Any]) -> str:
+    """One line about one outcome callback attempt, from its timeline entry."""
+    answer = f"HTTP {detail['status_code']}" if "status_code" in detail else str(detail.get("error", "no answer"))
+    result = str(detail.get("result", ""))
+    if result == "retry":
+        result = f"retry in {detail.get('retry_in', '?')} s"
+    return f"callback {callid} attempt {detail.get('attempt', '?')} to {url or '?'}: {answer} → {result}"
+
+
+class CallbackLog:
+    """Reads CallsTable's stream and logs each outcome callback attempt the notifier records on a timeline."""
+
+    def __init__(self, streams: Any, stream_arn: str, log: Log) -> None:
+        self._streams = streams
+        self._arn = stream_arn
+        self._log = log
+        self._iterators: dict[str, str] = {}
+
+    def _refresh_shards(self) -> None:
+        for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", []):
+            if shard["ShardId"] not in self._iterators:
+                self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+                )["ShardIterator"]
+
+    def poll_once(self) -> int:
+        self._refresh_shards()
+        logged = 0
+        for shard_id, iterator in list(self._iterators.items()):
+            response = self._streams.get_records(ShardIterator=iterator, Limit=100)
+            for record in response.get("Records", []):
+                try:
+                    old, new = call_images(record)
+                except UnreadableImage:
+                    continue
+                if new is None:
+                    continue
+                known = len(old.timeline) if old is not None else 0
+                for entry in new.timeline[known:]:
+                    if entry.event == CALLBACK_EVENT:
+                        self._log(describe_attempt(new.callid, new.request.get("callback_url", ""), entry.detail))
+                        logged += 1
+            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
+        return logged
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # moto restarting or stopping: try again, quietly at shutdown
+                if not stop.is_set():
+                    self._log(f"callback log: {exc}")
+            stop.wait(0.25)

@@ -1,0 +1,90 @@
+"""A campaign in the sandbox, driven over HTTP like a user: 20 calls of mixed outcomes to FINISHED."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections import Counter
+from typing import Any
+
+from tests.e2e.conftest import RunningSandbox
+
+# The carrier simulator's outcome by the last digit of `to` (README, "The sandbox").
+OUTCOMES = {
+    "1": ("COMPLETED", "Machine"),
+    "2": ("BUSY", ""),
+    "3": ("NO_ANSWER", ""),
+    "4": ("FAILED", ""),
+}
+
+
+def wait_campaign(sandbox: RunningSandbox, campaign_id: str, status: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with sandbox.client() as client:
+        while time.monotonic() < deadline:
+            campaign: dict[str, Any] = client.get(f"/pcall/campaigns/{campaign_id}").json()["data"]["campaign"]
+            if campaign["status"] == status:
+                return campaign
+            time.sleep(0.5)
+    raise AssertionError(f"campaign {campaign_id} not {status} after {timeout}s: {campaign}")
+
+
+def test_a_20_call_campaign_of_mixed_outcomes_finishes_with_exact_counts_and_report(
+    sandbox: RunningSandbox, receiver: Any
+) -> None:
+    numbers = [f"1281555{n:04d}" for n in range(20)]  # last digits 0-9, twice
+    body = {
+        "name": "e2e mixed",
+        "defaults": {
+            "answer_play": "http://example.com/a.wav",
+            "answermachine_play": "http://example.com/b.wav",
+            "callback_url": receiver.url,  # each call's outcome callback
+        },
+        "calls": [{"to": to, "metadata": {"row": str(n)}} for n, to in enumerate(numbers)],
+        "callback_url": receiver.url,
+    }
+    with sandbox.client() as client:
+        response = client.post("/pcall/campaigns", json=body)
+        assert response.status_code == 200, response.text
+        campaign_id = response.json()["data"]["campaign"]["id"]
+
+        done = wait_campaign(sandbox, campaign_id, "FINISHED")
+        report = client.get(f"/pcall/campaigns/{campaign_id}/report.csv")
+        listed = client.get("/pcall/calls", params={"campaign": campaign_id, "limit": 100}).json()["data"]["calls"]
+
+    expected = Counter(OUTCOMES.get(to[-1], ("COMPLETED", "Person")) for to in numbers)
+    statuses = Counter[str]()
+    answered = Counter[str]()
+    for (status, by), n in expected.items():
+        statuses[status] += n
+        if by:
+            answered[by] += n
+    assert {k: v for k, v in done["counts"].items() if v} == dict(statuses)
+    assert done["answered"] == {"Person": answered["Person"], "Machine": answered["Machine"]}
+    assert done["total"] == 20
+    assert done["started_at"]
+    assert done["finished_at"]
+    rows = list(csv.DictReader(io.StringIO(report.text)))
+    assert len(rows) == 20
+    assert [r["metadata.row"] for r in rows] == [str(n) for n in range(20)]
+    for row, to in zip(rows, numbers, strict=True):
+        status, by = OUTCOMES.get(to[-1], ("COMPLETED", "Person"))
+        assert row["to"] == f"+{to}"
+        assert (row["status"], row["answered_by"]) == (status, by)
+        assert row["attempts"] == "1"
+    assert sum(int(r["billed_seconds"]) for r in rows) == done["billed_seconds"]
+    assert done["billed_seconds"] > 0
+    assert {c["campaign"] for c in listed} == {campaign_id}
+    assert len(listed) == 20
+    notified = receiver.wait_for(lambda r: "campaign.finished" in r["body"])
+    assert json.loads(notified["body"])["campaign"]["status"] == "FINISHED"
+    deadline = time.monotonic() + 60
+    while len(outcomes := [r["form"] for r in receiver.requests if "callid" in r["form"]]) < 20:
+        assert time.monotonic() < deadline, f"{len(outcomes)} outcome callbacks of 20"
+        time.sleep(0.2)
+    assert {o["callid"] for o in outcomes} == {c["callid"] for c in listed}
+    assert {o["campaign"] for o in outcomes} == {campaign_id}
+    time.sleep(2)  # a second notification would have come by now
+    assert sum(1 for r in receiver.requests if '"campaign.finished"' in r["body"]) == 1

@@ -1,0 +1,583 @@
+"""Campaigns against moto: the API's contracts, the fan-out, the release at the campaign's pace, pause/resume/cancel
+(and their race with the placer), exact counts under redelivery, the report and the campaign's callback.
+
+The campaigns function is driven with SQS events built from messages really received from CampaignsQueue, and
+with stream records built from CallsTable's items, as Lambda would deliver them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from callbridge.adapters.aws import client as aws_client
+from callbridge.adapters.campaigns import DynamoCampaignsStore
+from callbridge.adapters.dynamodb import DynamoCallsStore
+from callbridge.domain.calls import Call, CallStatus
+
+from tests.conftest import ApiClient, LambdaContext, fresh_module
+from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
+
+PLAY = "https://example.com/hello.wav"
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    yield from moto_stack()
+
+
+@pytest.fixture
+def api_module(aws: Any) -> ModuleType:
+    """The api function with a carrier of 10 calls per second (the template's default is 1)."""
+    module = fresh_module("functions.api.app", {**aws.environment("ApiFunction"), "CARRIER_CPS": "10"})
+    module.deps()  # read the settings now: other functions' cold starts change the environment
+    return module
+
+
+@pytest.fixture
+def worker_module(aws: Any) -> ModuleType:
+    return fresh_module("functions.campaigns.app", aws.environment("CampaignsFunction"))
+
+
+@pytest.fixture
+def work_sent(worker_module: ModuleType) -> list[tuple[dict[str, Any], int]]:
+    """Every (message, delay) the campaigns function sends to CampaignsQueue (sent at once: no test waits)."""
+    queue = worker_module.deps().worker.queue
+    sent: list[tuple[dict[str, Any], int]] = []
+    original = queue.send
+
+    def spy(messages: list[tuple[dict[str, Any], int]]) -> None:
+        sent.extend(messages)
+        original([(body, 0) for body, _delay in messages])
+
+    queue.send = spy
+    return sent
+
+
+def campaign_body(n: int, **extra: Any) -> dict[str, Any]:
+    calls = [{"to": f"1281234{i:04d}", "metadata": {"row": str(i)}} for i in range(n)]
+    return {"name": "reminders", "defaults": {"answer_play": PLAY}, "calls": calls, **extra}
+
+
+def post_campaign(api: ApiClient, body: Any, **kwargs: Any) -> Any:
+    text = body if isinstance(body, str) else json.dumps(body)
+    kwargs.setdefault("content_type", "application/json")
+    return api.request("POST", "/pcall/campaigns", body=text, **kwargs)
+
+
+def campaign_messages(stack: Any, kinds: set[str] | None = None) -> list[dict[str, Any]]:
+    """Receive every visible CampaignsQueue message of `kinds` (hidden for a while, so each is seen once); the
+    others are made visible again."""
+    sqs = aws_client("sqs")
+    found, others = [], []
+    while batch := sqs.receive_message(
+        QueueUrl=stack.refs["CampaignsQueue"], MaxNumberOfMessages=10, VisibilityTimeout=300, AttributeNames=["All"]
+    ).get("Messages", []):
+        for message in batch:
+            wanted = kinds is None or json.loads(message["Body"])["kind"] in kinds
+            (found if wanted else others).append(message)
+    for message in others:
+        sqs.change_message_visibility(
+            QueueUrl=stack.refs["CampaignsQueue"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return found
+
+
+def run_worker(module: ModuleType, stack: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = stack.attrs[("CampaignsQueue", "Arn")]
+    event = sqs_event(stack, messages)
+    for record in event["Records"]:
+        record["eventSourceARN"] = arn
+    result: dict[str, Any] = module.lambda_handler(event, LambdaContext())
+    return result
+
+
+def drain(module: ModuleType, stack: Any, kinds: set[str] | None = None) -> list[dict[str, Any]]:
+    """Run the campaigns function on the queue's messages (of `kinds`) until none is left; the bodies handled."""
+    handled = []
+    while messages := campaign_messages(stack, kinds):
+        run_worker(module, stack, messages)
+        handled.extend(json.loads(m["Body"]) for m in messages)
+    return handled
+
+
+def stream_record(item: dict[str, Any], seq: int, name: str = "MODIFY") -> dict[str, Any]:
+    return {
+        "eventID": f"e{seq}",
+        "eventName": name,
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {"NewImage": item, "SequenceNumber": str(seq), "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    }
+
+
+def raw_call(stack: Any, callid: str) -> dict[str, Any]:
+    item: dict[str, Any] = aws_client("dynamodb").get_item(
+        TableName=stack.refs["CallsTable"], Key={"callid": {"S": callid}}
+    )["Item"]
+    return item
+
+
+def calls_store(stack: Any) -> DynamoCallsStore:
+    return DynamoCallsStore(stack.refs["CallsTable"])
+
+
+def campaigns_store(stack: Any) -> DynamoCampaignsStore:
+    return DynamoCampaignsStore(stack.refs["CampaignsTable"])
+
+
+def finish(stack: Any, callid: str, status: CallStatus, answered_by: str = "", billed: int = 0) -> Call:
+    """Move a stored call to a final outcome (what the carrier's callbacks do)."""
+
+    def change(call: Call) -> Call:
+        return call.model_copy(
+            update={"status": status, "answered_by": answered_by, "billed_seconds": billed, "ended_at": call.updated_at}
+        )
+
+    stored = calls_store(stack).update(callid, change)
+    assert stored is not None
+    return stored
+
+
+def created(api: ApiClient, body: Any, **kwargs: Any) -> dict[str, Any]:
+    response = post_campaign(api, body, **kwargs)
+    assert response.status == 200, response.body
+    campaign: dict[str, Any] = response.data["campaign"]
+    return campaign
+
+
+def campaign_calls(stack: Any, campaign_id: str) -> list[Call]:
+    callids, _ = campaigns_store(stack).members(campaign_id)
+    return [c for c in (calls_store(stack).get(i) for i in callids) if c is not None]
+
+
+# --- accepting -------------------------------------------------------------------------------------
+
+
+def test_a_json_campaign_is_accepted_whole_and_counted_as_waiting(api: ApiClient, aws: Any) -> None:
+    response = post_campaign(api, campaign_body(3, calls_per_second=1, max_in_progress=2))
+
+    assert response.status == 200, response.body
+    assert response.data["code"] == 200
+    assert response.data["code_desc"] == ""
+    campaign = response.data["campaign"]
+    assert set(campaign) >= {"id", "name", "status", "total", "created_at", "counts", "answered", "billed_seconds"}
+    assert campaign["name"] == "reminders"
+    assert campaign["status"] == "RUNNING"
+    assert campaign["total"] == 3
+    assert campaign["counts"]["SCHEDULED"] == 3
+    assert sum(campaign["counts"].values()) == 3
+    assert campaign["answered"] == {"Person": 0, "Machine": 0}
+    assert campaign["max_in_progress"] == 2
+    kinds = sorted(json.loads(m["Body"])["kind"] for m in campaign_messages(aws))
+    assert kinds == ["fanout", "tick"]
+
+
+def test_every_bad_call_is_listed_and_nothing_is_created(api: ApiClient, aws: Any) -> None:
+    body = campaign_body(4)
+    body["calls"][1]["to"] = "12"
+    body["calls"][3] = {"to": "12812345670", "answer_speak": "hi", "call_date": "2030-01-01 10:00"}
+
+    response = post_campaign(api, {**body, "calls_per_second": 11})
+
+    assert response.status == 400
+    fields = {e["field"]: e["message"] for e in response.data["errors"]}
+    assert "calls.1.to" in fields
+    assert "calls.3.answer_speak_lang" in fields
+    assert "calls.3.call_date" in fields
+    assert fields["calls_per_second"].startswith("must be at most the carrier's")
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
+def test_a_csv_campaign_reads_metadata_columns_and_names_bad_lines(api: ApiClient, aws: Any) -> None:
+    good = "to,answer_play,metadata.order\n12812340001,https://example.com/a.wav,A-1\n12812340002,,B-2\n"
+    query = {"name": "pharmacy", "answer_play": PLAY, "calls_per_second": "1"}
+
+    campaign = created(api, good, content_type="text/csv", query=query)
+    bad = post_campaign(api, "to,answer_play\n12812340001,\nnot-a-number,\n", content_type="text/csv", query=query)
+
+    assert campaign["total"] == 2
+    assert campaign["name"] == "pharmacy"
+    stored = campaigns_store(aws).chunks(campaign["id"])
+    assert [c.metadata for c in stored] == [{"order": "A-1"}, {"order": "B-2"}]
+    assert stored[1].request["answer_play"] == PLAY  # the query's default fills the empty cell
+    assert bad.status == 400
+    assert [e["field"] for e in bad.data["errors"]] == ["calls.3.to"]  # line 3 of the file
+
+
+def test_an_idempotency_key_replays_the_first_campaign(api: ApiClient) -> None:
+    body = campaign_body(2)
+    first = post_campaign(api, body, headers={"Idempotency-Key": "k-1"})
+    again = post_campaign(api, body, headers={"Idempotency-Key": "k-1"})
+    other = post_campaign(api, campaign_body(3), headers={"Idempotency-Key": "k-1"})
+
+    assert first.status == again.status == 200
+    assert again.data["campaign"]["id"] == first.data["campaign"]["id"]
+    assert other.status == 409
+    assert len(api.get("/pcall/campaigns").data["campaigns"]) == 1
+
+
+def test_another_accounts_campaign_is_not_found(api: ApiClient, other_api: ApiClient) -> None:
+    campaign = created(api, campaign_body(1))
+    path = f"/pcall/campaigns/{campaign['id']}"
+
+    assert other_api.get(path).status == 404
+    assert other_api.request("POST", f"{path}/pause", body="", content_type=None).status == 404
+    assert other_api.request("POST", f"{path}/resume", body="", content_type=None).status == 404
+    assert other_api.delete(path).status == 404
+    assert other_api.get(f"{path}/report.csv").status == 404
+    assert other_api.get("/pcall/calls", query={"campaign": campaign["id"]}).status == 404
+    assert api.get(path).status == 200
+
+
+def test_control_requests_the_state_does_not_allow_are_409(api: ApiClient) -> None:
+    campaign = created(api, campaign_body(1))
+    path = f"/pcall/campaigns/{campaign['id']}"
+
+    assert api.request("POST", f"{path}/resume", body="", content_type=None).status == 409  # RUNNING
+    assert api.request("POST", f"{path}/pause", body="", content_type=None).data["campaign"]["status"] == "PAUSED"
+    assert api.request("POST", f"{path}/pause", body="", content_type=None).status == 409
+    assert api.request("POST", f"{path}/resume", body="", content_type=None).data["campaign"]["status"] == "RUNNING"
+    assert api.delete(path).data["campaign"]["status"] == "CANCELED"
+    assert api.delete(path).status == 409
+    assert api.request("POST", f"{path}/resume", body="", content_type=None).status == 409
+
+
+def test_campaigns_are_listed_newest_first_a_page_at_a_time(api: ApiClient, clock: Any) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append(created(api, campaign_body(1))["id"])
+        clock.advance(seconds=1)
+
+    first = api.get("/pcall/campaigns", query={"limit": "2"}).data
+    second = api.get("/pcall/campaigns", query={"limit": "2", "next": first["next"]}).data
+
+    assert [c["id"] for c in first["campaigns"] + second["campaigns"]] == ids[::-1]
+    assert second["next"] is None
+
+
+# --- fan-out and release ---------------------------------------------------------------------------
+
+
+def test_the_fan_out_stores_each_call_once_even_when_its_message_comes_twice(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(150, calls_per_second=1))
+    messages = campaign_messages(aws, {"fanout"})
+
+    run_worker(worker_module, aws, messages)
+    run_worker(worker_module, aws, messages)  # redelivered
+
+    calls = campaign_calls(aws, campaign["id"])
+    assert len(messages) == 2  # 100 calls per chunk
+    assert len(calls) == 150
+    assert len({c.callid for c in calls}) == 150
+    assert {c.status for c in calls} == {CallStatus.SCHEDULED}
+    assert {c.campaign for c in calls} == {campaign["id"]}
+    mine = [c for c in calls if c.campaign == campaign["id"]]
+    assert len(mine) == 150
+    by_account = api.get("/pcall/calls", query={"limit": "100"}).data["calls"]
+    assert len(by_account) == 100  # ordinary calls of the account
+
+
+def test_each_release_step_sends_calls_per_second_calls_and_chains_on(
+    api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
+) -> None:
+    campaign = created(api, campaign_body(5, calls_per_second=2))
+    drain(worker_module, aws, {"fanout"})
+
+    ticks = campaign_messages(aws, {"tick"})
+    run_worker(worker_module, aws, ticks)
+    run_worker(worker_module, aws, ticks)  # a redelivered step releases nothing more
+
+    queued = [json.loads(m["Body"])["callid"] for m in receive(aws, limit=10)]
+    assert len(queued) == 2
+    statuses = sorted(c.status.value for c in campaign_calls(aws, campaign["id"]))
+    assert statuses == ["QUEUED", "QUEUED", "SCHEDULED", "SCHEDULED", "SCHEDULED"]
+    assert [(m["seq"], delay) for m, delay in work_sent if m["kind"] == "tick"] == [(2, 1)]  # one second later
+
+
+def test_max_in_progress_holds_calls_back_until_others_end(
+    api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: Any
+) -> None:
+    campaign = created(api, campaign_body(4, calls_per_second=10, max_in_progress=1))
+    drain(worker_module, aws, {"fanout"})
+    drain_ticks(worker_module, aws, steps=1)
+    count_changes(worker_module, aws, campaign["id"])
+
+    drain_ticks(worker_module, aws, steps=2)  # one call in progress: nothing more goes out
+    held = sorted(c.status.value for c in campaign_calls(aws, campaign["id"]))
+    first = next(c for c in campaign_calls(aws, campaign["id"]) if c.status is CallStatus.QUEUED)
+    finish(aws, first.callid, CallStatus.COMPLETED, "Person", 5)
+    count_changes(worker_module, aws, campaign["id"])
+    drain_ticks(worker_module, aws, steps=1)  # it ended: the next one goes out
+
+    assert held == ["QUEUED", "SCHEDULED", "SCHEDULED", "SCHEDULED"]
+    after = sorted(c.status.value for c in campaign_calls(aws, campaign["id"]))
+    assert after == ["COMPLETED", "QUEUED", "SCHEDULED", "SCHEDULED"]
+
+
+def drain_ticks(module: ModuleType, stack: Any, steps: int) -> None:
+    for _ in range(steps):
+        ticks = campaign_messages(stack, {"tick"})
+        if ticks:
+            run_worker(module, stack, ticks)
+
+
+_seq = iter(range(10**6, 10**9))
+
+
+def count_changes(module: ModuleType, stack: Any, campaign_id: str, copies: int = 1) -> None:
+    """Deliver one stream record per call of the campaign, as it is now, `copies` times."""
+    records = [stream_record(raw_call(stack, c.callid), next(_seq)) for c in campaign_calls(stack, campaign_id)]
+    for _ in range(copies):
+        result = module.lambda_handler({"Records": records}, LambdaContext())
+        assert not result.get("batchItemFailures")
+
+
+# --- counts ----------------------------------------------------------------------------------------
+
+
+def test_counts_are_exact_under_duplicate_and_out_of_order_delivery(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(4))
+    drain(worker_module, aws, {"fanout"})
+    calls = campaign_calls(aws, campaign["id"])
+    finish(aws, calls[0].callid, CallStatus.COMPLETED, "Person", 30)
+    old = stream_record(raw_call(aws, calls[1].callid), 5)
+    finish(aws, calls[1].callid, CallStatus.COMPLETED, "Machine", 12)
+    new = stream_record(raw_call(aws, calls[1].callid), 9)
+    finish(aws, calls[2].callid, CallStatus.BUSY)
+    first = stream_record(raw_call(aws, calls[0].callid), 7)
+    busy = stream_record(raw_call(aws, calls[2].callid), 8)
+
+    # every record twice, the newer of calls[1] before its older one, and one batch again
+    for batch in ([first, first, new], [old, busy, busy], [first, new, old, busy]):
+        assert not worker_module.lambda_handler({"Records": batch}, LambdaContext()).get("batchItemFailures")
+
+    view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+    assert view["counts"]["COMPLETED"] == 2
+    assert view["counts"]["BUSY"] == 1
+    assert view["counts"]["SCHEDULED"] == 1
+    assert sum(view["counts"].values()) == 4
+    assert view["answered"] == {"Person": 1, "Machine": 1}
+    assert view["billed_seconds"] == 42
+    assert view["status"] == "RUNNING"
+
+
+def test_the_last_final_call_finishes_the_campaign_and_notifies_once(
+    api: ApiClient, aws: Any, worker_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = created(api, campaign_body(2, callback_url="https://example.com/done"))
+    drain(worker_module, aws, {"fanout"})
+    sent: list[tuple[str, bytes, dict[str, str]]] = []
+    worker = worker_module.deps().worker
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        sent.append((url, body, dict(headers)))
+        return 200
+
+    monkeypatch.setattr(worker.sender, "send", send)
+    for call in campaign_calls(aws, campaign["id"]):
+        finish(aws, call.callid, CallStatus.NO_ANSWER)
+
+    count_changes(worker_module, aws, campaign["id"], copies=2)
+    drain(worker_module, aws, {"notify"})
+
+    view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+    assert view["status"] == "FINISHED"
+    assert view["finished_at"]
+    assert view["counts"]["NO_ANSWER"] == 2
+    assert len(sent) == 1
+    url, body, headers = sent[0]
+    assert url == "https://example.com/done"
+    assert json.loads(body)["campaign"]["status"] == "FINISHED"
+    assert headers["X-Callbridge-Signature"]
+
+
+# --- pause, resume, cancel and the placer ----------------------------------------------------------
+
+
+@pytest.fixture
+def released(api: ApiClient, aws: Any, worker_module: ModuleType) -> tuple[str, list[dict[str, Any]]]:
+    """A running campaign of 3 calls, one of them released to CallsQueue (its message received)."""
+    campaign = created(api, campaign_body(3, calls_per_second=1))
+    drain(worker_module, aws, {"fanout"})
+    drain_ticks(worker_module, aws, steps=1)
+    return campaign["id"], receive(aws)
+
+
+def test_a_call_released_before_a_pause_is_not_dialed_and_waits_again(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, released: Any, worker_module: ModuleType
+) -> None:
+    # (the released fixture's first step sent the next one with a delay: it comes after the pause, and stops)
+    campaign_id, messages = released
+    api.request("POST", f"/pcall/campaigns/{campaign_id}/pause", body="", content_type=None)
+
+    invoke_placer(placer_module, sqs_event(aws, messages))
+
+    assert twilio.creates == []
+    statuses = sorted(c.status.value for c in campaign_calls(aws, campaign_id))
+    assert statuses == ["SCHEDULED"] * 3
+    assert len(campaigns_store(aws).waiting(campaign_id, 10)) == 3  # all three wait for the resume
+    # resume: the release chain starts again and the held call goes out first
+    api.request("POST", f"/pcall/campaigns/{campaign_id}/resume", body="", content_type=None)
+    drain_ticks(worker_module, aws, steps=1)
+    again = receive(aws)
+    assert [json.loads(m["Body"])["callid"] for m in again] == [json.loads(m["Body"])["callid"] for m in messages]
+
+
+def test_pause_cancel_race_with_the_placer_is_won_by_exactly_one_side(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, released: Any
+) -> None:
+    campaign_id, messages = released
+    gate = placer_module.deps().placer.campaigns
+    store = gate.campaigns
+    original = store.get
+    reads: list[str] = []
+
+    def pause_just_before_the_read(campaign: str) -> Any:
+        # the pause lands after the placer's claim and before its read of the campaign
+        if not reads:
+            api.request("POST", f"/pcall/campaigns/{campaign}/pause", body="", content_type=None)
+        reads.append(campaign)
+        return original(campaign)
+
+    store.get = pause_just_before_the_read
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    store.get = original
+
+    assert twilio.creates == []  # the pause won: nothing dialed
+    assert reads == [campaign_id]
+
+
+def test_a_pause_after_the_placers_read_finds_the_call_dialing(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, released: Any
+) -> None:
+    campaign_id, messages = released
+    gate = placer_module.deps().placer.campaigns
+    store = gate.campaigns
+    original = store.get
+
+    def pause_just_after_the_read(campaign: str) -> Any:
+        found = original(campaign)
+        api.request("POST", f"/pcall/campaigns/{campaign}/pause", body="", content_type=None)
+        return found
+
+    store.get = pause_just_after_the_read
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    store.get = original
+
+    assert len(twilio.creates) == 1  # the placer won: the call was already dialing when the pause landed
+    statuses = sorted(c.status.value for c in campaign_calls(aws, campaign_id))
+    assert statuses == ["DIALING", "SCHEDULED", "SCHEDULED"]
+
+
+def test_cancel_ends_every_call_not_yet_dialing(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, released: Any, worker_module: ModuleType
+) -> None:
+    campaign_id, messages = released
+
+    response = api.delete(f"/pcall/campaigns/{campaign_id}")
+    drain(worker_module, aws, {"cancel", "tick"})
+    invoke_placer(placer_module, sqs_event(aws, messages))  # the released call's message arrives afterwards
+
+    assert response.data["campaign"]["status"] == "CANCELED"
+    assert twilio.creates == []
+    calls = campaign_calls(aws, campaign_id)
+    assert [c.status for c in calls] == [CallStatus.CANCELED] * 3
+    assert {c.error_code for c in calls} == {"campaign_canceled"}
+    count_changes(worker_module, aws, campaign_id)
+    view = api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]
+    assert view["counts"]["CANCELED"] == 3
+    assert view["status"] == "CANCELED"
+    assert view["finished_at"]
+
+
+def test_a_cancel_during_the_fan_out_cancels_the_calls_stored_after_it(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(3))
+    api.delete(f"/pcall/campaigns/{campaign['id']}")
+
+    drain(worker_module, aws, {"cancel"})  # runs before the fan-out: nothing to cancel yet
+    drain(worker_module, aws, {"fanout"})
+
+    assert [c.status for c in campaign_calls(aws, campaign["id"])] == [CallStatus.CANCELED] * 3
+
+
+# --- the campaign's calls and report ---------------------------------------------------------------
+
+
+def test_calls_carry_their_campaign_and_the_report_has_a_row_each(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(3))
+    drain(worker_module, aws, {"fanout"})
+    calls = campaign_calls(aws, campaign["id"])
+    finish(aws, calls[0].callid, CallStatus.COMPLETED, "Person", 17)
+
+    listed = api.get("/pcall/calls", query={"campaign": campaign["id"], "limit": "2"}).data
+    rest = api.get("/pcall/calls", query={"campaign": campaign["id"], "next": listed["next"]}).data
+    one = api.get(f"/pcall/calls/{calls[0].callid}").data["call"]
+    report = api.get(f"/pcall/campaigns/{campaign['id']}/report.csv")
+
+    assert len(listed["calls"]) == 2
+    assert {c["callid"] for c in listed["calls"] + rest["calls"]} == {c.callid for c in calls}
+    assert {c["campaign"] for c in listed["calls"]} == {campaign["id"]}
+    assert one["campaign"] == campaign["id"]
+    assert report.status == 200
+    assert report.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(report.body)))
+    assert list(rows[0]) == [
+        "callid",
+        "to",
+        "status",
+        "answered_by",
+        "billed_seconds",
+        "attempts",
+        "digits",
+        "error_code",
+        "error_desc",
+        "started_at",
+        "ended_at",
+        "metadata.row",
+    ]
+    assert [r["metadata.row"] for r in rows] == ["0", "1", "2"]
+    done = next(r for r in rows if r["callid"] == calls[0].callid)
+    assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", "17")
+
+
+def test_a_call_held_while_a_resume_lands_is_released_again(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(1, calls_per_second=1))
+    drain(worker_module, aws, {"fanout"})
+    drain_ticks(worker_module, aws, steps=1)
+    messages = receive(aws)
+    api.request("POST", f"/pcall/campaigns/{campaign['id']}/pause", body="", content_type=None)
+    store = placer_module.deps().placer.campaigns.campaigns
+    original = store.get
+
+    def resume_after_the_read(campaign_id: str) -> Any:
+        found = original(campaign_id)  # PAUSED: the placer will hold the call
+        api.request("POST", f"/pcall/campaigns/{campaign_id}/resume", body="", content_type=None)
+        drain_ticks(worker_module, aws, steps=1)  # the resumed chain finds nothing waiting yet, and ends
+        return found
+
+    store.get = resume_after_the_read
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    store.get = original
+    drain_ticks(worker_module, aws, steps=1)  # the placer restarted the release
+
+    assert twilio.creates == []
+    assert [c.status for c in campaign_calls(aws, campaign["id"])] == [CallStatus.QUEUED]
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [
+        json.loads(m["Body"])["callid"] for m in messages
+    ]

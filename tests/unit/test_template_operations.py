@@ -1,0 +1,404 @@
+"""template.yaml as operated: alarms that reach a person, the dashboard, logs, deletion policies, samconfig.toml.
+
+Structural checks: each fails if the thing it names is removed or broken (an alarm without actions, a
+function whose log group is created after it, a dashboard metric no code emits).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE_DIRS = [ROOT / "functions", ROOT / "layers" / "callbridge" / "callbridge"]
+
+
+@cache
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template()["Resources"].items() if res["Type"] == kind}
+
+
+def functions() -> list[str]:
+    return sorted(resources("AWS::Serverless::Function"))
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every metric an alarm reads: its single metric, or each MetricStat of its metric math."""
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return [{"Namespace": props["Namespace"], "MetricName": props["MetricName"], "Dimensions": props["Dimensions"]}]
+    return [m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+
+
+def function_env(function: str, name: str) -> Any:
+    """A function's environment variable as the template writes it (its own, else the Globals' one)."""
+    own = template()["Resources"][function]["Properties"].get("Environment", {}).get("Variables", {})
+    if name in own:
+        return own[name]
+    return template()["Globals"]["Function"]["Environment"]["Variables"][name]
+
+
+def metrics_identity() -> tuple[Any, Any]:
+    """(namespace, service dimension) every function's Powertools Metrics write under: one pair for all."""
+    pairs = {
+        json.dumps([function_env(f, "POWERTOOLS_METRICS_NAMESPACE"), function_env(f, "POWERTOOLS_SERVICE_NAME")])
+        for f in functions()
+    }
+    assert len(pairs) == 1, f"functions emit metrics under different namespaces or services: {pairs}"
+    namespace, service = json.loads(pairs.pop())
+    return namespace, service
+
+
+# --- what the code emits ---------------------------------------------------------------------
+
+
+def _strings(node: ast.AST) -> set[str]:
+    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+@cache
+def emitted_metrics() -> frozenset[str]:
+    """Metric names the code passes to Powertools' add_metric, read from the source.
+
+    A literal `name=` counts; a computed name counts the strings of the function that computes it and
+    of module-level `..._METRICS` tables (the handlers map results to metric names there).
+    """
+    names: set[str] = set()
+    for directory in CODE_DIRS:
+        for path in directory.rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            tables: set[str] = set()
+            for node in tree.body:
+                if (
+                    isinstance(node, ast.Assign)
+                    and isinstance(node.value, ast.Dict)
+                    and any(isinstance(t, ast.Name) and t.id.endswith("METRICS") for t in node.targets)
+                ):
+                    tables |= {v.value for v in node.value.values if isinstance(v, ast.Constant)}
+            uses_table = False
+            for func in ast.walk(tree):
+                if not isinstance(func, ast.FunctionDef):
+                    continue
+                for call in ast.walk(func):
+                    if not (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_metric"):
+                        continue
+                    name = next((k.value for k in call.keywords if k.arg == "name"), None)
+                    if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                        names.add(name.value)
+                    else:
+                        uses_table = True
+                        names |= {s for s in _strings(func) if re.fullmatch(r"[A-Z][A-Za-z]+", s)}
+            if uses_table:
+                names |= tables
+    return frozenset(names)
+
+
+def test_the_metric_scan_sees_literal_and_table_driven_names() -> None:
+    # CallsPlaced is a literal in the placer; CallbacksDelivered comes from the notifier's table.
+    assert {"CallsPlaced", "CallbacksDelivered", "DispatchSendFailures"} <= emitted_metrics()
+    assert "NoSuchMetric" not in emitted_metrics()
+
+
+# --- alarms ----------------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_when_it_recovers() -> None:
+    alarms = resources("AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 17
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props.get("AlarmActions") == [{"Ref": "AlarmTopic"}], name
+        assert props.get("OKActions") == [{"Ref": "AlarmTopic"}], name
+        assert props.get("AlarmDescription"), name
+    assert template()["Resources"]["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+
+
+def test_the_alarm_email_is_subscribed_only_when_given() -> None:
+    parameter = template()["Parameters"]["AlarmEmail"]
+    assert parameter["Default"] == ""
+    assert template()["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    subscription = template()["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Type"] == "AWS::SNS::Subscription"
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_every_function_has_an_errors_and_a_throttles_alarm(metric: str) -> None:
+    watched = {
+        dimension["Value"]["Ref"]
+        for alarm in resources("AWS::CloudWatch::Alarm").values()
+        for m in alarm_metrics(alarm)
+        if m["Namespace"] == "AWS/Lambda" and m["MetricName"] == metric
+        for dimension in m["Dimensions"]
+        if dimension["Name"] == "FunctionName"
+    }
+    assert watched == set(functions())
+
+
+def _alarm_on(namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm
+        for alarm in resources("AWS::CloudWatch::Alarm").values()
+        if any(m["Namespace"] == namespace and m["MetricName"] == metric for m in alarm_metrics(alarm))
+    ]
+
+
+def test_calls_queue_age_of_oldest_message_is_alarmed() -> None:
+    (alarm,) = _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    (metric,) = alarm_metrics(alarm)
+    assert metric["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["CallsQueue", "QueueName"]}}]
+
+
+def test_api_5xx_rate_is_alarmed_as_a_share_of_requests() -> None:
+    (alarm,) = _alarm_on("AWS/ApiGateway", "5xx")
+    metrics = {m["Id"]: m for m in alarm["Properties"]["Metrics"]}
+    assert {"errors", "requests"} <= set(metrics)
+    assert metrics["requests"]["MetricStat"]["Metric"]["MetricName"] == "Count"
+    for metric in alarm_metrics(alarm):
+        assert metric["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "CallbridgeHttpApi"}}]
+    (expression,) = [m["Expression"] for m in metrics.values() if "Expression" in m]
+    assert "errors" in expression
+    assert "/ FILL(requests" in expression
+
+
+def test_webhook_403_rate_is_alarmed_on_a_metric_the_webhooks_emit() -> None:
+    (alarm,) = _alarm_on("callbridge", "CarrierRequestsRejected")
+    assert "CarrierRequestsRejected" in emitted_metrics()
+    denominators = [m for m in alarm_metrics(alarm) if m["Namespace"] == "AWS/Lambda"]
+    assert denominators == [
+        {
+            "Namespace": "AWS/Lambda",
+            "MetricName": "Invocations",
+            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "WebhooksFunction"}}],
+        }
+    ]
+
+
+def test_notifier_lag_is_alarmed() -> None:
+    (alarm,) = _alarm_on("AWS/Lambda", "IteratorAge")
+    (metric,) = alarm_metrics(alarm)
+    assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "NotifierFunction"}}]
+
+
+@pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue"])
+def test_dead_letter_alarms_count_hidden_messages_too(queue: str) -> None:
+    # The scheduler hides calls-DLQ messages it cannot handle for 10 minutes: an alarm on the visible
+    # count alone would clear while they are hidden and fire again when they come back.
+    (alarm,) = [
+        a
+        for a in _alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        if alarm_metrics(a)[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue, "QueueName"]}
+    ]
+    read = {(m["MetricName"], m["Dimensions"][0]["Value"]["Fn::GetAtt"][0]) for m in alarm_metrics(alarm)}
+    assert read == {("ApproximateNumberOfMessagesVisible", queue), ("ApproximateNumberOfMessagesNotVisible", queue)}
+    (expression,) = [m["Expression"] for m in alarm["Properties"]["Metrics"] if "Expression" in m]
+    ids = [m["Id"] for m in alarm["Properties"]["Metrics"] if "MetricStat" in m]
+    assert all(i in expression for i in ids)
+    assert "+" in expression
+
+
+def test_calls_dead_letter_alarm_waits_longer_than_the_scheduler_hides_a_message() -> None:
+    props = template()["Resources"]["CallsDeadLetterAlarm"]["Properties"]
+    period = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}.pop()
+    assert props["DatapointsToAlarm"] == props["EvaluationPeriods"]
+    assert props["EvaluationPeriods"] * period > 600
+
+
+def test_custom_metrics_in_alarms_are_emitted_under_the_functions_namespace_and_service() -> None:
+    for name, alarm in resources("AWS::CloudWatch::Alarm").items():
+        for metric in alarm_metrics(alarm):
+            if metric["Namespace"].startswith("AWS/"):
+                continue
+            namespace, service = metrics_identity()
+            assert metric["Namespace"] == namespace, name
+            assert metric["Dimensions"] == [{"Name": "service", "Value": service}], name
+            assert metric["MetricName"] in emitted_metrics(), name
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+def _as_sub(value: Any) -> str:
+    """How a template value is written inside a Fn::Sub string: "x" stays "x", {"Ref": "X"} is "${X}"."""
+    return f"${{{value['Ref']}}}" if isinstance(value, dict) else str(value)
+
+
+@cache
+def dashboard() -> dict[str, Any]:
+    """The dashboard body, each ${...} replaced by itself spelt out (so a value can be compared to the template's)."""
+    body = template()["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    names = set(re.findall(r"\$\{([^}]+)\}", body))
+    known = set(template()["Resources"]) | {"AWS::Region", "AWS::StackName"}
+    for name in names:
+        assert name.split(".")[0] in known, f"the dashboard refers to {name}, which the template does not define"
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def dashboard_metrics() -> list[list[Any]]:
+    return [
+        m
+        for widget in dashboard()["widgets"]
+        for m in widget.get("properties", {}).get("metrics", [])
+        if isinstance(m[0], str)
+    ]
+
+
+def test_every_custom_metric_on_the_dashboard_is_emitted_by_the_code() -> None:
+    custom = [m for m in dashboard_metrics() if not m[0].startswith("AWS/")]
+    assert custom
+    for metric in custom:
+        namespace, service = metrics_identity()
+        assert metric[0] == _as_sub(namespace)
+        assert metric[2:4] == ["service", _as_sub(service)]
+        assert metric[1] in emitted_metrics(), metric[1]
+
+
+def test_the_dashboard_shows_what_operators_asked_for() -> None:
+    shown = {(m[0], m[1], m[-1].get("stat")) for m in dashboard_metrics()}
+    for name in ("CallsAccepted", "CallsPlaced", "CallsCompleted", "CallsFailed"):
+        assert ("callbridge", name, "Sum") in shown
+    for name in ("CallbacksDelivered", "CallbacksRetried", "CallbacksDeadLettered"):
+        assert ("callbridge", name, "Sum") in shown
+    assert {("callbridge", "DispatchLateness", "p50"), ("callbridge", "DispatchLateness", "p99")} <= shown
+    assert any(m[1] == "CarrierLatency" for m in shown)
+    for queue_metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        assert ("AWS/SQS", queue_metric, "Maximum") in shown
+    expressions = [
+        m[0]["expression"]
+        for widget in dashboard()["widgets"]
+        for m in widget.get("properties", {}).get("metrics", [])
+        if isinstance(m[0], dict)
+    ]
+    assert any("completed" in e and "busy" in e and "noanswer" in e for e in expressions)  # the answer rate
+    body = template()["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for function in functions():
+        for metric in ("Errors", "Duration"):
+            assert f'"AWS/Lambda", "{metric}", "FunctionName", "${{{function}}}"' in body, (function, metric)
+
+
+# --- logs ------------------------------------------------------------------------------------
+
+
+def test_every_function_writes_to_a_log_group_created_before_it_with_the_retention_parameter() -> None:
+    groups = resources("AWS::Logs::LogGroup")
+    for function in functions():
+        logging = template()["Resources"][function]["Properties"].get("LoggingConfig", {})
+        group = logging.get("LogGroup", {}).get("Ref")
+        assert group in groups, function
+        props = groups[group]["Properties"]
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        # The function refers to the group (so CloudFormation creates the group first), never the reverse.
+        name = json.dumps(props["LogGroupName"])
+        assert f"${{{function}}}" not in name, function
+        assert json.dumps({"Ref": function}) not in name, function
+
+
+def test_api_access_logs_are_json_with_the_fields_operators_need() -> None:
+    api = template()["Resources"]["CallbridgeHttpApi"]["Properties"]
+    settings = api["AccessLogSettings"]
+    group = settings["DestinationArn"]["Fn::GetAtt"][0]
+    assert template()["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # API Gateway writes "-" for a value it does not have; numbers are written bare.
+    line = re.sub(r"\$context\.[A-Za-z.]+", "200", settings["Format"])
+    record = json.loads(line)
+    assert settings["Format"].count("\n") == 0
+    wanted = {
+        "requestId": "$context.requestId",
+        "sourceIp": "$context.identity.sourceIp",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "responseLatency": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    }
+    for field, variable in wanted.items():
+        assert field in record
+        assert re.search(rf'"{field}":"?{re.escape(variable)}"?[,}}]', settings["Format"]), field
+
+
+# --- deploying -------------------------------------------------------------------------------
+
+STATEFUL = {
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::SecretsManager::Secret",
+    "AWS::SQS::Queue",
+    "AWS::Logs::LogGroup",
+}
+
+
+def test_stateful_resources_say_what_happens_to_them_on_delete_and_replace() -> None:
+    for name, res in template()["Resources"].items():
+        if res["Type"] in STATEFUL:
+            assert res.get("DeletionPolicy") in {"Retain", "Delete", "Snapshot"}, name
+            assert res.get("UpdateReplacePolicy") == res["DeletionPolicy"], name
+    keep = template()["Resources"]
+    for name in ("CarrierSecret", "SpeechBucket", "CallsTable", "AccountsTable"):
+        assert keep[name]["DeletionPolicy"] == "Retain", name
+
+
+def test_the_carrier_secret_name_includes_the_stack_name() -> None:
+    name = template()["Resources"]["CarrierSecret"]["Properties"]["Name"]["Fn::Sub"]
+    assert "${AWS::StackName}" in name
+
+
+@cache
+def samconfig() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "samconfig.toml").read_text())
+
+
+@pytest.mark.parametrize("environment", ["default", "prod"])
+def test_samconfig_deploys_each_environment_without_a_hard_coded_bucket(environment: str) -> None:
+    config = samconfig()[environment]
+    assert config["global"]["parameters"]["stack_name"]
+    deploy = config["deploy"]["parameters"]
+    assert deploy["resolve_s3"] is True
+    assert "s3_bucket" not in deploy
+    assert "CAPABILITY_IAM" in deploy["capabilities"].split()
+    assert deploy["region"]
+    overrides = dict(re.findall(r'(\w+)="([^"]*)"', deploy["parameter_overrides"]))
+    assert overrides
+    parameters = template()["Parameters"]
+    for name, value in overrides.items():
+        assert name in parameters, name
+        allowed = parameters[name].get("AllowedValues")
+        if allowed:
+            assert value in [str(v) for v in allowed], (name, value)
+    expected = "prod" if environment == "prod" else "dev"
+    assert overrides["Environment"] == expected
+
+
+def test_the_two_environments_are_two_stacks() -> None:
+    names = {samconfig()[env]["global"]["parameters"]["stack_name"] for env in ("default", "prod")}
+    assert len(names) == 2
+
+
+# --- the runbook -----------------------------------------------------------------------------
+
+
+def test_the_runbook_says_what_each_alarm_means() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    headings = [line for line in runbook.splitlines() if line.startswith("### ")]
+    for name in resources("AWS::CloudWatch::Alarm"):
+        assert any(f"`{name}`" in heading for heading in headings), f"docs/runbook.md has no section for {name}"
+    for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
+        assert f"## {section}" in runbook
+    assert "## Reading a call's timeline" in runbook
