@@ -9,8 +9,9 @@ policies (sandbox/iam.py) and assumes it, as Lambda does, to get the credentials
 What moto's own check cannot see, the sandbox's policy guard checks inside each container (see the README):
 moto matches DynamoDB, Secrets Manager and Polly requests against the resource `*`, so the role moto holds
 grants those actions on `*` (the guard checks the real resources), and it names some actions its own way (SQS's
-batch operations, which IAM authorizes as the single ones; Polly's SynthesizeSpeech as `polly:speech`), so its
-copy grants both names.
+batch operations, which IAM authorizes as the single ones; Polly's SynthesizeSpeech as `polly:speech`), and
+DynamoDB's transactions as actions of their own, while IAM authorizes each part), so its copy grants both
+names.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ from sandbox.template import REGION
 # Services whose requests moto authorizes against a real resource ARN; the others it checks against "*".
 _RESOURCE_CHECKED = ("sqs:", "s3:", "iam:", "sts:")
 _MOTO_ACTION_ALIASES = {
-    "sqs:sendmessage": "sqs:SendMessageBatch",
-    "sqs:deletemessage": "sqs:DeleteMessageBatch",
-    "sqs:changemessagevisibility": "sqs:ChangeMessageVisibilityBatch",
-    "polly:synthesizespeech": "polly:speech",  # moto names the action after the REST path, /v1/speech
+    "sqs:sendmessage": ["sqs:SendMessageBatch"],
+    "sqs:deletemessage": ["sqs:DeleteMessageBatch"],
+    "sqs:changemessagevisibility": ["sqs:ChangeMessageVisibilityBatch"],
+    "polly:synthesizespeech": ["polly:speech"],  # moto names the action after the REST path, /v1/speech
+    # IAM authorizes a transaction by the action of each of its parts; moto, by the operation's name
+    "dynamodb:putitem": ["dynamodb:TransactWriteItems"],
+    "dynamodb:updateitem": ["dynamodb:TransactWriteItems"],
+    "dynamodb:deleteitem": ["dynamodb:TransactWriteItems"],
+    "dynamodb:conditioncheckitem": ["dynamodb:TransactWriteItems"],
+    "dynamodb:getitem": ["dynamodb:TransactGetItems"],
 }
 SESSION_SECONDS = 43200
 
@@ -71,8 +78,8 @@ def moto_document(document: dict[str, Any]) -> dict[str, Any]:
         statement = dict(original)
         actions = [str(a) for a in _as_list(statement.get("Action", []))]
         if actions:
-            extra = [_MOTO_ACTION_ALIASES[a.lower()] for a in actions if a.lower() in _MOTO_ACTION_ALIASES]
-            statement["Action"] = actions + extra
+            extra = [alias for a in actions for alias in _MOTO_ACTION_ALIASES.get(a.lower(), [])]
+            statement["Action"] = sorted(set(actions + extra), key=(actions + extra).index)
             if statement.get("Effect") == "Allow" and not all(a.lower().startswith(_RESOURCE_CHECKED) for a in actions):
                 statement["Resource"] = "*"
         statements.append(statement)

@@ -12,11 +12,11 @@ s3:ListBucket, and records every request it saw, which `collect()` hands back to
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sandbox.iam import Policy, missing_key_needs, requested
 
-_state: dict[str, Any] = {}  # "policy": the function's Policy, "principal": who the refusals name
 _seen: list[dict[str, Any]] = []
 _lock = threading.Lock()
 
@@ -30,13 +30,13 @@ def _record(entry: dict[str, Any]) -> None:
         _seen.append(entry)
 
 
-def _denied(client: Any, operation: str, action: str, resource: str) -> Exception:
+def _denied(client: Any, principal: str, operation: str, action: str, resource: str) -> Exception:
     from botocore.exceptions import ClientError
 
     service = client.meta.service_model.service_name
     code, status = _DENIED.get(service, _DEFAULT_DENIED)
     message = (
-        f"User: {_state['principal']} is not authorized to perform: {action} on resource: {resource} "
+        f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
         f"because no identity-based policy allows the {action} action"
     )
     response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
@@ -47,12 +47,18 @@ def _denied(client: Any, operation: str, action: str, resource: str) -> Exceptio
     return error
 
 
-def _register(client: Any) -> None:
+Current = Callable[[], "tuple[Policy, str] | None"]  # the policy to hold requests to now, and whose it is
+
+
+def _register(client: Any, current: Current) -> None:
     service = client.meta.service_model.service_name
     region = client.meta.region_name
 
     def before_call(model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        policy: Policy = _state["policy"]
+        holder = current()
+        if holder is None:
+            return
+        policy, principal = holder
         call_params = context.get("sandbox_params", {})
         for action, resource in requested(service, model.name, call_params, region=region):
             allowed = policy.allows(action, resource)
@@ -60,18 +66,31 @@ def _register(client: Any) -> None:
                 {"operation": f"{service}:{model.name}", "action": action, "resource": resource, "allowed": allowed}
             )
             if not allowed:
-                raise _denied(client, model.name, action, resource)
+                raise _denied(client, principal, model.name, action, resource)
 
     def keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["sandbox_params"] = dict(params)
 
     def after_call(model: Any, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        policy: Policy = _state["policy"]
+        holder = current()
+        if holder is None:
+            return
+        code = str(parsed.get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        if code in ("AccessDenied", "AccessDeniedException"):  # refused by moto itself: recorded the same way
+            _record(
+                {
+                    "operation": f"{service}:{model.name}",
+                    "action": f"{service}:{model.name}",
+                    "resource": "(moto)",
+                    "allowed": False,
+                }
+            )
+            return
         if service != "s3" or model.name not in ("HeadObject", "GetObject") or http_response.status_code != 404:
             return
         bucket = context.get("sandbox_params", {}).get("Bucket", "")
         action, resource = missing_key_needs(bucket)
-        allowed = policy.allows(action, resource)
+        allowed = holder[0].allows(action, resource)
         _record({"operation": f"s3:{model.name}(404)", "action": action, "resource": resource, "allowed": allowed})
         if not allowed:  # what S3 answers a caller who may not learn whether the key exists
             parsed["Error"] = {"Code": "AccessDenied" if model.name == "GetObject" else "403", "Message": "Forbidden"}
@@ -83,20 +102,24 @@ def _register(client: Any) -> None:
     events.register("after-call", after_call)
 
 
-def install(config: dict[str, Any], function: str) -> None:
-    """Hook every botocore client this process creates from now on (the image installs it before any fork)."""
+def guard_clients(current: Current) -> None:
+    """Hold every botocore client this process creates from now on to `current()`'s policy (none: unchecked)."""
     import botocore.client
 
-    _state["policy"] = Policy(config["policies"])
-    _state["principal"] = config.get("principal", function)
     create_client = botocore.client.ClientCreator.create_client
 
     def create_and_guard(creator: Any, *args: Any, **kwargs: Any) -> Any:
         client = create_client(creator, *args, **kwargs)
-        _register(client)
+        _register(client, current)
         return client
 
     botocore.client.ClientCreator.create_client = create_and_guard  # type: ignore[method-assign,assignment]
+
+
+def install(config: dict[str, Any], function: str) -> None:
+    """Hold the container's requests to its function's role (the image installs it before any fork)."""
+    holder = (Policy(config["policies"]), str(config.get("principal", function)))
+    guard_clients(lambda: holder)
 
 
 def collect() -> list[dict[str, Any]]:

@@ -354,10 +354,7 @@ class Sandbox:
         observer.start()
         self._threads.append(observer)
         self._write_running()
-        # Ready when every function is: the first request to each is then a fork, not an import.
-        for function in self.functions.values():
-            if not function.wait_ready():
-                self.config.log(f"lambda {function.logical}: its init failed; each invocation will report it")
+        # The functions' images finish their init in the background: the first event of each waits for it.
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
