@@ -325,7 +325,6 @@ class Sandbox:
                 log=self.config.log,
             )
             function.observers.extend([self._observe, *self.config.observers])
-            function.start()  # its image loads libraries and runs the function's init meanwhile
             self.functions[name] = function
         gateway = RequestLog(Gateway(http_routes(self.stack.template), self.functions), self.config.log)
         self._server = make_server(
@@ -354,7 +353,10 @@ class Sandbox:
         observer.start()
         self._threads.append(observer)
         self._write_running()
-        # The functions' images finish their init in the background: the first event of each waits for it.
+        # Last, so that they do not slow the set-up above on a busy machine: each function's image loads its
+        # libraries and runs the function's init in the background; the first event of each waits for it.
+        for function in self.functions.values():
+            function.start()
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
