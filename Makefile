@@ -16,7 +16,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run admin test lint typecheck validate checkov build openapi bench ci clean
+.PHONY: run admin screenshots test lint typecheck validate checkov build openapi bench bench-campaigns ci clean
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -52,6 +52,11 @@ test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## screenshots: the console's browser tests, writing their screenshots to docs/ (shown in the README)
+screenshots: $(DEV_STAMP)
+	sh tests/e2e/install-chromium.sh
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest tests/e2e/test_console.py
+
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -82,6 +87,10 @@ openapi: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) -m bench
+
+## bench-campaigns: accept 10,000 calls, fan-out rate, 1,000 calls end to end, cost per campaign call
+bench-campaigns: $(DEV_STAMP)
+	$(PY) -m bench.campaigns --out bench/results/campaigns.json
 
 ci: test lint typecheck validate checkov
 

@@ -71,6 +71,24 @@ def _memory(template: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _previous(out: Path) -> dict[str, Any] | None:
+    """The results this run replaces (for the change column), without their own previous run."""
+    try:
+        previous: dict[str, Any] = json.loads((out / "latest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    previous.pop("previous", None)
+    return previous
+
+
+def _tracing(template: dict[str, Any]) -> str:
+    """The functions' X-Ray tracing as deployed by default: Globals' Tracing, through its parameter's default."""
+    value = template.get("Globals", {}).get("Function", {}).get("Tracing", "PassThrough")
+    if isinstance(value, dict) and "Ref" in value:
+        value = template.get("Parameters", {}).get(value["Ref"], {}).get("Default", "PassThrough")
+    return str(value)
+
+
 def _session(name: str, burst: int) -> tuple[subprocess.Popen[bytes], Path]:
     handle, path = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".json")
     os.close(handle)
@@ -109,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         results = json.loads((args.out / "latest.json").read_text())
         results["cost"] = cost_model(results, template)
-        results["targets"] = report.targets(results)
+        results["targets"] = report.with_previous(report.targets(results), results.get("previous"))
         results["notes"] = notes(results)
         for path in report.write(results, args.out):
             _log(f"wrote {path}")
@@ -164,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     results["cost"] = cost_model(results, template)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     results["meta"]["load_end"] = _load()
-    results["targets"] = report.targets(results)
+    previous = _previous(args.out)
+    if previous is not None:
+        results["previous"] = previous
+        results["previous_run"] = {
+            "started": previous.get("meta", {}).get("started"),
+            "commit": previous.get("meta", {}).get("commit"),
+        }
+    results["targets"] = report.with_previous(report.targets(results), previous)
     results["notes"] = notes(results)
     for path in report.write(results, args.out):
         _log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
@@ -175,11 +200,12 @@ def main(argv: list[str] | None = None) -> int:
 def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, Any]:
     memory = _memory(template)
     prices = cost.prices()
+    traced = _tracing(template) == "Active"
     scenarios = {}
     for name, counts in (results.get("requests") or {}).get("scenarios", {}).items():
         scenarios[name] = {
-            "measured": cost.per_million(cost.usage_from_counts(counts, memory), prices),
-            "modelled": cost.per_million(cost.usage_from_counts(counts, memory, model_aws=True), prices),
+            "measured": cost.per_million(cost.usage_from_counts(counts, memory, traced=traced), prices),
+            "modelled": cost.per_million(cost.usage_from_counts(counts, memory, model_aws=True, traced=traced), prices),
         }
     out: dict[str, Any] = {"source": cost.PRICES_SOURCE, "prices": cost.price_table_rows(), "scenarios": scenarios}
     pace = results.get("pacing") or {}
@@ -206,93 +232,78 @@ def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, A
         scheduler_run=idle,
         scheduler_memory_mb=memory.get("SchedulerFunction", 512),
         queues=consumed or min(queues, 1),
+        traced=traced,
     )
+    out["tracing"] = _tracing(template)
     return out
 
 
 def notes(results: dict[str, Any]) -> list[str]:
-    """For each target not met: what the numbers say the reason is, and the next step."""
+    """For each target not met: what the numbers say the reason is. And what the stretch cost would take."""
     out = []
-    met = {row["what"]: row["met"] for row in results["targets"]}
+    met = {row["key"]: row["met"] for row in results["targets"]}
     ttd = results.get("time_to_dial") or {}
-    burst, isolated = ttd.get("burst") or {}, ttd.get("isolated") or {}
+    burst = ttd.get("burst") or {}
     scenarios = (results.get("requests") or {}).get("scenarios") or {}
     immediate = scenarios.get("immediate answered") or {}
-    for what, ok in met.items():
-        if ok is not False:
-            continue
-        if what.startswith("scheduled"):
-            fast = (results.get("schedule") or {}).get("fast") or {}
-            claimed, onward = fast.get("claimed_vs_due_ms", {}), fast.get("claim_to_carrier_ms", {})
-            paths = ", ".join(f"{k}: {v}" for k, v in (fast.get("dispatched_by") or {}).items())
+    functions = immediate.get("functions", {})
+    items = (results.get("cost") or {}).get("scenarios", {}).get("immediate answered", {}).get("measured", {})
+    ranked = sorted(items.get("items", []), key=lambda r: -r["usd"])
+    if met.get("requests") is False:
+        parts = ", ".join(f"{n} {f['requests_total']:g}" for n, f in functions.items())
+        out.append(f"AWS requests per call by function: {parts}.")
+    if ranked:
+        usd = items.get("usd_per_million", 0.0)
+        top = ", ".join(f"{r['item']} ${r['usd_per_million']:,.2f}" for r in ranked[:4])
+        units = immediate.get("dynamodb_units", {})
+        writes = sum(v for k, v in units.items() if k.endswith(":write"))
+        out.append(
+            f"Cost: ${usd:,.2f} per 1M immediate answered calls; the largest items are {top}. {writes:g} DynamoDB "
+            "write units per call: each step rewrites the call item's size (with its timeline) and moves it in the "
+            "due index (an index key change is a delete and a put). ≤ $10 would take: the timeline in its own "
+            "items (every step then costs 1 unit instead of the whole item's size), the due index moved only when "
+            "a call becomes final (the scheduler treating its entry as a lower bound), and the flow and final "
+            "callback on a Lambda function URL instead of the HTTP API (2 of the 3 HTTP API requests)."
+        )
+    if met.get("fixed") is False:
+        rows = (results.get("cost") or {}).get("fixed_monthly", {}).get("items", [])
+        out.append("Fixed cost: " + ", ".join(f"{r['item']} ${r['usd_per_month']:,.2f}" for r in rows) + ".")
+    if met.get("import") is False:
+        heavy: dict[str, float] = {}
+        for f in ((results.get("cold_start") or {}).get("functions") or {}).values():
+            for t in f.get("modules", [])[:3]:
+                heavy[t["module"]] = max(heavy.get(t["module"], 0.0), t["ms"])
+        top_modules = sorted(heavy.items(), key=lambda kv: -kv[1])[:4]
+        out.append(
+            "Import time: the heaviest imports (ms, under -X importtime) are "
+            + ", ".join(f"`{k}` {v:g}" for k, v in top_modules)
+            + "."
+        )
+    if met.get("pacing") is False:
+        p = results.get("pacing") or {}
+        out.append(
+            f"Pacing: {p.get('max_in_any_1s_window')} carrier requests in one 1-s window at CPS "
+            f"{p.get('carrier_cps')} (smallest gap {p.get('gap_ms', {}).get('min')} ms), "
+            f"{(p.get('share_of_limit') or 0) * 100:.1f} % of the limit under the backlog."
+        )
+    if met.get("dial") is False or met.get("api") is False:
+        cpu = burst.get("cpu_seconds_per_call", {})
+        rate = f"{1 / cpu['moto']:.1f}" if cpu.get("moto") else "?"
+        out.append(
+            f"Burst: the API accepted {burst.get('intake_rps')} calls/s (p99 {burst.get('api_ms', {}).get('p99')} "
+            f"ms); moto, the sandbox's AWS, spent {cpu.get('moto')} CPU-s per call (about {rate} calls/s on its one "
+            f"core) and the sandbox process {cpu.get('sandbox')} CPU-s. Whether the sandbox ran HTTP handlers "
+            "concurrently: " + str(ttd.get("concurrent_handlers", "one at a time")) + "."
+        )
+    if met.get("schedule") is False:
+        for key, r in (results.get("schedule") or {}).items():
+            if not isinstance(r, dict) or "lateness_ms" not in r:
+                continue
+            claimed, onward = r.get("claimed_vs_due_ms", {}), r.get("claim_to_carrier_ms", {})
             out.append(
-                f"Schedule lateness: calls reached the queue by {paths}. The placer claimed them {claimed.get('p50')} "
-                f"ms (p50) to {claimed.get('max')} ms (max) after call_date, and the carrier request followed "
-                f"{onward.get('p50')} ms (p50) to {onward.get('max')} ms after the claim. A late claim is the queue "
-                "delivering late: SQS delays are whole seconds, rounded to the nearest (domain/dispatch.py), so a "
-                "message can come up to 0.5 s late; and the sandbox's poller long-polls moto for 1 s, which does not "
-                "wake when a delayed message becomes visible. Next step: round the delay down so every message comes "
-                "early and the placer holds it until call_date (it already holds early ones); in the sandbox, poll "
-                "queues holding delayed messages with a shorter wait."
-            )
-        elif what.startswith("accepted"):
-            cpu = burst.get("cpu_seconds_per_call", {})
-            rate = f"{1 / cpu['moto']:.1f}" if cpu.get("moto") else "?"
-            out.append(
-                f"Time to dial: one call at a time it is {isolated.get('dial_ms', {}).get('p50')} ms p50 / "
-                f"{isolated.get('dial_ms', {}).get('p99')} ms p99 (within target); under the burst, calls queue "
-                f"behind the sandbox's AWS: moto spent {cpu.get('moto')} CPU-s per call "
-                f"({immediate.get('aws_requests')} requests per call plus the pollers'), so its one core "
-                f"sustains about {rate} calls/s while the API accepts {burst.get('intake_rps')}/s. Next step: fewer "
-                "AWS requests per call (below), which moves this limit proportionally."
-            )
-        elif what.startswith("AWS requests"):
-            functions = immediate.get("functions", {})
-            parts = ", ".join(f"{n} {f['requests_total']:g}" for n, f in functions.items())
-            webhooks = functions.get("WebhooksFunction", {})
-            out.append(
-                f"AWS requests per call ({parts}): every change to a call is a read-modify-write of the whole "
-                "item (GetItem, then PutItem conditional on its version), and the carrier sends "
-                f"{webhooks.get('invocations', '?')} webhooks per answered call (flow + initiated, ringing, answered, "
-                "completed), each a read and a write. Next step: conditional UpdateItem per transition without the "
-                "read, and subscribing the carrier only to the status events the outcome needs."
-            )
-        elif what.startswith("AWS cost"):
-            items = (results.get("cost") or {}).get("scenarios", {}).get("immediate answered", {}).get("measured", {})
-            top = sorted(items.get("items", []), key=lambda r: -r["usd"])[:3]
-            units = immediate.get("dynamodb_units", {})
-            writes = sum(v for k, v in units.items() if k.endswith(":write"))
-            out.append(
-                "Cost: the largest items per 1M immediate calls are "
-                + ", ".join(f"{r['item']} ${r['usd_per_million']:,.2f}" for r in top)
-                + f". {writes:g} write units per call: the call item carries its whole timeline (1-3 KB) and is "
-                "rewritten at every step, and the ByAccount index projects ALL attributes, so each write is paid "
-                "again in the index. Next step: project ByAccount KEYS_ONLY (or the list's few attributes), keep "
-                "the timeline out of the hot item, and the request cuts above."
-            )
-        elif what.startswith("import time"):
-            functions = (results.get("cold_start") or {}).get("functions", {})
-            heavy: dict[str, float] = {}
-            for f in functions.values():
-                for t in f.get("modules", [])[:3]:
-                    heavy[t["module"]] = max(heavy.get(t["module"], 0.0), t["ms"])
-            ranked = sorted(heavy.items(), key=lambda kv: -kv[1])[:4]
-            out.append(
-                "Import time: the heaviest imports (ms, under -X importtime) are "
-                + ", ".join(f"`{k}` {v:g}" for k, v in ranked)
-                + ". `callbridge.adapters.dynamodb` imports boto3's TypeSerializer at module level, so every handler "
-                "pays all of boto3's import on top of its own, and Powertools' Tracer loads the X-Ray SDK. Next "
-                "step: import boto3 (and the OpenAPI models in api) on first use, as the client factory already does."
-            )
-        elif what.startswith("calls per second"):
-            p = results.get("pacing") or {}
-            out.append(
-                f"Pacing: {p.get('max_in_any_1s_window')} carrier requests fell in one 1-s window at CPS "
-                f"{p.get('carrier_cps')} (smallest gap {p.get('gap_ms', {}).get('min')} ms against a slot of "
-                f"{1000 / (float(p.get('carrier_cps') or 1) * 0.92):.0f} ms). Slots space the placers' wake-ups, "
-                "not the requests: one that leaves its slot late by more than the 8 % headroom (about 87 ms at CPS 2) "
-                "shares a second with the next two. Next step: if the send would leave later than its slot plus "
-                "the headroom, take a new slot instead of sending."
+                f"Schedule ({key}): lateness p99 {r['lateness_ms'].get('p99')} ms; the placer claimed the calls "
+                f"{claimed.get('p50')} ms (p50) to {claimed.get('max')} ms (max) after call_date, and the carrier "
+                f"request followed {onward.get('p50')} ms (p50) to {onward.get('max')} ms after the claim."
             )
     return out
 

@@ -232,7 +232,10 @@ def deployment_sizes(template: dict[str, Any], timeout: float = 600) -> dict[str
                 "with_layer_zipped": zipped + layer_zipped,
             }
         biggest = _biggest(build / next(iter(layers))) if layers else []
+        # The runtime has boto3 and botocore; a copy in the layer is dead weight (and shadows the runtime's).
+        sdk = sorted({p for name in layers for p in ("boto3", "botocore", "s3transfer") if _in_layer(build / name, p)})
         return {
+            "aws_sdk_in_layer": sdk,
             "built": True,
             "seconds": round(seconds, 1),
             "layers": {n: {"bytes": b, "zipped": z} for n, (b, z) in layers.items()},
@@ -240,6 +243,11 @@ def deployment_sizes(template: dict[str, Any], timeout: float = 600) -> dict[str
             "layer_largest_packages": biggest,
             "lambda_limit_unzipped_bytes": 250 * 1024 * 1024,
         }
+
+
+def _in_layer(layer: Path, package: str) -> bool:
+    root = layer / "python" if (layer / "python").is_dir() else layer
+    return (root / package).is_dir()
 
 
 def _biggest(layer: Path, count: int = 5) -> list[dict[str, Any]]:

@@ -76,6 +76,7 @@ class Usage:
     http_api_requests: float = 0.0
     secretsmanager_requests: float = 0.0
     log_bytes: float = 0.0  # the handlers' own output (platform lines are added here)
+    traced: bool = True  # the template's Tracing is Active (X-Ray records a share of invocations)
 
 
 def gb_seconds(usage: Usage) -> float:
@@ -95,7 +96,7 @@ def line_items(usage: Usage, unit_prices: Mapping[str, float]) -> list[dict[str,
         ("DynamoDB write units", usage.write_units, "dynamodb_write"),
         ("DynamoDB read units", usage.read_units, "dynamodb_read"),
         ("CloudWatch Logs (GB)", log_bytes / 1024**3, "logs_gb"),
-        ("X-Ray traces (5 % sampled)", invocations * XRAY_SAMPLED_SHARE, "xray_trace"),
+        ("X-Ray traces (5 % sampled)", invocations * XRAY_SAMPLED_SHARE if usage.traced else 0.0, "xray_trace"),
         ("Secrets Manager requests", usage.secretsmanager_requests, "secretsmanager"),
     ]
     return [
@@ -112,7 +113,9 @@ def per_million(usage: Usage, unit_prices: Mapping[str, float]) -> dict[str, Any
     return {"usd_per_million": round(sum(r["usd"] for r in items) * MILLION, 2), "items": items}
 
 
-def usage_from_counts(counts: Mapping[str, Any], memory_mb: Mapping[str, int], *, model_aws: bool = False) -> Usage:
+def usage_from_counts(
+    counts: Mapping[str, Any], memory_mb: Mapping[str, int], *, model_aws: bool = False, traced: bool = True
+) -> Usage:
     """A Usage from one scenario of bench/requests_count.py.
 
     `model_aws`: replace the time handlers spent waiting on the sandbox's moto (much slower than DynamoDB
@@ -140,6 +143,7 @@ def usage_from_counts(counts: Mapping[str, Any], memory_mb: Mapping[str, int], *
         http_api_requests=float(counts.get("http_api_requests", 0)),
         secretsmanager_requests=sum(v for k, v in operations.items() if k.startswith("secretsmanager:")),
         log_bytes=sum(float(f.get("log_bytes", 0)) for f in functions.values()),
+        traced=traced,
     )
 
 
@@ -150,8 +154,13 @@ def fixed_monthly(
     scheduler_run: Mapping[str, Any] | None,
     scheduler_memory_mb: int,
     queues: int,
+    traced: bool = True,
 ) -> dict[str, Any]:
-    """Costs that do not grow with calls: the scheduler's idle runs, SQS idle polling, X-Ray's reservoir."""
+    """Costs that do not grow with calls: the scheduler's idle runs, SQS idle polling, X-Ray's reservoir.
+
+    With tracing Active, X-Ray's reservoir records up to 1 trace a second whatever the volume; with
+    PassThrough (the template's default) nothing is traced.
+    """
     rows: list[dict[str, Any]] = []
     if scheduler_run is not None:
         requests = scheduler_run.get("requests", {})
@@ -181,8 +190,12 @@ def fixed_monthly(
     )
     rows.append(
         {
-            "item": "X-Ray sampling reservoir (1 trace/s)",
-            "usd_per_month": round(XRAY_RESERVOIR_PER_SECOND * SECONDS_PER_MONTH * unit_prices["xray_trace"], 2),
+            "item": "X-Ray sampling reservoir (1 trace/s)"
+            if traced
+            else "X-Ray (Tracing: PassThrough, nothing traced)",
+            "usd_per_month": round(XRAY_RESERVOIR_PER_SECOND * SECONDS_PER_MONTH * unit_prices["xray_trace"], 2)
+            if traced
+            else 0.0,
         }
     )
     return {"items": rows, "usd_per_month": round(sum(r["usd_per_month"] for r in rows), 2)}

@@ -117,6 +117,7 @@ def banner(sandbox: Sandbox) -> str:
             f"  AWS (moto)     {info['aws_endpoint']}",
             f"  demo account   {info['api_key']}:{info['password']}",
             f"  webhook secret {info['webhook_secret']}  (signs outcome callbacks: X-Callbridge-Signature)",
+            f"  console        {info['base_url']}/pcall/console",
             "",
             "Try the seed's curl example:",
             f"  curl -u {info['api_key']}:{info['password']} "

@@ -165,7 +165,7 @@ class Sandbox:
     def _start_moto(self) -> None:
         port = free_port()
         self._moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -233,7 +233,7 @@ class Sandbox:
         }
 
     def _create_account(self, dynamodb: Any) -> tuple[str, str]:
-        from callbridge.adapters.dynamodb import DynamoAccountsStore
+        from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
         from callbridge.admin import create_account
 
         assert self.stack is not None

@@ -235,7 +235,7 @@ class AccountCredentials:
 
 @pytest.fixture
 def accounts_store(aws: Any) -> Any:
-    from callbridge.adapters.dynamodb import DynamoAccountsStore
+    from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 
     return DynamoAccountsStore(aws.refs["AccountsTable"])
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
@@ -13,10 +13,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import openapi, openapi_campaigns
+from callbridge import console, openapi, openapi_campaigns
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.accounts import Account
@@ -38,10 +41,11 @@ from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
+from callbridge.tracing import LazyTracer
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 
@@ -51,12 +55,16 @@ class Deps:
 
     def __init__(self, settings: ApiSettings) -> None:
         self.accounts = DynamoAccountsStore(settings.accounts_table)
+        self.menus = DynamoIvrMenus(settings.accounts_table)
+        self.idempotency = DynamoIdempotency(settings.accounts_table)
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
+            idempotency=self.idempotency,
+            menus=self.menus,
             queue=SqsCallsQueue(settings.calls_queue_url),
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
@@ -68,7 +76,8 @@ class Deps:
                 campaign_settings.campaigns_table, idempotency_table=settings.accounts_table
             ),
             calls=self.calls,
-            accounts=self.accounts,
+            idempotency=self.idempotency,
+            menus=self.menus,
             queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
             carrier_cps=campaign_settings.carrier_cps,
             allow_loopback_callbacks=settings.callback_allow_loopback,
@@ -202,6 +211,35 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
     return _json(200, envelope(200, call=call))
 
 
+@app.get(
+    "/pcall/stats",
+    summary="Calls per hour by status, with the answer rate (the console's chart)",
+    responses=openapi.responses(openapi.StatsResponse, 400, 401),
+    tags=["calls"],
+)
+def call_stats(
+    hours: Annotated[
+        int, Query(description="How many hours back, counting the current one.", ge=1, le=call_queries.MAX_STATS_HOURS)
+    ] = 24,
+) -> Response[str]:
+    stats = call_queries.hourly_outcomes(deps().calls, _account(), now=_now(), hours=hours)
+    return _json(200, envelope(200, **stats))
+
+
+@app.get("/pcall/console", include_in_schema=False)
+def console_page() -> Response[str]:
+    return Response(200, "text/html; charset=utf-8", console.page(), headers=console.HEADERS)
+
+
+@app.get("/pcall/console/<asset>", include_in_schema=False)
+def console_asset(asset: str) -> Response[str]:
+    found = console.asset(asset)
+    if found is None:
+        return _json(404, error_envelope(404, message="no such file"))
+    content, content_type = found
+    return Response(200, content_type, content, headers=console.HEADERS)
+
+
 # --- campaigns (see logic/campaigns.py) ---------------------------------------------------------
 
 
@@ -314,7 +352,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     account = _account()
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
-    return _json(200, envelope(200, **ivr_menus.put_menu(deps().accounts, account, code, body, now=_now())))
+    return _json(200, envelope(200, **ivr_menus.put_menu(deps().menus, account, code, body, now=_now())))
 
 
 @app.get(
@@ -324,7 +362,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.get_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.get_menu(deps().menus, _account(), code)))
 
 
 @app.get(
@@ -334,7 +372,7 @@ def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     tags=["ivr"],
 )
 def list_ivr_menus() -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.list_menus(deps().accounts, _account())))
+    return _json(200, envelope(200, **ivr_menus.list_menus(deps().menus, _account())))
 
 
 @app.delete(
@@ -344,7 +382,7 @@ def list_ivr_menus() -> Response[str]:
     tags=["ivr"],
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().accounts, _account(), code)))
+    return _json(200, envelope(200, **ivr_menus.delete_menu(deps().menus, _account(), code)))
 
 
 @app.get("/pcall/openapi.json", include_in_schema=False)

@@ -6,7 +6,7 @@ import time
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -16,14 +16,16 @@ from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.delivery import CallbackSender
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.domain.campaigns import CallState
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.settings import CampaignWorkerSettings
+from callbridge.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 queue_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)

@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -12,14 +12,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.batching import ConcurrentBatchProcessor
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.delivery import CallbackSender
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.notification_queue import SqsNotificationQueue
 from callbridge.domain.notifications import Retry
 from callbridge.logic.notify import Notifier, Result
 from callbridge.settings import NotifierSettings
+from callbridge.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 # A batch's notifications go out at the same time: one slow endpoint costs the batch one timeout, not one each.
 stream_processor = ConcurrentBatchProcessor(EventType.DynamoDBStreams, workers=10)

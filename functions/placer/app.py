@@ -1,12 +1,11 @@
 """placer: CallsQueue → carrier. Claims each call exactly once and places it at the carrier's pace."""
 
-import json
 import math
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -14,20 +13,25 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.carrier.twilio import REQUEST_SECONDS
+from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.logic.campaign_worker import CampaignWorker
-from callbridge.logic.external import UnknownAccount, accept_external, is_external_request
+from callbridge.logic.external import UnknownAccount, accept_external
 from callbridge.logic.intake import Intake
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 from callbridge.settings import CampaignSettings, PlacerSettings
+from callbridge.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 # Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
 # a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
@@ -53,7 +57,13 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
-        self.intake = Intake(calls=self.calls, accounts=DynamoAccountsStore(settings.accounts_table), queue=self.queue)
+        self.intake = Intake(
+            calls=self.calls,
+            accounts=DynamoAccountsStore(settings.accounts_table),
+            idempotency=DynamoIdempotency(settings.accounts_table),
+            menus=DynamoIvrMenus(settings.accounts_table),
+            queue=self.queue,
+        )
         campaigns = CampaignSettings.from_env()
         gate = CampaignWorker(
             campaigns=DynamoCampaignsStore(campaigns.campaigns_table),
@@ -86,15 +96,12 @@ class RetryLater(Exception):
 @tracer.capture_method
 def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = None) -> None:
     try:
-        message = json.loads(record.body)
-    except ValueError:
-        logger.error("dropping a CallsQueue message that is not JSON", extra={"message_id": record.message_id})
+        message = CallsQueueMessage.parse(record.body)
+    except UnreadableMessage as exc:
+        logger.error("dropping an unreadable CallsQueue message", extra={"id": record.message_id, "error": str(exc)})
         metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
         return
-    if not isinstance(message, dict):
-        logger.error("dropping a CallsQueue message that is not a JSON object", extra={"id": record.message_id})
-        return
-    if is_external_request(message):
+    if message.is_request:
         try:
             outcome = accept_external(message, deps().intake, now=datetime.now(UTC))
         except UnknownAccount:
@@ -105,12 +112,12 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
             metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return
-    callid = str(message.get("callid", ""))
+    callid = message.callid or ""
     attempt = int(record.attributes.approximate_receive_count or 1)
     horizon = None
     if lambda_context is not None:
         horizon = max(0.0, lambda_context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)
-    result = deps().placer.place(callid, attempt=attempt, horizon=horizon)
+    result = deps().placer.place(callid, attempt=attempt, horizon=horizon, call_date=message.call_date)
     logger.info("placement", extra={"callid": callid, "placement": result.placement.value})
     if result.placement is Placement.PLACED:
         metrics.add_metric(name="CallsPlaced", unit=MetricUnit.Count, value=1)
@@ -122,7 +129,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
         metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
     elif result.placement is Placement.RETRY and result.waiting:
         # A backlog must drain, not dead-letter: a fresh delayed message replaces this one (deleted on return).
-        deps().queue.send_call(callid, delay_seconds=math.ceil(result.retry_after))
+        deps().queue.send_call(callid, delay_seconds=math.ceil(result.retry_after), call_date=message.call_date)
     elif result.placement is Placement.RETRY:
         deps().queue.retry_later(record.receipt_handle, result.retry_after)
         raise RetryLater(f"{callid}: retry in {result.retry_after:.0f}s")

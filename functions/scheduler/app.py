@@ -3,21 +3,22 @@
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import client
 from callbridge.adapters.carrier_client import CurrentCarrier
-from callbridge.adapters.dynamodb import DynamoCallsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.carrier.base import Carrier
 from callbridge.domain.dispatch import Timing
 from callbridge.logic.scheduler import Scheduler
 from callbridge.settings import SchedulerSettings
+from callbridge.tracing import LazyTracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 SAFETY_SECONDS = 8.0  # left at the end of a run for the sends and writes already started
 _METRICS = {

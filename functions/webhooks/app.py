@@ -4,13 +4,14 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.carrier_client import CurrentCarrier
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.carrier.signature import verify_signature
@@ -19,10 +20,11 @@ from callbridge.domain.errors import CallNotFound, InvalidRequest, ServiceUnavai
 from callbridge.logic.placer import WebhookUrls
 from callbridge.logic.webhooks import Webhooks
 from callbridge.settings import CarrierSettings
+from callbridge.tracing import LazyTracer
 from callbridge.web import raw_body
 
 logger = Logger()
-tracer = Tracer()
+tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 TWIML = "text/xml; charset=utf-8"
@@ -121,6 +123,9 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
         return _twiml(hooks.second_leg(callid))
     if action == "leg-status":
         hooks.second_leg_status(callid, params)
+        return Response(204, TWIML, "")
+    if action == "sms-status":
+        hooks.sms_status(callid, params)
         return Response(204, TWIML, "")
     if action == "fallback":
         return _twiml(hooks.fallback(callid, params))

@@ -94,7 +94,13 @@ class Interpreter:
         call.documents.append(url)
         reply = self._ctx.client.send(record)
         if reply.ok:
-            return self.parse(call, reply, url)
+            try:
+                return self.parse(call, reply, url)
+            except Ended:
+                if kind != "flow":
+                    raise
+                # "an error occurs when requesting or executing the TwiML at url": the FallbackUrl (twilio-oai)
+                return self._fallback(call, "12100", url)
         error = f"11200 HTTP retrieval failure: {method} {url} ({reply.error or reply.status_code})"
         call.errors.append(error)
         self._ctx.log(call, error)

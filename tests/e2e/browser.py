@@ -108,6 +108,10 @@ class Browser:
             raise BrowserError(f"{method}: {answer['error']}")
         return dict(answer.get("result", {}))
 
+    def browser_command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A DevTools protocol command on the browser itself (downloads, for example)."""
+        return self._send(method, params)
+
     def command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """A DevTools protocol command on the page."""
         return self._send(method, params, self._session)
@@ -165,13 +169,15 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
 
     def problems(self) -> list[str]:
-        """Console errors, uncaught exceptions and refused loads (a Content-Security-Policy violation included)."""
+        """Uncaught exceptions, console errors and what the browser refused (Content-Security-Policy violations)."""
         found = []
         for event in list(self.events):
             if event.get("method") == "Runtime.exceptionThrown":
                 found.append(json.dumps(event["params"]["exceptionDetails"])[:500])
             elif event.get("method") == "Log.entryAdded" and event["params"]["entry"]["level"] == "error":
-                found.append(event["params"]["entry"].get("text", ""))
+                entry = event["params"]["entry"]
+                if entry.get("source") != "network":  # an HTTP error answer is the page's to handle
+                    found.append(f"{entry.get('source')}: {entry.get('text', '')}")
             elif event.get("method") == "Runtime.consoleAPICalled" and event["params"]["type"] == "error":
                 found.append(json.dumps(event["params"]["args"])[:500])
         return found

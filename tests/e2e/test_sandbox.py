@@ -24,7 +24,13 @@ def final_unless_final_callback_dropped(running: RunningSandbox, callid: str, to
     try:
         return running.wait_final(callid, timeout=FAULTS_TIMEOUT)
     except AssertionError:
-        dropped = [line for line in running.output if f"+{to}" in line and "dropped the completed callback" in line]
+        # The final callback is the call's last status callback, whichever outcome it carries (busy, no-answer, ...).
+        finals = ("completed", "busy", "no-answer", "failed", "canceled")
+        dropped = [
+            line
+            for line in running.output
+            if f"+{to}" in line and any(f"dropped the {status} callback" in line for status in finals)
+        ]
         if dropped:
             return None
         raise

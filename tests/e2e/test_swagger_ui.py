@@ -37,7 +37,7 @@ def execute(browser: Browser, operation: str) -> tuple[int, dict[str, str], str]
     browser.wait_for(f"Array.from({inputs}).every(input => input.value)", 10, f"{operation}'s examples")
     browser.click(f"{block} .execute")
     cell = f"document.querySelector('{block} .live-responses-table tbody .response-col_status')"
-    status = int(browser.wait_for(f"{cell} && {cell}.innerText.trim()", 30, f"{operation}'s response"))
+    status = int(browser.wait_for(f"{cell} && {cell}.innerText.trim()", 90, f"{operation}'s response"))
     body = browser.evaluate(f"document.querySelector('{block} .live-responses-table .microlight').innerText")
     curl = browser.evaluate(f"document.querySelector('{block} .curl-command .curl').innerText")
     browser.click(f"{block} .opblock-summary-control")  # fold it again

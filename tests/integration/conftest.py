@@ -70,14 +70,14 @@ def _client(service: str) -> Any:
 
 def stored_calls(stack: Any) -> list[dict[str, Any]]:
     """Every item of CallsTable, as plain dicts."""
-    from callbridge.adapters.dynamodb import from_item
+    from callbridge.adapters.dynamodb.codec import from_item
 
     pages = _client("dynamodb").get_paginator("scan").paginate(TableName=stack.refs["CallsTable"])
     return [from_item(item) for page in pages for item in page.get("Items", [])]
 
 
 def stored_call(stack: Any, callid: str) -> dict[str, Any]:
-    from callbridge.adapters.dynamodb import from_item
+    from callbridge.adapters.dynamodb.codec import from_item
 
     item = _client("dynamodb").get_item(TableName=stack.refs["CallsTable"], Key={"callid": {"S": callid}})
     return from_item(item["Item"])

@@ -21,7 +21,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from callbridge.adapters.aws import client as aws_client
-from callbridge.adapters.dynamodb import DynamoAccountsStore, DynamoCallsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.carrier.signature import compute_signature
@@ -267,6 +270,8 @@ def queue_call(stack: Any, account: AccountCredentials, **params: str) -> str:
     intake = Intake(
         calls=calls_store(stack),
         accounts=DynamoAccountsStore(stack.refs["AccountsTable"]),
+        idempotency=DynamoIdempotency(stack.refs["AccountsTable"]),
+        menus=DynamoIvrMenus(stack.refs["AccountsTable"]),
         queue=SqsCallsQueue(stack.refs["CallsQueue"]),
     )
     params = {"to": "17134567890", "answer_play": "https://example.com/hello.wav", **params}

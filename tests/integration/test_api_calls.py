@@ -440,7 +440,8 @@ def test_call_date_in_the_current_minute_is_accepted(api: ApiClient, aws: Any, c
     call = stored_call(aws, response.data["callid"])
     assert call["status"] == "QUEUED"
     assert call["call_date"] == "2027-01-10T12:00:00.000Z"
-    assert queued(aws) == [{"callid": response.data["callid"]}]
+    # the message carries its call_date, so the placer can hold it until then without reading the call
+    assert queued(aws) == [{"callid": response.data["callid"], "call_date": "2027-01-10T12:00:00.000Z"}]
 
 
 def test_call_date_before_the_current_minute_is_refused(api: ApiClient, clock: Clock) -> None:
@@ -553,8 +554,8 @@ def test_different_keys_make_different_calls(api: ApiClient, aws: Any) -> None:
 def test_a_concurrent_request_with_the_same_key_replays(api: ApiClient, api_module: Any, aws: Any) -> None:
     # given: the first request has stored its call and key...
     first = api.post_call(MINIMAL, headers={"Idempotency-Key": "race"})
-    accounts = api_module.deps().accounts
-    real = accounts.get_idempotency
+    records = api_module.deps().idempotency
+    real = records.get
     lookups: list[str] = []
 
     def not_yet_visible(account_id: str, key: str) -> Any:
@@ -562,12 +563,12 @@ def test_a_concurrent_request_with_the_same_key_replays(api: ApiClient, api_modu
         lookups.append(key)
         return None if len(lookups) == 1 else real(account_id, key)
 
-    accounts.get_idempotency = not_yet_visible
+    records.get = not_yet_visible
     try:
         # when
         second = api.post_call(MINIMAL, headers={"Idempotency-Key": "race"})
     finally:
-        accounts.get_idempotency = real
+        records.get = real
 
     # then: the conditional write loses, and the first response is replayed
     assert lookups == ["race", "race"]
@@ -578,9 +579,10 @@ def test_a_concurrent_request_with_the_same_key_replays(api: ApiClient, api_modu
 
 
 def test_idempotency_records_are_read_consistently(api: ApiClient, api_module: Any) -> None:
-    # given: the accounts table's client, recording each GetItem it sends
-    accounts = api_module.deps().accounts
-    db = accounts._db
+    # given: the idempotency records' client, recording each GetItem it sends
+    records = api_module.deps().idempotency
+    lazy = records._db
+    db = lazy()
     reads: list[dict[str, Any]] = []
 
     class Recording:
@@ -591,13 +593,13 @@ def test_idempotency_records_are_read_consistently(api: ApiClient, api_module: A
             reads.append(kwargs)
             return db.get_item(**kwargs)
 
-    accounts._client = Recording()
+    records._db = Recording
     try:
         # when: a request and its retry with the same key
         api.post_call(MINIMAL, headers={"Idempotency-Key": "consistent"})
         api.post_call(MINIMAL, headers={"Idempotency-Key": "consistent"})
     finally:
-        accounts._client = db
+        records._db = lazy
 
     # then: every read of the key is strongly consistent (an eventually consistent read may miss a fresh record)
     idempotency_reads = [r for r in reads if r["Key"]["sk"]["S"].startswith("IDEM#")]

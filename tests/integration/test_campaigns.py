@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
-from callbridge.adapters.dynamodb import DynamoCallsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
 
 from tests.conftest import ApiClient, LambdaContext, fresh_module
@@ -581,3 +581,35 @@ def test_a_call_held_while_a_resume_lands_is_released_again(
     assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [
         json.loads(m["Body"])["callid"] for m in messages
     ]
+
+
+def test_two_copies_of_a_release_step_release_once_and_only_one_chain_goes_on(
+    api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
+) -> None:
+    campaign = created(api, campaign_body(4, calls_per_second=1))
+    drain(worker_module, aws, {"fanout"})
+    worker = worker_module.deps().worker
+
+    first = worker.tick(campaign["id"], 1, "message-a")
+    second = worker.tick(campaign["id"], 1, "message-b")  # e.g. a resume's step racing the chain's own
+    stale = worker.tick(campaign["id"], 1, "message-a")  # the first one, redelivered after it was done
+
+    assert (first.value, second.value, stale.value) == ("released", "stale", "stale")
+    assert [m["seq"] for m, _delay in work_sent if m["kind"] == "tick"] == [2]
+    statuses = sorted(c.status.value for c in campaign_calls(aws, campaign["id"]))
+    assert statuses == ["QUEUED", "SCHEDULED", "SCHEDULED", "SCHEDULED"]
+
+
+def test_a_single_call_waits_behind_one_release_step_not_behind_the_campaign(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    created(api, campaign_body(150, calls_per_second=3))
+    drain(worker_module, aws, {"fanout"})
+    drain_ticks(worker_module, aws, steps=1)
+
+    single = api.post_call({"to": "17135550100", "answer_play": PLAY})
+
+    ahead = [json.loads(m["Body"])["callid"] for m in receive(aws, limit=10)]
+    assert single.status == 200
+    assert len(ahead) == 4  # the step's 3 campaign calls, then the single call: not 150
+    assert single.data["callid"] in ahead

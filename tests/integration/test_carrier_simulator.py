@@ -743,6 +743,15 @@ def test_an_invalid_voice_inside_gather_sends_the_call_to_its_fallback_url(sim: 
     assert sim.calls[sid].verbs[-2]["text"] == "Sorry"
 
 
+def test_a_flow_document_that_is_not_twiml_goes_to_the_fallback_url(sim: CarrierSimulator, hooks: Hooks) -> None:
+    hooks.routes["/flow"] = "<Response><Say>unclosed</Response>"
+    hooks.routes["/fallback"] = "<Response><Hangup/></Response>"
+    place(sim, hooks, "+12812345670", FallbackUrl=hooks.url("/fallback"))
+
+    (fallback,) = hooks.to("/fallback")
+    assert (fallback.params["ErrorCode"], fallback.params["ErrorUrl"]) == ("12100", hooks.url("/flow"))
+
+
 def test_an_invalid_voice_inside_gather_without_a_fallback_ends_the_call(sim: CarrierSimulator, hooks: Hooks) -> None:
     hooks.routes["/flow"] = (
         '<Response><Gather action="/pressed"><Say language="pt-BR">Olá</Say></Gather><Play>x.wav</Play></Response>'

@@ -306,9 +306,9 @@ def test_a_scheduled_call_keeps_its_menus_when_they_are_edited_or_deleted(
 def test_a_call_whose_submenu_is_gone_is_refused(api: ApiClient, aws: Any) -> None:
     # given main leading to sales, and sales removed behind the API's back (a race with a delete)
     create_both(api)
-    from callbridge.adapters.dynamodb import DynamoAccountsStore
+    from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 
-    store = DynamoAccountsStore(aws.refs["AccountsTable"])
+    store = DynamoIvrMenus(aws.refs["AccountsTable"])
     account_id = api.auth[0] if api.auth else ""
     assert store.delete_ivr_menu(account_id, "sales")
 

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from callbridge.adapters.dynamodb import DynamoAccountsStore
+from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.carrier.signature import compute_signature
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.progress import outcome_fields
@@ -55,9 +55,9 @@ def hooks(webhooks_module: Any) -> CarrierWebhooks:
 
 
 @pytest.fixture
-def menus(aws: Any, account: AccountCredentials) -> DynamoAccountsStore:
+def menus(aws: Any, account: AccountCredentials) -> DynamoIvrMenus:
     """The account's menus main → sales, created as PUT /pcall/ivr/{code} creates them."""
-    store = DynamoAccountsStore(aws.refs["AccountsTable"])
+    store = DynamoIvrMenus(aws.refs["AccountsTable"])
     now = datetime(2027, 1, 10, 12, tzinfo=UTC)
     put_menu(store, account.account, "sales", SALES, now=now)
     put_menu(store, account.account, "main", MAIN, now=now)
@@ -331,7 +331,7 @@ def test_a_gather_for_an_unknown_call_is_404(hooks: CarrierWebhooks, aws: Any, c
 
 
 def test_menus_edited_or_deleted_after_the_call_was_accepted_do_not_change_it(
-    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks, menus: DynamoAccountsStore
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks, menus: DynamoIvrMenus
 ) -> None:
     carrier = answered_call(aws, account, twilio, hooks)
     # after acceptance: sales loses its option, main is deleted

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from callbridge import settings
+from callbridge.tracing import TRACING_ENV
 
 from sandbox.iam import Policy, function_policies
 from sandbox.template import Stack, load_template
@@ -57,8 +58,9 @@ def test_a_function_gets_only_the_variables_its_settings_read(function: str, mon
     # when its settings are read, as at a cold start
     for model in SETTINGS[function]:
         model.from_env()
-    # then it was given every variable it needs (it validated) and none it never reads (Powertools' own aside)
-    given = {name for name in env if not name.startswith("POWERTOOLS_")}
+    # then it was given every variable it needs (it validated) and none it never reads (Powertools' own and the
+    # tracing switch, which every function reads, aside)
+    given = {name for name in env if not name.startswith("POWERTOOLS_") and name != TRACING_ENV}
     assert given - recording.read == set()
 
 
@@ -84,8 +86,9 @@ def test_the_webhooks_read_accounts_but_never_write_them(policies: tuple[dict[st
     [
         ("NotifierFunction", "dynamodb:PutItem", "AccountsTable"),
         ("SchedulerFunction", "dynamodb:GetItem", "AccountsTable"),
-        ("SchedulerFunction", "dynamodb:PutItem", "PacingTable"),
-        ("ApiFunction", "dynamodb:PutItem", "PacingTable"),
+        ("SchedulerFunction", "dynamodb:UpdateItem", "PacingTable"),
+        ("ApiFunction", "dynamodb:UpdateItem", "PacingTable"),
+        ("WebhooksFunction", "dynamodb:PutItem", "PacingTable"),
         ("ApiFunction", "dynamodb:DeleteItem", "CallsTable"),
         ("PlacerFunction", "dynamodb:DeleteItem", "CallsTable"),
         ("PlacerFunction", "dynamodb:Query", "CallsTable"),

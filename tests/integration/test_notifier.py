@@ -27,7 +27,7 @@ import boto3
 import pytest
 from callbridge.adapters.aws import client
 from callbridge.adapters.calls_stream import call_images
-from callbridge.adapters.dynamodb import DynamoCallsStore
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import RETRY_FOR_SECONDS, Retry, is_final_transition

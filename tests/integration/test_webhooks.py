@@ -178,12 +178,71 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     assert verbs(first) == machine
     assert verbs(second) == machine
     (sms,) = twilio.messages
-    assert sms.form == [("To", "+17134567890"), ("From", "+12815550199"), ("Body", SMS)]
+    assert sms.form == [
+        ("To", "+17134567890"),
+        ("From", "+12815550199"),
+        ("Body", SMS),
+        ("StatusCallback", f"{HOOKS}/{call.callid}/sms-status"),
+    ]
     assert len(twilio.requests) == 1
     after = stored(aws, call.callid)
     assert after.sms_sid is not None
     assert after.sms_sid.startswith("SM")
     assert after.sms_status == "queued"
+
+
+def sms_callback(sid: str, status: str) -> dict[str, str]:
+    """A message status callback as Twilio posts it."""
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "To": "+17134567890",
+        "From": "+12815550199",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def test_sms_status_follows_the_carriers_callbacks_to_delivered_in_any_order(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a voicemail whose SMS the carrier accepted (queued)
+    call = a_placed_call(aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS)
+    hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+    sid = stored(aws, call.callid).sms_sid or ""
+
+    # when: its status callbacks arrive late, repeated and out of order, with one about another message
+    for status in ("delivered", "sent", "delivered", "queued"):
+        assert hooks.post(call.callid, "sms-status", sms_callback(sid, status)).status == 204
+    hooks.post(call.callid, "sms-status", sms_callback("SM" + "9" * 32, "failed"))
+
+    # then: delivered, and every callback on the timeline
+    after = stored(aws, call.callid)
+    assert (after.sms_sid, after.sms_status) == (sid, "delivered")
+    assert [e.detail["MessageStatus"] for e in after.timeline if e.event == "sms.status"] == [
+        "delivered",
+        "sent",
+        "delivered",
+        "queued",
+        "failed",
+    ]
+
+
+def test_an_undelivered_sms_says_so(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, sms_account, twilio, answer_play=PLAY, answermachine_sms=SMS)
+    hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
+    sid = stored(aws, call.callid).sms_sid or ""
+
+    hooks.post(call.callid, "sms-status", sms_callback(sid, "sent"))
+    hooks.post(call.callid, "sms-status", {**sms_callback(sid, "undelivered"), "ErrorCode": "30003"})
+
+    after = stored(aws, call.callid)
+    assert after.sms_status == "undelivered"
+    assert [e.detail.get("ErrorCode") for e in after.timeline if e.event == "sms.status"] == [None, "30003"]
 
 
 def test_the_sms_goes_from_answermachine_sms_from_when_given(
@@ -244,7 +303,7 @@ def test_requests_without_a_valid_signature_are_refused_and_change_nothing(
     params = status_params(call.carrier_call_id or "", "completed", 3, CallDuration="60", AnsweredBy="machine_end_beep")
     params |= {"RecordingUrl": "https://api.twilio.com/x/RE1", "DialCallStatus": "completed"}
     before = raw_item(aws, call.callid)
-    actions = ["flow", "status", "recording", "dial", "hold", "leg-status", "fallback"]
+    actions = ["flow", "status", "recording", "dial", "hold", "leg-status", "fallback", "sms-status"]
 
     for action in actions:
         for name, signature in forged(call.callid, action, params).items():

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, parse_qsl
 import pytest
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
+from callbridge.domain.changes import Change
+from callbridge.domain.changes import apply as apply_change
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import (
     CALLBACK_EVENT,
@@ -274,6 +276,16 @@ class FakeCalls:
             return None
         self.calls[callid] = change(current) or current
         return self.calls[callid]
+
+    def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
+        if self.fail_updates:
+            raise ServiceUnavailable("storage unavailable")
+        current = self.calls.get(callid)
+        if current is None:
+            return False, None
+        held, after = apply_change(current, change)
+        self.calls[callid] = after or current
+        return held, self.calls[callid]
 
     def attempts(self, callid: str) -> list[TimelineEvent]:
         return [e for e in self.calls[callid].timeline if e.event == CALLBACK_EVENT]

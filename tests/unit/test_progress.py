@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import (
+    apply_flow_request,
+    apply_recording_callback,
+    apply_sms_status,
+    apply_status_callback,
+    later_sms_status,
+)
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -282,8 +288,9 @@ def test_a_flow_request_alone_says_who_answered_while_the_call_is_live() -> None
     # given: the answered callback was lost; the carrier asks for the flow of a machine-answered call
     call = apply_flow_request(dialing_call(), {"CallStatus": "in-progress", "AnsweredBy": "machine_start"}, iso(T0))
 
-    # then: the verdict is kept, but the status waits for the carrier's status callbacks
-    assert (call.status, call.answered_by) == (CallStatus.DIALING, "Machine")
+    # then: the verdict is kept, and the call is in progress: the carrier asks for an answered call's flow only
+    # (and is subscribed to the final status callback alone)
+    assert (call.status, call.answered_by) == (CallStatus.IN_PROGRESS, "Machine")
 
 
 def test_a_late_ringing_after_completed_changes_nothing() -> None:
@@ -326,3 +333,48 @@ def test_a_person_or_no_verdict_is_person_in_the_stored_outcome(verdict: str) ->
     extra = {"AnsweredBy": verdict} if verdict else {}
     call, _ = apply_all([_callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", **extra)])
     assert call.answered_by == "Person"
+
+
+# --- the voicemail SMS's status
+
+SMS_SID = "SM" + "1" * 32
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([("queued", "sent", "delivered"), ("queued", "sent", "undelivered"), ("queued", "failed")]),
+    st.data(),
+)
+def test_sms_status_ends_at_the_messages_final_status_whatever_the_order(path: tuple[str, ...], data: Any) -> None:
+    # given: the statuses a message went through, each delivered at least once, in any order
+    repeats = data.draw(st.lists(st.sampled_from(path), max_size=4))
+    order = data.draw(st.permutations([*path, *repeats]))
+    call = dialing_call().model_copy(update={"sms_sid": SMS_SID, "sms_status": "queued"})
+
+    # when
+    for status in order:
+        call = apply_sms_status(call, {"MessageSid": SMS_SID, "MessageStatus": status}, iso(T0))
+
+    # then: the last status of its path, and every callback on the timeline
+    assert call.sms_status == path[-1]
+    assert len([e for e in call.timeline if e.event == "sms.status"]) == len(order)
+
+
+def test_a_status_about_another_message_changes_nothing_but_the_timeline() -> None:
+    call = dialing_call().model_copy(update={"sms_sid": SMS_SID, "sms_status": "sent"})
+    after = apply_sms_status(call, {"MessageSid": "SM" + "2" * 32, "MessageStatus": "failed"}, iso(T0))
+    assert (after.sms_sid, after.sms_status) == (SMS_SID, "sent")
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "kept"),
+    [
+        (None, "queued", "queued"),
+        ("sending-1a2b3c4d", "sent", "sent"),  # the claim made while the SMS is being sent
+        ("sent", "queued", "sent"),
+        ("delivered", "undelivered", "delivered"),  # finals absorb
+        ("delivered", "read", "read"),
+    ],
+)
+def test_later_sms_status(current: str | None, new: str, kept: str) -> None:
+    assert later_sms_status(current, new) == kept

@@ -162,8 +162,11 @@ def test_call_updates_send_only_what_updatecall_takes(name: str) -> None:
     assert set(statuses) <= enum
 
 
-def test_send_sms_sends_only_what_createmessage_takes() -> None:
-    method, path, form = ours(lambda client: client.send_sms("+17134567890", "+12815550199", "Call us back"))
+@pytest.mark.parametrize("status_callback", [None, f"{HOOK}/sms-status"])
+def test_send_sms_sends_only_what_createmessage_takes(status_callback: str | None) -> None:
+    method, path, form = ours(
+        lambda client: client.send_sms("+17134567890", "+12815550199", "Call us back", status_callback)
+    )
 
     assert (method, path) == ("POST", f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json")
     theirs = replay(

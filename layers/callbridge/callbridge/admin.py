@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.dynamodb import DynamoAccountsStore
+from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.domain.accounts import (
     Account,
     hash_password,

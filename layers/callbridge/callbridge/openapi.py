@@ -42,7 +42,13 @@ TAGS = {
 PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main"}
 
 
-class Envelope(BaseModel):
+class _Deferred(BaseModel):
+    """Built on first use (the OpenAPI document), not at import: cold start is a user-visible latency."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class Envelope(_Deferred):
     """The vendor's envelope around every answer."""
 
     model_config = ConfigDict(extra="allow")
@@ -50,7 +56,7 @@ class Envelope(BaseModel):
     code_desc: str = Field(description="Empty on success; what is wrong otherwise.")
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(_Deferred):
     field: str
     message: str
 
@@ -59,7 +65,7 @@ class ErrorData(Envelope):
     errors: list[ErrorDetail] | None = Field(None, description="Each broken rule (400 only).")
 
 
-class ErrorResponse(BaseModel):
+class ErrorResponse(_Deferred):
     data: ErrorData
 
 
@@ -67,13 +73,13 @@ class CallAcceptedData(Envelope):
     callid: str = Field(description="Unique id of the call; needed to cancel a scheduled call.")
 
 
-class CallAcceptedResponse(BaseModel):
+class CallAcceptedResponse(_Deferred):
     """The parameters as accepted (with `from` and `record` defaulted), code, code_desc and callid."""
 
     data: CallAcceptedData
 
 
-class CallSummary(BaseModel):
+class CallSummary(_Deferred):
     model_config = ConfigDict(extra="allow")
     callid: str
     status: CallStatus
@@ -89,7 +95,7 @@ class CallListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class CallListResponse(BaseModel):
+class CallListResponse(_Deferred):
     data: CallListData
 
 
@@ -97,7 +103,7 @@ class CallDetailData(Envelope):
     call: dict[str, Any]
 
 
-class CallDetailResponse(BaseModel):
+class CallDetailResponse(_Deferred):
     data: CallDetailData
 
 
@@ -106,13 +112,34 @@ class CancelData(Envelope):
     status: CallStatus
 
 
-class CancelResponse(BaseModel):
+class CancelResponse(_Deferred):
     data: CancelData
+
+
+class HourlyCount(BaseModel):
+    hour: str = Field(description="Start of the hour (UTC).")
+    total: int
+    answered: int = Field(description="Calls answered by a person or a machine.")
+    statuses: dict[str, int] = Field(description="Calls by their current status.")
+
+
+class StatsData(Envelope):
+    since: str
+    hours: list[HourlyCount]
+    total: int
+    finished: int = Field(description="COMPLETED, BUSY, NO_ANSWER or FAILED (cancelled calls are left out).")
+    answered: int
+    answer_rate: float | None = Field(description="answered / finished; null when no call has finished.")
+
+
+class StatsResponse(BaseModel):
+    data: StatsData
 
 
 class IvrMenuView(IvrMenu):
     """An IVR menu as stored for the account."""
 
+    model_config = ConfigDict(defer_build=True)
     code: str = Field(description="The menu's code, as answer_ivr names it.")
     created_at: str
     updated_at: str
@@ -122,7 +149,7 @@ class IvrMenuData(Envelope):
     menu: IvrMenuView
 
 
-class IvrMenuResponse(BaseModel):
+class IvrMenuResponse(_Deferred):
     data: IvrMenuData
 
 
@@ -130,7 +157,7 @@ class IvrMenuPutData(IvrMenuData):
     created: bool = Field(description="True if the menu is new, false if it replaced one.")
 
 
-class IvrMenuPutResponse(BaseModel):
+class IvrMenuPutResponse(_Deferred):
     data: IvrMenuPutData
 
 
@@ -138,7 +165,7 @@ class IvrMenuListData(Envelope):
     menus: list[IvrMenuView]
 
 
-class IvrMenuListResponse(BaseModel):
+class IvrMenuListResponse(_Deferred):
     data: IvrMenuListData
 
 
@@ -146,7 +173,7 @@ class IvrMenuDeleteData(Envelope):
     deleted: str = Field(description="The code of the deleted menu.")
 
 
-class IvrMenuDeleteResponse(BaseModel):
+class IvrMenuDeleteResponse(_Deferred):
     data: IvrMenuDeleteData
 
 

@@ -6,8 +6,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callbridge.domain.campaigns import MAX_CALLS, CampaignStatus
-from callbridge.openapi import Envelope
+from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStatus
+from callbridge.openapi import Envelope, input_schema
+
+TAG = "Campaigns: up to 10,000 calls in one request, paced, paused, cancelled, counted and reported."
+# Works as it is in Swagger UI (Try it out, Execute): two calls, one of them with metadata.
+JSON_EXAMPLE = {
+    "name": "pick-up reminders",
+    "defaults": {"answer_play": "http://example.com/file.wav"},
+    "calls": [{"to": "12812345670", "metadata": {"order": "A-1"}}, {"to": "12812345675"}],
+    "calls_per_second": 1,
+}
+CSV_EXAMPLE = "to,answer_play,metadata.order\n12812345670,http://example.com/file.wav,A-1\n"
+_QUERY = {
+    "name": "The campaign's name (required with a CSV body).",
+    "calls_per_second": "At most the carrier's; defaults to it.",
+    "max_in_progress": "At most this many of its calls between release and end.",
+    "start_at": "When to start, like call_date.",
+    "callback_url": "Receives one POST when the campaign finishes.",
+}
 
 
 class CampaignView(BaseModel):
@@ -65,15 +82,30 @@ class CampaignRequest(BaseModel):
 def add_campaign_request_body(spec: dict[str, Any]) -> None:
     """POST /pcall/campaigns reads its body by hand (JSON or CSV), so its schema is added here."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["CampaignRequest"] = CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas["CampaignRequest"] = input_schema(
+        CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    )
     post = spec["paths"]["/pcall/campaigns"]["post"]
     post["requestBody"] = {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}},
-            "text/csv": {"schema": {"type": "string", "description": "to,answer_play,metadata.KEY,..."}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}, "example": JSON_EXAMPLE},
+            "text/csv": {
+                "schema": {"type": "string", "description": "A header row of call parameters, one call per line."},
+                "example": CSV_EXAMPLE,
+            },
         },
     }
+    for name in CAMPAIGN_FIELDS:
+        post.setdefault("parameters", []).append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": f"CSV bodies only (a JSON body carries it). {_QUERY[name]}",
+            }
+        )
     post.setdefault("parameters", []).append(
         {
             "name": "Idempotency-Key",
@@ -83,6 +115,7 @@ def add_campaign_request_body(spec: dict[str, Any]) -> None:
             "description": "Retries with the same key and body return the first response; another body is a 409.",
         }
     )
+    spec.setdefault("tags", []).append({"name": "campaigns", "description": TAG})
     report = spec["paths"]["/pcall/campaigns/{id}/report.csv"]["get"]
     report["responses"]["200"] = {
         "description": "One row per call",

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts
+from callbridge.domain.changes import Change
 from callbridge.domain.ivr import StoredMenu
 
 Cursor = dict[str, Any]
@@ -22,6 +23,15 @@ class IdempotencyRecord:
     request_hash: str
     response: dict[str, Any]
     expires_at: int
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What the hourly chart counts of one call."""
+
+    created_at: str
+    status: CallStatus
+    answered_by: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class CallsStore(Protocol):
 
     def list_calls(self, query: CallQuery) -> Page: ...
 
+    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]: ...
+
     def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page: ...
 
     def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
@@ -60,8 +72,14 @@ class CallsStore(Protocol):
         Raises CallNotFound or Conflict.
         """
 
+    def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
+        """Write one step of the call in one conditional request, no read first (see domain/changes.py).
+
+        (whether the change held, the call after it, or as it is); (False, None) if there is no such call.
+        """
+
     def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
-        """Apply `change` atomically (optimistic concurrency); None if there is no such call."""
+        """Read the call, decide, write it back if unchanged meanwhile; None if there is no such call."""
 
 
 class AccountsStore(Protocol):
@@ -71,11 +89,10 @@ class AccountsStore(Protocol):
 
     def list_accounts(self) -> list[Account]: ...
 
-    def get_idempotency(self, account_id: str, key: str) -> IdempotencyRecord | None: ...
 
-    def ivr_exists(self, account_id: str, code: str) -> bool: ...
-
-    def get_ivr_menu(self, account_id: str, code: str) -> StoredMenu | None: ...
+class IdempotencyRecords(Protocol):
+    def get(self, account_id: str, key: str) -> IdempotencyRecord | None:
+        """The first response to a request made with this key (written with its call by `CallsStore.create`)."""
 
 
 class LoginFailureCounter(Protocol):
@@ -104,7 +121,7 @@ class IvrMenuStore(Protocol):
 
 
 class CallsQueue(Protocol):
-    def send_call(self, callid: str, *, delay_seconds: int = 0) -> None: ...
+    def send_call(self, callid: str, *, delay_seconds: int = 0, call_date: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,7 @@ class Outgoing:
 
     callid: str
     delay_seconds: int
+    call_date: str | None = None  # a scheduled call's time, for the placer to hold an early message
 
 
 class DispatchQueue(Protocol):

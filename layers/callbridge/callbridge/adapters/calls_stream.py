@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from callbridge.adapters.dynamodb import from_item
+from callbridge.adapters.dynamodb.calls import call_from_item
 from callbridge.domain.calls import Call
 
 
@@ -19,7 +19,7 @@ def _call(image: Any) -> Call | None:
     if not image:
         return None
     try:
-        return Call.model_validate(from_item(image))
+        return call_from_item(image)
     except (ValidationError, TypeError, ValueError, AttributeError) as exc:
         raise UnreadableImage(f"stream image is not a call: {exc}") from exc
 

@@ -6,9 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
+from callbridge.adapters.aws import LazyClient, aws_error
 from callbridge.domain.dispatch import MAX_DELAY_SECONDS
 from callbridge.domain.errors import ServiceUnavailable
 
@@ -20,13 +18,11 @@ class SqsCampaignsQueue:
 
     def __init__(self, queue_url: str, *, sqs: Any = None) -> None:
         self._url = queue_url
-        self._client = sqs
+        self._client = LazyClient("sqs", sqs)
 
     @property
     def _sqs(self) -> Any:
-        if self._client is None:
-            self._client = client("sqs")
-        return self._client
+        return self._client()
 
     def send(self, messages: Sequence[tuple[dict[str, Any], int]]) -> None:
         for start in range(0, len(messages), _BATCH):
@@ -40,7 +36,7 @@ class SqsCampaignsQueue:
             ]
             try:
                 response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-            except (ClientError, BotoCoreError) as exc:
+            except aws_error() as exc:
                 raise ServiceUnavailable(f"campaigns queue unavailable: {exc}") from exc
             if response.get("Failed"):
                 raise ServiceUnavailable(f"campaigns queue refused {len(response['Failed'])} message(s)")

@@ -25,10 +25,9 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
+from callbridge.adapters.aws import LazyClient, aws_error, client_error
+from callbridge.adapters.dynamodb.codec import from_item, to_item
+from callbridge.adapters.dynamodb.codec import value as codec_value
 from callbridge.domain.calls import CallStatus
 from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignNotFound, CampaignStatus, Counts
 from callbridge.domain.errors import Conflict, ServiceUnavailable
@@ -36,32 +35,18 @@ from callbridge.ports import Cursor, IdempotencyKeyTaken, IdempotencyRecord
 
 HEADER = "CAMPAIGN"
 COUNTER_SHARDS = 16
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 _STATUS_PREFIX = "n_"
 _ANSWERED_PREFIX = "a_"
 _BILLED = "billed_seconds"
 _TX_ATTEMPTS = 8
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, set):
-        return {_plain(v) for v in value}
-    return value
-
-
 def _item(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
+    return to_item(data)
 
 
 def _data(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+    return from_item(item)
 
 
 def _number(value: float | int) -> Decimal:
@@ -72,8 +57,9 @@ def _unavailable(exc: Exception) -> ServiceUnavailable:
     return ServiceUnavailable(f"campaign storage unavailable: {exc}")
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _code(exc: Exception) -> str:
+    response: dict[str, Any] = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def counter_shard(callid: str) -> str:
@@ -93,13 +79,11 @@ class DynamoCampaignsStore:
     def __init__(self, table_name: str, *, idempotency_table: str = "", dynamodb: Any = None) -> None:
         self._table = table_name
         self._idempotency_table = idempotency_table
-        self._client = dynamodb
+        self._client = LazyClient("dynamodb", dynamodb)
 
     @property
     def _db(self) -> Any:
-        if self._client is None:
-            self._client = client("dynamodb")
-        return self._client
+        return self._client()
 
     def _key(self, campaign_id: str, sk: str) -> dict[str, Any]:
         return {"pk": {"S": campaign_id}, "sk": {"S": sk}}
@@ -176,12 +160,12 @@ class DynamoCampaignsStore:
             )
         try:
             self._db.transact_write_items(TransactItems=items)
-        except ClientError as exc:
+        except client_error() as exc:
             reasons = exc.response.get("CancellationReasons", [])
             if len(reasons) > 2 and reasons[2].get("Code") == "ConditionalCheckFailed":
                 raise IdempotencyKeyTaken from exc
             raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
 
     def _batch_write(self, writes: list[dict[str, Any]]) -> None:
@@ -196,13 +180,13 @@ class DynamoCampaignsStore:
                     time.sleep(min(1.0, 0.05 * 2**attempt))
                 if pending:
                     raise ServiceUnavailable("campaign storage is throttling writes")
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
 
     def get(self, campaign_id: str) -> Campaign | None:
         try:
             response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         item = response.get("Item")
         return Campaign.model_validate(_data(item)) if item else None
@@ -211,7 +195,7 @@ class DynamoCampaignsStore:
         """The campaign item with its release-chain attributes (tick_seq, fanned_out)."""
         try:
             response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         item = response.get("Item")
         return _data(item) if item else None
@@ -221,7 +205,7 @@ class DynamoCampaignsStore:
             for page in self._db.get_paginator("query").paginate(TableName=self._table, **params):
                 for item in page.get("Items", []):
                     yield _data(item)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
 
     def _prefixed(self, campaign_id: str, prefix: str, **extra: Any) -> Iterable[dict[str, Any]]:
@@ -257,7 +241,7 @@ class DynamoCampaignsStore:
             params["ExclusiveStartKey"] = _item(cursor)
         try:
             response = self._db.query(**params)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         campaigns = [Campaign.model_validate(_data(i)) for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
@@ -281,7 +265,7 @@ class DynamoCampaignsStore:
         sets = ["#s = :t", "updated_at = :at"]
         for n, (name, value) in enumerate(fields.items()):
             names[f"#f{n}"] = name
-            values[f":f{n}"] = _serializer.serialize(value)
+            values[f":f{n}"] = codec_value(value)
             sets.append(f"#f{n} = :f{n}")
         keys = []
         for n, status in enumerate(sorted(allowed)):
@@ -298,14 +282,14 @@ class DynamoCampaignsStore:
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise _unavailable(exc) from exc
             old: dict[str, Any] = _data(exc.response.get("Item") or {})  # type: ignore[arg-type]
             if old.get("account_id") != account_id:
                 raise CampaignNotFound(campaign_id) from exc
             raise Conflict(f"campaign {campaign_id} is {old.get('status')}") from exc
-        except BotoCoreError as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         return Campaign.model_validate(_data(response["Attributes"]))
 
@@ -332,11 +316,11 @@ class DynamoCampaignsStore:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return None
             raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         return _data(response["Attributes"])
 
@@ -349,7 +333,7 @@ class DynamoCampaignsStore:
                 UpdateExpression="SET tick_done = :seq",
                 ExpressionAttributeValues={":seq": {"N": str(seq)}},
             )
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
 
     def chunk_done(self, campaign_id: str, chunk: int) -> dict[str, Any]:
@@ -362,7 +346,7 @@ class DynamoCampaignsStore:
                 ExpressionAttributeValues={":n": {"NS": [str(chunk)]}},
                 ReturnValues="ALL_NEW",
             )
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         return _data(response["Attributes"])
 
@@ -376,11 +360,11 @@ class DynamoCampaignsStore:
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
                 ExpressionAttributeValues={":at": {"S": at}},
             )
-        except ClientError as exc:
+        except client_error() as exc:
             if _code(exc) == "ConditionalCheckFailedException":
                 return False
             raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         return True
 
@@ -391,7 +375,7 @@ class DynamoCampaignsStore:
             response = self._db.get_item(
                 TableName=self._table, Key=self._key(campaign_id, f"CHUNK#{number:05d}"), ConsistentRead=True
             )
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         item = response.get("Item")
         if not item:
@@ -424,10 +408,10 @@ class DynamoCampaignsStore:
                     ),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except ClientError as exc:
+            except client_error() as exc:
                 if _code(exc) != "ConditionalCheckFailedException":
                     raise _unavailable(exc) from exc
-            except BotoCoreError as exc:
+            except aws_error() as exc:
                 raise _unavailable(exc) from exc
 
     def members(
@@ -447,7 +431,7 @@ class DynamoCampaignsStore:
             params["ExclusiveStartKey"] = _item(cursor)
         try:
             response = self._db.query(**params)
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         callids = [str(_data(i)["sk"])[5:] for i in response.get("Items", [])]
         last = response.get("LastEvaluatedKey")
@@ -474,14 +458,14 @@ class DynamoCampaignsStore:
                 ConsistentRead=True,
                 Limit=limit,
             )
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
         return [(int(str(i["sk"]["S"])[5:]), str(i["callid"]["S"])) for i in response.get("Items", [])]
 
     def remove_waiting(self, campaign_id: str, index: int) -> None:
         try:
             self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, f"WAIT#{index:06d}"))
-        except (ClientError, BotoCoreError) as exc:
+        except aws_error() as exc:
             raise _unavailable(exc) from exc
 
     # --- counting -------------------------------------------------------------------------
@@ -495,7 +479,7 @@ class DynamoCampaignsStore:
         for attempt in range(_TX_ATTEMPTS):
             try:
                 response = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True)
-            except (ClientError, BotoCoreError) as exc:
+            except aws_error() as exc:
                 raise _unavailable(exc) from exc
             item = response.get("Item")
             if not item:
@@ -529,11 +513,11 @@ class DynamoCampaignsStore:
                     ]
                 )
                 return True
-            except ClientError as exc:
+            except client_error() as exc:
                 if _code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
                     raise _unavailable(exc) from exc
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
-            except BotoCoreError as exc:
+            except aws_error() as exc:
                 raise _unavailable(exc) from exc
         raise ServiceUnavailable(f"call {callid} of campaign {campaign_id}: counting keeps conflicting")
 

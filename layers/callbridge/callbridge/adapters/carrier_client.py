@@ -52,8 +52,8 @@ class CurrentCarrier:
     def redirect(self, sid: str, twiml: str) -> None:
         self.current().redirect(sid, twiml)
 
-    def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
-        return self.current().send_sms(to, from_, body)
+    def send_sms(self, to: str, from_: str, body: str, status_callback: str | None = None) -> SmsResult:
+        return self.current().send_sms(to, from_, body, status_callback)
 
 
 def _twilio(credentials: CarrierCredentials, base_url: str) -> Carrier:

@@ -9,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
-from callbridge.domain.errors import ServiceUnavailable
+from callbridge.adapters.aws import LazyClient, aws_errors
 
 
 class DynamoLoginFailures:
@@ -20,13 +17,7 @@ class DynamoLoginFailures:
 
     def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
         self._table = table_name
-        self._client = dynamodb
-
-    @property
-    def _db(self) -> Any:
-        if self._client is None:
-            self._client = client("dynamodb")
-        return self._client
+        self._db = LazyClient("dynamodb", dynamodb)
 
     @staticmethod
     def _pk(subject: str, window: int) -> str:
@@ -34,8 +25,8 @@ class DynamoLoginFailures:
 
     def counts(self, subjects: Sequence[str], window: int) -> dict[str, int]:
         by_pk = {self._pk(s, window): s for s in subjects}
-        try:
-            response = self._db.batch_get_item(
+        with aws_errors("login failures table"):
+            response = self._db().batch_get_item(
                 RequestItems={
                     self._table: {
                         "Keys": [{"pk": {"S": pk}} for pk in by_pk],
@@ -43,8 +34,6 @@ class DynamoLoginFailures:
                     }
                 }
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable(f"login failures table unavailable: {exc}") from exc
         found = dict.fromkeys(subjects, 0)
         for item in response.get("Responses", {}).get(self._table, []):
             found[by_pk[item["pk"]["S"]]] = int(item.get("failures", {}).get("N", "0"))
@@ -53,15 +42,13 @@ class DynamoLoginFailures:
     def add_failure(self, subjects: Sequence[str], window: int, expires_at: int) -> dict[str, int]:
         totals: dict[str, int] = {}
         for subject in subjects:
-            try:
-                response = self._db.update_item(
+            with aws_errors("login failures table"):
+                response = self._db().update_item(
                     TableName=self._table,
                     Key={"pk": {"S": self._pk(subject, window)}},
                     UpdateExpression="ADD failures :one SET expires_at = :expires",
                     ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str(expires_at)}},
                     ReturnValues="UPDATED_NEW",
                 )
-            except (ClientError, BotoCoreError) as exc:
-                raise ServiceUnavailable(f"login failures table unavailable: {exc}") from exc
             totals[subject] = int(response["Attributes"]["failures"]["N"])
         return totals

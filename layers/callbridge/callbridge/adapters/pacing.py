@@ -1,9 +1,12 @@
-"""Carrier pacing across every concurrent placer: one DynamoDB item per time slot, claimed conditionally.
+"""Carrier pacing across every concurrent placer: a shared counter of request slots in PacingTable.
 
-Time is cut into slots of 1/(CPS × headroom) seconds; a placer claims the first free future slot
-with a conditional put and places its call when that slot begins. Any two carrier requests are
-therefore at least one slot apart, whichever container sends them, and a backlog drains at
-`headroom` × CPS. Slots are distinct keys (no hot partition) and expire by TTL.
+Time is cut into slots of 1/(CPS × HEADROOM) seconds. The carrier's item holds the next free slot; a placer
+takes the current slot when the line is idle, else the next free one, with a conditional write that holds
+only if that slot is still free (a failed one says which is free now). No slot beyond the placer's horizon
+is taken, so none is reserved that will not be used.
+A placer sends when its slot begins, and only if it is not later than the slot by more than `late_after`
+(the headroom): otherwise it takes a new slot. So carrier *requests*, not wake-ups, are at least 1/CPS
+apart, whichever container sends them, and a backlog drains at HEADROOM × CPS.
 """
 
 from __future__ import annotations
@@ -11,14 +14,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
 
-from callbridge.adapters.aws import client
-from callbridge.domain.errors import ServiceUnavailable
-
-# Slots are 8 % longer than 1/CPS so network jitter between a placer and the carrier cannot put two
-# requests in one carrier-side second; a backlog still drains at 92 % of the limit.
+# Slots are 8 % longer than 1/CPS: a request may leave up to that much after its slot begins (a late wake-up,
+# a slow claim) and still be 1/CPS after the previous one; a backlog drains at 92 % of the limit.
 HEADROOM = 0.92
+_ATTEMPTS = 8  # placers racing for the same slot: each failed try learns the next free one
 
 
 class DynamoPacer:
@@ -28,35 +29,31 @@ class DynamoPacer:
         self, table_name: str, carrier_key: str, cps: float, *, horizon_seconds: float = 20, dynamodb: Any = None
     ) -> None:
         self._table = table_name
-        self._key = carrier_key
+        self._key = {"pk": {"S": f"{carrier_key}#next"}}
         self.interval = 1.0 / (cps * HEADROOM)
+        self.late_after = self.interval - 1.0 / cps  # the most a request may leave after its slot begins
         self._horizon = horizon_seconds
-        self._client = dynamodb
-
-    @property
-    def _db(self) -> Any:
-        if self._client is None:
-            self._client = client("dynamodb")
-        return self._client
+        self._db = LazyClient("dynamodb", dynamodb)
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         """The start time of a reserved slot at or after `now`, or None if none is free within the horizon."""
-        first = math.ceil(now / self.interval)
+        slot = math.ceil(now / self.interval)
         last = math.floor((now + (self._horizon if horizon is None else horizon)) / self.interval)
-        for slot in range(first, last + 1):
-            try:
-                self._db.put_item(
-                    TableName=self._table,
-                    Item={
-                        "pk": {"S": f"{self._key}#{slot}"},
-                        "expires_at": {"N": str(int(now) + 3600)},
-                    },
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
+        for _ in range(_ATTEMPTS):
+            if slot > last:
+                return None
+            try:  # slot is free if the next free one is not after it
+                with aws_errors("pacing table"):
+                    self._db().update_item(
+                        TableName=self._table,
+                        Key=self._key,
+                        UpdateExpression="SET next_slot = :after",
+                        ConditionExpression="attribute_not_exists(next_slot) OR next_slot <= :slot",
+                        ExpressionAttributeValues={":slot": {"N": str(slot)}, ":after": {"N": str(slot + 1)}},
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
                 return slot * self.interval
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise ServiceUnavailable(f"pacing table unavailable: {exc}") from exc
-            except BotoCoreError as exc:
-                raise ServiceUnavailable(f"pacing table unavailable: {exc}") from exc
+            except ConditionFailed as taken:  # try the next free one, as the item said it was then
+                seen = (taken.item or {}).get("next_slot", {}).get("N")
+                slot = max(slot + 1, int(seen) if seen else 0)
         return None

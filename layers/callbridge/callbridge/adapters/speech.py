@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
+from callbridge.adapters.aws import LazyClient, Missing, aws_errors
 from callbridge.domain.voices import POLLY_VOICES
 
 URL_SECONDS = 7 * 24 * 3600  # outlives any call that could play it (calls last hours at most)
@@ -18,8 +16,8 @@ class PollySpeechCache:
 
     def __init__(self, bucket: str, *, s3: Any = None, polly: Any = None) -> None:
         self._bucket = bucket
-        self._s3 = s3
-        self._polly = polly
+        self._s3 = LazyClient("s3", s3)
+        self._polly = LazyClient("polly", polly)
         self._presigner: Any = None
 
     def key(self, voice: str, text: str) -> str:
@@ -27,20 +25,18 @@ class PollySpeechCache:
         return f"tts/{voice}/{digest}.mp3"
 
     def audio_url(self, voice: str, text: str) -> str:
-        s3 = self._s3 or client("s3")
+        s3 = self._s3()
         key = self.key(voice, text)
         try:
-            s3.head_object(Bucket=self._bucket, Key=key)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
-                raise
-            polly = self._polly or client("polly")
+            with aws_errors("speech cache"):
+                s3.head_object(Bucket=self._bucket, Key=key)
+        except Missing:
             known = POLLY_VOICES.get(voice)
             engine = known.engine if known else "standard"
-            audio = polly.synthesize_speech(Text=text, VoiceId=voice, OutputFormat="mp3", Engine=engine)
-            s3.put_object(Bucket=self._bucket, Key=key, Body=audio["AudioStream"].read(), ContentType="audio/mpeg")
-        except BotoCoreError:
-            raise
+            with aws_errors("speech synthesis"):
+                audio = self._polly().synthesize_speech(Text=text, VoiceId=voice, OutputFormat="mp3", Engine=engine)
+                body = audio["AudioStream"].read()
+                s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="audio/mpeg")
         url: str = self._sigv4(s3).generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=URL_SECONDS
         )

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from callbridge.adapters.aws import client
-from callbridge.domain.errors import ServiceUnavailable
+from callbridge.adapters.aws import LazyClient, aws_errors
+from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.ports import DeadLetter, Outgoing
 
 MAX_BATCH = 10  # SendMessageBatch, DeleteMessageBatch, ReceiveMessage
@@ -20,23 +17,15 @@ class SqsCallsQueue:
 
     def __init__(self, queue_url: str, *, sqs: Any = None) -> None:
         self._url = queue_url
-        self._client = sqs
+        self._sqs = LazyClient("sqs", sqs)
 
-    @property
-    def _sqs(self) -> Any:
-        if self._client is None:
-            self._client = client("sqs")
-        return self._client
-
-    def send_call(self, callid: str, *, delay_seconds: int = 0) -> None:
-        try:
-            self._sqs.send_message(
+    def send_call(self, callid: str, *, delay_seconds: int = 0, call_date: str | None = None) -> None:
+        with aws_errors("calls queue"):
+            self._sqs().send_message(
                 QueueUrl=self._url,
-                MessageBody=json.dumps({"callid": callid}),
+                MessageBody=CallsQueueMessage.for_call(callid, call_date),
                 DelaySeconds=max(0, min(900, delay_seconds)),
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
 
     def send_calls(self, messages: Sequence[Outgoing]) -> list[str]:
         """Up to 10 `{"callid"}` messages in one SendMessageBatch; returns the callids SQS did not accept."""
@@ -47,25 +36,21 @@ class SqsCallsQueue:
         entries = [
             {
                 "Id": str(n),
-                "MessageBody": json.dumps({"callid": m.callid}),
+                "MessageBody": CallsQueueMessage.for_call(m.callid, m.call_date),
                 "DelaySeconds": max(0, min(900, m.delay_seconds)),
             }
             for n, m in enumerate(messages)
         ]
-        try:
-            response = self._sqs.send_message_batch(QueueUrl=self._url, Entries=entries)
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
+        with aws_errors("calls queue"):
+            response = self._sqs().send_message_batch(QueueUrl=self._url, Entries=entries)
         return [messages[int(f["Id"])].callid for f in response.get("Failed", [])]
 
     def retry_later(self, receipt_handle: str, seconds: float) -> None:
         """Make a received message visible again after `seconds` (backoff), not the queue's default."""
-        try:
-            self._sqs.change_message_visibility(
+        with aws_errors("calls queue"):
+            self._sqs().change_message_visibility(
                 QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=int(max(0, min(43200, seconds)))
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable(f"calls queue unavailable: {exc}") from exc
 
 
 class SqsDeadLetters:
@@ -74,25 +59,17 @@ class SqsDeadLetters:
     def __init__(self, queue_url: str, *, visibility_seconds: int = 600, sqs: Any = None) -> None:
         self._url = queue_url
         self._visibility = visibility_seconds
-        self._client = sqs
-
-    @property
-    def _sqs(self) -> Any:
-        if self._client is None:
-            self._client = client("sqs")
-        return self._client
+        self._sqs = LazyClient("sqs", sqs)
 
     def receive(self, max_messages: int = MAX_BATCH) -> list[DeadLetter]:
         """Up to 10 messages, hidden from other readers for a while (an unhandled one comes back later)."""
-        try:
-            response = self._sqs.receive_message(
+        with aws_errors("dead-letter queue"):
+            response = self._sqs().receive_message(
                 QueueUrl=self._url,
                 MaxNumberOfMessages=max(1, min(MAX_BATCH, max_messages)),
                 VisibilityTimeout=self._visibility,
                 WaitTimeSeconds=0,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable(f"dead-letter queue unavailable: {exc}") from exc
         return [_dead_letter(m) for m in response.get("Messages", [])]
 
     def delete(self, receipt_handles: Sequence[str]) -> None:
@@ -100,16 +77,14 @@ class SqsDeadLetters:
             entries = [
                 {"Id": str(n), "ReceiptHandle": h} for n, h in enumerate(receipt_handles[start : start + MAX_BATCH])
             ]
-            try:
-                self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
-            except (ClientError, BotoCoreError) as exc:
-                raise ServiceUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+            with aws_errors("dead-letter queue"):
+                self._sqs().delete_message_batch(QueueUrl=self._url, Entries=entries)
 
 
 def _dead_letter(message: dict[str, Any]) -> DeadLetter:
     try:
-        body = json.loads(message.get("Body", ""))
-    except ValueError:
+        body = CallsQueueMessage.parse(message.get("Body", ""))
+    except UnreadableMessage:
         body = None
-    callid = body.get("callid") if isinstance(body, dict) and "account_id" not in body else None
-    return DeadLetter(receipt_handle=message["ReceiptHandle"], callid=callid if isinstance(callid, str) else None)
+    callid = body.callid if body is not None and not body.is_request else None
+    return DeadLetter(receipt_handle=message["ReceiptHandle"], callid=callid)

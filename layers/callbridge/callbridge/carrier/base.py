@@ -102,6 +102,6 @@ class Carrier(Protocol):
         """Give a live call new instructions (a TwiML document) in place of what it is doing."""
         ...
 
-    def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
-        """Send one SMS."""
+    def send_sms(self, to: str, from_: str, body: str, status_callback: str | None = None) -> SmsResult:
+        """Send one SMS; the carrier reports its progress (sent, delivered, ...) to `status_callback`."""
         ...

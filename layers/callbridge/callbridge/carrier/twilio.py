@@ -136,9 +136,12 @@ class TwilioClient:
         """`Twiml=...`: the live call leaves what it is doing (a conference, a Play) and runs this document."""
         self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Twiml", twiml)])
 
-    def send_sms(self, to: str, from_: str, body: str) -> SmsResult:
-        """Send an SMS: `POST /Messages.json`."""
-        data = self._request("POST", "/Messages.json", [("To", to), ("From", from_), ("Body", body)])
+    def send_sms(self, to: str, from_: str, body: str, status_callback: str | None = None) -> SmsResult:
+        """Send an SMS: `POST /Messages.json` (with `StatusCallback`, Twilio posts each MessageStatus there)."""
+        form: Form = [("To", to), ("From", from_), ("Body", body)]
+        if status_callback:
+            form.append(("StatusCallback", status_callback))
+        data = self._request("POST", "/Messages.json", form)
         return SmsResult(sid=_required(data, "sid"), status=_required(data, "status"))
 
     # -- HTTP ------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.placing import RETRY_EVENT, UNCERTAIN_EVENT
 from callbridge.domain.progress import apply_status_callback
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
@@ -28,7 +29,7 @@ REQUEUED = "requeued"  # a QUEUED call sent to the queue again
 RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
 DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
 RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (logic/campaigns.py)
-_CARRIER_RETRY = "carrier.retry"  # the placer put the call back to QUEUED to retry later (logic/placer.py)
+_CARRIER_RETRY = RETRY_EVENT
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 
@@ -120,6 +121,25 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     return _in_flight_attention(call, timing)
 
 
+def moves_in_index(status: CallStatus) -> bool:
+    """Whether a call moving into `status` gets a new attention time (RINGING keeps DIALING's: dialed_at)."""
+    return status is not CallStatus.RINGING
+
+
+def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMING) -> datetime | None:
+    """The attention time of a call that entered `status` (in flight or final) at `since`, without reading it.
+
+    What `attention` gives for a call that has just arrived there; the store writes it with the change.
+    """
+    if status.is_final:
+        return None
+    if status is CallStatus.IN_PROGRESS:
+        return since + timedelta(seconds=timing.call_window)
+    if status is CallStatus.DIALING:
+        return since + timedelta(seconds=timing.ring_window)
+    raise ValueError(f"a call moving into {status.value} needs its whole state to place it in the due index")
+
+
 def listed_as_scheduled(call: Call) -> bool:
     """A call with a call_date that has not started: listed by GET /pcall/scheduled and cancellable."""
     return bool(call.call_date) and call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
@@ -137,12 +157,12 @@ def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEF
 
 
 def delay_seconds(due: datetime, now: datetime) -> int:
-    """SQS DelaySeconds that make a message visible at `due`, to the nearest second (0 when due, at most 900).
+    """SQS DelaySeconds that make a message visible by `due`: the whole seconds left (0 when due, at most 900).
 
-    SQS delays are whole seconds: the message comes up to half a second early or late. The placer holds an
-    early one until its call_date (logic/placer.py), so a call is never placed early.
+    SQS delays are whole seconds. Rounded down, the message comes up to a second early, never late, and the
+    placer holds it until its call_date (logic/placer.py): a call starts on time, and never early.
     """
-    return max(0, min(MAX_DELAY_SECONDS, math.floor((due - now).total_seconds() + 0.5)))
+    return max(0, min(MAX_DELAY_SECONDS, math.floor((due - now).total_seconds())))
 
 
 def horizon(now: datetime, lookahead: float) -> datetime:
@@ -202,7 +222,7 @@ def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> C
     if call.status not in _IN_FLIGHT or call.carrier_call_id or next_step(call, at, at, timing) is not Step.RECONCILE:
         return None
     if call.status is CallStatus.DIALING:
-        uncertain = any(e.event == "carrier.uncertain" for e in call.timeline)
+        uncertain = any(e.event == UNCERTAIN_EVENT for e in call.timeline)
         why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
         reason = f"never placed: {why} no carrier callback came within {int(timing.ring_window)} s"
     else:

@@ -1,25 +1,36 @@
 """How carrier events move a call: monotonic states and an outcome that ignores order and repeats.
 
 Every carrier callback is kept on the call's timeline; the outcome is recomputed from the set of
-callbacks on it, so duplicated, late or reordered callbacks always give the same final answer.
+callbacks on it, so duplicated, late or reordered callbacks always give the same final answer. The store
+writes each callback as one conditional change (`status_change`, no read first) and settles the outcome
+from the timeline whenever it reads a call (`settled`).
+
+The carrier is asked only for the final status callback (`STATUS_EVENTS`): the flow webhook, which the
+carrier requests when the call is answered, already says when and by whom, and the carrier's acceptance of
+the create-call request says when it started. Earlier status callbacks still count when they come (a carrier
+configured otherwise, reconciliation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from callbridge.domain.answered import answered_by_label, is_machine
-from callbridge.domain.calls import Call, CallStatus, forward, iso
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso
+from callbridge.domain.changes import NOT_FINAL, Change, apply
+from callbridge.domain.placing import CREATED_EVENT
 
 STATUS_EVENT = "carrier.status"
 RECORDING_EVENT = "carrier.recording"
-# The carrier asked for the answered call's TwiML. With synchronous detection Twilio documents AnsweredBy on this
-# request (not on status callbacks), so the verdict is taken from here too.
+# The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
+# documents AnsweredBy on this request (not on status callbacks), so the verdict is taken from here too.
 FLOW_EVENT = "flow"
 _FLOW_PARAMS = ("AnsweredBy", "CallStatus", "MachineDetectionDuration")
+# The status callbacks callbridge asks the carrier for: the outcome needs only the final one (see above).
+STATUS_EVENTS: tuple[str, ...] = ("completed",)
 
 CARRIER_STATUS = {
     "queued": CallStatus.DIALING,
@@ -71,6 +82,13 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _answered_at(flow: TimelineEvent) -> str:
+    """When the call was answered, from the flow request: its receipt less the answering-machine detection."""
+    detection = _int(flow.detail.get("MachineDetectionDuration")) or 0
+    received = datetime.fromisoformat(flow.at.replace("Z", "+00:00"))
+    return iso(received - timedelta(milliseconds=detection))
+
+
 def _outcome(call: Call) -> dict[str, Any]:
     """The outcome implied by every carrier event on the timeline (a function of the set, not the order)."""
     events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT, FLOW_EVENT)]
@@ -85,13 +103,19 @@ def _outcome(call: Call) -> dict[str, Any]:
         by_status.setdefault(str(event.detail.get("CallStatus", "")), []).append(when)
     early = by_status.get("initiated", []) + by_status.get("queued", []) + by_status.get("ringing", [])
     answered = by_status.get("in-progress", []) + by_status.get("answered", [])
+    # Without the early callbacks, the carrier's acceptance of the call and the flow request stand for them.
+    early = early or [e.at for e in call.timeline if e.event == CREATED_EVENT]
+    answered = answered or [_answered_at(e) for e in call.timeline if e.event == FLOW_EVENT]
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
     recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
     sip = sorted({str(e.detail["SipResponseCode"]) for e in statuses if e.detail.get("SipResponseCode")})
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
-        "answered_by": answered_by_label(amd_value) if was_answered else "",
+        # Without a verdict among the events, the one the call already has (or Person) stands.
+        "answered_by": (answered_by_label(amd_value) if amd_value else call.answered_by or answered_by_label(None))
+        if was_answered
+        else "",
         "billed_seconds": max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
         "answered_at": min(answered) if answered else call.answered_at,
@@ -120,13 +144,10 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str) -> Cal
 
 
 def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries.
-
-    A verdict is a fact about the call, not a transition: the status is left to status callbacks.
-    """
-    detail = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
-    call = call.with_event(at, FLOW_EVENT, label=answered_by_label(params.get("AnsweredBy")), **detail)
-    return call.model_copy(update=_outcome(call))
+    """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries,
+    and IN_PROGRESS unless it already moved on (the carrier asks for the flow of an answered call only)."""
+    _, after = apply(call, flow_change(params, at))
+    return settled(after or call)
 
 
 def apply_recording_callback(call: Call, params: Mapping[str, str], at: str) -> Call:
@@ -134,6 +155,95 @@ def apply_recording_callback(call: Call, params: Mapping[str, str], at: str) -> 
     detail = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
     call = call.with_event(at, RECORDING_EVENT, **detail)
     return call.model_copy(update=_outcome(call))
+
+
+def settled(call: Call) -> Call:
+    """The call with the outcome its carrier events imply (the store applies this to every call it reads)."""
+    return call.model_copy(update=_outcome(call))
+
+
+def _kept(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
+
+
+def _before(target: CallStatus) -> frozenset[CallStatus]:
+    """The statuses a call moves forward from when the carrier reports `target`."""
+    return frozenset(s for s in NOT_FINAL if forward(s, target) is not s)
+
+
+def status_change(params: Mapping[str, str], at: str) -> Change:
+    """A status callback as one change: kept on the timeline, and the status moved if that is forward.
+
+    The same rules as `apply_status_callback` (a test holds them together), written without a read.
+    """
+    event = TimelineEvent(at=at, event=STATUS_EVENT, detail=_kept(params))
+    only_event = Change(event=event)
+    target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
+    if target is None:
+        return only_event
+    # An answer moves the call in the due index from when the carrier says it was answered.
+    since = _when(params.get("Timestamp")) if target is CallStatus.IN_PROGRESS else None
+    return Change(event=event, when=_before(target), status=target, otherwise=only_event, since=since)
+
+
+def recording_change(params: Mapping[str, str], at: str) -> Change:
+    """A recording status callback as one change (the outcome takes the recording from the timeline)."""
+    return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_kept(params)))
+
+
+def flow_change(params: Mapping[str, str], at: str) -> Change:
+    """The carrier asks for the answered call's TwiML: the call is IN_PROGRESS (unless it already moved on)."""
+    detail = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
+    event = TimelineEvent(
+        at=at, event=FLOW_EVENT, detail={"label": answered_by_label(params.get("AnsweredBy")), **detail}
+    )
+    return Change(
+        event=event,
+        when=_before(CallStatus.IN_PROGRESS),
+        status=CallStatus.IN_PROGRESS,
+        otherwise=Change(event=event),
+        since=_answered_at(event),
+    )
+
+
+SMS_STATUS_EVENT = "sms.status"
+# How far along its way each of the carrier's message statuses is (Twilio's MessageStatus for an outbound SMS).
+# Callbacks may come late, twice or out of order: a status never replaces one further along, and the final ones
+# (delivered, undelivered, failed, canceled) absorb each other, except that `read` can still follow delivery.
+_SMS_RANK = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "read": 5,
+}
+
+
+def later_sms_status(current: str | None, new: str) -> str:
+    """The SMS status to keep when `new` arrives: whichever is further along (`current` on a tie)."""
+    if _SMS_RANK.get(new, -1) > _SMS_RANK.get(current or "", -1):
+        return new
+    return current or new
+
+
+def apply_sms_status(call: Call, params: Mapping[str, str], at: str) -> Call:
+    """The call after a message status callback about its voicemail SMS (kept on the timeline).
+
+    A callback about another message than the call's SMS changes nothing but the timeline.
+    """
+    detail = {k: params[k] for k in ("MessageSid", "MessageStatus", "ErrorCode") if params.get(k)}
+    call = call.with_event(at, SMS_STATUS_EVENT, **detail)
+    sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "").lower()
+    if not status or (call.sms_sid and sid != call.sms_sid):
+        return call
+    return call.model_copy(
+        update={"sms_sid": call.sms_sid or sid, "sms_status": later_sms_status(call.sms_status, status)}
+    )
 
 
 def outcome_fields(call: Call) -> dict[str, Any]:

@@ -169,3 +169,44 @@ def cancel_scheduled(calls: CallsStore, account: Account, callid: str, *, now: d
 
 def _plausible_id(callid: str) -> bool:
     return 0 < len(callid) <= 64 and callid.isalnum()
+
+
+MAX_STATS_HOURS = 168  # a week of hourly bars
+
+
+def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours: int = 24) -> dict[str, Any]:
+    """The account's calls per hour of creation by status, for the last `hours` hours, with the answer rate.
+
+    The answer rate is the share of finished calls (COMPLETED, BUSY, NO_ANSWER, FAILED; cancelled ones left out)
+    that someone answered: a person or a machine.
+    """
+    if not 1 <= hours <= MAX_STATS_HOURS:
+        raise InvalidRequest.single("hours", f"must be between 1 and {MAX_STATS_HOURS}")
+    first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    buckets = [first + timedelta(hours=n) for n in range(hours)]
+    rows: list[dict[str, Any]] = [{"hour": iso(b), "total": 0, "answered": 0, "statuses": {}} for b in buckets]
+    finished = answered = 0
+    for outcome in calls.outcomes_since(account.api_key, iso(first)):
+        try:
+            created = datetime.fromisoformat(outcome.created_at.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        index = int((created - first).total_seconds() // 3600)
+        if not 0 <= index < hours:
+            continue
+        row = rows[index]
+        row["total"] += 1
+        row["statuses"][outcome.status.value] = row["statuses"].get(outcome.status.value, 0) + 1
+        if outcome.status.is_final and outcome.status is not CallStatus.CANCELED:
+            finished += 1
+            if outcome.answered_by:
+                answered += 1
+                row["answered"] += 1
+    return {
+        "since": iso(first),
+        "hours": rows,
+        "total": sum(r["total"] for r in rows),
+        "finished": finished,
+        "answered": answered,
+        "answer_rate": round(answered / finished, 4) if finished else None,
+    }

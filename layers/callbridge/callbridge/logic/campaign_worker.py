@@ -110,12 +110,11 @@ class CampaignWorker:
             return 0
         self.campaigns.add_members(campaign_id, entries)  # counted as SCHEDULED from the start
         for entry in entries:
-            if self.calls.get(entry.callid) is None:
-                try:
-                    self.calls.create(new_call(entry, campaign))
-                except ServiceUnavailable:
-                    if self.calls.get(entry.callid) is None:  # not a concurrent twin's: a real failure
-                        raise
+            try:
+                self.calls.create(new_call(entry, campaign))  # conditional: never over a stored call
+            except ServiceUnavailable:
+                if self.calls.get(entry.callid) is None:  # not stored before (a redelivery): a real failure
+                    raise
         self.campaigns.add_waiting(campaign_id, [(e.index, e.callid) for e in entries])
         header = self.campaigns.chunk_done(campaign_id, chunk)
         if header.get("status") == CampaignStatus.CANCELED.value:

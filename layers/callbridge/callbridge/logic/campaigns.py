@@ -34,14 +34,14 @@ from callbridge.domain.campaigns import (
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
 from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY
-from callbridge.logic.ivr import menus_for_call
+from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
-    AccountsStore,
     CallsStore,
     CampaignsQueue,
     CampaignsStore,
     IdempotencyKeyTaken,
     IdempotencyRecord,
+    IdempotencyRecords,
 )
 
 MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
@@ -69,7 +69,8 @@ class CampaignPorts:
 
     campaigns: CampaignsStore
     calls: CallsStore
-    accounts: AccountsStore
+    idempotency: IdempotencyRecords
+    menus: MenuReader
     queue: CampaignsQueue
     carrier_cps: float
     allow_loopback_callbacks: bool = False
@@ -123,7 +124,7 @@ def _request_body(
 
 
 def _ivr_menus(
-    spec: CampaignSpec, account: Account, accounts: AccountsStore, lines: list[int] | None
+    spec: CampaignSpec, account: Account, menus_store: MenuReader, lines: list[int] | None
 ) -> dict[str, Any]:
     """Snapshots of every menu the calls use (each code looked up once); InvalidRequest per call if one is missing."""
     menus: dict[str, Any] = {}
@@ -135,7 +136,7 @@ def _ivr_menus(
             continue
         if code not in menus and code not in missing:
             try:
-                menus[code] = snapshot(menus_for_call(accounts, account.api_key, code))
+                menus[code] = snapshot(menus_for_call(menus_store, account.api_key, code))
             except InvalidRequest as exc:
                 missing[code] = exc.problems
         where = f"calls.{lines[index] if lines else index}"
@@ -180,7 +181,7 @@ def accept_campaign(
     request, lines = _request_body(body, content_type, query)
     request_hash = _hash(request)
     if idempotency_key:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
+        existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash, ports)
     spec = parse_campaign(
@@ -191,7 +192,7 @@ def accept_campaign(
         allow_loopback_callbacks=ports.allow_loopback_callbacks,
         positions=lines,
     )
-    ivr_menus = _ivr_menus(spec, account, ports.accounts, lines)
+    ivr_menus = _ivr_menus(spec, account, ports.menus, lines)
     campaign_id = new_callid(now.timestamp())
     calls = _calls(spec, campaign_id, account)
     at = iso(now)
@@ -222,7 +223,7 @@ def accept_campaign(
     try:
         ports.campaigns.create(campaign, chunked(calls), record)
     except IdempotencyKeyTaken:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key or "")
+        existing = ports.idempotency.get(account.api_key, idempotency_key or "")
         if existing is None:
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash, ports)

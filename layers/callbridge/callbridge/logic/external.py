@@ -1,48 +1,34 @@
 """Use case: a call request dropped on CallsQueue by another AWS service.
 
-The message is `{"account_id": ..., "params": {<POST /pcall/call parameters>}, "idempotency_key": ...}`
-(`params` may also be given flat, next to `account_id`). It is validated by the same model as the
-API; an invalid one is stored as a FAILED call with the reason, so it is listed and notified like
+The message (domain/messages.py) is `{"account_id": ..., "params": {<POST /pcall/call parameters>},
+"idempotency_key": ...}` (`params` may also be given flat, next to `account_id`). It is validated by the
+same model as the API; an invalid one is stored as a FAILED call with the reason, so it is listed and notified like
 any other outcome instead of being retried forever.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.errors import Conflict, InvalidRequest
+from callbridge.domain.messages import CallsQueueMessage
 from callbridge.logic.intake import Intake, accept_call
-
-_ENVELOPE_KEYS = ("account_id", "params", "idempotency_key")
 
 
 class UnknownAccount(Exception):
     """The message names no known, enabled account: nothing can be stored for it."""
 
 
-def is_external_request(message: Mapping[str, Any]) -> bool:
-    """Whether a CallsQueue message is a call request rather than `{"callid": ...}`."""
-    return "account_id" in message
-
-
-def _params(message: Mapping[str, Any]) -> dict[str, Any]:
-    nested = message.get("params")
-    if isinstance(nested, Mapping):
-        return dict(nested)
-    return {k: v for k, v in message.items() if k not in _ENVELOPE_KEYS}
-
-
-def accept_external(message: Mapping[str, Any], intake: Intake, *, now: datetime) -> dict[str, Any]:
+def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime) -> dict[str, Any]:
     """Accept an external call request like POST /pcall/call; an invalid one becomes a FAILED call."""
-    account_id = str(message.get("account_id", ""))
+    account_id = message.account_id or ""
     account = intake.accounts.get_account(account_id) if account_id else None
     if account is None or not account.enabled:
         raise UnknownAccount(account_id)
-    params = _params(message)
-    key = message.get("idempotency_key")
+    params = message.request_params()
+    key = message.idempotency_key
     try:
         return accept_call(params, account, intake, now=now, idempotency_key=str(key) if key else None, source="sqs")
     except (InvalidRequest, Conflict) as exc:

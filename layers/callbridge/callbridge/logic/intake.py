@@ -16,8 +16,15 @@ from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
 from callbridge.domain.requests import CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
-from callbridge.logic.ivr import menus_for_call
-from callbridge.ports import AccountsStore, CallsQueue, CallsStore, IdempotencyKeyTaken, IdempotencyRecord
+from callbridge.logic.ivr import MenuReader, menus_for_call
+from callbridge.ports import (
+    AccountsStore,
+    CallsQueue,
+    CallsStore,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    IdempotencyRecords,
+)
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_IDEMPOTENCY_KEY = 255
@@ -29,6 +36,8 @@ class Intake:
 
     calls: CallsStore
     accounts: AccountsStore
+    idempotency: IdempotencyRecords
+    menus: MenuReader
     queue: CallsQueue
     allow_loopback_callbacks: bool = False  # the sandbox only: callback_url may point at this machine
 
@@ -39,7 +48,7 @@ def _request_hash(params: Mapping[str, Any]) -> str:
 
 
 def _account_checks(
-    request: CallRequest, account: Account, accounts: AccountsStore, now: datetime
+    request: CallRequest, account: Account, menus: MenuReader, now: datetime
 ) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
     """Rules that depend on the account: time zone of call_date, IVR menus.
 
@@ -57,7 +66,7 @@ def _account_checks(
             problems.append(FieldProblem("call_date", str(exc)))
     if request.answer_ivr:
         try:
-            ivr_menus = snapshot(menus_for_call(accounts, account.api_key, request.answer_ivr))
+            ivr_menus = snapshot(menus_for_call(menus, account.api_key, request.answer_ivr))
         except InvalidRequest as exc:
             problems.extend(exc.problems)
     if problems:
@@ -96,10 +105,10 @@ def accept_call(
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key)
+        existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
-    due, ivr_menus = _account_checks(request, account, ports.accounts, now)
+    due, ivr_menus = _account_checks(request, account, ports.menus, now)
 
     caller_id = request.from_ or account.caller_id
     record = request.record or account.record_default
@@ -143,11 +152,11 @@ def accept_call(
     try:
         ports.calls.create(call, idempotency=record_)
     except IdempotencyKeyTaken:
-        existing = ports.accounts.get_idempotency(account.api_key, idempotency_key or "")
+        existing = ports.idempotency.get(account.api_key, idempotency_key or "")
         if existing is None:
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash)
     if status is CallStatus.QUEUED:
         # If this send fails the call is still stored QUEUED: the scheduler re-sends it once it is overdue.
-        ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0)
+        ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0, call_date=call.call_date)
     return response

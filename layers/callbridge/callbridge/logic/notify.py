@@ -18,7 +18,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
-from callbridge.domain.calls import Call, iso
+from callbridge.domain.calls import Call, TimelineEvent, iso
+from callbridge.domain.changes import Change
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import (
     CALLBACK_EVENT,
@@ -198,6 +199,6 @@ class Notifier:
         stamp = iso(datetime.fromtimestamp(at, UTC))
         entry = {**detail, "result": str(result)}
         try:
-            self.calls.update(callid, lambda c: c.with_event(stamp, CALLBACK_EVENT, **entry))
+            self.calls.apply(callid, Change(event=TimelineEvent(at=stamp, event=CALLBACK_EVENT, detail=entry)))
         except ServiceUnavailable as exc:
             self.log("could not record a callback attempt on the timeline", callid=callid, error=str(exc), **entry)

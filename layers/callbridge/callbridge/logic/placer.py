@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from callbridge.carrier.base import Carrier, CarrierRejected, CarrierRetryable, CarrierUncertain, CreateCall
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.dispatch import moment
+from callbridge.domain.placing import RETRY_EVENT, claim, placed, premium_audio, rejected, uncertain
+from callbridge.domain.progress import STATUS_EVENTS
 from callbridge.ports import CallsStore
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
@@ -20,6 +22,9 @@ HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held 
 
 
 class Pacer(Protocol):
+    # The most a request may leave after its slot begins and still keep its distance from the previous one.
+    late_after: float
+
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         """Reserve a carrier request slot within `horizon` seconds; its start time, or None if none is free."""
 
@@ -99,49 +104,51 @@ class Placer:
                     self.log("premium TTS unavailable, the carrier will speak it", error=str(exc))
         return audio
 
-    def _claim(self, callid: str, token: str, audio: dict[str, str]) -> Call | None:
-        stamp = self._stamp()
-
-        def claim(call: Call) -> Call | None:
-            if call.status is not CallStatus.QUEUED:
-                return None
-            claimed = call.model_copy(
-                update={
-                    "status": CallStatus.DIALING,
-                    "updated_at": stamp,
-                    "dialed_at": stamp,
-                    "claim_token": token,
-                    "tts_audio": audio,
-                }
-            )
-            return claimed.with_event(stamp, "dialing", claim=token)
-
-        stored = self.calls.update(callid, claim)
-        return stored if stored is not None and stored.claim_token == token else None
-
     def _release(self, callid: str, token: str, reason: str) -> None:
+        """DIALING → QUEUED again (this placer's claim only): not placed, the message comes back later."""
         stamp = self._stamp()
 
         def release(call: Call) -> Call | None:
             if call.status is not CallStatus.DIALING or call.claim_token != token:
                 return None
             back = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": stamp, "claim_token": None})
-            return back.with_event(stamp, "carrier.retry", reason=reason)
+            return back.with_event(stamp, RETRY_EVENT, reason=reason)
 
         self.calls.update(callid, release)
 
-    def _finish(self, callid: str, change: Callable[[Call], Call]) -> None:
-        self.calls.update(callid, change)
+    def _turn(self, slot: float, deadline: float | None) -> float | None:
+        """Sleep until `slot`; a placer that wakes later than the slot allows takes a new one (None: none left).
 
-    def place(self, callid: str, *, attempt: int = 1, horizon: float | None = None) -> PlaceResult:
-        """Claim the call (QUEUED → DIALING) and ask the carrier to dial it; never dials twice."""
-        call = self.calls.get(callid)
-        if call is None or call.status is not CallStatus.QUEUED:
-            return PlaceResult(Placement.SKIPPED)
-        audio = self._premium_audio(call)
+        So the carrier's requests, not the placers' wake-ups, keep their distance.
+        """
+        while True:
+            wait = slot - self.now()
+            if wait > 0:
+                self.sleep(wait)
+            now = self.now()
+            if now <= slot + self.pacer.late_after:
+                return slot
+            left = None if deadline is None else deadline - now
+            if left is not None and left < 0:
+                return None
+            next_slot = self.pacer.acquire(now, left)
+            if next_slot is None:
+                return None
+            slot = next_slot
+
+    def place(
+        self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
+    ) -> PlaceResult:
+        """Claim the call (QUEUED → DIALING) and ask the carrier to dial it; never dials twice.
+
+        `call_date`: the scheduled time its message carries, if any (the claim checks the stored one too).
+        A carrier slot is reserved first, so a backlog costs no writes to the call; then one conditional
+        write claims the call and returns it, with no read before.
+        """
         start = self.now()
-        if call.call_date:  # its message may come up to half a second early (SQS delays are whole seconds)
-            due = moment(call.call_date).timestamp()
+        deadline = None if horizon is None else start + horizon
+        if call_date:  # its message may come up to half a second early (SQS delays are whole seconds)
+            due = moment(call_date).timestamp()
             if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
                 return PlaceResult(Placement.RETRY, retry_after=due - start, waiting=True)
             start = max(start, due)
@@ -149,14 +156,29 @@ class Placer:
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
         token = secrets.token_hex(8)
-        claimed = self._claim(callid, token, audio)
-        if claimed is None:
+        stamp = self._stamp()
+        hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
+        claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
+        if not claimed_now or claimed is None:
+            if claimed is not None and claimed.status is CallStatus.QUEUED and claimed.call_date:
+                early = moment(claimed.call_date).timestamp() - self.now()
+                return PlaceResult(Placement.RETRY, retry_after=max(1.0, early), waiting=True)
             return PlaceResult(Placement.SKIPPED)
+        if claimed.call_date and moment(claimed.call_date).timestamp() > slot:  # a message without its call_date
+            later = self.pacer.acquire(moment(claimed.call_date).timestamp(), horizon)
+            if later is None:
+                self._release(callid, token, "no carrier slot at its call_date")
+                return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
+            slot = later
         if claimed.campaign and self.campaigns is not None and not self.campaigns.admit(claimed, token):
             return PlaceResult(Placement.SKIPPED)  # its campaign is paused (the call waits again) or cancelled
-        wait = slot - self.now()
-        if wait > 0:
-            self.sleep(wait)
+        audio = self._premium_audio(claimed)
+        if audio:  # kept before the carrier is asked, so the flow webhook finds it
+            self.calls.apply(callid, premium_audio(audio))
+        turn = self._turn(slot, deadline)
+        if turn is None:
+            self._release(callid, token, "no carrier slot left in this invocation")
+            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
         request = self._request(claimed)
         started = self.now()
         try:
@@ -166,53 +188,17 @@ class Placer:
             backoff = exc.retry_after or min(300.0, 2.0 ** min(attempt, 8))
             return PlaceResult(Placement.RETRY, retry_after=backoff)
         except CarrierUncertain as exc:
-            return self._uncertain(callid, str(exc))
+            self.calls.apply(callid, uncertain(self._stamp(), str(exc)))
+            return PlaceResult(Placement.UNCERTAIN)
         except CarrierRejected as exc:
-            return self._rejected(callid, exc.code, exc.message, exc.http_status)
+            self.calls.apply(callid, rejected(self._stamp(), exc.code, exc.message, exc.http_status))
+            return PlaceResult(Placement.FAILED)
         latency = self.now() - started
-        stamp = self._stamp()
         lateness = started - moment(claimed.call_date).timestamp() if claimed.call_date else None
         on_time = {} if lateness is None else {"lateness_ms": int(lateness * 1000)}
-
-        def placed(c: Call) -> Call:
-            recorded = c.model_copy(update={"carrier_call_id": carrier_call.sid})
-            return recorded.with_event(
-                stamp,
-                "carrier.created",
-                sid=carrier_call.sid,
-                status=carrier_call.status,
-                latency_ms=int(latency * 1000),
-                **on_time,
-            )
-
-        self._finish(callid, placed)
+        change = placed(self._stamp(), carrier_call.sid, carrier_call.status, latency_ms=int(latency * 1000), **on_time)
+        self.calls.apply(callid, change)
         return PlaceResult(Placement.PLACED, carrier_call_id=carrier_call.sid, latency=latency, lateness=lateness)
-
-    def _uncertain(self, callid: str, error: str) -> PlaceResult:
-        stamp = self._stamp()
-        self._finish(callid, lambda c: c.with_event(stamp, "carrier.uncertain", error=error))
-        return PlaceResult(Placement.UNCERTAIN)
-
-    def _rejected(self, callid: str, code: int, message: str, http_status: int) -> PlaceResult:
-        stamp = self._stamp()
-
-        def failed(c: Call) -> Call:
-            if c.status.is_final:
-                return c
-            done = c.model_copy(
-                update={
-                    "status": CallStatus.FAILED,
-                    "updated_at": stamp,
-                    "ended_at": stamp,
-                    "error_code": str(code),
-                    "error_desc": message,
-                    "carrier_error": {"code": code, "message": message, "http_status": http_status},
-                }
-            )
-            return done.with_event(stamp, "carrier.rejected", code=code, message=message)
-
-        self._finish(callid, failed)
-        return PlaceResult(Placement.FAILED)
 
     def _request(self, call: Call) -> CreateCall:
         record = call.request.get("record") == "YES"
@@ -222,6 +208,7 @@ class Placer:
             url=self.urls.route(call.callid, "flow"),
             fallback_url=self.urls.route(call.callid, "fallback"),
             status_callback=self.urls.route(call.callid, "status"),
+            status_events=STATUS_EVENTS,
             machine_detection="DetectMessageEnd",
             record=record,
             recording_status_callback=self.urls.route(call.callid, "recording") if record else None,

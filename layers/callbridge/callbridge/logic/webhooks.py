@@ -10,10 +10,17 @@ from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
 from callbridge.domain.answered import answered_by_label
-from callbridge.domain.calls import Call, iso
+from callbridge.domain.calls import Call, TimelineEvent, iso
+from callbridge.domain.changes import Change
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
-from callbridge.domain.progress import apply_flow_request, apply_recording_callback, apply_status_callback
+from callbridge.domain.progress import (
+    apply_sms_status,
+    flow_change,
+    later_sms_status,
+    recording_change,
+    status_change,
+)
 from callbridge.domain.requests import CallRequest
 from callbridge.flow.ivr_twiml import render_menu, render_next
 from callbridge.flow.twiml import (
@@ -82,16 +89,20 @@ class Webhooks:
         return call
 
     def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls) -> str:
-        """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy."""
-        call = self._call(callid)
+        """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy.
+
+        One conditional write keeps the request on the timeline and moves the call to IN_PROGRESS, and
+        returns the call to answer from.
+        """
         label = answered_by_label(params.get("AnsweredBy"))
-        stamp = self._stamp()
-        call = self.calls.update(callid, lambda c: apply_flow_request(c, params, stamp)) or call
+        _, call = self.calls.apply(callid, flow_change(params, self._stamp()))
+        if call is None:
+            raise CallNotFound(callid)
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
         if label == "Machine" and request.answermachine_sms:
-            self._send_sms_once(call, request)
+            self._send_sms_once(call, request, urls)
         flow = flow_urls(urls, callid)
         ivr = None
         if label == "Person" and request.answer_ivr:
@@ -136,51 +147,59 @@ class Webhooks:
         resolution = resolve(menu, pressed, attempt) if menu else GiveUp(None)
         return render_next(resolution, code, menus, _request_of(call), flow_urls(urls, callid), step=step)
 
-    def _send_sms_once(self, call: Call, request: CallRequest) -> None:
+    def _send_sms_once(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
         """Send the voicemail SMS exactly once, even if the carrier retries the flow webhook."""
         stamp = self._stamp()
         token = f"{_SMS_SENDING}-{secrets.token_hex(4)}"
-
-        def claim(c: Call) -> Call | None:
-            return None if c.sms_status is not None else c.model_copy(update={"sms_status": token})
-
-        stored = self.calls.update(call.callid, claim)
-        if stored is None or stored.sms_status != token:
+        mine, _ = self.calls.apply(call.callid, Change(require={"sms_status": None}, set={"sms_status": token}))
+        if not mine:
             return
         sender = request.answermachine_sms_from or self.sms_from_default(call) or call.request.get("from", "")
+        progress = urls.route(call.callid, "sms-status")
         try:
-            result = self.carrier.send_sms(call.request["to"], sender, request.answermachine_sms or "")
-            update = {"sms_status": result.status, "sms_sid": result.sid}
-            event = {"sid": result.sid, "status": result.status, "from": sender}
+            result = self.carrier.send_sms(call.request["to"], sender, request.answermachine_sms or "", progress)
         except CarrierError as exc:
-            update = {"sms_status": "failed"}
-            event = {"status": "failed", "error": str(exc), "from": sender}
-        self.calls.update(call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "sms", **event))
+            failed = {"status": "failed", "error": str(exc), "from": sender}
+            self.calls.update(
+                call.callid, lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, "sms", **failed)
+            )
+            return
+        event = {"sid": result.sid, "status": result.status, "from": sender}
+
+        def sent(c: Call) -> Call:
+            # The carrier's status callbacks may already have moved the SMS further along: never back.
+            update = {"sms_sid": c.sms_sid or result.sid, "sms_status": later_sms_status(c.sms_status, result.status)}
+            return c.model_copy(update=update).with_event(stamp, "sms", **event)
+
+        self.calls.update(call.callid, sent)
+
+    def sms_status(self, callid: str, params: Mapping[str, str]) -> Call:
+        """The carrier's message status callback for the voicemail SMS: `sms_status` follows it to delivered."""
+        stamp = self._stamp()
+        stored = self.calls.update(callid, lambda c: apply_sms_status(c, params, stamp))
+        if stored is None:
+            raise CallNotFound(callid)
+        return stored
 
     def status(self, callid: str, params: Mapping[str, str]) -> Call:
         """Apply a status callback; late, repeated or reordered ones never move the call backwards."""
-        stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp))
+        _, stored = self.calls.apply(callid, status_change(params, self._stamp()))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
     def recording(self, callid: str, params: Mapping[str, str]) -> Call:
         """Keep the recording's URL and duration."""
-        stamp = self._stamp()
-        stored = self.calls.update(callid, lambda c: apply_recording_callback(c, params, stamp))
+        _, stored = self.calls.apply(callid, recording_change(params, self._stamp()))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
     def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
         """The <Dial> finished: keep how, then end the call."""
-        stamp = self._stamp()
-        status = params.get("DialCallStatus", "")
         detail = {k: v for k, v in params.items() if k.startswith("Dial")}
-        self.calls.update(
-            callid, lambda c: c.model_copy(update={"dial_status": status}).with_event(stamp, "dial.ended", **detail)
-        )
+        event = TimelineEvent(at=self._stamp(), event="dial.ended", detail=detail)
+        self.calls.apply(callid, Change(event=event, set={"dial_status": params.get("DialCallStatus", "")}))
         return render_hangup()
 
     def hold(self, callid: str, urls: WebhookUrls) -> str:
@@ -191,12 +210,8 @@ class Webhooks:
             return render_hangup()
         # Random, not the time: two fetches in the same millisecond must not both see their own claim.
         token = f"pending-{secrets.token_hex(4)}"
-
-        def claim(c: Call) -> Call | None:
-            return None if c.second_leg_id else c.model_copy(update={"second_leg_id": token})
-
-        stored = self.calls.update(callid, claim)
-        if stored is not None and stored.second_leg_id == token:
+        mine, stored = self.calls.apply(callid, Change(require={"second_leg_id": None}, set={"second_leg_id": token}))
+        if mine and stored is not None:
             self._dial_second_leg(stored, request, urls)
         return render_hold(request.answer_dial_tone_url)
 
@@ -226,8 +241,8 @@ class Webhooks:
             update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid, "from": caller_id}
         except CarrierError as exc:
             update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
-        self.calls.update(
-            call.callid, lambda c: c.model_copy(update=update).with_event(stamp, "dial.second_leg", **event)
+        self.calls.apply(
+            call.callid, Change(event=TimelineEvent(at=stamp, event="dial.second_leg", detail=event), set=update)
         )
         if update["second_leg_id"] == "failed":
             self._end_bridge(call.callid, "failed")

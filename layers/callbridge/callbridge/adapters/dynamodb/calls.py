@@ -1,0 +1,468 @@
+"""CallsTable: one item per call, its timeline appended in place; sparse indexes for the scheduler and the lists.
+
+The steps of a call's life are the domain's `Change`s (domain/changes.py), each written as one conditional
+UpdateItem with no read before it: the conditions become the ConditionExpression, the update appends the
+event to the timeline without rewriting the rest of the item, and the answer (ALL_NEW, or ALL_OLD when the
+condition failed) is the call. Rare steps that need the whole call to decide (reconciliation, re-sends, IVR
+keys) read it and write it back conditionally on its version (`update`).
+
+ByAccount and ScheduledByAccount project only keys: a status change never writes to them; a list reads the
+page's keys from the index, then the calls (BatchGetItem).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from callbridge.adapters.aws import ConditionFailed, LazyClient, TransactionCanceled, aws_errors
+from callbridge.adapters.dynamodb.codec import from_item, to_item, value
+from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.changes import Change
+from callbridge.domain.dispatch import (
+    DEFAULT_TIMING,
+    Timing,
+    attention,
+    entering,
+    listed_as_scheduled,
+    moment,
+    moves_in_index,
+)
+from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
+from callbridge.domain.progress import settled
+from callbridge.ports import (
+    CallOutcome,
+    CallQuery,
+    Cursor,
+    DueCall,
+    IdempotencyKeyTaken,
+    IdempotencyRecord,
+    Page,
+    VersionConflict,
+)
+
+_MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
+_BATCH_GET = 100  # keys per BatchGetItem
+_WAITING = (CallStatus.SCHEDULED, CallStatus.QUEUED)
+_INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
+_WHAT = "calls table"
+
+
+def shard_of(callid: str, shards: int) -> str:
+    """The due-index partition of a call: a stable hash of its id, spread over `shards`."""
+    return f"{zlib.crc32(callid.encode()) % shards:02d}"
+
+
+def call_from_item(item: dict[str, Any]) -> Call:
+    """A CallsTable item (or stream image) as a call, its outcome settled from its carrier events."""
+    data = from_item(item)
+    for name in _INDEXED:
+        data.pop(name, None)
+    return settled(Call.model_validate(data))
+
+
+class _Expression:
+    """Builds one UpdateItem's expressions with generated placeholders."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = ["attribute_exists(callid)"]
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, data: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value(data)
+        return placeholder
+
+    def params(self) -> dict[str, Any]:
+        update = "SET " + ", ".join(self.sets) + " ADD version " + self.value(1)
+        if self.removes:
+            update += " REMOVE " + ", ".join(self.removes)
+        params: dict[str, Any] = {
+            "UpdateExpression": update,
+            "ConditionExpression": " AND ".join(self.conditions),
+            "ExpressionAttributeNames": self.names,
+        }
+        if self.values:
+            params["ExpressionAttributeValues"] = self.values
+        return params
+
+
+class DynamoCallsStore:
+    """Calls, the due index (DueByShard) and the account lists (ByAccount, ScheduledByAccount)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        idempotency_table: str = "",
+        schedule_shards: int = 16,
+        timing: Timing = DEFAULT_TIMING,
+        dynamodb: Any = None,
+    ) -> None:
+        self._table = table_name
+        self._idempotency = DynamoIdempotency(idempotency_table, dynamodb=dynamodb) if idempotency_table else None
+        self._shards = schedule_shards
+        self._timing = timing
+        self._db = LazyClient("dynamodb", dynamodb)
+
+    # --- the item
+
+    def _due(self, callid: str, due: datetime) -> dict[str, str]:
+        return {"due_key": f"{iso(due)}#{callid}", "due_shard": shard_of(callid, self._shards)}
+
+    def call_item(self, call: Call) -> dict[str, Any]:
+        """The call as a CallsTable item, with the index attributes its state calls for.
+
+        due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
+        domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
+        """
+        data = call.model_dump(mode="json")
+        data["created_key"] = f"{call.created_at}#{call.callid}"
+        due = attention(call, self._timing)
+        if due is not None:
+            data.update(self._due(call.callid, due))
+        if listed_as_scheduled(call):
+            data["scheduled_account"] = call.account_id
+        return to_item(data)
+
+    def _update(self, callid: str, change: Change) -> dict[str, Any]:
+        """The UpdateItem request that writes `change` (its conditions, then its update)."""
+        x = _Expression()
+        if change.when is not None:
+            options = ", ".join(x.value(s.value) for s in sorted(change.when))
+            x.conditions.append(f"{x.name('status')} IN ({options})")
+        for field, wanted in change.require.items():
+            if wanted is None:
+                x.conditions.append(f"attribute_not_exists({x.name(field)})")
+            else:
+                x.conditions.append(f"{x.name(field)} = {x.value(wanted)}")
+        for field, latest in change.not_after.items():
+            n = x.name(field)
+            x.conditions.append(f"(attribute_not_exists({n}) OR {n} <= {x.value(latest)})")
+        for field, data in change.set.items():
+            if data is None:
+                x.removes.append(x.name(field))
+            else:
+                x.sets.append(f"{x.name(field)} = {x.value(data)}")
+        for field, data in change.set_once.items():
+            n = x.name(field)
+            x.sets.append(f"{n} = if_not_exists({n}, {x.value(data)})")
+        if change.event is not None:
+            t = x.name("timeline")
+            x.sets.append(
+                f"{t} = list_append(if_not_exists({t}, {x.value([])}), {x.value([change.event.model_dump()])})"
+            )
+        if change.status is not None and change.event is not None:
+            x.sets.append(f"{x.name('status')} = {x.value(change.status.value)}")
+            x.sets.append(f"{x.name('updated_at')} = {x.value(change.event.at)}")
+            if change.status not in _WAITING:
+                x.removes.append(x.name("scheduled_account"))
+            if change.status not in _WAITING and moves_in_index(change.status):
+                due = entering(change.status, moment(change.since or change.event.at), self._timing)
+                if due is None:
+                    x.removes += [x.name("due_key"), x.name("due_shard")]
+                else:
+                    for field, data in self._due(callid, due).items():
+                        x.sets.append(f"{x.name(field)} = {x.value(data)}")
+        if not x.sets:  # the version still moves, so a read-modify-write that read before fails and reads again
+            x.sets.append(f"{x.name('callid')} = {x.value(callid)}")
+        return {"TableName": self._table, "Key": {"callid": {"S": callid}}, **x.params()}
+
+    def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
+        """Write `change` in one conditional request: (whether it held, the call after it).
+
+        When its conditions fail, its `otherwise` is written instead (False, the call after that); with no
+        `otherwise`, (False, the call as it is). (False, None): there is no such call.
+        """
+        try:
+            return True, self._write(callid, change)
+        except ConditionFailed as failed:
+            if failed.item is None:
+                return False, None
+            if change.otherwise is None:
+                return False, call_from_item(failed.item)
+            try:
+                return False, self._write(callid, change.otherwise)
+            except ConditionFailed as again:
+                return False, call_from_item(again.item) if again.item else None
+
+    def _write(self, callid: str, change: Change) -> Call:
+        with aws_errors(_WHAT):
+            response = self._db().update_item(
+                **self._update(callid, change), ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            )
+        return call_from_item(response["Attributes"])
+
+    # --- a call as a whole
+
+    def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
+        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken."""
+        put_call = {
+            "TableName": self._table,
+            "Item": self.call_item(call),
+            "ConditionExpression": "attribute_not_exists(callid)",
+        }
+        if idempotency is None:
+            with aws_errors(_WHAT):
+                self._db().put_item(**put_call)
+            return
+        if self._idempotency is None:
+            raise ValueError("this store was built without an idempotency table")
+        put_record = self._idempotency.put(call.account_id, idempotency, now=moment(call.created_at).timestamp())
+        try:
+            with aws_errors(_WHAT):
+                self._db().transact_write_items(TransactItems=[{"Put": put_call}, put_record])
+        except TransactionCanceled as exc:
+            if len(exc.reasons) > 1 and exc.reasons[1] == "ConditionalCheckFailed":
+                raise IdempotencyKeyTaken from exc
+            raise ServiceUnavailable(f"{_WHAT} unavailable: {exc}") from exc
+
+    def get(self, callid: str) -> Call | None:
+        with aws_errors(_WHAT):
+            response = self._db().get_item(TableName=self._table, Key={"callid": {"S": callid}}, ConsistentRead=True)
+        item = response.get("Item")
+        return call_from_item(item) if item else None
+
+    def save(self, call: Call, expected_version: int) -> Call:
+        """Write `call` if the stored one still has `expected_version`; raises VersionConflict."""
+        new = call.model_copy(update={"version": expected_version + 1})
+        try:
+            with aws_errors(_WHAT):
+                self._db().put_item(
+                    TableName=self._table,
+                    Item=self.call_item(new),
+                    ConditionExpression="attribute_exists(callid) AND version = :v",
+                    ExpressionAttributeValues={":v": {"N": str(expected_version)}},
+                )
+        except ConditionFailed as exc:
+            raise VersionConflict(call.callid) from exc
+        return new
+
+    def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
+        """Read-modify-write with optimistic concurrency: `change` returns the new call, or None to keep it.
+
+        For the steps that need the whole call to decide; the others are a `Change` (`apply`). Returns the
+        stored call after the change (or unchanged); None if there is no such call.
+        """
+        for _ in range(attempts):
+            current = self.get(callid)
+            if current is None:
+                return None
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                return self.save(changed, current.version)
+            except VersionConflict:
+                continue
+        raise ServiceUnavailable(f"call {callid} is changing too fast to update")
+
+    def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
+        """A scheduled call that has not started (SCHEDULED, or QUEUED with a call_date) → CANCELED.
+
+        The version moves too, so a placer's claim or a scheduler's dispatch that read the call before
+        this write fails its own conditional write and reads CANCELED.
+        """
+        try:
+            with aws_errors(_WHAT):
+                response = self._db().update_item(
+                    TableName=self._table,
+                    Key={"callid": {"S": callid}},
+                    UpdateExpression=(
+                        "SET #s = :canceled, updated_at = :at, ended_at = :at, "
+                        "timeline = list_append(if_not_exists(timeline, :empty), :event) "
+                        "ADD version :one "
+                        "REMOVE due_key, due_shard, scheduled_account"
+                    ),
+                    ConditionExpression=(
+                        "account_id = :a AND (#s = :scheduled OR (#s = :queued AND attribute_exists(call_date)))"
+                    ),
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":canceled": {"S": CallStatus.CANCELED.value},
+                        ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                        ":queued": {"S": CallStatus.QUEUED.value},
+                        ":a": {"S": account_id},
+                        ":at": {"S": event.at},
+                        ":one": {"N": "1"},
+                        ":empty": {"L": []},
+                        ":event": value([event.model_dump()]),
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as exc:
+            current = call_from_item(exc.item) if exc.item else None
+            if current is None or current.account_id != account_id:
+                raise CallNotFound(callid) from exc
+            raise Conflict(
+                f"call {callid} is {current.status.value}; only scheduled calls that have not started can be cancelled"
+            ) from exc
+        return call_from_item(response["Attributes"])
+
+    # --- the due index (the scheduler)
+
+    @property
+    def shards(self) -> list[str]:
+        """Every partition of the due index."""
+        return [f"{n:02d}" for n in range(self._shards)]
+
+    def due(self, shard: str, before: str, limit: int | None = None) -> list[DueCall]:
+        """Calls of one due-index shard whose attention time is before `before` (ISO), soonest first."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "DueByShard",
+            "KeyConditionExpression": "due_shard = :s AND due_key < :b",
+            "ExpressionAttributeValues": {":s": {"S": shard}, ":b": {"S": before}},
+        }
+        found: list[DueCall] = []
+        while True:
+            if limit is not None:
+                params["Limit"] = limit - len(found)
+            with aws_errors(_WHAT):
+                response = self._db().query(**params)
+            for item in response.get("Items", []):
+                key = item["due_key"]["S"]
+                found.append(DueCall(callid=item["callid"]["S"], due=key.split("#", 1)[0]))
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(found) >= limit):
+                return found
+            params["ExclusiveStartKey"] = last
+
+    def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
+        """SCHEDULED → QUEUED if its call_date is before `before` (ISO): one conditional write, no read.
+
+        The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a QUEUED
+        call keeps its call_date as due_key, see `call_item`). Returns (True, None) when the call moved, else
+        (False, the call as it is, or None if there is no such call).
+        """
+        try:
+            with aws_errors(_WHAT):
+                self._db().update_item(
+                    TableName=self._table,
+                    Key={"callid": {"S": callid}},
+                    UpdateExpression=(
+                        "SET #s = :queued, updated_at = :at, timeline = list_append(timeline, :event) ADD version :one"
+                    ),
+                    ConditionExpression="#s = :scheduled AND call_date < :before",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={
+                        ":queued": {"S": CallStatus.QUEUED.value},
+                        ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                        ":before": {"S": before},
+                        ":at": {"S": event.at},
+                        ":one": {"N": "1"},
+                        ":event": value([event.model_dump()]),
+                    },
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as exc:
+            return False, call_from_item(exc.item) if exc.item else None
+        return True, None
+
+    # --- the lists
+
+    def _batch_get(self, keys: Sequence[dict[str, Any]]) -> list[Call]:
+        """The calls of `keys`, in their order (eventually consistent, as the index that named them is)."""
+        found: dict[str, Call] = {}
+        for start in range(0, len(keys), _BATCH_GET):
+            pending: dict[str, Any] = {
+                self._table: {"Keys": [{"callid": k["callid"]} for k in keys[start : start + _BATCH_GET]]}
+            }
+            while pending:
+                with aws_errors(_WHAT):
+                    response = self._db().batch_get_item(RequestItems=pending)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    call = call_from_item(item)
+                    found[call.callid] = call
+                pending = response.get("UnprocessedKeys") or {}
+        return [found[k["callid"]["S"]] for k in keys if k["callid"]["S"] in found]
+
+    def _query_pages(
+        self, params: dict[str, Any], limit: int, cursor: Cursor | None, keep: Callable[[Call], bool]
+    ) -> Page:
+        calls: list[Call] = []
+        start = cursor
+        for _ in range(_MAX_PAGES):
+            request = dict(params, Limit=limit - len(calls))
+            if start:
+                request["ExclusiveStartKey"] = to_item(start)
+            with aws_errors(_WHAT):
+                response = self._db().query(**request)
+            calls.extend(c for c in self._batch_get(response.get("Items", [])) if keep(c))
+            last = response.get("LastEvaluatedKey")
+            start = from_item(last) if last else None
+            if start is None or len(calls) >= limit:
+                break
+        return Page(calls=calls, cursor=start)
+
+    def list_calls(self, query: CallQuery) -> Page:
+        names = {"#a": "account_id"}
+        values: dict[str, Any] = {":a": {"S": query.account_id}}
+        condition = "#a = :a"
+        if query.since or query.until:
+            names["#k"] = "created_key"
+        if query.since and query.until:
+            condition += " AND #k BETWEEN :since AND :until"
+            values[":since"] = {"S": query.since}
+            values[":until"] = {"S": query.until + "~"}
+        elif query.since:
+            condition += " AND #k >= :since"
+            values[":since"] = {"S": query.since}
+        elif query.until:
+            condition += " AND #k <= :until"
+            values[":until"] = {"S": query.until + "~"}
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        statuses = query.statuses
+        return self._query_pages(params, query.limit, query.cursor, lambda c: not statuses or c.status in statuses)
+
+    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
+        """Every call the account created at or after `since`, as the hourly chart counts it (every index page).
+
+        The index holds keys only and the outcome is settled from each call's carrier events, so the calls
+        are read whole (BatchGetItem, 100 at a time).
+        """
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "ByAccount",
+            "KeyConditionExpression": "#a = :a AND #k >= :since",
+            "ExpressionAttributeNames": {"#a": "account_id", "#k": "created_key"},
+            "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+        }
+        outcomes: list[CallOutcome] = []
+        with aws_errors(_WHAT):
+            for page in self._db().get_paginator("query").paginate(**params):
+                for call in self._batch_get(page.get("Items", [])):
+                    outcomes.append(
+                        CallOutcome(created_at=call.created_at, status=call.status, answered_by=call.answered_by)
+                    )
+        return outcomes
+
+    def list_scheduled(self, account_id: str, limit: int, cursor: Cursor | None) -> Page:
+        params = {
+            "TableName": self._table,
+            "IndexName": "ScheduledByAccount",
+            "KeyConditionExpression": "scheduled_account = :a",
+            "ExpressionAttributeValues": {":a": {"S": account_id}},
+            "ScanIndexForward": True,
+        }
+        # The index is eventually consistent: a call it still names may have started since.
+        return self._query_pages(params, limit, cursor, listed_as_scheduled)

@@ -1,0 +1,62 @@
+"""Placing a call: the claim that makes it happen once, and what the carrier's answer leaves on the call.
+
+Each step is a `Change` the store writes in one conditional request (domain/changes.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callbridge.domain.calls import CallStatus, TimelineEvent
+from callbridge.domain.changes import NOT_FINAL, Change
+
+DIALING_EVENT = "dialing"  # the placer claimed the call
+CREATED_EVENT = "carrier.created"  # the carrier accepted the create-call request
+RETRY_EVENT = "carrier.retry"  # the placer put the call back to QUEUED to retry later
+UNCERTAIN_EVENT = "carrier.uncertain"  # the request may have reached the carrier; reconciliation decides
+REJECTED_EVENT = "carrier.rejected"  # the carrier refused the call for good
+
+
+def claim(at: str, token: str, *, hold_until: str) -> Change:
+    """QUEUED → DIALING for this placer only (its token), unless the call's call_date is after `hold_until`.
+
+    Of any number of placers given the same call, exactly one's claim holds.
+    """
+    return Change(
+        event=TimelineEvent(at=at, event=DIALING_EVENT, detail={"claim": token}),
+        when=frozenset({CallStatus.QUEUED}),
+        not_after={"call_date": hold_until},
+        status=CallStatus.DIALING,
+        set={"dialed_at": at, "claim_token": token},
+    )
+
+
+def premium_audio(audio: dict[str, str]) -> Change:
+    """Keep the premium TTS audio URLs the flow will play (before the carrier can ask for the flow)."""
+    return Change(set={"tts_audio": audio})
+
+
+def placed(at: str, sid: str, carrier_status: str, **detail: Any) -> Change:
+    """The carrier accepted the call: keep its id."""
+    event = TimelineEvent(at=at, event=CREATED_EVENT, detail={"sid": sid, "status": carrier_status, **detail})
+    return Change(event=event, set={"carrier_call_id": sid})
+
+
+def uncertain(at: str, error: str) -> Change:
+    """The request may have reached the carrier: leave the call DIALING for reconciliation."""
+    return Change(event=TimelineEvent(at=at, event=UNCERTAIN_EVENT, detail={"error": error}))
+
+
+def rejected(at: str, code: int, message: str, http_status: int) -> Change:
+    """The carrier refused the call for good: FAILED with its code and message (a final call stays as it is)."""
+    return Change(
+        event=TimelineEvent(at=at, event=REJECTED_EVENT, detail={"code": code, "message": message}),
+        when=NOT_FINAL,
+        status=CallStatus.FAILED,
+        set={
+            "error_code": str(code),
+            "error_desc": message,
+            "carrier_error": {"code": code, "message": message, "http_status": http_status},
+        },
+        set_once={"ended_at": at},
+    )

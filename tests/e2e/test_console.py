@@ -1,0 +1,260 @@
+"""The web console at /pcall/console, used in headless Chromium as a person uses it: against the sandbox.
+
+`UPDATE_SCREENSHOTS=1` (what `make screenshots` sets) also writes the screenshots to docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.browser import Browser
+from tests.e2e.conftest import ROOT, RunningSandbox
+
+pytestmark = pytest.mark.e2e
+PERSON, MACHINE, BUSY, NO_ANSWER = "12812345670", "12812345671", "12812345672", "12812345673"
+
+
+def screenshot(browser: Browser, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    browser.screenshot(path)
+    assert path.stat().st_size > 10_000, "an empty page"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        (ROOT / "docs" / name).write_bytes(path.read_bytes())
+    return path
+
+
+def place(sandbox: RunningSandbox, to: str, **extra: str) -> str:
+    with sandbox.client() as client:
+        response = client.post("/pcall/call", data={"to": to, "answer_play": "http://example.com/a.wav", **extra})
+    assert response.status_code == 200, response.text
+    return str(response.json()["data"]["callid"])
+
+
+def signed_in(browser: Browser, sandbox: RunningSandbox) -> None:
+    browser.goto(f"{sandbox.base_url}/pcall/console")
+    browser.wait_for("!document.querySelector('#view-signin').hidden", 30, "the sign-in form")
+    browser.type_text("#signin-key", sandbox.api_key)
+    browser.type_text("#signin-password", sandbox.password)
+    browser.click("#signin-form button[type=submit]")
+    browser.wait_for("!document.querySelector('#view-calls').hidden", 30, "the calls view")
+
+
+def row(callid: str, status: str | None = None) -> str:
+    selector = f"#calls-table tr[data-callid={json.dumps(callid)}]"
+    return selector + (f"[data-status={status}]" if status else "")
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with Browser(1280, 900) as opened:
+        yield opened
+        # no script error and no Content-Security-Policy violation in the whole test
+        assert opened.problems() == []
+
+
+def test_sign_in_see_a_call_complete_read_its_timeline_and_sign_out(
+    browser: Browser, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # a wrong password is refused on the form
+    browser.goto(f"{sandbox.base_url}/pcall/console")
+    browser.wait_for("!document.querySelector('#view-signin').hidden", 30, "the sign-in form")
+    browser.type_text("#signin-key", sandbox.api_key)
+    browser.type_text("#signin-password", "not-the-password")
+    browser.click("#signin-form button[type=submit]")
+    error = "document.querySelector('#signin-error').innerText"
+    assert "refused" in browser.wait_for(f"{error}.includes('refused') && {error}", 30, "the refusal")
+    # the right one signs in; the credentials stay in this tab's session storage, never in a URL or cookie
+    signed_in(browser, sandbox)
+    stored = json.loads(browser.evaluate("sessionStorage.getItem('callbridge.console')"))
+    assert stored["key"] == sandbox.api_key
+    assert browser.evaluate("document.cookie") == ""
+    assert sandbox.password not in browser.evaluate("location.href")
+    # a call placed through the API appears, and the table follows it to COMPLETED without a reload
+    callid = place(sandbox, PERSON)
+    browser.wait_for(f"!!document.querySelector('{row(callid)}')", 30, "the new call in the table")
+    browser.wait_for(f"!!document.querySelector('{row(callid, 'COMPLETED')}')", 60, "the call to be completed")
+    cells = browser.evaluate(f"Array.from(document.querySelectorAll('{row(callid)} td')).map(td => td.innerText)")
+    assert cells[0] == "Completed"
+    assert cells[1] == f"+{PERSON}"
+    assert cells[5] == "Person"
+    # its timeline reads in words, with each raw event one click away
+    browser.click(f"{row(callid)} a")
+    browser.wait_for("document.querySelectorAll('#timeline li').length >= 5", 30, "the timeline")
+    lines = browser.evaluate("Array.from(document.querySelectorAll('#timeline .what')).map(e => e.innerText)")
+    for words in ("Accepted", "Placing the call", "Ringing", "Answered by a person"):
+        assert words in lines, lines
+    assert any(line.startswith("Hung up after") for line in lines), lines
+    browser.click("#timeline li[data-event='carrier.status'] details summary")
+    raw = browser.evaluate("document.querySelector('#timeline li[data-event=\"carrier.status\"] pre').innerText")
+    assert json.loads(raw)["detail"]["CallStatus"]
+    outcome = browser.evaluate("document.querySelector('#call-outcome').innerText")
+    assert "Person" in outcome
+    assert callid in outcome
+    screenshot(browser, tmp_path, "console-call.png")
+    # signing out forgets the credentials
+    browser.click("#sign-out")
+    browser.wait_for("!document.querySelector('#view-signin').hidden", 10, "the sign-in form")
+    assert browser.evaluate("sessionStorage.getItem('callbridge.console')") is None
+
+
+def test_the_calls_page_with_its_chart_filters_and_pages(
+    browser: Browser, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # given calls of every outcome
+    callids = [place(sandbox, to) for to in (PERSON, MACHINE, BUSY, NO_ANSWER, PERSON, PERSON)]
+    for callid in callids:
+        sandbox.wait_final(callid)
+    with sandbox.client() as client:
+        stats = client.get("/pcall/stats").json()["data"]
+    signed_in(browser, sandbox)
+    # the chart draws the last 24 hours by outcome, and says the answer rate the API computes
+    browser.wait_for("document.querySelectorAll('#chart-plot rect.bar').length > 0", 30, "the chart's bars")
+    rate = browser.evaluate("document.querySelector('#chart-rate').innerText")
+    assert f"answer rate {round(stats['answer_rate'] * 100)} %" in rate
+    # filtered by status: only busy calls
+    browser.evaluate("document.querySelector('#filter-status').value = 'BUSY'")
+    browser.click("#filters button[type=submit]")
+    browser.wait_for(
+        "Array.from(document.querySelectorAll('#calls-table tbody tr')).every(tr => tr.dataset.status === 'BUSY')",
+        30,
+        "only busy calls",
+    )
+    browser.click("#filter-clear")
+    browser.wait_for(f"!!document.querySelector('{row(callids[-1])}')", 30, "the unfiltered list")
+    screenshot(browser, tmp_path, "console.png")
+    # pages of 25: the older page continues where the first ended
+    total = len(
+        httpx.get(f"{sandbox.base_url}/pcall/calls?limit=100", auth=(sandbox.api_key, sandbox.password)).json()["data"][
+            "calls"
+        ]
+    )
+    if total > 25:
+        first = browser.evaluate(
+            "Array.from(document.querySelectorAll('#calls-table tbody tr')).map(tr => tr.dataset.callid)"
+        )
+        browser.click("#calls-older")
+        browser.wait_for("document.querySelector('#calls-page').innerText === 'Page 2'", 30, "page 2")
+        second = browser.evaluate(
+            "Array.from(document.querySelectorAll('#calls-table tbody tr')).map(tr => tr.dataset.callid)"
+        )
+        assert len(first) == 25
+        assert not set(first) & set(second)
+
+
+def test_cancel_a_scheduled_call(browser: Browser, sandbox: RunningSandbox) -> None:
+    due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    callid = place(sandbox, PERSON, call_date=due)
+    signed_in(browser, sandbox)
+    browser.click("#nav a[data-view=scheduled]")
+    selector = f"#scheduled-table tr[data-callid={json.dumps(callid)}]"
+    browser.wait_for(f"!!document.querySelector('{selector}')", 30, "the scheduled call")
+    browser.click(f"{selector} button")
+    browser.wait_for(f"!document.querySelector('{selector}')", 30, "the call to leave the list")
+    assert "cancelled" in browser.evaluate("document.querySelector('#notice').innerText")
+    with sandbox.client() as client:
+        assert client.get(f"/pcall/calls/{callid}").json()["data"]["call"]["status"] == "CANCELED"
+
+
+def test_an_ivr_menu_is_edited_as_json_with_the_apis_messages(browser: Browser, sandbox: RunningSandbox) -> None:
+    signed_in(browser, sandbox)
+    browser.click("#nav a[data-view=ivr]")
+    browser.wait_for("document.querySelectorAll('#ivr-list li').length > 0", 30, "the menus")
+    browser.click("#ivr-new")
+    browser.type_text("#ivr-code", "console-menu")
+    menu = {
+        "prompt": {"speak": "Press 1.", "speak_lang": "en-US"},
+        "options": {"x": {"action": "repeat"}},
+        "timeout": 99,
+    }
+    browser.type_text("#ivr-json", json.dumps(menu))
+    browser.click("#ivr-form button[type=submit]")
+    errors = browser.wait_for("document.querySelector('#ivr-errors').innerText", 30, "the API's messages")
+    assert "options.x" in errors
+    assert "timeout" in errors
+    menu = {"prompt": {"speak": "Press 1.", "speak_lang": "en-US"}, "options": {"1": {"action": "repeat"}}}
+    browser.type_text("#ivr-json", json.dumps(menu))
+    browser.click("#ivr-form button[type=submit]")
+    browser.wait_for("location.hash === '#ivr/console-menu'", 30, "the saved menu")
+    browser.wait_for(
+        "Array.from(document.querySelectorAll('#ivr-list button')).some(b => b.innerText === 'console-menu')"
+    )
+    with sandbox.client() as client:
+        assert client.get("/pcall/ivr/console-menu").json()["data"]["menu"]["options"]["1"]["action"] == "repeat"
+
+
+def test_the_console_works_from_the_keyboard(browser: Browser, sandbox: RunningSandbox) -> None:
+    callid = place(sandbox, PERSON)
+    sandbox.wait_final(callid)
+    browser.goto(f"{sandbox.base_url}/pcall/console")
+    browser.wait_for("document.activeElement && document.activeElement.id === 'signin-key'", 30, "focus on the key")
+    browser.command("Input.insertText", {"text": sandbox.api_key})
+    browser.press("Tab", key_code=9)
+    assert browser.evaluate("document.activeElement.id") == "signin-password"
+    browser.command("Input.insertText", {"text": sandbox.password})
+    browser.press("Enter", key_code=13, text="\r")
+    browser.wait_for(f"!!document.querySelector('{row(callid)}')", 30, "the calls table")
+    # Tab reaches the call's link; Enter opens it
+    for _ in range(60):
+        if browser.evaluate(f"document.activeElement === document.querySelector('{row(callid)} a')"):
+            break
+        browser.press("Tab", key_code=9)
+    else:
+        pytest.fail("Tab never reached the call's link")
+    browser.press("Enter", key_code=13, text="\r")
+    browser.wait_for(f"location.hash === '#call/{callid}'", 10, "the call's page")
+    browser.wait_for("document.querySelectorAll('#timeline li').length > 0", 30, "the timeline")
+
+
+def test_readable_at_phone_width(browser: Browser, sandbox: RunningSandbox, tmp_path: Path) -> None:
+    place(sandbox, PERSON)
+    browser.resize(390, 844, mobile=True)
+    signed_in(browser, sandbox)
+    browser.wait_for("document.querySelectorAll('#calls-table tbody tr[data-callid]').length > 0", 30, "calls")
+    browser.wait_for("!!document.querySelector('#chart-plot svg')", 30, "the chart")
+    # nothing wider than the screen: no sideways scrolling to read a call
+    assert browser.evaluate("document.documentElement.scrollWidth") <= 390
+    assert browser.evaluate("document.querySelector('#chart-plot svg').getBoundingClientRect().width") <= 390
+    screenshot(browser, tmp_path, "console-phone.png")
+
+
+def test_a_campaign_is_followed_paused_resumed_cancelled_and_its_report_downloaded(
+    browser: Browser, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # given a campaign of three calls that starts tomorrow
+    start = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    campaign = {
+        "name": "console campaign",
+        "defaults": {"answer_play": "http://example.com/a.wav"},
+        "calls": [{"to": PERSON}, {"to": MACHINE}, {"to": BUSY}],
+        "start_at": start,
+    }
+    with sandbox.client() as client:
+        response = client.post("/pcall/campaigns", json=campaign)
+    assert response.status_code == 200, response.text
+    campaign_id = response.json()["data"]["campaign"]["id"]
+    item = f"#campaigns-list li[data-campaign={json.dumps(campaign_id)}]"
+    signed_in(browser, sandbox)
+    browser.click("#nav a[data-view=campaigns]")
+    browser.wait_for(f"!!document.querySelector('{item}')", 30, "the campaign")
+    assert browser.evaluate(f"document.querySelector('{item} progress').max") == 3
+    # pause, resume, cancel: each button is there when the campaign's status allows it
+    for action, status in (("pause", "PAUSED"), ("resume", "SCHEDULED"), ("cancel", "CANCELED")):
+        browser.click(f"{item} button[data-action={action}]")
+        browser.wait_for(f"!!document.querySelector('{item}[data-status={status}]')", 30, f"{action} → {status}")
+    browser.wait_for(f"document.querySelector('{item} progress').value === 3", 30, "every call ended")
+    # the report downloads as a CSV file, one row per call
+    browser.browser_command("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+    browser.click(f"{item} button[data-action=report]")
+    deadline = time.monotonic() + 30
+    while not (reports := list(tmp_path.glob("campaign-*.csv"))):
+        assert time.monotonic() < deadline, "no report downloaded"
+        time.sleep(0.2)
+    assert len(reports[0].read_text().strip().splitlines()) == 4  # the header and three calls

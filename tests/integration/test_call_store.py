@@ -1,0 +1,132 @@
+"""The calls store writes each step of a call as the domain means it: one conditional UpdateItem, no read.
+
+Every step a use case takes without reading the call (claim, placement, flow, callbacks, rejection, one-time
+claims) is applied both to the stored call in moto and to a copy in memory with `domain.changes.apply`; the
+two must agree on whether the step held and on the call after it, and the call's place in the due index must
+be its attention time. Callbacks arrive in a seeded random order, repeated, as the carrier may send them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from callbridge.adapters.aws import client as aws_client
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
+from callbridge.domain.changes import Change, apply
+from callbridge.domain.dispatch import attention
+from callbridge.domain.placing import claim, placed, rejected, uncertain
+from callbridge.domain.progress import flow_change, recording_change, settled, status_change
+
+from tests.integration.fakes import moto_stack
+
+T0 = datetime(2027, 1, 10, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    yield from moto_stack()
+
+
+def at(seconds: float) -> str:
+    return iso(T0 + timedelta(seconds=seconds))
+
+
+def queued(store: DynamoCallsStore) -> Call:
+    stamp = at(0)
+    call = Call(
+        callid=new_callid(T0.timestamp()),
+        account_id="cb_test",
+        status=CallStatus.QUEUED,
+        created_at=stamp,
+        updated_at=stamp,
+        request={"to": "+17134567890", "from": "+12815550100", "answer_play": "https://example.com/a.wav"},
+        timeline=[TimelineEvent(at=stamp, event="accepted", detail={"status": "QUEUED"})],
+    )
+    store.create(call)
+    return call
+
+
+def due_key(aws: Any, callid: str) -> str | None:
+    item = aws_client("dynamodb").get_item(
+        TableName=aws.refs["CallsTable"], Key={"callid": {"S": callid}}, ConsistentRead=True
+    )["Item"]
+    return item["due_key"]["S"].split("#")[0] if "due_key" in item else None
+
+
+def step(aws: Any, store: DynamoCallsStore, memory: Call, change: Change) -> Call:
+    """Apply `change` to the stored call and to `memory`; they must agree. The call after it."""
+    held, stored = store.apply(memory.callid, change)
+    expected_held, expected = apply(memory, change)
+    assert held == expected_held
+    after = expected or memory
+    assert stored == settled(after)
+    due = attention(settled(after))
+    assert due_key(aws, memory.callid) == (iso(due) if due else None), after.status
+    return after
+
+
+def callback(status: str, seconds: int, **extra: str) -> dict[str, str]:
+    stamp = (T0 + timedelta(seconds=seconds)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    return {"CallSid": "CA1", "CallStatus": status, "Timestamp": stamp, **extra}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None:
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+    call = queued(store)
+
+    # the claim: once, and not by a second placer
+    call = step(aws, store, call, claim(at(1), "token-a", hold_until=at(3)))
+    call = step(aws, store, call, claim(at(1), "token-b", hold_until=at(3)))
+    call = step(aws, store, call, placed(at(2), "CA1", "queued", latency_ms=40))
+    # the carrier's webhooks, in any order, some twice
+    answered = rng.random() < 0.7
+    webhooks: list[Change] = [
+        status_change(callback("completed" if answered else "busy", 40, CallDuration="30"), at(41))
+    ]
+    if answered:
+        webhooks.append(
+            flow_change(
+                {"AnsweredBy": rng.choice(["human", "machine_end_beep"]), "MachineDetectionDuration": "2500"}, at(12)
+            )
+        )
+        webhooks.append(recording_change({"RecordingUrl": "https://example.com/r.mp3"}, at(42)))
+    webhooks += [status_change(callback(s, n), at(n)) for s, n in (("initiated", 3), ("ringing", 5))]
+    webhooks += rng.sample(webhooks, k=rng.randint(0, len(webhooks)))
+    rng.shuffle(webhooks)
+    for change in webhooks:
+        call = step(aws, store, call, change)
+    # late ones change nothing but the timeline
+    call = step(aws, store, call, rejected(at(50), 21211, "invalid To", 400))
+    call = step(aws, store, call, uncertain(at(51), "read timeout"))
+
+    final = settled(call)
+    assert final.status is (CallStatus.COMPLETED if answered else CallStatus.BUSY)
+    assert final.ended_at == at(40)
+    assert (final.billed_seconds, final.carrier_call_id) == (30, "CA1")
+
+
+def test_one_time_claims_hold_once(aws: Any) -> None:
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+    call = queued(store)
+    sms = Change(require={"sms_status": None}, set={"sms_status": "sending-1"})
+
+    call = step(aws, store, call, sms)
+    call = step(aws, store, call, sms)
+    call = step(aws, store, call, Change(set={"sms_status": "sent", "sms_sid": "SM1"}))
+
+    assert (call.sms_status, call.version) == ("sent", 2)
+
+
+def test_a_step_for_an_unknown_call_writes_nothing(aws: Any) -> None:
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+
+    assert store.apply("nosuchcall", status_change(callback("completed", 1), at(1))) == (False, None)
+    assert store.get("nosuchcall") is None

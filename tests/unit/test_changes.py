@@ -1,0 +1,121 @@
+"""The steps the store writes without reading the call mean what the domain's rules say.
+
+`status_change` is `apply_status_callback` as one conditional change: for any delivery of a call's callbacks
+(any order, repeats), applying the changes and settling the outcome gives the call the in-memory rules give.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.changes import Change, apply
+from callbridge.domain.placing import claim, placed, rejected
+from callbridge.domain.progress import apply_status_callback, flow_change, settled, status_change
+from hypothesis import given, settings
+
+from tests.unit.test_progress import T0, deliveries, dialing_call, expected, outcome
+
+
+def by_changes(call: Call, callbacks: list[dict[str, str]]) -> Call:
+    for n, params in enumerate(callbacks):
+        _, after = apply(call, status_change(params, iso(T0 + timedelta(hours=1, seconds=n))))
+        assert after is not None
+        call = after
+    return settled(call)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(deliveries())
+def test_status_changes_give_the_outcome_of_the_rules(delivery: tuple[object, list[dict[str, str]]]) -> None:
+    scenario, callbacks = delivery
+
+    call = by_changes(dialing_call(), callbacks)
+
+    rules = dialing_call()
+    for n, params in enumerate(callbacks):
+        rules = apply_status_callback(rules, params, iso(T0 + timedelta(hours=1, seconds=n)))
+    assert outcome(call) == outcome(rules) == expected(scenario)  # type: ignore[arg-type]
+    assert call.timeline == rules.timeline
+    assert call.status is rules.status
+
+
+def test_a_late_callback_is_kept_without_moving_the_status() -> None:
+    # given: a completed call
+    done = dialing_call().model_copy(update={"status": CallStatus.COMPLETED})
+
+    # when: a ringing callback arrives late
+    held, after = apply(done, status_change({"CallStatus": "ringing", "Timestamp": "x"}, iso(T0)))
+
+    # then: the change itself did not hold, its `otherwise` kept the event only
+    assert not held
+    assert after is not None
+    assert after.status is CallStatus.COMPLETED
+    assert [e.event for e in after.timeline] == ["carrier.status"]
+    assert after.version == done.version + 1
+
+
+def test_only_completed_callbacks_and_the_flow_give_the_whole_outcome() -> None:
+    # given: a call the carrier reports only at its end, answered by a person after 3.2 s of detection
+    call = dialing_call().model_copy(update={"carrier_call_id": None, "timeline": []})
+    _, call = apply(call, placed(iso(T0), "CA1", "queued"))
+    assert call is not None
+    _, call = apply(
+        call, flow_change({"AnsweredBy": "human", "MachineDetectionDuration": "3200"}, iso(T0 + timedelta(seconds=12)))
+    )
+    assert call is not None
+    assert call.status is CallStatus.IN_PROGRESS
+    end = {"CallStatus": "completed", "CallDuration": "30", "AnsweredBy": "human", "SipResponseCode": "200"}
+    end["Timestamp"] = "Sun, 10 Jan 2027 12:00:42 +0000"
+    _, call = apply(call, status_change(end, iso(T0 + timedelta(seconds=43))))
+    assert call is not None
+
+    # then
+    done = settled(call)
+    assert done.status is CallStatus.COMPLETED
+    assert (done.answered_by, done.billed_seconds) == ("Person", 30)
+    assert done.started_at == iso(T0)  # the carrier accepted the call
+    assert done.answered_at == iso(T0 + timedelta(seconds=12) - timedelta(milliseconds=3200))
+    assert done.ended_at == "2027-01-10T12:00:42.000Z"
+
+
+def test_a_claim_holds_once_and_not_before_the_call_date() -> None:
+    queued = dialing_call().model_copy(
+        update={"status": CallStatus.QUEUED, "call_date": iso(T0 + timedelta(seconds=5))}
+    )
+
+    early, _ = apply(queued, claim(iso(T0), "a", hold_until=iso(T0 + timedelta(seconds=2))))
+    held, mine = apply(queued, claim(iso(T0), "a", hold_until=iso(T0 + timedelta(seconds=7))))
+    assert mine is not None
+    again, _ = apply(mine, claim(iso(T0), "b", hold_until=iso(T0 + timedelta(seconds=7))))
+
+    assert (early, held, again) == (False, True, False)
+    assert (mine.status, mine.claim_token, mine.dialed_at) == (CallStatus.DIALING, "a", iso(T0))
+
+
+def test_a_rejection_never_moves_a_final_call_and_keeps_the_first_end() -> None:
+    failed = dialing_call().model_copy(update={"status": CallStatus.FAILED, "ended_at": iso(T0)})
+    busy = dialing_call()
+
+    held, _ = apply(failed, rejected(iso(T0 + timedelta(seconds=1)), 21211, "invalid To", 400))
+    moved, after = apply(busy, rejected(iso(T0 + timedelta(seconds=1)), 21211, "invalid To", 400))
+
+    assert not held
+    assert moved
+    assert after is not None
+    assert (after.status, after.error_code, after.ended_at) == (
+        CallStatus.FAILED,
+        "21211",
+        iso(T0 + timedelta(seconds=1)),
+    )
+
+
+def test_require_unset_claims_once() -> None:
+    call = dialing_call()
+    change = Change(require={"second_leg_id": None}, set={"second_leg_id": "pending-1"})
+
+    first, after = apply(call, change)
+    assert after is not None
+    second, _ = apply(after, change)
+
+    assert (first, second) == (True, False)
