@@ -27,8 +27,9 @@ $(PY):
 
 $(RUN_STAMP): requirements-run.txt | $(PY)
 	@echo "==> installing what the sandbox needs: $$(grep -c '==' requirements-run.txt) pinned packages (requirements-run.txt)"
-	if [ -x $(VENV)/bin/pip ]; then $(PY) -m pip install -r requirements-run.txt; \
-	else $(PYTHON) -m pip --python $(PY) install -r requirements-run.txt; fi
+	@# --no-compile: Python compiles what the sandbox imports on first use, not all of botocore and moto now
+	if [ -x $(VENV)/bin/pip ]; then $(PY) -m pip install --no-compile -r requirements-run.txt; \
+	else $(PYTHON) -m pip --python $(PY) install --no-compile -r requirements-run.txt; fi
 	rm -f $(VENV)/.run-* && touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
