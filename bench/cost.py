@@ -1,9 +1,9 @@
 """USD per million calls, from the requests counted per call, the handlers' durations and memory, and a price table.
 
-The prices are AWS list prices for us-east-1 without free tier, as collected in the project's PRICES.md
-(2026-11-26; items marked † came from recent third-party summaries where AWS's pages could not be read).
-Secrets Manager is not in PRICES.md: its price below is AWS's published $0.05 per 10,000 API calls, not
-re-checked on that date. The benchmark prints the table it used beside its results.
+The prices are AWS list prices for us-east-1 without free tier, collected on 2026-11-26 (items marked †
+came from recent third-party summaries where AWS's pages could not be read). Secrets Manager's is AWS's
+published $0.05 per 10,000 API calls, not re-checked on that date. The benchmark prints the table it used
+beside its results.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PRICES_SOURCE = "PRICES.md (AWS list prices, us-east-1, no free tier), collected 2026-11-26; † = third-party summary"
+PRICES_SOURCE = "AWS list prices, us-east-1, no free tier, collected 2026-11-26; † = third-party summary"
 MILLION = 1_000_000
 SECONDS_PER_MONTH = 30 * 24 * 3600
 
@@ -33,7 +33,7 @@ class Price:
     usd: float
     per: float  # units the price is for
     unit: str
-    source: str = "PRICES.md"
+    source: str = "AWS list price, 2026-11-26"
 
 
 PRICE_TABLE: tuple[Price, ...] = (
@@ -53,7 +53,7 @@ PRICE_TABLE: tuple[Price, ...] = (
         0.05,
         10_000,
         "requests",
-        "AWS Secrets Manager pricing (not in PRICES.md; not re-checked 2026-11-26)",
+        "AWS Secrets Manager pricing (not re-checked 2026-11-26)",
     ),
 )
 

@@ -22,6 +22,7 @@ from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
+from callbridge.carrier.twilio import REQUEST_SECONDS
 from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.logic.external import UnknownAccount, accept_external
@@ -36,7 +37,12 @@ metrics = Metrics()
 # Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
 # a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-SAFETY_SECONDS = 8.0  # left at the end of an invocation for the carrier request and the writes after it
+# Left at the end of an invocation for what follows the wait for a pacing slot: premium speech (one Polly
+# synthesis and an S3 write, before the wait but after the horizon is set), the carrier request and the writes
+# after it. See the README's "Time budgets".
+SPEECH_SECONDS = 4.0
+WRITES_SECONDS = 3.0
+SAFETY_SECONDS = SPEECH_SECONDS + REQUEST_SECONDS + WRITES_SECONDS
 
 
 def _warn(message: str, **details: object) -> None:

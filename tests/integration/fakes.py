@@ -351,7 +351,11 @@ def sqs_event(stack: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def invoke_placer(module: ModuleType, event: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = module.lambda_handler(event, LambdaContext())
+    """A fresh invocation of the placer, with the whole of its template Timeout ahead of it."""
+    from sandbox.template import load_template
+
+    timeout = load_template()["Resources"]["PlacerFunction"]["Properties"]["Timeout"]
+    result: dict[str, Any] = module.lambda_handler(event, LambdaContext(remaining_ms=int(timeout) * 1000))
     return result
 
 

@@ -87,3 +87,20 @@ def test_hours_out_of_bounds_or_unknown_parameters_are_a_400_naming_them(api: Ap
 
 def test_stats_need_credentials(api: ApiClient) -> None:
     assert api.get("/pcall/stats", auth=False).status == 401
+
+
+def test_only_the_newest_calls_are_counted_past_the_cap_and_the_answer_says_so(
+    api: ApiClient, clock: Clock, monkeypatch: Any
+) -> None:
+    from callbridge.logic import calls
+
+    monkeypatch.setattr(calls, "MAX_STATS_CALLS", 2)
+    for _ in range(3):
+        place(api)
+        clock.advance(minutes=1)
+    data = api.get("/pcall/stats").data
+    assert (data["total"], data["complete"]) == (2, False)
+    assert data["counted_since"] == "2027-01-10T12:01:30.000Z"  # the second call: the first was left out
+    monkeypatch.setattr(calls, "MAX_STATS_CALLS", 3)
+    data = api.get("/pcall/stats").data
+    assert (data["total"], data["complete"], data["counted_since"]) == (3, True, data["since"])

@@ -164,3 +164,16 @@ def test_a_campaign_call_moves_only_from_the_states_its_rules_allow() -> None:
     assert cancel(call(CallStatus.QUEUED), at).error_code == "campaign_canceled"  # type: ignore[union-attr]
     assert cancel(call(CallStatus.DIALING, claim_token="t"), at) is None  # dialing goes on
     assert cancel(call(CallStatus.DIALING, claim_token="t"), at, "t").status is CallStatus.CANCELED  # type: ignore[union-attr]
+
+
+def test_metadata_merged_from_defaults_and_a_call_must_fit_too() -> None:
+    ten = {f"d{i}": "v" for i in range(10)}
+    eleven = {f"c{i}": "v" for i in range(11)}
+    found = problems(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY, "metadata": ten},
+            "calls": [{"to": "12812345670", "metadata": eleven}],
+        }
+    )
+    assert set(found) == {"calls.0.metadata"}

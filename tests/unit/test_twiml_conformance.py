@@ -16,7 +16,14 @@ import pytest
 from callbridge.domain.ivr import parse_menu, resolve
 from callbridge.domain.requests import parse_call_request
 from callbridge.flow.ivr_twiml import render_menu, render_next
-from callbridge.flow.twiml import FlowUrls, render_answer, render_hangup, render_hold, render_second_leg
+from callbridge.flow.twiml import (
+    FlowUrls,
+    render_answer,
+    render_hangup,
+    render_hold,
+    render_not_bridged,
+    render_second_leg,
+)
 from twilio.twiml import TwiML
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -71,6 +78,7 @@ def _documents() -> dict[str, str]:
         "second leg": render_second_leg("callbridge-c1"),
         "hold": render_hold("https://example.com/ring.wav"),
         "hangup": render_hangup(),
+        "not bridged": render_not_bridged(),
     }
 
 

@@ -210,16 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         import boto3
         import botocore.exceptions
 
-        endpoint, region, key, table = args.endpoint_url, args.region, None, args.table
+        endpoint, region, key, secret, table = args.endpoint_url, args.region, None, None, args.table
         if args.sandbox:
             found = running_sandbox(args.sandbox_dir)
-            endpoint, region, key, table = (
-                found["aws_endpoint"],
-                found["region"],
-                SANDBOX_AWS_KEY,
-                found["accounts_table"],
-            )
-        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=key, region_name=region)
+            endpoint, region, table = found["aws_endpoint"], found["region"], found["accounts_table"]
+            # the sandbox's moto enforces IAM: its administrator's credentials are in the running file
+            key = found.get("aws_access_key_id", SANDBOX_AWS_KEY)
+            secret = found.get("aws_secret_access_key", SANDBOX_AWS_KEY)
+        session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=region)
         if session.region_name is None:
             raise AdminError("no AWS region: pass --region (or set AWS_DEFAULT_REGION)")
         table = table or _table_from_stack(session, args.stack, endpoint)

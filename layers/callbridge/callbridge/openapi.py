@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callbridge.domain.calls import Attempt, CallStatus
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
+from callbridge.logic.calls import MAX_STATS_CALLS
 
 TITLE = "callbridge — Make calls API"
 VERSION = "1.0.0"
@@ -149,6 +150,10 @@ class StatsData(Envelope):
     finished: int = Field(description="COMPLETED, BUSY, NO_ANSWER or FAILED (cancelled calls are left out).")
     answered: int
     answer_rate: float | None = Field(description="answered / finished; null when no call has finished.")
+    complete: bool = Field(
+        description=f"False when only the newest {MAX_STATS_CALLS:,} calls of the window were counted."
+    )
+    counted_since: str | None = Field(description="Creation time of the oldest call counted.")
 
 
 class StatsResponse(BaseModel):

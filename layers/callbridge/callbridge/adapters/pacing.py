@@ -5,8 +5,8 @@ takes the current slot when the line is idle, else the next free one, with a con
 only if that slot is still free (a failed one says which is free now). No slot beyond the placer's horizon
 is taken, so none is reserved that will not be used.
 A placer sends when its slot begins, and only if it is not later than the slot by more than `late_after`
-(the headroom): otherwise it takes a new slot. So carrier *requests*, not wake-ups, are at least 1/CPS
-apart, whichever container sends them, and a backlog drains at HEADROOM × CPS.
+(what the headroom allows, below): otherwise it takes a new slot. So no 1-s window holds more than CPS
+carrier *requests* (not wake-ups), whichever container sends them, and a backlog drains at HEADROOM × CPS.
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from typing import Any
 
 from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
 
-# Slots are 8 % longer than 1/CPS: a request may leave up to that much after its slot begins (a late wake-up,
-# a slow claim) and still be 1/CPS after the previous one; a backlog drains at 92 % of the limit.
+# Slots are 8 % longer than 1/CPS, so a backlog drains at 92 % of the limit. If every request leaves at most
+# L seconds after its slot begins, k requests in a 1-s window span k - 1 slots in less than 1 + L seconds:
+# k - 1 < (1 + L) × 0.92 × CPS, which keeps k ≤ CPS for any L < 1/0.92 - 1 = 87 ms, whatever the CPS.
+# LATE_AFTER keeps a margin below that.
 HEADROOM = 0.92
+LATE_AFTER = 0.9 * (1 / HEADROOM - 1)  # seconds a request may leave after its slot begins (78 ms)
 _ATTEMPTS = 8  # placers racing for the same slot: each failed try learns the next free one
 
 
@@ -31,7 +34,7 @@ class DynamoPacer:
         self._table = table_name
         self._key = {"pk": {"S": f"{carrier_key}#next"}}
         self.interval = 1.0 / (cps * HEADROOM)
-        self.late_after = self.interval - 1.0 / cps  # the most a request may leave after its slot begins
+        self.late_after = LATE_AFTER
         self._horizon = horizon_seconds
         self._db = LazyClient("dynamodb", dynamodb)
 

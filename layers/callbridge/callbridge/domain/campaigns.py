@@ -310,7 +310,11 @@ def parse_campaign(
         if "metadata" in call:
             own, found = _metadata_problems(where, call["metadata"])
             problems += found
-            metadata.update(own)
+            if own and default_metadata:  # the call's own keys over the defaults': the whole must fit too
+                metadata, found = _metadata_problems(where, {**default_metadata, **own})
+                problems += found
+            else:
+                metadata.update(own)
         local = [
             FieldProblem(f"{where}.{k}", "not allowed in a campaign: use start_at") for k in NOT_PER_CALL if k in call
         ]

@@ -30,7 +30,7 @@ DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
 REQUEUED = "requeued"  # a QUEUED call sent to the queue again
 RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
 DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
-RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (logic/campaigns.py)
+RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (domain/campaigns.py, release)
 _CARRIER_RETRY = RETRY_EVENT
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
@@ -128,8 +128,14 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
 
 
 def moves_in_index(status: CallStatus) -> bool:
-    """Whether a call moving into `status` gets a new attention time (RINGING keeps DIALING's: dialed_at)."""
-    return status is not CallStatus.RINGING
+    """Whether a call moving into `status`, without reading it, gets a new place in the due index.
+
+    DIALING and RINGING keep the place the call had while QUEUED: its queued time plus the grace, no later
+    than its DIALING attention (dialed_at plus the ring window, longer than the grace). The scheduler may
+    look at it once early (a step of NOTHING) and reconciles it at its time; the claim saves the index
+    write, a delete and a put, of every call. IN_PROGRESS and the final statuses move it.
+    """
+    return status not in (CallStatus.DIALING, CallStatus.RINGING)
 
 
 def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMING) -> datetime | None:

@@ -179,10 +179,16 @@ def _plausible_id(callid: str) -> bool:
 
 
 MAX_STATS_HOURS = 168  # a week of hourly bars
+# The chart counts at most this many calls, the newest: one or two index pages, so it stays cheap to draw (and
+# to refresh) on a busy account. `complete` says whether every call of the window was counted.
+MAX_STATS_CALLS = 1000
 
 
 def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours: int = 24) -> dict[str, Any]:
     """The account's calls per hour of creation by status, for the last `hours` hours, with the answer rate.
+
+    At most the newest MAX_STATS_CALLS calls are counted; `complete` is false when older calls of the window
+    were left out (`counted_since` is then the creation time of the oldest call counted).
 
     The answer rate is the share of finished calls (COMPLETED, BUSY, NO_ANSWER, FAILED; cancelled ones left out)
     that someone answered: a person or a machine.
@@ -193,7 +199,9 @@ def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours
     buckets = [first + timedelta(hours=n) for n in range(hours)]
     rows: list[dict[str, Any]] = [{"hour": iso(b), "total": 0, "answered": 0, "statuses": {}} for b in buckets]
     finished = answered = 0
-    for outcome in calls.outcomes_since(account.api_key, iso(first)):
+    outcomes = calls.outcomes_since(account.api_key, iso(first), MAX_STATS_CALLS + 1)
+    complete = len(outcomes) <= MAX_STATS_CALLS
+    for outcome in outcomes[:MAX_STATS_CALLS]:
         try:
             created = datetime.fromisoformat(outcome.created_at.replace("Z", "+00:00"))
         except ValueError:
@@ -216,4 +224,6 @@ def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours
         "finished": finished,
         "answered": answered,
         "answer_rate": round(answered / finished, 4) if finished else None,
+        "complete": complete,
+        "counted_since": iso(first) if complete else (outcomes[MAX_STATS_CALLS - 1].created_at if outcomes else None),
     }

@@ -27,6 +27,7 @@ from callbridge.ports import CallsStore, SuppressionList
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
+_LATE_WAKEUPS = 4  # slots a placer may take for one call when it keeps waking after its slot
 
 
 class Pacer(Protocol):
@@ -147,7 +148,7 @@ class Placer:
 
         So the carrier's requests, not the placers' wake-ups, keep their distance.
         """
-        while True:
+        for _ in range(_LATE_WAKEUPS):
             wait = slot - self.now()
             if wait > 0:
                 self.sleep(wait)
@@ -161,6 +162,7 @@ class Placer:
             if next_slot is None:
                 return None
             slot = next_slot
+        return None  # this container keeps waking late: let the message come back (to a less busy one)
 
     def place(
         self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
@@ -206,9 +208,9 @@ class Placer:
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
         turn = self._turn(slot, deadline)
-        if turn is None:
-            self._release(callid, token, "no carrier slot left in this invocation")
-            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
+        if turn is None:  # it kept waking after its slot, or ran out of invocation: back on the queue at once
+            self._release(callid, token, "no carrier slot it could keep in this invocation")
+            return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
         request = self._request(claimed)
         started = self.now()
         try:

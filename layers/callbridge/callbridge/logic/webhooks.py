@@ -46,7 +46,7 @@ from callbridge.logic.suppressions import opt_out
 from callbridge.ports import CallsStore, SuppressionList
 
 _SMS_SENDING = "sending"
-SECOND_LEG_PACING_SECONDS = 5.0
+SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
 # The answer_dial_to leg's final statuses that leave `to` alone in the bridge.
 _NOT_BRIDGED = frozenset({"busy", "no-answer", "failed", "canceled"})
 SECOND_LEG_STATUS = "dial.second_leg.status"

@@ -49,6 +49,8 @@ _BATCH_GET = 100  # keys per BatchGetItem
 _WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT, CallStatus.QUEUED)
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
+_EMPTY: tuple[object, ...] = ("", {}, [])
+_KEPT_EMPTY = ("timeline",)  # steps append to it
 
 
 def shard_of(callid: str, shards: int) -> str:
@@ -127,7 +129,8 @@ class DynamoCallsStore:
         due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
         domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
         """
-        data = call.model_dump(mode="json")
+        # Fields still at their empty default are left out: every write of the item pays for its size.
+        data = {k: v for k, v in call.model_dump(mode="json").items() if v not in _EMPTY or k in _KEPT_EMPTY}
         data["created_key"] = f"{call.created_at}#{call.callid}"
         due = attention(call, self._timing)
         if due is not None:
@@ -439,8 +442,8 @@ class DynamoCallsStore:
         statuses = query.statuses
         return self._query_pages(params, query.limit, query.cursor, lambda c: not statuses or c.status in statuses)
 
-    def outcomes_since(self, account_id: str, since: str) -> list[CallOutcome]:
-        """Every call the account created at or after `since`, as the hourly chart counts it (every index page).
+    def outcomes_since(self, account_id: str, since: str, limit: int) -> list[CallOutcome]:
+        """The newest `limit` calls the account created at or after `since`, as the hourly chart counts them.
 
         The index holds keys only and the outcome is settled from each call's carrier events, so the calls
         are read whole (BatchGetItem, 100 at a time).
@@ -451,6 +454,8 @@ class DynamoCallsStore:
             "KeyConditionExpression": "#a = :a AND #k >= :since",
             "ExpressionAttributeNames": {"#a": "account_id", "#k": "created_key"},
             "ExpressionAttributeValues": {":a": {"S": account_id}, ":since": {"S": since}},
+            "ScanIndexForward": False,
+            "PaginationConfig": {"MaxItems": limit, "PageSize": min(limit, 1000)},
         }
         outcomes: list[CallOutcome] = []
         with aws_errors(_WHAT):

@@ -4,6 +4,7 @@
 
 const STORE_KEY = "callbridge.console";
 const POLL_MS = 3000;
+const CHART_EVERY = 20; // polls: the chart is redrawn every minute, the table every 3 seconds
 const STATUSES = ["SCHEDULED", "QUEUED", "DIALING", "RINGING", "IN_PROGRESS", "COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"];
 const FINAL = new Set(["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"]);
 const CHART_STATUSES = ["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED", "OTHER"];
@@ -23,6 +24,7 @@ const state = {
   callid: null,
   ivrEdited: false,
   timer: null,
+  ticks: 0,
   busy: false,
 };
 
@@ -326,7 +328,8 @@ async function loadChart() {
     }
   });
   plot.replaceChildren(chart);
-  $("#chart-rate").textContent = `${data.total} calls · ${data.answered} answered of ${data.finished} finished · ${rate}`;
+  const partial = data.complete === false ? ` (the newest ${data.total} calls, since ${clock(data.counted_since)})` : "";
+  $("#chart-rate").textContent = `${data.total} calls${partial} · ${data.answered} answered of ${data.finished} finished · ${rate}`;
   $("#chart-legend").replaceChildren(...CHART_STATUSES.map((name) => el("li", { class: name, text: STATUS_WORDS[name] })));
 }
 
@@ -379,7 +382,9 @@ function describe(entry, call) {
     case "carrier.recording":
       return `Recording ready${d.RecordingDuration ? ` (${duration(d.RecordingDuration)})` : ""}`;
     case "flow":
-      return d.label === "Machine" ? "Leaving the voicemail message" : d.label === "Person" ? "Playing the message to the person" : `Call flow: ${d.label || ""}`;
+      if (d.label === "Machine") return "Answered by a machine: leaving the voicemail message";
+      if (d.label === "Person") return "Answered by a person: playing the message";
+      return `Call flow: ${d.label || ""}`;
     case "ivr.digits":
       return d.action === "invalid" ? `Pressed ${d.digit} in menu ${d.menu} (not an option)` : `Pressed ${d.digit} in menu ${d.menu}`;
     case "ivr.no_input":
@@ -751,7 +756,8 @@ function startPolling() {
     if (!state.auth || state.busy || document.visibilityState !== "visible") return;
     state.busy = true;
     try {
-      if (!$("#view-calls").hidden) await Promise.all([loadCalls(true), loadChart()]);
+      state.ticks += 1;
+      if (!$("#view-calls").hidden) await Promise.all([loadCalls(true), state.ticks % CHART_EVERY ? null : loadChart()]);
       else if (!$("#view-call").hidden && state.callid) await loadCall(state.callid, true);
       else if (!$("#view-campaigns").hidden) await loadCampaigns(true);
     } finally {

@@ -1,0 +1,153 @@
+"""Pacing by design: requests that leave at most LATE_AFTER after their slot never exceed CPS in any second.
+
+Pure arithmetic over the slot grid (no AWS): whatever the CPS, the slots taken and each request's lateness
+within the allowance, the busiest 1-s window holds at most CPS requests. And a placer that wakes later than
+that takes a new slot instead of sending.
+"""
+
+from __future__ import annotations
+
+import math
+
+from callbridge.adapters.pacing import HEADROOM, LATE_AFTER
+from callbridge.carrier.base import CarrierCall, CreateCall, SmsResult
+from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.changes import Change, apply
+from callbridge.logic.placer import Placement, Placer, WebhookUrls
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def busiest_second(times: list[float]) -> int:
+    ordered = sorted(times)
+    return max(sum(1 for t in ordered if start <= t < start + 1) for start in ordered)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    cps=st.integers(1, 50),
+    gaps=st.lists(st.integers(1, 3), min_size=1, max_size=120),
+    lateness=st.lists(st.floats(0, 1), min_size=120, max_size=120),
+)
+def test_requests_within_the_allowance_never_exceed_cps_in_any_second(
+    cps: int, gaps: list[int], lateness: list[float]
+) -> None:
+    interval = 1 / (cps * HEADROOM)
+    slots = [sum(gaps[: n + 1]) for n in range(len(gaps))]  # distinct slots, as the pacer hands them out
+    times = [s * interval + late * LATE_AFTER for s, late in zip(slots, lateness, strict=False)]
+
+    assert busiest_second(times) <= cps
+
+
+def test_the_allowance_is_what_the_headroom_leaves() -> None:
+    # 8 % headroom: a request may leave up to 87 ms after its slot; the allowance keeps a margin below
+    assert HEADROOM == 0.92
+    assert 0.070 < LATE_AFTER < 1 / 0.92 - 1
+
+
+class ListPacer:
+    """Hands out the slots of a 1-s grid in order (as PacingTable's counter does)."""
+
+    late_after = LATE_AFTER
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []
+
+    def acquire(self, now: float, horizon: float | None = None) -> float | None:
+        slot = max(math.ceil(now), (self.taken[-1] + 1) if self.taken else 0)
+        self.taken.append(slot)
+        return float(slot)
+
+
+class OversleepingClock:
+    """Sleeps `late` seconds longer than asked the first time, then exactly."""
+
+    def __init__(self, start: float, late: float) -> None:
+        self.t = start
+        self.late = late
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds + self.late
+        self.late = 0.0
+
+
+class MemoryCalls:
+    def __init__(self, call: Call) -> None:
+        self.call = call
+
+    def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
+        held, after = apply(self.call, change)
+        self.call = after or self.call
+        return held, after or self.call
+
+    def get(self, callid: str) -> Call | None:
+        return self.call
+
+    def update(self, callid: str, change: object, attempts: int = 8) -> Call | None:
+        raise AssertionError("no read-modify-write on the happy path")
+
+
+class RecordingCarrier:
+    def __init__(self, clock: OversleepingClock) -> None:
+        self.clock = clock
+        self.sent: list[float] = []
+
+    def create_call(self, call: CreateCall) -> CarrierCall:
+        self.sent.append(self.clock.now())
+        return CarrierCall(sid="CA1", status="queued")
+
+    def fetch_call(self, sid: str) -> CarrierCall | None:
+        return None
+
+    def hangup(self, sid: str) -> None: ...
+
+    def cancel(self, sid: str) -> None: ...
+
+    def send_sms(self, to: str, from_: str, body: str, status_callback: str | None = None) -> SmsResult:
+        raise AssertionError
+
+
+def queued_call() -> Call:
+    at = "2027-01-10T12:00:00.000Z"
+    return Call(
+        callid="c1",
+        account_id="a",
+        status=CallStatus.QUEUED,
+        created_at=at,
+        updated_at=at,
+        request={"to": "+17134567890", "from": "+12815550100", "answer_play": "https://example.com/a.wav"},
+    )
+
+
+def placer_with(late: float) -> tuple[Placer, ListPacer, RecordingCarrier]:
+    clock = OversleepingClock(100.5, late)
+    pacer = ListPacer()
+    carrier = RecordingCarrier(clock)
+    placer = Placer(
+        calls=MemoryCalls(queued_call()),  # type: ignore[arg-type]
+        carrier=carrier,  # type: ignore[arg-type]
+        pacer=pacer,
+        urls=WebhookUrls("https://api.example.com"),
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    return placer, pacer, carrier
+
+
+def test_a_placer_that_wakes_within_the_allowance_sends_in_its_slot() -> None:
+    placer, pacer, carrier = placer_with(late=LATE_AFTER / 2)
+
+    assert placer.place("c1").placement is Placement.PLACED
+    assert pacer.taken == [101]
+    assert carrier.sent == [101 + LATE_AFTER / 2]
+
+
+def test_a_placer_that_wakes_too_late_takes_a_new_slot_instead_of_sending() -> None:
+    placer, pacer, carrier = placer_with(late=0.3)
+
+    assert placer.place("c1").placement is Placement.PLACED
+    assert pacer.taken == [101, 102]  # slot 101 is left unused
+    assert carrier.sent == [102]
