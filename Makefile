@@ -13,7 +13,10 @@ export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run admin screenshots test lint typecheck validate build openapi bench bench-campaigns ci clean
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run admin screenshots test lint typecheck validate checkov build openapi bench bench-campaigns ci clean
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -65,6 +68,16 @@ typecheck: $(DEV_STAMP)
 validate: $(DEV_STAMP)
 	$(VENV)/bin/sam validate --lint --region $(AWS_DEFAULT_REGION)
 
+# checkov pins an older boto3 than the project does, so it gets a virtualenv of its own (inside .venv).
+$(CHECKOV_STAMP): requirements-checkov.txt $(DEV_STAMP)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
+## checkov: the template's security checks; each skipped check is justified in template.yaml (Metadata: checkov)
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact
+
 ## build: sam build for the Lambda runtime (python3.13, arm64)
 build: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build
@@ -80,7 +93,7 @@ bench: $(DEV_STAMP)
 bench-campaigns: $(DEV_STAMP)
 	$(PY) -m bench.campaigns --out bench/results/campaigns.json
 
-ci: test lint typecheck validate
+ci: test lint typecheck validate checkov
 
 clean:
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache

@@ -1,28 +1,25 @@
 """The sandbox started in-process, with every AWS request and handler invocation recorded.
 
-Nothing here changes the handlers or the sandbox: bench code wraps them from outside.
-- botocore event hooks on every client created (`after-call`, `after-call-error`) count each
-  request by service and operation, and work out DynamoDB request units (bench/capacity.py);
-- each handler module a sandbox container loads gets its handler wrapped, so a contextvar names
-  the function an AWS request, a log line or a second of duration belongs to;
-- thread pools started inside a handler carry that contextvar into their workers;
-- stdout is counted per invocation: it is what Lambda ships to CloudWatch Logs.
-Requests made outside any invocation by the sandbox's event-source threads (`source-N`) are what
-Lambda's event source mappings do (SQS ReceiveMessage/DeleteMessageBatch, stream reads), kept apart.
+Nothing here changes the handlers: bench code measures them from outside, through the sandbox's probes and
+observers.
+- each sandbox container (a process serving one event at a time) loads bench/probe.py: botocore event hooks
+  there see each request by service and operation, with DynamoDB's parameters and answer, and stdout is
+  counted (it is what Lambda ships to CloudWatch Logs); the container hands that back with each result;
+- an observer of every function turns each result into an Invocation, working out DynamoDB request units
+  (bench/capacity.py) in the order requests finish;
+- botocore hooks in this process count the sandbox's own requests: those of its event-source threads
+  (`source-N`) are what Lambda's event source mappings do (SQS ReceiveMessage/DeleteMessageBatch, stream
+  reads), kept apart.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import io
 import os
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,32 +73,7 @@ def trigger_of(event: Any) -> tuple[str, int]:
     return "other", 0
 
 
-_current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("bench_invocation", default=None)
-
-
-class _CountingStdout(io.TextIOBase):
-    """stdout that counts what each invocation writes (and drops it), passing anything else through."""
-
-    def __init__(self, passthrough: Any) -> None:
-        self._passthrough = passthrough
-
-    def write(self, text: str) -> int:
-        invocation = _current.get()
-        if invocation is None:
-            return int(self._passthrough.write(text))
-        invocation.log_bytes += len(text.encode())
-        invocation.log_lines += text.count("\n")
-        return len(text)
-
-    def flush(self) -> None:
-        self._passthrough.flush()
-
-    def isatty(self) -> bool:
-        return False
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return "utf-8"
+PROBE = "bench.probe"
 
 
 class Recorder:
@@ -113,152 +85,100 @@ class Recorder:
         self.lock = threading.Lock()
         self.capacity: CapacityModel | None = None
         self.filters: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        # Powertools keeps the current HTTP event in a class attribute (BaseRouter.current_event), one per
-        # process; Lambda runs one event per process, the sandbox runs its containers as threads of one. While
-        # this is set, HTTP handlers run one at a time so none can read another's event (see report notes).
-        self.serialize_http = False
-        self._http_lock = threading.Lock()
         self.latency: dict[str, list[float]] = {}  # seconds per AWS request, by service:operation
         self.in_flight = 0
         self.last_end = time.monotonic()
         self._installed = False
 
-    # ------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------ this process's requests
 
     def _after_call(self, model: Any, context: dict[str, Any], parsed: Any = None, **_: Any) -> None:
-        self._count(model, context, parsed if isinstance(parsed, dict) else {})
+        parsed = parsed if isinstance(parsed, dict) else {}
+        key = f"{model.service_model.service_name}:{model.name}"
+        empty = {"ReceiveMessage": "Messages", "GetRecords": "Records"}.get(model.name)
+        if empty and not parsed.get(empty):
+            key += "(empty)"
+        self._outside(key, context)
 
     def _after_error(self, context: dict[str, Any], event_name: str = "", **kwargs: Any) -> None:
-        operation = event_name.rsplit(".", 1)[-1]
-        service = context.get("bench_service", "?")
-        self._add(f"{service}:{operation}(error)", {}, context)
+        self._outside(f"{context.get('bench_service', '?')}:{event_name.rsplit('.', 1)[-1]}(error)", context)
 
     @staticmethod
     def _keep_params(params: dict[str, Any], context: dict[str, Any], model: Any, **_: Any) -> None:
-        context["bench_params"] = params
         context["bench_service"] = model.service_model.service_name
         context["bench_started"] = time.perf_counter()
 
-    def _count(self, model: Any, context: dict[str, Any], parsed: dict[str, Any]) -> None:
-        service = model.service_model.service_name
-        operation = model.name
-        key = f"{service}:{operation}"
-        empty = {"ReceiveMessage": "Messages", "GetRecords": "Records"}.get(operation)
-        if empty and not parsed.get(empty):
-            key += "(empty)"
-        units: dict[str, float] = {}
-        if service == "dynamodb" and self.capacity is not None:
-            with self.lock:
-                try:
-                    units = self.capacity.units(operation, context.get("bench_params", {}), parsed)
-                except (KeyError, ValueError, TypeError):
-                    units = {}
-        self._add(key, units, context)
-
-    def _add(self, key: str, units: dict[str, float], context: dict[str, Any]) -> None:
-        invocation = _current.get()
+    def _outside(self, key: str, context: dict[str, Any]) -> None:
+        """A request of the sandbox itself: its event sources (as Lambda's event source mappings) or this harness."""
         elapsed = time.perf_counter() - context.get("bench_started", time.perf_counter())
+        origin = EVENT_SOURCE if threading.current_thread().name.startswith("source-") else HARNESS
         with self.lock:
             self.latency.setdefault(key, []).append(elapsed)
-            if invocation is not None:
-                invocation.aws_seconds += elapsed
+            self.outside[origin][key] += 1
+
+    # ------------------------------------------------------------------ the containers' invocations
+
+    def observe(
+        self, function: str, kind: str, event: Any, result: Any, extras: dict[str, Any], seconds: float
+    ) -> None:
+        """An observer of every sandbox function (see sandbox/lambdas.py): one Invocation per init or event."""
+        trigger, records = ("init", 0) if kind == "init" else trigger_of(event)
+        # A schedule fires on its own clock, calls or not: it does not keep the system from being quiet.
+        counted = kind != "init" and trigger != "schedule"
+        if kind == "start":
+            with self.lock:
+                self.in_flight += counted
+            return
+        invocation = Invocation(function, trigger, records, time.monotonic() - seconds, duration=seconds)
+        patterns = self.filters.get((function, trigger))
+        if patterns and isinstance(event, dict):
+            invocation.billed = passing(list(event.get("Records") or []), patterns) > 0
+        if isinstance(result, dict) and "statusCode" in result and kind == "ok":
+            invocation.status = int(result["statusCode"])
+        if kind == "error":
+            invocation.error = str(result.get("errorType", "Error")) if isinstance(result, dict) else "Error"
+        elif kind == "timeout":
+            invocation.error = "Timeout"
+        probe = extras.get(PROBE, {})
+        invocation.log_bytes = int(probe.get("log_bytes", 0))
+        invocation.log_lines = int(probe.get("log_lines", 0))
+        with self.lock:
+            for call in probe.get("calls", []):
+                key = call["key"]
                 invocation.requests[key] += 1
-                for name, value in units.items():
-                    invocation.units[name] += value  # type: ignore[assignment]
-            else:
-                origin = EVENT_SOURCE if threading.current_thread().name.startswith("source-") else HARNESS
-                self.outside[origin][key] += 1
-
-    def _register(self, client: Any) -> None:
-        events = client.meta.events
-        events.register("before-parameter-build", self._keep_params)
-        events.register("after-call", self._after_call)
-        events.register("after-call-error", self._after_error)
-
-    def _wrap_handler(self, logical: str, handler: Callable[..., Any]) -> Callable[..., Any]:
-        recorder = self
-
-        def timed(event: Any, context: Any) -> Any:
-            trigger, records = trigger_of(event)
-            invocation = Invocation(logical, trigger, records, time.monotonic())
-            patterns = recorder.filters.get((logical, trigger))
-            if patterns and isinstance(event, dict):
-                invocation.billed = passing(list(event.get("Records") or []), patterns) > 0
-            token = _current.set(invocation)
-            # A schedule fires on its own clock, calls or not: it does not keep the system from being quiet.
-            counted = trigger != "schedule"
-            with recorder.lock:
-                recorder.in_flight += counted
-            serial = recorder.serialize_http and isinstance(event, dict) and "routeKey" in event
-            if serial:
-                recorder._http_lock.acquire()
-            started = time.perf_counter()
-            try:
-                result = handler(event, context)
-                if isinstance(result, dict) and "statusCode" in result:
-                    invocation.status = int(result["statusCode"])
-                return result
-            except Exception as exc:
-                invocation.error = type(exc).__name__
-                raise
-            finally:
-                invocation.duration = time.perf_counter() - started
-                if serial:
-                    recorder._http_lock.release()
-                _current.reset(token)
-                with recorder.lock:
-                    recorder.invocations.append(invocation)
-                    if counted:
-                        recorder.in_flight -= 1
-                        recorder.last_end = time.monotonic()
-
-        return timed
+                invocation.aws_seconds += call["seconds"]
+                self.latency.setdefault(key, []).append(call["seconds"])
+                if call["dynamodb"] is not None and self.capacity is not None:
+                    try:
+                        units = self.capacity.units(*call["dynamodb"])
+                    except (KeyError, ValueError, TypeError):
+                        units = {}
+                    for name, value in units.items():
+                        invocation.units[name] += value  # type: ignore[assignment]
+            self.invocations.append(invocation)
+            if counted:
+                self.in_flight -= 1
+                self.last_end = time.monotonic()
 
     def install(self) -> None:
-        """Hook botocore, the sandbox's function containers, thread pools and stdout (once per process)."""
+        """Hook botocore in this process (the sandbox's own requests), once; containers get bench.probe."""
         if self._installed:
             return
         self._installed = True
         import botocore.client
-
-        from sandbox import lambdas
 
         recorder = self
         create_client = botocore.client.ClientCreator.create_client
 
         def create_and_hook(creator: Any, *args: Any, **kwargs: Any) -> Any:
             client = create_client(creator, *args, **kwargs)
-            recorder._register(client)
+            events = client.meta.events
+            events.register("before-parameter-build", recorder._keep_params)
+            events.register("after-call", recorder._after_call)
+            events.register("after-call-error", recorder._after_error)
             return client
 
         botocore.client.ClientCreator.create_client = create_and_hook  # type: ignore[method-assign,assignment]
-
-        cold_start = lambdas.Function._cold_start
-
-        def cold_start_and_wrap(function: lambdas.Function, number: int) -> Any:
-            init = Invocation(function.logical, "init", 0, time.monotonic())
-            token = _current.set(init)
-            started = time.perf_counter()
-            try:
-                module = cold_start(function, number)
-            finally:
-                init.duration = time.perf_counter() - started
-                _current.reset(token)
-                with recorder.lock:
-                    recorder.invocations.append(init)
-            name = function._handler_name
-            setattr(module, name, recorder._wrap_handler(function.logical, getattr(module, name)))
-            return module
-
-        lambdas.Function._cold_start = cold_start_and_wrap  # type: ignore[method-assign,assignment]
-
-        submit = ThreadPoolExecutor.submit
-
-        def submit_in_context(pool: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            return submit(pool, contextvars.copy_context().run, fn, *args, **kwargs)
-
-        ThreadPoolExecutor.submit = submit_in_context  # type: ignore[method-assign,assignment]
-        sys.stdout = _CountingStdout(sys.stdout)
 
     # ------------------------------------------------------------------ reading
 
@@ -344,21 +264,26 @@ def running_sandbox(
 
     RECORDER.install()
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # template.yaml's default LogLevel: log bytes as deployed
+    # EMF metric lines are log bytes too, as in Lambda.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
+
+    def probes(stack: Any) -> list[tuple[str, Any]]:
+        RECORDER.capacity = CapacityModel(schemas_from_template(stack.template, stack.refs))
+        RECORDER.filters = function_filters(stack.template)
+        return [(PROBE, None)]
+
     config = SandboxConfig(
         port=free_port(),
         speed=speed,
         schedule_every=schedule_every,
         parameters={"CarrierCallsPerSecond": str(cps)},
         log=log or (lambda _line: None),
+        probes=probes,
+        observers=[RECORDER.observe],
     )
     sandbox = Sandbox(config)
     try:
         sandbox.start()
-        assert sandbox.stack is not None
-        RECORDER.capacity = CapacityModel(schemas_from_template(sandbox.stack.template, sandbox.stack.refs))
-        RECORDER.filters = function_filters(sandbox.stack.template)
-        # Powertools reads this when it flushes: EMF metric lines are log bytes too, as in Lambda.
-        os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
         key, password = sandbox.account
         with httpx.Client(base_url=sandbox.base_url, auth=(key, password), timeout=60) as client:
             yield Running(sandbox, RECORDER, client)

@@ -240,8 +240,6 @@ def count_requests(running: Running, *, runs: int = 3, schedule_every: float | N
     """Every scenario, `runs` times each, one call at a time; the first call of all is reported as cold."""
     results: dict[str, Any] = {"scenarios": {}, "missing": {}}
     functions = set(running.sandbox.functions)
-    running.recorder.serialize_http = True
-    results["http_handlers_serialized"] = True
     with CallbackReceiver().serving() as receiver:
         built = scenarios(receiver.url)
         baseline = _scheduler_baseline(running, wait=max(2.5, 2.2 * (schedule_every or 0)))
@@ -261,5 +259,4 @@ def count_requests(running: Running, *, runs: int = 3, schedule_every: float | N
                 if NOTIFIER not in functions:
                     results["missing"][name] = "no NotifierFunction in template.yaml: the callback_url is never called"
             results["scenarios"][name] = result
-    running.recorder.serialize_http = False
     return results

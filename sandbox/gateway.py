@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -14,13 +13,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.lambdas import Function
+from sandbox.lambdas import Function, FunctionError
 from sandbox.template import Route
-
-# Powertools' HTTP resolvers keep the current event in a class attribute (BaseRouter.current_event), shared by
-# every resolver in a process. On Lambda each container serves one event at a time in its own process; here
-# all containers are threads of one process, so HTTP invocations take turns to keep each request's event its own.
-_HTTP_INVOKE = threading.Lock()
 
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml", "+json", "+xml")
 
@@ -167,14 +161,9 @@ class Gateway:
             route, params = found
             function = self._functions[route.function]
             try:
-                event = self.event(request, route, params)
-                with _HTTP_INVOKE:
-                    result = function.invoke(event)
-                response = self.response(result)
-            except Exception:  # a handler crash is a 500 from API Gateway, as in AWS
-                import traceback
-
-                traceback.print_exc()
+                # Each container is a process serving one event at a time, so requests run side by side.
+                response = self.response(function.invoke(self.event(request, route, params)))
+            except FunctionError:  # a handler error or timeout is a 500 from API Gateway, as in AWS
                 response = Response('{"message":"Internal Server Error"}', status=500, content_type="application/json")
         if self._on_request:
             self._on_request(request.method, request.full_path.rstrip("?"), response.status_code, started)

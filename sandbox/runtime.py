@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,14 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from sandbox.gateway import Gateway
-from sandbox.lambdas import Function, configure_environment, template_functions
+from sandbox.iam import Role, function_policies, managed_document, roles, services_called
+from sandbox.identities import Credentials, function_roles, start_enforcing
+from sandbox.lambdas import Function, Observer, function_environment, template_functions
 from sandbox.observe import CallbackLog, RequestLog
 from sandbox.sources import event_sources
-from sandbox.template import REGION, Stack, create_stack, http_routes, load_template
+from sandbox.template import REGION, TEMPLATE, Stack, create_stack, http_routes, load_template
 
+POLICY_GUARD = "sandbox.policy_guard"
 SIM_ACCOUNT_SID = "AC" + "5a" * 16  # the simulated carrier account's SID
 DEMO_CALLER_ID = "12815550100"  # the demo account's caller id
 DEMO_SMS_FROM = "12815550199"  # the demo account's SMS number
@@ -30,6 +34,20 @@ DEMO_SMS_FROM = "12815550199"  # the demo account's SMS number
 CARRIER_NUMBERS = (DEMO_CALLER_ID, DEMO_SMS_FROM, "12812345678")
 
 Log = Callable[[str], None]
+
+
+class Clients(dict[str, Any]):
+    """boto3 clients by service name, each built when first asked for (building one takes a while)."""
+
+    def __init__(self, session: Any, endpoint: str) -> None:
+        super().__init__()
+        self._session = session
+        self._endpoint = endpoint
+
+    def __missing__(self, service: str) -> Any:
+        client = self._session.client(service, endpoint_url=self._endpoint)
+        self[service] = client
+        return client
 
 
 class PortBusy(Exception):
@@ -51,6 +69,11 @@ class SandboxConfig:
     prefix: str = "callbridge"
     parameters: dict[str, str] = field(default_factory=dict)
     log: Log = field(default=print)
+    template: Path = TEMPLATE  # another copy of template.yaml (tests run with a statement removed)
+    # More probes for every function's containers, given the created stack (see sandbox/worker.py), and
+    # observers of every invocation (see sandbox/lambdas.py): how the benchmarks measure from outside.
+    probes: Callable[[Stack], list[tuple[str, Any]]] | None = None
+    observers: list[Observer] = field(default_factory=list)
     # Where the demo account's credentials are kept across restarts (unless `account` is given) and where the
     # running sandbox says how to reach it (for `python -m callbridge.admin --sandbox`). None: nowhere.
     state_dir: Path | None = None
@@ -129,6 +152,11 @@ class Sandbox:
         self._stopping = threading.Event()
         self.functions: dict[str, Function] = {}
         self.carrier: Any = None
+        self.admin = Credentials("", "")
+        self.roles: dict[str, Credentials] = {}
+        # Every AWS request the functions made, as the policy guard judged it: (function, action, resource, allowed).
+        self.requests: Counter[tuple[str, str, str, bool]] = Counter()
+        self._requests_lock = threading.Lock()
 
     @property
     def base_url(self) -> str:
@@ -144,33 +172,33 @@ class Sandbox:
         _wait_for_port("127.0.0.1", port, 30, self._moto)
         self.aws_endpoint = f"http://127.0.0.1:{port}"
 
-    def _aws_environment(self) -> dict[str, str]:
+    def _function_environment(self) -> dict[str, str]:
+        """What every function's containers get besides the template's variables and their role's credentials."""
         return {
             "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_ACCESS_KEY_ID": "sandbox",
-            "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_SESSION_TOKEN": "sandbox",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
             # callback_url may point at this machine here (a deployment never allows it).
             "CALLBACK_ALLOW_LOOPBACK": "true",
         }
 
-    def _clients(self) -> dict[str, Any]:
-        import boto3
+    def _clients(self, credentials: Credentials | None = None) -> Clients:
+        """boto3 clients signed as the sandbox's administrator (or as `credentials`), each built on first use."""
+        return Clients((credentials or self.admin).session(), self.aws_endpoint)
 
-        session = boto3.session.Session(
-            aws_access_key_id="sandbox",
-            aws_secret_access_key="sandbox",  # noqa: S106 - moto accepts any credentials
-            region_name=REGION,
-        )
-        return {
-            name: session.client(name, endpoint_url=self.aws_endpoint)  # type: ignore[call-overload]
-            for name in ("dynamodb", "dynamodbstreams", "sqs", "s3", "secretsmanager")
-        }
+    def _observe(
+        self, function: str, kind: str, event: Any, result: Any, extras: dict[str, Any], seconds: float
+    ) -> None:
+        """Keep what the policy guard saw in a container; log each request the function's role refused."""
+        seen = extras.get(POLICY_GUARD, [])
+        with self._requests_lock:
+            for request in seen:
+                self.requests[(function, request["action"], request["resource"], request["allowed"])] += 1
+        for request in seen:
+            if not request["allowed"]:
+                self.config.log(
+                    f"iam   {function} denied {request['action']} on {request['resource']} ({request['operation']})"
+                )
 
     def _start_carrier(self, clients: dict[str, Any]) -> dict[str, str]:
         """Start the carrier simulator and point the functions at it, as a deployment points them at Twilio."""
@@ -198,9 +226,13 @@ class Sandbox:
             SecretId=self.stack.refs["CarrierSecret"],
             SecretString=json.dumps({"account_sid": SIM_ACCOUNT_SID, "auth_token": token}),
         )
-        return {"CARRIER_BASE_URL": str(self.carrier.base_url), "PUBLIC_API_URL": self.base_url}
+        return {
+            "CARRIER_BASE_URL": str(self.carrier.base_url),
+            "PUBLIC_API_URL": self.base_url,
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+        }
 
-    def _create_account(self) -> tuple[str, str]:
+    def _create_account(self, dynamodb: Any) -> tuple[str, str]:
         from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
         from callbridge.admin import create_account
 
@@ -208,7 +240,7 @@ class Sandbox:
         kept = None if self.config.account else load_credentials(self.config.state_dir)
         key, password = self.config.account or ((kept["api_key"], kept["password"]) if kept else (None, None))
         account, secret = create_account(
-            DynamoAccountsStore(self.stack.refs["AccountsTable"]),
+            DynamoAccountsStore(self.stack.refs["AccountsTable"], dynamodb=dynamodb),
             caller_id=DEMO_CALLER_ID,
             name="sandbox demo",
             sms_from=DEMO_SMS_FROM,
@@ -221,6 +253,14 @@ class Sandbox:
             credentials = {"api_key": account.api_key, "password": secret, "webhook_secret": account.webhook_secret}
             write_private(self.config.state_dir / CREDENTIALS_FILE, credentials)
         return account.api_key, secret
+
+    @staticmethod
+    def _translate(template: dict[str, Any], into: dict[str, dict[str, Role]]) -> None:
+        found = roles(template)
+        for role in found.values():
+            for arn in role.managed:
+                managed_document(str(arn))  # loads moto's copy of AWS's managed policies once
+        into["roles"] = found
 
     def _write_running(self) -> None:
         """Tell `python -m callbridge.admin --sandbox` where this sandbox's AWS is."""
@@ -235,6 +275,9 @@ class Sandbox:
             "region": REGION,
             "accounts_table": self.stack.refs["AccountsTable"],
             "calls_table": self.stack.refs["CallsTable"],
+            # moto enforces IAM: the admin tool signs as the sandbox's administrator (this file is private)
+            "aws_access_key_id": self.admin.access_key_id,
+            "aws_secret_access_key": self.admin.secret_access_key,
         }
         self._running_file = self.config.state_dir / SANDBOX_FILE
         write_private(self._running_file, info)
@@ -247,16 +290,42 @@ class Sandbox:
     def start(self) -> None:
         """Start moto, create the stack, load the handlers and serve the API."""
         ensure_free(self.config.host, self.config.port)
+        template = load_template(self.config.template)
+        translated: dict[str, dict[str, Role]] = {}
+        # Working out the roles (aws-sam-translator) takes as long as starting moto: do both at once.
+        translating = threading.Thread(target=self._translate, args=(template, translated), daemon=True)
+        translating.start()
         self._start_moto()
-        os.environ.update(self._aws_environment())
+        self.admin = start_enforcing(self.aws_endpoint)
         clients = self._clients()
+        for service in ("dynamodb", "sqs", "s3", "secretsmanager"):  # what create_stack builds with
+            clients[service]
         self.stack = create_stack(
-            clients, prefix=self.config.prefix, template=load_template(), parameters=self.config.parameters
+            clients, prefix=self.config.prefix, template=template, parameters=self.config.parameters
         )
-        carrier_env = self._start_carrier(clients)
-        names = template_functions(self.stack)
-        configure_environment(self.stack, names, {**self._aws_environment(), **carrier_env})
-        self.functions = {name: Function(self.stack, name) for name in names}
+        translating.join()
+        if "roles" not in translated:
+            raise RuntimeError("could not work out the functions' roles from the template")
+        policies = function_policies(self.stack, translated["roles"])
+        self.roles = function_roles(self.admin, self.aws_endpoint, self.config.prefix, policies)
+        overrides = self._start_carrier(clients)
+        extra_probes = self.config.probes(self.stack) if self.config.probes else []
+        for name in template_functions(self.stack):
+            env = {
+                **function_environment(self.stack, name, self._function_environment(), overrides),
+                **self.roles[name].environment(),
+            }
+            guard = (POLICY_GUARD, {"policies": policies[name], "principal": f"{self.config.prefix}-{name}"})
+            function = Function(
+                self.stack,
+                name,
+                env,
+                probes=[guard, *extra_probes],
+                services=services_called(policies[name]),
+                log=self.config.log,
+            )
+            function.observers.extend([self._observe, *self.config.observers])
+            self.functions[name] = function
         gateway = RequestLog(Gateway(http_routes(self.stack.template), self.functions), self.config.log)
         self._server = make_server(
             self.config.host, self.config.port, gateway, threaded=True, request_handler=_QuietHandler
@@ -264,9 +333,15 @@ class Sandbox:
         thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
         thread.start()
         self._threads.append(thread)
-        self.account = self._create_account()
+        self.account = self._create_account(clients["dynamodb"])
         for number, runner in enumerate(
-            event_sources(self.stack, self.functions, clients, self.config.log, self.config.schedule_every)
+            event_sources(
+                self.stack,
+                self.functions,
+                lambda name: self._clients(self.roles[name]),
+                self.config.log,
+                self.config.schedule_every,
+            )
         ):
             source = threading.Thread(target=runner, args=(self._stopping,), name=f"source-{number}", daemon=True)
             source.start()
@@ -278,11 +353,17 @@ class Sandbox:
         observer.start()
         self._threads.append(observer)
         self._write_running()
+        # Last, so that they do not slow the set-up above on a busy machine: each function's image loads its
+        # libraries and runs the function's init in the background; the first event of each waits for it.
+        for function in self.functions.values():
+            function.start()
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
         self._stopping.set()
         self._remove_running()
+        for function in self.functions.values():
+            function.stop()
         # The pollers and the server wind down together, within one budget: Ctrl-C ends the sandbox in seconds.
         deadline = time.monotonic() + STOP_BUDGET
         server, self._server = self._server, None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.lambdas import Function
+from sandbox.lambdas import Function, FunctionError
 from sandbox.template import REGION, Stack
 
 Log = Callable[[str], None]
@@ -73,8 +72,7 @@ class SqsPoller:
         try:
             result = self._function.invoke(event) or {}
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-        except Exception:  # the whole batch failed, as when a Lambda invocation errors
-            traceback.print_exc()
+        except FunctionError:  # the whole batch failed, as when a Lambda invocation errors or times out
             failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -133,8 +131,8 @@ class StreamPoller:
                         result = self._function.invoke({"Records": records}) or {}
                         if not result.get("batchItemFailures"):
                             break
-                    except Exception:
-                        traceback.print_exc()
+                    except FunctionError:
+                        pass
                     time.sleep(min(5.0, 0.2 * 2**attempt))
                 total += len(records)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
@@ -197,15 +195,20 @@ class ScheduleTimer:
 def event_sources(
     stack: Stack,
     functions: dict[str, Function],
-    clients: dict[str, Any],
+    clients_for: Callable[[str], dict[str, Any]],
     log: Log,
     schedule_every: float | None = None,
     sqs_workers: int = 4,
 ) -> list[Callable[[threading.Event], None]]:
-    """Runnables for every SQS, DynamoDB stream and Schedule event of every function in the template."""
+    """Runnables for every SQS, DynamoDB stream and Schedule event of every function in the template.
+
+    `clients_for(function)` gives boto3 clients signed as that function's role: Lambda's event source
+    mappings read queues and streams with the function's own permissions.
+    """
     runners: list[Callable[[threading.Event], None]] = []
     for logical, function in functions.items():
         events = stack.template["Resources"][logical]["Properties"].get("Events", {})
+        clients = clients_for(logical) if events else {}
         for name, event in events.items():
             props = event.get("Properties", {})
             if event["Type"] == "SQS":

@@ -57,7 +57,7 @@ class Stack:
     parameters: dict[str, str] = field(default_factory=dict)
 
     def resolve(self, value: Any) -> Any:
-        """Resolve Ref, GetAtt and Sub against what was created (and parameter defaults)."""
+        """Resolve Ref, GetAtt, Sub and Join against what was created (and parameter defaults)."""
         if isinstance(value, dict) and len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
@@ -66,6 +66,8 @@ class Stack:
                 return self.attrs[(arg[0], arg[1])]
             if key == "Fn::Sub":
                 return self._sub(arg)
+            if key == "Fn::Join":
+                return str(arg[0]).join(str(self.resolve(part)) for part in self.resolve(arg[1]))
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -84,6 +86,7 @@ class Stack:
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT_ID,
             "AWS::URLSuffix": "amazonaws.com",
+            "AWS::Partition": "aws",
             "AWS::StackName": self.prefix,
         }
         return pseudo.get(name, name)
@@ -236,3 +239,19 @@ def function_code(logical: str, template: dict[str, Any] | None = None) -> tuple
     template = template or load_template()
     props = template["Resources"][logical]["Properties"]
     return ROOT / props["CodeUri"], props["Handler"]
+
+
+def function_layers(logical: str, template: dict[str, Any] | None = None) -> list[Path]:
+    """The content directories of a function's layers (Globals' and its own), in order."""
+    template = template or load_template()
+    resources = template["Resources"]
+    listed = [
+        *template.get("Globals", {}).get("Function", {}).get("Layers", []),
+        *resources[logical]["Properties"].get("Layers", []),
+    ]
+    found = []
+    for layer in listed:
+        name = layer.get("Ref") if isinstance(layer, dict) else None
+        if name in resources and resources[name]["Type"] == "AWS::Serverless::LayerVersion":
+            found.append(ROOT / resources[name]["Properties"]["ContentUri"])
+    return found

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import copy
 import importlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,9 +50,10 @@ class LambdaContext:
     memory_limit_in_mb: int = 512
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:callbridge-test"
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    remaining_ms: int = 10_000  # a fresh invocation of a function whose Timeout is this
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -64,16 +67,87 @@ def aws() -> Iterator[Any]:
     with mock_aws():
         clients = {name: boto3.client(name) for name in ("dynamodb", "sqs", "s3", "secretsmanager")}
         stack = create_stack(clients)
+        hold_to_roles(stack)
         yield stack
+        _ROLES.clear()
+
+
+# --- each handler runs with its function's deployed permissions ---------------------------------------------
+# Every boto3 client of this process is held, while a handler runs, to that function's role as the template
+# defines it (expanded by aws-sam-translator; sandbox/policy_guard.py, the same check the sandbox's containers
+# make): a request the role does not allow fails with the error AWS answers. Requests from the tests' own set-up
+# and checks, and from threads a handler starts, are not held to any role.
+_RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("callbridge_function", default=None)
+_ROLES: dict[str, Any] = {}  # function → (Policy, principal) for the current test's stack
+
+
+@cache
+def _functions_by_module() -> dict[str, str]:
+    """Handler module name (functions.api.app) → the function's logical id, from template.yaml."""
+    from sandbox.template import load_template
+
+    found = {}
+    for logical, resource in load_template()["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            props = resource["Properties"]
+            package = props["CodeUri"].strip("/").replace("/", ".")
+            found[f"{package}.{props['Handler'].rpartition('.')[0]}"] = logical
+    return found
+
+
+@cache
+def _template_roles() -> Any:
+    from sandbox.iam import roles
+    from sandbox.template import load_template
+
+    return roles(load_template())
+
+
+def _running_role() -> Any:
+    function = _RUNNING.get()
+    return _ROLES.get(function) if function else None
+
+
+def hold_to_roles(stack: Any) -> None:
+    """Hold each handler of this test to its role in `stack` (the resources the roles name)."""
+    from sandbox.iam import Policy, function_policies
+
+    _ROLES.clear()
+    for function, documents in function_policies(stack, _template_roles()).items():
+        _ROLES[function] = (Policy(documents), f"{stack.prefix}-{function}")
+
+
+def _install_role_guard() -> None:
+    from sandbox.policy_guard import guard_clients
+
+    guard_clients(_running_role)
+
+
+_install_role_guard()
+
+
+def _as_its_role(function: str, handler: Any) -> Any:
+    def handle(event: Any, context: Any) -> Any:
+        token = _RUNNING.set(function)
+        try:
+            return handler(event, context)
+        finally:
+            _RUNNING.reset(token)
+
+    return handle
 
 
 def fresh_module(name: str, env: dict[str, str]) -> ModuleType:
-    """Import a handler module anew (a cold start) with `env` applied."""
+    """Import a handler module anew (a cold start) with `env` applied; its handler runs as its function's role."""
     os.environ.update(env)
     import sys
 
     sys.modules.pop(name, None)
-    return importlib.import_module(name)
+    module = importlib.import_module(name)
+    function = _functions_by_module().get(name)
+    if function is not None and hasattr(module, "lambda_handler"):
+        module.lambda_handler = _as_its_role(function, module.lambda_handler)
+    return module
 
 
 @dataclass

@@ -21,6 +21,8 @@ from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
+from callbridge.carrier.twilio import REQUEST_SECONDS
 from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.logic.external import UnknownAccount, accept_external
@@ -35,7 +37,12 @@ metrics = Metrics()
 # Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
 # a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-SAFETY_SECONDS = 8.0  # left at the end of an invocation for the carrier request and the writes after it
+# Left at the end of an invocation for what follows the wait for a pacing slot: premium speech (one Polly
+# synthesis and an S3 write, before the wait but after the horizon is set), the carrier request and the writes
+# after it. See the README's "Time budgets".
+SPEECH_SECONDS = 4.0
+WRITES_SECONDS = 3.0
+SAFETY_SECONDS = SPEECH_SECONDS + REQUEST_SECONDS + WRITES_SECONDS
 
 
 def _warn(message: str, **details: object) -> None:
@@ -51,12 +58,14 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
+        suppressions = DynamoSuppressionList(settings.accounts_table)
         self.intake = Intake(
             calls=self.calls,
             accounts=DynamoAccountsStore(settings.accounts_table),
             idempotency=DynamoIdempotency(settings.accounts_table),
             menus=DynamoIvrMenus(settings.accounts_table),
             queue=self.queue,
+            suppressions=suppressions,
         )
         campaigns = CampaignSettings.from_env()
         gate = CampaignWorker(
@@ -72,6 +81,7 @@ class Deps:
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            suppressions=suppressions,
             campaigns=gate,
             ring_timeout=settings.ring_timeout_seconds,
             log=_warn,

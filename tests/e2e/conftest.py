@@ -97,12 +97,20 @@ def start_sandbox(
 
 
 def stop_sandbox(sandbox: RunningSandbox) -> int:
+    """Ctrl-C the sandbox; then check no function was refused an AWS request during its run.
+
+    Each function ran signed as its own role from template.yaml, with every request checked against it (see
+    the README's "Deployed permissions"): a refusal here is a request the deployment would refuse too.
+    """
     sandbox.process.send_signal(signal.SIGINT)
     try:
-        return sandbox.process.wait(timeout=30)
+        code = sandbox.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         sandbox.process.kill()
         raise
+    denied = [line for line in sandbox.output if re.search(r" iam +\S+ denied ", line)]
+    assert denied == [], "requests the functions' roles do not allow:\n" + "\n".join(denied)
+    return code
 
 
 @pytest.fixture(scope="session")

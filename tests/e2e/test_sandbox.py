@@ -293,7 +293,7 @@ def test_swagger_ui_renders_in_headless_chromium(sandbox: RunningSandbox, tmp_pa
 
 
 def test_concurrent_requests_each_get_their_own_answer(sandbox: RunningSandbox) -> None:
-    # given many clients posting at once (each sandbox container is a thread; Powertools' resolver is not)
+    # given many clients posting at once (each runs in its own container process, as on Lambda)
     from concurrent.futures import ThreadPoolExecutor
 
     numbers = [f"1281555{n:04d}" for n in range(24)]

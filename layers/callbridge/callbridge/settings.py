@@ -24,6 +24,9 @@ class ApiSettings(BaseModel):
     account_cache_seconds: int = Field(60, ge=0, le=900)
     login_failures_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
+    # DELETE /pcall/calls/{callid} ends calls at the carrier (read on first use only).
+    carrier_base_url: str = "https://api.twilio.com"
+    carrier_secret_id: str = ""
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -32,6 +35,8 @@ class ApiSettings(BaseModel):
             calls_table=env.get("CALLS_TABLE", ""),
             accounts_table=env.get("ACCOUNTS_TABLE", ""),
             calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
+            carrier_base_url=env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
+            carrier_secret_id=env.get("CARRIER_SECRET_ID", ""),
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
             login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),

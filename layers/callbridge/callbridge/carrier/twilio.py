@@ -25,18 +25,24 @@ if TYPE_CHECKING:
 
 API_VERSION = "2010-04-01"
 DEFAULT_BASE_URL = "https://api.twilio.com"
-CONNECT_TIMEOUT = 3.0  # a connection that takes longer is failing; the call is retried, never duplicated
-READ_TIMEOUT = 10.0  # Twilio answers a create within a second or two; longer means trouble
+# One request's time budget. Every path that calls the carrier adds it up against its function's Timeout (and a
+# webhook's against WEBHOOK_TIMEOUT): see the README's "Time budgets".
+CONNECT_TIMEOUT = 2.0  # TCP and TLS to Twilio take well under a second; longer is failing: retried, never duplicated
+WRITE_TIMEOUT = 1.0  # a form of a few hundred bytes
+READ_TIMEOUT = 6.0  # Twilio answers a create within a second or two; longer means trouble
+POOL_TIMEOUT = 1.0  # one container makes one request at a time
+REQUEST_SECONDS = POOL_TIMEOUT + CONNECT_TIMEOUT + WRITE_TIMEOUT + READ_TIMEOUT  # the longest one request can take
+WEBHOOK_TIMEOUT = 15.0  # Twilio gives up on a webhook (and plays an error to the caller) after 15 s
 USER_AGENT = "callbridge/0.1"
 
 Form = list[tuple[str, str]]
 
 
 def default_timeout() -> httpx.Timeout:
-    """Connect 3 s, read/write 10 s, pool 3 s."""
+    """Connect 2 s, write 1 s, read 6 s, pool 1 s: at most REQUEST_SECONDS per request."""
     import httpx
 
-    return httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT, pool=CONNECT_TIMEOUT)
+    return httpx.Timeout(connect=CONNECT_TIMEOUT, write=WRITE_TIMEOUT, read=READ_TIMEOUT, pool=POOL_TIMEOUT)
 
 
 class TwilioClient:
@@ -118,13 +124,13 @@ class TwilioClient:
             return None
         return _carrier_call(_answer(response))
 
-    def hangup(self, sid: str) -> None:
+    def hangup(self, sid: str) -> CarrierCall:
         """`Status=completed`: ends a live call, or cancels it if it has not been answered yet."""
-        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "completed")])
+        return _carrier_call(self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "completed")]))
 
-    def cancel(self, sid: str) -> None:
+    def cancel(self, sid: str) -> CarrierCall:
         """`Status=canceled`: stops a queued or ringing call; Twilio leaves a live call alone."""
-        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")])
+        return _carrier_call(self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")]))
 
     def redirect(self, sid: str, twiml: str) -> None:
         """`Twiml=...`: the live call leaves what it is doing (a conference, a Play) and runs this document."""

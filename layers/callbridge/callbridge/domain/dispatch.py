@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment
 from callbridge.domain.placing import RETRY_EVENT, UNCERTAIN_EVENT
+
+__all__ = ["moment"]  # used to live here; its home is domain/calls.py
 from callbridge.domain.progress import apply_status_callback
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
@@ -68,15 +70,17 @@ class Step(StrEnum):
     RECONCILE = "reconcile"  # in flight past its limits: ask the carrier
 
 
-def moment(value: str) -> datetime:
-    """A stored ISO 8601 time as an aware UTC datetime."""
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _events(call: Call, names: Iterable[str]) -> list[TimelineEvent]:
     wanted = set(names)
     return [e for e in call.timeline if e.event in wanted]
+
+
+WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT)  # waiting for the scheduler to dispatch them
+
+
+def due_at(call: Call) -> str | None:
+    """When the call's next attempt is due: a retry or a calling window's opening, else its call_date."""
+    return call.next_attempt_at or call.call_date
 
 
 def queued_since(call: Call) -> datetime:
@@ -84,7 +88,7 @@ def queued_since(call: Call) -> datetime:
     released = _events(call, (RELEASED,))
     if released:  # a campaign's call waits for its release, not since it was created
         return moment(released[-1].at)
-    return moment(call.call_date or call.created_at)
+    return moment(due_at(call) or call.created_at)
 
 
 def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
@@ -95,8 +99,9 @@ def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
         due = moment(retries[-1].at) + timedelta(seconds=backoff)
         return due, due
     act = queued_since(call) + timedelta(seconds=timing.grace)
-    # A call with a call_date stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
-    return (moment(call.call_date) if call.call_date else act), act
+    # A call with a due time stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
+    when = due_at(call)
+    return (moment(when) if when else act), act
 
 
 def _in_flight_attention(call: Call, timing: Timing) -> datetime:
@@ -114,8 +119,9 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     """The index time of a call: when the scheduler must next look at it (None once it is final)."""
     if call.status.is_final:
         return None
-    if call.status is CallStatus.SCHEDULED:
-        return moment(call.call_date) if call.call_date else None
+    if call.status in WAITING:
+        due = due_at(call)
+        return moment(due) if due else None
     if call.status is CallStatus.QUEUED:
         return _queued_attention(call, timing)[0]
     return _in_flight_attention(call, timing)
@@ -147,14 +153,15 @@ def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMIN
 
 
 def listed_as_scheduled(call: Call) -> bool:
-    """A call with a call_date that has not started: listed by GET /pcall/scheduled and cancellable."""
-    return bool(call.call_date) and call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+    """A call with a due time (call_date, retry, window) that has not started: listed by GET /pcall/scheduled."""
+    return bool(due_at(call)) and call.status in (*WAITING, CallStatus.QUEUED)
 
 
 def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEFAULT_TIMING) -> Step:
     """What the scheduler does with `call` at `now`, dispatching what is due before `horizon`."""
-    if call.status is CallStatus.SCHEDULED:
-        return Step.DISPATCH if call.call_date and moment(call.call_date) < horizon else Step.NOTHING
+    if call.status in WAITING:
+        due = due_at(call)
+        return Step.DISPATCH if due and moment(due) < horizon else Step.NOTHING
     if call.status is CallStatus.QUEUED:
         return Step.RESEND if _queued_attention(call, timing)[1] <= now else Step.NOTHING
     if call.status in _IN_FLIGHT:
@@ -185,14 +192,15 @@ def dispatched_event(at: datetime, call_date: str) -> TimelineEvent:
 
 
 def dispatch(call: Call, at: datetime) -> Call | None:
-    """SCHEDULED → QUEUED (the scheduler will send it); None if it is no longer SCHEDULED.
+    """SCHEDULED or RETRY_WAIT → QUEUED (the scheduler will send it); None if it is no longer waiting.
 
     The store does the same in one conditional write (`DynamoCallsStore.dispatch`); the index attributes
     do not change (a QUEUED call stays indexed at its call_date).
     """
-    if call.status is not CallStatus.SCHEDULED or not call.call_date:
+    due = due_at(call)
+    if call.status not in WAITING or not due:
         return None
-    event = dispatched_event(at, call.call_date)
+    event = dispatched_event(at, due)
     moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": event.at})
     return moved.model_copy(update={"timeline": [*call.timeline, event]})
 
@@ -245,7 +253,7 @@ def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | 
     if call.status.is_final:
         return None
     stamp = iso(at)
-    updated = apply_status_callback(call, params, stamp)
+    updated = apply_status_callback(call, params, stamp, call.attempt)
     return updated.with_event(stamp, RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value)
 
 

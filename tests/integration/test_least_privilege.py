@@ -1,0 +1,119 @@
+"""Least privilege, one function at a time: each function gets only the settings it reads and the actions it uses.
+
+What each function may do is checked against its role as deployed (expanded from template.yaml by
+aws-sam-translator, sandbox/iam.py); that every needed action is granted is checked by the e2e suite, where each
+function runs signed as its role and any refused request fails the run.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import pytest
+from callbridge import settings
+from callbridge.tracing import TRACING_ENV
+
+from sandbox.iam import Policy, function_policies
+from sandbox.template import Stack, load_template
+
+# The settings each function's handler reads at its cold start (functions/<name>/app.py).
+SETTINGS: dict[str, tuple[type[Any], ...]] = {
+    "ApiFunction": (settings.ApiSettings, settings.CampaignSettings),
+    "PlacerFunction": (settings.PlacerSettings, settings.CampaignSettings),
+    "WebhooksFunction": (settings.CarrierSettings,),
+    "NotifierFunction": (settings.NotifierSettings,),
+    "SchedulerFunction": (settings.SchedulerSettings,),
+    "CampaignsFunction": (settings.CampaignWorkerSettings,),
+}
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers which variables were asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_every_function_in_the_template_is_covered() -> None:
+    functions = {k for k, v in load_template()["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+    assert functions == set(SETTINGS)
+
+
+@pytest.mark.parametrize("function", sorted(SETTINGS))
+def test_a_function_gets_only_the_variables_its_settings_read(function: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the function's environment as the template defines it (Globals merged; references by name)
+    env = Stack(template=load_template(), prefix="test").environment(function)
+    recording = _Recording(env)
+    monkeypatch.setattr(settings, "os", types.SimpleNamespace(environ=recording))
+    # when its settings are read, as at a cold start
+    for model in SETTINGS[function]:
+        model.from_env()
+    # then it was given every variable it needs (it validated) and none it never reads (Powertools' own and the
+    # tracing switch, which every function reads, aside)
+    given = {name for name in env if not name.startswith("POWERTOOLS_") and name != TRACING_ENV}
+    assert given - recording.read == set()
+
+
+@pytest.fixture
+def policies(aws: Any) -> tuple[dict[str, Policy], Any]:
+    return {name: Policy(docs) for name, docs in function_policies(aws).items()}, aws
+
+
+def _arn(stack: Any, logical: str) -> str:
+    return str(stack.attrs[(logical, "Arn")])
+
+
+def test_the_webhooks_read_accounts_but_never_write_them(policies: tuple[dict[str, Policy], Any]) -> None:
+    roles, stack = policies
+    accounts = _arn(stack, "AccountsTable")
+    assert roles["WebhooksFunction"].allows("dynamodb:GetItem", accounts)
+    for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert not roles["WebhooksFunction"].allows(action, accounts), action
+
+
+@pytest.mark.parametrize(
+    ("function", "action", "table"),
+    [
+        ("NotifierFunction", "dynamodb:PutItem", "AccountsTable"),
+        ("SchedulerFunction", "dynamodb:GetItem", "AccountsTable"),
+        ("SchedulerFunction", "dynamodb:UpdateItem", "PacingTable"),
+        ("ApiFunction", "dynamodb:UpdateItem", "PacingTable"),
+        ("WebhooksFunction", "dynamodb:PutItem", "PacingTable"),
+        ("ApiFunction", "dynamodb:DeleteItem", "CallsTable"),
+        ("PlacerFunction", "dynamodb:DeleteItem", "CallsTable"),
+        ("PlacerFunction", "dynamodb:Query", "CallsTable"),
+    ],
+)
+def test_no_function_may_touch_a_table_it_does_not_use(
+    policies: tuple[dict[str, Policy], Any], function: str, action: str, table: str
+) -> None:
+    roles, stack = policies
+    assert not roles[function].allows(action, _arn(stack, table))
+
+
+def test_only_the_api_lists_calls_and_only_through_the_account_indexes(policies: tuple[dict[str, Policy], Any]) -> None:
+    roles, stack = policies
+    calls = _arn(stack, "CallsTable")
+    assert roles["ApiFunction"].allows("dynamodb:Query", f"{calls}/index/ByAccount")
+    assert not roles["ApiFunction"].allows("dynamodb:Query", f"{calls}/index/DueByShard")
+    assert roles["SchedulerFunction"].allows("dynamodb:Query", f"{calls}/index/DueByShard")
+    assert not roles["SchedulerFunction"].allows("dynamodb:Query", f"{calls}/index/ByAccount")
+
+
+def test_the_carrier_secret_is_read_only_by_the_functions_that_call_the_carrier(
+    policies: tuple[dict[str, Policy], Any],
+) -> None:
+    roles, stack = policies
+    secret = stack.refs["CarrierSecret"]
+    readers = {name for name, role in roles.items() if role.allows("secretsmanager:GetSecretValue", secret)}
+    assert readers == {"PlacerFunction", "WebhooksFunction", "SchedulerFunction"}

@@ -1,0 +1,46 @@
+"""Time budgets add up: every wait and outside request on a path fits its function's Timeout and its caller's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from callbridge.carrier.twilio import REQUEST_SECONDS, WEBHOOK_TIMEOUT, default_timeout
+from callbridge.logic.webhooks import SECOND_LEG_PACING_SECONDS
+
+from sandbox.template import load_template
+
+# What the writes around a carrier request may take, at least (the AWS clients' own budgets are tighter).
+STORAGE_SECONDS = 2.0
+
+
+def _timeout(function: str) -> float:
+    template: dict[str, Any] = load_template()
+    props = template["Resources"][function]["Properties"]
+    return float(props.get("Timeout", template["Globals"]["Function"]["Timeout"]))
+
+
+def test_one_carrier_request_is_bounded_by_its_timeouts() -> None:
+    timeout = default_timeout()
+    parts = (timeout.pool, timeout.connect, timeout.write, timeout.read)
+    assert all(part is not None for part in parts)
+    assert sum(p for p in parts if p is not None) == pytest.approx(REQUEST_SECONDS)
+    # Twilio answers a create within a second or two: a 10-s ceiling leaves room for a slow answer
+    assert REQUEST_SECONDS <= 10
+
+
+def test_the_dial_tone_bridge_fits_the_webhooks_timeout_and_the_carriers() -> None:
+    # the hold webhook waits for a pacing slot, then dials the second leg, then stores it
+    path = SECOND_LEG_PACING_SECONDS + REQUEST_SECONDS + STORAGE_SECONDS
+    assert path <= _timeout("WebhooksFunction")
+    # Lambda ends the function before the carrier gives up on the webhook, so the carrier never retries a
+    # webhook that is still running
+    assert _timeout("WebhooksFunction") < WEBHOOK_TIMEOUT
+
+
+def test_the_placer_keeps_enough_for_its_carrier_request_after_waiting_for_a_slot() -> None:
+    from functions.placer.app import SAFETY_SECONDS
+
+    assert SAFETY_SECONDS >= REQUEST_SECONDS + STORAGE_SECONDS
+    # and still has time to wait for a slot: at CarrierCallsPerSecond=1 the next slot is a second away
+    assert _timeout("PlacerFunction") - SAFETY_SECONDS >= 5
