@@ -261,9 +261,10 @@ def notes(results: dict[str, Any]) -> list[str]:
             f"Cost: ${usd:,.2f} per 1M immediate answered calls; the largest items are {top}. {writes:g} DynamoDB "
             "write units per call (on demand): each step pays for the call item's whole size, and entering and "
             "leaving the due index are index writes. ≤ $10 would take, roughly in order of effect: CallsTable on "
-            "provisioned capacity with auto scaling once the volume is steady ($0.00065 a write unit-hour, used at "
-            "70 %, is about 40 % of on-demand's price per write: some $4.40 here), the flow request leaving the due index "
-            "alone (the scheduler treating an entry as a lower bound and moving long calls itself), the final "
+            "provisioned capacity with auto scaling once the volume is steady ($0.00065 a write unit-hour, used "
+            "at 70 %, is about 40 % of on-demand's price per write: some $4.40 here), the flow request leaving the "
+            "due index alone (the scheduler treating an entry as a lower bound and moving long calls itself), the "
+            "final "
             "status callback kept under 1 KB (fewer carrier parameters on the timeline), and the handlers' "
             "per-call log lines sampled."
         )
