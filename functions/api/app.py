@@ -15,6 +15,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge import console, openapi, openapi_campaigns
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
@@ -610,5 +611,6 @@ def _no_route(_: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

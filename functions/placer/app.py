@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
@@ -142,6 +143,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return process_partial_response(
         event=event,

@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge.adapters.aws import client
+from callbridge.adapters.aws import client, within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
@@ -80,6 +80,7 @@ def deps() -> Deps:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
+@within_deadline
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     scheduler = deps().scheduler
     deadline = scheduler.now() + max(0.0, context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
@@ -182,5 +183,6 @@ def _unavailable(exc: ServiceUnavailable) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
