@@ -28,7 +28,7 @@ import pytest
 from callbridge.adapters.aws import client
 from callbridge.adapters.calls_stream import call_images
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
-from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import RETRY_FOR_SECONDS, Retry, is_final_transition
 from callbridge.domain.progress import apply_status_callback
@@ -237,9 +237,14 @@ def carrier_says(aws: Any, callid: str, status: str, **params: str) -> Call:
     """A carrier status callback applied as the webhooks function applies it."""
     at = datetime.now(UTC)
     callback = {"CallStatus": status, "Timestamp": format_datetime(at, usegmt=True), **params}
-    stored = DynamoCallsStore(aws.refs["CallsTable"]).update(
-        callid, lambda c: apply_status_callback(c, callback, at.isoformat())
-    )
+
+    def placed_then_told(call: Call) -> Call:
+        if call.status in (CallStatus.QUEUED, CallStatus.SCHEDULED):  # as the placer leaves it
+            update = {"status": CallStatus.DIALING, "carrier_call_id": f"CA{call.callid}", "dialed_at": iso(at)}
+            call = call.model_copy(update=update)
+        return apply_status_callback(call, {"CallSid": call.carrier_call_id or "", **callback}, at.isoformat())
+
+    stored = DynamoCallsStore(aws.refs["CallsTable"]).update(callid, placed_then_told)
     assert stored is not None
     return stored
 

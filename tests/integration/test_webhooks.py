@@ -391,6 +391,7 @@ def test_the_sample_status_event(
     sample = load_event("webhook_status.json")
     params = dict(parse_qsl(base64.b64decode(sample["body"]).decode()))
     assert sample["isBase64Encoded"] is True
+    params["CallSid"] = call.carrier_call_id or ""  # the sample's call is this one
 
     # when
     response = hooks.post(call.callid, "status", params)
@@ -794,3 +795,20 @@ def test_during_a_token_rotation_signatures_with_the_previous_token_still_count(
     # then: the old token no longer counts
     assert status(4, AUTH_TOKEN) == 403
     assert status(5, new_token) == 204
+
+
+def test_a_status_callback_about_another_carrier_call_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call, and a correctly signed final callback naming a made-up CallSid
+    call = a_placed_call(aws, account, twilio)
+    made_up = {"CallSid": "CA" + "9" * 32, "CallStatus": "completed", "CallDuration": "30", "AnsweredBy": "human"}
+
+    # when
+    response = hooks.post(call.callid, "status", made_up)
+
+    # then: accepted and kept on the timeline, and the call is as it was
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert (after.status, after.billed_seconds, after.answered_by) == (call.status, 0, "")
+    assert after.timeline[-1].detail.get("CallSid") == "CA" + "9" * 32

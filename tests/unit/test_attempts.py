@@ -40,7 +40,8 @@ def callback(status: str, at: datetime, **extra: str) -> dict[str, str]:
 
 def feed(call: Call, attempt: int, *events: tuple[str, datetime, dict[str, str]]) -> Call:
     for status, at, extra in events:
-        call = apply_status_callback(call, callback(status, at, **extra), iso(at), attempt)
+        params = {"CallSid": call.carrier_call_id or "", **callback(status, at, **extra)}
+        call = apply_status_callback(call, params, iso(at), attempt)
     return call
 
 

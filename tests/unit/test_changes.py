@@ -14,7 +14,7 @@ from callbridge.domain.placing import claim, placed, rejected
 from callbridge.domain.progress import apply_status_callback, flow_change, settled, status_change
 from hypothesis import given, settings
 
-from tests.unit.test_progress import T0, deliveries, dialing_call, expected, outcome
+from tests.unit.test_progress import CALL_SID, T0, deliveries, dialing_call, expected, outcome
 
 
 def by_changes(call: Call, callbacks: list[dict[str, str]]) -> Call:
@@ -45,7 +45,7 @@ def test_a_late_callback_is_kept_without_moving_the_status() -> None:
     done = dialing_call().model_copy(update={"status": CallStatus.COMPLETED})
 
     # when: a ringing callback arrives late
-    held, after = apply(done, status_change({"CallStatus": "ringing", "Timestamp": "x"}, iso(T0)))
+    held, after = apply(done, status_change({"CallSid": CALL_SID, "CallStatus": "ringing", "Timestamp": "x"}, iso(T0)))
 
     # then: the change itself did not hold, its `otherwise` kept the event only
     assert not held
@@ -65,7 +65,8 @@ def test_only_completed_callbacks_and_the_flow_give_the_whole_outcome() -> None:
     )
     assert call is not None
     assert call.status is CallStatus.IN_PROGRESS
-    end = {"CallStatus": "completed", "CallDuration": "30", "AnsweredBy": "human", "SipResponseCode": "200"}
+    end = {"CallSid": "CA1", "CallStatus": "completed", "CallDuration": "30", "AnsweredBy": "human"}
+    end["SipResponseCode"] = "200"
     end["Timestamp"] = "Sun, 10 Jan 2027 12:00:42 +0000"
     _, call = apply(call, status_change(end, iso(T0 + timedelta(seconds=43))))
     assert call is not None
@@ -119,3 +120,31 @@ def test_require_unset_claims_once() -> None:
     second, _ = apply(after, change)
 
     assert (first, second) == (True, False)
+
+
+def test_a_status_callback_about_another_carrier_call_moves_nothing() -> None:
+    # given: a placed call, and a correctly signed callback naming another CallSid (or none)
+    call = dialing_call()
+    for sid in ("CA" + "9" * 32, ""):
+        forged = {"CallSid": sid, "CallStatus": "completed", "CallDuration": "30"}
+
+        _, after = apply(call, status_change(forged, iso(T0)))
+
+        # then: kept on the timeline, the status and the outcome unchanged
+        assert after is not None
+        assert after.status is CallStatus.DIALING
+        assert settled(after).billed_seconds == 0
+        assert after.timeline[-1].event == "carrier.status"
+
+
+def test_a_status_callback_never_moves_a_call_that_was_never_placed() -> None:
+    # given: a call not placed yet (no carrier call id), and a correctly signed callback with a made-up CallSid
+    call = dialing_call().model_copy(update={"status": CallStatus.QUEUED, "carrier_call_id": None})
+    made_up = {"CallSid": "CA" + "9" * 32, "CallStatus": "completed", "CallDuration": "30"}
+
+    held, after = apply(call, status_change(made_up, iso(T0)))
+
+    assert not held
+    assert after is not None
+    assert after.status is CallStatus.QUEUED
+    assert settled(after).billed_seconds == 0

@@ -335,6 +335,118 @@ def test_a_person_or_no_verdict_is_person_in_the_stored_outcome(verdict: str) ->
     assert call.answered_by == "Person"
 
 
+# --- a final status absorbs
+
+
+def _failed_by_reconciliation(code: str = "carrier_no_record") -> Call:
+    call = dialing_call()
+    return call.model_copy(
+        update={
+            "status": CallStatus.FAILED,
+            "error_code": code,
+            "error_desc": "carrier has no record of this call",
+            "ended_at": iso(T0),
+        }
+    )
+
+
+def test_a_failed_call_keeps_its_status_and_outcome_when_a_late_completed_callback_comes() -> None:
+    # given: a call reconciliation ended FAILED
+    call = _failed_by_reconciliation()
+    before = outcome(call)
+
+    # when: the carrier's flow request and callbacks of an answered call arrive late
+    late = _callback(2, "in-progress", T0 + timedelta(seconds=5), AnsweredBy="human")
+    done = _callback(3, "completed", T0 + timedelta(seconds=40), CallDuration="35", SipResponseCode="200")
+    call = apply_flow_request(call, {"CallSid": CALL_SID, "AnsweredBy": "human"}, iso(T0 + timedelta(minutes=5)))
+    for params in (late, done):
+        call = apply_status_callback(call, params, iso(T0 + timedelta(minutes=5)))
+
+    # then: still FAILED, same outcome; the callbacks are on the timeline for the record
+    assert call.status is CallStatus.FAILED
+    assert outcome(call) == before
+    assert [e.event for e in call.timeline[-2:]] == ["carrier.status", "carrier.status"]
+
+
+@pytest.mark.parametrize(("first", "then"), [("busy", "completed"), ("completed", "no-answer"), ("failed", "busy")])
+def test_a_different_final_status_later_changes_nothing(first: str, then: str) -> None:
+    call, _ = apply_all([_callback(2, first, T0 + timedelta(seconds=20), CallDuration="0", SipResponseCode="486")])
+    before = outcome(call)
+
+    call = apply_status_callback(call, _callback(3, then, T0 + timedelta(seconds=60), CallDuration="30"), iso(T0))
+
+    assert outcome(call) == before
+
+
+# --- a reconciled outcome carries the same fields as a callback-driven one
+
+
+@pytest.mark.parametrize(
+    ("carrier_status", "status", "desc"),
+    [
+        ("busy", CallStatus.BUSY, "the number was busy"),
+        ("no-answer", CallStatus.NO_ANSWER, "nobody answered before the ring timeout"),
+        ("failed", CallStatus.FAILED, "the call could not be connected"),
+    ],
+)
+def test_a_reconciled_failure_has_its_error_code_and_description(
+    carrier_status: str, status: CallStatus, desc: str
+) -> None:
+    # given: the carrier's answer to a look-up (no SIP code in it)
+    looked_up = {"CallSid": CALL_SID, "CallStatus": carrier_status, "CallbackSource": "reconciliation"}
+
+    call = apply_status_callback(dialing_call(), looked_up, iso(T0))
+
+    assert (call.status, call.error_code, call.error_desc) == (status, carrier_status, desc)
+    # and: the real callback arriving later brings the SIP code, whatever the order
+    sip = _callback(3, carrier_status, T0, SipResponseCode="486")
+    later = apply_status_callback(call, sip, iso(T0))
+    sooner = apply_status_callback(apply_status_callback(dialing_call(), sip, iso(T0)), looked_up, iso(T0))
+    assert later.error_code == sooner.error_code == "SIP 486"
+
+
+def test_an_error_code_set_for_another_reason_stays() -> None:
+    call = _failed_by_reconciliation("never_placed")
+
+    call = apply_status_callback(call, _callback(3, "failed", T0, SipResponseCode="404"), iso(T0))
+
+    assert call.error_code == "never_placed"
+
+
+# --- callbacks about another carrier call
+
+
+def test_a_callback_for_another_carrier_call_changes_nothing() -> None:
+    call = dialing_call()
+    forged = {**_callback(3, "completed", T0, CallDuration="30"), "CallSid": "CA" + "9" * 32}
+
+    after = apply_status_callback(call, forged, iso(T0))
+
+    assert outcome(after) == outcome(call)
+    assert after.status is CallStatus.DIALING
+    assert after.timeline[-1].event == "carrier.ignored"
+    assert after.timeline[-1].detail["CallSid"] == "CA" + "9" * 32
+
+
+@pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.QUEUED])
+def test_a_callback_never_finalizes_a_call_that_was_never_placed(status: CallStatus) -> None:
+    # given: a call not claimed for dialing (no carrier call id), and a correctly signed callback with a made-up sid
+    call = dialing_call().model_copy(update={"status": status, "carrier_call_id": None, "dialed_at": None})
+
+    after = apply_status_callback(call, _callback(3, "completed", T0, CallDuration="30"), iso(T0))
+
+    assert after.status is status
+    assert (after.answered_by, after.billed_seconds, after.carrier_call_id) == ("", 0, None)
+
+
+def test_a_dialing_call_whose_placement_answer_is_not_recorded_yet_takes_the_callbacks_sid() -> None:
+    call = dialing_call().model_copy(update={"carrier_call_id": None})
+
+    after = apply_status_callback(call, _callback(1, "ringing", T0), iso(T0))
+
+    assert (after.status, after.carrier_call_id) == (CallStatus.RINGING, CALL_SID)
+
+
 # --- the voicemail SMS's status
 
 SMS_SID = "SM" + "1" * 32

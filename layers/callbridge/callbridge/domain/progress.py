@@ -25,6 +25,8 @@ from callbridge.domain.changes import NOT_FINAL, Change, apply
 from callbridge.domain.placing import CREATED_EVENT
 
 STATUS_EVENT = "carrier.status"
+# A status callback about another carrier call than the call's (another CallSid): kept for the record only.
+IGNORED_EVENT = "carrier.ignored"
 ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
 RECORDING_EVENT = "carrier.recording"
 # The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
@@ -33,6 +35,13 @@ FLOW_EVENT = "flow"
 _FLOW_PARAMS = ("AnsweredBy", "CallStatus", "MachineDetectionDuration")
 # The status callbacks callbridge asks the carrier for: the outcome needs only the final one (see above).
 STATUS_EVENTS: tuple[str, ...] = ("completed",)
+# Why a call did not complete, when the carrier said so (error_desc); error_code is its SIP code when known,
+# else the carrier's word (a look-up's answer carries no SIP code).
+FAILURE_DESC = {
+    CallStatus.BUSY: "the number was busy",
+    CallStatus.NO_ANSWER: "nobody answered before the ring timeout",
+    CallStatus.FAILED: "the call could not be connected",
+}
 
 CARRIER_STATUS = {
     "queued": CallStatus.DIALING,
@@ -47,6 +56,7 @@ CARRIER_STATUS = {
     "canceled": CallStatus.CANCELED,
 }
 _KEPT_PARAMS = (
+    "CallSid",
     "CallStatus",
     "SequenceNumber",
     "Timestamp",
@@ -101,12 +111,30 @@ def _answered_at(flow: TimelineEvent) -> str:
     return iso(received - timedelta(milliseconds=detection))
 
 
+def _carrier_status(detail: Mapping[str, Any]) -> CallStatus | None:
+    return CARRIER_STATUS.get(str(detail.get("CallStatus", "")).lower())
+
+
+def _counts(call: Call, detail: Mapping[str, Any]) -> bool:
+    """Whether a status event counts towards the outcome: it is about the call's carrier call (its CallSid),
+    and fits the call's status (a final status counts only when the call is in it: one that came after another
+    final status, or never moved the call, is on the timeline for the record only)."""
+    sid = detail.get("CallSid")
+    if sid and call.carrier_call_id and sid != call.carrier_call_id:
+        return False
+    said = _carrier_status(detail)
+    return not (said is not None and said.is_final and said is not call.status)
+
+
 def _outcome(call: Call) -> dict[str, Any]:
     """The outcome implied by every carrier event of the current attempt on the timeline (a function of the set,
     not the order). billed_seconds adds the attempts before it."""
-    events = [e.detail for e in _current(call, STATUS_EVENT, RECORDING_EVENT, FLOW_EVENT)]
-    statuses = _current(call, STATUS_EVENT)
-    asked_for_flow = bool(_current(call, FLOW_EVENT))
+    statuses = [e for e in _current(call, STATUS_EVENT) if _counts(call, e.detail)]
+    # A call that ended unanswered (busy, no answer, failed: by the carrier's word or reconciliation's) stays so.
+    unanswered = call.status.is_final and call.status is not CallStatus.COMPLETED
+    flows = [] if unanswered else _current(call, FLOW_EVENT)
+    events = [e.detail for e in statuses + _current(call, RECORDING_EVENT) + flows]
+    asked_for_flow = bool(flows)
     before = sum(a.billed_seconds for a in call.attempts)
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
     amd_value = next((a for a in amd if is_machine(a)), amd[0] if amd else None)
@@ -114,15 +142,14 @@ def _outcome(call: Call) -> dict[str, Any]:
     by_status: dict[str, list[str]] = {}
     for event in statuses:
         when = _when(event.detail.get("Timestamp")) or event.at
-        by_status.setdefault(str(event.detail.get("CallStatus", "")), []).append(when)
+        by_status.setdefault(str(event.detail.get("CallStatus", "")).lower(), []).append(when)
     early = by_status.get("initiated", []) + by_status.get("queued", []) + by_status.get("ringing", [])
-    answered = by_status.get("in-progress", []) + by_status.get("answered", [])
+    answered = [] if unanswered else by_status.get("in-progress", []) + by_status.get("answered", [])
     # Without the early callbacks, the carrier's acceptance of the call and the flow request stand for them.
     early = early or [e.at for e in _current(call, CREATED_EVENT)]
-    answered = answered or [_answered_at(e) for e in _current(call, FLOW_EVENT)]
+    answered = answered or [_answered_at(e) for e in flows]
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
     recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
-    sip = sorted({str(e.detail["SipResponseCode"]) for e in statuses if e.detail.get("SipResponseCode")})
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
@@ -136,13 +163,36 @@ def _outcome(call: Call) -> dict[str, Any]:
         "ended_at": max(final) if final else call.ended_at,
         "recording_url": recordings[0] if recordings else call.recording_url,
     }
-    if call.status in (CallStatus.FAILED, CallStatus.BUSY, CallStatus.NO_ANSWER) and sip and not call.error_code:
-        update["error_code"] = f"SIP {sip[0]}"
-        update["error_desc"] = {
-            "BUSY": "the number was busy",
-            "NO_ANSWER": "nobody answered before the ring timeout",
-        }.get(call.status.value, "the call could not be connected")
-    return update
+    return update | _failure(call, statuses)
+
+
+def _failure(call: Call, statuses: list[TimelineEvent]) -> dict[str, Any]:
+    """error_code and error_desc of a call the carrier said did not complete, from every such event (callback or
+    look-up alike). A code set for another reason (the placer's refusal, reconciliation's never_placed) stays."""
+    desc = FAILURE_DESC.get(call.status)
+    said = [e.detail for e in statuses if _carrier_status(e.detail) is call.status]
+    if desc is None or not said or (call.error_code and not _derived(call.error_code)):
+        return {}
+    sip = sorted({str(d["SipResponseCode"]) for d in said if d.get("SipResponseCode")})
+    words = sorted({str(d["CallStatus"]).lower() for d in said})
+    return {"error_code": f"SIP {sip[0]}" if sip else words[0], "error_desc": desc}
+
+
+def _derived(error_code: str) -> bool:
+    """Whether an error_code is one `_failure` gives (so it may be recomputed from the events)."""
+    return error_code.startswith("SIP ") or error_code in CARRIER_STATUS
+
+
+def from_this_call(call: Call, params: Mapping[str, str]) -> bool:
+    """Whether a carrier callback is about this call: its CallSid is the call's carrier call id.
+
+    A call being dialed with no carrier call id yet (the placer's write is on its way, or the carrier's answer
+    was lost) takes the callback's; a call never claimed for dialing has no carrier call to hear from.
+    """
+    sid = params.get("CallSid", "")
+    if call.carrier_call_id:
+        return sid == call.carrier_call_id
+    return bool(sid) and call.status is CallStatus.DIALING
 
 
 def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:
@@ -155,10 +205,15 @@ def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:
 def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
     """The call after one carrier status callback of attempt `attempt` (kept on the timeline, applied
     monotonically). A callback of an earlier attempt changes nothing; one that ends the current attempt may
-    make the call wait for its next attempt (domain/attempts.py)."""
+    make the call wait for its next attempt (domain/attempts.py). A callback about another carrier call (another
+    CallSid) is kept for the record and changes nothing; once final, a call keeps its status and outcome."""
+    if not from_this_call(call, params):
+        return call.with_event(at, IGNORED_EVENT, **_detail(params, attempt))
     call = call.with_event(at, STATUS_EVENT, **_detail(params, attempt))
     if attempt != call.attempt:
         return call
+    if not call.carrier_call_id:
+        call = call.model_copy(update={"carrier_call_id": params["CallSid"]})
     target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
     if target is not None:
         new_status = forward(call.status, target)
@@ -213,7 +268,13 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
         return only_event
     # An answer moves the call in the due index from when the carrier says it was answered.
     since = _when(params.get("Timestamp")) if target is CallStatus.IN_PROGRESS else None
-    return Change(event=event, when=_before(target), status=target, otherwise=only_event, since=since)
+    # Only a callback about the call's own carrier call moves it (one with another CallSid is kept for the
+    # record, and the outcome leaves it out); a call never placed has no carrier call id, so it never moves.
+    sid = params.get("CallSid", "")
+    if not sid:
+        return only_event
+    require = {"carrier_call_id": sid}
+    return Change(event=event, when=_before(target), status=target, require=require, otherwise=only_event, since=since)
 
 
 def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
