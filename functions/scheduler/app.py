@@ -39,10 +39,11 @@ class Deps:
     """The function's adapters, built once per container on first use."""
 
     def __init__(self, settings: SchedulerSettings) -> None:
-        timing = Timing.for_limits(
-            ring_timeout=settings.ring_timeout_seconds,
-            margin=settings.reconcile_margin_seconds,
+        timing = Timing(
             grace=settings.grace_seconds,
+            ringing_after=settings.reconcile_ringing_after_seconds,
+            answered_after=settings.reconcile_answered_after_seconds,
+            max_interval=settings.reconcile_max_interval_seconds,
         )
         # One connection per worker thread (boto3 clients are thread-safe; their pools hold 10 by default),
         # and patience with throttling: a write that waits a few seconds still dispatches its call on time.
