@@ -34,6 +34,13 @@ DEMO_SMS_FROM = "12815550199"  # the demo account's SMS number
 CARRIER_NUMBERS = (DEMO_CALLER_ID, DEMO_SMS_FROM, "12812345678")
 
 Log = Callable[[str], None]
+# Waits measured in call time: at --speed N the simulated calls play N times faster, and so do these, so a
+# call whose final callback was lost is looked up as soon (in call time) as it would be in a deployment.
+SPEED_SCALED_PARAMETERS = (
+    "ReconcileRingingAfterSeconds",
+    "ReconcileAnsweredAfterSeconds",
+    "ReconcileMaxIntervalSeconds",
+)
 
 
 class Clients(dict[str, Any]):
@@ -100,6 +107,16 @@ def write_private(path: Path, data: dict[str, Any]) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         json.dump(data, file, indent=2)
+
+
+def stack_parameters(template: dict[str, Any], speed: float, given: dict[str, str]) -> dict[str, str]:
+    """The template parameters to create the stack with: `given`, and the call-time waits divided by `speed`."""
+    parameters = dict(given)
+    for name in SPEED_SCALED_PARAMETERS:
+        if name not in parameters:
+            default = float(template["Parameters"][name]["Default"])
+            parameters[name] = f"{default / speed:g}"
+    return parameters
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -300,9 +317,8 @@ class Sandbox:
         clients = self._clients()
         for service in ("dynamodb", "sqs", "s3", "secretsmanager"):  # what create_stack builds with
             clients[service]
-        self.stack = create_stack(
-            clients, prefix=self.config.prefix, template=template, parameters=self.config.parameters
-        )
+        parameters = stack_parameters(template, self.config.speed, self.config.parameters)
+        self.stack = create_stack(clients, prefix=self.config.prefix, template=template, parameters=parameters)
         translating.join()
         if "roles" not in translated:
             raise RuntimeError("could not work out the functions' roles from the template")

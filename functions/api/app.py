@@ -4,6 +4,7 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -14,14 +15,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge import console, openapi, openapi_campaigns
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.login_failures import DynamoLoginFailures
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.domain.accounts import Account
 from callbridge.domain.campaigns import CampaignNotFound
 from callbridge.domain.errors import (
@@ -31,14 +35,17 @@ from callbridge.domain.errors import (
     InvalidRequest,
     IvrMenuNotFound,
     ServiceUnavailable,
+    SuppressionNotFound,
     TooManyFailedLogins,
     Unauthorized,
 )
 from callbridge.logic import calls as call_queries
 from callbridge.logic import campaigns
 from callbridge.logic import ivr as ivr_menus
+from callbridge.logic import suppressions as dnc
 from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
+from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
@@ -60,12 +67,16 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
+        self.suppressions = DynamoSuppressionList(settings.accounts_table)
+        # DELETE /pcall/calls/{callid} ends calls at the carrier; the secret is read on the first one.
+        self.carrier = CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url)
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
             idempotency=self.idempotency,
             menus=self.menus,
             queue=SqsCallsQueue(settings.calls_queue_url),
+            suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
         self.login_limiter = LoginLimiter(DynamoLoginFailures(settings.login_failures_table), on_error=logger.warning)
@@ -208,6 +219,17 @@ def list_calls(
 )
 def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
     call = call_queries.get_call(deps().calls, _account(), callid)
+    return _json(200, envelope(200, call=call))
+
+
+@app.delete(
+    "/pcall/calls/<callid>",
+    summary="Hang up or cancel a call",
+    responses=openapi.responses(openapi.CallHangupResponse, 401, 404, 409, 503),
+    tags=["calls"],
+)
+def hang_up_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
+    call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
 
 
@@ -385,6 +407,74 @@ def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
     return _json(200, envelope(200, **ivr_menus.delete_menu(deps().menus, _account(), code)))
 
 
+def _number() -> Any:
+    return Path(description="A phone number in any usual spelling (12812345670, +1 (281) 234-5670), URL-encoded.")
+
+
+def _body() -> bytes:
+    event = app.current_event
+    return raw_body(event.body, bool(event.is_base64_encoded))
+
+
+@app.put(
+    "/pcall/suppressions/<number>",
+    summary="Add a number to the do-not-call list (or replace its reason)",
+    responses=openapi.responses(openapi.SuppressionPutResponse, 400, 401, 503),
+    tags=["suppressions"],
+)
+def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    account = _account()
+    result = dnc.put_suppression(deps().suppressions, account, unquote(number), _body(), now=_now())
+    return _json(200, envelope(200, **result))
+
+
+@app.get(
+    "/pcall/suppressions/<number>",
+    summary="One number of the do-not-call list",
+    responses=openapi.responses(openapi.SuppressionResponse, 400, 401, 404),
+    tags=["suppressions"],
+)
+def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    return _json(200, envelope(200, **dnc.get_suppression(deps().suppressions, _account(), unquote(number))))
+
+
+@app.delete(
+    "/pcall/suppressions/<number>",
+    summary="Take a number off the do-not-call list",
+    responses=openapi.responses(openapi.SuppressionDeleteResponse, 400, 401, 404),
+    tags=["suppressions"],
+)
+def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
+    return _json(200, envelope(200, **dnc.delete_suppression(deps().suppressions, _account(), unquote(number))))
+
+
+@app.get(
+    "/pcall/suppressions",
+    summary="List the do-not-call list, by number",
+    responses=openapi.responses(openapi.SuppressionListResponse, 400, 401),
+    tags=["suppressions"],
+)
+def list_suppressions(
+    limit: Annotated[int, Query(description="Numbers per page (1-100).")] = 50,
+    next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
+) -> Response[str]:
+    page = dnc.list_suppressions(deps().suppressions, _account(), limit=limit, next_token=next)
+    return _json(200, envelope(200, **page))
+
+
+@app.post(
+    "/pcall/suppressions",
+    summary="Add up to 10,000 numbers to the do-not-call list (JSON list or text/csv)",
+    responses=openapi.responses(openapi.SuppressionBulkResponse, 400, 401, 503),
+    tags=["suppressions"],
+)
+def add_suppressions() -> Response[str]:
+    account = _account()
+    content_type = app.current_event.headers.get("content-type")
+    result = dnc.add_suppressions(deps().suppressions, account, _body(), content_type, now=_now())
+    return _json(200, envelope(200, **result))
+
+
 @app.get("/pcall/openapi.json", include_in_schema=False)
 def openapi_json() -> Response[str]:
     return _json(200, openapi_document())
@@ -491,6 +581,11 @@ def _no_menu(exc: IvrMenuNotFound) -> Response[str]:
     return _json(404, error_envelope(404, message=f"IVR menu {exc} not found"))
 
 
+@app.exception_handler(SuppressionNotFound)
+def _not_listed(exc: SuppressionNotFound) -> Response[str]:
+    return _json(404, error_envelope(404, message=f"{exc} is not on your do-not-call list"))
+
+
 @app.exception_handler(Conflict)
 def _conflict(exc: Conflict) -> Response[str]:
     return _json(409, error_envelope(409, message=str(exc)))
@@ -516,5 +611,6 @@ def _no_route(_: Exception) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.batching import ConcurrentBatchProcessor
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.delivery import CallbackSender
@@ -79,6 +80,7 @@ def queue_record(record: SQSRecord) -> Result:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     records = event.get("Records") or []
     from_queue = bool(records) and records[0].get("eventSource") == "aws:sqs"

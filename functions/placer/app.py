@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
@@ -21,6 +22,7 @@ from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.twilio import REQUEST_SECONDS
 from callbridge.domain.messages import CallsQueueMessage, UnreadableMessage
 from callbridge.logic.campaign_worker import CampaignWorker
@@ -57,12 +59,14 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
+        suppressions = DynamoSuppressionList(settings.accounts_table)
         self.intake = Intake(
             calls=self.calls,
             accounts=DynamoAccountsStore(settings.accounts_table),
             idempotency=DynamoIdempotency(settings.accounts_table),
             menus=DynamoIvrMenus(settings.accounts_table),
             queue=self.queue,
+            suppressions=suppressions,
         )
         campaigns = CampaignSettings.from_env()
         gate = CampaignWorker(
@@ -78,6 +82,7 @@ class Deps:
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
+            suppressions=suppressions,
             campaigns=gate,
             ring_timeout=settings.ring_timeout_seconds,
             log=_warn,
@@ -138,6 +143,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     return process_partial_response(
         event=event,

@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge.adapters.aws import client
+from callbridge.adapters.aws import client, within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
@@ -39,10 +39,11 @@ class Deps:
     """The function's adapters, built once per container on first use."""
 
     def __init__(self, settings: SchedulerSettings) -> None:
-        timing = Timing.for_limits(
-            ring_timeout=settings.ring_timeout_seconds,
-            margin=settings.reconcile_margin_seconds,
+        timing = Timing(
             grace=settings.grace_seconds,
+            ringing_after=settings.reconcile_ringing_after_seconds,
+            answered_after=settings.reconcile_answered_after_seconds,
+            max_interval=settings.reconcile_max_interval_seconds,
         )
         # One connection per worker thread (boto3 clients are thread-safe; their pools hold 10 by default),
         # and patience with throttling: a write that waits a few seconds still dispatches its call on time.
@@ -80,6 +81,7 @@ def deps() -> Deps:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=EventBridgeEvent)
+@within_deadline
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     scheduler = deps().scheduler
     deadline = scheduler.now() + max(0.0, context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)

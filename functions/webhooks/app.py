@@ -9,14 +9,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.secrets import carrier_credentials
+from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.signature import verify_signature
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.errors import CallNotFound, InvalidRequest, ServiceUnavailable
+from callbridge.domain.progress import ATTEMPT
+from callbridge.domain.retries import MAX_RETRY_ATTEMPTS
 from callbridge.logic.placer import WebhookUrls
 from callbridge.logic.webhooks import Webhooks
 from callbridge.settings import CarrierSettings
@@ -52,6 +56,7 @@ class Deps:
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             sms_from_default=sms_from,
+            suppressions=DynamoSuppressionList(settings.accounts_table),
         )
 
 
@@ -94,6 +99,16 @@ def _urls() -> WebhookUrls:
     return WebhookUrls(f"{proto}://{event.request_context.domain_name}")
 
 
+def _attempt() -> int | None:
+    """The attempt a callback is about: `?attempt=N` on the URLs of a call that may be retried, else None."""
+    value = (app.current_event.query_string_parameters or {}).get(ATTEMPT)
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= MAX_RETRY_ATTEMPTS + 1:
+        raise InvalidRequest.single(ATTEMPT, f"must be a whole number from 1 to {MAX_RETRY_ATTEMPTS + 1}")
+    return int(value)
+
+
 def _twiml(document: str) -> Response[str]:
     return Response(200, TWIML, document)
 
@@ -103,14 +118,14 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     params = _signed_params()
     hooks = deps().webhooks
     if action == "flow":
-        return _twiml(hooks.flow(callid, params, _urls()))
+        return _twiml(hooks.flow(callid, params, _urls(), _attempt() or 1))
     if action == "status":
-        call = hooks.status(callid, params)
+        call = hooks.status(callid, params, _attempt())
         if call.status.is_final:
             _count_outcome(call)
         return Response(204, TWIML, "")
     if action == "recording":
-        hooks.recording(callid, params)
+        hooks.recording(callid, params, _attempt() or 1)
         return Response(204, TWIML, "")
     if action == "gather":
         query = app.current_event.query_string_parameters or {}
@@ -168,5 +183,6 @@ def _unavailable(exc: ServiceUnavailable) -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
+@within_deadline
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

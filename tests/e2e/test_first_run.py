@@ -109,6 +109,7 @@ def test_each_readme_admin_command_works_against_the_sandbox(tmp_path: Path) -> 
         "ARGS=disable",
         "ARGS=enable",
         "ARGS=rotate-password",
+        "ARGS=set-call-defaults",
     ]
     # AccountCacheSeconds=0: each request sees the account as the last command left it
     running = start_sandbox("--parameter-overrides", "AccountCacheSeconds=0", state_dir=tmp_path)
@@ -142,6 +143,8 @@ def test_each_readme_admin_command_works_against_the_sandbox(tmp_path: Path) -> 
         rotated = run(commands[4], key)["password"]
         assert rotated != password
         assert status(key, rotated) == 200
+        defaults = run(commands[5], key)
+        assert (defaults["call_window"], defaults["call_days"]) == ("09:00-20:00", "MON,TUE,WED,THU,FRI")
     finally:
         assert stop_sandbox(running) == 0
     # and once the sandbox is gone, the command says so

@@ -27,6 +27,7 @@ from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.signature import compute_signature
 from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.calls import Call
@@ -102,6 +103,7 @@ class FakeTwilio:
         self.call_answers: list[Answer] = []
         self.answers_to: dict[str, list[Answer]] = {}  # answers to create-call requests for one `To`, first
         self.on_create: Callable[[CarrierRequest], None] | None = None
+        self.update_answers: list[Answer] = []  # answers to `POST /Calls/{sid}.json` (hang up, cancel), in order
         self._lock = threading.Lock()
         self._sids = itertools.count(1)
 
@@ -128,6 +130,9 @@ class FakeTwilio:
             return answer(request) if callable(answer) else answer
         if creating:
             return httpx.Response(201, json=self._call(f"CA{number:032x}", seen))
+        if seen.method == "POST" and seen.path.startswith(CALLS_PATH[: -len(".json")] + "/") and self.update_answers:
+            update = self.update_answers.pop(0)
+            return update(request) if callable(update) else update
         if seen.method == "POST" and seen.path == MESSAGES_PATH:
             body = {"sid": f"SM{number:032x}", "status": "queued", "to": seen.get("To"), "from": seen.get("From")}
             return httpx.Response(201, json=body)
@@ -273,6 +278,7 @@ def queue_call(stack: Any, account: AccountCredentials, **params: str) -> str:
         idempotency=DynamoIdempotency(stack.refs["AccountsTable"]),
         menus=DynamoIvrMenus(stack.refs["AccountsTable"]),
         queue=SqsCallsQueue(stack.refs["CallsQueue"]),
+        suppressions=DynamoSuppressionList(stack.refs["AccountsTable"]),
     )
     params = {"to": "17134567890", "answer_play": "https://example.com/hello.wav", **params}
     return str(accept_call(params, account.account, intake, now=datetime.now(UTC))["callid"])

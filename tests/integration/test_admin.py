@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from callbridge.admin import main
 
 from tests.conftest import ApiClient, fresh_module
-from tests.integration.conftest import MINIMAL
+from tests.integration.conftest import MINIMAL, stored_call
 
 # moto answers requests to AWS's own endpoints, so passing one exercises --endpoint-url.
 ENDPOINT = "https://dynamodb.us-east-1.amazonaws.com"
@@ -193,3 +194,38 @@ def test_a_table_or_stack_is_required(capsys: pytest.CaptureFixture[str]) -> Non
         main(["list"])
 
     assert exited.value.code == 2
+
+
+def test_calling_window_defaults_are_set_checked_and_cleared(
+    capsys: pytest.CaptureFixture[str], table: str, uncached_api: ModuleType, aws: Any
+) -> None:
+    code, out, _ = admin(
+        capsys, table, "create", "--caller-id", "12815550100", "--call-window", "09:00-20:00", "--call-days", "mon-fri"
+    )
+    assert code == 0
+    assert (out["call_window"], out["call_days"], out["recipient_timezone"]) == (
+        "09:00-20:00",
+        "MON,TUE,WED,THU,FRI",
+        None,
+    )
+    key, password = out["api_key"], out["password"]
+
+    code, out, _ = admin(capsys, table, "set-call-defaults", key, "--call-days", "", "--recipient-timezone", "UTC")
+    assert code == 0
+    assert (out["call_window"], out["call_days"], out["recipient_timezone"]) == ("09:00-20:00", None, "UTC")
+    # the defaults apply to calls: a window that is not open now holds the call (the request could override it)
+    now = datetime.now(UTC)
+    closed = f"{(now.hour + 2) % 24:02d}:00-{(now.hour + 3) % 24:02d}:00"
+    assert admin(capsys, table, "set-call-defaults", key, "--call-window", closed)[0] == 0
+    response = ApiClient(uncached_api, auth=(key, password)).post_call(MINIMAL)
+    assert response.status == 200, response.body
+    assert stored_call(aws, response.data["callid"])["status"] == "SCHEDULED"
+
+    for args, message in (
+        (["--call-window", "9-5"], "HH:MM-HH:MM"),
+        (["--call-days", "WEEKDAYS"], "MON..SUN"),
+        (["--recipient-timezone", "Mars/Olympus"], "unknown time zone"),
+    ):
+        code, out, err = admin(capsys, table, "set-call-defaults", key, *args)
+        assert code == 2
+        assert message in err

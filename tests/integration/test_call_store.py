@@ -68,13 +68,8 @@ def step(aws: Any, store: DynamoCallsStore, memory: Call, change: Change) -> Cal
     assert stored == settled(after)
     due = attention(settled(after))
     stored_due = due_key(aws, memory.callid)
-    if after.status in (CallStatus.DIALING, CallStatus.RINGING):
-        # a claimed call keeps its QUEUED place: never after its attention time (the scheduler is not late)
-        assert due is not None
-        assert stored_due is not None
-        assert stored_due <= iso(due), (stored_due, due)
-    else:
-        assert stored_due == (iso(due) if due else None), after.status
+    # a claimed call is placed at its dialing plus the ringing delay; RINGING keeps that place
+    assert stored_due == (iso(due) if due else None), after.status
     return after
 
 

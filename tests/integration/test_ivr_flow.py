@@ -16,6 +16,7 @@ import pytest
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.carrier.signature import compute_signature
 from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.errors import InvalidRequest
 from callbridge.domain.progress import outcome_fields
 from callbridge.logic.ivr import put_menu
 
@@ -91,6 +92,7 @@ class Carrier:
         self.call = call
         self.stack = stack
         self.last: WebhookResponse | None = None
+        self._gather_url_of_last_press = ""
 
     def params(self, **extra: str) -> dict[str, str]:
         return {
@@ -133,7 +135,8 @@ class Carrier:
 
     def press(self, digits: str) -> WebhookResponse:
         """The person presses `digits` at the last document's Gather: Twilio posts them to its action."""
-        return self.post(self._gather().attrib["action"], self.params(Digits=digits))
+        self._gather_url_of_last_press = self._gather().attrib["action"]
+        return self.post(self._gather_url_of_last_press, self.params(Digits=digits))
 
     def wait(self) -> WebhookResponse:
         """Nobody presses anything: the Gather times out and Twilio follows the Redirect after it."""
@@ -353,3 +356,43 @@ def test_a_machine_never_hears_the_menu(
     )
 
     assert tags(carrier.answer("machine_end_beep")) == ["Say", "Hangup"]
+
+
+# --- opt-out by keypress
+
+
+def test_an_opt_out_key_lists_the_number_and_hangs_up(
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks
+) -> None:
+    from callbridge.adapters.suppressions import DynamoSuppressionList
+
+    store = DynamoIvrMenus(aws.refs["AccountsTable"])
+    now = datetime(2027, 1, 10, 12, tzinfo=UTC)
+    menu = {
+        "prompt": {"speak": "Press 9 to stop these calls.", "speak_lang": "en-US"},
+        "options": {"9": {"action": "opt_out", "speak": "You will not be called again.", "speak_lang": "en-US"}},
+    }
+    put_menu(store, account.account, "main", menu, now=now)
+    carrier = answered_call(aws, account, twilio, hooks)
+    carrier.answer()
+
+    end = carrier.press("9")
+    again = carrier.post(carrier._gather_url_of_last_press, carrier.params(Digits="9"))  # the carrier repeats it
+
+    assert verbs(end) == [
+        ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, "You will not be called again."),
+        ("Hangup", {}, None),
+    ]
+    assert again.body == end.body
+    listed = DynamoSuppressionList(aws.refs["AccountsTable"]).get(account.api_key, carrier.call.request["to"])
+    assert listed is not None
+    assert (listed.reason, listed.callid) == ("opt-out by keypress", carrier.call.callid)
+    call = carrier.hang_up()
+    assert call.digits == "9"
+    assert ivr_events(call) == [
+        ("ivr.digits", {"menu": "main", "digit": "9", "action": "opt_out", "step": 1, "attempt": 0})
+    ]
+    # the next call to that number is refused
+    with pytest.raises(InvalidRequest) as refused:
+        queue_call(aws, account, answer_play=GREETING)
+    assert [(p.field, p.message) for p in refused.value.problems] == [("to", "is on your do-not-call list")]

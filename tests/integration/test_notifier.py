@@ -300,6 +300,8 @@ def test_a_finished_call_is_delivered_once_with_every_field_and_a_valid_signatur
         "error_code": "",
         "error_desc": "",
         "campaign": "",  # not a campaign's call
+        "attempts": "1",
+        "metadata": "",
     }
     (attempt,) = attempts(api, callid)
     assert attempt["detail"] == {

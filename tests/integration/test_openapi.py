@@ -48,7 +48,8 @@ def test_the_call_request_body_lists_every_seed_parameter_in_three_media_types()
     body = spec["paths"]["/pcall/call"]["post"]["requestBody"]
     assert set(body["content"]) == {"application/x-www-form-urlencoded", "multipart/form-data", "application/json"}
     schema = spec["components"]["schemas"]["CallRequest"]
-    assert set(schema["properties"]) == set(EVERY_PARAMETER) | {"timezone"}
+    policies = {"retry_attempts", "retry_interval", "retry_on", "call_window", "call_days", "recipient_timezone"}
+    assert set(schema["properties"]) == set(EVERY_PARAMETER) | {"timezone", "metadata"} | policies
     assert schema["required"] == ["to"]
     assert schema["additionalProperties"] is False
 

@@ -29,6 +29,7 @@ from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.dispatch import Timing
 from callbridge.domain.errors import Conflict
+from callbridge.domain.progress import apply_status_callback
 from callbridge.logic import calls as call_queries
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
@@ -38,7 +39,7 @@ from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_m
 from tests.integration.fakes import ACCOUNT_SID, PUBLIC_API_URL, FakeTwilio, atomic_dynamodb, twilio_error
 
 T0 = datetime(2027, 1, 10, 12, 0, 17, tzinfo=UTC)  # a rule firing: EventBridge never fires on second 0
-TIMING = Timing.for_limits(ring_timeout=45, margin=120, grace=120)
+TIMING = Timing(grace=120, ringing_after=75, answered_after=120, max_interval=900)
 PLAY = {"to": "17134567890", "answer_play": "https://example.com/hello.wav"}
 FLOW_URL = re.compile(r"/carrier/twilio/([0-9a-f]+)/flow$")
 
@@ -767,8 +768,8 @@ def carrier_answer(status: str, **extra: Any) -> dict[str, Any]:
 def test_a_call_stuck_past_its_ring_window_is_finalized_from_the_carriers_answer(
     world: World, account: AccountCredentials, answer: dict[str, Any], status: CallStatus, answered_by: str, billed: int
 ) -> None:
-    # given: dialed 166 s ago (ring window 165 s) and no callback ever came
-    call = dialing(world, account, ago=166)
+    # given: dialed 76 s ago (looked up 75 s after its dialing: its ring timeout and a margin), no callback since
+    call = dialing(world, account, ago=76)
     world.carrier.calls[call.carrier_call_id or ""] = answer
 
     # when
@@ -783,8 +784,33 @@ def test_a_call_stuck_past_its_ring_window_is_finalized_from_the_carriers_answer
     assert not indexed(world, done.callid)  # final: out of the due index
 
 
+def test_an_answered_call_whose_final_callback_was_lost_is_finalized_two_minutes_after_its_answer(
+    world: World, account: AccountCredentials
+) -> None:
+    # given: answered 10 s after dialing; it ended 30 s later, but that final callback was lost
+    call = dialing(world, account, ago=40)
+    answered = {"CallSid": call.carrier_call_id or "", "CallStatus": "in-progress", "AnsweredBy": "human"}
+    world.store.update(
+        call.callid, lambda c: apply_status_callback(c, answered, iso(world.sim.at - timedelta(seconds=30)))
+    )
+    world.carrier.calls[call.carrier_call_id or ""] = carrier_answer(
+        "completed", duration="30", answered_by="human", end_time="Sun, 10 Jan 2027 12:00:17 +0000"
+    )
+
+    # when: runs come once a minute
+    world.sim.advance(60)  # 90 s after the answer: not yet
+    assert world.run().reconciled == 0
+    world.sim.advance(60)  # 150 s after the answer: asked, and final
+    assert world.run().reconciled == 1
+
+    # then: the outcome a callback would have given, minutes after the call's end instead of hours
+    done = world.call(call.callid)
+    assert (done.status, done.answered_by, done.billed_seconds) == (CallStatus.COMPLETED, "Person", 30)
+    assert world.carrier.fetches == [call.carrier_call_id]
+
+
 def test_a_call_within_its_ring_window_is_not_asked_about(world: World, account: AccountCredentials) -> None:
-    dialing(world, account, ago=100)
+    dialing(world, account, ago=70)
 
     report = world.run()
 
@@ -831,7 +857,7 @@ def test_a_dialing_call_without_a_carrier_call_id_fails_as_never_placed(
         ).with_event(iso(world.sim.at), "dialing", claim="t"),
     )
 
-    world.sim.advance(164)
+    world.sim.advance(74)
     assert world.run().reconciled == 0
     world.sim.advance(2)
     assert world.run().reconciled == 1

@@ -20,3 +20,25 @@ def test_seed_must_be_a_whole_number(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         parse_args(["--faults", "--seed", "x"])
     assert "--seed" in capsys.readouterr().err
+
+
+def test_reconciliation_waits_play_at_the_simulated_speed() -> None:
+    from sandbox.runtime import stack_parameters
+    from sandbox.template import load_template
+
+    template = load_template()
+
+    at_20 = stack_parameters(template, 20, {"CarrierCallsPerSecond": "5"})
+
+    # then: call-time waits are 20 times shorter (template defaults 75, 120 and 900 s), the rest as given
+    assert at_20 == {
+        "CarrierCallsPerSecond": "5",
+        "ReconcileRingingAfterSeconds": "3.75",
+        "ReconcileAnsweredAfterSeconds": "6",
+        "ReconcileMaxIntervalSeconds": "45",
+    }
+    # and: a value given on the command line is taken as it is
+    assert (
+        stack_parameters(template, 20, {"ReconcileAnsweredAfterSeconds": "30"})["ReconcileAnsweredAfterSeconds"] == "30"
+    )
+    assert stack_parameters(template, 1, {})["ReconcileMaxIntervalSeconds"] == "900"

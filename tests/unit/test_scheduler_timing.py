@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 NOW = datetime(2027, 1, 10, 12, 0, 17, tzinfo=UTC)  # a rule firing: never on second 0
 CALLID = "17f9a1b2c3d0123456789abcdef"
-TIMING = Timing(grace=120, max_backoff=900, ring_window=165, call_window=4 * 3600 + 120, recheck=300)
+TIMING = Timing(grace=120, max_backoff=900, ringing_after=75, answered_after=120, max_interval=900)
 
 
 def at(seconds: float) -> datetime:
@@ -182,27 +182,49 @@ def test_a_call_the_placer_put_back_for_a_carrier_retry_is_not_resent_at_once() 
 
 
 @pytest.mark.parametrize("status", [CallStatus.DIALING, CallStatus.RINGING])
-def test_a_ringing_call_is_reconciled_after_the_ring_window(status: CallStatus) -> None:
+def test_a_ringing_call_is_looked_up_shortly_after_its_ring_timeout(status: CallStatus) -> None:
     call = make_call(status, dialed_at=iso(NOW), carrier_call_id="CA1")
 
-    assert attention(call, TIMING) == at(165)
-    assert next_step(call, at(164), at(164 + 90), TIMING) is Step.NOTHING
-    assert next_step(call, at(165), at(165 + 90), TIMING) is Step.RECONCILE
+    assert attention(call, TIMING) == at(75)
+    assert next_step(call, at(74), at(74 + 90), TIMING) is Step.NOTHING
+    assert next_step(call, at(75), at(75 + 90), TIMING) is Step.RECONCILE
 
 
-def test_a_live_call_is_reconciled_after_its_time_limit() -> None:
-    call = make_call(CallStatus.IN_PROGRESS, dialed_at=iso(at(-60)), answered_at=iso(NOW), carrier_call_id="CA1")
+def test_an_answered_call_is_looked_up_two_minutes_after_its_answer_then_at_doubling_intervals() -> None:
+    # given: answered at 1, then nothing from the carrier (its final callback lost)
+    call = make_call(CallStatus.IN_PROGRESS, dialed_at=iso(at(-20)), answered_at=iso(at(1)), carrier_call_id="CA1")
 
-    assert attention(call, TIMING) == at(4 * 3600 + 120)
-    assert next_step(call, at(3600), at(3600), TIMING) is Step.NOTHING
+    # then: first look-up 2 minutes after the answer, then 4, 8, 15, 15 minutes apart
+    expected = [121, 121 + 240, 121 + 240 + 480, 121 + 240 + 480 + 900, 121 + 240 + 480 + 900 + 900]
+    seen = []
+    for _ in expected:
+        due = attention(call, TIMING)
+        assert due is not None
+        seen.append((due - NOW).total_seconds())
+        assert next_step(call, due - timedelta(seconds=1), due, TIMING) is Step.NOTHING
+        assert next_step(call, due, due, TIMING) is Step.RECONCILE
+        # the carrier says it is still live
+        live = {"CallSid": "CA1", "CallStatus": "in-progress", "CallbackSource": "reconciliation"}
+        call = from_carrier(call, live, due) or call
+    assert seen == expected
 
 
-def test_a_call_the_carrier_says_is_still_live_is_asked_again_after_the_recheck() -> None:
-    call = make_call(CallStatus.RINGING, dialed_at=iso(at(-1000)), carrier_call_id="CA1")
-    call = with_events(call, (0, "reconciled"))
+def test_a_dialing_call_never_heard_from_is_failed_shortly_after_its_ring_timeout() -> None:
+    call = make_call(CallStatus.DIALING, dialed_at=iso(NOW))
 
-    assert attention(call, TIMING) == at(300)
-    assert next_step(call, at(299), at(299), TIMING) is Step.NOTHING
+    assert next_step(call, at(74), at(74), TIMING) is Step.NOTHING
+    assert never_placed(call, at(75), TIMING) is not None
+
+
+def test_a_call_answered_after_a_look_up_while_ringing_counts_from_its_answer() -> None:
+    # given: looked up while ringing (still ringing), then answered
+    call = make_call(CallStatus.RINGING, dialed_at=iso(at(-100)), carrier_call_id="CA1")
+    call = with_events(call, (-25, "reconciled"))
+    answered = call.model_copy(update={"status": CallStatus.IN_PROGRESS, "answered_at": iso(NOW)})
+
+    # then: the look-up before the answer does not double the answered call's first delay
+    assert attention(call, TIMING) == at(-25 + 150)
+    assert attention(answered, TIMING) == at(120)
 
 
 @pytest.mark.parametrize(
@@ -216,11 +238,17 @@ def test_a_final_call_leaves_the_index(status: CallStatus) -> None:
     assert not listed_as_scheduled(call)
 
 
-def test_timing_for_the_configured_limits() -> None:
-    timing = Timing.for_limits(ring_timeout=60, time_limit=600, margin=30, grace=90)
+def test_the_default_timing_is_the_templates() -> None:
+    from sandbox.template import load_template
 
-    assert (timing.ring_window, timing.call_window, timing.grace) == (90, 630, 90)
-    assert DEFAULT_TIMING.ring_window == 45 + 120
+    parameters = load_template()["Parameters"]
+    defaults = (DEFAULT_TIMING.ringing_after, DEFAULT_TIMING.answered_after, DEFAULT_TIMING.max_interval)
+
+    assert defaults == (75, 120, 900)
+    assert defaults == tuple(
+        parameters[name]["Default"]
+        for name in ("ReconcileRingingAfterSeconds", "ReconcileAnsweredAfterSeconds", "ReconcileMaxIntervalSeconds")
+    )
 
 
 # --- the index attributes CallsTable items carry
@@ -245,7 +273,7 @@ def test_index_attributes_follow_the_state() -> None:
     assert "scheduled_account" not in immediate
 
     dialing = item(make_call(CallStatus.DIALING, call_date=at(-1), dialed_at=iso(NOW)))
-    assert dialing["due_key"] == f"{iso(at(165))}#{CALLID}"
+    assert dialing["due_key"] == f"{iso(at(75))}#{CALLID}"
     assert "scheduled_account" not in dialing
 
     done = item(make_call(CallStatus.COMPLETED, call_date=at(-100), dialed_at=iso(at(-99))))
@@ -305,7 +333,7 @@ def test_fail_never_touches_a_final_call() -> None:
 def test_never_placed_says_why() -> None:
     lost = make_call(CallStatus.DIALING, dialed_at=iso(at(-200)))
     uncertain = with_events(lost, (-199, "carrier.uncertain"))
-    too_early = make_call(CallStatus.DIALING, dialed_at=iso(at(-100)))
+    too_early = make_call(CallStatus.DIALING, dialed_at=iso(at(-70)))
 
     first, second = never_placed(lost, NOW, TIMING), never_placed(uncertain, NOW, TIMING)
 
@@ -313,7 +341,7 @@ def test_never_placed_says_why() -> None:
     assert second is not None
     assert first.status is second.status is CallStatus.FAILED
     assert first.error_code == "never_placed"
-    assert first.error_desc == "never placed: no carrier call id, and no carrier callback came within 165 s"
+    assert first.error_desc == "never placed: no carrier call id, and no carrier callback came within 75 s"
     assert second.error_desc is not None
     assert "the carrier's answer to the request was lost" in second.error_desc
     assert never_placed(too_early, NOW, TIMING) is None

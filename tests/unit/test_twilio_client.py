@@ -264,7 +264,8 @@ def test_fetch_call_still_raises_other_errors() -> None:
 @pytest.mark.parametrize(("method", "status"), [("hangup", "completed"), ("cancel", "canceled")])
 def test_hangup_and_cancel_update_the_call(method: str, status: str) -> None:
     recorder = Recorder(httpx.Response(200, json=call_resource(status=status)))
-    assert getattr(client_for(recorder), method)(CALL_SID) is None
+    answered = getattr(client_for(recorder), method)(CALL_SID)
+    assert (answered.sid, answered.status) == (CALL_SID, status)
     assert recorder.last.method == "POST"
     assert recorder.last.url.path == CALL
     assert recorder.last.headers["Authorization"] == BASIC
@@ -430,7 +431,7 @@ def test_unreadable_success_is_uncertain(response: httpx.Response) -> None:
 
 def test_default_timeouts() -> None:
     timeout = default_timeout()
-    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (3.0, 10.0, 10.0, 3.0)
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2.0, 6.0, 1.0, 1.0)
 
 
 def test_own_client_uses_default_timeouts_and_is_closed() -> None:

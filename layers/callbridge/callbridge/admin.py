@@ -1,7 +1,10 @@
 """Admin command line: create, list, disable and enable accounts, rotate passwords.
 
+    python -m callbridge.admin --stack callbridge create --caller-id 12812345678
+    python -m callbridge.admin --endpoint-url http://127.0.0.1:3000/aws --table callbridge-AccountsTable list
     python -m callbridge.admin --stack callbridge --region us-east-1 create --caller-id 12812345678
     python -m callbridge.admin --sandbox list          # the sandbox `make run` started (make admin ARGS="list")
+    python -m callbridge.admin --stack callbridge set-call-defaults cb_... --call-window 09:00-20:00 --call-days MON-FRI
 
 A new password is printed once and never stored: only its salted scrypt hash is.
 """
@@ -28,6 +31,7 @@ from callbridge.domain.calls import iso
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.phones import to_e164
 from callbridge.domain.scheduling import CallDateError, zone
+from callbridge.domain.windows import WindowError, format_call_days, parse_call_days, parse_call_window
 
 # Written by the running sandbox into its state directory (default .sandbox): its endpoints and table names.
 SANDBOX_FILE = "sandbox.json"
@@ -48,6 +52,9 @@ def create_account(
     sms_from: str | None = None,
     api_key: str | None = None,
     password: str | None = None,
+    call_window: str | None = None,
+    call_days: str | None = None,
+    recipient_timezone: str | None = None,
     webhook_secret: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; returns it and its password (the only time the password exists in clear)."""
@@ -63,6 +70,7 @@ def create_account(
         zone(timezone)
     except CallDateError as exc:
         raise AdminError(str(exc)) from exc
+    defaults = call_defaults(call_window, call_days, recipient_timezone)
     key = api_key or new_api_key()
     if store.get_account(key) is not None:
         raise AdminError(f"account {key} already exists")
@@ -77,9 +85,46 @@ def create_account(
         sms_from=sms,
         name=name,
         created_at=iso(datetime.now(UTC)),
+        **defaults,
     )
     store.put_account(account)
     return account, secret
+
+
+def call_defaults(
+    call_window: str | None, call_days: str | None, recipient_timezone: str | None
+) -> dict[str, str | None]:
+    """The account's calling-window defaults, checked ("" clears one); AdminError naming what is wrong."""
+    values: dict[str, str | None] = {}
+    try:
+        if call_window is not None:
+            values["call_window"] = call_window.strip() or None
+            if call_window.strip():
+                parse_call_window(call_window)
+        if call_days is not None:
+            values["call_days"] = format_call_days(parse_call_days(call_days)) if call_days.strip() else None
+        if recipient_timezone is not None:
+            values["recipient_timezone"] = recipient_timezone.strip() or None
+            if recipient_timezone.strip():
+                zone(recipient_timezone.strip())
+    except (WindowError, CallDateError) as exc:
+        raise AdminError(str(exc)) from exc
+    return values
+
+
+def set_call_defaults(
+    store: DynamoAccountsStore,
+    key: str,
+    *,
+    call_window: str | None = None,
+    call_days: str | None = None,
+    recipient_timezone: str | None = None,
+) -> Account:
+    """Set (or, with "", clear) an account's defaults for call_window, call_days and recipient_timezone."""
+    update = call_defaults(call_window, call_days, recipient_timezone)
+    account = _require(store, key).model_copy(update=update)
+    store.put_account(account)
+    return account
 
 
 def _require(store: DynamoAccountsStore, key: str) -> Account:
@@ -145,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--sms-from", help="SMS-capable number for answermachine_sms")
     create.add_argument("--name", default="", help="a label for the account")
     create.add_argument("--api-key", help="use this API key instead of a generated one")
+    defaults = commands.add_parser(
+        "set-call-defaults", help="set the account's calling-window defaults (a request's own values win)"
+    )
+    defaults.add_argument("api_key")
+    for sub in (create, defaults):
+        sub.add_argument("--call-window", help="default call_window, HH:MM-HH:MM in the recipient's time ('' clears)")
+        sub.add_argument("--call-days", help="default call_days, e.g. MON-FRI ('' clears)")
+        sub.add_argument("--recipient-timezone", help="default recipient_timezone, an IANA zone ('' clears)")
     commands.add_parser("list", help="list accounts (never passwords)")
     for name, text in (("disable", "refuse the account's credentials"), ("enable", "accept them again")):
         sub = commands.add_parser(name, help=text)
@@ -178,8 +231,21 @@ def main(argv: list[str] | None = None) -> int:
                 name=args.name,
                 sms_from=args.sms_from,
                 api_key=args.api_key,
+                call_window=args.call_window,
+                call_days=args.call_days,
+                recipient_timezone=args.recipient_timezone,
             )
             out: Any = {**_public(account), "password": password}
+        elif args.command == "set-call-defaults":
+            out = _public(
+                set_call_defaults(
+                    store,
+                    args.api_key,
+                    call_window=args.call_window,
+                    call_days=args.call_days,
+                    recipient_timezone=args.recipient_timezone,
+                )
+            )
         elif args.command == "list":
             out = [_public(a) for a in store.list_accounts()]
         elif args.command in ("disable", "enable"):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callbridge.domain.calls import CallStatus
+from callbridge.domain.calls import Attempt, CallStatus
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
 from callbridge.logic.calls import MAX_STATS_CALLS
@@ -39,8 +39,9 @@ TAGS = {
     "calls": "Make a call now or at a time; follow it from request to outcome.",
     "scheduled": "Calls with a `call_date` that have not started: list them, cancel one.",
     "ivr": "The menus `answer_ivr` names: a prompt and what each key does.",
+    "suppressions": "Your do-not-call list: numbers that are never called (E.164, per account).",
 }
-PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main"}
+PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main", "number": "12812345670"}
 
 
 class _Deferred(BaseModel):
@@ -88,7 +89,14 @@ class CallSummary(_Deferred):
     call_date: str | None = None
     request: dict[str, str]
     answered_by: str = Field(description="Person, Machine, or empty when nobody answered.")
-    billed_seconds: int
+    billed_seconds: int = Field(description="Seconds billed, summed over the call's attempts.")
+    next_attempt_at: str | None = Field(
+        None, description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens."
+    )
+    metadata: dict[str, str] | None = Field(None, description="Your metadata, as you sent it.")
+    attempts: list[Attempt] = Field(
+        default_factory=list, description="Each carrier attempt (1, 2, ...); the call's own outcome is the last one's."
+    )
 
 
 class CallListData(Envelope):
@@ -106,6 +114,17 @@ class CallDetailData(Envelope):
 
 class CallDetailResponse(_Deferred):
     data: CallDetailData
+
+
+class CallHangupData(Envelope):
+    call: dict[str, Any] = Field(
+        description="The call as it stands: CANCELED (not dialed yet, or ringing), COMPLETED (hung up), or still "
+        "ending at the carrier."
+    )
+
+
+class CallHangupResponse(BaseModel):
+    data: CallHangupData
 
 
 class CancelData(Envelope):
@@ -182,12 +201,62 @@ class IvrMenuDeleteResponse(_Deferred):
     data: IvrMenuDeleteData
 
 
+class SuppressionView(BaseModel):
+    number: str = Field(description="The number in E.164 (+12812345670).")
+    reason: str = Field(description="Why it is listed (`opt-out by keypress` for a keypress opt-out).")
+    created_at: str
+    callid: str | None = Field(None, description="The call in which the person opted out (keypress only).")
+
+
+class SuppressionData(Envelope):
+    suppression: SuppressionView
+
+
+class SuppressionResponse(BaseModel):
+    data: SuppressionData
+
+
+class SuppressionPutData(SuppressionData):
+    created: bool = Field(description="True if the number is new on the list, false if its entry was replaced.")
+
+
+class SuppressionPutResponse(BaseModel):
+    data: SuppressionPutData
+
+
+class SuppressionListData(Envelope):
+    suppressions: list[SuppressionView]
+    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
+
+
+class SuppressionListResponse(BaseModel):
+    data: SuppressionListData
+
+
+class SuppressionBulkData(Envelope):
+    count: int = Field(description="Distinct numbers in the request.")
+    added: int = Field(description="Numbers that were not listed before.")
+    existing: int = Field(description="Numbers already listed (their entries are kept).")
+
+
+class SuppressionBulkResponse(BaseModel):
+    data: SuppressionBulkData
+
+
+class SuppressionDeleteData(Envelope):
+    deleted: str = Field(description="The number taken off the list, in E.164.")
+
+
+class SuppressionDeleteResponse(BaseModel):
+    data: SuppressionDeleteData
+
+
 def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
         429: "Too many failed logins from this address or for this API key; retry after `Retry-After` seconds.",
-        404: "No such call (or IVR menu) for this account.",
+        404: "No such call (or IVR menu, or listed number) for this account.",
         409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
@@ -244,6 +313,7 @@ def finish(document: str) -> dict[str, Any]:
         }
     )
     _ivr_menu_body(spec)
+    _suppressions_body(spec)
     spec["tags"] = [{"name": name, "description": text} for name, text in TAGS.items()]
     for operations in spec["paths"].values():
         for operation in operations.values():
@@ -287,6 +357,43 @@ def input_schema(schema: dict[str, Any]) -> dict[str, Any]:
     if "default" in result and result["default"] is None:
         del result["default"]
     return result
+
+
+def _suppressions_body(spec: dict[str, Any]) -> None:
+    """The do-not-call routes read their bodies by hand, so their schemas are added here."""
+    put = spec["paths"]["/pcall/suppressions/{number}"]["put"]
+    put["requestBody"] = {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"reason": {"type": "string", "maxLength": 500}},
+                    "additionalProperties": False,
+                }
+            }
+        },
+    }
+    entry = {
+        "oneOf": [
+            {"type": "string", "description": "A number, e.g. 12812345670 or +1 (281) 234-5670."},
+            {
+                "type": "object",
+                "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}},
+                "required": ["number"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    spec["paths"]["/pcall/suppressions"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": entry, "minItems": 1, "maxItems": 10000}},
+            "text/csv": {
+                "schema": {"type": "string", "description": "One number per line; an optional reason column."}
+            },
+        },
+    }
 
 
 def _ivr_menu_body(spec: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts
 from callbridge.domain.changes import Change
 from callbridge.domain.ivr import StoredMenu
+from callbridge.domain.suppressions import Suppression
 
 Cursor = dict[str, Any]
 
@@ -180,6 +181,27 @@ class IdempotencyKeyTaken(Exception):
 
 class VersionConflict(Exception):
     """The call changed between read and write; read it again."""
+
+
+class SuppressionList(Protocol):
+    """An account's do-not-call list, by E.164 number."""
+
+    def get(self, account_id: str, number: str) -> Suppression | None: ...
+
+    def add(self, account_id: str, entry: Suppression) -> bool:
+        """Add the entry unless the number is listed already (the first entry stays); whether it was new."""
+
+    def put(self, account_id: str, entry: Suppression) -> bool:
+        """Create or replace the number's entry; whether it was new."""
+
+    def delete(self, account_id: str, number: str) -> bool:
+        """Remove the number; whether it was listed."""
+
+    def page(self, account_id: str, limit: int, cursor: Cursor | None) -> tuple[list[Suppression], Cursor | None]:
+        """Entries in number order from `cursor`, and the next page's cursor (None at the end)."""
+
+    def add_many(self, account_id: str, entries: Sequence[Suppression]) -> int:
+        """Add the entries whose numbers are not listed yet; how many were new."""
 
 
 class CampaignsStore(Protocol):

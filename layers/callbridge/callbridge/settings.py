@@ -24,6 +24,9 @@ class ApiSettings(BaseModel):
     account_cache_seconds: int = Field(60, ge=0, le=900)
     login_failures_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
+    # DELETE /pcall/calls/{callid} ends calls at the carrier (read on first use only).
+    carrier_base_url: str = "https://api.twilio.com"
+    carrier_secret_id: str = ""
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -32,6 +35,8 @@ class ApiSettings(BaseModel):
             calls_table=env.get("CALLS_TABLE", ""),
             accounts_table=env.get("ACCOUNTS_TABLE", ""),
             calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
+            carrier_base_url=env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
+            carrier_secret_id=env.get("CARRIER_SECRET_ID", ""),
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
             login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
@@ -132,12 +137,14 @@ class SchedulerSettings(BaseModel):
     carrier_base_url: str = Field(min_length=1)
     carrier_secret_id: str = Field(min_length=1)
     schedule_shards: int = Field(16, ge=1, le=64)
-    ring_timeout_seconds: int = Field(45, ge=5, le=600)
+    # The template's Reconcile* parameters (the sandbox divides them by --speed, hence fractions).
+    reconcile_ringing_after_seconds: float = Field(75, gt=0, le=3600)
+    reconcile_answered_after_seconds: float = Field(120, gt=0, le=3600)
+    reconcile_max_interval_seconds: float = Field(900, gt=0, le=3600)
     # The rule fires once a minute, give or take its jitter: dispatch what is due before the run after next
     # could start. At most 900 s minus a run's length, the longest SQS delay.
     lookahead_seconds: int = Field(90, ge=61, le=840)
     grace_seconds: int = Field(120, ge=30, le=900)
-    reconcile_margin_seconds: int = Field(120, ge=30, le=3600)
     workers: int = Field(32, ge=1, le=128)
 
     @classmethod
@@ -150,12 +157,13 @@ class SchedulerSettings(BaseModel):
             "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
             "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
             "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
-            "ring_timeout_seconds": env.get("RING_TIMEOUT_SECONDS", "45"),
         }
         optional = {
             "lookahead_seconds": "DISPATCH_LOOKAHEAD_SECONDS",
             "grace_seconds": "DISPATCH_GRACE_SECONDS",
-            "reconcile_margin_seconds": "RECONCILE_MARGIN_SECONDS",
+            "reconcile_ringing_after_seconds": "RECONCILE_RINGING_AFTER_SECONDS",
+            "reconcile_answered_after_seconds": "RECONCILE_ANSWERED_AFTER_SECONDS",
+            "reconcile_max_interval_seconds": "RECONCILE_MAX_INTERVAL_SECONDS",
             "workers": "SCHEDULER_WORKERS",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.requests import JSON_OBJECT_PARAMS
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -58,7 +59,10 @@ def _from_json(body: bytes) -> dict[str, str]:
         raise InvalidRequest.single("body", "is not valid JSON (UTF-8)") from exc
     if not isinstance(data, dict):
         raise InvalidRequest.single("body", "must be a JSON object of parameters")
-    params = {str(k): _scalar(str(k), v) for k, v in data.items()}
+    params = {
+        str(k): json.dumps(v) if k in JSON_OBJECT_PARAMS and isinstance(v, dict) else _scalar(str(k), v)
+        for k, v in data.items()
+    }
     return {k: v for k, v in params.items() if v is not None}
 
 

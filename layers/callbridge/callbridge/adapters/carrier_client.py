@@ -43,11 +43,11 @@ class CurrentCarrier:
     def fetch_call(self, sid: str) -> CarrierCall | None:
         return self.current().fetch_call(sid)
 
-    def hangup(self, sid: str) -> None:
-        self.current().hangup(sid)
+    def hangup(self, sid: str) -> CarrierCall:
+        return self.current().hangup(sid)
 
-    def cancel(self, sid: str) -> None:
-        self.current().cancel(sid)
+    def cancel(self, sid: str) -> CarrierCall:
+        return self.current().cancel(sid)
 
     def redirect(self, sid: str, twiml: str) -> None:
         self.current().redirect(sid, twiml)

@@ -9,6 +9,8 @@ from callbridge.adapters.aws import LazyClient, Missing, aws_errors
 from callbridge.domain.voices import POLLY_VOICES
 
 URL_SECONDS = 7 * 24 * 3600  # outlives any call that could play it (calls last hours at most)
+# Synthesizing 3,000 characters takes Polly a few seconds: more than a storage read may.
+POLLY_READ_TIMEOUT = 10.0
 
 
 class PollySpeechCache:
@@ -17,7 +19,7 @@ class PollySpeechCache:
     def __init__(self, bucket: str, *, s3: Any = None, polly: Any = None) -> None:
         self._bucket = bucket
         self._s3 = LazyClient("s3", s3)
-        self._polly = LazyClient("polly", polly)
+        self._polly = LazyClient("polly", polly, read_timeout=POLLY_READ_TIMEOUT)
         self._presigner: Any = None
 
     def key(self, voice: str, text: str) -> str:

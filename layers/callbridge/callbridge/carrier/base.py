@@ -90,12 +90,12 @@ class Carrier(Protocol):
         """The call as the carrier sees it now, or None when it has no such call."""
         ...
 
-    def hangup(self, sid: str) -> None:
-        """End a call that is in progress (or stop it ringing)."""
+    def hangup(self, sid: str) -> CarrierCall:
+        """End a call that is in progress (or stop it ringing); the call as the carrier answers."""
         ...
 
-    def cancel(self, sid: str) -> None:
-        """Stop a call that is still queued or ringing; a live call is left alone."""
+    def cancel(self, sid: str) -> CarrierCall:
+        """Stop a call that is still queued or ringing (a live call is left alone); the call as the carrier answers."""
         ...
 
     def redirect(self, sid: str, twiml: str) -> None:

@@ -124,13 +124,13 @@ class TwilioClient:
             return None
         return _carrier_call(_answer(response))
 
-    def hangup(self, sid: str) -> None:
+    def hangup(self, sid: str) -> CarrierCall:
         """`Status=completed`: ends a live call, or cancels it if it has not been answered yet."""
-        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "completed")])
+        return _carrier_call(self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "completed")]))
 
-    def cancel(self, sid: str) -> None:
+    def cancel(self, sid: str) -> CarrierCall:
         """`Status=canceled`: stops a queued or ringing call; Twilio leaves a live call alone."""
-        self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")])
+        return _carrier_call(self._request("POST", f"/Calls/{quote(sid, safe='')}.json", [("Status", "canceled")]))
 
     def redirect(self, sid: str, twiml: str) -> None:
         """`Twiml=...`: the live call leaves what it is doing (a conference, a Play) and runs this document."""

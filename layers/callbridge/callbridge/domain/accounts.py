@@ -29,6 +29,10 @@ class Account(BaseModel):
     timezone: str = "UTC"
     webhook_secret: str
     sms_from: str | None = None
+    # Defaults of a call's calling window (a request's own values win); None: calls may ring at any time.
+    call_window: str | None = None
+    call_days: str | None = None
+    recipient_timezone: str | None = None
     enabled: bool = True
     name: str = ""
     created_at: str = ""

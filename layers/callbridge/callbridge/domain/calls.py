@@ -10,11 +10,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callbridge.domain.policies import CallPolicy
+
 
 class CallStatus(StrEnum):
     """The life of a call. Monotonic: a call never moves back to an earlier state."""
 
     SCHEDULED = "SCHEDULED"
+    RETRY_WAIT = "RETRY_WAIT"  # an attempt ended and another one follows at next_attempt_at
     QUEUED = "QUEUED"
     DIALING = "DIALING"
     RINGING = "RINGING"
@@ -36,6 +39,7 @@ FINAL_STATUSES = frozenset(
 # The order a call moves through before it ends; every final status ranks above all of these.
 STATUS_RANK = {
     CallStatus.SCHEDULED: 0,
+    CallStatus.RETRY_WAIT: 0,
     CallStatus.QUEUED: 1,
     CallStatus.DIALING: 2,
     CallStatus.RINGING: 3,
@@ -63,6 +67,12 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def moment(value: str) -> datetime:
+    """A stored ISO 8601 time as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class TimelineEvent(BaseModel):
     """One thing that happened to a call."""
 
@@ -71,6 +81,22 @@ class TimelineEvent(BaseModel):
     at: str
     event: str
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Attempt(BaseModel):
+    """One carrier attempt of a call, as `attempts` shows it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    attempt: int
+    status: CallStatus
+    answered_by: str = ""
+    billed_seconds: int = 0
+    started_at: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    error_code: str | None = None
+    error_desc: str | None = None
 
 
 class Call(BaseModel):
@@ -108,6 +134,13 @@ class Call(BaseModel):
     tts_audio: dict[str, str] = Field(default_factory=dict)
     # The answer_ivr menu and every menu it leads to, as they were when the call was accepted (code → menu).
     ivr_menus: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Retries and calling window, resolved when the call was accepted (domain/policies.py).
+    policy: CallPolicy = Field(default_factory=CallPolicy)
+    metadata: dict[str, str] | None = None
+    # The attempts that ended and were followed by another; the current (or last) one is the call's own fields.
+    attempts: list[Attempt] = Field(default_factory=list)
+    # When the next attempt is due: a retry (RETRY_WAIT), or the next opening of the calling window (SCHEDULED).
+    next_attempt_at: str | None = None
     version: int = 0
     timeline: list[TimelineEvent] = Field(default_factory=list)
 
@@ -115,13 +148,52 @@ class Call(BaseModel):
         """A copy with one more timeline event."""
         return self.model_copy(update={"timeline": [*self.timeline, TimelineEvent(at=at, event=event, detail=detail)]})
 
+    @property
+    def attempt(self) -> int:
+        """The number of the current (or last) attempt: 1, 2, ..."""
+        return len(self.attempts) + 1
+
+    def current_attempt(self) -> Attempt | None:
+        """The current (or last) attempt from the call's own fields; None if it has not been dialed."""
+        if self.dialed_at is None and self.carrier_call_id is None and self.started_at is None:
+            return None
+        previous = sum(a.billed_seconds for a in self.attempts)
+        return Attempt(
+            attempt=self.attempt,
+            status=self.status,
+            answered_by=self.answered_by,
+            billed_seconds=max(0, self.billed_seconds - previous),
+            started_at=self.started_at,
+            answered_at=self.answered_at,
+            ended_at=self.ended_at,
+            error_code=self.error_code,
+            error_desc=self.error_desc,
+        )
+
+    def all_attempts(self) -> list[Attempt]:
+        """Every carrier attempt, the current one included."""
+        current = self.current_attempt()
+        return [*self.attempts, *([current] if current else [])]
+
     def public(self, *, with_timeline: bool) -> dict[str, Any]:
         """The call as the API shows it to its owner."""
         body = self.model_dump(
-            exclude={"account_id", "accepted", "timeline", "version", "claim_token", "tts_audio", "ivr_menus"},
+            mode="json",
+            exclude={
+                "account_id",
+                "accepted",
+                "timeline",
+                "version",
+                "claim_token",
+                "tts_audio",
+                "ivr_menus",
+                "policy",
+                "attempts",
+            },
             exclude_none=False,
         )
         body["status"] = self.status.value
+        body["attempts"] = [a.model_dump(mode="json") for a in self.all_attempts()]
         if with_timeline:
             body["timeline"] = [e.model_dump() for e in self.timeline]
         return body

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from callbridge.domain.answered import MACHINE, PERSON
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus
 from callbridge.domain.dispatch import RELEASED
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
+from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.requests import CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
@@ -30,8 +30,6 @@ from callbridge.domain.scheduling import CallDateError, check_window, parse_call
 MAX_CALLS = 10_000  # per request
 MAX_NAME = 200
 CHUNK_SIZE = 100  # calls per fan-out message (and per stored chunk)
-MAX_METADATA_KEYS = 20
-MAX_METADATA_BYTES = 2048
 METADATA_PREFIX = "metadata."  # a CSV column `metadata.KEY` is metadata[KEY]
 # Parameters a campaign call may not set: the campaign decides when its calls start (start_at, pace).
 NOT_PER_CALL = ("call_date", "timezone")
@@ -202,17 +200,13 @@ def chunked(calls: list[CampaignCall], size: int = CHUNK_SIZE) -> list[list[Camp
 
 
 def _metadata_problems(where: str, metadata: Any) -> tuple[dict[str, str], list[FieldProblem]]:
-    name = f"{where}.metadata"
+    """The call's rules for `metadata` (domain/metadata.py), named `<where>.metadata`."""
     if not isinstance(metadata, Mapping):
-        return {}, [FieldProblem(name, "must be an object of string keys to string values")]
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
-        return {}, [FieldProblem(name, "must be an object of string keys to string values")]
-    problems = []
-    if len(metadata) > MAX_METADATA_KEYS:
-        problems.append(FieldProblem(name, f"must have at most {MAX_METADATA_KEYS} keys"))
-    if len(json.dumps(metadata, separators=(",", ":")).encode()) > MAX_METADATA_BYTES:
-        problems.append(FieldProblem(name, f"must be at most {MAX_METADATA_BYTES} bytes as JSON"))
-    return dict(metadata), problems
+        return {}, [FieldProblem(f"{where}.metadata", "must be a JSON object of string keys to string values")]
+    try:
+        return parse_metadata(metadata), []
+    except MetadataError as exc:
+        return {}, [FieldProblem(f"{where}.metadata", str(exc))]
 
 
 def _positive_number(name: str, value: Any, *, integer: bool) -> tuple[float | None, list[FieldProblem]]:

@@ -4,7 +4,8 @@ Every call that is not final carries an *attention time* in the sparse due index
 scheduler must look at it. SCHEDULED: its call_date (dispatch it with a delay). QUEUED: when its queue
 message should long have been claimed (send it again: a crash between the write and the send, or a failed
 send, must not lose the call; the placer's claim makes a duplicate message harmless). DIALING, RINGING,
-IN_PROGRESS: when the carrier should long have sent a final callback (ask the carrier). Final: none.
+IN_PROGRESS: a while after the call entered its state (its dialing, its answer), then at doubling intervals
+(ask the carrier). Final: none.
 
 Pure functions of the stored call; the adapters only turn the time into index keys.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment
 from callbridge.domain.placing import RETRY_EVENT, UNCERTAIN_EVENT
+
+__all__ = ["moment"]  # used to live here; its home is domain/calls.py
 from callbridge.domain.progress import apply_status_callback
 
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
@@ -35,25 +38,22 @@ _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 @dataclass(frozen=True)
 class Timing:
-    """How long each state may last before the scheduler steps in (seconds)."""
+    """How long each state may last before the scheduler steps in (seconds).
+
+    The reconciliation delays are the template's Reconcile* parameters; the README gives the reasoning.
+    """
 
     # A QUEUED call still unclaimed this long after it was due is sent to the queue again.
     grace: float = 120
     # Re-sends of the same call back off (grace × 2^n) up to this.
     max_backoff: float = 900
-    # DIALING/RINGING: the placer's pacing wait + the carrier's queue + the ring timeout + callback delay.
-    ring_window: float = 45 + 120
-    # IN_PROGRESS: the call's time limit + callback delay.
-    call_window: float = 4 * 3600 + 120
-    # A call the carrier says is still live is asked about again after this.
-    recheck: float = 300
-
-    @classmethod
-    def for_limits(
-        cls, *, ring_timeout: float = 45, time_limit: float = 4 * 3600, margin: float = 120, grace: float = 120
-    ) -> Timing:
-        """The timing for calls placed with this ring timeout and time limit."""
-        return cls(grace=grace, ring_window=ring_timeout + margin, call_window=time_limit + margin)
+    # DIALING/RINGING: first look-up this long after the dialing: the ring timeout (45 s) and a margin for the
+    # final callback's trip.
+    ringing_after: float = 75
+    # IN_PROGRESS: first look-up this long after the answer.
+    answered_after: float = 120
+    # Look-ups of a call the carrier still has live double from the first delay up to this.
+    max_interval: float = 900
 
 
 DEFAULT_TIMING = Timing()
@@ -68,15 +68,17 @@ class Step(StrEnum):
     RECONCILE = "reconcile"  # in flight past its limits: ask the carrier
 
 
-def moment(value: str) -> datetime:
-    """A stored ISO 8601 time as an aware UTC datetime."""
-    parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _events(call: Call, names: Iterable[str]) -> list[TimelineEvent]:
     wanted = set(names)
     return [e for e in call.timeline if e.event in wanted]
+
+
+WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT)  # waiting for the scheduler to dispatch them
+
+
+def due_at(call: Call) -> str | None:
+    """When the call's next attempt is due: a retry or a calling window's opening, else its call_date."""
+    return call.next_attempt_at or call.call_date
 
 
 def queued_since(call: Call) -> datetime:
@@ -84,7 +86,7 @@ def queued_since(call: Call) -> datetime:
     released = _events(call, (RELEASED,))
     if released:  # a campaign's call waits for its release, not since it was created
         return moment(released[-1].at)
-    return moment(call.call_date or call.created_at)
+    return moment(due_at(call) or call.created_at)
 
 
 def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
@@ -95,27 +97,39 @@ def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
         due = moment(retries[-1].at) + timedelta(seconds=backoff)
         return due, due
     act = queued_since(call) + timedelta(seconds=timing.grace)
-    # A call with a call_date stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
-    return (moment(call.call_date) if call.call_date else act), act
+    # A call with a due time stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
+    when = due_at(call)
+    return (moment(when) if when else act), act
+
+
+def entered_at(call: Call) -> datetime:
+    """When an in-flight call entered its state: its answer once IN_PROGRESS, else its dialing.
+
+    The store places a call in the due index from this moment when it moves, without reading it.
+    """
+    if call.status is CallStatus.IN_PROGRESS and call.answered_at:
+        return moment(call.answered_at)
+    return moment(call.dialed_at or call.updated_at)
 
 
 def _in_flight_attention(call: Call, timing: Timing) -> datetime:
-    if call.status is CallStatus.IN_PROGRESS:
-        due = moment(call.answered_at or call.dialed_at or call.updated_at) + timedelta(seconds=timing.call_window)
-    else:
-        due = moment(call.dialed_at or call.updated_at) + timedelta(seconds=timing.ring_window)
-    checks = _events(call, (RECONCILED,))
-    if checks:
-        due = max(due, moment(checks[-1].at) + timedelta(seconds=timing.recheck))
-    return due
+    """The next look-up: `*_after` past the moment the call entered its state, then doubling up to `max_interval`."""
+    since = entered_at(call)
+    first = timing.answered_after if call.status is CallStatus.IN_PROGRESS else timing.ringing_after
+    checks = [e for e in _events(call, (RECONCILED,)) if moment(e.at) >= since]
+    if not checks:
+        return since + timedelta(seconds=first)
+    interval = min(first * 2 ** len(checks), timing.max_interval)
+    return moment(checks[-1].at) + timedelta(seconds=interval)
 
 
 def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     """The index time of a call: when the scheduler must next look at it (None once it is final)."""
     if call.status.is_final:
         return None
-    if call.status is CallStatus.SCHEDULED:
-        return moment(call.call_date) if call.call_date else None
+    if call.status in WAITING:
+        due = due_at(call)
+        return moment(due) if due else None
     if call.status is CallStatus.QUEUED:
         return _queued_attention(call, timing)[0]
     return _in_flight_attention(call, timing)
@@ -124,12 +138,10 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
 def moves_in_index(status: CallStatus) -> bool:
     """Whether a call moving into `status`, without reading it, gets a new place in the due index.
 
-    DIALING and RINGING keep the place the call had while QUEUED: its queued time plus the grace, no later
-    than its DIALING attention (dialed_at plus the ring window, longer than the grace). The scheduler may
-    look at it once early (a step of NOTHING) and reconciles it at its time; the claim saves the index
-    write, a delete and a put, of every call. IN_PROGRESS and the final statuses move it.
+    RINGING keeps DIALING's place (dialed_at plus `ringing_after`); DIALING, IN_PROGRESS and the final statuses
+    move it.
     """
-    return status not in (CallStatus.DIALING, CallStatus.RINGING)
+    return status is not CallStatus.RINGING
 
 
 def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMING) -> datetime | None:
@@ -140,21 +152,22 @@ def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMIN
     if status.is_final:
         return None
     if status is CallStatus.IN_PROGRESS:
-        return since + timedelta(seconds=timing.call_window)
+        return since + timedelta(seconds=timing.answered_after)
     if status is CallStatus.DIALING:
-        return since + timedelta(seconds=timing.ring_window)
+        return since + timedelta(seconds=timing.ringing_after)
     raise ValueError(f"a call moving into {status.value} needs its whole state to place it in the due index")
 
 
 def listed_as_scheduled(call: Call) -> bool:
-    """A call with a call_date that has not started: listed by GET /pcall/scheduled and cancellable."""
-    return bool(call.call_date) and call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+    """A call with a due time (call_date, retry, window) that has not started: listed by GET /pcall/scheduled."""
+    return bool(due_at(call)) and call.status in (*WAITING, CallStatus.QUEUED)
 
 
 def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEFAULT_TIMING) -> Step:
     """What the scheduler does with `call` at `now`, dispatching what is due before `horizon`."""
-    if call.status is CallStatus.SCHEDULED:
-        return Step.DISPATCH if call.call_date and moment(call.call_date) < horizon else Step.NOTHING
+    if call.status in WAITING:
+        due = due_at(call)
+        return Step.DISPATCH if due and moment(due) < horizon else Step.NOTHING
     if call.status is CallStatus.QUEUED:
         return Step.RESEND if _queued_attention(call, timing)[1] <= now else Step.NOTHING
     if call.status in _IN_FLIGHT:
@@ -185,14 +198,15 @@ def dispatched_event(at: datetime, call_date: str) -> TimelineEvent:
 
 
 def dispatch(call: Call, at: datetime) -> Call | None:
-    """SCHEDULED → QUEUED (the scheduler will send it); None if it is no longer SCHEDULED.
+    """SCHEDULED or RETRY_WAIT → QUEUED (the scheduler will send it); None if it is no longer waiting.
 
     The store does the same in one conditional write (`DynamoCallsStore.dispatch`); the index attributes
     do not change (a QUEUED call stays indexed at its call_date).
     """
-    if call.status is not CallStatus.SCHEDULED or not call.call_date:
+    due = due_at(call)
+    if call.status not in WAITING or not due:
         return None
-    event = dispatched_event(at, call.call_date)
+    event = dispatched_event(at, due)
     moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": event.at})
     return moved.model_copy(update={"timeline": [*call.timeline, event]})
 
@@ -230,7 +244,7 @@ def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> C
     if call.status is CallStatus.DIALING:
         uncertain = any(e.event == UNCERTAIN_EVENT for e in call.timeline)
         why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
-        reason = f"never placed: {why} no carrier callback came within {int(timing.ring_window)} s"
+        reason = f"never placed: {why} no carrier callback came within {int(timing.ringing_after)} s"
     else:
         reason = "no final status from the carrier, and no carrier call id to ask it with"
     return fail(call, at, "never_placed", reason, RECONCILED, carrier_status=None)
@@ -245,7 +259,7 @@ def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | 
     if call.status.is_final:
         return None
     stamp = iso(at)
-    updated = apply_status_callback(call, params, stamp)
+    updated = apply_status_callback(call, params, stamp, call.attempt)
     return updated.with_event(stamp, RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value)
 
 

@@ -56,6 +56,10 @@ class IvrMenuNotFound(DomainError):
     """No IVR menu of this code for this account (HTTP 404)."""
 
 
+class SuppressionNotFound(DomainError):
+    """The number is not on the account's do-not-call list (HTTP 404)."""
+
+
 @dataclass
 class Conflict(DomainError):
     """The request cannot apply to the current state (HTTP 409)."""

@@ -29,7 +29,7 @@ MAX_LINKED_MENUS = 20  # menus one call can reach from its answer_ivr (they are 
 MAX_MENUS = 100  # menus per account
 MAX_STEPS = 100  # menu presentations in one call; then the seed flow goes on (no endless repeat loops)
 MAX_BODY = 64 * 1024
-ACTIONS = ("say", "dial", "menu", "repeat")
+ACTIONS = ("say", "dial", "menu", "repeat", "opt_out")
 
 
 def _rule(kind: str, message: str, field: str | None = None) -> PydanticCustomError:
@@ -159,7 +159,29 @@ class RepeatAction(BaseModel):
     action: Literal["repeat"]
 
 
-Action = Annotated[SayAction | DialAction | MenuAction | RepeatAction, Field(discriminator="action")]
+class OptOutAction(Prompt):
+    """Put the called number on the account's do-not-call list, say the prompt if there is one, hang up."""
+
+    action: Literal["opt_out"]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> OptOutAction:  # the prompt is optional here: at most one
+        given = [name for name in ("play", "speak", "tts") if getattr(self, name)]
+        if len(given) > 1:
+            raise _rule("prompt", "give at most one of play, speak (with speak_lang) or tts (with tts_voice)")
+        for option, modifier in (("speak", "speak_lang"), ("tts", "tts_voice")):
+            if getattr(self, option) and not getattr(self, modifier):
+                raise _rule("prompt", f"required with {option}", field=modifier)
+            if getattr(self, modifier) and not getattr(self, option):
+                raise _rule("prompt", f"only valid together with {option}", field=modifier)
+        return self
+
+    def confirmation(self) -> Prompt | None:
+        """What the person hears before the call hangs up, if anything."""
+        return self.as_prompt() if (self.play or self.speak or self.tts) else None
+
+
+Action = Annotated[SayAction | DialAction | MenuAction | RepeatAction | OptOutAction, Field(discriminator="action")]
 
 
 class IvrMenu(BaseModel):
@@ -247,7 +269,7 @@ def parse_menu(data: Any) -> IvrMenu:
 class Chosen:
     """The key is an option: do its action."""
 
-    action: SayAction | DialAction | MenuAction | RepeatAction
+    action: SayAction | DialAction | MenuAction | RepeatAction | OptOutAction
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 from callbridge.domain.calls import Call
 from callbridge.domain.errors import DomainError
+from callbridge.domain.metadata import metadata_text
 from callbridge.domain.progress import outcome_fields
 
 SIGNATURE_HEADER = "X-Callbridge-Signature"
@@ -49,6 +50,8 @@ PAYLOAD_FIELDS = (
     "error_code",
     "error_desc",
     "campaign",
+    "attempts",  # how many carrier attempts the call made
+    "metadata",  # the caller's metadata, as its JSON text
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -112,6 +115,8 @@ def payload(call: Call) -> dict[str, str]:
         "call_date": call.call_date,
         "sms_status": call.sms_status,
         "campaign": call.campaign,
+        "attempts": len(call.all_attempts()),
+        "metadata": metadata_text(call.metadata) if call.metadata is not None else None,
     }
     return {name: _text(fields.get(name)) for name in PAYLOAD_FIELDS}
 

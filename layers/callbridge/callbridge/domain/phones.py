@@ -27,3 +27,19 @@ def to_e164(value: str) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def time_zones_of(e164: str) -> tuple[str, ...]:
+    """The IANA zones a number may be in, from its country and area code; empty when unknown.
+
+    A number whose area spans several zones (a toll-free number, a large country) gives all of them.
+    """
+    # Imported on first use: the prefix → zone tables are large and most calls never need them.
+    from phonenumbers import timezone
+
+    try:
+        parsed = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return ()
+    zones = timezone.time_zones_for_number(parsed)
+    return tuple(z for z in zones if z != timezone.UNKNOWN_TIMEZONE)

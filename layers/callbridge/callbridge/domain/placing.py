@@ -18,14 +18,15 @@ REJECTED_EVENT = "carrier.rejected"  # the carrier refused the call for good
 
 
 def claim(at: str, token: str, *, hold_until: str) -> Change:
-    """QUEUED → DIALING for this placer only (its token), unless the call's call_date is after `hold_until`.
+    """QUEUED → DIALING for this placer only (its token), unless the call is due after `hold_until` (its
+    call_date, or the next_attempt_at of a retry or a calling window's opening).
 
     Of any number of placers given the same call, exactly one's claim holds.
     """
     return Change(
         event=TimelineEvent(at=at, event=DIALING_EVENT, detail={"claim": token}),
         when=frozenset({CallStatus.QUEUED}),
-        not_after={"call_date": hold_until},
+        not_after={"call_date": hold_until, "next_attempt_at": hold_until},
         status=CallStatus.DIALING,
         set={"dialed_at": at, "claim_token": token},
     )
@@ -37,9 +38,9 @@ def premium_audio(audio: dict[str, str]) -> Change:
 
 
 def placed(at: str, sid: str, carrier_status: str, **detail: Any) -> Change:
-    """The carrier accepted the call: keep its id."""
+    """The carrier accepted the call: keep its id (the attempt is no longer waiting for its next_attempt_at)."""
     event = TimelineEvent(at=at, event=CREATED_EVENT, detail={"sid": sid, "status": carrier_status, **detail})
-    return Change(event=event, set={"carrier_call_id": sid})
+    return Change(event=event, set={"carrier_call_id": sid, "next_attempt_at": None})
 
 
 def uncertain(at: str, error: str) -> Change:

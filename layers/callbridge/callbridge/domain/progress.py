@@ -19,11 +19,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from callbridge.domain.answered import answered_by_label, is_machine
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso
+from callbridge.domain.attempts import end_attempt
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso, moment
 from callbridge.domain.changes import NOT_FINAL, Change, apply
 from callbridge.domain.placing import CREATED_EVENT
 
 STATUS_EVENT = "carrier.status"
+ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
 RECORDING_EVENT = "carrier.recording"
 # The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
 # documents AnsweredBy on this request (not on status callbacks), so the verdict is taken from here too.
@@ -82,6 +84,16 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def _of_attempt(detail: Mapping[str, Any]) -> int:
+    """The attempt a carrier event belongs to (events of a call's first attempt carry none)."""
+    return _int(detail.get(ATTEMPT)) or 1
+
+
+def _current(call: Call, *names: str) -> list[TimelineEvent]:
+    """The timeline events of these names that belong to the call's current attempt."""
+    return [e for e in call.timeline if e.event in names and _of_attempt(e.detail) == call.attempt]
+
+
 def _answered_at(flow: TimelineEvent) -> str:
     """When the call was answered, from the flow request: its receipt less the answering-machine detection."""
     detection = _int(flow.detail.get("MachineDetectionDuration")) or 0
@@ -90,10 +102,12 @@ def _answered_at(flow: TimelineEvent) -> str:
 
 
 def _outcome(call: Call) -> dict[str, Any]:
-    """The outcome implied by every carrier event on the timeline (a function of the set, not the order)."""
-    events = [e.detail for e in call.timeline if e.event in (STATUS_EVENT, RECORDING_EVENT, FLOW_EVENT)]
-    statuses = [e for e in call.timeline if e.event == STATUS_EVENT]
-    asked_for_flow = any(e.event == FLOW_EVENT for e in call.timeline)
+    """The outcome implied by every carrier event of the current attempt on the timeline (a function of the set,
+    not the order). billed_seconds adds the attempts before it."""
+    events = [e.detail for e in _current(call, STATUS_EVENT, RECORDING_EVENT, FLOW_EVENT)]
+    statuses = _current(call, STATUS_EVENT)
+    asked_for_flow = bool(_current(call, FLOW_EVENT))
+    before = sum(a.billed_seconds for a in call.attempts)
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
     amd_value = next((a for a in amd if is_machine(a)), amd[0] if amd else None)
     durations = [d for d in (_int(e.detail.get("CallDuration")) for e in statuses) if d is not None]
@@ -104,8 +118,8 @@ def _outcome(call: Call) -> dict[str, Any]:
     early = by_status.get("initiated", []) + by_status.get("queued", []) + by_status.get("ringing", [])
     answered = by_status.get("in-progress", []) + by_status.get("answered", [])
     # Without the early callbacks, the carrier's acceptance of the call and the flow request stand for them.
-    early = early or [e.at for e in call.timeline if e.event == CREATED_EVENT]
-    answered = answered or [_answered_at(e) for e in call.timeline if e.event == FLOW_EVENT]
+    early = early or [e.at for e in _current(call, CREATED_EVENT)]
+    answered = answered or [_answered_at(e) for e in _current(call, FLOW_EVENT)]
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
     recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
     sip = sorted({str(e.detail["SipResponseCode"]) for e in statuses if e.detail.get("SipResponseCode")})
@@ -116,7 +130,7 @@ def _outcome(call: Call) -> dict[str, Any]:
         "answered_by": (answered_by_label(amd_value) if amd_value else call.answered_by or answered_by_label(None))
         if was_answered
         else "",
-        "billed_seconds": max(durations) if durations else call.billed_seconds,
+        "billed_seconds": before + max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
         "answered_at": min(answered) if answered else call.answered_at,
         "ended_at": max(final) if final else call.ended_at,
@@ -131,29 +145,45 @@ def _outcome(call: Call) -> dict[str, Any]:
     return update
 
 
-def apply_status_callback(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after one carrier status callback (kept on the timeline, applied monotonically)."""
-    detail = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
-    call = call.with_event(at, STATUS_EVENT, **detail)
+def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:
+    detail: dict[str, Any] = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
+    if attempt != 1:
+        detail[ATTEMPT] = attempt
+    return detail
+
+
+def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
+    """The call after one carrier status callback of attempt `attempt` (kept on the timeline, applied
+    monotonically). A callback of an earlier attempt changes nothing; one that ends the current attempt may
+    make the call wait for its next attempt (domain/attempts.py)."""
+    call = call.with_event(at, STATUS_EVENT, **_detail(params, attempt))
+    if attempt != call.attempt:
+        return call
     target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
     if target is not None:
         new_status = forward(call.status, target)
         if new_status is not call.status:
             call = call.model_copy(update={"status": new_status, "updated_at": at})
-    return call.model_copy(update=_outcome(call))
+    call = call.model_copy(update=_outcome(call))
+    if not call.status.is_final:
+        return call
+    sip = [str(e.detail["SipResponseCode"]) for e in _current(call, STATUS_EVENT) if e.detail.get("SipResponseCode")]
+    return end_attempt(call, moment(at), sip[-1] if sip else None)
 
 
 def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
     """The call after the carrier asked for its flow: kept on the timeline, with the detection verdict it carries,
-    and IN_PROGRESS unless it already moved on (the carrier asks for the flow of an answered call only)."""
-    _, after = apply(call, flow_change(params, at))
+    and IN_PROGRESS unless it already moved on (the carrier asks for the flow of an answered call only). The flow
+    is asked for while the current attempt is answered, so it belongs to that attempt."""
+    _, after = apply(call, flow_change(params, at, call.attempt))
     return settled(after or call)
 
 
-def apply_recording_callback(call: Call, params: Mapping[str, str], at: str) -> Call:
-    """The call after a recording status callback."""
-    detail = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
-    call = call.with_event(at, RECORDING_EVENT, **detail)
+def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
+    """The call after a recording status callback of attempt `attempt`."""
+    call = call.with_event(at, RECORDING_EVENT, **_detail(params, attempt))
+    if attempt != call.attempt:
+        return call
     return call.model_copy(update=_outcome(call))
 
 
@@ -186,14 +216,20 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
     return Change(event=event, when=_before(target), status=target, otherwise=only_event, since=since)
 
 
-def recording_change(params: Mapping[str, str], at: str) -> Change:
-    """A recording status callback as one change (the outcome takes the recording from the timeline)."""
-    return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_kept(params)))
+def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """A recording status callback of attempt `attempt` as one change (the outcome of that attempt takes the
+    recording from the timeline)."""
+    return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_detail(params, attempt)))
 
 
-def flow_change(params: Mapping[str, str], at: str) -> Change:
-    """The carrier asks for the answered call's TwiML: the call is IN_PROGRESS (unless it already moved on)."""
-    detail = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
+def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """The carrier asks for the answered call's TwiML: the call is IN_PROGRESS (unless it already moved on).
+
+    `attempt`: the attempt being answered (its flow URL names it from the second one on).
+    """
+    detail: dict[str, Any] = {k: params[k] for k in _FLOW_PARAMS if params.get(k)}
+    if attempt != 1:
+        detail[ATTEMPT] = attempt
     event = TimelineEvent(
         at=at, event=FLOW_EVENT, detail={"label": answered_by_label(params.get("AnsweredBy")), **detail}
     )

@@ -11,10 +11,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.metadata import MetadataError, metadata_text, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.phones import to_e164
+from callbridge.domain.retries import (
+    RetryError,
+    format_retry_on,
+    parse_retry_attempts,
+    parse_retry_interval,
+    parse_retry_on,
+)
 from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
 from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolve_voice
+from callbridge.domain.windows import WindowError, format_call_days, parse_call_days, parse_call_window
 
 MAX_TEXT = 3000  # Polly's limit for one synthesis; also plenty for <Say>.
 MAX_SMS = 1600  # the carrier's limit for one message body
@@ -23,6 +32,7 @@ CALLBACK_POLICY = "callback_policy"  # validation context key: "public" or "allo
 ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
 MACHINE_OPTIONS = ("answermachine_play", "answermachine_speak", "answermachine_tts", "answermachine_sms")
 _IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+JSON_OBJECT_PARAMS = ("metadata",)  # a JSON body gives these as objects; a form gives their JSON text
 
 # Modifier → the option it modifies. A modifier alone does nothing, so it is refused.
 _REQUIRES = {
@@ -148,6 +158,31 @@ class CallRequest(BaseModel):
     answermachine_tts_voice: str | None = Field(None, description="Premium voice of answermachine_tts.")
     answermachine_sms: str | None = Field(None, description="SMS sent to `to` when voicemail answers.")
     answermachine_sms_from: str | None = Field(None, description="SMS-capable number of yours to send it from.")
+    retry_attempts: str | None = Field(
+        None, description="Extra attempts after the first (0-10, default 0).", json_schema_extra={"pattern": r"^\d+$"}
+    )
+    retry_interval: str | None = Field(
+        None,
+        description="Seconds from the end of one attempt to the next (30-86400, default 600).",
+        json_schema_extra={"pattern": r"^\d+$"},
+    )
+    retry_on: str | None = Field(
+        None, description="Comma-separated: BUSY, NO_ANSWER, FAILED, MACHINE (default BUSY,NO_ANSWER)."
+    )
+    call_window: str | None = Field(
+        None, description="HH:MM-HH:MM in the recipient's local time, e.g. 09:00-20:00 (may wrap midnight)."
+    )
+    call_days: str | None = Field(
+        None, description="Days the window applies: MON-FRI, MON,WED,SAT (default every day)."
+    )
+    recipient_timezone: str | None = Field(
+        None, description="IANA time zone of the recipient; overrides the zone(s) of the number."
+    )
+    metadata: str | None = Field(
+        None,
+        description="JSON object of string keys to string values (at most 20 keys, 2,048 bytes); its JSON text in "
+        "a form body, an object in a JSON body. Returned with the call and sent in the outcome callback.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +236,52 @@ class CallRequest(BaseModel):
                 raise _rule("timezone", str(exc)) from exc
         return value
 
+    @field_validator("retry_attempts")
+    @classmethod
+    def _retry_attempts(cls, value: str | None) -> str | None:
+        return None if value is None else str(_policy(parse_retry_attempts, value, "retry_attempts"))
+
+    @field_validator("retry_interval")
+    @classmethod
+    def _retry_interval(cls, value: str | None) -> str | None:
+        return None if value is None else str(_policy(parse_retry_interval, value, "retry_interval"))
+
+    @field_validator("retry_on")
+    @classmethod
+    def _retry_on(cls, value: str | None) -> str | None:
+        return None if value is None else format_retry_on(_policy(parse_retry_on, value, "retry_on"))
+
+    @field_validator("call_window")
+    @classmethod
+    def _call_window(cls, value: str | None) -> str | None:
+        if value is not None:
+            _policy(parse_call_window, value, "call_window")
+        return value
+
+    @field_validator("call_days")
+    @classmethod
+    def _call_days(cls, value: str | None) -> str | None:
+        return None if value is None else format_call_days(_policy(parse_call_days, value, "call_days"))
+
+    @field_validator("recipient_timezone")
+    @classmethod
+    def _recipient_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zone(value)
+            except CallDateError as exc:
+                raise _rule("timezone", str(exc)) from exc
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: str | None) -> str | None:
+        return None if value is None else metadata_text(_policy(parse_metadata, value, "metadata"))
+
+    def metadata_object(self) -> dict[str, str] | None:
+        """`metadata` as an object (None when not given)."""
+        return None if self.metadata is None else parse_metadata(self.metadata)
+
     @field_validator("call_date")
     @classmethod
     def _call_date(cls, value: str | None) -> str | None:
@@ -218,6 +299,14 @@ class CallRequest(BaseModel):
     def wants_machine_flow(self) -> bool:
         """Whether any `answermachine_` option was given."""
         return any(getattr(self, name) for name in MACHINE_OPTIONS)
+
+
+def _policy(parse: Any, value: str, kind: str) -> Any:
+    """A policy parameter parsed by its domain rule; its error as this field's rule."""
+    try:
+        return parse(value)
+    except (RetryError, WindowError, MetadataError) as exc:
+        raise _rule(kind, str(exc)) from exc
 
 
 def _cross_field_problems(given: set[str]) -> list[FieldProblem]:

@@ -22,6 +22,7 @@ from callbridge.domain.ivr import (
     DialAction,
     IvrMenu,
     MenuAction,
+    OptOutAction,
     Prompt,
     Resolution,
     Retry,
@@ -97,7 +98,8 @@ def render_next(
 ) -> str:
     """The document that follows presentation `step` of menu `code`, as `resolution` decided.
 
-    A `say` option speaks and hangs up; `dial` bridges the person to its number; `menu` and `repeat` present a
+    A `say` option speaks and hangs up; `opt_out` says its prompt, if any, and hangs up;
+    `dial` bridges the person to its number; `menu` and `repeat` present a
     menu afresh; a retry says the invalid or no-input prompt and presents the menu again; giving up (or a
     target menu the call does not know, or too many steps) goes on with the seed flow: answer_dial_to, else
     hang up.
@@ -105,7 +107,10 @@ def render_next(
     root = ET.Element("Response")
     if isinstance(resolution, Chosen):
         action = resolution.action
-        if isinstance(action, SayAction):
+        if isinstance(action, OptOutAction):  # the number is listed by the webhook (logic/webhooks.py)
+            _prompt(root, action.confirmation())
+            ET.SubElement(root, "Hangup")
+        elif isinstance(action, SayAction):
             _prompt(root, action.as_prompt())
             ET.SubElement(root, "Hangup")
         elif isinstance(action, DialAction):
@@ -135,7 +140,8 @@ def _dial(root: ET.Element, action: DialAction, called: str, urls: FlowUrls) -> 
 def size_problems(code: str, menu: IvrMenu) -> list[FieldProblem]:
     """The parts of `menu` whose TwiML would go over the carrier's MAX_TWIML characters, with long webhook URLs."""
     problems: list[FieldProblem] = []
-    step, attempt = MAX_STEPS - 1, 5
+    # the largest numbers a document carries: a presentation is rendered with step + 1 <= MAX_STEPS
+    step, attempt = MAX_STEPS, 5
     plain = len(render_menu(code, menu, WORST_URLS, attempt=attempt, step=step))
     if plain > MAX_TWIML:
         problems.append(_too_big("prompt", plain))
@@ -146,9 +152,12 @@ def size_problems(code: str, menu: IvrMenu) -> list[FieldProblem]:
             if size > MAX_TWIML:
                 problems.append(_too_big(name, size))
     for key, action in sorted(menu.options.items()):
-        if isinstance(action, SayAction | DialAction):
+        if isinstance(action, SayAction | DialAction | OptOutAction):
             root = ET.Element("Response")
-            if isinstance(action, SayAction):
+            if isinstance(action, OptOutAction):
+                _prompt(root, action.confirmation())
+                ET.SubElement(root, "Hangup")
+            elif isinstance(action, SayAction):
                 _prompt(root, action.as_prompt())
                 ET.SubElement(root, "Hangup")
             else:

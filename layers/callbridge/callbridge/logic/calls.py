@@ -24,8 +24,10 @@ MAX_LIMIT = 100
 _CURSOR_KEYS = {
     "calls": ("callid", "account_id", "created_key"),
     "scheduled": ("callid", "scheduled_account", "due_key"),
+    "suppressions": ("sk", "pk"),
 }
 # The sort key of both listings: a stored UTC time, '#', the callid (adapters/dynamodb.py writes them).
+_LISTED_NUMBER = re.compile(r"DNC#\+[1-9]\d{6,14}")  # the do-not-call list's sort key (adapters/suppressions.py)
 _SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<callid>[0-9A-Za-z]{1,64})")
 
 
@@ -55,6 +57,10 @@ def decode_cursor(kind: str, token: str | None, account_id: str) -> Cursor | Non
     if not all(isinstance(v, str) for v in cursor.values()) or cursor[keys[1]] != account_id:
         raise invalid
     # Each key must have the shape the table gives it: an empty or oversized key is DynamoDB's error, not ours.
+    if kind == "suppressions":
+        if not _LISTED_NUMBER.fullmatch(cursor[keys[0]]):
+            raise invalid
+        return cursor
     sort_key = _SORT_KEY.fullmatch(cursor[keys[2]])
     if not _plausible_id(cursor[keys[0]]) or sort_key is None or sort_key["callid"] != cursor[keys[0]]:
         raise invalid
@@ -91,7 +97,8 @@ def _bound(field: str, value: str | None, account: Account, *, end: bool) -> str
         raise InvalidRequest.single(field, "must be a date (YYYY-MM-DD) or an ISO 8601 date-time") from exc
 
 
-def _limit(limit: int) -> int:
+def page_limit(limit: int) -> int:
+    """`limit` of a listing, checked (1-100)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest.single("limit", f"must be between 1 and {MAX_LIMIT}")
     return limit
@@ -119,7 +126,7 @@ def list_calls(
     statuses: frozenset[CallStatus] = _checked(problems, lambda: parse_statuses(status), frozenset())
     low = _checked(problems, lambda: _bound("since", since, account, end=False), None)
     high = _checked(problems, lambda: _bound("until", until, account, end=True), None)
-    size = _checked(problems, lambda: _limit(limit), limit)
+    size = _checked(problems, lambda: page_limit(limit), limit)
     cursor = _checked(problems, lambda: decode_cursor("calls", next_token, account.api_key), None)
     if low and high and low > high:
         problems.problems.append(FieldProblem("since", "must not be after until"))
@@ -143,7 +150,7 @@ def list_scheduled(
 ) -> dict[str, Any]:
     """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), soonest first."""
     problems = InvalidRequest()
-    size = _checked(problems, lambda: _limit(limit), limit)
+    size = _checked(problems, lambda: page_limit(limit), limit)
     cursor = _checked(problems, lambda: decode_cursor("scheduled", next_token, account.api_key), None)
     if problems.problems:
         raise problems

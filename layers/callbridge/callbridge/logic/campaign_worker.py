@@ -75,6 +75,7 @@ def new_call(entry: CampaignCall, campaign: Campaign) -> Call:
         accepted=entry.accepted,
         source="campaign",
         campaign=campaign.id,
+        metadata=entry.metadata or None,  # returned with the call and in its outcome callback, like any call's
         ivr_menus=campaign.ivr_menus.get(code, {}) if code else {},
         timeline=[
             TimelineEvent(

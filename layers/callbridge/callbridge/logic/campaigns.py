@@ -362,11 +362,8 @@ def cancel(ports: CampaignPorts, account: Account, campaign_id: str, *, now: dat
 
 
 def attempts(call: Call) -> int:
-    """How many times the call was dialed."""
-    dialed = call.model_dump().get("attempts")
-    if isinstance(dialed, list):
-        return len(dialed)
-    return sum(1 for e in call.timeline if e.event == "carrier.created")
+    """How many times the call was dialed (every carrier attempt, the current one included)."""
+    return len(call.all_attempts())
 
 
 def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:

@@ -8,6 +8,8 @@ any other outcome instead of being retried forever.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +42,7 @@ def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime
             created_at=at,
             updated_at=at,
             ended_at=at,
-            request={str(k): str(v) for k, v in params.items()},
+            request={str(k): json.dumps(v) if isinstance(v, Mapping | list) else str(v) for k, v in params.items()},
             error_code="invalid_request",
             error_desc=str(exc),
             source="sqs",

@@ -14,8 +14,10 @@ from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_ca
 from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
-from callbridge.domain.requests import CallRequest, parse_call_request
+from callbridge.domain.policies import CallPolicy, resolve_policy
+from callbridge.domain.requests import JSON_OBJECT_PARAMS, CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.domain.suppressions import REFUSED
 from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
     AccountsStore,
@@ -24,6 +26,7 @@ from callbridge.ports import (
     IdempotencyKeyTaken,
     IdempotencyRecord,
     IdempotencyRecords,
+    SuppressionList,
 )
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -39,6 +42,7 @@ class Intake:
     idempotency: IdempotencyRecords
     menus: MenuReader
     queue: CallsQueue
+    suppressions: SuppressionList | None = None  # the do-not-call list; None: nothing is refused for it
     allow_loopback_callbacks: bool = False  # the sandbox only: callback_url may point at this machine
 
 
@@ -47,17 +51,31 @@ def _request_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _account_checks(
-    request: CallRequest, account: Account, menus: MenuReader, now: datetime
-) -> tuple[datetime | None, dict[str, dict[str, Any]]]:
-    """Rules that depend on the account: time zone of call_date, IVR menus.
+@dataclass(frozen=True)
+class AccountChecked:
+    """What the account-dependent rules gave: when the call is due, the menus and the policies it keeps."""
 
-    Returns the due instant and the IVR menus the call keeps (answer_ivr's and every one it leads to), so
-    later edits or deletes of the account's menus never change an accepted call.
+    due: datetime | None
+    ivr_menus: dict[str, dict[str, Any]]
+    policy: CallPolicy
+
+
+def _account_checks(request: CallRequest, account: Account, ports: Intake, now: datetime) -> AccountChecked:
+    """Rules that depend on the account: time zone of call_date, IVR menus, the do-not-call list, policies.
+
+    Returns the due instant, the IVR menus the call keeps (answer_ivr's and every one it leads to, so later
+    edits or deletes of the account's menus never change an accepted call) and the call's policies.
     """
     problems: list[FieldProblem] = []
     due = None
     ivr_menus: dict[str, dict[str, Any]] = {}
+    policy = CallPolicy()
+    if ports.suppressions is not None and ports.suppressions.get(account.api_key, request.to) is not None:
+        problems.append(FieldProblem("to", REFUSED))
+    try:
+        policy = resolve_policy(request, account, now)
+    except InvalidRequest as exc:
+        problems.extend(exc.problems)
     if request.call_date:
         try:
             due = parse_call_date(request.call_date, request.timezone or account.timezone)
@@ -66,12 +84,12 @@ def _account_checks(
             problems.append(FieldProblem("call_date", str(exc)))
     if request.answer_ivr:
         try:
-            ivr_menus = snapshot(menus_for_call(menus, account.api_key, request.answer_ivr))
+            ivr_menus = snapshot(menus_for_call(ports.menus, account.api_key, request.answer_ivr))
         except InvalidRequest as exc:
             problems.extend(exc.problems)
     if problems:
         raise InvalidRequest(problems)
-    return due, ivr_menus
+    return AccountChecked(due, ivr_menus, policy)
 
 
 def _replay(existing: IdempotencyRecord, request_hash: str) -> dict[str, Any]:
@@ -101,6 +119,7 @@ def accept_call(
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    params = {k: json.dumps(v) if k in JSON_OBJECT_PARAMS and isinstance(v, Mapping) else v for k, v in params.items()}
     request = parse_call_request(params, allow_loopback_callbacks=ports.allow_loopback_callbacks)
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
@@ -108,7 +127,8 @@ def accept_call(
         existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
-    due, ivr_menus = _account_checks(request, account, ports.menus, now)
+    checked = _account_checks(request, account, ports, now)
+    due = checked.due
 
     caller_id = request.from_ or account.caller_id
     record = request.record or account.record_default
@@ -117,14 +137,24 @@ def accept_call(
     accepted["record"] = record
     normalized = {**request.present(), "from": caller_id, "record": record}
 
+    metadata = request.metadata_object()
+    if metadata is not None:
+        accepted["metadata"] = request.metadata or ""
+
     callid = new_callid(now.timestamp())
+    # Outside the calling window: the call waits for its next opening (the scheduler dispatches it then).
+    window = checked.policy.window()
+    opening = window.next_opening(due or now) if window else None
+    held = opening is not None and opening > (due or now)
     # Due within the longest SQS delay: the queue holds it until then; no scheduler run to wait for.
-    scheduled = due is not None and due - now > timedelta(seconds=SHORTCUT_SECONDS)
+    scheduled = held or (due is not None and due - now > timedelta(seconds=SHORTCUT_SECONDS))
     status = CallStatus.SCHEDULED if scheduled else CallStatus.QUEUED
     at = iso(now)
     detail: dict[str, Any] = {"status": status.value}
     if due:
         detail["call_date"] = iso(due)
+    if held and opening is not None:
+        detail["next_attempt_at"] = iso(opening)
     call = Call(
         callid=callid,
         account_id=account.api_key,
@@ -135,10 +165,15 @@ def accept_call(
         accepted=accepted,
         call_date=iso(due) if due else None,
         source=source,
-        ivr_menus=ivr_menus,
+        ivr_menus=checked.ivr_menus,
+        policy=checked.policy,
+        metadata=metadata,
+        next_attempt_at=iso(opening) if held and opening else None,
         timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
     )
-    response = {**accepted, "code": 200, "code_desc": "", "callid": callid}
+    response: dict[str, Any] = {**accepted, "code": 200, "code_desc": "", "callid": callid}
+    if metadata is not None:
+        response["metadata"] = metadata
     record_ = (
         IdempotencyRecord(
             key=idempotency_key,

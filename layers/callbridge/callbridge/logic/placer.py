@@ -10,12 +10,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from callbridge.carrier.base import Carrier, CarrierRejected, CarrierRetryable, CarrierUncertain, CreateCall
+from callbridge.carrier.base import (
+    Carrier,
+    CarrierError,
+    CarrierRejected,
+    CarrierRetryable,
+    CarrierUncertain,
+    CreateCall,
+)
+from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.dispatch import moment
+from callbridge.domain.dispatch import due_at, moment
 from callbridge.domain.placing import RETRY_EVENT, claim, placed, premium_audio, rejected, uncertain
-from callbridge.domain.progress import STATUS_EVENTS
-from callbridge.ports import CallsStore
+from callbridge.domain.progress import ATTEMPT, STATUS_EVENTS
+from callbridge.ports import CallsStore, SuppressionList
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
@@ -68,8 +76,10 @@ class WebhookUrls:
 
     base: str
 
-    def route(self, callid: str, name: str) -> str:
-        return f"{self.base.rstrip('/')}/carrier/twilio/{callid}/{name}"
+    def route(self, callid: str, name: str, attempt: int | None = None) -> str:
+        """The webhook `name` of a call; the callbacks of a call that may be retried name their attempt."""
+        url = f"{self.base.rstrip('/')}/carrier/twilio/{callid}/{name}"
+        return url if attempt is None else f"{url}?{ATTEMPT}={attempt}"
 
 
 @dataclass
@@ -82,6 +92,7 @@ class Placer:
     urls: WebhookUrls
     speech: SpeechCache | None = None
     campaigns: CampaignGate | None = None
+    suppressions: SuppressionList | None = None  # the do-not-call list, checked at the claim
     ring_timeout: int = 45
     time_limit: int | None = 4 * 3600
     now: Callable[[], float] = time.time
@@ -104,6 +115,21 @@ class Placer:
                 except Exception as exc:  # the flow falls back to <Say voice="Polly.X">, which the carrier speaks
                     self.log("premium TTS unavailable, the carrier will speak it", error=str(exc))
         return audio
+
+    def _held_back(self, claimed: Call, token: str) -> bool:
+        """After the claim: a number put on the do-not-call list since the call was accepted ends it CANCELED,
+        and an attempt outside its calling window waits for the next opening (SCHEDULED). Whether it is either."""
+        due = due_at(claimed)
+        # The window is judged when the attempt is due: the claim may come up to HOLD_SECONDS before that.
+        at = max(datetime.fromtimestamp(self.now(), UTC), moment(due) if due else datetime.min.replace(tzinfo=UTC))
+        listed = self.suppressions is not None and self.suppressions.get(claimed.account_id, claimed.request["to"])
+        if listed:
+            self.calls.update(claimed.callid, lambda c: cancel_suppressed(c, at, token=token))
+            return True
+        if hold_for_window(claimed, at, token=token) is not None:
+            self.calls.update(claimed.callid, lambda c: hold_for_window(c, at, token=token))
+            return True
+        return False
 
     def _release(self, callid: str, token: str, reason: str) -> None:
         """DIALING → QUEUED again (this placer's claim only): not placed, the message comes back later."""
@@ -162,12 +188,16 @@ class Placer:
         hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
         if not claimed_now or claimed is None:
-            if claimed is not None and claimed.status is CallStatus.QUEUED and claimed.call_date:
-                early = moment(claimed.call_date).timestamp() - self.now()
+            due_time = due_at(claimed) if claimed is not None else None
+            if claimed is not None and claimed.status is CallStatus.QUEUED and due_time:
+                early = moment(due_time).timestamp() - self.now()
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, early), waiting=True)
             return PlaceResult(Placement.SKIPPED)
-        if claimed.call_date and moment(claimed.call_date).timestamp() > slot:  # a message without its call_date
-            later = self.pacer.acquire(moment(claimed.call_date).timestamp(), horizon)
+        if self._held_back(claimed, token):
+            return PlaceResult(Placement.SKIPPED)
+        due_time = due_at(claimed)
+        if due_time and moment(due_time).timestamp() > slot:  # a message without its due time
+            later = self.pacer.acquire(moment(due_time).timestamp(), horizon)
             if later is None:
                 self._release(callid, token, "no carrier slot at its call_date")
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
@@ -198,22 +228,40 @@ class Placer:
         latency = self.now() - started
         lateness = started - moment(claimed.call_date).timestamp() if claimed.call_date else None
         on_time = {} if lateness is None else {"lateness_ms": int(lateness * 1000)}
+        if claimed.attempt != 1:
+            on_time[ATTEMPT] = claimed.attempt
         change = placed(self._stamp(), carrier_call.sid, carrier_call.status, latency_ms=int(latency * 1000), **on_time)
-        self.calls.apply(callid, change)
+        _, stored = self.calls.apply(callid, change)
+        if stored is not None and stored.status is CallStatus.CANCELED:
+            self._end_at_carrier(callid, carrier_call.sid)
         return PlaceResult(Placement.PLACED, carrier_call_id=carrier_call.sid, latency=latency, lateness=lateness)
+
+    def _end_at_carrier(self, callid: str, sid: str) -> None:
+        """The call was hung up (DELETE /pcall/calls/{callid}) while its request was on the way: end it now."""
+        stamp = self._stamp()
+        try:
+            self.carrier.hangup(sid)
+            detail: dict[str, Any] = {"sid": sid}
+        except CarrierError as exc:  # the carrier's ring timeout ends it anyway; the call stays CANCELED
+            detail = {"sid": sid, "error": str(exc)}
+            self.log("could not end a call hung up while it was being placed", callid=callid, error=str(exc))
+        self.calls.update(callid, lambda c: c.with_event(stamp, "carrier.hangup", **detail))
 
     def _request(self, call: Call) -> CreateCall:
         record = call.request.get("record") == "YES"
+        # A call that may be retried names its attempt in its callbacks (an earlier attempt's late ones are told
+        # apart); the others' URLs stay as they are.
+        attempt = call.attempt if call.policy.retry_attempts else None
         return CreateCall(
             to=call.request["to"],
             from_=call.request["from"],
-            url=self.urls.route(call.callid, "flow"),
+            url=self.urls.route(call.callid, "flow", attempt),
             fallback_url=self.urls.route(call.callid, "fallback"),
-            status_callback=self.urls.route(call.callid, "status"),
+            status_callback=self.urls.route(call.callid, "status", attempt),
             status_events=STATUS_EVENTS,
             machine_detection="DetectMessageEnd",
             record=record,
-            recording_status_callback=self.urls.route(call.callid, "recording") if record else None,
+            recording_status_callback=self.urls.route(call.callid, "recording", attempt) if record else None,
             timeout=self.ring_timeout,
             time_limit=self.time_limit,
         )

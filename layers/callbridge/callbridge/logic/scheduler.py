@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from callbridge.carrier.base import Carrier, CarrierCall, CarrierError
-from callbridge.domain.calls import Call, iso
+from callbridge.domain.calls import Call, iso, moment
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
     Step,
@@ -32,7 +32,6 @@ from callbridge.domain.dispatch import (
     dispatched_event,
     from_carrier,
     horizon,
-    moment,
     never_placed,
     next_step,
     requeue,

@@ -13,9 +13,19 @@ from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, TimelineEvent, iso
 from callbridge.domain.changes import Change
 from callbridge.domain.errors import CallNotFound, InvalidRequest
-from callbridge.domain.ivr import MAX_STEPS, Chosen, GiveUp, from_snapshot, pressed_keys, resolve, valid_code
+from callbridge.domain.ivr import (
+    MAX_STEPS,
+    Chosen,
+    GiveUp,
+    OptOutAction,
+    from_snapshot,
+    pressed_keys,
+    resolve,
+    valid_code,
+)
 from callbridge.domain.progress import (
     apply_sms_status,
+    apply_status_callback,
     flow_change,
     later_sms_status,
     recording_change,
@@ -32,7 +42,8 @@ from callbridge.flow.twiml import (
     render_second_leg,
 )
 from callbridge.logic.placer import Pacer, WebhookUrls
-from callbridge.ports import CallsStore
+from callbridge.logic.suppressions import opt_out
+from callbridge.ports import CallsStore, SuppressionList
 
 _SMS_SENDING = "sending"
 SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
@@ -76,6 +87,7 @@ class Webhooks:
     carrier: Carrier
     pacer: Pacer | None = None
     sms_from_default: Callable[[Call], str | None] = field(default=lambda _call: None)
+    suppressions: SuppressionList | None = None  # where an IVR `opt_out` key puts the called number
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
@@ -88,14 +100,14 @@ class Webhooks:
             raise CallNotFound(callid)
         return call
 
-    def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls) -> str:
+    def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls, attempt: int = 1) -> str:
         """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy.
 
-        One conditional write keeps the request on the timeline and moves the call to IN_PROGRESS, and
-        returns the call to answer from.
+        One conditional write keeps the request on the timeline (as part of attempt `attempt`) and moves the
+        call to IN_PROGRESS, and returns the call to answer from.
         """
         label = answered_by_label(params.get("AnsweredBy"))
-        _, call = self.calls.apply(callid, flow_change(params, self._stamp()))
+        _, call = self.calls.apply(callid, flow_change(params, self._stamp(), attempt))
         if call is None:
             raise CallNotFound(callid)
         request = _request_of(call)
@@ -145,6 +157,10 @@ class Webhooks:
         menus = from_snapshot(call.ivr_menus)
         menu = menus.get(code)
         resolution = resolve(menu, pressed, attempt) if menu else GiveUp(None)
+        if isinstance(resolution, Chosen) and isinstance(resolution.action, OptOutAction) and self.suppressions:
+            # Listed before the hang-up is answered; a repeated request adds nothing (the first entry stays).
+            when = datetime.fromtimestamp(self.now(), UTC)
+            opt_out(self.suppressions, call.account_id, call.request["to"], callid, now=when)
         return render_next(resolution, code, menus, _request_of(call), flow_urls(urls, callid), step=step)
 
     def _send_sms_once(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
@@ -181,16 +197,25 @@ class Webhooks:
             raise CallNotFound(callid)
         return stored
 
-    def status(self, callid: str, params: Mapping[str, str]) -> Call:
-        """Apply a status callback; late, repeated or reordered ones never move the call backwards."""
-        _, stored = self.calls.apply(callid, status_change(params, self._stamp()))
+    def status(self, callid: str, params: Mapping[str, str], attempt: int | None = None) -> Call:
+        """Apply a status callback; late, repeated or reordered ones never move the call backwards.
+
+        `attempt`: the attempt it is about, named by the callback URL of a call that may be retried. Such a
+        call is read, so that an earlier attempt's callback never touches the current one and the end of an
+        attempt can start the next (domain/attempts.py); any other call is written without a read.
+        """
+        if attempt is None:
+            _, stored = self.calls.apply(callid, status_change(params, self._stamp()))
+        else:
+            stamp = self._stamp()
+            stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp, attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored
 
-    def recording(self, callid: str, params: Mapping[str, str]) -> Call:
+    def recording(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
         """Keep the recording's URL and duration."""
-        _, stored = self.calls.apply(callid, recording_change(params, self._stamp()))
+        _, stored = self.calls.apply(callid, recording_change(params, self._stamp(), attempt))
         if stored is None:
             raise CallNotFound(callid)
         return stored

@@ -46,7 +46,7 @@ from callbridge.ports import (
 
 _MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
 _BATCH_GET = 100  # keys per BatchGetItem
-_WAITING = (CallStatus.SCHEDULED, CallStatus.QUEUED)
+_WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT, CallStatus.QUEUED)
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
 _EMPTY: tuple[object, ...] = ("", {}, [])
@@ -289,12 +289,14 @@ class DynamoCallsStore:
                         "REMOVE due_key, due_shard, scheduled_account"
                     ),
                     ConditionExpression=(
-                        "account_id = :a AND (#s = :scheduled OR (#s = :queued AND attribute_exists(call_date)))"
+                        "account_id = :a AND (#s = :scheduled OR #s = :retry_wait OR "
+                        "(#s = :queued AND (attribute_exists(call_date) OR attribute_exists(next_attempt_at))))"
                     ),
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
                         ":canceled": {"S": CallStatus.CANCELED.value},
                         ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                        ":retry_wait": {"S": CallStatus.RETRY_WAIT.value},
                         ":queued": {"S": CallStatus.QUEUED.value},
                         ":a": {"S": account_id},
                         ":at": {"S": event.at},
@@ -344,7 +346,7 @@ class DynamoCallsStore:
             params["ExclusiveStartKey"] = last
 
     def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
-        """SCHEDULED → QUEUED if its call_date is before `before` (ISO): one conditional write, no read.
+        """SCHEDULED or RETRY_WAIT → QUEUED if it is due before `before` (ISO): one conditional write, no read.
 
         The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a QUEUED
         call keeps its call_date as due_key, see `call_item`). Returns (True, None) when the call moved, else
@@ -358,11 +360,14 @@ class DynamoCallsStore:
                     UpdateExpression=(
                         "SET #s = :queued, updated_at = :at, timeline = list_append(timeline, :event) ADD version :one"
                     ),
-                    ConditionExpression="#s = :scheduled AND call_date < :before",
+                    # due_key is "<due>#<callid>": it sorts before `before` exactly when the call is due before it
+                    # (its call_date, or the next_attempt_at of a retry or a calling window's opening).
+                    ConditionExpression="(#s = :scheduled OR #s = :retry_wait) AND due_key < :before",
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
                         ":queued": {"S": CallStatus.QUEUED.value},
                         ":scheduled": {"S": CallStatus.SCHEDULED.value},
+                        ":retry_wait": {"S": CallStatus.RETRY_WAIT.value},
                         ":before": {"S": before},
                         ":at": {"S": event.at},
                         ":one": {"N": "1"},

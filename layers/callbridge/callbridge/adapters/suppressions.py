@@ -1,0 +1,147 @@
+"""AccountsTable's do-not-call entries: pk = the account, sk = DNC#<E.164 number>."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
+from callbridge.adapters.dynamodb.codec import from_item, to_item
+from callbridge.domain.errors import InvalidRequest, ServiceUnavailable
+from callbridge.domain.suppressions import Suppression
+from callbridge.ports import Cursor
+
+PREFIX = "DNC#"
+_BATCH_GET = 100  # keys per BatchGetItem
+_BATCH_WRITE = 25  # items per BatchWriteItem
+_WORKERS = 8
+_ROUNDS = 8  # BatchGet/BatchWrite rounds for what DynamoDB left unprocessed (throttling)
+_WHAT = "do-not-call list"
+
+
+def _key(account_id: str, number: str) -> dict[str, Any]:
+    return {"pk": {"S": account_id}, "sk": {"S": PREFIX + number}}
+
+
+def _suppression(data: dict[str, Any]) -> Suppression:
+    return Suppression(
+        number=str(data["sk"])[len(PREFIX) :],
+        reason=str(data.get("reason", "")),
+        created_at=str(data.get("created_at", "")),
+        callid=data.get("callid") or None,
+    )
+
+
+def _item(account_id: str, entry: Suppression) -> dict[str, Any]:
+    item: dict[str, Any] = to_item(
+        {
+            "pk": account_id,
+            "sk": PREFIX + entry.number,
+            "reason": entry.reason,
+            "created_at": entry.created_at,
+            "callid": entry.callid,
+        }
+    )
+    return item
+
+
+class DynamoSuppressionList:
+    """An account's do-not-call list in AccountsTable (the `SuppressionList` port)."""
+
+    def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
+        self.table_name = table_name
+        self._db = LazyClient("dynamodb", dynamodb, pool=_WORKERS + 2)
+
+    def get(self, account_id: str, number: str) -> Suppression | None:
+        """The entry for `number` (E.164), read consistently: a number suppressed a moment ago is found."""
+        with aws_errors(_WHAT):
+            response = self._db().get_item(TableName=self.table_name, Key=_key(account_id, number), ConsistentRead=True)
+        item = response.get("Item")
+        return _suppression(from_item(item)) if item else None
+
+    def add(self, account_id: str, entry: Suppression) -> bool:
+        """Put `entry` unless the number is already listed (the first entry is kept); whether it was new."""
+        try:
+            with aws_errors(_WHAT):
+                self._db().put_item(
+                    TableName=self.table_name,
+                    Item=_item(account_id, entry),
+                    ConditionExpression="attribute_not_exists(sk)",
+                )
+        except ConditionFailed:
+            return False
+        return True
+
+    def put(self, account_id: str, entry: Suppression) -> bool:
+        """Create or replace the entry for `entry.number`; whether it was new."""
+        with aws_errors(_WHAT):
+            response = self._db().put_item(
+                TableName=self.table_name, Item=_item(account_id, entry), ReturnValues="ALL_OLD"
+            )
+        return not response.get("Attributes")
+
+    def delete(self, account_id: str, number: str) -> bool:
+        """Remove `number` from the list; whether it was on it."""
+        with aws_errors(_WHAT):
+            response = self._db().delete_item(
+                TableName=self.table_name, Key=_key(account_id, number), ReturnValues="ALL_OLD"
+            )
+        return bool(response.get("Attributes"))
+
+    def page(self, account_id: str, limit: int, cursor: Cursor | None) -> tuple[list[Suppression], Cursor | None]:
+        """Up to `limit` entries in number order, from `cursor`; and the cursor of the next page (None at the end)."""
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :a AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":a": {"S": account_id}, ":p": {"S": PREFIX}},
+            "Limit": limit,
+        }
+        if cursor:
+            if not str(cursor.get("sk", "")).startswith(PREFIX):
+                raise InvalidRequest.single("next", "not a token returned by this listing")
+            params["ExclusiveStartKey"] = to_item(cursor)
+        with aws_errors(_WHAT):
+            response = self._db().query(**params)
+        entries = [_suppression(from_item(i)) for i in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return entries, (from_item(last) if last else None)
+
+    def add_many(self, account_id: str, entries: Sequence[Suppression]) -> int:
+        """Add the entries whose numbers are not listed yet (listed ones keep theirs); how many were new.
+
+        BatchGetItem finds the listed numbers (100 per request), BatchWriteItem writes the others (25 per
+        request), several requests at once: 10,000 numbers are about 500 requests.
+        """
+        numbers = [e.number for e in entries]
+        chunks = [numbers[i : i + _BATCH_GET] for i in range(0, len(numbers), _BATCH_GET)]
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            listed = {n for found in pool.map(lambda c: self._listed(account_id, c), chunks) for n in found}
+            new = [e for e in entries if e.number not in listed]
+            writes = [new[i : i + _BATCH_WRITE] for i in range(0, len(new), _BATCH_WRITE)]
+            list(pool.map(lambda w: self._write(account_id, w), writes))
+        return len(new)
+
+    def _listed(self, account_id: str, numbers: list[str]) -> set[str]:
+        keys: list[dict[str, Any]] = [_key(account_id, n) for n in numbers]
+        found: set[str] = set()
+        for _ in range(_ROUNDS):
+            with aws_errors(_WHAT):
+                response = self._db().batch_get_item(
+                    RequestItems={self.table_name: {"Keys": keys, "ProjectionExpression": "sk"}}
+                )
+            found.update(i["sk"]["S"][len(PREFIX) :] for i in response.get("Responses", {}).get(self.table_name, []))
+            keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if not keys:
+                return found
+        raise ServiceUnavailable(f"{_WHAT} unavailable: reads kept being throttled")
+
+    def _write(self, account_id: str, entries: list[Suppression]) -> None:
+        requests: list[dict[str, Any]] = [{"PutRequest": {"Item": _item(account_id, e)}} for e in entries]
+        for _ in range(_ROUNDS):
+            with aws_errors(_WHAT):
+                response = self._db().batch_write_item(RequestItems={self.table_name: requests})
+            requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not requests:
+                return
+        raise ServiceUnavailable(f"{_WHAT} unavailable: writes kept being throttled")
