@@ -67,7 +67,7 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
-        self.suppressions = DynamoSuppressionList(settings.accounts_table)
+        self.suppressions = DynamoSuppressionList(settings.suppressions_table)
         # DELETE /pcall/calls/{callid} ends calls at the carrier; the secret is read on the first one.
         self.carrier = CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url)
         self.intake = Intake(

@@ -59,7 +59,7 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
-        suppressions = DynamoSuppressionList(settings.accounts_table)
+        suppressions = DynamoSuppressionList(settings.suppressions_table)
         self.intake = Intake(
             calls=self.calls,
             accounts=DynamoAccountsStore(settings.accounts_table),

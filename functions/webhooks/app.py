@@ -56,7 +56,7 @@ class Deps:
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
             sms_from_default=sms_from,
-            suppressions=DynamoSuppressionList(settings.accounts_table),
+            suppressions=DynamoSuppressionList(settings.suppressions_table),
         )
 
 

@@ -67,8 +67,6 @@ def test_each_operation_runs_as_shown(docs: Browser) -> None:
         "get_ivr_menu",
         "list_ivr_menus",
         "delete_ivr_menu",
-        "list_calls",
-        "list_scheduled",
     ):
         status, data, _ = execute(docs, operation)
         assert status == 200, (operation, data)

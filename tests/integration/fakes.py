@@ -278,7 +278,7 @@ def queue_call(stack: Any, account: AccountCredentials, **params: str) -> str:
         idempotency=DynamoIdempotency(stack.refs["AccountsTable"]),
         menus=DynamoIvrMenus(stack.refs["AccountsTable"]),
         queue=SqsCallsQueue(stack.refs["CallsQueue"]),
-        suppressions=DynamoSuppressionList(stack.refs["AccountsTable"]),
+        suppressions=DynamoSuppressionList(stack.refs["SuppressionsTable"]),
     )
     params = {"to": "17134567890", "answer_play": "https://example.com/hello.wav", **params}
     return str(accept_call(params, account.account, intake, now=datetime.now(UTC))["callid"])

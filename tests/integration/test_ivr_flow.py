@@ -384,7 +384,7 @@ def test_an_opt_out_key_lists_the_number_and_hangs_up(
         ("Hangup", {}, None),
     ]
     assert again.body == end.body
-    listed = DynamoSuppressionList(aws.refs["AccountsTable"]).get(account.api_key, carrier.call.request["to"])
+    listed = DynamoSuppressionList(aws.refs["SuppressionsTable"]).get(account.api_key, carrier.call.request["to"])
     assert listed is not None
     assert (listed.reason, listed.callid) == ("opt-out by keypress", carrier.call.callid)
     call = carrier.hang_up()

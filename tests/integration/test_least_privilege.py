@@ -81,6 +81,15 @@ def test_the_webhooks_read_accounts_but_never_write_them(policies: tuple[dict[st
         assert not roles["WebhooksFunction"].allows(action, accounts), action
 
 
+def test_the_webhooks_may_only_add_to_the_do_not_call_list(policies: tuple[dict[str, Policy], Any]) -> None:
+    # an IVR opt-out adds the called number; nothing else of the list is the webhooks' business
+    roles, stack = policies
+    listed = _arn(stack, "SuppressionsTable")
+    assert roles["WebhooksFunction"].allows("dynamodb:PutItem", listed)
+    for action in ("dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:BatchWriteItem"):
+        assert not roles["WebhooksFunction"].allows(action, listed), action
+
+
 @pytest.mark.parametrize(
     ("function", "action", "table"),
     [
@@ -116,4 +125,5 @@ def test_the_carrier_secret_is_read_only_by_the_functions_that_call_the_carrier(
     roles, stack = policies
     secret = stack.refs["CarrierSecret"]
     readers = {name for name, role in roles.items() if role.allows("secretsmanager:GetSecretValue", secret)}
-    assert readers == {"PlacerFunction", "WebhooksFunction", "SchedulerFunction"}
+    # the api calls the carrier too: DELETE /pcall/calls/{callid} cancels or hangs up a call there
+    assert readers == {"ApiFunction", "PlacerFunction", "WebhooksFunction", "SchedulerFunction"}

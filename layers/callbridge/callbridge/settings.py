@@ -23,6 +23,7 @@ class ApiSettings(BaseModel):
     schedule_shards: int = Field(16, ge=1, le=64)
     account_cache_seconds: int = Field(60, ge=0, le=900)
     login_failures_table: str = Field(min_length=1)
+    suppressions_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
     # DELETE /pcall/calls/{callid} ends calls at the carrier (read on first use only).
     carrier_base_url: str = "https://api.twilio.com"
@@ -40,6 +41,7 @@ class ApiSettings(BaseModel):
             schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
             login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
+            suppressions_table=env.get("SUPPRESSIONS_TABLE", ""),
             callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
         )
 
@@ -52,6 +54,7 @@ class CarrierSettings(BaseModel):
     calls_table: str = Field(min_length=1)
     accounts_table: str = Field(min_length=1)
     pacing_table: str = Field(min_length=1)
+    suppressions_table: str = Field(min_length=1)
     carrier_base_url: str = Field(min_length=1)
     carrier_secret_id: str = Field(min_length=1)
     carrier_cps: float = Field(1, gt=0)
@@ -64,6 +67,7 @@ class CarrierSettings(BaseModel):
             "calls_table": env.get("CALLS_TABLE", ""),
             "accounts_table": env.get("ACCOUNTS_TABLE", ""),
             "pacing_table": env.get("PACING_TABLE", ""),
+            "suppressions_table": env.get("SUPPRESSIONS_TABLE", ""),
             "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
             "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
             "carrier_cps": env.get("CARRIER_CPS", "1"),

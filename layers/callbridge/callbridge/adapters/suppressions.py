@@ -1,4 +1,4 @@
-"""AccountsTable's do-not-call entries: pk = the account, sk = DNC#<E.164 number>."""
+"""The do-not-call list, SuppressionsTable: pk = the account, sk = DNC#<E.164 number>."""
 
 from __future__ import annotations
 

@@ -140,7 +140,8 @@ def _dial(root: ET.Element, action: DialAction, called: str, urls: FlowUrls) -> 
 def size_problems(code: str, menu: IvrMenu) -> list[FieldProblem]:
     """The parts of `menu` whose TwiML would go over the carrier's MAX_TWIML characters, with long webhook URLs."""
     problems: list[FieldProblem] = []
-    step, attempt = MAX_STEPS - 1, 5
+    # the largest numbers a document carries: a presentation is rendered with step + 1 <= MAX_STEPS
+    step, attempt = MAX_STEPS, 5
     plain = len(render_menu(code, menu, WORST_URLS, attempt=attempt, step=step))
     if plain > MAX_TWIML:
         problems.append(_too_big("prompt", plain))
