@@ -12,6 +12,7 @@ from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.carrier.base import Carrier
+from callbridge.carrier.twilio import REQUEST_SECONDS
 from callbridge.domain.dispatch import Timing
 from callbridge.logic.scheduler import Scheduler
 from callbridge.settings import SchedulerSettings
@@ -20,7 +21,10 @@ from callbridge.tracing import LazyTracer
 logger = Logger()
 tracer = LazyTracer()
 metrics = Metrics()
-SAFETY_SECONDS = 8.0  # left at the end of a run for the sends and writes already started
+# Left at the end of a run for the work already started: a carrier look-up (reconciliation) and the writes
+# and sends after it. See the README's "Time budgets".
+WRITES_SECONDS = 3.0
+SAFETY_SECONDS = REQUEST_SECONDS + WRITES_SECONDS
 _METRICS = {
     "dispatched": "CallsDispatched",
     "resent": "CallsResent",

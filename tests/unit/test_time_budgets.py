@@ -44,3 +44,11 @@ def test_the_placer_keeps_enough_for_its_carrier_request_after_waiting_for_a_slo
     assert SAFETY_SECONDS >= REQUEST_SECONDS + STORAGE_SECONDS
     # and still has time to wait for a slot: at CarrierCallsPerSecond=1 the next slot is a second away
     assert _timeout("PlacerFunction") - SAFETY_SECONDS >= 5
+
+
+def test_the_scheduler_stops_starting_work_while_a_carrier_look_up_still_fits() -> None:
+    from functions.scheduler.app import SAFETY_SECONDS
+
+    # a reconciliation look-up started just before the run's deadline still ends, and is stored, in time
+    assert SAFETY_SECONDS >= REQUEST_SECONDS + STORAGE_SECONDS
+    assert _timeout("SchedulerFunction") - SAFETY_SECONDS >= 30
