@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.dispatch import Step, Timing, next_step
 from callbridge.logic.placer import Placement, Placer, PlaceResult, WebhookUrls
 
 from tests.conftest import AccountCredentials, make_account
@@ -459,6 +461,37 @@ def test_no_free_slot_within_the_horizon_means_retry_later_without_claiming(
     assert result.retry_after >= 1
     assert stored(aws, callid).status is CallStatus.QUEUED
     assert twilio.requests == []
+
+
+def test_a_call_waiting_for_a_slot_is_marked_so_the_scheduler_does_not_resend_it(
+    aws: Any, account: AccountCredentials
+) -> None:
+    # given: a backlog: no free slot for a long while
+    clock = FakeClock(START)
+    placer = make_placer(aws, FakeTwilio(clock=clock.now), cps=1, clock=clock)
+    placer.pacer = _FullPacer()
+    callid = queue_call(aws, account)
+    grace = Timing().grace
+
+    # when: its message keeps coming back, every 20 s, for 10 minutes
+    versions = []
+    for n in range(30):
+        clock.t = START + 20 * n
+        result = placer.place(callid, horizon=20)
+        assert (result.placement, result.waiting) == (Placement.RETRY, True)
+        call = stored(aws, callid)
+        versions.append(call.version)
+        # then: at every moment the scheduler sees a call that is waiting, not one that is lost
+        now = datetime.fromtimestamp(clock.t + 20, UTC)
+        assert next_step(call, now, now, Timing()) is Step.NOTHING, n
+    # and: the wait was rewritten about once a minute, not at every return of the message
+    assert 8 <= len(set(versions)) <= 12
+    assert len(events(stored(aws, callid), "pacing.wait")) == len(set(versions))
+    # and: had the placer stopped coming back, the scheduler re-sends it a grace after the last recorded wait
+    last = stored(aws, callid)
+    assert last.pacing_until is not None
+    after = datetime.fromisoformat(last.pacing_until.replace("Z", "+00:00")) + timedelta(seconds=grace)
+    assert next_step(last, after, after, Timing()) is Step.RESEND
 
 
 class _FullPacer:

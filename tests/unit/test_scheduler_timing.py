@@ -420,3 +420,14 @@ def test_a_call_held_for_a_pacing_slot_counts_its_ringing_from_the_carriers_acce
     # and: once the carrier accepted it, looked up 3.75 s after that acceptance
     placed = with_events(claimed, (5, "carrier.created")).model_copy(update={"carrier_call_id": "CA1"})
     assert attention(placed, fast) == at(5 + 3.75)
+
+
+def test_a_call_waiting_for_a_pacing_slot_is_not_resent_while_it_waits() -> None:
+    # given: QUEUED and due a while ago, its message held back by the placer until a minute from now
+    call = make_call(CallStatus.QUEUED, created_at=iso(at(-600)))
+    waiting = call.model_copy(update={"pacing_until": iso(at(60))})
+
+    # then: re-sent only if still unclaimed a grace after the wait ends
+    assert next_step(call, NOW, NOW, TIMING) is Step.RESEND
+    assert next_step(waiting, at(179), at(179), TIMING) is Step.NOTHING
+    assert next_step(waiting, at(180), at(180), TIMING) is Step.RESEND

@@ -127,6 +127,8 @@ class Call(BaseModel):
     sms_sid: str | None = None
     dial_status: str | None = None
     second_leg_id: str | None = None
+    # The placer holds the message back for a pacing slot until then: waiting, not lost (see domain/dispatch.py).
+    pacing_until: str | None = None
     dialed_at: str | None = None
     source: str = "api"
     campaign: str | None = None  # the id of the campaign the call belongs to
@@ -189,6 +191,7 @@ class Call(BaseModel):
                 "ivr_menus",
                 "policy",
                 "attempts",
+                "pacing_until",
             },
             exclude_none=False,
         )

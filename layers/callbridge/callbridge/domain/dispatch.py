@@ -92,14 +92,21 @@ def queued_since(call: Call) -> datetime:
     return moment(due_at(call) or call.created_at)
 
 
+def _after_pacing(call: Call, due: datetime, timing: Timing) -> datetime:
+    """A re-send time no earlier than a grace after the placer's recorded pacing wait (its message is held back)."""
+    if call.pacing_until:
+        return max(due, moment(call.pacing_until) + timedelta(seconds=timing.grace))
+    return due
+
+
 def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
     """(index time, action time) of a QUEUED call."""
     retries = _events(call, (REQUEUED, _CARRIER_RETRY))
     if retries:
         backoff = min(timing.grace * 2 ** len(retries), timing.max_backoff)
         due = moment(retries[-1].at) + timedelta(seconds=backoff)
-        return due, due
-    act = queued_since(call) + timedelta(seconds=timing.grace)
+        return due, _after_pacing(call, due, timing)
+    act = _after_pacing(call, queued_since(call) + timedelta(seconds=timing.grace), timing)
     # A call with a due time stays indexed at it until it starts, so GET /pcall/scheduled lists it in order.
     when = due_at(call)
     return (moment(when) if when else act), act

@@ -32,6 +32,26 @@ def claim(at: str, token: str, *, hold_until: str) -> Change:
     )
 
 
+PACING_EVENT = "pacing.wait"  # no carrier slot for the call yet: its message comes back later
+# A recorded pacing wait runs this far past the message's return, so a call waiting in a long backlog has it
+# rewritten about once a minute, not at every return of its message.
+PACING_NOTE_AHEAD = 60.0
+
+
+def waiting_for_a_slot(until: str, noted: str) -> Change:
+    """The call's message comes back at `until` (no carrier slot before): the scheduler must not take it for lost.
+
+    Written only if the wait on record ends before `until` (so a call in a long backlog is written about once
+    a minute, with `noted` a minute past `until`), and only while the call is QUEUED.
+    """
+    return Change(
+        event=TimelineEvent(at=until, event=PACING_EVENT, detail={"until": noted}),
+        when=frozenset({CallStatus.QUEUED}),
+        not_after={"pacing_until": until},
+        set={"pacing_until": noted},
+    )
+
+
 def premium_audio(audio: dict[str, str]) -> Change:
     """Keep the premium TTS audio URLs the flow will play (before the carrier can ask for the flow)."""
     return Change(set={"tts_audio": audio})

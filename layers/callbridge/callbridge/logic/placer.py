@@ -21,7 +21,17 @@ from callbridge.carrier.base import (
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.dispatch import due_at, moment
-from callbridge.domain.placing import RETRY_EVENT, claim, placed, premium_audio, rejected, uncertain
+from callbridge.domain.errors import ServiceUnavailable
+from callbridge.domain.placing import (
+    PACING_NOTE_AHEAD,
+    RETRY_EVENT,
+    claim,
+    placed,
+    premium_audio,
+    rejected,
+    uncertain,
+    waiting_for_a_slot,
+)
 from callbridge.domain.progress import ATTEMPT, STATUS_EVENTS
 from callbridge.ports import CallsStore, SuppressionList
 
@@ -131,6 +141,19 @@ class Placer:
             return True
         return False
 
+    def _note_wait(self, callid: str, until: float) -> None:
+        """Record on the call that its message comes back at `until`, so the scheduler does not re-send it as lost.
+
+        One conditional write that holds only when the recorded wait ends sooner; a failure costs at most a
+        duplicate message later.
+        """
+        back = iso(datetime.fromtimestamp(until, UTC))
+        noted = iso(datetime.fromtimestamp(until + PACING_NOTE_AHEAD, UTC))
+        try:
+            self.calls.apply(callid, waiting_for_a_slot(back, noted))
+        except ServiceUnavailable as exc:
+            self.log("could not record a pacing wait", callid=callid, error=str(exc))
+
     def _release(self, callid: str, token: str, reason: str) -> None:
         """DIALING → QUEUED again (this placer's claim only): not placed, the message comes back later."""
         stamp = self._stamp()
@@ -182,7 +205,9 @@ class Placer:
             start = max(start, due)
         slot = self.pacer.acquire(start, horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
-            return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
+            retry_after = max(1.0, horizon or 5.0)
+            self._note_wait(callid, self.now() + retry_after)
+            return PlaceResult(Placement.RETRY, retry_after=retry_after, waiting=True)
         token = secrets.token_hex(8)
         stamp = self._stamp()
         hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
