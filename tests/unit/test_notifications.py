@@ -364,6 +364,30 @@ def test_a_delivered_notification_is_signed_recorded_and_not_retried() -> None:
     assert was_delivered(calls.calls[call.callid], event_id(call))
 
 
+@pytest.mark.parametrize("answer", [199, 300, 301, 302, 303, 304, 307, 308, 400, 404, 500, 503])
+def test_any_answer_outside_2xx_is_a_failed_delivery_retried_later(answer: int) -> None:
+    # a redirect is not followed (the target could be anywhere) and not taken for a delivery
+    call = completed()
+    calls = FakeCalls(call)
+    notify, queue, _clock = notifier(FakeSender(answer), calls)
+
+    assert notify.on_change(None, call) is Result.RETRY
+
+    ((retry, _delay),) = queue.scheduled
+    assert retry.attempt == 2
+    assert not was_delivered(calls.calls[call.callid], event_id(call))
+
+
+@pytest.mark.parametrize("answer", [200, 201, 202, 204, 299])
+def test_any_2xx_answer_is_a_delivery(answer: int) -> None:
+    call = completed()
+    calls = FakeCalls(call)
+    notify, queue, _clock = notifier(FakeSender(answer), calls)
+
+    assert notify.on_change(None, call) is Result.DELIVERED
+    assert queue.scheduled == []
+
+
 def test_a_failed_first_attempt_leaves_for_the_queue_with_a_delay() -> None:
     call = completed()
     calls = FakeCalls(call)

@@ -405,3 +405,18 @@ def test_unknown_to_the_carrier_and_dead_letters_fail_with_a_reason() -> None:
     assert dead.error_desc is not None
     assert "dead-letter queue" in dead.error_desc
     assert dead_lettered(make_call(CallStatus.DIALING), NOW) is None
+
+
+def test_a_call_held_for_a_pacing_slot_counts_its_ringing_from_the_carriers_acceptance() -> None:
+    # given: at --speed 20 (delays 20 times shorter), claimed at 0 and held 5 s for a pacing slot
+    fast = Timing(ringing_after=3.75, answered_after=6, max_interval=45)
+    claimed = make_call(CallStatus.DIALING, dialed_at=iso(NOW))
+
+    # then: not failed as never placed while the placer may still hold it (the placing window is not call time)
+    assert next_step(claimed, at(59), at(59), fast) is Step.NOTHING
+    assert never_placed(claimed, at(59), fast) is None
+    assert never_placed(claimed, at(60), fast) is not None
+
+    # and: once the carrier accepted it, looked up 3.75 s after that acceptance
+    placed = with_events(claimed, (5, "carrier.created")).model_copy(update={"carrier_call_id": "CA1"})
+    assert attention(placed, fast) == at(5 + 3.75)

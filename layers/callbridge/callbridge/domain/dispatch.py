@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment
-from callbridge.domain.placing import RETRY_EVENT, UNCERTAIN_EVENT
+from callbridge.domain.placing import CREATED_EVENT, RETRY_EVENT, UNCERTAIN_EVENT
 
 __all__ = ["moment"]  # used to live here; its home is domain/calls.py
 from callbridge.domain.progress import apply_status_callback
@@ -54,6 +54,9 @@ class Timing:
     answered_after: float = 120
     # Look-ups of a call the carrier still has live double from the first delay up to this.
     max_interval: float = 900
+    # A claimed call the carrier has not accepted yet: the placer may hold it for a pacing slot up to its
+    # function timeout (30 s) before asking; past this (wall-clock time, not call time) it was never placed.
+    placing_window: float = 60
 
 
 DEFAULT_TIMING = Timing()
@@ -103,19 +106,32 @@ def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
 
 
 def entered_at(call: Call) -> datetime:
-    """When an in-flight call entered its state: its answer once IN_PROGRESS, else its dialing.
+    """When an in-flight call entered its state: its answer once IN_PROGRESS, else the carrier's acceptance of
+    the dialing request (or the claim, before that).
 
-    The store places a call in the due index from this moment when it moves, without reading it.
+    The store places a call in the due index from its claim or its answer when it moves, without reading it;
+    a call the placer held for a pacing slot is looked at once early there (a step of NOTHING).
     """
     if call.status is CallStatus.IN_PROGRESS and call.answered_at:
         return moment(call.answered_at)
-    return moment(call.dialed_at or call.updated_at)
+    claimed = moment(call.dialed_at or call.updated_at)
+    accepted = [moment(e.at) for e in call.timeline if e.event == CREATED_EVENT and moment(e.at) >= claimed]
+    return max(accepted, default=claimed)
+
+
+def _first_look(call: Call, timing: Timing) -> float:
+    """Seconds after `entered_at` of the first look-up."""
+    if call.status is CallStatus.IN_PROGRESS:
+        return timing.answered_after
+    if not call.carrier_call_id:  # not placed (yet): the placer may still be waiting for its slot
+        return max(timing.ringing_after, timing.placing_window)
+    return timing.ringing_after
 
 
 def _in_flight_attention(call: Call, timing: Timing) -> datetime:
     """The next look-up: `*_after` past the moment the call entered its state, then doubling up to `max_interval`."""
     since = entered_at(call)
-    first = timing.answered_after if call.status is CallStatus.IN_PROGRESS else timing.ringing_after
+    first = _first_look(call, timing)
     checks = [e for e in _events(call, (RECONCILED,)) if moment(e.at) >= since]
     if not checks:
         return since + timedelta(seconds=first)
@@ -244,7 +260,7 @@ def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> C
     if call.status is CallStatus.DIALING:
         uncertain = any(e.event == UNCERTAIN_EVENT for e in call.timeline)
         why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
-        reason = f"never placed: {why} no carrier callback came within {int(timing.ringing_after)} s"
+        reason = f"never placed: {why} no carrier callback came within {int(_first_look(call, timing))} s"
     else:
         reason = "no final status from the carrier, and no carrier call id to ask it with"
     return fail(call, at, "never_placed", reason, RECONCILED, carrier_status=None)
