@@ -61,6 +61,7 @@ screenshots: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m vulture
 
 typecheck: $(DEV_STAMP)
 	$(PY) -m mypy

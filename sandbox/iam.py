@@ -23,8 +23,6 @@ from urllib.parse import urlparse
 
 from sandbox.template import ACCOUNT_ID, REGION, Stack
 
-LAMBDA_TRUST = "lambda.amazonaws.com"
-
 
 @dataclass(frozen=True)
 class Role:

@@ -102,7 +102,6 @@ class Function:
         self._ready = threading.Event()
         self._init_error = ""
         self._idle: queue.LifoQueue[_Container] = queue.LifoQueue()
-        self._busy: set[int] = set()
         self._live: dict[int, _Container] = {}
         self._created = 0
         self._starting = False

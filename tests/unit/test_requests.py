@@ -67,7 +67,7 @@ def test_the_seed_php_example_is_accepted_and_normalized() -> None:
     assert request.answer_tts_voice == "Joanna"  # the IBM-style name, mapped to Polly
     assert request.answermachine_speak_lang == "en-US"
     assert request.record == "YES"
-    assert request.wants_machine_flow()
+    assert request.answermachine_speak == PHP_EXAMPLE["answermachine_speak"]
 
 
 def test_every_seed_parameter_is_accepted() -> None:

@@ -409,7 +409,6 @@ def _ivr_menu_body(spec: dict[str, Any]) -> None:
     }
 
 
-SWAGGER_UI_VERSION = "5.17.14"
 # Swagger UI's files ship with the package (no CDN): the docs page works offline, in the sandbox too.
 SWAGGER_ASSETS = {
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",

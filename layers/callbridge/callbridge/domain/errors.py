@@ -70,9 +70,5 @@ class Conflict(DomainError):
         return self.message
 
 
-class AlreadyClaimed(DomainError):
-    """A conditional transition lost: the call is no longer in the expected state."""
-
-
 class ServiceUnavailable(DomainError):
     """A dependency failed after the request was accepted or before it could be (HTTP 503)."""

@@ -30,7 +30,6 @@ MAX_SMS = 1600  # the carrier's limit for one message body
 MAX_URL = 2048
 CALLBACK_POLICY = "callback_policy"  # validation context key: "public" or "allow-loopback"
 ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
-MACHINE_OPTIONS = ("answermachine_play", "answermachine_speak", "answermachine_tts", "answermachine_sms")
 _IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JSON_OBJECT_PARAMS = ("metadata",)  # a JSON body gives these as objects; a form gives their JSON text
 
@@ -295,10 +294,6 @@ class CallRequest(BaseModel):
     def present(self) -> dict[str, str]:
         """The parameters given, by their API names."""
         return {k: v for k, v in self.model_dump(by_alias=True).items() if v is not None}
-
-    def wants_machine_flow(self) -> bool:
-        """Whether any `answermachine_` option was given."""
-        return any(getattr(self, name) for name in MACHINE_OPTIONS)
 
 
 def _policy(parse: Any, value: str, kind: str) -> Any:

@@ -290,8 +290,3 @@ class Placer:
             timeout=self.ring_timeout,
             time_limit=self.time_limit,
         )
-
-
-def describe(result: PlaceResult) -> dict[str, Any]:
-    """A log-friendly view of a placement."""
-    return {"placement": result.placement.value, "retry_after": result.retry_after, "sid": result.carrier_call_id}

@@ -71,11 +71,6 @@ def add_suppressions(
     return {"count": len(entries), "added": added, "existing": len(entries) - added}
 
 
-def is_suppressed(store: SuppressionList, account_id: str, number: str) -> bool:
-    """Whether `number` (E.164) is on the account's list."""
-    return store.get(account_id, number) is not None
-
-
 def opt_out(store: SuppressionList, account_id: str, number: str, callid: str, *, now: datetime) -> bool:
     """The person pressed the opt-out key: list the called number (an existing entry stays); whether it was new."""
     return store.add(account_id, Suppression(number=number, reason=OPT_OUT_REASON, created_at=iso(now), callid=callid))
