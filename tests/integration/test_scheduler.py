@@ -35,6 +35,7 @@ from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 from callbridge.logic.scheduler import RunReport, Scheduler
 
+from sandbox.template import load_template
 from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module, load_event, make_account
 from tests.integration.fakes import ACCOUNT_SID, PUBLIC_API_URL, FakeTwilio, atomic_dynamodb, twilio_error
 
@@ -919,7 +920,11 @@ def test_the_handler_runs_on_the_rules_event_and_reports_metrics(
     )
     module = fresh_module("functions.scheduler.app", aws.environment("SchedulerFunction"))
 
-    report = module.lambda_handler(load_event("scheduler_schedule.json"), LambdaContext())
+    # with the whole of its template Timeout ahead of it, as the schedule invokes it
+    timeout = load_template()["Resources"]["SchedulerFunction"]["Properties"]["Timeout"]
+    report = module.lambda_handler(
+        load_event("scheduler_schedule.json"), LambdaContext(remaining_ms=int(timeout) * 1000)
+    )
 
     assert report["dispatched"] == 1
     assert store.get(callid).status is CallStatus.QUEUED  # type: ignore[union-attr]
