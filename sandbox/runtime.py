@@ -370,9 +370,12 @@ class Sandbox:
         self._threads.append(observer)
         self._write_running()
         # Last, so that they do not slow the set-up above on a busy machine: each function's image loads its
-        # libraries and runs the function's init in the background; the first event of each waits for it.
+        # libraries and runs the function's init, all of them at once. The sandbox says it is ready only when
+        # they are, so a first request after "ready" is not held behind an image that is still loading.
         for function in self.functions.values():
             function.start()
+        for function in self.functions.values():
+            function.wait_ready()
 
     def stop(self) -> None:
         """Stop serving and end moto; safe to call twice."""
