@@ -316,3 +316,9 @@ def test_non_string_values_are_refused() -> None:
     found = problems({**MINIMAL, "answer_speak": ["a"], "answer_speak_lang": "en-US"})
 
     assert found == {"answer_speak": "must be a string"}
+
+
+def test_a_bad_recipient_timezone_is_named_as_itself() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_call_request({**MINIMAL, "recipient_timezone": "Mars/Base"})
+    assert {p.field for p in caught.value.problems} == {"recipient_timezone"}

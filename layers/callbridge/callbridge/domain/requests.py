@@ -225,14 +225,14 @@ class CallRequest(BaseModel):
             raise _rule("ivr_code", "must be 1-64 letters, digits, '-' or '_'")
         return value
 
-    @field_validator("timezone")
+    @field_validator("timezone", "recipient_timezone")
     @classmethod
-    def _timezone(cls, value: str | None) -> str | None:
+    def _zone(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
             try:
                 zone(value)
             except CallDateError as exc:
-                raise _rule("timezone", str(exc)) from exc
+                raise _rule(str(info.field_name), str(exc)) from exc
         return value
 
     @field_validator("retry_attempts")
@@ -261,16 +261,6 @@ class CallRequest(BaseModel):
     @classmethod
     def _call_days(cls, value: str | None) -> str | None:
         return None if value is None else format_call_days(_policy(parse_call_days, value, "call_days"))
-
-    @field_validator("recipient_timezone")
-    @classmethod
-    def _recipient_timezone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                zone(value)
-            except CallDateError as exc:
-                raise _rule("timezone", str(exc)) from exc
-        return value
 
     @field_validator("metadata")
     @classmethod
