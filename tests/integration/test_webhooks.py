@@ -460,6 +460,32 @@ def test_the_recording_callback_keeps_the_recording_url(
     assert after.status is CallStatus.DIALING  # a recording says nothing about the call's state
 
 
+def test_a_recording_callback_naming_another_call_sid_is_kept_and_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call that records, and a correctly signed recording callback naming a made-up CallSid
+    call = a_placed_call(aws, account, twilio, record="YES")
+    made_up = "CA" + "9" * 32
+    params = {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": made_up,
+        "RecordingSid": "RE" + "b" * 32,
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "b" * 32,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "31",
+    }
+
+    # when
+    response = hooks.post(call.callid, "recording", params)
+
+    # then: accepted and kept on the timeline; no recording, and the call is as it was
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].event == "carrier.recording"
+    assert after.timeline[-1].detail["CallSid"] == made_up
+    assert (after.status, after.recording_url, after.answered_by) == (call.status, None, "")
+
+
 def test_the_dial_action_keeps_how_the_bridge_ended_and_hangs_up(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
