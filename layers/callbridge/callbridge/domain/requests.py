@@ -35,7 +35,7 @@ IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JSON_OBJECT_PARAMS = ("metadata",)  # a JSON body gives these as objects; a form gives their JSON text
 
 # Modifier → the option it modifies. A modifier alone does nothing, so it is refused.
-_REQUIRES = {
+REQUIRES = {
     "answer_speak_lang": "answer_speak",
     "answer_tts_voice": "answer_tts",
     "answer_dial_from": "answer_dial_to",
@@ -305,7 +305,7 @@ def _cross_field_problems(given: set[str]) -> list[FieldProblem]:
     for option, modifier in _NEEDS.items():
         if option in given and modifier not in given:
             problems.append(FieldProblem(modifier, f"required when {option} is given"))
-    for modifier, option in _REQUIRES.items():
+    for modifier, option in REQUIRES.items():
         if modifier in given and option not in given:
             problems.append(FieldProblem(modifier, f"only valid together with {option}"))
     return problems
