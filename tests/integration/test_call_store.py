@@ -107,7 +107,7 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
                 {"AnsweredBy": rng.choice(["human", "machine_end_beep"]), "MachineDetectionDuration": "2500"}, at(12)
             )
         )
-        webhooks.append(recording_change({"RecordingUrl": "https://example.com/r.mp3"}, at(42)))
+        webhooks.append(recording_change({"CallSid": "CA1", "RecordingUrl": "https://example.com/r.mp3"}, at(42)))
     webhooks += [status_change(callback(s, n), at(n)) for s, n in (("initiated", 3), ("ringing", 5))]
     webhooks += rng.sample(webhooks, k=rng.randint(0, len(webhooks)))
     rng.shuffle(webhooks)

@@ -435,6 +435,29 @@ def test_a_busy_number(hooks: CarrierWebhooks, aws: Any, account: AccountCredent
     assert (done.error_code, done.error_desc) == ("SIP 486", "the number was busy")
 
 
+def test_a_final_status_absorbs_a_later_different_one(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call the carrier reported busy
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+    busy_params = status_params(sid, "busy", 2, CallDuration="0", SipResponseCode="486")
+    assert hooks.post(call.callid, "status", busy_params).status == 204
+    busy = stored(aws, call.callid)
+    assert busy.status is CallStatus.BUSY
+
+    # when: a completed callback about the same carrier call comes late
+    late = status_params(sid, "completed", 9, CallDuration="40", AnsweredBy="human", SipResponseCode="200")
+    response = hooks.post(call.callid, "status", late)
+
+    # then: accepted and kept on the timeline; the status and outcome are still the busy call's
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].detail["CallStatus"] == "completed"
+    outcome = ("status", "answered_by", "billed_seconds", "answered_at", "ended_at", "error_code", "error_desc")
+    assert [getattr(after, f) for f in outcome] == [getattr(busy, f) for f in outcome]
+
+
 def test_the_recording_callback_keeps_the_recording_url(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
@@ -458,6 +481,32 @@ def test_the_recording_callback_keeps_the_recording_url(
     after = stored(aws, call.callid)
     assert after.recording_url == url
     assert after.status is CallStatus.DIALING  # a recording says nothing about the call's state
+
+
+def test_a_recording_callback_naming_another_call_sid_is_kept_and_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call that records, and a correctly signed recording callback naming a made-up CallSid
+    call = a_placed_call(aws, account, twilio, record="YES")
+    made_up = "CA" + "9" * 32
+    params = {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": made_up,
+        "RecordingSid": "RE" + "b" * 32,
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "b" * 32,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "31",
+    }
+
+    # when
+    response = hooks.post(call.callid, "recording", params)
+
+    # then: accepted and kept on the timeline; no recording, and the call is as it was
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].event == "carrier.recording"
+    assert after.timeline[-1].detail["CallSid"] == made_up
+    assert (after.status, after.recording_url, after.answered_by) == (call.status, None, "")
 
 
 def test_the_dial_action_keeps_how_the_bridge_ended_and_hangs_up(
