@@ -435,6 +435,29 @@ def test_a_busy_number(hooks: CarrierWebhooks, aws: Any, account: AccountCredent
     assert (done.error_code, done.error_desc) == ("SIP 486", "the number was busy")
 
 
+def test_a_final_status_absorbs_a_later_different_one(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call the carrier reported busy
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+    busy_params = status_params(sid, "busy", 2, CallDuration="0", SipResponseCode="486")
+    assert hooks.post(call.callid, "status", busy_params).status == 204
+    busy = stored(aws, call.callid)
+    assert busy.status is CallStatus.BUSY
+
+    # when: a completed callback about the same carrier call comes late
+    late = status_params(sid, "completed", 9, CallDuration="40", AnsweredBy="human", SipResponseCode="200")
+    response = hooks.post(call.callid, "status", late)
+
+    # then: accepted and kept on the timeline; the status and outcome are still the busy call's
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].detail["CallStatus"] == "completed"
+    outcome = ("status", "answered_by", "billed_seconds", "answered_at", "ended_at", "error_code", "error_desc")
+    assert [getattr(after, f) for f in outcome] == [getattr(busy, f) for f in outcome]
+
+
 def test_the_recording_callback_keeps_the_recording_url(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:

@@ -30,7 +30,8 @@ MAX_SMS = 1600  # the carrier's limit for one message body
 MAX_URL = 2048
 CALLBACK_POLICY = "callback_policy"  # validation context key: "public" or "allow-loopback"
 ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
-_IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An IVR menu's code (`answer_ivr`, and the code a menu is stored under: domain/ivr.py).
+IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JSON_OBJECT_PARAMS = ("metadata",)  # a JSON body gives these as objects; a form gives their JSON text
 
 # Modifier → the option it modifies. A modifier alone does nothing, so it is refused.
@@ -221,7 +222,7 @@ class CallRequest(BaseModel):
     @field_validator("answer_ivr")
     @classmethod
     def _ivr(cls, value: str | None) -> str | None:
-        if value is not None and not _IVR_CODE.fullmatch(value):
+        if value is not None and not IVR_CODE.fullmatch(value):
             raise _rule("ivr_code", "must be 1-64 letters, digits, '-' or '_'")
         return value
 
