@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -691,15 +690,17 @@ def test_campaign_calls_keep_their_retries_and_calling_window(
     assert (waiting.callid, waiting.not_before) == (windowed.callid, opening.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
 
 
-def later(worker_module: ModuleType, seconds: float) -> None:
-    """The campaigns function's clock, `seconds` ahead of the real one."""
-    worker_module.deps().worker.now = lambda: time.time() + seconds
+def clock_at(worker_module: ModuleType, when: datetime) -> None:
+    """Stop the campaigns function's clock at `when`."""
+    worker_module.deps().worker.now = when.timestamp
 
 
 def test_a_dated_campaign_call_is_not_released_before_its_call_date(
     api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
 ) -> None:
-    due = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
+    start = datetime.now(UTC)
+    clock_at(worker_module, start)
+    due = (start + timedelta(minutes=10)).replace(second=0, microsecond=0)
     body = {
         "name": "dated",
         "defaults": {"answer_play": PLAY, "timezone": "UTC"},
@@ -713,10 +714,10 @@ def test_a_dated_campaign_call_is_not_released_before_its_call_date(
 
     drain_ticks(worker_module, aws, steps=2)  # the undated call goes; then nothing is due
     first = [json.loads(m["Body"]) for m in receive(aws)]
-    later(worker_module, (due - datetime.now(UTC)).total_seconds() - 5)  # a few seconds before it
+    clock_at(worker_module, due - timedelta(seconds=5))  # a few seconds before it
     drain_ticks(worker_module, aws, steps=1)
     early = receive(aws)
-    later(worker_module, (due - datetime.now(UTC)).total_seconds())
+    clock_at(worker_module, due)
     drain_ticks(worker_module, aws, steps=1)
     on_time = [json.loads(m["Body"]) for m in receive(aws)]
 
@@ -742,7 +743,7 @@ def test_a_call_whose_window_closed_while_it_waited_waits_for_the_next_opening(
     drain(worker_module, aws, {"fanout"})
     (before,) = campaigns_store(aws).waiting(campaign["id"], 10)
 
-    later(worker_module, 2 * 3600)
+    clock_at(worker_module, now + timedelta(hours=2))
     drain_ticks(worker_module, aws, steps=1)
 
     (call,) = campaign_calls(aws, campaign["id"])
