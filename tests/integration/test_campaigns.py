@@ -505,6 +505,24 @@ def test_cancel_ends_every_call_not_yet_dialing(
     assert view["finished_at"]
 
 
+def test_cancel_ends_a_call_waiting_for_its_next_attempt(
+    api: ApiClient, aws: Any, worker_module: ModuleType, released: Any
+) -> None:
+    campaign_id, messages = released
+    (callid,) = [json.loads(m["Body"])["callid"] for m in messages]
+    at = "2027-01-10T12:00:00.000Z"
+    retry = {"status": CallStatus.RETRY_WAIT, "next_attempt_at": at}
+    calls_store(aws).update(callid, lambda c: c.model_copy(update=retry))
+    count_changes(worker_module, aws, campaign_id)  # counted as RETRY_WAIT
+
+    api.delete(f"/pcall/campaigns/{campaign_id}")
+    drain(worker_module, aws, {"cancel"})
+
+    calls = campaign_calls(aws, campaign_id)
+    assert [c.status for c in calls] == [CallStatus.CANCELED] * 3
+    assert {c.next_attempt_at for c in calls} == {None}  # not dispatched by the scheduler later
+
+
 def test_a_cancel_during_the_fan_out_cancels_the_calls_stored_after_it(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:
