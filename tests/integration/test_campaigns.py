@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -506,6 +505,24 @@ def test_cancel_ends_every_call_not_yet_dialing(
     assert view["finished_at"]
 
 
+def test_cancel_ends_a_call_waiting_for_its_next_attempt(
+    api: ApiClient, aws: Any, worker_module: ModuleType, released: Any
+) -> None:
+    campaign_id, messages = released
+    (callid,) = [json.loads(m["Body"])["callid"] for m in messages]
+    at = "2027-01-10T12:00:00.000Z"
+    retry = {"status": CallStatus.RETRY_WAIT, "next_attempt_at": at}
+    calls_store(aws).update(callid, lambda c: c.model_copy(update=retry))
+    count_changes(worker_module, aws, campaign_id)  # counted as RETRY_WAIT
+
+    api.delete(f"/pcall/campaigns/{campaign_id}")
+    drain(worker_module, aws, {"cancel"})
+
+    calls = campaign_calls(aws, campaign_id)
+    assert [c.status for c in calls] == [CallStatus.CANCELED] * 3
+    assert {c.next_attempt_at for c in calls} == {None}  # not dispatched by the scheduler later
+
+
 def test_a_cancel_during_the_fan_out_cancels_the_calls_stored_after_it(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:
@@ -691,15 +708,17 @@ def test_campaign_calls_keep_their_retries_and_calling_window(
     assert (waiting.callid, waiting.not_before) == (windowed.callid, opening.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
 
 
-def later(worker_module: ModuleType, seconds: float) -> None:
-    """The campaigns function's clock, `seconds` ahead of the real one."""
-    worker_module.deps().worker.now = lambda: time.time() + seconds
+def clock_at(worker_module: ModuleType, when: datetime) -> None:
+    """Stop the campaigns function's clock at `when`."""
+    worker_module.deps().worker.now = when.timestamp
 
 
 def test_a_dated_campaign_call_is_not_released_before_its_call_date(
     api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
 ) -> None:
-    due = (datetime.now(UTC) + timedelta(minutes=10)).replace(second=0, microsecond=0)
+    start = datetime.now(UTC)
+    clock_at(worker_module, start)
+    due = (start + timedelta(minutes=10)).replace(second=0, microsecond=0)
     body = {
         "name": "dated",
         "defaults": {"answer_play": PLAY, "timezone": "UTC"},
@@ -713,10 +732,10 @@ def test_a_dated_campaign_call_is_not_released_before_its_call_date(
 
     drain_ticks(worker_module, aws, steps=2)  # the undated call goes; then nothing is due
     first = [json.loads(m["Body"]) for m in receive(aws)]
-    later(worker_module, (due - datetime.now(UTC)).total_seconds() - 5)  # a few seconds before it
+    clock_at(worker_module, due - timedelta(seconds=5))  # a few seconds before it
     drain_ticks(worker_module, aws, steps=1)
     early = receive(aws)
-    later(worker_module, (due - datetime.now(UTC)).total_seconds())
+    clock_at(worker_module, due)
     drain_ticks(worker_module, aws, steps=1)
     on_time = [json.loads(m["Body"]) for m in receive(aws)]
 
@@ -742,7 +761,7 @@ def test_a_call_whose_window_closed_while_it_waited_waits_for_the_next_opening(
     drain(worker_module, aws, {"fanout"})
     (before,) = campaigns_store(aws).waiting(campaign["id"], 10)
 
-    later(worker_module, 2 * 3600)
+    clock_at(worker_module, now + timedelta(hours=2))
     drain_ticks(worker_module, aws, steps=1)
 
     (call,) = campaign_calls(aws, campaign["id"])

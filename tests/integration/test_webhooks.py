@@ -861,3 +861,58 @@ def test_a_status_callback_about_another_carrier_call_changes_nothing(
     after = stored(aws, call.callid)
     assert (after.status, after.billed_seconds, after.answered_by) == (call.status, 0, "")
     assert after.timeline[-1].detail.get("CallSid") == "CA" + "9" * 32
+
+
+# --- flow requests about another carrier call
+
+
+def test_a_flow_request_with_a_made_up_call_sid_never_answers_a_call_not_placed(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call due in 2027 (never claimed for dialing), with a voicemail SMS; and a correctly signed flow
+    # request naming a made-up CallSid, as if a machine had answered it
+    callid = queue_call(aws, sms_account, call_date="2027-06-01 10:00", answermachine_sms=SMS)
+    before = stored(aws, callid)
+    assert before.status is CallStatus.SCHEDULED
+    forged = {"CallSid": "CA" + "9" * 32, "CallStatus": "in-progress", "AnsweredBy": "machine_start"}
+
+    # when
+    response = hooks.post(callid, "flow", forged)
+
+    # then: that carrier call is hung up; the request is on the timeline, and the call is as it was: not in
+    # progress (reconciliation would end it never_placed), no one answered, no SMS sent
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, callid)
+    assert after.timeline[-1].detail["CallSid"] == "CA" + "9" * 32
+    assert (after.status, after.answered_by, after.answered_at) == (CallStatus.SCHEDULED, "", None)
+    assert twilio.requests == []
+
+
+def test_a_flow_request_about_another_carrier_call_changes_a_placed_call_in_nothing(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, sms_account, twilio, answermachine_sms=SMS)
+    forged = {**flow_params(call, "machine_end_beep"), "CallSid": "CA" + "9" * 32}
+
+    response = hooks.post(call.callid, "flow", forged)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, call.callid)
+    assert (after.status, after.answered_by, after.answered_at) == (CallStatus.DIALING, "", None)
+    assert twilio.requests == []
+    # and: the call's own flow request is answered as ever
+    assert verbs(hooks.post(call.callid, "flow", flow_params(call, "human")))[0][0] == "Play"
+
+
+def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answered(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call claimed for dialing whose carrier call id is not written yet (the carrier answered the flow
+    # before the placer's write landed)
+    call = a_placed_call(aws, account, twilio)
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"carrier_call_id": None}))
+
+    response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+
+    assert verbs(response)[0][0] == "Play"
+    assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS

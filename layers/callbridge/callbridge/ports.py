@@ -256,6 +256,9 @@ class CampaignsStore(Protocol):
         self, campaign_id: str, limit: int | None = None, cursor: Cursor | None = None
     ) -> tuple[list[str], Cursor | None]: ...
 
+    def members_in(self, campaign_id: str, statuses: Iterable[str]) -> list[str]:
+        """Callids of the campaign's calls last counted in one of `statuses`."""
+
     def add_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None: ...
 
     def waiting(self, campaign_id: str, limit: int, due_by: str | None = None) -> list[WaitingCall]:

@@ -394,6 +394,19 @@ class DynamoCampaignsStore:
         items, last = self._page({**params, "Limit": limit}, cursor)
         return [str(i["sk"])[5:] for i in items], last
 
+    def members_in(self, campaign_id: str, statuses: Iterable[str]) -> list[str]:
+        """Callids of the campaign's calls last counted in one of `statuses`."""
+        names = {f":s{n}": {"S": status} for n, status in enumerate(statuses)}
+        params = {
+            "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
+            "FilterExpression": f"#s IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": "CALL#"}, **names},
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        return [str(i["sk"])[5:] for i in self._query(params)]
+
     def add_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None:
         """Mark calls as waiting for their release (idempotent)."""
         self._batch_write(

@@ -556,8 +556,9 @@ def hold(call: Call, token: str, at: str) -> Call | None:
 
 
 def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
-    """A campaign call not dialing yet → CANCELED (`token`: the placer's own claim, not dialed yet)."""
-    waiting = call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+    """A campaign call not dialing yet (waiting for its turn, queued, or between two attempts) → CANCELED
+    (`token`: the placer's own claim, not dialed yet)."""
+    waiting = call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED, CallStatus.RETRY_WAIT)
     claimed = token is not None and call.status is CallStatus.DIALING and call.claim_token == token
     if not (waiting or claimed):
         return None

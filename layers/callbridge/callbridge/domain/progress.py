@@ -292,6 +292,12 @@ def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Ch
     return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_detail(params, attempt)))
 
 
+def ignored_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """A carrier request about another carrier call than the call's (`from_this_call` is false): kept on the
+    timeline for the record, changing nothing."""
+    return Change(event=TimelineEvent(at=at, event=IGNORED_EVENT, detail=_detail(params, attempt)))
+
+
 def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     """The carrier asks for the answered call's TwiML: the call is IN_PROGRESS (unless it already moved on).
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
@@ -57,6 +58,10 @@ class Secrets(Protocol):
 
 def _stamp(now: float) -> str:
     return iso(datetime.fromtimestamp(now, UTC))
+
+
+def _cancel_at(at: str, call: Call) -> Call | None:
+    return cancel(call, at)
 
 
 def pace(calls_per_second: float) -> tuple[float, int]:
@@ -181,21 +186,25 @@ class CampaignWorker:
     # --- cancel -------------------------------------------------------------------------------
 
     def cancel_all(self, campaign_id: str, deadline: float) -> bool:
-        """Cancel the campaign's waiting calls until none is left (True) or `deadline` (False: go on later)."""
+        """Cancel the campaign's waiting calls, then its calls waiting for a retry, until none is left (True) or
+        `deadline` (False: a new message goes on later)."""
         while self.now() < deadline:
             waiting = self.campaigns.waiting(campaign_id, CANCEL_BATCH)
-            if not waiting:
+            if waiting:
+                self._cancel_waiting(campaign_id, waiting)
+                continue
+            end = partial(_cancel_at, _stamp(self.now()))
+            for callid in self.campaigns.members_in(campaign_id, [CallStatus.RETRY_WAIT.value]):
+                if self.now() >= deadline:
+                    break
+                self.calls.update(callid, end)
+            else:
                 return True
-            self._cancel_waiting(campaign_id, waiting)
         self.queue.send([(cancel_message(campaign_id), 0)])
         return False
 
     def _cancel_waiting(self, campaign_id: str, waiting: list[WaitingCall]) -> None:
-        stamp = _stamp(self.now())
-
-        def end(call: Call) -> Call | None:
-            return cancel(call, stamp)
-
+        end = partial(_cancel_at, _stamp(self.now()))
         for call in waiting:
             self.calls.update(call.callid, end)
             self.campaigns.remove_waiting(campaign_id, call)

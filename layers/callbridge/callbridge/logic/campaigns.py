@@ -8,7 +8,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,19 +51,21 @@ from callbridge.ports import (
 MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
 MAX_LIMIT = 100
 CSV = "text/csv"
-REPORT_COLUMNS = (
-    "callid",
-    "to",
-    "status",
-    "answered_by",
-    "billed_seconds",
-    "attempts",
-    "digits",
-    "error_code",
-    "error_desc",
-    "started_at",
-    "ended_at",
-)
+# The report's columns (before one per metadata key), each with how it is read from the call.
+_REPORT: dict[str, Callable[[Call], Any]] = {
+    "callid": lambda c: c.callid,
+    "to": lambda c: c.request.get("to", ""),
+    "status": lambda c: c.status.value,
+    "answered_by": lambda c: c.answered_by,
+    "billed_seconds": lambda c: c.billed_seconds,
+    "attempts": lambda c: len(c.all_attempts()),  # every carrier attempt, the current one included
+    "digits": lambda c: c.digits,
+    "error_code": lambda c: c.error_code or "",
+    "error_desc": lambda c: c.error_desc or "",
+    "started_at": lambda c: c.started_at or "",
+    "ended_at": lambda c: c.ended_at or "",
+}
+REPORT_COLUMNS = tuple(_REPORT)
 _REPORT_READERS = 8  # calls read at once for a report
 
 
@@ -408,11 +410,6 @@ def cancel(ports: CampaignPorts, account: Account, campaign_id: str, *, now: dat
 # --- the report -----------------------------------------------------------------------------
 
 
-def attempts(call: Call) -> int:
-    """How many times the call was dialed (every carrier attempt, the current one included)."""
-    return len(call.all_attempts())
-
-
 def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     """One row per call: its outcome and one column per metadata key."""
     campaign = _owned(ports, account, campaign_id)
@@ -424,18 +421,6 @@ def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     writer.writerow([*REPORT_COLUMNS, *(f"metadata.{k}" for k in campaign.metadata_keys)])
     for entry, found in zip(accepted, stored, strict=True):
         call = found or campaign_call(entry, campaign)  # not stored yet (the fan-out is still running)
-        row = [
-            call.callid,
-            call.request.get("to", ""),
-            call.status.value,
-            call.answered_by,
-            call.billed_seconds,
-            attempts(call),
-            call.digits,
-            call.error_code or "",
-            call.error_desc or "",
-            call.started_at or "",
-            call.ended_at or "",
-        ]
+        row = [read(call) for read in _REPORT.values()]
         writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
     return out.getvalue()
