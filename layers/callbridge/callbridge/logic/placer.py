@@ -18,13 +18,13 @@ from callbridge.carrier.base import (
     CarrierUncertain,
     CreateCall,
 )
+from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
     PACING_NOTE_AHEAD,
-    RETRY_EVENT,
     claim,
     placed,
     premium_audio,
@@ -162,7 +162,7 @@ class Placer:
             if call.status is not CallStatus.DIALING or call.claim_token != token:
                 return None
             back = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": stamp, "claim_token": None})
-            return back.with_event(stamp, RETRY_EVENT, reason=reason)
+            return back.with_event(stamp, events.CARRIER_RETRY, reason=reason)
 
         self.calls.update(callid, release)
 
@@ -270,7 +270,7 @@ class Placer:
         except CarrierError as exc:  # the carrier's ring timeout ends it anyway; the call stays CANCELED
             detail = {"sid": sid, "error": str(exc)}
             self.log("could not end a call hung up while it was being placed", callid=callid, error=str(exc))
-        self.calls.update(callid, lambda c: c.with_event(stamp, "carrier.hangup", **detail))
+        self.calls.update(callid, lambda c: c.with_event(stamp, events.CARRIER_HANGUP, **detail))
 
     def _request(self, call: Call) -> CreateCall:
         record = call.request.get("record") == "YES"
