@@ -91,6 +91,7 @@ class Deps:
             menus=self.menus,
             queue=SqsCampaignsQueue(campaign_settings.campaigns_queue_url),
             carrier_cps=campaign_settings.carrier_cps,
+            suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
 
@@ -272,7 +273,7 @@ def _campaign_id() -> Any:
 @app.post(
     "/pcall/campaigns",
     summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 400, 401, 409, 503),
+    responses=openapi.responses(openapi_campaigns.CampaignCreatedResponse, 400, 401, 409, 503),
     tags=["campaigns"],
 )
 def create_campaign() -> Response[str]:

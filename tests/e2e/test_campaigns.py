@@ -1,4 +1,5 @@
-"""A campaign in the sandbox, driven over HTTP like a user: 20 calls of mixed outcomes to FINISHED."""
+"""Campaigns in the sandbox, driven over HTTP like a user: 20 calls of mixed outcomes to FINISHED, and each call's own
+rules (the do-not-call list, retries, call_date) applied to a campaign's calls."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.conftest import RunningSandbox
@@ -88,3 +90,40 @@ def test_a_20_call_campaign_of_mixed_outcomes_finishes_with_exact_counts_and_rep
     assert {o["campaign"] for o in outcomes} == {campaign_id}
     time.sleep(2)  # a second notification would have come by now
     assert sum(1 for r in receiver.requests if '"campaign.finished"' in r["body"]) == 1
+
+
+def test_each_campaign_call_keeps_its_own_rules_do_not_call_retries_and_call_date(
+    sandbox: RunningSandbox, receiver: Any
+) -> None:
+    # ...32: busy, retried once 30 s later; ...30: a person, not before its call_date; ...31 is on the list
+    call_date = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
+    body = {
+        "name": "e2e rules",
+        "defaults": {"answer_play": "http://example.com/a.wav"},
+        "calls": [
+            {"to": "12815550032", "retry_attempts": "1", "retry_interval": "30", "retry_on": "busy"},
+            {"to": "12815550030", "call_date": call_date.isoformat()},
+            {"to": "12815550031"},
+        ],
+    }
+    with sandbox.client() as client:
+        assert client.put("/pcall/suppressions/12815550031").status_code == 200
+        response = client.post("/pcall/campaigns", json=body)
+        assert response.status_code == 200, response.text
+        data = response.json()["data"]
+        done = wait_campaign(sandbox, data["campaign"]["id"], "FINISHED")
+        listed = client.get("/pcall/calls", params={"campaign": done["id"], "limit": 10}).json()["data"]["calls"]
+        found = [client.get(f"/pcall/calls/{c['callid']}").json()["data"]["call"] for c in listed]
+    calls = {c["request"]["to"]: c for c in found}
+
+    assert [s["field"] for s in data["suppressed"]] == ["calls.2.to"]
+    assert {k: v for k, v in done["counts"].items() if v} == {"BUSY": 1, "COMPLETED": 1, "CANCELED": 1}
+    busy, dated, suppressed = calls["+12815550032"], calls["+12815550030"], calls["+12815550031"]
+    assert [a["status"] for a in busy["attempts"]] == ["BUSY", "BUSY"]
+    gap = datetime.fromisoformat(busy["attempts"][1]["started_at"]) - datetime.fromisoformat(
+        busy["attempts"][0]["ended_at"]
+    )
+    assert gap >= timedelta(seconds=30)
+    assert datetime.fromisoformat(dated["started_at"]) >= call_date  # never rang before its call_date
+    assert dated["call_date"] == call_date.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert (suppressed["status"], suppressed["error_code"], suppressed["attempts"]) == ("CANCELED", "suppressed", [])

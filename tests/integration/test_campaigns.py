@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +20,8 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.campaigns import SUPPRESSED_AT_INTAKE
+from callbridge.logic.campaigns import REPORT_COLUMNS
 
 from tests.conftest import ApiClient, LambdaContext, fresh_module
 from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
@@ -180,15 +183,17 @@ def test_a_json_campaign_is_accepted_whole_and_counted_as_waiting(api: ApiClient
 def test_every_bad_call_is_listed_and_nothing_is_created(api: ApiClient, aws: Any) -> None:
     body = campaign_body(4)
     body["calls"][1]["to"] = "12"
-    body["calls"][3] = {"to": "12812345670", "answer_speak": "hi", "call_date": "2030-01-01 10:00"}
+    body["calls"][2] = {"to": "18005550100", "call_date": "2030-01-01 10:00", "call_window": "09:00-10:00"}
+    body["calls"][3] = {"to": "12812345670", "answer_speak": "hi"}
 
     response = post_campaign(api, {**body, "calls_per_second": 11})
 
     assert response.status == 400
     fields = {e["field"]: e["message"] for e in response.data["errors"]}
     assert "calls.1.to" in fields
+    assert fields["calls.2.call_date"] == "is more than 365 days ahead"
+    assert fields["calls.2.call_window"].startswith("is never open in every time zone")  # a toll-free number
     assert "calls.3.answer_speak_lang" in fields
-    assert "calls.3.call_date" in fields
     assert fields["calls_per_second"].startswith("must be at most the carrier's")
     assert api.get("/pcall/campaigns").data["campaigns"] == []
     assert campaign_messages(aws) == []
@@ -500,6 +505,24 @@ def test_cancel_ends_every_call_not_yet_dialing(
     assert view["finished_at"]
 
 
+def test_cancel_ends_a_call_waiting_for_its_next_attempt(
+    api: ApiClient, aws: Any, worker_module: ModuleType, released: Any
+) -> None:
+    campaign_id, messages = released
+    (callid,) = [json.loads(m["Body"])["callid"] for m in messages]
+    at = "2027-01-10T12:00:00.000Z"
+    retry = {"status": CallStatus.RETRY_WAIT, "next_attempt_at": at}
+    calls_store(aws).update(callid, lambda c: c.model_copy(update=retry))
+    count_changes(worker_module, aws, campaign_id)  # counted as RETRY_WAIT
+
+    api.delete(f"/pcall/campaigns/{campaign_id}")
+    drain(worker_module, aws, {"cancel"})
+
+    calls = campaign_calls(aws, campaign_id)
+    assert [c.status for c in calls] == [CallStatus.CANCELED] * 3
+    assert {c.next_attempt_at for c in calls} == {None}  # not dispatched by the scheduler later
+
+
 def test_a_cancel_during_the_fan_out_cancels_the_calls_stored_after_it(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:
@@ -535,20 +558,7 @@ def test_calls_carry_their_campaign_and_the_report_has_a_row_each(
     assert report.status == 200
     assert report.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(report.body)))
-    assert list(rows[0]) == [
-        "callid",
-        "to",
-        "status",
-        "answered_by",
-        "billed_seconds",
-        "attempts",
-        "digits",
-        "error_code",
-        "error_desc",
-        "started_at",
-        "ended_at",
-        "metadata.row",
-    ]
+    assert list(rows[0]) == [*REPORT_COLUMNS, "metadata.row"]
     assert [r["metadata.row"] for r in rows] == ["0", "1", "2"]
     done = next(r for r in rows if r["callid"] == calls[0].callid)
     assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", "17")
@@ -613,3 +623,151 @@ def test_a_single_call_waits_behind_one_release_step_not_behind_the_campaign(
     assert single.status == 200
     assert len(ahead) == 4  # the step's 3 campaign calls, then the single call: not 150
     assert single.data["callid"] in ahead
+
+
+# --- each call's own rules: the do-not-call list, retries, calling window ---------------------------
+
+
+def suppress(api: ApiClient, number: str) -> None:
+    assert api.request("PUT", f"/pcall/suppressions/{number}", body=None, content_type=None).status == 200
+
+
+def test_suppressed_numbers_are_reported_at_intake_and_their_calls_end_canceled(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    suppress(api, "12812340001")  # calls[1] of campaign_body
+
+    response = post_campaign(api, campaign_body(3, calls_per_second=10))
+    csv_answer = post_campaign(
+        api,
+        "to,answer_play\n12812340000,\n+1 281 234 0001,\n",
+        content_type="text/csv",
+        query={"name": "csv", "answer_play": PLAY},
+    )
+
+    assert response.status == 200, response.body
+    reported = [{"field": "calls.1.to", "to": "+12812340001", "message": SUPPRESSED_AT_INTAKE}]
+    assert response.data["suppressed"] == reported
+    assert [s["field"] for s in csv_answer.data["suppressed"]] == ["calls.3.to"]  # line 3 of the file
+    campaign = response.data["campaign"]
+    assert (campaign["counts"]["SCHEDULED"], campaign["counts"]["CANCELED"]) == (2, 1)
+    drain(worker_module, aws, {"fanout"})
+    calls = {c.request["to"]: c for c in campaign_calls(aws, campaign["id"])}
+    assert (calls["+12812340001"].status, calls["+12812340001"].error_code) == (CallStatus.CANCELED, "suppressed")
+    assert len(campaigns_store(aws).waiting(campaign["id"], 10)) == 2
+    count_changes(worker_module, aws, campaign["id"], copies=2)
+    view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+    assert (view["counts"]["SCHEDULED"], view["counts"]["CANCELED"], sum(view["counts"].values())) == (2, 1, 3)
+    drain_ticks(worker_module, aws, steps=1)
+    released = {json.loads(m["Body"])["callid"] for m in receive(aws)} & {c.callid for c in calls.values()}
+    assert released == {calls["+12812340000"].callid, calls["+12812340002"].callid}
+    rows = list(csv.DictReader(io.StringIO(api.get(f"/pcall/campaigns/{campaign['id']}/report.csv").body)))
+    assert [(r["status"], r["error_code"]) for r in rows][1] == ("CANCELED", "suppressed")
+
+
+def test_a_campaign_of_suppressed_numbers_only_finishes_once_counted(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    suppress(api, "12812340000")
+    campaign = created(api, campaign_body(1))
+
+    drain(worker_module, aws, {"fanout", "tick"})
+    count_changes(worker_module, aws, campaign["id"])
+
+    view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+    assert (view["status"], view["counts"]["CANCELED"]) == ("FINISHED", 1)
+
+
+def test_campaign_calls_keep_their_retries_and_calling_window(
+    api: ApiClient, aws: Any, worker_module: ModuleType, placer_module: ModuleType, twilio: FakeTwilio
+) -> None:
+    hour = (datetime.now(UTC) + timedelta(hours=2)).hour
+    closed = f"{hour:02d}:00-{hour:02d}:30"  # not open now, wherever the test runs
+    body = {
+        "name": "policies",
+        "defaults": {"answer_play": PLAY, "retry_attempts": "2", "retry_on": "busy"},
+        "calls": [{"to": "12812340000"}, {"to": "12812340001", "call_window": closed, "recipient_timezone": "UTC"}],
+        "calls_per_second": 10,
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    calls = {c.request["to"]: c for c in campaign_calls(aws, campaign["id"])}
+    retried, windowed = calls["+12812340000"], calls["+12812340001"]
+
+    drain_ticks(worker_module, aws, steps=1)
+    invoke_placer(placer_module, sqs_event(aws, receive(aws)))
+
+    assert (retried.policy.retry_attempts, retried.policy.retry_on) == (2, "BUSY")
+    assert (windowed.policy.call_window, windowed.policy.zones) == (closed, ["UTC"])
+    (dialed,) = twilio.creates  # the call outside its window is not released, so not dialed
+    assert dict(dialed.form)["To"] == "+12812340000"
+    assert dict(dialed.form)["StatusCallback"].endswith("?attempt=1")  # a call that may be retried names its attempt
+    assert calls_store(aws).get(windowed.callid).status is CallStatus.SCHEDULED  # type: ignore[union-attr]
+    (waiting,) = campaigns_store(aws).waiting(campaign["id"], 10)
+    opening = windowed.policy.window().next_opening(datetime.now(UTC))  # type: ignore[union-attr]
+    assert (waiting.callid, waiting.not_before) == (windowed.callid, opening.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+
+
+def clock_at(worker_module: ModuleType, when: datetime) -> None:
+    """Stop the campaigns function's clock at `when`."""
+    worker_module.deps().worker.now = when.timestamp
+
+
+def test_a_dated_campaign_call_is_not_released_before_its_call_date(
+    api: ApiClient, aws: Any, worker_module: ModuleType, work_sent: list[tuple[dict[str, Any], int]]
+) -> None:
+    start = datetime.now(UTC)
+    clock_at(worker_module, start)
+    due = (start + timedelta(minutes=10)).replace(second=0, microsecond=0)
+    body = {
+        "name": "dated",
+        "defaults": {"answer_play": PLAY, "timezone": "UTC"},
+        "calls": [{"to": "12812340000", "call_date": f"{due:%Y-%m-%d %H:%M}"}, {"to": "12812340001"}],
+        "calls_per_second": 10,
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    calls = {c.request["to"]: c for c in campaign_calls(aws, campaign["id"])}
+    dated, now = calls["+12812340000"], calls["+12812340001"]
+
+    drain_ticks(worker_module, aws, steps=2)  # the undated call goes; then nothing is due
+    first = [json.loads(m["Body"]) for m in receive(aws)]
+    clock_at(worker_module, due - timedelta(seconds=5))  # a few seconds before it
+    drain_ticks(worker_module, aws, steps=1)
+    early = receive(aws)
+    clock_at(worker_module, due)
+    drain_ticks(worker_module, aws, steps=1)
+    on_time = [json.loads(m["Body"]) for m in receive(aws)]
+
+    assert [m["callid"] for m in first] == [now.callid]
+    delays = [delay for m, delay in work_sent if m["kind"] == "tick"]
+    assert delays[0] == 1
+    assert 500 < delays[1] <= 600  # with nothing due, the chain sleeps until the call_date
+    assert early == []
+    assert [m["callid"] for m in on_time] == [dated.callid]
+    stored = calls_store(aws).get(dated.callid)
+    assert stored is not None
+    assert (stored.status, stored.call_date) == (CallStatus.QUEUED, due.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    assert on_time[0].get("call_date") == stored.call_date
+
+
+def test_a_call_whose_window_closed_while_it_waited_waits_for_the_next_opening(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    now = datetime.now(UTC)
+    window = f"{now.hour:02d}:00-{now.hour + 1:02d}:00"  # open now, closed in two hours
+    body = {"name": "w", "defaults": {"answer_play": PLAY, "call_window": window, "recipient_timezone": "UTC"}}
+    campaign = created(api, {**body, "calls": [{"to": "12812340000"}], "calls_per_second": 1})
+    drain(worker_module, aws, {"fanout"})
+    (before,) = campaigns_store(aws).waiting(campaign["id"], 10)
+
+    clock_at(worker_module, now + timedelta(hours=2))
+    drain_ticks(worker_module, aws, steps=1)
+
+    (call,) = campaign_calls(aws, campaign["id"])
+    (after,) = campaigns_store(aws).waiting(campaign["id"], 10)
+    assert before.not_before is None  # open when the campaign started
+    assert call.status is CallStatus.SCHEDULED
+    assert receive(aws) == []
+    opening = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+    assert after.not_before == opening.strftime("%Y-%m-%dT%H:%M:%S.000Z")

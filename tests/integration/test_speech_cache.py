@@ -159,8 +159,12 @@ def placer_with(aws: Any, twilio: FakeTwilio, speech: PollySpeechCache) -> Place
     )
 
 
-def flow_verbs(hooks: CarrierWebhooks, callid: str, answered_by: str) -> list[tuple[str, dict[str, str], str]]:
-    response = hooks.post(callid, "flow", {"CallSid": "CA" + "1" * 32, "AnsweredBy": answered_by})
+def flow_verbs(
+    aws: Any, hooks: CarrierWebhooks, callid: str, answered_by: str
+) -> list[tuple[str, dict[str, str], str]]:
+    # the carrier asks for the flow of the call it placed (its CallSid is the call's carrier call id)
+    sid = stored(aws, callid).carrier_call_id or ""
+    response = hooks.post(callid, "flow", {"CallSid": sid, "AnsweredBy": answered_by})
     assert response.status == 200, response.body
     root = ET.fromstring(response.body)  # noqa: S314 - our own handler's output
     return [(v.tag, dict(v.attrib), v.text or "") for v in root]
@@ -184,8 +188,8 @@ def test_a_call_with_premium_tts_plays_the_cached_audio(
     # when: it is placed, and then answered
     assert placer_with(aws, twilio, speech).place(callid).placement is Placement.PLACED
     hooks = CarrierWebhooks(webhooks_module)
-    person = flow_verbs(hooks, callid, "human")
-    machine = flow_verbs(hooks, callid, "machine_end_beep")
+    person = flow_verbs(aws, hooks, callid, "human")
+    machine = flow_verbs(aws, hooks, callid, "machine_end_beep")
 
     # then: synthesized once each before dialing, and the flows play the audio instead of <Say>
     assert sorted(r["VoiceId"] for r in polly.requests) == ["Joanna", "Matthew"]
@@ -208,7 +212,7 @@ def test_when_polly_fails_the_call_is_still_placed_and_the_carrier_speaks_the_te
 
     # when
     result = placer_with(aws, twilio, speech).place(callid)
-    person = flow_verbs(CarrierWebhooks(webhooks_module), callid, "human")
+    person = flow_verbs(aws, CarrierWebhooks(webhooks_module), callid, "human")
 
     # then: dialed anyway, and the flow falls back to Polly through the carrier's <Say>
     assert result.placement is Placement.PLACED

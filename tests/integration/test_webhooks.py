@@ -435,6 +435,29 @@ def test_a_busy_number(hooks: CarrierWebhooks, aws: Any, account: AccountCredent
     assert (done.error_code, done.error_desc) == ("SIP 486", "the number was busy")
 
 
+def test_a_final_status_absorbs_a_later_different_one(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call the carrier reported busy
+    call = a_placed_call(aws, account, twilio)
+    sid = call.carrier_call_id or ""
+    busy_params = status_params(sid, "busy", 2, CallDuration="0", SipResponseCode="486")
+    assert hooks.post(call.callid, "status", busy_params).status == 204
+    busy = stored(aws, call.callid)
+    assert busy.status is CallStatus.BUSY
+
+    # when: a completed callback about the same carrier call comes late
+    late = status_params(sid, "completed", 9, CallDuration="40", AnsweredBy="human", SipResponseCode="200")
+    response = hooks.post(call.callid, "status", late)
+
+    # then: accepted and kept on the timeline; the status and outcome are still the busy call's
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].detail["CallStatus"] == "completed"
+    outcome = ("status", "answered_by", "billed_seconds", "answered_at", "ended_at", "error_code", "error_desc")
+    assert [getattr(after, f) for f in outcome] == [getattr(busy, f) for f in outcome]
+
+
 def test_the_recording_callback_keeps_the_recording_url(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
@@ -458,6 +481,32 @@ def test_the_recording_callback_keeps_the_recording_url(
     after = stored(aws, call.callid)
     assert after.recording_url == url
     assert after.status is CallStatus.DIALING  # a recording says nothing about the call's state
+
+
+def test_a_recording_callback_naming_another_call_sid_is_kept_and_changes_nothing(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call that records, and a correctly signed recording callback naming a made-up CallSid
+    call = a_placed_call(aws, account, twilio, record="YES")
+    made_up = "CA" + "9" * 32
+    params = {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": made_up,
+        "RecordingSid": "RE" + "b" * 32,
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "b" * 32,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "31",
+    }
+
+    # when
+    response = hooks.post(call.callid, "recording", params)
+
+    # then: accepted and kept on the timeline; no recording, and the call is as it was
+    assert response.status == 204
+    after = stored(aws, call.callid)
+    assert after.timeline[-1].event == "carrier.recording"
+    assert after.timeline[-1].detail["CallSid"] == made_up
+    assert (after.status, after.recording_url, after.answered_by) == (call.status, None, "")
 
 
 def test_the_dial_action_keeps_how_the_bridge_ended_and_hangs_up(
@@ -812,3 +861,58 @@ def test_a_status_callback_about_another_carrier_call_changes_nothing(
     after = stored(aws, call.callid)
     assert (after.status, after.billed_seconds, after.answered_by) == (call.status, 0, "")
     assert after.timeline[-1].detail.get("CallSid") == "CA" + "9" * 32
+
+
+# --- flow requests about another carrier call
+
+
+def test_a_flow_request_with_a_made_up_call_sid_never_answers_a_call_not_placed(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call due in 2027 (never claimed for dialing), with a voicemail SMS; and a correctly signed flow
+    # request naming a made-up CallSid, as if a machine had answered it
+    callid = queue_call(aws, sms_account, call_date="2027-06-01 10:00", answermachine_sms=SMS)
+    before = stored(aws, callid)
+    assert before.status is CallStatus.SCHEDULED
+    forged = {"CallSid": "CA" + "9" * 32, "CallStatus": "in-progress", "AnsweredBy": "machine_start"}
+
+    # when
+    response = hooks.post(callid, "flow", forged)
+
+    # then: that carrier call is hung up; the request is on the timeline, and the call is as it was: not in
+    # progress (reconciliation would end it never_placed), no one answered, no SMS sent
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, callid)
+    assert after.timeline[-1].detail["CallSid"] == "CA" + "9" * 32
+    assert (after.status, after.answered_by, after.answered_at) == (CallStatus.SCHEDULED, "", None)
+    assert twilio.requests == []
+
+
+def test_a_flow_request_about_another_carrier_call_changes_a_placed_call_in_nothing(
+    hooks: CarrierWebhooks, aws: Any, sms_account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, sms_account, twilio, answermachine_sms=SMS)
+    forged = {**flow_params(call, "machine_end_beep"), "CallSid": "CA" + "9" * 32}
+
+    response = hooks.post(call.callid, "flow", forged)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, call.callid)
+    assert (after.status, after.answered_by, after.answered_at) == (CallStatus.DIALING, "", None)
+    assert twilio.requests == []
+    # and: the call's own flow request is answered as ever
+    assert verbs(hooks.post(call.callid, "flow", flow_params(call, "human")))[0][0] == "Play"
+
+
+def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answered(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call claimed for dialing whose carrier call id is not written yet (the carrier answered the flow
+    # before the placer's write landed)
+    call = a_placed_call(aws, account, twilio)
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"carrier_call_id": None}))
+
+    response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+
+    assert verbs(response)[0][0] == "Play"
+    assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS

@@ -67,11 +67,18 @@ def answered(call: Call, attempt: int, at: datetime, seconds: int, amd: str = "h
 
 def redial(call: Call, at: datetime, sid: str) -> Call:
     """What the scheduler and the placer do between attempts: dispatch, then claim."""
-    queued = dispatch(call, at)
-    assert queued is not None
-    assert queued.status is CallStatus.QUEUED
-    return queued.model_copy(
-        update={"status": CallStatus.DIALING, "dialed_at": iso(at), "carrier_call_id": sid, "next_attempt_at": None}
+    sent = dispatch(call, at)
+    assert sent is not None
+    assert sent.status is CallStatus.RETRY_WAIT  # waiting until the placer claims it
+    assert sent.dispatched_at == iso(at)
+    return sent.model_copy(
+        update={
+            "status": CallStatus.DIALING,
+            "dialed_at": iso(at),
+            "dispatched_at": None,
+            "carrier_call_id": sid,
+            "next_attempt_at": None,
+        }
     )
 
 

@@ -6,14 +6,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.campaigns import (
     MAX_CALLS,
     CallState,
+    Campaign,
+    CampaignCall,
+    CampaignStatus,
     Counts,
+    campaign_call,
     campaign_callid,
     campaign_from_csv,
     cancel,
+    first_state,
+    first_wait,
     hold,
     parse_campaign,
     release,
@@ -26,8 +33,13 @@ NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 PLAY = "https://example.com/a.wav"
 
 
+def account(**defaults: Any) -> Account:
+    return Account(api_key="cb_x", password_hash="x", caller_id="+12815550100", webhook_secret="s", **defaults)
+
+
 def parse(body: dict[str, Any], **kwargs: Any) -> Any:
-    return parse_campaign(body, timezone="UTC", now=NOW, carrier_cps=5, **kwargs)
+    kwargs.setdefault("account", account())
+    return parse_campaign(body, now=NOW, carrier_cps=5, **kwargs)
 
 
 def problems(body: dict[str, Any], **kwargs: Any) -> dict[str, str]:
@@ -47,10 +59,10 @@ def test_defaults_apply_to_every_call_and_each_call_overrides_them() -> None:
 
     assert spec.name == "school"
     assert spec.calls_per_second == 5  # the carrier's
-    assert [r.to for r in spec.requests] == ["+12812345670", "+12812345671"]
-    assert spec.requests[1].answer_speak == "hi"
-    assert spec.requests[1].answer_play == PLAY
-    assert [m for _p, m in spec.calls] == [{"a": "1"}, {"a": "1"}]
+    assert [c.request.to for c in spec.calls] == ["+12812345670", "+12812345671"]
+    assert spec.calls[1].request.answer_speak == "hi"
+    assert spec.calls[1].request.answer_play == PLAY
+    assert [c.metadata for c in spec.calls] == [{"a": "1"}, {"a": "1"}]
 
 
 def test_every_broken_rule_is_named_by_call_index_and_field() -> None:
@@ -166,6 +178,57 @@ def test_a_campaign_call_moves_only_from_the_states_its_rules_allow() -> None:
     assert cancel(call(CallStatus.DIALING, claim_token="t"), at, "t").status is CallStatus.CANCELED  # type: ignore[union-attr]
 
 
+def test_a_dated_call_is_released_with_its_call_date_and_a_held_one_waits_for_its_campaign_alone() -> None:
+    at = "2027-01-10T12:05:00.000Z"
+    released = release(call(CallStatus.SCHEDULED), at, call_date="2027-01-10T12:05:00.000Z")
+    dispatched = call(CallStatus.DIALING, claim_token="t", call_date=at, next_attempt_at=at)
+    held = hold(dispatched, "t", at)
+
+    assert released is not None
+    assert released.call_date == "2027-01-10T12:05:00.000Z"
+    assert release(call(CallStatus.SCHEDULED, next_attempt_at=at), at) is None  # a retry is the scheduler's
+    assert held is not None
+    assert (held.status, held.call_date, held.next_attempt_at) == (CallStatus.SCHEDULED, None, None)
+
+
+def test_a_call_first_waits_for_its_call_date_or_its_window_judged_at_the_campaigns_start() -> None:
+    spec = parse(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY, "recipient_timezone": "UTC"},
+            "calls": [
+                {"to": "12812345670"},
+                {"to": "12812345671", "call_date": "2027-01-10 15:00"},
+                {"to": "12812345672", "call_window": "09:00-13:00"},
+                {"to": "12812345673", "call_window": "09:00-13:00", "call_date": "2027-01-10 14:00"},
+            ],
+        }
+    )
+    entries = [
+        CampaignCall(
+            n,
+            f"c{n}",
+            {},
+            {},
+            policy=c.policy.model_dump(exclude_defaults=True),
+            call_date=c.call_date.strftime("%Y-%m-%dT%H:%M:%S.000Z") if c.call_date else None,
+        )
+        for n, c in enumerate(spec.calls)
+    ]
+
+    now = [first_wait(e, campaign()) for e in entries]  # the campaign starts at 12:00
+    later = [first_wait(e, campaign(start_at="2027-01-10T13:30:00.000Z")) for e in entries]
+
+    assert [w.not_before for w in now] == [
+        None,
+        "2027-01-10T15:00:00.000Z",
+        None,
+        "2027-01-11T09:00:00.000Z",
+    ]
+    assert [w.not_before for w in later][2] == "2027-01-11T09:00:00.000Z"  # closed at 13:30
+    assert [w.call_date for w in now] == [None, "2027-01-10T15:00:00.000Z", None, "2027-01-10T14:00:00.000Z"]
+
+
 def test_metadata_merged_from_defaults_and_a_call_must_fit_too() -> None:
     ten = {f"d{i}": "v" for i in range(10)}
     eleven = {f"c{i}": "v" for i in range(11)}
@@ -177,3 +240,113 @@ def test_metadata_merged_from_defaults_and_a_call_must_fit_too() -> None:
         }
     )
     assert set(found) == {"calls.0.metadata"}
+
+
+def test_call_date_and_timezone_are_taken_per_call_or_from_the_defaults() -> None:
+    spec = parse(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY, "timezone": "America/Chicago"},
+            "calls": [
+                {"to": "12812345670", "call_date": "2027-01-11 09:30"},  # the defaults' zone
+                {"to": "12812345671", "call_date": "2027-01-11 09:30", "timezone": "Europe/Paris"},
+                {"to": "12812345672"},
+            ],
+        },
+        account=account(timezone="Asia/Tokyo"),
+    )
+
+    assert [c.call_date for c in spec.calls] == [
+        datetime(2027, 1, 11, 15, 30, tzinfo=UTC),
+        datetime(2027, 1, 11, 8, 30, tzinfo=UTC),
+        None,
+    ]
+
+
+def test_a_call_date_is_judged_in_the_accounts_zone_and_by_the_calls_rules() -> None:
+    found = problems(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY},
+            "calls": [
+                {"to": "12812345670", "call_date": "2027-01-10 07:00"},  # 13:00 UTC in New York's winter: ahead
+                {"to": "12812345671", "call_date": "2027-01-10 11:59", "timezone": "UTC"},  # before now
+                {"to": "12812345672", "call_date": "2029-01-10 12:00"},  # more than a year ahead
+            ],
+        },
+        account=account(timezone="America/New_York"),
+    )
+    assert set(found) == {"calls.1.call_date", "calls.2.call_date"}
+
+
+def test_retry_and_window_parameters_become_each_calls_policy_with_the_accounts_defaults() -> None:
+    spec = parse(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY, "retry_attempts": "2", "retry_on": "busy"},
+            "calls": [
+                {"to": "12812345670", "retry_interval": "300"},
+                {"to": "12812345671", "retry_attempts": "0", "call_window": "10:00-12:00"},
+            ],
+        },
+        account=account(call_window="09:00-17:00", call_days="mon-fri", recipient_timezone="America/Chicago"),
+    )
+
+    first, second = (c.policy for c in spec.calls)
+    assert (first.retry_attempts, first.retry_interval, first.retry_on) == (2, 300, "BUSY")
+    assert (first.call_window, first.call_days) == ("09:00-17:00", "MON,TUE,WED,THU,FRI")
+    assert first.zones == ["America/Chicago"]
+    assert (second.retry_attempts, second.call_window) == (0, "10:00-12:00")
+
+
+def test_a_policy_that_cannot_apply_is_named_by_call_index_and_field() -> None:
+    found = problems(
+        {
+            "name": "n",
+            "defaults": {"answer_play": PLAY},
+            "calls": [
+                {"to": "12812345670", "call_window": "09:00-17:00"},
+                {"to": "12812345671", "call_window": "25:00-26:00"},
+                {"to": "12812345672", "retry_attempts": "99"},
+            ],
+        },
+        positions=[2, 3, 4],
+    )
+    assert set(found) == {"calls.3.call_window", "calls.4.retry_attempts"}
+
+
+def campaign(**extra: Any) -> Campaign:
+    at = "2027-01-10T12:00:00.000Z"
+    return Campaign(
+        id="0190f5a2b3c4d5e6f7a8b9c0d1e",
+        account_id="cb_x",
+        name="n",
+        status=CampaignStatus.RUNNING,
+        total=1,
+        created_at=at,
+        updated_at=at,
+        calls_per_second=1,
+        **extra,
+    )
+
+
+def test_a_stored_campaign_call_keeps_its_policy_and_a_suppressed_one_ends_at_once() -> None:
+    spec = parse(
+        {"name": "n", "calls": [{"to": "12812345670", "answer_play": PLAY, "retry_attempts": "3"}]},
+        account=account(call_window="09:00-17:00", recipient_timezone="UTC"),
+    )
+    policy = spec.calls[0].policy.model_dump(exclude_defaults=True)
+    entry = CampaignCall(0, "c0", {"to": "+12812345670"}, {}, policy=policy)
+    round_trip = CampaignCall.from_json(entry.to_json())
+    suppressed = CampaignCall(1, "c1", {"to": "+12812345671"}, {}, suppressed=True)
+
+    stored = campaign_call(round_trip, campaign())
+    ended = campaign_call(CampaignCall.from_json(suppressed.to_json()), campaign())
+
+    assert stored.policy == spec.calls[0].policy
+    assert stored.policy.retry_attempts == 3
+    assert stored.policy.window() is not None
+    assert stored.status is CallStatus.SCHEDULED
+    assert (ended.status, ended.error_code, ended.ended_at) == (CallStatus.CANCELED, "suppressed", ended.created_at)
+    assert first_state(suppressed) == CallState("CANCELED")
+    assert first_state(entry) == CallState("SCHEDULED")

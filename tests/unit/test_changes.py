@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.changes import Change, apply
 from callbridge.domain.placing import claim, placed, rejected
@@ -53,6 +54,36 @@ def test_a_late_callback_is_kept_without_moving_the_status() -> None:
     assert after.status is CallStatus.COMPLETED
     assert [e.event for e in after.timeline] == ["carrier.status"]
     assert after.version == done.version + 1
+
+
+FINAL = [s for s in CallStatus if s.is_final]
+FINAL_CALLBACK = {  # what the carrier says for each status a call can end in (canceled: by the account)
+    CallStatus.COMPLETED: "completed",
+    CallStatus.BUSY: "busy",
+    CallStatus.NO_ANSWER: "no-answer",
+    CallStatus.FAILED: "failed",
+    CallStatus.CANCELED: "canceled",
+}
+
+
+@pytest.mark.parametrize(
+    ("ended", "late"), [(s, word) for s in FINAL for word in FINAL_CALLBACK.values() if word != FINAL_CALLBACK[s]]
+)
+def test_a_final_status_absorbs_a_late_final_callback_written_without_a_read(ended: CallStatus, late: str) -> None:
+    # given: a call that ended (by a callback, reconciliation or a cancel), with its outcome; then another final
+    # status about its carrier call (the same one repeated is a duplicate, which counts)
+    before = settled(by_changes(dialing_call(), [{"CallSid": CALL_SID, "CallStatus": FINAL_CALLBACK[ended]}]))
+    assert before.status is ended
+
+    # when: a final callback about its carrier call comes late, as the webhook writes it (one change, no read)
+    params = {"CallSid": CALL_SID, "CallStatus": late, "CallDuration": "35", "AnsweredBy": "human"}
+    held, after = apply(before, status_change({**params, "SipResponseCode": "200"}, iso(T0 + timedelta(hours=2))))
+
+    # then: kept on the timeline, and the status and outcome are the call's
+    assert not held
+    assert after is not None
+    assert after.timeline[-1].detail["CallStatus"] == late
+    assert outcome(settled(after)) == outcome(before)
 
 
 def test_only_completed_callbacks_and_the_flow_give_the_whole_outcome() -> None:

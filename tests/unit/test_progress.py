@@ -13,12 +13,16 @@ from typing import Any
 
 import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.changes import apply
 from callbridge.domain.progress import (
     apply_flow_request,
     apply_recording_callback,
     apply_sms_status,
     apply_status_callback,
     later_sms_status,
+    recording_change,
+    settled,
+    status_change,
 )
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -240,7 +244,12 @@ def test_the_recording_callback_anywhere_in_the_stream(
     # given: a recording callback arriving among the status callbacks
     scenario, callbacks = delivery
     url = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE" + "7" * 32
-    recording = {"RecordingSid": "RE" + "7" * 32, "RecordingUrl": url, "RecordingStatus": "completed"}
+    recording = {
+        "CallSid": CALL_SID,
+        "RecordingSid": "RE" + "7" * 32,
+        "RecordingUrl": url,
+        "RecordingStatus": "completed",
+    }
     position = min(position, len(callbacks))
     call = dialing_call()
     for n, params in enumerate(callbacks):
@@ -439,12 +448,83 @@ def test_a_callback_never_finalizes_a_call_that_was_never_placed(status: CallSta
     assert (after.answered_by, after.billed_seconds, after.carrier_call_id) == ("", 0, None)
 
 
+@pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.QUEUED])
+def test_a_live_status_with_a_made_up_sid_gives_a_call_never_placed_no_outcome(status: CallStatus) -> None:
+    # given: a call not claimed for dialing, and an "answered" callback naming a made-up CallSid, written as the
+    # webhook writes it (one change, no read) and read back (the store settles every call it reads)
+    call = dialing_call().model_copy(update={"status": status, "carrier_call_id": None, "dialed_at": None})
+    answered = {**_callback(2, "in-progress", T0, AnsweredBy="human"), "CallSid": "CA" + "9" * 32}
+
+    _, written = apply(call, status_change(answered, iso(T0)))
+    assert written is not None
+    after = settled(written)
+
+    # then: on the timeline, and no answer, start or who answered made up from it
+    assert after.timeline[-1].detail["CallSid"] == "CA" + "9" * 32
+    assert outcome(after) == outcome(call)
+
+
 def test_a_dialing_call_whose_placement_answer_is_not_recorded_yet_takes_the_callbacks_sid() -> None:
     call = dialing_call().model_copy(update={"carrier_call_id": None})
 
     after = apply_status_callback(call, _callback(1, "ringing", T0), iso(T0))
 
     assert (after.status, after.carrier_call_id) == (CallStatus.RINGING, CALL_SID)
+
+
+# --- recording callbacks about another carrier call
+
+OTHER_SID = "CA" + "9" * 32
+
+
+def _recording(sid: str, url: str) -> dict[str, str]:
+    """A recording status callback as Twilio posts it."""
+    return {
+        "AccountSid": "AC" + "0" * 32,
+        "CallSid": sid,
+        "RecordingSid": "RE" + "7" * 32,
+        "RecordingUrl": url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "19",
+    }
+
+
+def test_a_recording_callback_naming_another_call_sid_is_kept_and_changes_nothing() -> None:
+    # given: a completed call
+    done, _ = apply_all([_callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", AnsweredBy="human")])
+
+    # when: a recording callback names another carrier call (with a verdict the call did not have)
+    forged = {**_recording(OTHER_SID, "https://example.com/other.mp3"), "AnsweredBy": "machine_start"}
+    after = apply_recording_callback(done, forged, iso(T0 + timedelta(minutes=1)))
+
+    # then: kept on the timeline, and the outcome (recording, who answered, ...) is the call's own
+    assert after.timeline[-1].detail["CallSid"] == OTHER_SID
+    assert outcome(after) == outcome(done)
+    assert after.recording_url is None
+    # and: read back from the timeline as the store reads it, the same (the no-read webhook path)
+    _, written = apply(done, recording_change(forged, iso(T0 + timedelta(minutes=1))))
+    assert written is not None
+    assert outcome(settled(written)) == outcome(done)
+
+
+def test_the_recording_of_the_calls_own_carrier_call_is_kept_beside_another() -> None:
+    done, _ = apply_all([_callback(3, "completed", T0 + timedelta(seconds=30), CallDuration="20", AnsweredBy="human")])
+    own = "https://example.com/own.mp3"
+
+    after = apply_recording_callback(done, _recording(OTHER_SID, "https://example.com/a-other.mp3"), iso(T0))
+    after = apply_recording_callback(after, _recording(CALL_SID, own), iso(T0))
+
+    assert after.recording_url == own
+
+
+@pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.QUEUED])
+def test_a_recording_callback_gives_a_call_never_placed_no_recording(status: CallStatus) -> None:
+    call = dialing_call().model_copy(update={"status": status, "carrier_call_id": None, "dialed_at": None})
+
+    after = apply_recording_callback(call, _recording(OTHER_SID, "https://example.com/r.mp3"), iso(T0))
+
+    assert outcome(after) == outcome(call)
+    assert after.timeline[-1].event == "carrier.recording"
 
 
 # --- the voicemail SMS's status

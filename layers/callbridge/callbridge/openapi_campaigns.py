@@ -53,6 +53,22 @@ class CampaignResponse(BaseModel):
     data: CampaignData
 
 
+class SuppressedCall(BaseModel):
+    field: str = Field(description="The call's `to`, named like a 400 names it: calls.<index>.to (CSV: the line).")
+    to: str = Field(description="The number, E.164.")
+    message: str
+
+
+class CampaignCreatedData(CampaignData):
+    suppressed: list[SuppressedCall] = Field(
+        description="Calls to numbers on your do-not-call list: accepted, and ended CANCELED (error_code suppressed)."
+    )
+
+
+class CampaignCreatedResponse(BaseModel):
+    data: CampaignCreatedData
+
+
 class CampaignListData(Envelope):
     campaigns: list[CampaignView]
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
@@ -68,7 +84,9 @@ class CampaignRequest(BaseModel):
 
     name: str = Field(max_length=200)
     defaults: dict[str, Any] = Field(
-        default_factory=dict, description="Any POST /pcall/call parameters, for every call (except call_date)."
+        default_factory=dict,
+        description="Any POST /pcall/call parameters, for every call (a call's own value wins; a `timezone` applies "
+        "to the calls with a `call_date`).",
     )
     calls: list[dict[str, Any]] = Field(
         min_length=1, max_length=MAX_CALLS, description="Each with `to` and any parameter overriding the defaults."

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
-from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts
+from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts, WaitingCall
 from callbridge.domain.changes import Change
 from callbridge.domain.ivr import StoredMenu
 from callbridge.domain.suppressions import Suppression
@@ -188,6 +188,9 @@ class SuppressionList(Protocol):
 
     def get(self, account_id: str, number: str) -> Suppression | None: ...
 
+    def listed(self, account_id: str, numbers: Sequence[str]) -> set[str]:
+        """Which of `numbers` are on the list (one look-up for many)."""
+
     def add(self, account_id: str, entry: Suppression) -> bool:
         """Add the entry unless the number is listed already (the first entry stays); whether it was new."""
 
@@ -208,7 +211,11 @@ class CampaignsStore(Protocol):
     """CampaignsTable: campaigns, their accepted calls, their waiting calls and their counts."""
 
     def create(
-        self, campaign: Campaign, chunks: Sequence[Sequence[CampaignCall]], idempotency: IdempotencyRecord | None
+        self,
+        campaign: Campaign,
+        chunks: Sequence[Sequence[CampaignCall]],
+        counts: Counts,
+        idempotency: IdempotencyRecord | None,
     ) -> None: ...
 
     def get(self, campaign_id: str) -> Campaign | None: ...
@@ -249,11 +256,15 @@ class CampaignsStore(Protocol):
         self, campaign_id: str, limit: int | None = None, cursor: Cursor | None = None
     ) -> tuple[list[str], Cursor | None]: ...
 
-    def add_waiting(self, campaign_id: str, calls: Iterable[tuple[int, str]]) -> None: ...
+    def members_in(self, campaign_id: str, statuses: Iterable[str]) -> list[str]:
+        """Callids of the campaign's calls last counted in one of `statuses`."""
 
-    def waiting(self, campaign_id: str, limit: int) -> list[tuple[int, str]]: ...
+    def add_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None: ...
 
-    def remove_waiting(self, campaign_id: str, index: int) -> None: ...
+    def waiting(self, campaign_id: str, limit: int, due_by: str | None = None) -> list[WaitingCall]:
+        """Waiting calls in release order: the dated ones due by `due_by` (all when None), then the others."""
+
+    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None: ...
 
     def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool: ...
 

@@ -137,13 +137,6 @@ class Missing(Exception):
 _MISSING = ("404", "NoSuchKey", "NotFound")
 
 
-def client_error() -> Any:
-    """botocore's ClientError, imported when an `except` clause needs it (a request was made by then)."""
-    from botocore.exceptions import ClientError
-
-    return ClientError
-
-
 def aws_error() -> tuple[type[Exception], ...]:
     """botocore's ClientError and BotoCoreError, for an `except` clause, imported only when one is evaluated."""
     from botocore.exceptions import BotoCoreError, ClientError

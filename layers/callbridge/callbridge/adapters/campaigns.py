@@ -3,7 +3,8 @@
 One partition per campaign (pk = campaign id), items by sort key:
 - `CAMPAIGN`: the campaign (status, pace, the release chain's position); indexed by account in ByAccount.
 - `CHUNK#nnnnn`: up to 100 accepted calls (callid, parameters, metadata), read by the fan-out.
-- `WAIT#iiiiii`: a call of the campaign waiting to be released to CallsQueue (the release order is the index).
+- `WAIT#iiiiii`: a call of the campaign waiting to be released to CallsQueue (the release order is the index);
+  `DUE#<time>#iiiiii`: one that must not go before that time (its call_date, its calling window's opening).
 - `CALL#<callid>`: what the counts hold of that call (status, answered_by, billed_seconds) and the stream
   sequence number it was counted at.
 - `COUNT#nn`: one of 16 counter shards; the campaign's counts are their sum.
@@ -21,45 +22,39 @@ import json
 import random
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from callbridge.adapters.aws import LazyClient, aws_error, client_error
+from callbridge.adapters.aws import ConditionFailed, LazyClient, TransactionCanceled, aws_errors
 from callbridge.adapters.dynamodb.codec import from_item, to_item
 from callbridge.adapters.dynamodb.codec import value as codec_value
-from callbridge.domain.calls import CallStatus
-from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignNotFound, CampaignStatus, Counts
+from callbridge.domain.campaigns import (
+    CallState,
+    Campaign,
+    CampaignCall,
+    CampaignNotFound,
+    CampaignStatus,
+    Counts,
+    WaitingCall,
+    first_state,
+)
 from callbridge.domain.errors import Conflict, ServiceUnavailable
 from callbridge.ports import Cursor, IdempotencyKeyTaken, IdempotencyRecord
 
 HEADER = "CAMPAIGN"
 COUNTER_SHARDS = 16
+WAITING = "WAIT#"  # waiting calls in the campaign's order
+DATED = "DUE#"  # waiting calls that must not go before a time, soonest first
 _STATUS_PREFIX = "n_"
 _ANSWERED_PREFIX = "a_"
 _BILLED = "billed_seconds"
 _TX_ATTEMPTS = 8
-
-
-def _item(data: dict[str, Any]) -> dict[str, Any]:
-    return to_item(data)
-
-
-def _data(item: dict[str, Any]) -> dict[str, Any]:
-    return from_item(item)
+_WHAT = "campaign storage"
 
 
 def _number(value: float | int) -> Decimal:
     return Decimal(str(value))
-
-
-def _unavailable(exc: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(f"campaign storage unavailable: {exc}")
-
-
-def _code(exc: Exception) -> str:
-    response: dict[str, Any] = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def counter_shard(callid: str) -> str:
@@ -71,6 +66,19 @@ def _counts(item: dict[str, Any]) -> Counts:
     statuses = {k[len(_STATUS_PREFIX) :]: int(v) for k, v in item.items() if k.startswith(_STATUS_PREFIX)}
     answered = {k[len(_ANSWERED_PREFIX) :]: int(v) for k, v in item.items() if k.startswith(_ANSWERED_PREFIX)}
     return Counts(statuses, answered, int(item.get(_BILLED, 0)))
+
+
+def waiting_key(call: WaitingCall) -> str:
+    """The sort key of a waiting call's marker: the release order."""
+    if call.not_before:
+        return f"{DATED}{call.not_before}#{call.index:06d}"
+    return f"{WAITING}{call.index:06d}"
+
+
+def _waiting_call(item: dict[str, Any]) -> WaitingCall:
+    sk = str(item["sk"])
+    not_before = sk[len(DATED) :].rpartition("#")[0] if sk.startswith(DATED) else None
+    return WaitingCall(int(sk[-6:]), str(item["callid"]), not_before, item.get("call_date") or None)
 
 
 class DynamoCampaignsStore:
@@ -88,31 +96,45 @@ class DynamoCampaignsStore:
     def _key(self, campaign_id: str, sk: str) -> dict[str, Any]:
         return {"pk": {"S": campaign_id}, "sk": {"S": sk}}
 
+    def _get(self, campaign_id: str, sk: str) -> dict[str, Any] | None:
+        """One item of the campaign, read consistently (plain values), or None."""
+        with aws_errors(_WHAT):
+            response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, sk), ConsistentRead=True)
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def _update(self, campaign_id: str, sk: str, expression: str, **params: Any) -> dict[str, Any]:
+        """One UpdateItem of a campaign item; raises ConditionFailed when its condition does not hold."""
+        with aws_errors(_WHAT):
+            response: dict[str, Any] = self._db.update_item(
+                TableName=self._table, Key=self._key(campaign_id, sk), UpdateExpression=expression, **params
+            )
+        return response
+
     # --- the campaign ---------------------------------------------------------------------
 
     def create(
-        self, campaign: Campaign, chunks: Sequence[Sequence[CampaignCall]], idempotency: IdempotencyRecord | None
+        self,
+        campaign: Campaign,
+        chunks: Sequence[Sequence[CampaignCall]],
+        counts: Counts,
+        idempotency: IdempotencyRecord | None,
     ) -> None:
         """Store the calls, then the campaign with its first counts (and the idempotency record) at once.
 
         The campaign item is the commit point: until it exists nothing reads the chunks. Raises
         IdempotencyKeyTaken when the key was used meanwhile.
         """
-        writes = [
-            {
-                "PutRequest": {
-                    "Item": _item(
-                        {
-                            "pk": campaign.id,
-                            "sk": f"CHUNK#{n:05d}",
-                            "calls": json.dumps([c.to_json() for c in chunk], separators=(",", ":")),
-                        }
-                    )
+        self._batch_write(
+            [
+                {
+                    "pk": campaign.id,
+                    "sk": f"CHUNK#{n:05d}",
+                    "calls": json.dumps([c.to_json() for c in chunk], separators=(",", ":")),
                 }
-            }
-            for n, chunk in enumerate(chunks)
-        ]
-        self._batch_write(writes)
+                for n, chunk in enumerate(chunks)
+            ]
+        )
         header = {
             **campaign.model_dump(mode="json"),
             "pk": campaign.id,
@@ -121,30 +143,23 @@ class DynamoCampaignsStore:
             "tick_seq": 0,
         }
         header["calls_per_second"] = _number(campaign.calls_per_second)
+        first = {f"{_STATUS_PREFIX}{k}": v for k, v in counts.statuses.items()}  # every call as it starts
         items: list[dict[str, Any]] = [
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": _item(header),
+                    "Item": to_item(header),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {
-                # Every call counts as SCHEDULED (waiting for its release) from the start, created or not yet.
-                "Put": {
-                    "TableName": self._table,
-                    "Item": _item(
-                        {"pk": campaign.id, "sk": "COUNT#00", f"{_STATUS_PREFIX}{CallStatus.SCHEDULED}": campaign.total}
-                    ),
-                }
-            },
+            {"Put": {"TableName": self._table, "Item": to_item({"pk": campaign.id, "sk": "COUNT#00", **first})}},
         ]
         if idempotency is not None:
             items.append(
                 {
                     "Put": {
                         "TableName": self._idempotency_table,
-                        "Item": _item(
+                        "Item": to_item(
                             {
                                 "pk": campaign.account_id,
                                 "sk": f"IDEM#{idempotency.key}",
@@ -159,62 +174,57 @@ class DynamoCampaignsStore:
                 }
             )
         try:
-            self._db.transact_write_items(TransactItems=items)
-        except client_error() as exc:
-            reasons = exc.response.get("CancellationReasons", [])
-            if len(reasons) > 2 and reasons[2].get("Code") == "ConditionalCheckFailed":
+            with aws_errors(_WHAT):
+                self._db.transact_write_items(TransactItems=items)
+        except TransactionCanceled as exc:
+            if exc.reasons[2:3] == ["ConditionalCheckFailed"]:
                 raise IdempotencyKeyTaken from exc
-            raise _unavailable(exc) from exc
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+            raise ServiceUnavailable(f"{_WHAT} unavailable: {exc}") from exc
 
-    def _batch_write(self, writes: list[dict[str, Any]]) -> None:
-        try:
-            for start in range(0, len(writes), 25):
-                pending = {self._table: writes[start : start + 25]}
-                for attempt in range(_TX_ATTEMPTS):
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        """Put the items, 25 per request, again for what DynamoDB left unprocessed."""
+        writes = [{"PutRequest": {"Item": to_item(item)}} for item in items]
+        for start in range(0, len(writes), 25):
+            pending = {self._table: writes[start : start + 25]}
+            for attempt in range(_TX_ATTEMPTS):
+                with aws_errors(_WHAT):
                     response = self._db.batch_write_item(RequestItems=pending)
-                    pending = response.get("UnprocessedItems") or {}
-                    if not pending:
-                        break
-                    time.sleep(min(1.0, 0.05 * 2**attempt))
-                if pending:
-                    raise ServiceUnavailable("campaign storage is throttling writes")
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            if pending:
+                raise ServiceUnavailable(f"{_WHAT} is throttling writes")
 
     def get(self, campaign_id: str) -> Campaign | None:
-        try:
-            response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        item = response.get("Item")
-        return Campaign.model_validate(_data(item)) if item else None
+        item = self._get(campaign_id, HEADER)
+        return Campaign.model_validate(item) if item else None
 
     def header(self, campaign_id: str) -> dict[str, Any] | None:
         """The campaign item with its release-chain attributes (tick_seq, fanned_out)."""
-        try:
-            response = self._db.get_item(TableName=self._table, Key=self._key(campaign_id, HEADER), ConsistentRead=True)
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        item = response.get("Item")
-        return _data(item) if item else None
+        return self._get(campaign_id, HEADER)
 
-    def _query(self, params: dict[str, Any]) -> Iterable[dict[str, Any]]:
-        try:
+    def _query(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        with aws_errors(_WHAT):
             for page in self._db.get_paginator("query").paginate(TableName=self._table, **params):
                 for item in page.get("Items", []):
-                    yield _data(item)
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+                    yield from_item(item)
 
-    def _prefixed(self, campaign_id: str, prefix: str, **extra: Any) -> Iterable[dict[str, Any]]:
+    def _page(self, params: dict[str, Any], cursor: Cursor | None) -> tuple[list[dict[str, Any]], Cursor | None]:
+        """One Query page (plain values) from `cursor`, and the cursor of the next one."""
+        if cursor:
+            params = {**params, "ExclusiveStartKey": to_item(cursor)}
+        with aws_errors(_WHAT):
+            response = self._db.query(TableName=self._table, **params)
+        last = response.get("LastEvaluatedKey")
+        return [from_item(i) for i in response.get("Items", [])], (from_item(last) if last else None)
+
+    def _prefixed(self, campaign_id: str, prefix: str) -> Iterator[dict[str, Any]]:
         return self._query(
             {
                 "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
                 "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": prefix}},
                 "ConsistentRead": True,
-                **extra,
             }
         )
 
@@ -229,23 +239,17 @@ class DynamoCampaignsStore:
         self, account_id: str, limit: int, cursor: Cursor | None
     ) -> tuple[list[Campaign], Cursor | None]:
         """The account's campaigns, newest first."""
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "ByAccount",
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": {"S": account_id}},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if cursor:
-            params["ExclusiveStartKey"] = _item(cursor)
-        try:
-            response = self._db.query(**params)
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        campaigns = [Campaign.model_validate(_data(i)) for i in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        return campaigns, (_data(last) if last else None)
+        items, last = self._page(
+            {
+                "IndexName": "ByAccount",
+                "KeyConditionExpression": "account_id = :a",
+                "ExpressionAttributeValues": {":a": {"S": account_id}},
+                "ScanIndexForward": False,
+                "Limit": limit,
+            },
+            cursor,
+        )
+        return [Campaign.model_validate(i) for i in items], last
 
     def move(
         self,
@@ -272,26 +276,22 @@ class DynamoCampaignsStore:
             values[f":s{n}"] = {"S": status.value}
             keys.append(f":s{n}")
         try:
-            response = self._db.update_item(
-                TableName=self._table,
-                Key=self._key(campaign_id, HEADER),
-                UpdateExpression="SET " + ", ".join(sets),
+            response = self._update(
+                campaign_id,
+                HEADER,
+                "SET " + ", ".join(sets),
                 ConditionExpression=f"account_id = :a AND #s IN ({', '.join(keys)})",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except client_error() as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise _unavailable(exc) from exc
-            old: dict[str, Any] = _data(exc.response.get("Item") or {})  # type: ignore[arg-type]
+        except ConditionFailed as exc:
+            old = from_item(exc.item or {})
             if old.get("account_id") != account_id:
                 raise CampaignNotFound(campaign_id) from exc
             raise Conflict(f"campaign {campaign_id} is {old.get('status')}") from exc
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        return Campaign.model_validate(_data(response["Attributes"]))
+        return Campaign.model_validate(from_item(response["Attributes"]))
 
     def claim_tick(self, campaign_id: str, seq: int, owner: str) -> dict[str, Any] | None:
         """Take release step `seq` of the campaign's chain for the message `owner`; None if it is not its turn.
@@ -301,86 +301,55 @@ class DynamoCampaignsStore:
         a stale one gets None and ends its chain.
         """
         try:
-            response = self._db.update_item(
-                TableName=self._table,
-                Key=self._key(campaign_id, HEADER),
-                UpdateExpression="SET tick_seq = :seq, tick_owner = :me",
+            response = self._update(
+                campaign_id,
+                HEADER,
+                "SET tick_seq = :seq, tick_owner = :me",
                 ConditionExpression=(
                     "attribute_exists(pk) AND (tick_seq = :prev OR (tick_seq = :seq AND tick_owner = :me"
                     " AND (attribute_not_exists(tick_done) OR tick_done < :seq)))"
                 ),
-                ExpressionAttributeValues={
-                    ":seq": {"N": str(seq)},
-                    ":prev": {"N": str(seq - 1)},
-                    ":me": {"S": owner},
-                },
+                ExpressionAttributeValues={":seq": {"N": str(seq)}, ":prev": {"N": str(seq - 1)}, ":me": {"S": owner}},
                 ReturnValues="ALL_NEW",
             )
-        except client_error() as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise _unavailable(exc) from exc
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        return _data(response["Attributes"])
+        except ConditionFailed:
+            return None
+        return from_item(response["Attributes"])
 
     def tick_done(self, campaign_id: str, seq: int) -> None:
         """Release step `seq` is complete: a redelivery of its message does nothing."""
-        try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(campaign_id, HEADER),
-                UpdateExpression="SET tick_done = :seq",
-                ExpressionAttributeValues={":seq": {"N": str(seq)}},
-            )
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+        self._update(campaign_id, HEADER, "SET tick_done = :seq", ExpressionAttributeValues={":seq": {"N": str(seq)}})
 
     def chunk_done(self, campaign_id: str, chunk: int) -> dict[str, Any]:
         """Record that a chunk's calls are all stored (a set: a redelivered chunk is counted once)."""
-        try:
-            response = self._db.update_item(
-                TableName=self._table,
-                Key=self._key(campaign_id, HEADER),
-                UpdateExpression="ADD fanned_out :n",
-                ExpressionAttributeValues={":n": {"NS": [str(chunk)]}},
-                ReturnValues="ALL_NEW",
-            )
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        return _data(response["Attributes"])
+        response = self._update(
+            campaign_id,
+            HEADER,
+            "ADD fanned_out :n",
+            ExpressionAttributeValues={":n": {"NS": [str(chunk)]}},
+            ReturnValues="ALL_NEW",
+        )
+        return from_item(response["Attributes"])
 
     def mark_notified(self, campaign_id: str, at: str) -> bool:
         """Whether this caller is the one to notify the campaign's end (only the first one is)."""
         try:
-            self._db.update_item(
-                TableName=self._table,
-                Key=self._key(campaign_id, HEADER),
-                UpdateExpression="SET notified_at = :at",
+            self._update(
+                campaign_id,
+                HEADER,
+                "SET notified_at = :at",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
                 ExpressionAttributeValues={":at": {"S": at}},
             )
-        except client_error() as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise _unavailable(exc) from exc
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+        except ConditionFailed:
+            return False
         return True
 
     # --- calls ----------------------------------------------------------------------------
 
     def chunk(self, campaign_id: str, number: int) -> list[CampaignCall]:
-        try:
-            response = self._db.get_item(
-                TableName=self._table, Key=self._key(campaign_id, f"CHUNK#{number:05d}"), ConsistentRead=True
-            )
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        item = response.get("Item")
-        if not item:
-            return []
-        return [CampaignCall.from_json(c) for c in json.loads(_data(item)["calls"])]
+        item = self._get(campaign_id, f"CHUNK#{number:05d}")
+        return [CampaignCall.from_json(c) for c in json.loads(item["calls"])] if item else []
 
     def chunks(self, campaign_id: str) -> list[CampaignCall]:
         """Every accepted call, in order."""
@@ -390,83 +359,83 @@ class DynamoCampaignsStore:
         return sorted(calls, key=lambda c: c.index)
 
     def add_members(self, campaign_id: str, calls: Sequence[CampaignCall]) -> None:
-        """A `CALL#` item per call, counted as SCHEDULED; one already there (a redelivery) is left as it is."""
+        """A `CALL#` item per call, in the state the first counts hold it in; one already there (a redelivery) is left
+        as it is."""
         for call in calls:
+            state = first_state(call)
+            item = {
+                "pk": campaign_id,
+                "sk": f"CALL#{call.callid}",
+                "index": call.index,
+                "status": state.status,
+                "answered_by": state.answered_by,
+                _BILLED: state.billed_seconds,
+                "seq": 0,
+            }
             try:
-                self._db.put_item(
-                    TableName=self._table,
-                    Item=_item(
-                        {
-                            "pk": campaign_id,
-                            "sk": f"CALL#{call.callid}",
-                            "index": call.index,
-                            "status": CallStatus.SCHEDULED.value,
-                            "answered_by": "",
-                            _BILLED: 0,
-                            "seq": 0,
-                        }
-                    ),
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except client_error() as exc:
-                if _code(exc) != "ConditionalCheckFailedException":
-                    raise _unavailable(exc) from exc
-            except aws_error() as exc:
-                raise _unavailable(exc) from exc
+                with aws_errors(_WHAT):
+                    self._db.put_item(
+                        TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+                    )
+            except ConditionFailed:
+                pass
 
     def members(
         self, campaign_id: str, limit: int | None = None, cursor: Cursor | None = None
     ) -> tuple[list[str], Cursor | None]:
         """Callids of the campaign's calls (in callid order), a page at a time when `limit` is given."""
         params: dict[str, Any] = {
-            "TableName": self._table,
             "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
             "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": "CALL#"}},
             "ProjectionExpression": "pk, sk",
         }
         if limit is None:
-            return [str(i["sk"])[5:] for i in self._query({k: v for k, v in params.items() if k != "TableName"})], None
-        params["Limit"] = limit
-        if cursor:
-            params["ExclusiveStartKey"] = _item(cursor)
-        try:
-            response = self._db.query(**params)
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        callids = [str(_data(i)["sk"])[5:] for i in response.get("Items", [])]
-        last = response.get("LastEvaluatedKey")
-        return callids, (_data(last) if last else None)
+            return [str(i["sk"])[5:] for i in self._query(params)], None
+        items, last = self._page({**params, "Limit": limit}, cursor)
+        return [str(i["sk"])[5:] for i in items], last
 
-    def add_waiting(self, campaign_id: str, calls: Iterable[tuple[int, str]]) -> None:
+    def members_in(self, campaign_id: str, statuses: Iterable[str]) -> list[str]:
+        """Callids of the campaign's calls last counted in one of `statuses`."""
+        names = {f":s{n}": {"S": status} for n, status in enumerate(statuses)}
+        params = {
+            "KeyConditionExpression": "pk = :c AND begins_with(sk, :p)",
+            "FilterExpression": f"#s IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":p": {"S": "CALL#"}, **names},
+            "ProjectionExpression": "sk",
+            "ConsistentRead": True,
+        }
+        return [str(i["sk"])[5:] for i in self._query(params)]
+
+    def add_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None:
         """Mark calls as waiting for their release (idempotent)."""
         self._batch_write(
-            [
-                {"PutRequest": {"Item": _item({"pk": campaign_id, "sk": f"WAIT#{index:06d}", "callid": callid})}}
-                for index, callid in calls
-            ]
+            [{"pk": campaign_id, "sk": waiting_key(c), "callid": c.callid, "call_date": c.call_date} for c in calls]
         )
 
-    def waiting(self, campaign_id: str, limit: int) -> list[tuple[int, str]]:
-        """The first `limit` waiting calls, in release order (read consistently)."""
+    def _marks(self, campaign_id: str, low: str, high: str, limit: int) -> list[WaitingCall]:
         if limit <= 0:
             return []
-        try:
-            response = self._db.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :c AND begins_with(sk, :p)",
-                ExpressionAttributeValues={":c": {"S": campaign_id}, ":p": {"S": "WAIT#"}},
-                ConsistentRead=True,
-                Limit=limit,
-            )
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
-        return [(int(str(i["sk"]["S"])[5:]), str(i["callid"]["S"])) for i in response.get("Items", [])]
+        items, _ = self._page(
+            {
+                "KeyConditionExpression": "pk = :c AND sk BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {":c": {"S": campaign_id}, ":low": {"S": low}, ":high": {"S": high}},
+                "ConsistentRead": True,
+                "Limit": limit,
+            },
+            None,
+        )
+        return [_waiting_call(i) for i in items]
 
-    def remove_waiting(self, campaign_id: str, index: int) -> None:
-        try:
-            self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, f"WAIT#{index:06d}"))
-        except aws_error() as exc:
-            raise _unavailable(exc) from exc
+    def waiting(self, campaign_id: str, limit: int, due_by: str | None = None) -> list[WaitingCall]:
+        """The first `limit` waiting calls in release order (read consistently): the dated ones due by `due_by`
+        (all of them when None), soonest first, then the others in the campaign's order."""
+        dated = self._marks(campaign_id, DATED, f"{DATED}{due_by or '~'}#~", limit)
+        return dated + self._marks(campaign_id, WAITING, f"{WAITING}~", limit - len(dated))
+
+    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None:
+        with aws_errors(_WHAT):
+            self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, waiting_key(call)))
 
     # --- counting -------------------------------------------------------------------------
 
@@ -477,48 +446,36 @@ class DynamoCampaignsStore:
         """
         key = self._key(campaign_id, f"CALL#{callid}")
         for attempt in range(_TX_ATTEMPTS):
-            try:
-                response = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True)
-            except aws_error() as exc:
-                raise _unavailable(exc) from exc
-            item = response.get("Item")
-            if not item:
+            member = self._get(campaign_id, f"CALL#{callid}")
+            if not member:
                 return False  # not a call of this campaign's fan-out
-            member = _data(item)
             seen = int(member.get("seq", 0))
             if seen >= seq:
                 return False
             old = CallState(str(member["status"]), str(member.get("answered_by", "")), int(member.get(_BILLED, 0)))
             delta = state.delta(old)
+            moved = {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": "SET #s = :s, answered_by = :a, billed_seconds = :b, seq = :seq",
+                    "ConditionExpression": "seq = :seen",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {
+                        ":s": {"S": state.status},
+                        ":a": {"S": state.answered_by},
+                        ":b": {"N": str(state.billed_seconds)},
+                        ":seq": {"N": str(seq)},
+                        ":seen": {"N": str(seen)},
+                    },
+                }
+            }
             try:
-                self._db.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Update": {
-                                "TableName": self._table,
-                                "Key": key,
-                                "UpdateExpression": "SET #s = :s, answered_by = :a, billed_seconds = :b, seq = :seq",
-                                "ConditionExpression": "seq = :seen",
-                                "ExpressionAttributeNames": {"#s": "status"},
-                                "ExpressionAttributeValues": {
-                                    ":s": {"S": state.status},
-                                    ":a": {"S": state.answered_by},
-                                    ":b": {"N": str(state.billed_seconds)},
-                                    ":seq": {"N": str(seq)},
-                                    ":seen": {"N": str(seen)},
-                                },
-                            }
-                        },
-                        *self._add_counts(campaign_id, callid, delta),
-                    ]
-                )
+                with aws_errors(_WHAT):
+                    self._db.transact_write_items(TransactItems=[moved, *self._add_counts(campaign_id, callid, delta)])
                 return True
-            except client_error() as exc:
-                if _code(exc) not in ("TransactionCanceledException", "TransactionConflictException"):
-                    raise _unavailable(exc) from exc
+            except TransactionCanceled:  # another change of the call was counted meanwhile, or a conflict: again
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
-            except aws_error() as exc:
-                raise _unavailable(exc) from exc
         raise ServiceUnavailable(f"call {callid} of campaign {campaign_id}: counting keeps conflicting")
 
     def _add_counts(self, campaign_id: str, callid: str, delta: Counts) -> list[dict[str, Any]]:

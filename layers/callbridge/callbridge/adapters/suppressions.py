@@ -113,14 +113,18 @@ class DynamoSuppressionList:
         BatchGetItem finds the listed numbers (100 per request), BatchWriteItem writes the others (25 per
         request), several requests at once: 10,000 numbers are about 500 requests.
         """
-        numbers = [e.number for e in entries]
-        chunks = [numbers[i : i + _BATCH_GET] for i in range(0, len(numbers), _BATCH_GET)]
+        listed = self.listed(account_id, [e.number for e in entries])
+        new = [e for e in entries if e.number not in listed]
         with ThreadPoolExecutor(_WORKERS) as pool:
-            listed = {n for found in pool.map(lambda c: self._listed(account_id, c), chunks) for n in found}
-            new = [e for e in entries if e.number not in listed]
             writes = [new[i : i + _BATCH_WRITE] for i in range(0, len(new), _BATCH_WRITE)]
             list(pool.map(lambda w: self._write(account_id, w), writes))
         return len(new)
+
+    def listed(self, account_id: str, numbers: Sequence[str]) -> set[str]:
+        """Which of `numbers` (E.164) are on the list: BatchGetItem, 100 numbers per request, several at once."""
+        chunks = [list(numbers[i : i + _BATCH_GET]) for i in range(0, len(numbers), _BATCH_GET)]
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            return {n for found in pool.map(lambda c: self._listed(account_id, c), chunks) for n in found}
 
     def _listed(self, account_id: str, numbers: list[str]) -> set[str]:
         keys: list[dict[str, Any]] = [_key(account_id, n) for n in numbers]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from callbridge.domain.calls import Call, CallStatus, iso, moment
+from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso, moment
 from callbridge.domain.retries import ending_of
 from callbridge.domain.suppressions import SUPPRESSED
 
@@ -21,7 +21,6 @@ RETRY_EVENT = "retry.scheduled"
 WINDOW_EVENT = "window.closed"
 SUPPRESSED_EVENT = "suppressed"
 HANGUP_EVENT = "hangup"  # DELETE /pcall/calls/{callid} ended the attempt at the carrier: never retried
-NOT_DIALED = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT, CallStatus.QUEUED)
 # What an attempt leaves on the call and the next one starts without.
 _PER_ATTEMPT: dict[str, Any] = {
     "answered_by": "",
@@ -40,6 +39,7 @@ _PER_ATTEMPT: dict[str, Any] = {
     "second_leg_id": None,
     "dialed_at": None,
     "claim_token": None,
+    "dispatched_at": None,
     "tts_audio": {},
 }
 
@@ -92,14 +92,14 @@ def hold_for_window(call: Call, at: datetime, token: str | None = None) -> Call 
     """An attempt about to be dialed outside its calling window → SCHEDULED at the next opening; None if the
     window is open (or the call has none).
 
-    The call is QUEUED, or (with `token`) just claimed by that placer, which then does not dial it.
+    The call is not claimed yet, or (with `token`) just claimed by that placer, which then does not dial it.
     """
     window = call.policy.window()
-    if window is None or not _before_dialing(call, (CallStatus.QUEUED,), token) or window.is_open(at):
+    if window is None or not _before_dialing(call, UNCLAIMED, token) or window.is_open(at):
         return None
     opening = window.next_opening(at)
     stamp = iso(at)
-    unclaimed: dict[str, Any] = {"claim_token": None, "dialed_at": None, "tts_audio": {}}
+    unclaimed: dict[str, Any] = {"claim_token": None, "dialed_at": None, "dispatched_at": None, "tts_audio": {}}
     if opening is None:
         reason = "the calling window does not open again in every time zone of the number"
         failed = call.model_copy(
@@ -124,7 +124,7 @@ def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Cal
 
     Not dialed yet: SCHEDULED, QUEUED, RETRY_WAIT, or (with `token`) just claimed by that placer.
     """
-    if not _before_dialing(call, NOT_DIALED, token):
+    if not _before_dialing(call, UNCLAIMED, token):
         return None
     stamp = iso(at)
     canceled = call.model_copy(

@@ -18,24 +18,28 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callbridge.domain.accounts import Account
 from callbridge.domain.answered import MACHINE, PERSON
-from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus
+from callbridge.domain.attempts import cancel_suppressed
+from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso, moment
 from callbridge.domain.dispatch import RELEASED
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
-from callbridge.domain.requests import CallRequest, parse_call_request
+from callbridge.domain.policies import CallPolicy, resolve_policy
+from callbridge.domain.requests import REQUIRES, CallRequest, parse_call_request
 from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.domain.suppressions import REFUSED
 
 MAX_CALLS = 10_000  # per request
 MAX_NAME = 200
 CHUNK_SIZE = 100  # calls per fan-out message (and per stored chunk)
 METADATA_PREFIX = "metadata."  # a CSV column `metadata.KEY` is metadata[KEY]
-# Parameters a campaign call may not set: the campaign decides when its calls start (start_at, pace).
-NOT_PER_CALL = ("call_date", "timezone")
 # Campaign fields other than `name`, `defaults` and `calls` (also the query parameters of a CSV request).
 CAMPAIGN_FIELDS = ("name", "calls_per_second", "max_in_progress", "start_at", "callback_url")
 CANCELED_BY_CAMPAIGN = "campaign_canceled"  # error_code of a call its campaign's cancel ended
+# What the intake's answer says of a call to a number on the do-not-call list (accepted, and ended at once).
+SUPPRESSED_AT_INTAKE = f"{REFUSED}: the call ends CANCELED (error_code suppressed)"
 
 
 class CampaignNotFound(DomainError):
@@ -151,7 +155,9 @@ class CallState:
 class CampaignCall:
     """One call of a campaign as accepted: its place in the list, its callid, parameters and metadata.
 
-    `request` holds the parameters normalized (as a call stores them), `accepted` as they were given.
+    `request` holds the parameters normalized (as a call stores them), `accepted` as they were given; `policy`
+    its retries and calling window as resolved at intake (only what differs from the built-in policy);
+    `call_date` when it was asked for (ISO, UTC); `suppressed`: its number was on the do-not-call list.
     """
 
     index: int
@@ -159,22 +165,64 @@ class CampaignCall:
     request: dict[str, str]
     accepted: dict[str, str]
     metadata: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    call_date: str | None = None
+    suppressed: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"i": self.index, "c": self.callid, "r": self.request, "a": self.accepted, "m": self.metadata}
+        data: dict[str, Any] = {"i": self.index, "c": self.callid, "r": self.request, "a": self.accepted}
+        data["m"] = self.metadata
+        if self.policy:
+            data["p"] = self.policy
+        if self.call_date:
+            data["d"] = self.call_date
+        if self.suppressed:
+            data["s"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CampaignCall:
-        return cls(int(data["i"]), str(data["c"]), dict(data["r"]), dict(data["a"]), dict(data.get("m") or {}))
+        return cls(
+            int(data["i"]),
+            str(data["c"]),
+            dict(data["r"]),
+            dict(data["a"]),
+            dict(data.get("m") or {}),
+            dict(data.get("p") or {}),
+            data.get("d") or None,
+            bool(data.get("s")),
+        )
+
+
+@dataclass(frozen=True)
+class WaitingCall:
+    """A campaign call waiting for its release: its place in the campaign's order and, if it must not go before
+    a time (its call_date, or its calling window's next opening), that time (ISO, UTC); the call_date it keeps."""
+
+    index: int
+    callid: str
+    not_before: str | None = None
+    call_date: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedCall:
+    """One call of a valid campaign request: its parameters (defaults applied), metadata and what the account's
+    rules made of them (its due time, its policies)."""
+
+    params: dict[str, Any]
+    metadata: dict[str, str]
+    request: CallRequest
+    policy: CallPolicy
+    call_date: datetime | None = None
 
 
 @dataclass(frozen=True)
 class CampaignSpec:
-    """A validated campaign request: its fields and its calls' parameters (defaults applied)."""
+    """A validated campaign request: its fields and its calls."""
 
     name: str
-    calls: list[tuple[dict[str, Any], dict[str, str]]]  # (call parameters, metadata)
-    requests: list[CallRequest]
+    calls: list[AcceptedCall]
     calls_per_second: float
     max_in_progress: int | None
     start_at: datetime | None
@@ -228,10 +276,38 @@ def _call_problems(where: str, problems: Iterable[FieldProblem]) -> list[FieldPr
     return [FieldProblem(f"{where}.{p.field}", p.message) for p in problems]
 
 
+def _account_problems(
+    request: CallRequest, account: Account, now: datetime
+) -> tuple[datetime | None, CallPolicy, list[FieldProblem]]:
+    """The rules of a call that depend on its account, as `POST /pcall/call` applies them: its call_date (in
+    `timezone` or the account's), its retries and calling window (`resolve_policy`)."""
+    problems: list[FieldProblem] = []
+    due = None
+    policy = CallPolicy()
+    if request.call_date:
+        try:
+            due = parse_call_date(request.call_date, request.timezone or account.timezone)
+            check_window(due, now)
+        except CallDateError as exc:
+            problems.append(FieldProblem("call_date", str(exc)))
+    try:
+        policy = resolve_policy(request, account, now)
+    except InvalidRequest as exc:
+        problems += exc.problems
+    return due, policy, problems
+
+
+def _defaults_for(defaults: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:
+    """The defaults that apply to a call: all but a modifier whose option the call does not have (a default
+    `timezone` is for the calls with a `call_date`)."""
+    merged = {**defaults, **call}
+    return {k: v for k, v in defaults.items() if k not in REQUIRES or REQUIRES[k] in merged}
+
+
 def parse_campaign(
     body: Mapping[str, Any],
     *,
-    timezone: str,
+    account: Account,
     now: datetime,
     carrier_cps: float,
     allow_loopback_callbacks: bool = False,
@@ -239,7 +315,8 @@ def parse_campaign(
 ) -> CampaignSpec:
     """Validate a whole campaign request; InvalidRequest lists every broken rule, `calls.<i>.<field>` per call.
 
-    `positions` numbers the calls in errors (the CSV line numbers); by default their index in `calls`.
+    Each call is judged by the rules of `POST /pcall/call` (its parameters, its call_date, its policies with the
+    account's defaults). `positions` numbers the calls in errors (the CSV line numbers); by default their index.
     """
     problems: list[FieldProblem] = []
     unknown = set(body) - {*CAMPAIGN_FIELDS, "defaults", "calls"}
@@ -261,7 +338,7 @@ def parse_campaign(
         try:
             if not isinstance(raw_start, str):
                 raise CallDateError("must be 'YYYY-MM-DD HH:MM' or ISO 8601 with an offset, e.g. 2026-12-01 09:30")
-            start_at = parse_call_date(raw_start, timezone)
+            start_at = parse_call_date(raw_start, account.timezone)
             check_window(start_at, now)
         except CallDateError as exc:
             problems.append(FieldProblem("start_at", str(exc)))
@@ -281,9 +358,6 @@ def parse_campaign(
     if "metadata" in defaults:
         default_metadata, found = _metadata_problems("defaults", defaults["metadata"])
         problems += found
-    for key in NOT_PER_CALL:
-        if key in defaults:
-            problems.append(FieldProblem(f"defaults.{key}", "not allowed in a campaign: use start_at"))
     calls = body.get("calls")
     if not isinstance(calls, list) or not calls:
         problems.append(FieldProblem("calls", "required: a list of 1 to 10,000 calls"))
@@ -291,10 +365,9 @@ def parse_campaign(
     elif len(calls) > MAX_CALLS:
         problems.append(FieldProblem("calls", f"must have at most {MAX_CALLS:,} calls"))
         calls = []
-    accepted: list[tuple[dict[str, Any], dict[str, str]]] = []
-    requests: list[CallRequest] = []
+    accepted: list[AcceptedCall] = []
     metadata_keys: set[str] = set()
-    base = {k: v for k, v in defaults.items() if k != "metadata" and k not in NOT_PER_CALL}
+    base = {k: v for k, v in defaults.items() if k != "metadata"}
     for index, call in enumerate(calls):
         where = f"calls.{positions[index] if positions else index}"
         if not isinstance(call, Mapping):
@@ -309,26 +382,24 @@ def parse_campaign(
                 problems += found
             else:
                 metadata.update(own)
-        local = [
-            FieldProblem(f"{where}.{k}", "not allowed in a campaign: use start_at") for k in NOT_PER_CALL if k in call
-        ]
-        params = {**base, **{k: v for k, v in call.items() if k != "metadata" and k not in NOT_PER_CALL}}
+        own_params = {k: v for k, v in call.items() if k != "metadata"}
+        params = {**_defaults_for(base, own_params), **own_params}
         try:
             request = parse_call_request(params, allow_loopback_callbacks=allow_loopback_callbacks)
         except InvalidRequest as exc:
             problems += _call_problems(where, exc.problems)
-            problems += local
             continue
-        problems += local
-        requests.append(request)
-        accepted.append((params, metadata))
+        due, policy, found = _account_problems(request, account, now)
+        if found:
+            problems += _call_problems(where, found)
+            continue
+        accepted.append(AcceptedCall(params, metadata, request, policy, due))
         metadata_keys.update(metadata)
     if problems:
         raise InvalidRequest(problems)
     return CampaignSpec(
         name=str(name).strip(),
         calls=accepted,
-        requests=requests,
         calls_per_second=cps or carrier_cps,
         max_in_progress=int(cap) if cap is not None else None,
         start_at=start_at,
@@ -400,27 +471,94 @@ def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, An
 # --- a campaign's calls: the moves the campaign makes (pure; the store applies them atomically) -------
 
 
-def release(call: Call, at: str) -> Call | None:
-    """A campaign call waiting for its turn (SCHEDULED) → QUEUED; None if it is no longer waiting."""
-    if call.status is not CallStatus.SCHEDULED or call.call_date:
+def campaign_call(entry: CampaignCall, campaign: Campaign) -> Call:
+    """The stored call of one campaign entry: SCHEDULED until the campaign releases it, or CANCELED (`suppressed`)
+    at once if its number was on the do-not-call list when the campaign was accepted."""
+    code = entry.request.get("answer_ivr")
+    detail: dict[str, Any] = {"status": CallStatus.SCHEDULED.value, "campaign": campaign.id, "index": entry.index}
+    if entry.call_date:
+        detail["call_date"] = entry.call_date
+    call = Call(
+        callid=entry.callid,
+        account_id=campaign.account_id,
+        status=CallStatus.SCHEDULED,
+        created_at=campaign.created_at,
+        updated_at=campaign.created_at,
+        request=entry.request,
+        accepted=entry.accepted,
+        source="campaign",
+        campaign=campaign.id,
+        metadata=entry.metadata or None,  # returned with the call and in its outcome callback, like any call's
+        ivr_menus=campaign.ivr_menus.get(code, {}) if code else {},
+        policy=CallPolicy.model_validate(entry.policy),
+        timeline=[TimelineEvent(at=campaign.created_at, event="accepted", detail=detail)],
+    )
+    if entry.suppressed:
+        return cancel_suppressed(call, moment(campaign.created_at)) or call
+    return call
+
+
+def closed_until(policy: CallPolicy, at: datetime) -> datetime | None:
+    """When the calling window of a call with `policy` next opens, if it is closed at `at`; None if the call may
+    go at `at` (no window, open, or never open again: then the placer's claim ends it)."""
+    window = policy.window()
+    if window is None or window.is_open(at):
         return None
-    moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": at})
+    return window.next_opening(at)
+
+
+def first_wait(entry: CampaignCall, campaign: Campaign) -> WaitingCall:
+    """How a stored campaign call first waits: in the campaign's order, or until its call_date, or until its
+    calling window opens (judged when the campaign starts, or at its call_date).
+
+    A function of the accepted campaign alone, so a redelivered fan-out marks the call the same way.
+    """
+    start = moment(campaign.start_at or campaign.created_at)
+    due = max(start, moment(entry.call_date)) if entry.call_date else start
+    opening = closed_until(CallPolicy.model_validate(entry.policy), due)
+    not_before = iso(opening) if opening else entry.call_date
+    return WaitingCall(entry.index, entry.callid, not_before, entry.call_date)
+
+
+def first_state(entry: CampaignCall) -> CallState:
+    """What the counts hold of a campaign call before it is stored: waiting, or ended as suppressed."""
+    return CallState(CallStatus.CANCELED.value if entry.suppressed else CallStatus.SCHEDULED.value)
+
+
+def release(call: Call, at: str, call_date: str | None = None) -> Call | None:
+    """A campaign call waiting for its turn (SCHEDULED) → QUEUED, with the `call_date` it was due at if it had one;
+    None if it is no longer waiting for its campaign (a retry or a calling window's opening is the scheduler's)."""
+    if call.status is not CallStatus.SCHEDULED or call.next_attempt_at:
+        return None
+    moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": at, "call_date": call_date})
     return moved.with_event(at, RELEASED)
 
 
 def hold(call: Call, token: str, at: str) -> Call | None:
-    """A call claimed (DIALING, not dialed yet) while its campaign is paused → SCHEDULED, waiting again."""
+    """A call claimed (DIALING, not dialed yet) while its campaign is paused → SCHEDULED, waiting again.
+
+    It waits for its campaign alone: the due time it was dispatched at (a call_date, a retry, a window's opening)
+    is dropped, or the scheduler would dispatch it again while the campaign is paused.
+    """
     if call.status is not CallStatus.DIALING or call.claim_token != token:
         return None
     held = call.model_copy(
-        update={"status": CallStatus.SCHEDULED, "updated_at": at, "claim_token": None, "dialed_at": None}
+        update={
+            "status": CallStatus.SCHEDULED,
+            "updated_at": at,
+            "claim_token": None,
+            "dialed_at": None,
+            "call_date": None,
+            "next_attempt_at": None,
+        }
     )
     return held.with_event(at, "campaign.paused")
 
 
 def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
-    """A campaign call not dialing yet → CANCELED (`token`: the placer's own claim, not dialed yet)."""
-    waiting = call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED)
+    """A campaign call not dialing yet (waiting for its turn, queued, or between two attempts) → CANCELED
+    (`token`: the placer's own claim, not dialed yet)."""
+    waiting = call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED, CallStatus.RETRY_WAIT)
     claimed = token is not None and call.status is CallStatus.DIALING and call.claim_token == token
     if not (waiting or claimed):
         return None
@@ -430,6 +568,7 @@ def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
             "updated_at": at,
             "ended_at": at,
             "claim_token": None,
+            "next_attempt_at": None,
             "error_code": CANCELED_BY_CAMPAIGN,
             "error_desc": "its campaign was cancelled before the call was dialed",
         }

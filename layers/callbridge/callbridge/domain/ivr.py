@@ -7,7 +7,6 @@ happens after a key press (or none) is `resolve`, a pure function; rendering it 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -17,11 +16,9 @@ from pydantic_core import PydanticCustomError
 
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.domain.phones import to_e164
-from callbridge.domain.requests import MAX_TEXT, _url
+from callbridge.domain.requests import IVR_CODE, MAX_TEXT, _url
 from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolve_voice
 
-# The same shape as `answer_ivr` in domain/requests.py (a unit test keeps the two equal).
-IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DIGITS = "0123456789*#"
 MAX_OPTIONS = len(DIGITS)  # one option per key of the keypad
 MAX_TWIML = 4000  # characters: Twilio's limit for an inline TwiML document; every menu document stays under it

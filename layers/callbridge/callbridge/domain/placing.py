@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callbridge.domain.calls import CallStatus, TimelineEvent
+from callbridge.domain.calls import UNCLAIMED, WAITING, CallStatus, TimelineEvent
 from callbridge.domain.changes import NOT_FINAL, Change
 
 DIALING_EVENT = "dialing"  # the placer claimed the call
@@ -15,20 +15,25 @@ CREATED_EVENT = "carrier.created"  # the carrier accepted the create-call reques
 RETRY_EVENT = "carrier.retry"  # the placer put the call back to QUEUED to retry later
 UNCERTAIN_EVENT = "carrier.uncertain"  # the request may have reached the carrier; reconciliation decides
 REJECTED_EVENT = "carrier.rejected"  # the carrier refused the call for good
+# A waiting call (SCHEDULED, RETRY_WAIT) is in the queue only once its message was sent: a stale message
+# (a campaign call paused again, a call held for its calling window) never claims it.
+SENT = {"dispatched_at": frozenset(WAITING)}
 
 
 def claim(at: str, token: str, *, hold_until: str) -> Change:
-    """QUEUED → DIALING for this placer only (its token), unless the call is due after `hold_until` (its
-    call_date, or the next_attempt_at of a retry or a calling window's opening).
+    """QUEUED (or SCHEDULED, RETRY_WAIT with its message sent) → DIALING for this placer only (its token), unless
+    the call is due after `hold_until` (its call_date, or the next_attempt_at of a retry or a calling window's
+    opening).
 
     Of any number of placers given the same call, exactly one's claim holds.
     """
     return Change(
         event=TimelineEvent(at=at, event=DIALING_EVENT, detail={"claim": token}),
-        when=frozenset({CallStatus.QUEUED}),
+        when=frozenset(UNCLAIMED),
+        needs=SENT,
         not_after={"call_date": hold_until, "next_attempt_at": hold_until},
         status=CallStatus.DIALING,
-        set={"dialed_at": at, "claim_token": token},
+        set={"dialed_at": at, "claim_token": token, "dispatched_at": None},
     )
 
 
@@ -42,11 +47,12 @@ def waiting_for_a_slot(until: str, noted: str) -> Change:
     """The call's message comes back at `until` (no carrier slot before): the scheduler must not take it for lost.
 
     Written only if the wait on record ends before `until` (so a call in a long backlog is written about once
-    a minute, with `noted` a minute past `until`), and only while the call is QUEUED.
+    a minute, with `noted` a minute past `until`), and only while the call is not claimed.
     """
     return Change(
         event=TimelineEvent(at=until, event=PACING_EVENT, detail={"until": noted}),
-        when=frozenset({CallStatus.QUEUED}),
+        when=frozenset(UNCLAIMED),
+        needs=SENT,
         not_after={"pacing_until": until},
         set={"pacing_until": noted},
     )

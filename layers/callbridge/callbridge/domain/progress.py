@@ -115,12 +115,18 @@ def _carrier_status(detail: Mapping[str, Any]) -> CallStatus | None:
     return CARRIER_STATUS.get(str(detail.get("CallStatus", "")).lower())
 
 
+def _about_this_call(call: Call, detail: Mapping[str, Any]) -> bool:
+    """Whether a carrier event (a status or recording callback, a look-up) names the call's carrier call: its
+    CallSid is the call's carrier call id. Any other (a made-up CallSid, a call never placed) is on the timeline
+    for the record only."""
+    return bool(call.carrier_call_id) and detail.get("CallSid") == call.carrier_call_id
+
+
 def _counts(call: Call, detail: Mapping[str, Any]) -> bool:
-    """Whether a status event counts towards the outcome: it is about the call's carrier call (its CallSid),
-    and fits the call's status (a final status counts only when the call is in it: one that came after another
-    final status, or never moved the call, is on the timeline for the record only)."""
-    sid = detail.get("CallSid")
-    if sid and call.carrier_call_id and sid != call.carrier_call_id:
+    """Whether a status event counts towards the outcome: it is about the call's carrier call, and fits the
+    call's status (a final status counts only when the call is in it: one that came after another final status,
+    or never moved the call, is on the timeline for the record only)."""
+    if not _about_this_call(call, detail):
         return False
     said = _carrier_status(detail)
     return not (said is not None and said.is_final and said is not call.status)
@@ -133,7 +139,8 @@ def _outcome(call: Call) -> dict[str, Any]:
     # A call that ended unanswered (busy, no answer, failed: by the carrier's word or reconciliation's) stays so.
     unanswered = call.status.is_final and call.status is not CallStatus.COMPLETED
     flows = [] if unanswered else _current(call, FLOW_EVENT)
-    events = [e.detail for e in statuses + _current(call, RECORDING_EVENT) + flows]
+    recorded = [e for e in _current(call, RECORDING_EVENT) if _about_this_call(call, e.detail)]
+    events = [e.detail for e in statuses + recorded + flows]
     asked_for_flow = bool(flows)
     before = sum(a.billed_seconds for a in call.attempts)
     amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
@@ -222,7 +229,8 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attemp
     call = call.model_copy(update=_outcome(call))
     if not call.status.is_final:
         return call
-    sip = [str(e.detail["SipResponseCode"]) for e in _current(call, STATUS_EVENT) if e.detail.get("SipResponseCode")]
+    ours = [e for e in _current(call, STATUS_EVENT) if _about_this_call(call, e.detail)]
+    sip = [str(e.detail["SipResponseCode"]) for e in ours if e.detail.get("SipResponseCode")]
     return end_attempt(call, moment(at), sip[-1] if sip else None)
 
 
@@ -235,7 +243,8 @@ def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
 
 
 def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
-    """The call after a recording status callback of attempt `attempt`."""
+    """The call after a recording status callback of attempt `attempt` (one naming another carrier call than the
+    call's is kept on the timeline and changes nothing)."""
     call = call.with_event(at, RECORDING_EVENT, **_detail(params, attempt))
     if attempt != call.attempt:
         return call
@@ -279,8 +288,14 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
 
 def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     """A recording status callback of attempt `attempt` as one change (the outcome of that attempt takes the
-    recording from the timeline)."""
+    recording from the timeline, if the callback names the call's carrier call)."""
     return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_detail(params, attempt)))
+
+
+def ignored_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
+    """A carrier request about another carrier call than the call's (`from_this_call` is false): kept on the
+    timeline for the record, changing nothing."""
+    return Change(event=TimelineEvent(at=at, event=IGNORED_EVENT, detail=_detail(params, attempt)))
 
 
 def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:

@@ -30,11 +30,12 @@ MAX_SMS = 1600  # the carrier's limit for one message body
 MAX_URL = 2048
 CALLBACK_POLICY = "callback_policy"  # validation context key: "public" or "allow-loopback"
 ANSWER_OPTIONS = ("answer_play", "answer_speak", "answer_tts", "answer_ivr", "answer_dial_to")
-_IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An IVR menu's code (`answer_ivr`, and the code a menu is stored under: domain/ivr.py).
+IVR_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 JSON_OBJECT_PARAMS = ("metadata",)  # a JSON body gives these as objects; a form gives their JSON text
 
 # Modifier → the option it modifies. A modifier alone does nothing, so it is refused.
-_REQUIRES = {
+REQUIRES = {
     "answer_speak_lang": "answer_speak",
     "answer_tts_voice": "answer_tts",
     "answer_dial_from": "answer_dial_to",
@@ -221,7 +222,7 @@ class CallRequest(BaseModel):
     @field_validator("answer_ivr")
     @classmethod
     def _ivr(cls, value: str | None) -> str | None:
-        if value is not None and not _IVR_CODE.fullmatch(value):
+        if value is not None and not IVR_CODE.fullmatch(value):
             raise _rule("ivr_code", "must be 1-64 letters, digits, '-' or '_'")
         return value
 
@@ -304,7 +305,7 @@ def _cross_field_problems(given: set[str]) -> list[FieldProblem]:
     for option, modifier in _NEEDS.items():
         if option in given and modifier not in given:
             problems.append(FieldProblem(modifier, f"required when {option} is given"))
-    for modifier, option in _REQUIRES.items():
+    for modifier, option in REQUIRES.items():
         if modifier in given and option not in given:
             problems.append(FieldProblem(modifier, f"only valid together with {option}"))
     return problems

@@ -10,20 +10,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, Protocol
 
-from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     RELEASING,
     CallState,
     Campaign,
-    CampaignCall,
     CampaignStatus,
+    WaitingCall,
+    campaign_call,
     cancel,
+    closed_until,
+    first_wait,
     hold,
     release,
 )
-from callbridge.domain.dispatch import moment
+from callbridge.domain.dispatch import MAX_DELAY_SECONDS, moment
 from callbridge.domain.errors import Conflict, ServiceUnavailable
 from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
 from callbridge.logic.campaigns import cancel_message, notify_message, tick_message
@@ -40,7 +44,7 @@ class Step(StrEnum):
 
     STALE = "stale"  # another message holds this step: this chain ends
     STOPPED = "stopped"  # the campaign is paused, cancelled, finished or has nothing left to release
-    WAITING = "waiting"  # before start_at
+    WAITING = "waiting"  # before start_at, or nothing due before its next dated call
     RELEASED = "released"
 
 
@@ -56,35 +60,14 @@ def _stamp(now: float) -> str:
     return iso(datetime.fromtimestamp(now, UTC))
 
 
+def _cancel_at(at: str, call: Call) -> Call | None:
+    return cancel(call, at)
+
+
 def pace(calls_per_second: float) -> tuple[float, int]:
     """(seconds between release steps, calls per step) for a campaign's calls_per_second."""
     period = max(1.0, 1.0 / calls_per_second)
     return period, max(1, int(calls_per_second * period + 1e-9))
-
-
-def new_call(entry: CampaignCall, campaign: Campaign) -> Call:
-    """The stored call of one campaign entry, SCHEDULED until the campaign releases it."""
-    code = entry.request.get("answer_ivr")
-    return Call(
-        callid=entry.callid,
-        account_id=campaign.account_id,
-        status=CallStatus.SCHEDULED,
-        created_at=campaign.created_at,
-        updated_at=campaign.created_at,
-        request=entry.request,
-        accepted=entry.accepted,
-        source="campaign",
-        campaign=campaign.id,
-        metadata=entry.metadata or None,  # returned with the call and in its outcome callback, like any call's
-        ivr_menus=campaign.ivr_menus.get(code, {}) if code else {},
-        timeline=[
-            TimelineEvent(
-                at=campaign.created_at,
-                event="accepted",
-                detail={"status": CallStatus.SCHEDULED.value, "campaign": campaign.id, "index": entry.index},
-            )
-        ],
-    )
 
 
 @dataclass
@@ -109,18 +92,19 @@ class CampaignWorker:
         if campaign is None or not entries:
             self.log("fan-out of an unknown campaign chunk", campaign=campaign_id, chunk=chunk)
             return 0
-        self.campaigns.add_members(campaign_id, entries)  # counted as SCHEDULED from the start
+        self.campaigns.add_members(campaign_id, entries)  # counted as they start (first_state)
         for entry in entries:
             try:
-                self.calls.create(new_call(entry, campaign))  # conditional: never over a stored call
+                self.calls.create(campaign_call(entry, campaign))  # conditional: never over a stored call
             except ServiceUnavailable:
                 if self.calls.get(entry.callid) is None:  # not stored before (a redelivery): a real failure
                     raise
-        self.campaigns.add_waiting(campaign_id, [(e.index, e.callid) for e in entries])
+        waiting = [first_wait(e, campaign) for e in entries if not e.suppressed]  # a suppressed call has ended
+        self.campaigns.add_waiting(campaign_id, waiting)
         header = self.campaigns.chunk_done(campaign_id, chunk)
         if header.get("status") == CampaignStatus.CANCELED.value:
             # Cancelled while this chunk was being stored: its cancel may have read the waiting calls before.
-            self._cancel_waiting(campaign_id, [(e.index, e.callid) for e in entries])
+            self._cancel_waiting(campaign_id, waiting)
         return len(entries)
 
     # --- release ------------------------------------------------------------------------------
@@ -160,51 +144,70 @@ class CampaignWorker:
         period, budget = pace(campaign.calls_per_second)
         if campaign.max_in_progress is not None:
             budget = min(budget, campaign.max_in_progress - self.campaigns.counts(campaign.id).in_progress())
-        waiting = self.campaigns.waiting(campaign.id, budget)
-        released = [callid for index, callid in waiting if self._release(campaign.id, index, callid)]
+        stamp = _stamp(now)
+        waiting = self.campaigns.waiting(campaign.id, budget, due_by=stamp)
+        released = [w for w in waiting if self._release(campaign.id, w, now)]
         for start in range(0, len(released), 10):
-            failed = self.calls_queue.send_calls([Outgoing(c, 0) for c in released[start : start + 10]])
+            batch = [Outgoing(w.callid, 0, call_date=w.call_date) for w in released[start : start + 10]]
+            failed = self.calls_queue.send_calls(batch)
             if failed:  # they are QUEUED: the scheduler sends them again once overdue
                 self.log("released calls not queued", campaign=campaign.id, callids=failed)
         fanned_out = len(header.get("fanned_out") or ()) >= campaign.chunks
-        if budget <= 0 or waiting or not fanned_out or self.campaigns.waiting(campaign.id, 1):
+        if budget <= 0 or waiting or not fanned_out or self.campaigns.waiting(campaign.id, 1, due_by=stamp):
             return Step.RELEASED, math.ceil(period)
+        later = self.campaigns.waiting(campaign.id, 1)  # nothing due now: a dated call, if any, is the next
+        if later and later[0].not_before:
+            wait = moment(later[0].not_before).timestamp() - now
+            return Step.WAITING, max(math.ceil(period), min(MAX_DELAY_SECONDS, math.ceil(wait)))
         return Step.STOPPED, None
 
-    def _release(self, campaign_id: str, index: int, callid: str) -> bool:
-        stamp = _stamp(self.now())
+    def _release(self, campaign_id: str, waiting: WaitingCall, now: float) -> bool:
+        """Release one waiting call (QUEUED, with its call_date); one whose calling window has closed meanwhile
+        waits again for its next opening. Whether it was released."""
+        at = datetime.fromtimestamp(now, UTC)
+        stamp = iso(at)
         moved: list[Call] = []
+        reopens: list[datetime] = []
 
         def change(call: Call) -> Call | None:
-            released = release(call, stamp)
+            opening = closed_until(call.policy, at) if call.status is CallStatus.SCHEDULED else None
+            reopens[:] = [opening] if opening else []
+            released = None if opening else release(call, stamp, waiting.call_date)
             moved[:] = [released] if released else []
             return released
 
-        self.calls.update(callid, change)
-        self.campaigns.remove_waiting(campaign_id, index)
+        self.calls.update(waiting.callid, change)
+        if reopens:  # marked again before the old mark goes: a crash in between leaves two marks, not none
+            later = WaitingCall(waiting.index, waiting.callid, iso(reopens[0]), waiting.call_date)
+            self.campaigns.add_waiting(campaign_id, [later])
+        self.campaigns.remove_waiting(campaign_id, waiting)
         return bool(moved)
 
     # --- cancel -------------------------------------------------------------------------------
 
     def cancel_all(self, campaign_id: str, deadline: float) -> bool:
-        """Cancel the campaign's waiting calls until none is left (True) or `deadline` (False: go on later)."""
+        """Cancel the campaign's waiting calls, then its calls waiting for a retry, until none is left (True) or
+        `deadline` (False: a new message goes on later)."""
         while self.now() < deadline:
             waiting = self.campaigns.waiting(campaign_id, CANCEL_BATCH)
-            if not waiting:
+            if waiting:
+                self._cancel_waiting(campaign_id, waiting)
+                continue
+            end = partial(_cancel_at, _stamp(self.now()))
+            for callid in self.campaigns.members_in(campaign_id, [CallStatus.RETRY_WAIT.value]):
+                if self.now() >= deadline:
+                    break
+                self.calls.update(callid, end)
+            else:
                 return True
-            self._cancel_waiting(campaign_id, waiting)
         self.queue.send([(cancel_message(campaign_id), 0)])
         return False
 
-    def _cancel_waiting(self, campaign_id: str, waiting: list[tuple[int, str]]) -> None:
-        stamp = _stamp(self.now())
-
-        def end(call: Call) -> Call | None:
-            return cancel(call, stamp)
-
-        for index, callid in waiting:
-            self.calls.update(callid, end)
-            self.campaigns.remove_waiting(campaign_id, index)
+    def _cancel_waiting(self, campaign_id: str, waiting: list[WaitingCall]) -> None:
+        end = partial(_cancel_at, _stamp(self.now()))
+        for call in waiting:
+            self.calls.update(call.callid, end)
+            self.campaigns.remove_waiting(campaign_id, call)
 
     # --- the placer's question ------------------------------------------------------------------
 
@@ -222,8 +225,9 @@ class CampaignWorker:
         stamp = _stamp(self.now())
         if campaign.status is CampaignStatus.PAUSED:
             index = next((int(e.detail.get("index", _LAST)) for e in call.timeline if e.event == "accepted"), _LAST)
-            # Marked waiting before it moves back: a crash in between leaves a mark the release skips.
-            self.campaigns.add_waiting(campaign.id, [(index, call.callid)])
+            # Marked waiting before it moves back: a crash in between leaves a mark the release skips. It was due:
+            # it waits in the campaign's order, and keeps the call_date it was released with.
+            self.campaigns.add_waiting(campaign.id, [WaitingCall(index, call.callid, call_date=call.call_date)])
             self.calls.update(call.callid, lambda c: hold(c, token, stamp))
             header = self.campaigns.header(campaign.id) or {}
             if header.get("status") in RELEASING:  # resumed meanwhile: its chain may have ended before this call

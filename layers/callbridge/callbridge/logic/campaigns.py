@@ -8,27 +8,30 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from callbridge.domain.accounts import Account
-from callbridge.domain.calls import Call, CallStatus, iso, new_callid
+from callbridge.domain.calls import Call, iso, new_callid
 from callbridge.domain.campaigns import (
     CANCELABLE,
     PAUSABLE,
     RESUMABLE,
+    SUPPRESSED_AT_INTAKE,
     Campaign,
     CampaignCall,
     CampaignNotFound,
     CampaignSpec,
     CampaignStatus,
     Counts,
+    campaign_call,
     campaign_callid,
     campaign_from_csv,
     chunked,
+    first_state,
     parse_campaign,
 )
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
@@ -42,24 +45,27 @@ from callbridge.ports import (
     IdempotencyKeyTaken,
     IdempotencyRecord,
     IdempotencyRecords,
+    SuppressionList,
 )
 
 MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
 MAX_LIMIT = 100
 CSV = "text/csv"
-REPORT_COLUMNS = (
-    "callid",
-    "to",
-    "status",
-    "answered_by",
-    "billed_seconds",
-    "attempts",
-    "digits",
-    "error_code",
-    "error_desc",
-    "started_at",
-    "ended_at",
-)
+# The report's columns (before one per metadata key), each with how it is read from the call.
+_REPORT: dict[str, Callable[[Call], Any]] = {
+    "callid": lambda c: c.callid,
+    "to": lambda c: c.request.get("to", ""),
+    "status": lambda c: c.status.value,
+    "answered_by": lambda c: c.answered_by,
+    "billed_seconds": lambda c: c.billed_seconds,
+    "attempts": lambda c: len(c.all_attempts()),  # every carrier attempt, the current one included
+    "digits": lambda c: c.digits,
+    "error_code": lambda c: c.error_code or "",
+    "error_desc": lambda c: c.error_desc or "",
+    "started_at": lambda c: c.started_at or "",
+    "ended_at": lambda c: c.ended_at or "",
+}
+REPORT_COLUMNS = tuple(_REPORT)
 _REPORT_READERS = 8  # calls read at once for a report
 
 
@@ -73,6 +79,7 @@ class CampaignPorts:
     menus: MenuReader
     queue: CampaignsQueue
     carrier_cps: float
+    suppressions: SuppressionList | None = None  # the do-not-call list; None: no number is suppressed
     allow_loopback_callbacks: bool = False
 
 
@@ -130,8 +137,8 @@ def _ivr_menus(
     menus: dict[str, Any] = {}
     missing: dict[str, list[FieldProblem]] = {}
     problems: list[FieldProblem] = []
-    for index, request in enumerate(spec.requests):
-        code = request.answer_ivr
+    for index, call in enumerate(spec.calls):
+        code = call.request.answer_ivr
         if not code:
             continue
         if code not in menus and code not in missing:
@@ -146,17 +153,49 @@ def _ivr_menus(
     return menus
 
 
-def _calls(spec: CampaignSpec, campaign_id: str, account: Account) -> list[CampaignCall]:
+def _suppressed(spec: CampaignSpec, account: Account, ports: CampaignPorts) -> set[str]:
+    """The calls' numbers that are on the account's do-not-call list (read in batches)."""
+    if ports.suppressions is None:
+        return set()
+    return ports.suppressions.listed(account.api_key, sorted({c.request.to for c in spec.calls}))
+
+
+def _calls(spec: CampaignSpec, campaign_id: str, account: Account, suppressed: set[str]) -> list[CampaignCall]:
     calls = []
-    for index, ((params, metadata), request) in enumerate(zip(spec.calls, spec.requests, strict=True)):
+    for index, call in enumerate(spec.calls):
+        request = call.request
         caller_id = request.from_ or account.caller_id
         record = request.record or account.record_default
-        accepted = {k: str(v).strip() for k, v in params.items() if str(v).strip()}
+        accepted = {k: str(v).strip() for k, v in call.params.items() if str(v).strip()}
         accepted["from"] = accepted.get("from", caller_id)
         accepted["record"] = record
         normalized = {**request.present(), "from": caller_id, "record": record}
-        calls.append(CampaignCall(index, campaign_callid(campaign_id, index), normalized, accepted, metadata))
+        calls.append(
+            CampaignCall(
+                index,
+                campaign_callid(campaign_id, index),
+                normalized,
+                accepted,
+                call.metadata,
+                policy=call.policy.model_dump(exclude_defaults=True),
+                call_date=iso(call.call_date) if call.call_date else None,
+                suppressed=request.to in suppressed,
+            )
+        )
     return calls
+
+
+def _suppressed_report(calls: list[CampaignCall], lines: list[int] | None) -> list[dict[str, str]]:
+    """The intake's word on each call to a suppressed number, named like a 400 names a call's field."""
+    return [
+        {
+            "field": f"calls.{lines[c.index] if lines else c.index}.to",
+            "to": c.request["to"],
+            "message": SUPPRESSED_AT_INTAKE,
+        }
+        for c in calls
+        if c.suppressed
+    ]
 
 
 def _hash(body: Mapping[str, Any]) -> str:
@@ -186,7 +225,7 @@ def accept_campaign(
             return _replay(existing, request_hash, ports)
     spec = parse_campaign(
         request,
-        timezone=account.timezone,
+        account=account,
         now=now,
         carrier_cps=ports.carrier_cps,
         allow_loopback_callbacks=ports.allow_loopback_callbacks,
@@ -194,7 +233,7 @@ def accept_campaign(
     )
     ivr_menus = _ivr_menus(spec, account, ports.menus, lines)
     campaign_id = new_callid(now.timestamp())
-    calls = _calls(spec, campaign_id, account)
+    calls = _calls(spec, campaign_id, account, _suppressed(spec, account, ports))
     at = iso(now)
     later = spec.start_at is not None and spec.start_at > now
     campaign = Campaign(
@@ -214,14 +253,20 @@ def accept_campaign(
         metadata_keys=spec.metadata_keys,
         ivr_menus=ivr_menus,
     )
-    data = {"campaign": campaign.public(_first_counts(campaign)), "code": 200, "code_desc": ""}
+    counts = _first_counts(calls)
+    data = {
+        "campaign": campaign.public(counts),
+        "suppressed": _suppressed_report(calls, lines),
+        "code": 200,
+        "code_desc": "",
+    }
     record = (
         IdempotencyRecord(idempotency_key, request_hash, data, int(now.timestamp()) + IDEMPOTENCY_TTL_SECONDS)
         if idempotency_key
         else None
     )
     try:
-        ports.campaigns.create(campaign, chunked(calls), record)
+        ports.campaigns.create(campaign, chunked(calls), counts, record)
     except IdempotencyKeyTaken:
         existing = ports.idempotency.get(account.api_key, idempotency_key or "")
         if existing is None:
@@ -231,8 +276,12 @@ def accept_campaign(
     return data
 
 
-def _first_counts(campaign: Campaign) -> Counts:
-    return Counts({CallStatus.SCHEDULED.value: campaign.total})
+def _first_counts(calls: list[CampaignCall]) -> Counts:
+    """The counts before any call is stored: each call waiting, or ended if its number was suppressed."""
+    counts = Counts()
+    for call in calls:
+        counts = counts.add(first_state(call).counts())
+    return counts
 
 
 def _start(campaign: Campaign, queue: CampaignsQueue, now: datetime) -> None:
@@ -361,11 +410,6 @@ def cancel(ports: CampaignPorts, account: Account, campaign_id: str, *, now: dat
 # --- the report -----------------------------------------------------------------------------
 
 
-def attempts(call: Call) -> int:
-    """How many times the call was dialed (every carrier attempt, the current one included)."""
-    return len(call.all_attempts())
-
-
 def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     """One row per call: its outcome and one column per metadata key."""
     campaign = _owned(ports, account, campaign_id)
@@ -375,22 +419,8 @@ def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*REPORT_COLUMNS, *(f"metadata.{k}" for k in campaign.metadata_keys)])
-    for entry, call in zip(accepted, stored, strict=True):
-        if call is None:  # not stored yet (the fan-out is still running): it waits for its release
-            row = [entry.callid, entry.request.get("to", ""), CallStatus.SCHEDULED.value, "", 0, 0, "", "", "", "", ""]
-        else:
-            row = [
-                call.callid,
-                call.request.get("to", ""),
-                call.status.value,
-                call.answered_by,
-                call.billed_seconds,
-                attempts(call),
-                call.digits,
-                call.error_code or "",
-                call.error_desc or "",
-                call.started_at or "",
-                call.ended_at or "",
-            ]
+    for entry, found in zip(accepted, stored, strict=True):
+        call = found or campaign_call(entry, campaign)  # not stored yet (the fan-out is still running)
+        row = [read(call) for read in _REPORT.values()]
         writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
     return out.getvalue()

@@ -20,7 +20,7 @@ from callbridge.carrier.base import (
 )
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.dispatch import due_at, moment
+from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
     PACING_NOTE_AHEAD,
@@ -62,7 +62,7 @@ class Placement(StrEnum):
     """What happened to one call message."""
 
     PLACED = "placed"
-    SKIPPED = "skipped"  # no longer QUEUED: cancelled, already claimed, or finished
+    SKIPPED = "skipped"  # no longer awaiting its claim: cancelled, already claimed, or finished
     RETRY = "retry"  # not placed; try again later (the message goes back to the queue)
     FAILED = "failed"  # the carrier refused the call for good
     UNCERTAIN = "uncertain"  # the request may have reached the carrier; reconciliation decides
@@ -190,7 +190,7 @@ class Placer:
     def place(
         self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
     ) -> PlaceResult:
-        """Claim the call (QUEUED → DIALING) and ask the carrier to dial it; never dials twice.
+        """Claim the call (→ DIALING) and ask the carrier to dial it; never dials twice.
 
         `call_date`: the scheduled time its message carries, if any (the claim checks the stored one too).
         A carrier slot is reserved first, so a backlog costs no writes to the call; then one conditional
@@ -214,7 +214,7 @@ class Placer:
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
         if not claimed_now or claimed is None:
             due_time = due_at(claimed) if claimed is not None else None
-            if claimed is not None and claimed.status is CallStatus.QUEUED and due_time:
+            if claimed is not None and awaits_claim(claimed) and due_time:
                 early = moment(due_time).timestamp() - self.now()
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, early), waiting=True)
             return PlaceResult(Placement.SKIPPED)

@@ -27,6 +27,8 @@ from callbridge.domain.progress import (
     apply_sms_status,
     apply_status_callback,
     flow_change,
+    from_this_call,
+    ignored_change,
     later_sms_status,
     recording_change,
     status_change,
@@ -104,8 +106,13 @@ class Webhooks:
         """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy.
 
         One conditional write keeps the request on the timeline (as part of attempt `attempt`) and moves the
-        call to IN_PROGRESS, and returns the call to answer from.
+        call to IN_PROGRESS, and returns the call to answer from. A request about another carrier call than the
+        call's (another CallSid, or a call never claimed for dialing) is kept on the timeline, changes nothing
+        and is hung up: it must not answer a call, send its SMS or leave it IN_PROGRESS for reconciliation.
         """
+        if not from_this_call(self._call(callid), params):
+            self.calls.apply(callid, ignored_change(params, self._stamp(), attempt))
+            return render_hangup()
         label = answered_by_label(params.get("AnsweredBy"))
         _, call = self.calls.apply(callid, flow_change(params, self._stamp(), attempt))
         if call is None:
