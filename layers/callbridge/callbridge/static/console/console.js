@@ -407,6 +407,8 @@ function describe(entry, call) {
     }
     case "canceled":
       return d.by === "api" ? "Cancelled by you" : "Cancelled";
+    case "hangup":
+      return d.by === "api" ? "Hung up by you" : "Hung up";
     case "reconciled":
       return "Outcome checked with the carrier";
     case "rejected":
