@@ -17,8 +17,9 @@ def test_each_event_name_is_defined_once() -> None:
 
 
 def test_the_console_describes_every_event_in_words() -> None:
-    described = set(re.findall(r'^\s*case "([a-z_.]+)":', CONSOLE.read_text(encoding="utf-8"), flags=re.M))
-    assert set(NAMES.values()) <= described, set(NAMES.values()) - described
+    cases = re.findall(r'^\s*case "([a-z_.]+)":', CONSOLE.read_text(encoding="utf-8"), flags=re.M)
+    assert len(cases) == len(set(cases)), sorted(c for c in cases if cases.count(c) > 1)  # one description each
+    assert set(NAMES.values()) <= set(cases), set(NAMES.values()) - set(cases)
 
 
 def test_no_module_writes_an_event_name_of_its_own() -> None:

@@ -431,8 +431,6 @@ function describe(entry, call) {
       return `Attempt ${d.attempt} ended${d.ended ? ` (${d.ended})` : ""}; attempt ${d.next_attempt} at ${d.due}`;
     case "window.closed":
       return d.next_attempt_at ? `Outside the calling window: waiting until ${d.next_attempt_at}` : `Not placed: ${d.reason}`;
-    case "hangup":
-      return "Hung up by you";
     case "campaign.paused":
       return "Waiting: its campaign is paused";
     default:
