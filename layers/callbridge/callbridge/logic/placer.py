@@ -5,16 +5,18 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from callbridge.carrier.base import (
     Carrier,
+    CarrierCall,
     CarrierError,
     CarrierRejected,
     CarrierRetryable,
+    CarrierSlotMissed,
     CarrierUncertain,
     CreateCall,
 )
@@ -187,6 +189,31 @@ class Placer:
             slot = next_slot
         return None  # this container keeps waking late: let the message come back (to a less busy one)
 
+    def _send_in_a_slot(
+        self, request: CreateCall, slot: float, deadline: float | None
+    ) -> tuple[float, CarrierCall] | None:
+        """Send the create request within its slot's allowance: the carrier client checks `send_by` just before
+        the request leaves and sends nothing if it is past, and then a new slot is taken. When it was sent and
+        the carrier's answer; None when no slot could be kept."""
+        for _ in range(_LATE_WAKEUPS):
+            turn = self._turn(slot, deadline)
+            if turn is None:
+                return None
+            started = self.now()
+            try:
+                return started, self.carrier.create_call(replace(request, send_by=turn + self.pacer.late_after))
+            except CarrierSlotMissed as exc:
+                self.log("a carrier request missed its slot; taking another", error=str(exc))
+            now = self.now()
+            left = None if deadline is None else deadline - now
+            if left is not None and left < 0:
+                return None
+            next_slot = self.pacer.acquire(now, left)
+            if next_slot is None:
+                return None
+            slot = next_slot
+        return None
+
     def place(
         self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
     ) -> PlaceResult:
@@ -232,14 +259,13 @@ class Placer:
         audio = self._premium_audio(claimed)
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
-        turn = self._turn(slot, deadline)
-        if turn is None:  # it kept waking after its slot, or ran out of invocation: back on the queue at once
-            self._release(callid, token, "no carrier slot it could keep in this invocation")
-            return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
         request = self._request(claimed)
-        started = self.now()
         try:
-            carrier_call = self.carrier.create_call(request)
+            sent = self._send_in_a_slot(request, slot, deadline)
+            if sent is None:  # it kept missing its slot, or ran out of invocation: back on the queue at once
+                self._release(callid, token, "no carrier slot it could keep in this invocation")
+                return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
+            started, carrier_call = sent
         except CarrierRetryable as exc:
             self._release(callid, token, str(exc))
             backoff = exc.retry_after or min(300.0, 2.0 ** min(attempt, 8))
