@@ -48,10 +48,10 @@ admin:
 	@test -x $(PY) || { echo "no $(VENV): start the sandbox with make run first" >&2; exit 2; }
 	@PYTHONPATH=$(CURDIR)/layers/callbridge $(PY) -m callbridge.admin --sandbox --sandbox-dir $(SANDBOX_DIR) $(ARGS)
 
-## test: the whole test suite (unit, integration, e2e; installs Debian's chromium for the docs page test)
+## test: the whole test suite (unit, integration, e2e; two workers, one of them running every sandbox test in turn; installs Debian's chromium for the browser tests)
 test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 ## screenshots: the console's browser tests, writing their screenshots to docs/ (shown in the README)
 screenshots: $(DEV_STAMP)

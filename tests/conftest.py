@@ -277,3 +277,12 @@ def queue_messages(stack: Any, logical: str = "CallsQueue") -> list[dict[str, An
         if not batch:
             return messages
         messages.extend(json.loads(m["Body"]) for m in batch)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test`'s two workers (pytest-xdist, --dist loadgroup), one worker runs every test that starts a
+    sandbox, one after another as a serial run would (they share sandboxes, and each one loads the machine), while
+    the other runs the unit and integration tests beside them."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.path.name == "test_deployed_permissions.py":
+            item.add_marker(pytest.mark.xdist_group("sandbox"))
