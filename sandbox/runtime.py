@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -24,7 +23,7 @@ from sandbox.identities import Credentials, function_roles, start_enforcing
 from sandbox.lambdas import Function, Observer, function_environment, template_functions
 from sandbox.observe import CallbackLog, RequestLog
 from sandbox.sources import event_sources
-from sandbox.template import REGION, ROOT, TEMPLATE, Stack, create_stack, http_routes, load_template
+from sandbox.template import REGION, TEMPLATE, Stack, create_stack, http_routes, load_template
 
 POLICY_GUARD = "sandbox.policy_guard"
 SIM_ACCOUNT_SID = "AC" + "5a" * 16  # the simulated carrier account's SID
@@ -88,8 +87,6 @@ class SandboxConfig:
 
 
 CREDENTIALS_FILE = "account.json"
-# seconds the function images wait for the libraries to be compiled once (_compile_libraries) before loading them
-COMPILE_BUDGET = 30.0
 STOP_BUDGET = 1.5  # seconds the event sources get to finish what they are doing when the sandbox stops
 
 
@@ -151,29 +148,6 @@ def _wait_for_port(host: str, port: int, timeout: float, process: subprocess.Pop
     raise RuntimeError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
 
 
-def _compile_libraries() -> subprocess.Popen[bytes]:
-    """A process that imports what every function image loads, and so writes its bytecode, once.
-
-    `make run` installs without compiling (most of moto and botocore is never imported); on a first start the six
-    images would each compile the same libraries at the same time. This runs while moto starts, so the images find
-    them compiled.
-    """
-    from sandbox.worker import PRELOAD
-
-    code = (
-        "import compileall, contextlib, importlib, sys\n"
-        f"for name in {list(PRELOAD)!r}:\n"
-        "    with contextlib.suppress(ImportError):\n"
-        "        importlib.import_module(name)\n"
-        "for folder in sys.argv[1:]:\n"
-        "    compileall.compile_dir(folder, quiet=1)\n"
-    )
-    folders = [str(ROOT / "layers" / "callbridge" / "callbridge"), str(ROOT / "functions")]
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *folders], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-
-
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The gateway logs requests itself, in one line each."""
@@ -190,7 +164,6 @@ class Sandbox:
         self.webhook_secret = ""
         self._running_file: Path | None = None
         self._moto: subprocess.Popen[bytes] | None = None
-        self._compiling: subprocess.Popen[bytes] | None = None
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -334,7 +307,6 @@ class Sandbox:
     def start(self) -> None:
         """Start moto, create the stack, load the handlers and serve the API."""
         ensure_free(self.config.host, self.config.port)
-        self._compiling = compiling = _compile_libraries()
         template = load_template(self.config.template)
         translated: dict[str, dict[str, Role]] = {}
         # Working out the roles (aws-sam-translator) takes as long as starting moto: do both at once.
@@ -400,8 +372,6 @@ class Sandbox:
         # Last, so that they do not slow the set-up above on a busy machine: each function's image loads its
         # libraries and runs the function's init, all of them at once. The sandbox says it is ready only when
         # they are, so a first request after "ready" is not held behind an image that is still loading.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            compiling.wait(timeout=COMPILE_BUDGET)
         for function in self.functions.values():
             function.start()
         for function in self.functions.values():
@@ -426,9 +396,6 @@ class Sandbox:
         if self.carrier is not None:
             self.carrier.stop()
             self.carrier = None
-        if self._compiling is not None and self._compiling.poll() is None:
-            self._compiling.kill()
-            self._compiling.wait(timeout=5)
         if self._moto is not None:
             # moto keeps everything in memory: nothing to save, and Ctrl-C should end the sandbox at once.
             self._moto.kill()
