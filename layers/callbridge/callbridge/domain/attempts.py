@@ -13,14 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from callbridge.domain import events
 from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso, moment
 from callbridge.domain.retries import ending_of
 from callbridge.domain.suppressions import SUPPRESSED
 
-RETRY_EVENT = "retry.scheduled"
-WINDOW_EVENT = "window.closed"
-SUPPRESSED_EVENT = "suppressed"
-HANGUP_EVENT = "hangup"  # DELETE /pcall/calls/{callid} ended the attempt at the carrier: never retried
 # What an attempt leaves on the call and the next one starts without.
 _PER_ATTEMPT: dict[str, Any] = {
     "answered_by": "",
@@ -51,7 +48,7 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
     """
     if not call.status.is_final or call.dialed_at is None:
         return call
-    if any(e.event == HANGUP_EVENT and e.detail.get("attempt") == call.attempt for e in call.timeline):
+    if any(e.event == events.HANGUP and e.detail.get("attempt") == call.attempt for e in call.timeline):
         return call
     ending = ending_of(call.status.value, call.answered_by, call.error_code, sip)
     if not call.policy.retry().retries(ending, call.attempt):
@@ -76,7 +73,12 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
     )
     reason = ending.value if ending else ""
     return waiting.with_event(
-        stamp, RETRY_EVENT, attempt=ended.attempt, ended=reason, next_attempt=waiting.attempt, due=iso(opening)
+        stamp,
+        events.RETRY_SCHEDULED,
+        attempt=ended.attempt,
+        ended=reason,
+        next_attempt=waiting.attempt,
+        due=iso(opening),
     )
 
 
@@ -112,11 +114,11 @@ def hold_for_window(call: Call, at: datetime, token: str | None = None) -> Call 
                 "error_desc": reason,
             }
         )
-        return failed.with_event(stamp, WINDOW_EVENT, reason=reason)
+        return failed.with_event(stamp, events.WINDOW_CLOSED, reason=reason)
     held = call.model_copy(
         update={**unclaimed, "status": CallStatus.SCHEDULED, "updated_at": stamp, "next_attempt_at": iso(opening)}
     )
-    return held.with_event(stamp, WINDOW_EVENT, next_attempt_at=iso(opening))
+    return held.with_event(stamp, events.WINDOW_CLOSED, next_attempt_at=iso(opening))
 
 
 def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Call | None:
@@ -139,4 +141,4 @@ def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Cal
             "error_desc": "the number is on your do-not-call list",
         }
     )
-    return canceled.with_event(stamp, SUPPRESSED_EVENT, number=call.request.get("to"))
+    return canceled.with_event(stamp, events.SUPPRESSED, number=call.request.get("to"))

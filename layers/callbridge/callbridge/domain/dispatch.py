@@ -22,20 +22,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from callbridge.domain.calls import UNCLAIMED, WAITING, Call, CallStatus, TimelineEvent, iso, moment
-from callbridge.domain.placing import CREATED_EVENT, RETRY_EVENT, UNCERTAIN_EVENT
 
 __all__ = ["moment"]  # used to live here; its home is domain/calls.py
+from callbridge.domain import events
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.progress import apply_status_callback
 
-MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
 SHORTCUT_SECONDS = MAX_DELAY_SECONDS  # a call due within this goes straight to the queue with a delay
 
-DISPATCHED = "dispatched"  # a SCHEDULED or RETRY_WAIT call's message sent (it keeps its status)
-REQUEUED = "requeued"  # an unclaimed call's message sent to the queue again
-RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
-DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
-RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (domain/campaigns.py, release)
-_CARRIER_RETRY = RETRY_EVENT
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 
@@ -49,7 +43,7 @@ class Timing:
     # A call still unclaimed this long after it was due is sent to the queue again.
     grace: float = 120
     # Re-sends of the same call back off (grace × 2^n) up to this.
-    max_backoff: float = 900
+    max_backoff: float = MAX_DELAY_SECONDS
     # DIALING/RINGING: first look-up this long after the dialing: the ring timeout (45 s) and a margin for the
     # final callback's trip.
     ringing_after: float = 75
@@ -91,7 +85,7 @@ def due_at(call: Call) -> str | None:
 
 def queued_since(call: Call) -> datetime:
     """When an unclaimed call's message should have become visible to the placer."""
-    released = _events(call, (RELEASED,))
+    released = _events(call, (events.RELEASED,))
     if released:  # a campaign's call waits for its release, not since it was created
         return moment(released[-1].at)
     return moment(due_at(call) or call.created_at)
@@ -106,7 +100,7 @@ def _after_pacing(call: Call, due: datetime, timing: Timing) -> datetime:
 
 def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
     """(index time, action time) of a call awaiting its claim."""
-    retries = _events(call, (REQUEUED, _CARRIER_RETRY))
+    retries = _events(call, (events.REQUEUED, events.CARRIER_RETRY))
     if retries:
         backoff = min(timing.grace * 2 ** len(retries), timing.max_backoff)
         due = moment(retries[-1].at) + timedelta(seconds=backoff)
@@ -127,7 +121,7 @@ def entered_at(call: Call) -> datetime:
     if call.status is CallStatus.IN_PROGRESS and call.answered_at:
         return moment(call.answered_at)
     claimed = moment(call.dialed_at or call.updated_at)
-    accepted = [moment(e.at) for e in call.timeline if e.event == CREATED_EVENT and moment(e.at) >= claimed]
+    accepted = [moment(e.at) for e in call.timeline if e.event == events.CARRIER_CREATED and moment(e.at) >= claimed]
     return max(accepted, default=claimed)
 
 
@@ -144,7 +138,7 @@ def _in_flight_attention(call: Call, timing: Timing) -> datetime:
     """The next look-up: `*_after` past the moment the call entered its state, then doubling up to `max_interval`."""
     since = entered_at(call)
     first = _first_look(call, timing)
-    checks = [e for e in _events(call, (RECONCILED,)) if moment(e.at) >= since]
+    checks = [e for e in _events(call, (events.RECONCILED,)) if moment(e.at) >= since]
     if not checks:
         return since + timedelta(seconds=first)
     interval = min(first * 2 ** len(checks), timing.max_interval)
@@ -222,7 +216,7 @@ def horizon(now: datetime, lookahead: float) -> datetime:
 
 def dispatched_event(at: datetime, call_date: str) -> TimelineEvent:
     """The timeline event of a waiting call's message sent by the scheduler."""
-    return TimelineEvent(at=iso(at), event=DISPATCHED, detail={"call_date": call_date})
+    return TimelineEvent(at=iso(at), event=events.DISPATCHED, detail={"call_date": call_date})
 
 
 def dispatch(call: Call, at: datetime) -> Call | None:
@@ -245,8 +239,8 @@ def requeue(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> Call |
     if next_step(call, at, at, timing) is not Step.RESEND:
         return None
     late = int((at - queued_since(call)).total_seconds())
-    attempt = len(_events(call, (REQUEUED,))) + 1
-    return call.with_event(iso(at), REQUEUED, attempt=attempt, unclaimed_seconds=late)
+    attempt = len(_events(call, (events.REQUEUED,))) + 1
+    return call.with_event(iso(at), events.REQUEUED, attempt=attempt, unclaimed_seconds=late)
 
 
 def fail(call: Call, at: datetime, code: str, reason: str, event: str, **detail: object) -> Call | None:
@@ -271,12 +265,12 @@ def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> C
     if call.status not in _IN_FLIGHT or call.carrier_call_id or next_step(call, at, at, timing) is not Step.RECONCILE:
         return None
     if call.status is CallStatus.DIALING:
-        uncertain = any(e.event == UNCERTAIN_EVENT for e in call.timeline)
+        uncertain = any(e.event == events.CARRIER_UNCERTAIN for e in call.timeline)
         why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
         reason = f"never placed: {why} no carrier callback came within {int(_first_look(call, timing))} s"
     else:
         reason = "no final status from the carrier, and no carrier call id to ask it with"
-    return fail(call, at, "never_placed", reason, RECONCILED, carrier_status=None)
+    return fail(call, at, "never_placed", reason, events.RECONCILED, carrier_status=None)
 
 
 def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | None:
@@ -289,13 +283,20 @@ def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | 
         return None
     stamp = iso(at)
     updated = apply_status_callback(call, params, stamp, call.attempt)
-    return updated.with_event(stamp, RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value)
+    return updated.with_event(
+        stamp, events.RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value
+    )
 
 
 def unknown_to_carrier(call: Call, at: datetime) -> Call | None:
     """The carrier has no record of the call → FAILED."""
     return fail(
-        call, at, "carrier_no_record", "carrier has no record of this call", RECONCILED, carrier_status="not found"
+        call,
+        at,
+        "carrier_no_record",
+        "carrier has no record of this call",
+        events.RECONCILED,
+        carrier_status="not found",
     )
 
 
@@ -304,4 +305,4 @@ def dead_lettered(call: Call, at: datetime) -> Call | None:
     if not awaits_claim(call):
         return None
     reason = "not placed: the calls queue gave up on it after repeated failed attempts (dead-letter queue)"
-    return fail(call, at, "dead_letter", reason, DEAD_LETTER)
+    return fail(call, at, "dead_letter", reason, events.DEAD_LETTER)

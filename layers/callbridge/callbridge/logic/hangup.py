@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from callbridge.carrier.base import Carrier, CarrierCall, CarrierError, CarrierRejected
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
-from callbridge.domain.attempts import HANGUP_EVENT
 from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import apply_status_callback
@@ -39,7 +39,7 @@ def _canceled(call: Call, at: datetime, **detail: Any) -> Call:
             "next_attempt_at": None,
         }
     )
-    return done.with_event(stamp, "canceled", by="api", attempt=call.attempt, **detail)
+    return done.with_event(stamp, events.CANCELED, by="api", attempt=call.attempt, **detail)
 
 
 def hang_up(
@@ -96,7 +96,7 @@ def _at_carrier(calls: CallsStore, carrier: Carrier, call: Call, now: datetime) 
     marked = calls.update(
         call.callid,
         lambda c: (
-            c.with_event(stamp, HANGUP_EVENT, by="api", attempt=attempt, sid=sid) if c.carrier_call_id == sid else None
+            c.with_event(stamp, events.HANGUP, by="api", attempt=attempt, sid=sid) if c.carrier_call_id == sid else None
         ),
     )
     found: CarrierCall | None

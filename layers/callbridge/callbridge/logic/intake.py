@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
@@ -171,7 +172,7 @@ def accept_call(
         metadata=metadata,
         next_attempt_at=iso(opening) if held and opening else None,
         dispatched_at=at if send_now and status is CallStatus.SCHEDULED else None,
-        timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
+        timeline=[TimelineEvent(at=at, event=events.ACCEPTED, detail=detail)],
     )
     response: dict[str, Any] = {**accepted, "code": 200, "code_desc": "", "callid": callid}
     if metadata is not None:

@@ -5,26 +5,28 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from callbridge.carrier.base import (
     Carrier,
+    CarrierCall,
     CarrierError,
     CarrierRejected,
     CarrierRetryable,
+    CarrierSlotMissed,
     CarrierUncertain,
     CreateCall,
 )
+from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
     PACING_NOTE_AHEAD,
-    RETRY_EVENT,
     claim,
     placed,
     premium_audio,
@@ -162,7 +164,7 @@ class Placer:
             if call.status is not CallStatus.DIALING or call.claim_token != token:
                 return None
             back = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": stamp, "claim_token": None})
-            return back.with_event(stamp, RETRY_EVENT, reason=reason)
+            return back.with_event(stamp, events.CARRIER_RETRY, reason=reason)
 
         self.calls.update(callid, release)
 
@@ -186,6 +188,31 @@ class Placer:
                 return None
             slot = next_slot
         return None  # this container keeps waking late: let the message come back (to a less busy one)
+
+    def _send_in_a_slot(
+        self, request: CreateCall, slot: float, deadline: float | None
+    ) -> tuple[float, CarrierCall] | None:
+        """Send the create request within its slot's allowance: the carrier client checks `send_by` just before
+        the request leaves and sends nothing if it is past, and then a new slot is taken. When it was sent and
+        the carrier's answer; None when no slot could be kept."""
+        for _ in range(_LATE_WAKEUPS):
+            turn = self._turn(slot, deadline)
+            if turn is None:
+                return None
+            started = self.now()
+            try:
+                return started, self.carrier.create_call(replace(request, send_by=turn + self.pacer.late_after))
+            except CarrierSlotMissed as exc:
+                self.log("a carrier request missed its slot; taking another", error=str(exc))
+            now = self.now()
+            left = None if deadline is None else deadline - now
+            if left is not None and left < 0:
+                return None
+            next_slot = self.pacer.acquire(now, left)
+            if next_slot is None:
+                return None
+            slot = next_slot
+        return None
 
     def place(
         self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
@@ -232,14 +259,13 @@ class Placer:
         audio = self._premium_audio(claimed)
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
-        turn = self._turn(slot, deadline)
-        if turn is None:  # it kept waking after its slot, or ran out of invocation: back on the queue at once
-            self._release(callid, token, "no carrier slot it could keep in this invocation")
-            return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
         request = self._request(claimed)
-        started = self.now()
         try:
-            carrier_call = self.carrier.create_call(request)
+            sent = self._send_in_a_slot(request, slot, deadline)
+            if sent is None:  # it kept missing its slot, or ran out of invocation: back on the queue at once
+                self._release(callid, token, "no carrier slot it could keep in this invocation")
+                return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
+            started, carrier_call = sent
         except CarrierRetryable as exc:
             self._release(callid, token, str(exc))
             backoff = exc.retry_after or min(300.0, 2.0 ** min(attempt, 8))
@@ -270,7 +296,7 @@ class Placer:
         except CarrierError as exc:  # the carrier's ring timeout ends it anyway; the call stays CANCELED
             detail = {"sid": sid, "error": str(exc)}
             self.log("could not end a call hung up while it was being placed", callid=callid, error=str(exc))
-        self.calls.update(callid, lambda c: c.with_event(stamp, "carrier.hangup", **detail))
+        self.calls.update(callid, lambda c: c.with_event(stamp, events.CARRIER_HANGUP, **detail))
 
     def _request(self, call: Call) -> CreateCall:
         record = call.request.get("record") == "YES"

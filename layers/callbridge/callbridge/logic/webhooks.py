@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain import events
 from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, TimelineEvent, iso
 from callbridge.domain.changes import Change
@@ -54,9 +55,7 @@ _NOT_BRIDGED = frozenset({"busy", "no-answer", "failed", "canceled"})
 SECOND_LEG_STATUS = "dial.second_leg.status"
 NOT_BRIDGED = "dial.not_bridged"
 FLOW_ERROR = "flow.error"
-_IVR_DIGITS = "ivr.digits"
-_IVR_NO_INPUT = "ivr.no_input"
-_IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
+_IVR_EVENTS = (events.IVR_DIGITS, events.IVR_NO_INPUT)
 
 
 def _request_of(call: Call) -> CallRequest:
@@ -149,11 +148,11 @@ class Webhooks:
             if pressed:
                 kind = resolution.action.action if isinstance(resolution, Chosen) else "invalid"
                 c = c.model_copy(update={"digits": c.digits + pressed})
-                c = c.with_event(stamp, _IVR_DIGITS, digit=pressed, action=kind, **at)
+                c = c.with_event(stamp, events.IVR_DIGITS, digit=pressed, action=kind, **at)
             else:
-                c = c.with_event(stamp, _IVR_NO_INPUT, **at)
+                c = c.with_event(stamp, events.IVR_NO_INPUT, **at)
             if isinstance(resolution, GiveUp):
-                c = c.with_event(stamp, "ivr.ended", menu=code, reason="invalid" if pressed else "no_input")
+                c = c.with_event(stamp, events.IVR_ENDED, menu=code, reason="invalid" if pressed else "no_input")
             return c
 
         call = self.calls.update(callid, keep)
@@ -184,7 +183,8 @@ class Webhooks:
         except CarrierError as exc:
             failed = {"status": "failed", "error": str(exc), "from": sender}
             self.calls.update(
-                call.callid, lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, "sms", **failed)
+                call.callid,
+                lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, events.SMS, **failed),
             )
             return
         event = {"sid": result.sid, "status": result.status, "from": sender}
@@ -192,7 +192,7 @@ class Webhooks:
         def sent(c: Call) -> Call:
             # The carrier's status callbacks may already have moved the SMS further along: never back.
             update = {"sms_sid": c.sms_sid or result.sid, "sms_status": later_sms_status(c.sms_status, result.status)}
-            return c.model_copy(update=update).with_event(stamp, "sms", **event)
+            return c.model_copy(update=update).with_event(stamp, events.SMS, **event)
 
         self.calls.update(call.callid, sent)
 
@@ -230,7 +230,7 @@ class Webhooks:
     def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
         """The <Dial> finished: keep how, then end the call."""
         detail = {k: v for k, v in params.items() if k.startswith("Dial")}
-        event = TimelineEvent(at=self._stamp(), event="dial.ended", detail=detail)
+        event = TimelineEvent(at=self._stamp(), event=events.DIAL_ENDED, detail=detail)
         self.calls.apply(callid, Change(event=event, set={"dial_status": params.get("DialCallStatus", "")}))
         return render_hangup()
 
@@ -274,7 +274,7 @@ class Webhooks:
         except CarrierError as exc:
             update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
         self.calls.apply(
-            call.callid, Change(event=TimelineEvent(at=stamp, event="dial.second_leg", detail=event), set=update)
+            call.callid, Change(event=TimelineEvent(at=stamp, event=events.DIAL_SECOND_LEG, detail=event), set=update)
         )
         if update["second_leg_id"] == "failed":
             self._end_bridge(call.callid, "failed")
