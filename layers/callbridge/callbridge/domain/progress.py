@@ -14,6 +14,7 @@ configured otherwise, reconciliation).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -196,6 +197,22 @@ def from_this_call(call: Call, params: Mapping[str, str]) -> bool:
     if call.carrier_call_id:
         return sid == call.carrier_call_id
     return bool(sid) and call.status is CallStatus.DIALING
+
+
+def about_carrier_call(change: Change, sid: str) -> Change:
+    """`change` (and its `otherwise`), written only if the call's carrier call id is `sid`: `from_this_call` held
+    by the write's own condition, with no read before it."""
+    otherwise = change.otherwise
+    if otherwise is not None:
+        otherwise = replace(otherwise, require={**otherwise.require, "carrier_call_id": sid})
+    return replace(change, require={**change.require, "carrier_call_id": sid}, otherwise=otherwise)
+
+
+def before_its_carrier_id(change: Change) -> Change:
+    """`change`, written only while the call is DIALING with no carrier call id yet (the placer's write of it is
+    on its way): the other case in which a callback is `from_this_call`."""
+    when = frozenset({CallStatus.DIALING}) if change.when is None else change.when & {CallStatus.DIALING}
+    return replace(change, when=when, require={**change.require, "carrier_call_id": None}, otherwise=None)
 
 
 def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:

@@ -25,8 +25,10 @@ from callbridge.domain.ivr import (
     valid_code,
 )
 from callbridge.domain.progress import (
+    about_carrier_call,
     apply_sms_status,
     apply_status_callback,
+    before_its_carrier_id,
     flow_change,
     from_this_call,
     ignored_change,
@@ -109,13 +111,11 @@ class Webhooks:
         call's (another CallSid, or a call never claimed for dialing) is kept on the timeline, changes nothing
         and is hung up: it must not answer a call, send its SMS or leave it IN_PROGRESS for reconciliation.
         """
-        if not from_this_call(self._call(callid), params):
+        label = answered_by_label(params.get("AnsweredBy"))
+        call = self._answered(callid, params, attempt)
+        if call is None:
             self.calls.apply(callid, ignored_change(params, self._stamp(), attempt))
             return render_hangup()
-        label = answered_by_label(params.get("AnsweredBy"))
-        _, call = self.calls.apply(callid, flow_change(params, self._stamp(), attempt))
-        if call is None:
-            raise CallNotFound(callid)
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
@@ -128,6 +128,25 @@ class Webhooks:
             menu = from_snapshot(call.ivr_menus).get(request.answer_ivr)
             ivr = render_menu(request.answer_ivr, menu, flow) if menu else None
         return render_answer(request, label, flow, call.tts_audio, ivr=ivr)
+
+    def _answered(self, callid: str, params: Mapping[str, str], attempt: int) -> Call | None:
+        """Write the flow request if it is `from_this_call`, with the carrier call id in the write's condition
+        (one request when the placer has written it, as it usually has); the call after it, or None if the
+        request is about another carrier call."""
+        sid = params.get("CallSid", "")
+        change = flow_change(params, self._stamp(), attempt)
+        for _ in range(2):  # the placer may write the carrier call id between the two tries: then once more
+            _, call = self.calls.apply(callid, about_carrier_call(change, sid))
+            if call is None:
+                raise CallNotFound(callid)
+            if call.carrier_call_id == sid:  # written (as IN_PROGRESS, or only on the timeline once past it)
+                return call
+            if not from_this_call(call, params):
+                return None
+            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change))
+            if held and unplaced is not None:
+                return unplaced
+        return None
 
     def gather(self, callid: str, params: Mapping[str, str], query: Mapping[str, str], urls: WebhookUrls) -> str:
         """A key pressed at an IVR menu, or none before its timeout: keep it on the call, answer what follows.
