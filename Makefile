@@ -20,7 +20,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
-	if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+	if $(PYTHON) -c 'import sys, pip; sys.exit(tuple(map(int, pip.__version__.split(".")[:2])) < (22, 3))' 2>/dev/null; then \
 	  $(PYTHON) -m venv --without-pip $(VENV); else $(PYTHON) -m venv $(VENV); fi
 	@# the callbridge package is imported from layers/callbridge, where the Lambda layer is built from
 	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_path('purelib'), 'callbridge.pth').write_text('$(CURDIR)/layers/callbridge\n')"

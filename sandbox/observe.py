@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
-from callbridge.domain.notifications import CALLBACK_EVENT
+from callbridge.domain import events
 
 Log = Callable[[str], None]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -93,7 +93,7 @@ class CallbackLog:
                     continue
                 known = len(old.timeline) if old is not None else 0
                 for entry in new.timeline[known:]:
-                    if entry.event == CALLBACK_EVENT:
+                    if entry.event == events.CALLBACK:
                         self._log(describe_attempt(new.callid, new.request.get("callback_url", ""), entry.detail))
                         logged += 1
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator

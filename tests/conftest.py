@@ -59,13 +59,14 @@ class LambdaContext:
 @pytest.fixture
 def aws() -> Iterator[Any]:
     """moto in-process with every table and queue of template.yaml; yields the Stack."""
-    import boto3
+    from callbridge.adapters.aws import client as _client
     from moto import mock_aws
 
     from sandbox.template import create_stack
 
     with mock_aws():
-        clients = {name: boto3.client(name) for name in ("dynamodb", "sqs", "s3", "secretsmanager")}
+        # clients built once per session (building one takes a while); each test's mock_aws answers them
+        clients = {name: _client(name) for name in ("dynamodb", "sqs", "s3", "secretsmanager")}
         stack = create_stack(clients)
         hold_to_roles(stack)
         yield stack

@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 API_VERSION = "2010-04-01"
 DIRECTION = "outbound-api"
+# WSGI environ key: (time.monotonic(), time.time()) when the server read the request line (the simulator's own
+# server sets it; a request without it arrived when the handler saw it).
+ARRIVED = "sandbox.carrier.arrived"
 PRICE_PER_MINUTE = 0.013  # USD, Twilio's US outbound list price; only for a plausible `price`
 
 Outcome = Literal["human", "machine", "busy", "no-answer", "failed"]

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.carrier.engine import Engine
 from sandbox.carrier.model import (
     API_VERSION,
+    ARRIVED,
     STATUS_EVENTS,
     TERMINAL,
     Account,
@@ -137,7 +138,7 @@ class RestApi:
     # ------------------------------------------------------------------ calls
 
     def _create_call(self, request: Request, match: dict[str, Any]) -> Response:
-        arrived, at = time.monotonic(), time.time()
+        arrived, at = request.environ.get(ARRIVED) or (time.monotonic(), time.time())
         params: dict[str, list[str]] = request.form.to_dict(flat=False)
         entry = CreateRequest(at, arrived, None, (params.get("To") or [""])[-1], params)
         with self.account.lock:

@@ -7,11 +7,16 @@ import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 from sandbox.carrier.engine import Engine
 from sandbox.carrier.model import (
+    ARRIVED,
     Account,
     Call,
     CreateRequest,
@@ -49,6 +54,17 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def parse_request(self) -> bool:
+        # A request arrives when its request line has been read, not when this thread gets round to the handler
+        # (on a busy machine that can be hundreds of ms later, and bunch requests up that came apart).
+        self.arrived = (time.monotonic(), time.time())
+        return bool(super().parse_request())
+
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        environ[ARRIVED] = self.arrived
+        return environ
 
 
 class CarrierSimulator:

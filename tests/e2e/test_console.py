@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.browser import Browser
-from tests.e2e.conftest import ROOT, RunningSandbox
+from tests.e2e.conftest import ROOT, RunningSandbox, start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.e2e
 PERSON, MACHINE, BUSY, NO_ANSWER = "12812345670", "12812345671", "12812345672", "12812345673"
@@ -259,3 +259,67 @@ def test_a_campaign_is_followed_paused_resumed_cancelled_and_its_report_download
         assert time.monotonic() < deadline, "no report downloaded"
         time.sleep(0.2)
     assert len(reports[0].read_text().strip().splitlines()) == 4  # the header and three calls
+
+
+def test_a_number_is_added_to_and_removed_from_the_do_not_call_list(browser: Browser, sandbox: RunningSandbox) -> None:
+    number = "17134560091"
+    signed_in(browser, sandbox)
+    browser.click("#nav a[data-view=dnc]")
+    browser.wait_for("!document.querySelector('#view-dnc').hidden", 30, "the do-not-call page")
+    # a number that is not one is refused with the API's message, naming the field
+    browser.type_text("#dnc-number", "not-a-number")
+    browser.click("#dnc-form button[type=submit]")
+    errors = browser.wait_for("document.querySelector('#dnc-errors').innerText", 30, "the API's message")
+    assert "number" in errors
+    # a real one is listed, with its reason, and the API then refuses calls to it
+    browser.type_text("#dnc-number", number)
+    browser.type_text("#dnc-reason", "asked not to be called")
+    browser.click("#dnc-form button[type=submit]")
+    listed = f"#dnc-table tr[data-number='+{number}']"
+    browser.wait_for(f"!!document.querySelector({json.dumps(listed)})", 30, "the number in the list")
+    assert browser.evaluate("document.querySelector('#dnc-errors').innerText") == ""
+    cells = browser.evaluate(f"Array.from(document.querySelectorAll({json.dumps(listed + ' td')}), td => td.innerText)")
+    assert cells[:2] == [f"+{number}", "asked not to be called"]
+    assert "will not be called" in browser.evaluate("document.querySelector('#notice').innerText")
+    with sandbox.client() as client:
+        assert client.get(f"/pcall/suppressions/{number}").status_code == 200
+        refused = client.post("/pcall/call", data={"to": number, "answer_play": "http://example.com/a.wav"})
+    assert refused.status_code == 400, refused.text
+    # Remove takes it off the list, and calls to it are accepted again
+    browser.click(f"{listed} button")
+    browser.wait_for(f"!document.querySelector({json.dumps(listed)})", 30, "the number to leave the list")
+    assert "may be called again" in browser.evaluate("document.querySelector('#notice').innerText")
+    with sandbox.client() as client:
+        assert client.get(f"/pcall/suppressions/{number}").status_code == 404
+    place(sandbox, number)
+
+
+@pytest.fixture(scope="module")
+def real_time() -> Iterator[RunningSandbox]:
+    """A sandbox whose simulated calls take real time, so a person can act on a call while it is in progress."""
+    running = start_sandbox("--speed", "1", "--schedule-every", "1")
+    yield running
+    stop_sandbox(running)
+
+
+def test_a_call_in_progress_is_hung_up_from_its_page(browser: Browser, real_time: RunningSandbox) -> None:
+    # given a call answered by a person and hearing a long message (about 40 s at 15 characters a second)
+    text = "This message is long enough to be interrupted. " * 13
+    speech = {"to": PERSON, "answer_speak": text, "answer_speak_lang": "en-US"}
+    with real_time.client() as client:
+        callid = client.post("/pcall/call", data=speech).json()["data"]["callid"]
+    signed_in(browser, real_time)
+    browser.goto(f"{real_time.base_url}/pcall/console#call/{callid}")
+    # the page follows the call live until it is in progress, and offers to hang up
+    browser.wait_for("document.querySelector('#call-title').innerText.includes('In progress')", 60, "in progress")
+    browser.click("#call-hangup")
+    browser.wait_for("document.querySelector('#notice').innerText.includes('Hanging up')", 30, "the notice")
+    # the call ends at once, completed and billed up to the hang-up; no hang-up button on a finished call
+    browser.wait_for("document.querySelector('#call-title').innerText.includes('Completed')", 30, "completed")
+    assert browser.evaluate("document.querySelector('#call-hangup')") is None
+    with real_time.client() as client:
+        call = client.get(f"/pcall/calls/{callid}").json()["data"]["call"]
+    assert (call["status"], call["answered_by"]) == ("COMPLETED", "Person")
+    assert call["billed_seconds"] < 40
+    lines = browser.evaluate("Array.from(document.querySelectorAll('#timeline .what')).map(e => e.innerText)")
+    assert "Hung up by you" in lines, lines

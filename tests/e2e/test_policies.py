@@ -89,9 +89,9 @@ def test_a_busy_number_is_retried_to_its_last_attempt_with_one_callback(
 
 
 def test_a_call_is_held_to_its_calling_window(sandbox: RunningSandbox) -> None:
-    # a window that opens at the start of the minute after next, in UTC
+    # a window that opens at the start of a coming minute, at least 20 s away (time to see the call held), in UTC
     now = datetime.now(UTC)
-    opening = (now + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    opening = (now + timedelta(seconds=80)).replace(second=0, microsecond=0)
     closing = opening + timedelta(minutes=10)
     window = f"{opening:%H:%M}-{closing:%H:%M}"
     callid = post_call(sandbox, to="17134560020", answer_play=PLAY, call_window=window, recipient_timezone="UTC")[
@@ -189,7 +189,8 @@ def real_time() -> Iterator[RunningSandbox]:
 
 def test_a_ringing_and_an_in_progress_call_are_hung_up(real_time: RunningSandbox) -> None:
     long_text = "This message is long enough to be interrupted. " * 8
-    ringing = post_call(real_time, to="17134560070", answer_play=PLAY)["callid"]
+    # a number nobody answers rings until the ring timeout: the hang-up finds it ringing however slow the machine
+    ringing = post_call(real_time, to="17134560073", answer_play=PLAY)["callid"]
     live = post_call(real_time, to="17134560080", answer_speak=long_text, answer_speak_lang="en-US")["callid"]
 
     # callbridge asks the carrier for the final status callback only: a ringing call reads DIALING until then
@@ -197,7 +198,7 @@ def test_a_ringing_and_an_in_progress_call_are_hung_up(real_time: RunningSandbox
     while not get_call(real_time, ringing)["carrier_call_id"]:
         assert time.monotonic() < deadline, "the carrier never accepted the call"
         time.sleep(0.1)
-    time.sleep(1.5)  # the simulated carrier sets the call up for a second, then it rings for four
+    time.sleep(1.5)  # the simulated carrier sets the call up for a second, then it rings
     with real_time.client() as client:
         canceled = client.delete(f"/pcall/calls/{ringing}")
     assert canceled.status_code == 200, canceled.text

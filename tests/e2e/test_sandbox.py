@@ -332,4 +332,5 @@ def test_under_faults_every_call_ends_right_and_its_callback_arrives_once(receiv
         delivered = sorted(r["form"]["callid"] for r in receiver.requests)
         assert delivered == sorted(callids), seed
     finally:
+        print(f"seed {seed}, the faults drawn:", *(line for line in running.output if "(fault)" in line), sep="\n")
         assert stop_sandbox(running) == 0

@@ -436,9 +436,11 @@ def test_call_date_in_the_current_minute_is_accepted(api: ApiClient, aws: Any, c
     response = api.post_call({**MINIMAL, "call_date": "2027-01-10 12:00"})  # now is 12:00:30
 
     assert response.status == 200
-    # Due within 15 minutes (here: already due): straight to the queue, not left for the scheduler.
+    # Due within 15 minutes (here: already due): straight to the queue, not left for the scheduler, and
+    # SCHEDULED until the placer claims it.
     call = stored_call(aws, response.data["callid"])
-    assert call["status"] == "QUEUED"
+    assert call["status"] == "SCHEDULED"
+    assert call["dispatched_at"] == "2027-01-10T12:00:30.000Z"
     assert call["call_date"] == "2027-01-10T12:00:00.000Z"
     # the message carries its call_date, so the placer can hold it until then without reading the call
     assert queued(aws) == [{"callid": response.data["callid"], "call_date": "2027-01-10T12:00:00.000Z"}]

@@ -37,16 +37,17 @@ def at(seconds: float) -> str:
     return iso(T0 + timedelta(seconds=seconds))
 
 
-def queued(store: DynamoCallsStore) -> Call:
+def queued(store: DynamoCallsStore, status: CallStatus = CallStatus.QUEUED, **fields: Any) -> Call:
     stamp = at(0)
     call = Call(
         callid=new_callid(T0.timestamp()),
         account_id="cb_test",
-        status=CallStatus.QUEUED,
+        status=status,
         created_at=stamp,
         updated_at=stamp,
         request={"to": "+17134567890", "from": "+12815550100", "answer_play": "https://example.com/a.wav"},
-        timeline=[TimelineEvent(at=stamp, event="accepted", detail={"status": "QUEUED"})],
+        timeline=[TimelineEvent(at=stamp, event="accepted", detail={"status": status.value})],
+        **fields,
     )
     store.create(call)
     return call
@@ -120,6 +121,21 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
     assert final.status is (CallStatus.COMPLETED if answered else CallStatus.BUSY)
     assert final.ended_at == at(40)
     assert (final.billed_seconds, final.carrier_call_id) == (30, "CA1")
+
+
+@pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.RETRY_WAIT])
+def test_a_waiting_call_is_claimed_only_once_its_message_was_sent(aws: Any, status: CallStatus) -> None:
+    # a call with a due time keeps its status until the placer claims it; a stale message finds it unsent
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+    due = {"call_date": at(5)} if status is CallStatus.SCHEDULED else {"next_attempt_at": at(5)}
+    unsent = queued(store, status, **due)
+    sent = queued(store, status, **due, dispatched_at=at(1))
+
+    unsent = step(aws, store, unsent, claim(at(6), "a", hold_until=at(7)))
+    sent = step(aws, store, sent, claim(at(6), "a", hold_until=at(7)))
+
+    assert (unsent.status, unsent.dispatched_at) == (status, None)
+    assert (sent.status, sent.claim_token, sent.dispatched_at) == (CallStatus.DIALING, "a", None)
 
 
 def test_one_time_claims_hold_once(aws: Any) -> None:

@@ -280,11 +280,12 @@ def test_calls_due_before_the_next_run_are_sent_with_the_time_left_and_start_on_
     # when
     report = world.run()
 
-    # then: exactly the three are QUEUED and sent once, each with DelaySeconds = the time left
+    # then: exactly the three are sent once, each with DelaySeconds = the time left, and stay SCHEDULED
     assert report.dispatched == 3
     assert {json.loads(e["MessageBody"])["callid"]: e["DelaySeconds"] for e in world.sent} == soon
     for callid in soon:
-        assert world.call(callid).status is CallStatus.QUEUED
+        assert world.call(callid).status is CallStatus.SCHEDULED
+        assert world.call(callid).dispatched_at == iso(T0)
         assert events(world.call(callid), "dispatched") == [{"call_date": world.call(callid).call_date}]
     assert world.call(at_edge).status is CallStatus.SCHEDULED
     assert world.call(later).status is CallStatus.SCHEDULED
@@ -368,7 +369,7 @@ def test_a_message_far_ahead_of_its_call_date_is_put_back_not_placed(world: Worl
 
     assert result.placement is Placement.RETRY
     assert result.retry_after == pytest.approx(300)
-    assert world.call(callid).status is CallStatus.QUEUED
+    assert world.call(callid).status is CallStatus.SCHEDULED
     assert world.carrier.fake.creates == []
 
 
@@ -426,7 +427,7 @@ def test_cancel_racing_dispatch_and_claim_never_dials_a_cancelled_call(
 
 
 def test_cancel_racing_the_placers_claim_of_a_queued_call(world: World, account: AccountCredentials) -> None:
-    # given: calls accepted 5 minutes ahead: QUEUED at once, their messages already on the queue (delayed)
+    # given: calls accepted 5 minutes ahead: SCHEDULED, their messages already on the queue (delayed)
     ids = [schedule(world, account, T0 + timedelta(minutes=5), created=T0) for _ in range(15)]
     world.sim.advance(300)
     messages = world.visible()
@@ -511,7 +512,7 @@ def test_a_crash_between_the_writes_and_the_sends_is_repaired_by_a_later_run(
         patch.setattr(SqsCallsQueue, "send_calls", die)
         with pytest.raises(Crash):
             world.run()
-    assert all(world.call(c).status is CallStatus.QUEUED for c in ids)
+    assert all(world.call(c).status is CallStatus.SCHEDULED and world.call(c).dispatched_at for c in ids)
     assert world.sent == []
 
     # when: the next runs come, once a minute
@@ -603,7 +604,7 @@ def test_a_large_due_set_is_dispatched_once_each_none_skipped(world: World, acco
         due = due_of[json.loads(entry["MessageBody"])["callid"]]
         visible_at = T0 + timedelta(seconds=entry["DelaySeconds"])
         assert due - timedelta(seconds=1) < visible_at <= due  # in the second before it (the placer holds it)
-    # and: SQS holds all of them (delayed), and every call is QUEUED
+    # and: SQS holds all of them (delayed), and every call is still SCHEDULED (until a placer claims it)
     attributes = world.sqs.get_queue_attributes(QueueUrl=world.stack.refs["CallsQueue"], AttributeNames=["All"])
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == LARGE
     pages = (
@@ -615,7 +616,7 @@ def test_a_large_due_set_is_dispatched_once_each_none_skipped(world: World, acco
             ExpressionAttributeNames={"#s": "status"},
         )
     )
-    assert Counter(i["status"]["S"] for page in pages for i in page["Items"]) == Counter({"QUEUED": LARGE})
+    assert Counter(i["status"]["S"] for page in pages for i in page["Items"]) == Counter({"SCHEDULED": LARGE})
 
 
 # --- time zones, daylight saving included
@@ -703,11 +704,12 @@ def test_a_call_due_within_15_minutes_goes_straight_to_the_queue_and_stays_liste
     tomorrow = client.post_call({**PLAY, "call_date": iso(T0 + timedelta(days=1))}).data["callid"]
     now = client.post_call(PLAY).data["callid"]
 
-    # then: the soon one is QUEUED with its delay; both dated calls are listed in call_date order
-    assert world.call(soon).status is CallStatus.QUEUED
-    assert world.call(tomorrow).status is CallStatus.SCHEDULED
+    # then: both dated calls read SCHEDULED, the soon one already sent with its delay, and are listed in
+    # call_date order
+    assert (world.call(soon).status, world.call(soon).dispatched_at) == (CallStatus.SCHEDULED, iso(T0))
+    assert (world.call(tomorrow).status, world.call(tomorrow).dispatched_at) == (CallStatus.SCHEDULED, None)
     listed = client.get("/pcall/scheduled").data["calls"]
-    assert [(c["callid"], c["status"]) for c in listed] == [(soon, "QUEUED"), (tomorrow, "SCHEDULED")]
+    assert [(c["callid"], c["status"]) for c in listed] == [(soon, "SCHEDULED"), (tomorrow, "SCHEDULED")]
     assert world.drain() == [now]
     world.sim.set(T0 + timedelta(minutes=10) - timedelta(milliseconds=1))
     assert world.drain() == []
@@ -927,6 +929,6 @@ def test_the_handler_runs_on_the_rules_event_and_reports_metrics(
     )
 
     assert report["dispatched"] == 1
-    assert store.get(callid).status is CallStatus.QUEUED  # type: ignore[union-attr]
+    assert store.get(callid).dispatched_at is not None  # type: ignore[union-attr]
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
     assert any(m.get("CallsDispatched") == [1.0] for m in metrics)

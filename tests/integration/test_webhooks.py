@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from callbridge.adapters.aws import client as aws_client
 from callbridge.carrier.signature import compute_signature
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.logic.placer import WebhookUrls
@@ -916,3 +917,27 @@ def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answer
 
     assert verbs(response)[0][0] == "Play"
     assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
+
+
+def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call (its carrier call id written), and every DynamoDB request counted from here
+    call = a_placed_call(aws, account, twilio)
+    operations: list[str] = []
+
+    def count(model: Any, **_kwargs: Any) -> None:
+        operations.append(model.name)
+
+    client = aws_client("dynamodb")
+    client.meta.events.register("before-call.dynamodb", count)
+    try:
+        # when the carrier asks for its TwiML
+        response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", count)
+
+    # then: answered, with the CallSid checked by the write's own condition rather than a read before it
+    assert verbs(response)[0][0] == "Play"
+    assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
+    assert [op for op in operations if op in ("GetItem", "UpdateItem")] == ["UpdateItem"]

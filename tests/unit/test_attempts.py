@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from callbridge.domain.attempts import HANGUP_EVENT, cancel_suppressed, hold_for_window
+from callbridge.domain import events
+from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.dispatch import Step, attention, dispatch, listed_as_scheduled, next_step
 from callbridge.domain.notifications import is_final_transition, payload
@@ -67,11 +68,18 @@ def answered(call: Call, attempt: int, at: datetime, seconds: int, amd: str = "h
 
 def redial(call: Call, at: datetime, sid: str) -> Call:
     """What the scheduler and the placer do between attempts: dispatch, then claim."""
-    queued = dispatch(call, at)
-    assert queued is not None
-    assert queued.status is CallStatus.QUEUED
-    return queued.model_copy(
-        update={"status": CallStatus.DIALING, "dialed_at": iso(at), "carrier_call_id": sid, "next_attempt_at": None}
+    sent = dispatch(call, at)
+    assert sent is not None
+    assert sent.status is CallStatus.RETRY_WAIT  # waiting until the placer claims it
+    assert sent.dispatched_at == iso(at)
+    return sent.model_copy(
+        update={
+            "status": CallStatus.DIALING,
+            "dialed_at": iso(at),
+            "dispatched_at": None,
+            "carrier_call_id": sid,
+            "next_attempt_at": None,
+        }
     )
 
 
@@ -129,7 +137,7 @@ def test_outcomes_not_in_retry_on_and_invalid_numbers_are_final() -> None:
 
 def test_a_hung_up_attempt_is_never_retried() -> None:
     call = dialed(CallPolicy(retry_attempts=3, retry_on="MACHINE"))
-    call = call.with_event(iso(T0), HANGUP_EVENT, by="api", attempt=1, sid="CA1")
+    call = call.with_event(iso(T0), events.HANGUP, by="api", attempt=1, sid="CA1")
     ended = answered(call, 1, T0, 5, amd="machine_end_beep")
     assert ended.status is CallStatus.COMPLETED
 

@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.changes import Change
 from callbridge.domain.changes import apply as apply_change
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import (
-    CALLBACK_EVENT,
     EVENT_ID_HEADER,
     MAX_DELAY_SECONDS,
     PAYLOAD_FIELDS,
@@ -112,7 +112,7 @@ def test_only_the_move_into_a_final_state_with_a_callback_notifies() -> None:
 
 def test_event_id_is_stable_per_call_and_differs_between_calls() -> None:
     call = completed()
-    later = call.with_event("2027-01-10T13:00:00.000Z", CALLBACK_EVENT, attempt=2).model_copy(
+    later = call.with_event("2027-01-10T13:00:00.000Z", events.CALLBACK, attempt=2).model_copy(
         update={"recording_url": "https://late.example/r.wav"}
     )
 
@@ -288,7 +288,7 @@ class FakeCalls:
         return held, self.calls[callid]
 
     def attempts(self, callid: str) -> list[TimelineEvent]:
-        return [e for e in self.calls[callid].timeline if e.event == CALLBACK_EVENT]
+        return [e for e in self.calls[callid].timeline if e.event == events.CALLBACK]
 
 
 class FakeAccounts:

@@ -8,9 +8,16 @@ that takes a new slot instead of sending.
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable
 
+import httpx
+import pytest
+from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.pacing import HEADROOM, LATE_AFTER
+from callbridge.adapters.secrets import CarrierCredentials
 from callbridge.carrier.base import CarrierCall, CreateCall, SmsResult
+from callbridge.carrier.twilio import TwilioClient
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.changes import Change, apply
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
@@ -152,3 +159,89 @@ def test_a_placer_that_wakes_too_late_takes_a_new_slot_instead_of_sending() -> N
     assert placer.place("c1").placement is Placement.PLACED
     assert pacer.taken == [101, 102]  # slot 101 is left unused
     assert carrier.sent == [102]
+
+
+class GridPacer:
+    """PacingTable's counter in memory: slots of 1/(CPS × HEADROOM) s, handed out in order, never in the past."""
+
+    late_after = LATE_AFTER
+
+    def __init__(self, cps: int) -> None:
+        self.interval = 1 / (cps * HEADROOM)
+        self.next = 0
+
+    def acquire(self, now: float, horizon: float | None = None) -> float | None:
+        slot = max(math.ceil(now / self.interval), self.next)
+        self.next = slot + 1
+        return slot * self.interval
+
+
+class ReleasingCalls(MemoryCalls):
+    """Also lets a placer put its claim back (a call whose slot could not be kept goes back on the queue)."""
+
+    def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
+        self.call = change(self.call) or self.call
+        return self.call
+
+
+class LoadedClock:
+    """A busy machine: every sleep overshoots by a random wake-up delay, and now and then reading the carrier
+    secret (its cache expired) takes a random while too, after the placer's own check of its slot."""
+
+    def __init__(self, start: float, rng: random.Random) -> None:
+        self.t = start
+        self.rng = rng
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        # mostly on time; one wake-up in five up to 400 ms late
+        self.t += seconds + self.rng.uniform(0, 0.4 if self.rng.random() < 0.2 else 0.02)
+
+    def credentials(self, secret_id: str) -> CarrierCredentials:
+        if self.rng.random() < 0.2:  # the cached secret expired: this read goes to Secrets Manager
+            self.t += self.rng.uniform(0, 0.3)
+        return CarrierCredentials("AC" + "0" * 32, "token")
+
+
+@pytest.mark.parametrize("cps", [1, 2, 5])
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_requests_reach_the_carrier_within_cps_however_late_placers_wake(cps: int, seed: int) -> None:
+    # given a backlog drained by placers on a loaded machine, sending through the real Twilio client
+    print(f"seed={seed} cps={cps}")
+    rng = random.Random(seed)
+    clock = LoadedClock(1000.3, rng)
+    arrivals: list[float] = []
+
+    def twilio(request: httpx.Request) -> httpx.Response:
+        arrivals.append(clock.t)  # the carrier counts a request when it arrives
+        return httpx.Response(201, json={"sid": f"CA{len(arrivals):032d}", "status": "queued"})
+
+    def client(credentials: CarrierCredentials, base_url: str) -> TwilioClient:
+        http = httpx.Client(transport=httpx.MockTransport(twilio))
+        return TwilioClient(
+            credentials.account_sid, credentials.auth_token, base_url=base_url, http=http, now=clock.now
+        )
+
+    carrier = CurrentCarrier("carrier", "https://api.twilio.test", credentials=clock.credentials, factory=client)
+    pacer = GridPacer(cps)
+    placed = 0
+    for n in range(60):
+        placer = Placer(
+            calls=ReleasingCalls(queued_call()),  # type: ignore[arg-type]
+            carrier=carrier,
+            pacer=pacer,
+            urls=WebhookUrls("https://api.example.com"),
+            now=clock.now,
+            sleep=clock.sleep,
+        )
+        # when each call is placed
+        result = placer.place("c1")
+        placed += result.placement is Placement.PLACED
+        assert result.placement in (Placement.PLACED, Placement.RETRY), f"call {n}"
+
+    # then no 1-s window at the carrier holds more than CPS requests, and the backlog still drains
+    print(f"{placed} of 60 calls placed at their first delivery")
+    assert placed == len(arrivals) > 0
+    assert busiest_second(arrivals) <= cps, f"seed={seed}: {sorted(round(t - 1000, 3) for t in arrivals)}"

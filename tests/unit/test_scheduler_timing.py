@@ -293,17 +293,27 @@ def test_shards_spread_calls_evenly() -> None:
 # --- transitions
 
 
-def test_dispatch_moves_only_a_scheduled_call() -> None:
+def test_dispatch_sends_a_waiting_call_once_and_keeps_it_scheduled_until_claimed() -> None:
     call = make_call(CallStatus.SCHEDULED, call_date=at(40))
 
     moved = dispatch(call, NOW)
 
     assert moved is not None
-    assert moved.status is CallStatus.QUEUED
+    assert moved.status is CallStatus.SCHEDULED
+    assert moved.dispatched_at == iso(NOW)
     assert moved.timeline[-1].event == "dispatched"
     assert moved.timeline[-1].detail == {"call_date": iso(at(40))}
-    assert dispatch(moved, NOW) is None
+    assert dispatch(moved, NOW) is None  # sent once
     assert dispatch(make_call(CallStatus.CANCELED, call_date=at(40)), NOW) is None
+    # sent, it is not dispatched again in the next run; once long unclaimed, its message is sent again
+    assert next_step(moved, NOW, at(90), TIMING) is Step.NOTHING
+    assert next_step(moved, at(40 + TIMING.grace), at(40 + TIMING.grace + 90), TIMING) is Step.RESEND
+    assert attention(moved, TIMING) == at(40)  # indexed at its call_date, listed in order
+    # a retry waits as RETRY_WAIT the same way
+    retry = make_call(CallStatus.RETRY_WAIT, next_attempt_at=iso(at(40)))
+    sent = dispatch(retry, NOW)
+    assert sent is not None
+    assert (sent.status, sent.dispatched_at) == (CallStatus.RETRY_WAIT, iso(NOW))
 
 
 def test_requeue_only_when_due_for_it() -> None:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from callbridge.adapters.aws import LazyClient, aws_error
-from callbridge.domain.dispatch import MAX_DELAY_SECONDS
 from callbridge.domain.errors import ServiceUnavailable
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 
 _BATCH = 10  # SendMessageBatch
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from callbridge.adapters.aws import LazyClient, aws_errors
-from callbridge.domain.notifications import MAX_DELAY_SECONDS, Retry
+from callbridge.domain.limits import MAX_DELAY_SECONDS
+from callbridge.domain.notifications import Retry
 
 
 class SqsNotificationQueue:

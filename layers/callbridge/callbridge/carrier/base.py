@@ -30,6 +30,9 @@ class CreateCall:
     recording_status_callback: str | None = None
     timeout: int = 45  # seconds to let it ring
     time_limit: int | None = None  # seconds the call may last; the carrier's default when None
+    # Epoch seconds: the latest moment the request may leave (its pacing slot's allowance). The client checks it
+    # last, just before the request goes out, and sends nothing if it is past (CarrierSlotMissed).
+    send_by: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,11 @@ class CarrierRetryable(CarrierError):
 
 class CarrierUncertain(CarrierError):
     """The request may have reached the carrier: never repeat a create; reconcile by asking the carrier."""
+
+
+class CarrierSlotMissed(CarrierError):
+    """Not sent: the request would have left after its `send_by` (its pacing slot had passed). The carrier saw
+    nothing; the caller takes a new slot."""
 
 
 class CarrierRejected(CarrierError):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
@@ -15,6 +16,7 @@ from callbridge.carrier.base import (
     CarrierCall,
     CarrierRejected,
     CarrierRetryable,
+    CarrierSlotMissed,
     CarrierUncertain,
     CreateCall,
     SmsResult,
@@ -60,6 +62,7 @@ class TwilioClient:
         base_url: str = DEFAULT_BASE_URL,
         http: httpx.Client | None = None,
         timeout: httpx.Timeout | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode("ascii")
         self._headers = {
@@ -71,6 +74,7 @@ class TwilioClient:
         self._http = http
         self._owns_http = http is None
         self._timeout = timeout
+        self._now = now
 
     @property
     def _client(self) -> httpx.Client:
@@ -115,7 +119,7 @@ class TwilioClient:
         form.append(("Timeout", str(call.timeout)))
         if call.time_limit is not None:
             form.append(("TimeLimit", str(call.time_limit)))
-        return _carrier_call(self._request("POST", "/Calls.json", form))
+        return _carrier_call(_answer(self._send("POST", "/Calls.json", form, send_by=call.send_by)))
 
     def fetch_call(self, sid: str) -> CarrierCall | None:
         """The call now, or None when Twilio has no such call (404)."""
@@ -149,7 +153,7 @@ class TwilioClient:
     def _request(self, method: str, path: str, form: Form | None) -> dict[str, Any]:
         return _answer(self._send(method, path, form))
 
-    def _send(self, method: str, path: str, form: Form | None) -> httpx.Response:
+    def _send(self, method: str, path: str, form: Form | None, *, send_by: float | None = None) -> httpx.Response:
         import httpx
 
         headers = dict(self._headers)
@@ -159,7 +163,13 @@ class TwilioClient:
             content = urlencode(form).encode("ascii")
         options: dict[str, Any] = {} if self._timeout is None else {"timeout": self._timeout}
         try:
-            return self._client.request(method, self._account + path, content=content, headers=headers, **options)
+            url = self._account + path
+            request = self._client.build_request(method, url, content=content, headers=headers, **options)
+            # Last, after everything that may take a while (building the client, reading its secret): a request
+            # that would leave after its pacing slot is not sent at all, so the carrier's pace holds.
+            if send_by is not None and (late := self._now() - send_by) > 0:
+                raise CarrierSlotMissed(f"not sent: {late * 1000:.0f} ms past its pacing slot")
+            return self._client.send(request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError) as exc:
             raise CarrierRetryable(f"Twilio unreachable ({type(exc).__name__}): {exc}") from exc
         except httpx.TransportError as exc:

@@ -13,15 +13,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from callbridge.domain.calls import Call, CallStatus, iso, moment
+from callbridge.domain import events
+from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso, moment
 from callbridge.domain.retries import ending_of
 from callbridge.domain.suppressions import SUPPRESSED
 
-RETRY_EVENT = "retry.scheduled"
-WINDOW_EVENT = "window.closed"
-SUPPRESSED_EVENT = "suppressed"
-HANGUP_EVENT = "hangup"  # DELETE /pcall/calls/{callid} ended the attempt at the carrier: never retried
-NOT_DIALED = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT, CallStatus.QUEUED)
 # What an attempt leaves on the call and the next one starts without.
 _PER_ATTEMPT: dict[str, Any] = {
     "answered_by": "",
@@ -40,6 +36,7 @@ _PER_ATTEMPT: dict[str, Any] = {
     "second_leg_id": None,
     "dialed_at": None,
     "claim_token": None,
+    "dispatched_at": None,
     "tts_audio": {},
 }
 
@@ -51,7 +48,7 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
     """
     if not call.status.is_final or call.dialed_at is None:
         return call
-    if any(e.event == HANGUP_EVENT and e.detail.get("attempt") == call.attempt for e in call.timeline):
+    if any(e.event == events.HANGUP and e.detail.get("attempt") == call.attempt for e in call.timeline):
         return call
     ending = ending_of(call.status.value, call.answered_by, call.error_code, sip)
     if not call.policy.retry().retries(ending, call.attempt):
@@ -76,7 +73,12 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
     )
     reason = ending.value if ending else ""
     return waiting.with_event(
-        stamp, RETRY_EVENT, attempt=ended.attempt, ended=reason, next_attempt=waiting.attempt, due=iso(opening)
+        stamp,
+        events.RETRY_SCHEDULED,
+        attempt=ended.attempt,
+        ended=reason,
+        next_attempt=waiting.attempt,
+        due=iso(opening),
     )
 
 
@@ -92,14 +94,14 @@ def hold_for_window(call: Call, at: datetime, token: str | None = None) -> Call 
     """An attempt about to be dialed outside its calling window → SCHEDULED at the next opening; None if the
     window is open (or the call has none).
 
-    The call is QUEUED, or (with `token`) just claimed by that placer, which then does not dial it.
+    The call is not claimed yet, or (with `token`) just claimed by that placer, which then does not dial it.
     """
     window = call.policy.window()
-    if window is None or not _before_dialing(call, (CallStatus.QUEUED,), token) or window.is_open(at):
+    if window is None or not _before_dialing(call, UNCLAIMED, token) or window.is_open(at):
         return None
     opening = window.next_opening(at)
     stamp = iso(at)
-    unclaimed: dict[str, Any] = {"claim_token": None, "dialed_at": None, "tts_audio": {}}
+    unclaimed: dict[str, Any] = {"claim_token": None, "dialed_at": None, "dispatched_at": None, "tts_audio": {}}
     if opening is None:
         reason = "the calling window does not open again in every time zone of the number"
         failed = call.model_copy(
@@ -112,11 +114,11 @@ def hold_for_window(call: Call, at: datetime, token: str | None = None) -> Call 
                 "error_desc": reason,
             }
         )
-        return failed.with_event(stamp, WINDOW_EVENT, reason=reason)
+        return failed.with_event(stamp, events.WINDOW_CLOSED, reason=reason)
     held = call.model_copy(
         update={**unclaimed, "status": CallStatus.SCHEDULED, "updated_at": stamp, "next_attempt_at": iso(opening)}
     )
-    return held.with_event(stamp, WINDOW_EVENT, next_attempt_at=iso(opening))
+    return held.with_event(stamp, events.WINDOW_CLOSED, next_attempt_at=iso(opening))
 
 
 def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Call | None:
@@ -124,7 +126,7 @@ def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Cal
 
     Not dialed yet: SCHEDULED, QUEUED, RETRY_WAIT, or (with `token`) just claimed by that placer.
     """
-    if not _before_dialing(call, NOT_DIALED, token):
+    if not _before_dialing(call, UNCLAIMED, token):
         return None
     stamp = iso(at)
     canceled = call.model_copy(
@@ -139,4 +141,4 @@ def cancel_suppressed(call: Call, at: datetime, token: str | None = None) -> Cal
             "error_desc": "the number is on your do-not-call list",
         }
     )
-    return canceled.with_event(stamp, SUPPRESSED_EVENT, number=call.request.get("to"))
+    return canceled.with_event(stamp, events.SUPPRESSED, number=call.request.get("to"))

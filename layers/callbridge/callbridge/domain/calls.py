@@ -36,6 +36,10 @@ class CallStatus(StrEnum):
 FINAL_STATUSES = frozenset(
     {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.NO_ANSWER, CallStatus.FAILED, CallStatus.CANCELED}
 )
+# Waiting for a due time (a call_date, a retry, a calling window's opening); sent to the queue or not yet.
+WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT)
+# Not claimed by a placer, so not dialed (yet): the statuses a claim takes a call from, and a cancel ends.
+UNCLAIMED = (*WAITING, CallStatus.QUEUED)
 # The order a call moves through before it ends; every final status ranks above all of these.
 STATUS_RANK = {
     CallStatus.SCHEDULED: 0,
@@ -129,6 +133,9 @@ class Call(BaseModel):
     second_leg_id: str | None = None
     # The placer holds the message back for a pacing slot until then: waiting, not lost (see domain/dispatch.py).
     pacing_until: str | None = None
+    # The scheduler (or the intake, for a call due soon) sent the message of this SCHEDULED or RETRY_WAIT call to
+    # the queue then: it stays in its status until the placer claims it (see domain/dispatch.py).
+    dispatched_at: str | None = None
     dialed_at: str | None = None
     source: str = "api"
     campaign: str | None = None  # the id of the campaign the call belongs to
@@ -192,6 +199,7 @@ class Call(BaseModel):
                 "policy",
                 "attempts",
                 "pacing_until",
+                "dispatched_at",
             },
             exclude_none=False,
         )

@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.answered import MACHINE, PERSON
 from callbridge.domain.attempts import cancel_suppressed
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso, moment
-from callbridge.domain.dispatch import RELEASED
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
@@ -491,7 +491,7 @@ def campaign_call(entry: CampaignCall, campaign: Campaign) -> Call:
         metadata=entry.metadata or None,  # returned with the call and in its outcome callback, like any call's
         ivr_menus=campaign.ivr_menus.get(code, {}) if code else {},
         policy=CallPolicy.model_validate(entry.policy),
-        timeline=[TimelineEvent(at=campaign.created_at, event="accepted", detail=detail)],
+        timeline=[TimelineEvent(at=campaign.created_at, event=events.ACCEPTED, detail=detail)],
     )
     if entry.suppressed:
         return cancel_suppressed(call, moment(campaign.created_at)) or call
@@ -531,7 +531,7 @@ def release(call: Call, at: str, call_date: str | None = None) -> Call | None:
     if call.status is not CallStatus.SCHEDULED or call.next_attempt_at:
         return None
     moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": at, "call_date": call_date})
-    return moved.with_event(at, RELEASED)
+    return moved.with_event(at, events.RELEASED)
 
 
 def hold(call: Call, token: str, at: str) -> Call | None:
@@ -552,7 +552,7 @@ def hold(call: Call, token: str, at: str) -> Call | None:
             "next_attempt_at": None,
         }
     )
-    return held.with_event(at, "campaign.paused")
+    return held.with_event(at, events.CAMPAIGN_PAUSED)
 
 
 def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
@@ -573,4 +573,4 @@ def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
             "error_desc": "its campaign was cancelled before the call was dialed",
         }
     )
-    return done.with_event(at, "canceled", by="campaign")
+    return done.with_event(at, events.CANCELED, by="campaign")

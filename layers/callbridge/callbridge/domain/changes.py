@@ -31,6 +31,7 @@ class Change:
     `set_once`: fields set only where still unset. `otherwise`: written instead when the conditions do not
     hold, for example a late callback that must still reach the timeline without moving the status.
     `since`: when the call entered `status`, if earlier than the event (it places the call in the due index).
+    `needs`: fields that must be set while the call is in the given statuses.
     """
 
     event: TimelineEvent | None = None
@@ -42,6 +43,7 @@ class Change:
     set_once: Mapping[str, Any] = field(default_factory=dict)
     otherwise: Change | None = None
     since: str | None = None
+    needs: Mapping[str, frozenset[CallStatus]] = field(default_factory=dict)
 
     def holds(self, call: Call) -> bool:
         """Whether the call meets this change's conditions."""
@@ -53,6 +55,9 @@ class Change:
         for name, latest in self.not_after.items():
             current = getattr(call, name)
             if current is not None and current > latest:
+                return False
+        for name, statuses in self.needs.items():
+            if call.status in statuses and getattr(call, name) is None:
                 return False
         return True
 

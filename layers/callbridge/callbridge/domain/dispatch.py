@@ -1,11 +1,14 @@
 """Scheduled dispatch and reconciliation: when the scheduler must look at a call, and what it does then.
 
 Every call that is not final carries an *attention time* in the sparse due index: the next moment the
-scheduler must look at it. SCHEDULED: its call_date (dispatch it with a delay). QUEUED: when its queue
-message should long have been claimed (send it again: a crash between the write and the send, or a failed
-send, must not lose the call; the placer's claim makes a duplicate message harmless). DIALING, RINGING,
-IN_PROGRESS: a while after the call entered its state (its dialing, its answer), then at doubling intervals
-(ask the carrier). Final: none.
+scheduler must look at it. SCHEDULED or RETRY_WAIT, not dispatched: its due time (dispatch it with a delay).
+Dispatched (its message sent, `dispatched_at`) or QUEUED, and not claimed: when its queue message should long
+have been claimed (send it again: a crash between the write and the send, or a failed send, must not lose the
+call; the placer's claim makes a duplicate message harmless). DIALING, RINGING, IN_PROGRESS: a while after the
+call entered its state (its dialing, its answer), then at doubling intervals (ask the carrier). Final: none.
+
+A call with a due time (a call_date, a retry, a calling window's opening) keeps its status, SCHEDULED or
+RETRY_WAIT, until the placer claims it, however near its time: dispatching it only records `dispatched_at`.
 
 Pure functions of the stored call; the adapters only turn the time into index keys.
 """
@@ -18,21 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment
-from callbridge.domain.placing import CREATED_EVENT, RETRY_EVENT, UNCERTAIN_EVENT
+from callbridge.domain.calls import UNCLAIMED, WAITING, Call, CallStatus, TimelineEvent, iso, moment
 
 __all__ = ["moment"]  # used to live here; its home is domain/calls.py
+from callbridge.domain import events
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.progress import apply_status_callback
 
-MAX_DELAY_SECONDS = 900  # SQS DelaySeconds
 SHORTCUT_SECONDS = MAX_DELAY_SECONDS  # a call due within this goes straight to the queue with a delay
 
-DISPATCHED = "dispatched"  # SCHEDULED → QUEUED by the scheduler
-REQUEUED = "requeued"  # a QUEUED call sent to the queue again
-RECONCILED = "reconciled"  # the carrier was asked about a call with no final callback
-DEAD_LETTER = "dead_letter"  # the queue gave up on the call's message
-RELEASED = "released"  # a campaign's call sent to the queue at its campaign's pace (domain/campaigns.py, release)
-_CARRIER_RETRY = RETRY_EVENT
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
 
@@ -43,10 +40,10 @@ class Timing:
     The reconciliation delays are the template's Reconcile* parameters; the README gives the reasoning.
     """
 
-    # A QUEUED call still unclaimed this long after it was due is sent to the queue again.
+    # A call still unclaimed this long after it was due is sent to the queue again.
     grace: float = 120
     # Re-sends of the same call back off (grace × 2^n) up to this.
-    max_backoff: float = 900
+    max_backoff: float = MAX_DELAY_SECONDS
     # DIALING/RINGING: first look-up this long after the dialing: the ring timeout (45 s) and a margin for the
     # final callback's trip.
     ringing_after: float = 75
@@ -66,8 +63,8 @@ class Step(StrEnum):
     """What the scheduler does with a call it looks at."""
 
     NOTHING = "nothing"
-    DISPATCH = "dispatch"  # SCHEDULED and due before the next run: QUEUED, and sent with a delay
-    RESEND = "resend"  # QUEUED and long unclaimed: send its message again
+    DISPATCH = "dispatch"  # waiting, not dispatched, due before the next run: sent with a delay
+    RESEND = "resend"  # dispatched or QUEUED, and long unclaimed: send its message again
     RECONCILE = "reconcile"  # in flight past its limits: ask the carrier
 
 
@@ -76,7 +73,9 @@ def _events(call: Call, names: Iterable[str]) -> list[TimelineEvent]:
     return [e for e in call.timeline if e.event in wanted]
 
 
-WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT)  # waiting for the scheduler to dispatch them
+def awaits_claim(call: Call) -> bool:
+    """Whether the call's message is (or should be) in the queue: QUEUED, or waiting and dispatched."""
+    return call.status is CallStatus.QUEUED or (call.status in WAITING and call.dispatched_at is not None)
 
 
 def due_at(call: Call) -> str | None:
@@ -85,8 +84,8 @@ def due_at(call: Call) -> str | None:
 
 
 def queued_since(call: Call) -> datetime:
-    """When a QUEUED call's message should have become visible to the placer."""
-    released = _events(call, (RELEASED,))
+    """When an unclaimed call's message should have become visible to the placer."""
+    released = _events(call, (events.RELEASED,))
     if released:  # a campaign's call waits for its release, not since it was created
         return moment(released[-1].at)
     return moment(due_at(call) or call.created_at)
@@ -100,8 +99,8 @@ def _after_pacing(call: Call, due: datetime, timing: Timing) -> datetime:
 
 
 def _queued_attention(call: Call, timing: Timing) -> tuple[datetime, datetime]:
-    """(index time, action time) of a QUEUED call."""
-    retries = _events(call, (REQUEUED, _CARRIER_RETRY))
+    """(index time, action time) of a call awaiting its claim."""
+    retries = _events(call, (events.REQUEUED, events.CARRIER_RETRY))
     if retries:
         backoff = min(timing.grace * 2 ** len(retries), timing.max_backoff)
         due = moment(retries[-1].at) + timedelta(seconds=backoff)
@@ -122,7 +121,7 @@ def entered_at(call: Call) -> datetime:
     if call.status is CallStatus.IN_PROGRESS and call.answered_at:
         return moment(call.answered_at)
     claimed = moment(call.dialed_at or call.updated_at)
-    accepted = [moment(e.at) for e in call.timeline if e.event == CREATED_EVENT and moment(e.at) >= claimed]
+    accepted = [moment(e.at) for e in call.timeline if e.event == events.CARRIER_CREATED and moment(e.at) >= claimed]
     return max(accepted, default=claimed)
 
 
@@ -139,7 +138,7 @@ def _in_flight_attention(call: Call, timing: Timing) -> datetime:
     """The next look-up: `*_after` past the moment the call entered its state, then doubling up to `max_interval`."""
     since = entered_at(call)
     first = _first_look(call, timing)
-    checks = [e for e in _events(call, (RECONCILED,)) if moment(e.at) >= since]
+    checks = [e for e in _events(call, (events.RECONCILED,)) if moment(e.at) >= since]
     if not checks:
         return since + timedelta(seconds=first)
     interval = min(first * 2 ** len(checks), timing.max_interval)
@@ -150,11 +149,11 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     """The index time of a call: when the scheduler must next look at it (None once it is final)."""
     if call.status.is_final:
         return None
+    if awaits_claim(call):
+        return _queued_attention(call, timing)[0]
     if call.status in WAITING:
         due = due_at(call)
         return moment(due) if due else None
-    if call.status is CallStatus.QUEUED:
-        return _queued_attention(call, timing)[0]
     return _in_flight_attention(call, timing)
 
 
@@ -183,16 +182,16 @@ def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMIN
 
 def listed_as_scheduled(call: Call) -> bool:
     """A call with a due time (call_date, retry, window) that has not started: listed by GET /pcall/scheduled."""
-    return bool(due_at(call)) and call.status in (*WAITING, CallStatus.QUEUED)
+    return bool(due_at(call)) and call.status in UNCLAIMED
 
 
 def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEFAULT_TIMING) -> Step:
     """What the scheduler does with `call` at `now`, dispatching what is due before `horizon`."""
+    if awaits_claim(call):
+        return Step.RESEND if _queued_attention(call, timing)[1] <= now else Step.NOTHING
     if call.status in WAITING:
         due = due_at(call)
         return Step.DISPATCH if due and moment(due) < horizon else Step.NOTHING
-    if call.status is CallStatus.QUEUED:
-        return Step.RESEND if _queued_attention(call, timing)[1] <= now else Step.NOTHING
     if call.status in _IN_FLIGHT:
         return Step.RECONCILE if _in_flight_attention(call, timing) <= now else Step.NOTHING
     return Step.NOTHING
@@ -216,21 +215,22 @@ def horizon(now: datetime, lookahead: float) -> datetime:
 
 
 def dispatched_event(at: datetime, call_date: str) -> TimelineEvent:
-    """The timeline event of SCHEDULED → QUEUED by the scheduler."""
-    return TimelineEvent(at=iso(at), event=DISPATCHED, detail={"call_date": call_date})
+    """The timeline event of a waiting call's message sent by the scheduler."""
+    return TimelineEvent(at=iso(at), event=events.DISPATCHED, detail={"call_date": call_date})
 
 
 def dispatch(call: Call, at: datetime) -> Call | None:
-    """SCHEDULED or RETRY_WAIT → QUEUED (the scheduler will send it); None if it is no longer waiting.
+    """A SCHEDULED or RETRY_WAIT call's message sent: `dispatched_at`, its status kept until the placer claims it;
+    None if it is no longer waiting or was dispatched already.
 
     The store does the same in one conditional write (`DynamoCallsStore.dispatch`); the index attributes
-    do not change (a QUEUED call stays indexed at its call_date).
+    do not change (a dispatched call stays indexed at its due time).
     """
     due = due_at(call)
-    if call.status not in WAITING or not due:
+    if call.status not in WAITING or not due or call.dispatched_at is not None:
         return None
     event = dispatched_event(at, due)
-    moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": event.at})
+    moved = call.model_copy(update={"dispatched_at": event.at, "updated_at": event.at})
     return moved.model_copy(update={"timeline": [*call.timeline, event]})
 
 
@@ -239,8 +239,8 @@ def requeue(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> Call |
     if next_step(call, at, at, timing) is not Step.RESEND:
         return None
     late = int((at - queued_since(call)).total_seconds())
-    attempt = len(_events(call, (REQUEUED,))) + 1
-    return call.with_event(iso(at), REQUEUED, attempt=attempt, unclaimed_seconds=late)
+    attempt = len(_events(call, (events.REQUEUED,))) + 1
+    return call.with_event(iso(at), events.REQUEUED, attempt=attempt, unclaimed_seconds=late)
 
 
 def fail(call: Call, at: datetime, code: str, reason: str, event: str, **detail: object) -> Call | None:
@@ -265,12 +265,12 @@ def never_placed(call: Call, at: datetime, timing: Timing = DEFAULT_TIMING) -> C
     if call.status not in _IN_FLIGHT or call.carrier_call_id or next_step(call, at, at, timing) is not Step.RECONCILE:
         return None
     if call.status is CallStatus.DIALING:
-        uncertain = any(e.event == UNCERTAIN_EVENT for e in call.timeline)
+        uncertain = any(e.event == events.CARRIER_UNCERTAIN for e in call.timeline)
         why = "the carrier's answer to the request was lost, and" if uncertain else "no carrier call id, and"
         reason = f"never placed: {why} no carrier callback came within {int(_first_look(call, timing))} s"
     else:
         reason = "no final status from the carrier, and no carrier call id to ask it with"
-    return fail(call, at, "never_placed", reason, RECONCILED, carrier_status=None)
+    return fail(call, at, "never_placed", reason, events.RECONCILED, carrier_status=None)
 
 
 def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | None:
@@ -283,19 +283,26 @@ def from_carrier(call: Call, params: Mapping[str, str], at: datetime) -> Call | 
         return None
     stamp = iso(at)
     updated = apply_status_callback(call, params, stamp, call.attempt)
-    return updated.with_event(stamp, RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value)
+    return updated.with_event(
+        stamp, events.RECONCILED, carrier_status=params.get("CallStatus"), status=updated.status.value
+    )
 
 
 def unknown_to_carrier(call: Call, at: datetime) -> Call | None:
     """The carrier has no record of the call → FAILED."""
     return fail(
-        call, at, "carrier_no_record", "carrier has no record of this call", RECONCILED, carrier_status="not found"
+        call,
+        at,
+        "carrier_no_record",
+        "carrier has no record of this call",
+        events.RECONCILED,
+        carrier_status="not found",
     )
 
 
 def dead_lettered(call: Call, at: datetime) -> Call | None:
-    """A QUEUED call whose message the queue gave up on → FAILED; None if it is no longer QUEUED."""
-    if call.status is not CallStatus.QUEUED:
+    """A call awaiting its claim whose message the queue gave up on → FAILED; None if it no longer awaits it."""
+    if not awaits_claim(call):
         return None
     reason = "not placed: the calls queue gave up on it after repeated failed attempts (dead-letter queue)"
-    return fail(call, at, "dead_letter", reason, DEAD_LETTER)
+    return fail(call, at, "dead_letter", reason, events.DEAD_LETTER)

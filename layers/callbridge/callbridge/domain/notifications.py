@@ -18,16 +18,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from callbridge.domain import events
 from callbridge.domain.calls import Call
 from callbridge.domain.errors import DomainError
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.metadata import metadata_text
 from callbridge.domain.progress import outcome_fields
 
 SIGNATURE_HEADER = "X-Callbridge-Signature"
 EVENT_ID_HEADER = "X-Callbridge-Event-Id"
-CALLBACK_EVENT = "callback"  # timeline event of one delivery attempt
 FIRST_RETRY_SECONDS = 30
-MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds
 RETRY_FOR_SECONDS = 24 * 3600
 TIMEOUT_SECONDS = 10.0
 
@@ -192,7 +192,7 @@ def _attempt_results(call: Call, notification: str) -> set[str]:
     return {
         str(e.detail.get("result"))
         for e in call.timeline
-        if e.event == CALLBACK_EVENT and e.detail.get("event_id") == notification
+        if e.event == events.CALLBACK and e.detail.get("event_id") == notification
     }
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import phonenumbers
-
 _FORMATTING = re.compile(r"[\s\-().]")
 _DIGITS = re.compile(r"\+?[1-9]\d{6,14}")
 
@@ -20,6 +18,9 @@ def to_e164(value: str) -> str | None:
     if not _DIGITS.fullmatch(compact):
         return None
     candidate = "+" + compact.lstrip("+")
+    # Imported on first use: its metadata takes tens of milliseconds to load, and only intake parses numbers.
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException:
@@ -35,6 +36,7 @@ def time_zones_of(e164: str) -> tuple[str, ...]:
     A number whose area spans several zones (a toll-free number, a large country) gives all of them.
     """
     # Imported on first use: the prefix → zone tables are large and most calls never need them.
+    import phonenumbers
     from phonenumbers import timezone
 
     try:

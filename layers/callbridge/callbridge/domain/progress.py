@@ -14,24 +14,21 @@ configured otherwise, reconciliation).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from callbridge.domain import events
 from callbridge.domain.answered import answered_by_label, is_machine
 from callbridge.domain.attempts import end_attempt
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso, moment
 from callbridge.domain.changes import NOT_FINAL, Change, apply
-from callbridge.domain.placing import CREATED_EVENT
 
-STATUS_EVENT = "carrier.status"
 # A status callback about another carrier call than the call's (another CallSid): kept for the record only.
-IGNORED_EVENT = "carrier.ignored"
 ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
-RECORDING_EVENT = "carrier.recording"
 # The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
 # documents AnsweredBy on this request (not on status callbacks), so the verdict is taken from here too.
-FLOW_EVENT = "flow"
 _FLOW_PARAMS = ("AnsweredBy", "CallStatus", "MachineDetectionDuration")
 # The status callbacks callbridge asks the carrier for: the outcome needs only the final one (see above).
 STATUS_EVENTS: tuple[str, ...] = ("completed",)
@@ -135,15 +132,15 @@ def _counts(call: Call, detail: Mapping[str, Any]) -> bool:
 def _outcome(call: Call) -> dict[str, Any]:
     """The outcome implied by every carrier event of the current attempt on the timeline (a function of the set,
     not the order). billed_seconds adds the attempts before it."""
-    statuses = [e for e in _current(call, STATUS_EVENT) if _counts(call, e.detail)]
+    statuses = [e for e in _current(call, events.CARRIER_STATUS) if _counts(call, e.detail)]
     # A call that ended unanswered (busy, no answer, failed: by the carrier's word or reconciliation's) stays so.
     unanswered = call.status.is_final and call.status is not CallStatus.COMPLETED
-    flows = [] if unanswered else _current(call, FLOW_EVENT)
-    recorded = [e for e in _current(call, RECORDING_EVENT) if _about_this_call(call, e.detail)]
-    events = [e.detail for e in statuses + recorded + flows]
+    flows = [] if unanswered else _current(call, events.FLOW)
+    recorded = [e for e in _current(call, events.CARRIER_RECORDING) if _about_this_call(call, e.detail)]
+    details = [e.detail for e in statuses + recorded + flows]
     asked_for_flow = bool(flows)
     before = sum(a.billed_seconds for a in call.attempts)
-    amd = sorted({str(d["AnsweredBy"]) for d in events if d.get("AnsweredBy")})
+    amd = sorted({str(d["AnsweredBy"]) for d in details if d.get("AnsweredBy")})
     amd_value = next((a for a in amd if is_machine(a)), amd[0] if amd else None)
     durations = [d for d in (_int(e.detail.get("CallDuration")) for e in statuses) if d is not None]
     by_status: dict[str, list[str]] = {}
@@ -153,10 +150,10 @@ def _outcome(call: Call) -> dict[str, Any]:
     early = by_status.get("initiated", []) + by_status.get("queued", []) + by_status.get("ringing", [])
     answered = [] if unanswered else by_status.get("in-progress", []) + by_status.get("answered", [])
     # Without the early callbacks, the carrier's acceptance of the call and the flow request stand for them.
-    early = early or [e.at for e in _current(call, CREATED_EVENT)]
+    early = early or [e.at for e in _current(call, events.CARRIER_CREATED)]
     answered = answered or [_answered_at(e) for e in flows]
     final = [w for s, ws in by_status.items() if s in CARRIER_STATUS and CARRIER_STATUS[s].is_final for w in ws]
-    recordings = sorted({str(d["RecordingUrl"]) for d in events if d.get("RecordingUrl")})
+    recordings = sorted({str(d["RecordingUrl"]) for d in details if d.get("RecordingUrl")})
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
     update: dict[str, Any] = {
@@ -202,6 +199,22 @@ def from_this_call(call: Call, params: Mapping[str, str]) -> bool:
     return bool(sid) and call.status is CallStatus.DIALING
 
 
+def about_carrier_call(change: Change, sid: str) -> Change:
+    """`change` (and its `otherwise`), written only if the call's carrier call id is `sid`: `from_this_call` held
+    by the write's own condition, with no read before it."""
+    otherwise = change.otherwise
+    if otherwise is not None:
+        otherwise = replace(otherwise, require={**otherwise.require, "carrier_call_id": sid})
+    return replace(change, require={**change.require, "carrier_call_id": sid}, otherwise=otherwise)
+
+
+def before_its_carrier_id(change: Change) -> Change:
+    """`change`, written only while the call is DIALING with no carrier call id yet (the placer's write of it is
+    on its way): the other case in which a callback is `from_this_call`."""
+    when = frozenset({CallStatus.DIALING}) if change.when is None else change.when & {CallStatus.DIALING}
+    return replace(change, when=when, require={**change.require, "carrier_call_id": None}, otherwise=None)
+
+
 def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:
     detail: dict[str, Any] = {k: params[k] for k in _KEPT_PARAMS if params.get(k)}
     if attempt != 1:
@@ -215,8 +228,8 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attemp
     make the call wait for its next attempt (domain/attempts.py). A callback about another carrier call (another
     CallSid) is kept for the record and changes nothing; once final, a call keeps its status and outcome."""
     if not from_this_call(call, params):
-        return call.with_event(at, IGNORED_EVENT, **_detail(params, attempt))
-    call = call.with_event(at, STATUS_EVENT, **_detail(params, attempt))
+        return call.with_event(at, events.CARRIER_IGNORED, **_detail(params, attempt))
+    call = call.with_event(at, events.CARRIER_STATUS, **_detail(params, attempt))
     if attempt != call.attempt:
         return call
     if not call.carrier_call_id:
@@ -229,7 +242,7 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attemp
     call = call.model_copy(update=_outcome(call))
     if not call.status.is_final:
         return call
-    ours = [e for e in _current(call, STATUS_EVENT) if _about_this_call(call, e.detail)]
+    ours = [e for e in _current(call, events.CARRIER_STATUS) if _about_this_call(call, e.detail)]
     sip = [str(e.detail["SipResponseCode"]) for e in ours if e.detail.get("SipResponseCode")]
     return end_attempt(call, moment(at), sip[-1] if sip else None)
 
@@ -245,7 +258,7 @@ def apply_flow_request(call: Call, params: Mapping[str, str], at: str) -> Call:
 def apply_recording_callback(call: Call, params: Mapping[str, str], at: str, attempt: int = 1) -> Call:
     """The call after a recording status callback of attempt `attempt` (one naming another carrier call than the
     call's is kept on the timeline and changes nothing)."""
-    call = call.with_event(at, RECORDING_EVENT, **_detail(params, attempt))
+    call = call.with_event(at, events.CARRIER_RECORDING, **_detail(params, attempt))
     if attempt != call.attempt:
         return call
     return call.model_copy(update=_outcome(call))
@@ -270,7 +283,7 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
 
     The same rules as `apply_status_callback` (a test holds them together), written without a read.
     """
-    event = TimelineEvent(at=at, event=STATUS_EVENT, detail=_kept(params))
+    event = TimelineEvent(at=at, event=events.CARRIER_STATUS, detail=_kept(params))
     only_event = Change(event=event)
     target = CARRIER_STATUS.get(params.get("CallStatus", "").lower())
     if target is None:
@@ -289,13 +302,13 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
 def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     """A recording status callback of attempt `attempt` as one change (the outcome of that attempt takes the
     recording from the timeline, if the callback names the call's carrier call)."""
-    return Change(event=TimelineEvent(at=at, event=RECORDING_EVENT, detail=_detail(params, attempt)))
+    return Change(event=TimelineEvent(at=at, event=events.CARRIER_RECORDING, detail=_detail(params, attempt)))
 
 
 def ignored_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     """A carrier request about another carrier call than the call's (`from_this_call` is false): kept on the
     timeline for the record, changing nothing."""
-    return Change(event=TimelineEvent(at=at, event=IGNORED_EVENT, detail=_detail(params, attempt)))
+    return Change(event=TimelineEvent(at=at, event=events.CARRIER_IGNORED, detail=_detail(params, attempt)))
 
 
 def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
@@ -307,7 +320,7 @@ def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     if attempt != 1:
         detail[ATTEMPT] = attempt
     event = TimelineEvent(
-        at=at, event=FLOW_EVENT, detail={"label": answered_by_label(params.get("AnsweredBy")), **detail}
+        at=at, event=events.FLOW, detail={"label": answered_by_label(params.get("AnsweredBy")), **detail}
     )
     return Change(
         event=event,
@@ -318,7 +331,6 @@ def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
     )
 
 
-SMS_STATUS_EVENT = "sms.status"
 # How far along its way each of the carrier's message statuses is (Twilio's MessageStatus for an outbound SMS).
 # Callbacks may come late, twice or out of order: a status never replaces one further along, and the final ones
 # (delivered, undelivered, failed, canceled) absorb each other, except that `read` can still follow delivery.
@@ -349,7 +361,7 @@ def apply_sms_status(call: Call, params: Mapping[str, str], at: str) -> Call:
     A callback about another message than the call's SMS changes nothing but the timeline.
     """
     detail = {k: params[k] for k in ("MessageSid", "MessageStatus", "ErrorCode") if params.get(k)}
-    call = call.with_event(at, SMS_STATUS_EVENT, **detail)
+    call = call.with_event(at, events.SMS_STATUS, **detail)
     sid, status = params.get("MessageSid", ""), params.get("MessageStatus", "").lower()
     if not status or (call.sms_sid and sid != call.sms_sid):
         return call

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any, TypeVar
 
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import CallStatus, TimelineEvent, iso
 from callbridge.domain.errors import CallNotFound, FieldProblem, InvalidRequest
@@ -169,7 +170,7 @@ def cancel_scheduled(calls: CallsStore, account: Account, callid: str, *, now: d
     """Cancel a call with a call_date that has not started (SCHEDULED, or QUEUED for its time); else a Conflict."""
     if not _plausible_id(callid):
         raise CallNotFound(callid)
-    event = TimelineEvent(at=iso(now), event="canceled", detail={"by": "api"})
+    event = TimelineEvent(at=iso(now), event=events.CANCELED, detail={"by": "api"})
     call = calls.cancel(callid, account.api_key, event)
     return {"callid": call.callid, "status": call.status.value}
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
+from callbridge.domain import events
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     RELEASING,
@@ -27,8 +28,9 @@ from callbridge.domain.campaigns import (
     hold,
     release,
 )
-from callbridge.domain.dispatch import MAX_DELAY_SECONDS, moment
+from callbridge.domain.dispatch import moment
 from callbridge.domain.errors import Conflict, ServiceUnavailable
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
 from callbridge.logic.campaigns import cancel_message, fanout_message, notify_message, tick_message
 from callbridge.ports import CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
@@ -234,7 +236,9 @@ class CampaignWorker:
             return True
         stamp = _stamp(self.now())
         if campaign.status is CampaignStatus.PAUSED:
-            index = next((int(e.detail.get("index", _LAST)) for e in call.timeline if e.event == "accepted"), _LAST)
+            index = next(
+                (int(e.detail.get("index", _LAST)) for e in call.timeline if e.event == events.ACCEPTED), _LAST
+            )
             # Marked waiting before it moves back: a crash in between leaves a mark the release skips. It was due:
             # it waits in the campaign's order, and keeps the call_date it was released with.
             self.campaigns.add_waiting(campaign.id, [WaitingCall(index, call.callid, call_date=call.call_date)])

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from callbridge.domain import events
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.errors import Conflict, InvalidRequest
 from callbridge.domain.messages import CallsQueueMessage
@@ -46,7 +47,7 @@ def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime
             error_code="invalid_request",
             error_desc=str(exc),
             source="sqs",
-            timeline=[TimelineEvent(at=at, event="rejected", detail={"reason": str(exc)})],
+            timeline=[TimelineEvent(at=at, event=events.REJECTED, detail={"reason": str(exc)})],
         )
         intake.calls.create(call)
         return {"code": 400, "code_desc": str(exc), "callid": call.callid}

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from callbridge.carrier.base import Carrier, CarrierCall, CarrierError, CarrierRejected
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
-from callbridge.domain.attempts import HANGUP_EVENT, NOT_DIALED
-from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import apply_status_callback
 from callbridge.logic.scheduler import carrier_params
@@ -39,7 +39,7 @@ def _canceled(call: Call, at: datetime, **detail: Any) -> Call:
             "next_attempt_at": None,
         }
     )
-    return done.with_event(stamp, "canceled", by="api", attempt=call.attempt, **detail)
+    return done.with_event(stamp, events.CANCELED, by="api", attempt=call.attempt, **detail)
 
 
 def hang_up(
@@ -52,8 +52,8 @@ def hang_up(
     for _ in range(3):  # the call may move on between the read and the write; settle it by its new state
         if call.status.is_final:
             raise Conflict(f"call {callid} is {call.status.value}: it has already ended")
-        if call.status in NOT_DIALED:
-            moved = _write(calls, callid, lambda c: _canceled(c, now) if c.status in NOT_DIALED else None)
+        if call.status in UNCLAIMED:
+            moved = _write(calls, callid, lambda c: _canceled(c, now) if c.status in UNCLAIMED else None)
         elif call.carrier_call_id is None:  # the placer's request to the carrier is in flight
             moved = _write(
                 calls,
@@ -96,7 +96,7 @@ def _at_carrier(calls: CallsStore, carrier: Carrier, call: Call, now: datetime) 
     marked = calls.update(
         call.callid,
         lambda c: (
-            c.with_event(stamp, HANGUP_EVENT, by="api", attempt=attempt, sid=sid) if c.carrier_call_id == sid else None
+            c.with_event(stamp, events.HANGUP, by="api", attempt=attempt, sid=sid) if c.carrier_call_id == sid else None
         ),
     )
     found: CarrierCall | None

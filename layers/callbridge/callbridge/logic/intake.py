@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
@@ -146,9 +147,10 @@ def accept_call(
     window = checked.policy.window()
     opening = window.next_opening(due or now) if window else None
     held = opening is not None and opening > (due or now)
-    # Due within the longest SQS delay: the queue holds it until then; no scheduler run to wait for.
-    scheduled = held or (due is not None and due - now > timedelta(seconds=SHORTCUT_SECONDS))
-    status = CallStatus.SCHEDULED if scheduled else CallStatus.QUEUED
+    # A call with a due time is SCHEDULED until the placer claims it. Due within the longest SQS delay, its
+    # message is sent now and the queue holds it until then: no scheduler run to wait for.
+    status = CallStatus.SCHEDULED if held or due is not None else CallStatus.QUEUED
+    send_now = not held and (due is None or due - now <= timedelta(seconds=SHORTCUT_SECONDS))
     at = iso(now)
     detail: dict[str, Any] = {"status": status.value}
     if due:
@@ -169,7 +171,8 @@ def accept_call(
         policy=checked.policy,
         metadata=metadata,
         next_attempt_at=iso(opening) if held and opening else None,
-        timeline=[TimelineEvent(at=at, event="accepted", detail=detail)],
+        dispatched_at=at if send_now and status is CallStatus.SCHEDULED else None,
+        timeline=[TimelineEvent(at=at, event=events.ACCEPTED, detail=detail)],
     )
     response: dict[str, Any] = {**accepted, "code": 200, "code_desc": "", "callid": callid}
     if metadata is not None:
@@ -191,7 +194,7 @@ def accept_call(
         if existing is None:
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash)
-    if status is CallStatus.QUEUED:
-        # If this send fails the call is still stored QUEUED: the scheduler re-sends it once it is overdue.
+    if send_now:
+        # If this send fails the call is stored as sent: the scheduler re-sends it once it is overdue.
         ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0, call_date=call.call_date)
     return response

@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, TimelineEvent, iso
 from callbridge.domain.changes import Change
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.notifications import (
-    CALLBACK_EVENT,
     EVENT_ID_HEADER,
     NOT_QUEUED,
     SIGNATURE_HEADER,
@@ -199,6 +199,6 @@ class Notifier:
         stamp = iso(datetime.fromtimestamp(at, UTC))
         entry = {**detail, "result": str(result)}
         try:
-            self.calls.apply(callid, Change(event=TimelineEvent(at=stamp, event=CALLBACK_EVENT, detail=entry)))
+            self.calls.apply(callid, Change(event=TimelineEvent(at=stamp, event=events.CALLBACK, detail=entry)))
         except ServiceUnavailable as exc:
             self.log("could not record a callback attempt on the timeline", callid=callid, error=str(exc), **entry)

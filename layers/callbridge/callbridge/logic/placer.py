@@ -5,26 +5,28 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from callbridge.carrier.base import (
     Carrier,
+    CarrierCall,
     CarrierError,
     CarrierRejected,
     CarrierRetryable,
+    CarrierSlotMissed,
     CarrierUncertain,
     CreateCall,
 )
+from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.dispatch import due_at, moment
+from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
     PACING_NOTE_AHEAD,
-    RETRY_EVENT,
     claim,
     placed,
     premium_audio,
@@ -62,7 +64,7 @@ class Placement(StrEnum):
     """What happened to one call message."""
 
     PLACED = "placed"
-    SKIPPED = "skipped"  # no longer QUEUED: cancelled, already claimed, or finished
+    SKIPPED = "skipped"  # no longer awaiting its claim: cancelled, already claimed, or finished
     RETRY = "retry"  # not placed; try again later (the message goes back to the queue)
     FAILED = "failed"  # the carrier refused the call for good
     UNCERTAIN = "uncertain"  # the request may have reached the carrier; reconciliation decides
@@ -162,7 +164,7 @@ class Placer:
             if call.status is not CallStatus.DIALING or call.claim_token != token:
                 return None
             back = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": stamp, "claim_token": None})
-            return back.with_event(stamp, RETRY_EVENT, reason=reason)
+            return back.with_event(stamp, events.CARRIER_RETRY, reason=reason)
 
         self.calls.update(callid, release)
 
@@ -187,10 +189,35 @@ class Placer:
             slot = next_slot
         return None  # this container keeps waking late: let the message come back (to a less busy one)
 
+    def _send_in_a_slot(
+        self, request: CreateCall, slot: float, deadline: float | None
+    ) -> tuple[float, CarrierCall] | None:
+        """Send the create request within its slot's allowance: the carrier client checks `send_by` just before
+        the request leaves and sends nothing if it is past, and then a new slot is taken. When it was sent and
+        the carrier's answer; None when no slot could be kept."""
+        for _ in range(_LATE_WAKEUPS):
+            turn = self._turn(slot, deadline)
+            if turn is None:
+                return None
+            started = self.now()
+            try:
+                return started, self.carrier.create_call(replace(request, send_by=turn + self.pacer.late_after))
+            except CarrierSlotMissed as exc:
+                self.log("a carrier request missed its slot; taking another", error=str(exc))
+            now = self.now()
+            left = None if deadline is None else deadline - now
+            if left is not None and left < 0:
+                return None
+            next_slot = self.pacer.acquire(now, left)
+            if next_slot is None:
+                return None
+            slot = next_slot
+        return None
+
     def place(
         self, callid: str, *, attempt: int = 1, horizon: float | None = None, call_date: str | None = None
     ) -> PlaceResult:
-        """Claim the call (QUEUED → DIALING) and ask the carrier to dial it; never dials twice.
+        """Claim the call (→ DIALING) and ask the carrier to dial it; never dials twice.
 
         `call_date`: the scheduled time its message carries, if any (the claim checks the stored one too).
         A carrier slot is reserved first, so a backlog costs no writes to the call; then one conditional
@@ -214,7 +241,7 @@ class Placer:
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
         if not claimed_now or claimed is None:
             due_time = due_at(claimed) if claimed is not None else None
-            if claimed is not None and claimed.status is CallStatus.QUEUED and due_time:
+            if claimed is not None and awaits_claim(claimed) and due_time:
                 early = moment(due_time).timestamp() - self.now()
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, early), waiting=True)
             return PlaceResult(Placement.SKIPPED)
@@ -232,14 +259,13 @@ class Placer:
         audio = self._premium_audio(claimed)
         if audio:  # kept before the carrier is asked, so the flow webhook finds it
             self.calls.apply(callid, premium_audio(audio))
-        turn = self._turn(slot, deadline)
-        if turn is None:  # it kept waking after its slot, or ran out of invocation: back on the queue at once
-            self._release(callid, token, "no carrier slot it could keep in this invocation")
-            return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
         request = self._request(claimed)
-        started = self.now()
         try:
-            carrier_call = self.carrier.create_call(request)
+            sent = self._send_in_a_slot(request, slot, deadline)
+            if sent is None:  # it kept missing its slot, or ran out of invocation: back on the queue at once
+                self._release(callid, token, "no carrier slot it could keep in this invocation")
+                return PlaceResult(Placement.RETRY, retry_after=1.0, waiting=True)
+            started, carrier_call = sent
         except CarrierRetryable as exc:
             self._release(callid, token, str(exc))
             backoff = exc.retry_after or min(300.0, 2.0 ** min(attempt, 8))
@@ -270,7 +296,7 @@ class Placer:
         except CarrierError as exc:  # the carrier's ring timeout ends it anyway; the call stays CANCELED
             detail = {"sid": sid, "error": str(exc)}
             self.log("could not end a call hung up while it was being placed", callid=callid, error=str(exc))
-        self.calls.update(callid, lambda c: c.with_event(stamp, "carrier.hangup", **detail))
+        self.calls.update(callid, lambda c: c.with_event(stamp, events.CARRIER_HANGUP, **detail))
 
     def _request(self, call: Call) -> CreateCall:
         record = call.request.get("record") == "YES"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from callbridge.carrier.base import Carrier, CarrierError, CreateCall
+from callbridge.domain import events
 from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, TimelineEvent, iso
 from callbridge.domain.changes import Change
@@ -24,8 +25,10 @@ from callbridge.domain.ivr import (
     valid_code,
 )
 from callbridge.domain.progress import (
+    about_carrier_call,
     apply_sms_status,
     apply_status_callback,
+    before_its_carrier_id,
     flow_change,
     from_this_call,
     ignored_change,
@@ -54,9 +57,7 @@ _NOT_BRIDGED = frozenset({"busy", "no-answer", "failed", "canceled"})
 SECOND_LEG_STATUS = "dial.second_leg.status"
 NOT_BRIDGED = "dial.not_bridged"
 FLOW_ERROR = "flow.error"
-_IVR_DIGITS = "ivr.digits"
-_IVR_NO_INPUT = "ivr.no_input"
-_IVR_EVENTS = (_IVR_DIGITS, _IVR_NO_INPUT)
+_IVR_EVENTS = (events.IVR_DIGITS, events.IVR_NO_INPUT)
 
 
 def _request_of(call: Call) -> CallRequest:
@@ -110,13 +111,11 @@ class Webhooks:
         call's (another CallSid, or a call never claimed for dialing) is kept on the timeline, changes nothing
         and is hung up: it must not answer a call, send its SMS or leave it IN_PROGRESS for reconciliation.
         """
-        if not from_this_call(self._call(callid), params):
+        label = answered_by_label(params.get("AnsweredBy"))
+        call = self._answered(callid, params, attempt)
+        if call is None:
             self.calls.apply(callid, ignored_change(params, self._stamp(), attempt))
             return render_hangup()
-        label = answered_by_label(params.get("AnsweredBy"))
-        _, call = self.calls.apply(callid, flow_change(params, self._stamp(), attempt))
-        if call is None:
-            raise CallNotFound(callid)
         request = _request_of(call)
         if call.status.is_final:
             return render_hangup()
@@ -129,6 +128,25 @@ class Webhooks:
             menu = from_snapshot(call.ivr_menus).get(request.answer_ivr)
             ivr = render_menu(request.answer_ivr, menu, flow) if menu else None
         return render_answer(request, label, flow, call.tts_audio, ivr=ivr)
+
+    def _answered(self, callid: str, params: Mapping[str, str], attempt: int) -> Call | None:
+        """Write the flow request if it is `from_this_call`, with the carrier call id in the write's condition
+        (one request when the placer has written it, as it usually has); the call after it, or None if the
+        request is about another carrier call."""
+        sid = params.get("CallSid", "")
+        change = flow_change(params, self._stamp(), attempt)
+        for _ in range(2):  # the placer may write the carrier call id between the two tries: then once more
+            _, call = self.calls.apply(callid, about_carrier_call(change, sid))
+            if call is None:
+                raise CallNotFound(callid)
+            if call.carrier_call_id == sid:  # written (as IN_PROGRESS, or only on the timeline once past it)
+                return call
+            if not from_this_call(call, params):
+                return None
+            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change))
+            if held and unplaced is not None:
+                return unplaced
+        return None
 
     def gather(self, callid: str, params: Mapping[str, str], query: Mapping[str, str], urls: WebhookUrls) -> str:
         """A key pressed at an IVR menu, or none before its timeout: keep it on the call, answer what follows.
@@ -149,11 +167,11 @@ class Webhooks:
             if pressed:
                 kind = resolution.action.action if isinstance(resolution, Chosen) else "invalid"
                 c = c.model_copy(update={"digits": c.digits + pressed})
-                c = c.with_event(stamp, _IVR_DIGITS, digit=pressed, action=kind, **at)
+                c = c.with_event(stamp, events.IVR_DIGITS, digit=pressed, action=kind, **at)
             else:
-                c = c.with_event(stamp, _IVR_NO_INPUT, **at)
+                c = c.with_event(stamp, events.IVR_NO_INPUT, **at)
             if isinstance(resolution, GiveUp):
-                c = c.with_event(stamp, "ivr.ended", menu=code, reason="invalid" if pressed else "no_input")
+                c = c.with_event(stamp, events.IVR_ENDED, menu=code, reason="invalid" if pressed else "no_input")
             return c
 
         call = self.calls.update(callid, keep)
@@ -184,7 +202,8 @@ class Webhooks:
         except CarrierError as exc:
             failed = {"status": "failed", "error": str(exc), "from": sender}
             self.calls.update(
-                call.callid, lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, "sms", **failed)
+                call.callid,
+                lambda c: c.model_copy(update={"sms_status": "failed"}).with_event(stamp, events.SMS, **failed),
             )
             return
         event = {"sid": result.sid, "status": result.status, "from": sender}
@@ -192,7 +211,7 @@ class Webhooks:
         def sent(c: Call) -> Call:
             # The carrier's status callbacks may already have moved the SMS further along: never back.
             update = {"sms_sid": c.sms_sid or result.sid, "sms_status": later_sms_status(c.sms_status, result.status)}
-            return c.model_copy(update=update).with_event(stamp, "sms", **event)
+            return c.model_copy(update=update).with_event(stamp, events.SMS, **event)
 
         self.calls.update(call.callid, sent)
 
@@ -230,7 +249,7 @@ class Webhooks:
     def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
         """The <Dial> finished: keep how, then end the call."""
         detail = {k: v for k, v in params.items() if k.startswith("Dial")}
-        event = TimelineEvent(at=self._stamp(), event="dial.ended", detail=detail)
+        event = TimelineEvent(at=self._stamp(), event=events.DIAL_ENDED, detail=detail)
         self.calls.apply(callid, Change(event=event, set={"dial_status": params.get("DialCallStatus", "")}))
         return render_hangup()
 
@@ -274,7 +293,7 @@ class Webhooks:
         except CarrierError as exc:
             update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
         self.calls.apply(
-            call.callid, Change(event=TimelineEvent(at=stamp, event="dial.second_leg", detail=event), set=update)
+            call.callid, Change(event=TimelineEvent(at=stamp, event=events.DIAL_SECOND_LEG, detail=event), set=update)
         )
         if update["second_leg_id"] == "failed":
             self._end_bridge(call.callid, "failed")

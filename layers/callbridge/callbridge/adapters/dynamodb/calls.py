@@ -20,7 +20,7 @@ from typing import Any
 from callbridge.adapters.aws import ConditionFailed, LazyClient, TransactionCanceled, aws_errors
 from callbridge.adapters.dynamodb.codec import from_item, to_item, value
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.changes import Change
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
@@ -46,7 +46,6 @@ from callbridge.ports import (
 
 _MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
 _BATCH_GET = 100  # keys per BatchGetItem
-_WAITING = (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT, CallStatus.QUEUED)
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
 _EMPTY: tuple[object, ...] = ("", {}, [])
@@ -153,6 +152,9 @@ class DynamoCallsStore:
         for field, latest in change.not_after.items():
             n = x.name(field)
             x.conditions.append(f"(attribute_not_exists({n}) OR {n} <= {x.value(latest)})")
+        for field, statuses in change.needs.items():
+            options = ", ".join(x.value(s.value) for s in sorted(statuses))
+            x.conditions.append(f"(NOT {x.name('status')} IN ({options}) OR attribute_exists({x.name(field)}))")
         for field, data in change.set.items():
             if data is None:
                 x.removes.append(x.name(field))
@@ -169,9 +171,9 @@ class DynamoCallsStore:
         if change.status is not None and change.event is not None:
             x.sets.append(f"{x.name('status')} = {x.value(change.status.value)}")
             x.sets.append(f"{x.name('updated_at')} = {x.value(change.event.at)}")
-            if change.status not in _WAITING:
+            if change.status not in UNCLAIMED:
                 x.removes.append(x.name("scheduled_account"))
-            if change.status not in _WAITING and moves_in_index(change.status):
+            if change.status not in UNCLAIMED and moves_in_index(change.status):
                 due = entering(change.status, moment(change.since or change.event.at), self._timing)
                 if due is None:
                     x.removes += [x.name("due_key"), x.name("due_shard")]
@@ -346,10 +348,11 @@ class DynamoCallsStore:
             params["ExclusiveStartKey"] = last
 
     def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
-        """SCHEDULED or RETRY_WAIT → QUEUED if it is due before `before` (ISO): one conditional write, no read.
+        """Record a SCHEDULED or RETRY_WAIT call's message as sent (`dispatched_at`, its status kept) if it is due
+        before `before` (ISO) and not dispatched yet: one conditional write, no read.
 
-        The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a QUEUED
-        call keeps its call_date as due_key, see `call_item`). Returns (True, None) when the call moved, else
+        The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a dispatched
+        call keeps its due time as due_key, see `call_item`). Returns (True, None) when the call moved, else
         (False, the call as it is, or None if there is no such call).
         """
         try:
@@ -358,14 +361,17 @@ class DynamoCallsStore:
                     TableName=self._table,
                     Key={"callid": {"S": callid}},
                     UpdateExpression=(
-                        "SET #s = :queued, updated_at = :at, timeline = list_append(timeline, :event) ADD version :one"
+                        "SET dispatched_at = :at, updated_at = :at, timeline = list_append(timeline, :event) "
+                        "ADD version :one"
                     ),
                     # due_key is "<due>#<callid>": it sorts before `before` exactly when the call is due before it
                     # (its call_date, or the next_attempt_at of a retry or a calling window's opening).
-                    ConditionExpression="(#s = :scheduled OR #s = :retry_wait) AND due_key < :before",
+                    ConditionExpression=(
+                        "(#s = :scheduled OR #s = :retry_wait) AND due_key < :before "
+                        "AND attribute_not_exists(dispatched_at)"
+                    ),
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
-                        ":queued": {"S": CallStatus.QUEUED.value},
                         ":scheduled": {"S": CallStatus.SCHEDULED.value},
                         ":retry_wait": {"S": CallStatus.RETRY_WAIT.value},
                         ":before": {"S": before},

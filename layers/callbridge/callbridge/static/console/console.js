@@ -407,10 +407,32 @@ function describe(entry, call) {
     }
     case "canceled":
       return d.by === "api" ? "Cancelled by you" : "Cancelled";
+    case "hangup":
+      return d.by === "api" ? "Hung up by you" : "Hung up";
     case "reconciled":
       return "Outcome checked with the carrier";
     case "rejected":
       return `Refused${d.reason ? `: ${d.reason}` : ""}`;
+    case "suppressed":
+      return "Not dialed: the number is on your do-not-call list";
+    case "dead_letter":
+      return "Not placed: the dialer gave up on it";
+    case "released":
+      return "Released by its campaign";
+    case "pacing.wait":
+      return "Waiting for a free carrier slot";
+    case "carrier.hangup":
+      return "Hang-up asked of the carrier";
+    case "carrier.ignored":
+      return "A carrier event about another call (ignored)";
+    case "sms.status":
+      return `Voicemail SMS ${d.MessageStatus || "updated"}`;
+    case "retry.scheduled":
+      return `Attempt ${d.attempt} ended${d.ended ? ` (${d.ended})` : ""}; attempt ${d.next_attempt} at ${d.due}`;
+    case "window.closed":
+      return d.next_attempt_at ? `Outside the calling window: waiting until ${d.next_attempt_at}` : `Not placed: ${d.reason}`;
+    case "campaign.paused":
+      return "Waiting: its campaign is paused";
     default:
       return entry.event;
   }

@@ -1,0 +1,5 @@
+"""Limits of the AWS services callbridge runs on, which its rules are built around."""
+
+from __future__ import annotations
+
+MAX_DELAY_SECONDS = 900  # SQS's longest DelaySeconds (a message, or a queue's delay)

@@ -1,0 +1,33 @@
+"""Every timeline event has one name, defined in domain/events.py, and the console says each in words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from callbridge.domain import events
+
+NAMES = {name: value for name, value in vars(events).items() if name.isupper()}
+CONSOLE = Path(events.__file__).parent.parent / "static" / "console" / "console.js"
+LAYER = Path(events.__file__).parent.parent
+
+
+def test_each_event_name_is_defined_once() -> None:
+    assert len(set(NAMES.values())) == len(NAMES), NAMES
+
+
+def test_the_console_describes_every_event_in_words() -> None:
+    cases = re.findall(r'^\s*case "([a-z_.]+)":', CONSOLE.read_text(encoding="utf-8"), flags=re.M)
+    assert len(cases) == len(set(cases)), sorted(c for c in cases if cases.count(c) > 1)  # one description each
+    assert set(NAMES.values()) <= set(cases), set(NAMES.values()) - set(cases)
+
+
+def test_no_module_writes_an_event_name_of_its_own() -> None:
+    # a timeline event is written as TimelineEvent(event=...) or call.with_event(at, ...): never with a literal
+    written = re.compile(r'(event=|with_event\([^,()]+, )"([a-z_.]+)"')
+    found = {
+        f"{path.relative_to(LAYER)}: {match.group(2)}"
+        for path in LAYER.rglob("*.py")
+        for match in written.finditer(path.read_text(encoding="utf-8"))
+    }
+    assert found == set()
