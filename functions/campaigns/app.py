@@ -30,7 +30,7 @@ tracer = LazyTracer()
 metrics = Metrics()
 queue_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-SAFETY_SECONDS = 10.0  # a cancel stops this long before the function's timeout and goes on in a new message
+SAFETY_SECONDS = 10.0  # a fan-out or cancel stops this long before the function's timeout, and goes on in a new message
 _rng = random.Random()  # noqa: S311 - retry jitter, not a secret
 
 
@@ -66,15 +66,16 @@ def queue_record(record: SQSRecord, lambda_context: LambdaContext | None = None)
         logger.error("dropping a CampaignsQueue message that is not campaign work", extra={"id": record.message_id})
         return
     worker = deps().worker
+    remaining = lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 30.0
+    deadline = time.time() + max(1.0, remaining - SAFETY_SECONDS)
     if kind == "fanout":
-        stored = worker.fanout(campaign, int(message["chunk"]))
+        stored = worker.fanout(campaign, int(message["chunk"]), start=int(message.get("from", 0)), deadline=deadline)
         metrics.add_metric(name="CampaignCallsStored", unit=MetricUnit.Count, value=stored)
     elif kind == "tick":
         step = worker.tick(campaign, int(message["seq"]), record.message_id)
         logger.debug("release step", extra={"campaign": campaign, "step": step.value})
     elif kind == "cancel":
-        remaining = lambda_context.get_remaining_time_in_millis() / 1000 if lambda_context else 30.0
-        worker.cancel_all(campaign, deadline=time.time() + max(1.0, remaining - SAFETY_SECONDS))
+        worker.cancel_all(campaign, deadline=deadline)
     elif kind == "notify":
         worker.notify(campaign, int(message.get("attempt", 1)), _rng.random)
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -96,7 +97,8 @@ def run_worker(module: ModuleType, stack: Any, messages: list[dict[str, Any]]) -
     event = sqs_event(stack, messages)
     for record in event["Records"]:
         record["eventSourceARN"] = arn
-    result: dict[str, Any] = module.lambda_handler(event, LambdaContext())
+    timeout = int(stack.template["Resources"]["CampaignsFunction"]["Properties"]["Timeout"])
+    result: dict[str, Any] = module.lambda_handler(event, LambdaContext(remaining_ms=timeout * 1000))
     return result
 
 
@@ -288,6 +290,30 @@ def test_the_fan_out_stores_each_call_once_even_when_its_message_comes_twice(
     assert len(mine) == 150
     by_account = api.get("/pcall/calls", query={"limit": "100"}).data["calls"]
     assert len(by_account) == 100  # ordinary calls of the account
+
+
+def test_a_fan_out_out_of_time_goes_on_from_the_next_call_in_a_new_message(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(5))
+    (message,) = campaign_messages(aws, {"fanout"})
+    worker = worker_module.deps().worker
+    clock = iter(range(1000))
+    worker.now = lambda: float(next(clock))  # a second per look, from the second call on: 0, 1, 2 (the deadline)
+
+    first = worker.fanout(campaign["id"], json.loads(message["Body"])["chunk"], deadline=2.0)
+    stored_first = len(campaign_calls(aws, campaign["id"]))
+    (follow_up,) = campaign_messages(aws, {"fanout"})
+    worker.now = time.time
+    handled = drain(worker_module, aws, {"fanout"}) if run_worker(worker_module, aws, [follow_up]) else []
+
+    assert (first, stored_first) == (3, 3)
+    assert json.loads(follow_up["Body"])["from"] == 3
+    assert handled == []  # the follow-up finished the chunk: no further message
+    calls = campaign_calls(aws, campaign["id"])
+    assert len(calls) == 5
+    assert len(campaigns_store(aws).waiting(campaign["id"], 10)) == 5
+    assert campaigns_store(aws).header(campaign["id"])["fanned_out"] == {0}  # type: ignore[index]
 
 
 def test_each_release_step_sends_calls_per_second_calls_and_chains_on(

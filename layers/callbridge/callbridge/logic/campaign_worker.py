@@ -32,7 +32,7 @@ from callbridge.domain.dispatch import moment
 from callbridge.domain.errors import Conflict, ServiceUnavailable
 from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
-from callbridge.logic.campaigns import cancel_message, notify_message, tick_message
+from callbridge.logic.campaigns import cancel_message, fanout_message, notify_message, tick_message
 from callbridge.ports import CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
 
 CANCEL_BATCH = 100  # waiting calls cancelled per read
@@ -87,15 +87,25 @@ class CampaignWorker:
 
     # --- fan-out ------------------------------------------------------------------------------
 
-    def fanout(self, campaign_id: str, chunk: int) -> int:
-        """Store one chunk's calls, each exactly once (derived callids; a redelivery finds them); how many."""
+    def fanout(self, campaign_id: str, chunk: int, *, start: int = 0, deadline: float | None = None) -> int:
+        """Store one chunk's calls from its `start`-th on, each exactly once (derived callids; a redelivery finds
+        them); how many this invocation went through.
+
+        Past `deadline` it stops between two calls and sends a message to go on from the next one, so a chunk
+        never needs more than one invocation's time however slow storage is (a chunk that timed out would be
+        redone from its start, and time out again).
+        """
         campaign = self.campaigns.get(campaign_id)
         entries = self.campaigns.chunk(campaign_id, chunk)
         if campaign is None or not entries:
             self.log("fan-out of an unknown campaign chunk", campaign=campaign_id, chunk=chunk)
             return 0
-        self.campaigns.add_members(campaign_id, entries)  # counted as they start (first_state)
-        for entry in entries:
+        for offset in range(start, len(entries)):
+            if deadline is not None and offset > start and self.now() >= deadline:
+                self.queue.send([(fanout_message(campaign_id, chunk, offset), 0)])
+                return offset - start
+            entry = entries[offset]
+            self.campaigns.add_members(campaign_id, [entry])  # counted as it starts (first_state)
             try:
                 self.calls.create(campaign_call(entry, campaign))  # conditional: never over a stored call
             except ServiceUnavailable:
@@ -107,7 +117,7 @@ class CampaignWorker:
         if header.get("status") == CampaignStatus.CANCELED.value:
             # Cancelled while this chunk was being stored: its cancel may have read the waiting calls before.
             self._cancel_waiting(campaign_id, waiting)
-        return len(entries)
+        return len(entries) - start
 
     # --- release ------------------------------------------------------------------------------
 

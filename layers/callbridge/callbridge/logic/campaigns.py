@@ -86,8 +86,12 @@ class CampaignPorts:
 # --- messages to the campaigns function (one home for their shape) ---------------------------
 
 
-def fanout_message(campaign_id: str, chunk: int) -> dict[str, Any]:
-    return {"kind": "fanout", "campaign": campaign_id, "chunk": chunk}
+def fanout_message(campaign_id: str, chunk: int, start: int = 0) -> dict[str, Any]:
+    """Store a chunk's calls from its `start`-th one on (a fan-out that ran out of time goes on from there)."""
+    message: dict[str, Any] = {"kind": "fanout", "campaign": campaign_id, "chunk": chunk}
+    if start:
+        message["from"] = start
+    return message
 
 
 def tick_message(campaign_id: str, seq: int) -> dict[str, Any]:
