@@ -51,7 +51,7 @@ admin:
 ## test: the whole test suite (unit, integration, e2e; two workers, one of them running every sandbox test in turn; installs Debian's chromium for the browser tests)
 test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 ## screenshots: the console's browser tests, writing their screenshots to docs/ (shown in the README)
 screenshots: $(DEV_STAMP)

@@ -279,10 +279,19 @@ def queue_messages(stack: Any, logical: str = "CallsQueue") -> list[dict[str, An
         messages.extend(json.loads(m["Body"]) for m in batch)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `make test`'s two workers (pytest-xdist, --dist loadgroup), one worker runs every test that starts a
-    sandbox, one after another as a serial run would (they share sandboxes, and each one loads the machine), while
-    the other runs the unit and integration tests beside them."""
-    for item in items:
-        if item.get_closest_marker("e2e") or item.path.name == "test_deployed_permissions.py":
-            item.add_marker(pytest.mark.xdist_group("sandbox"))
+def _starts_a_sandbox(nodeid: str) -> bool:
+    return nodeid.startswith("tests/e2e/") or nodeid.startswith("tests/integration/test_deployed_permissions.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `make test`'s two workers (pytest-xdist), one worker runs every test that starts a sandbox, one after
+    another as a serial run would (they share sandboxes, and each one loads the machine), while the other runs
+    the unit and integration tests beside them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SandboxTestsInTurn(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "sandbox" if _starts_a_sandbox(nodeid) else nodeid
+
+    return SandboxTestsInTurn(config, log)
