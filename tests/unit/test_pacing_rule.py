@@ -102,6 +102,10 @@ class RecordingCarrier:
     def __init__(self, clock: OversleepingClock) -> None:
         self.clock = clock
         self.sent: list[float] = []
+        self.readied: list[float] = []
+
+    def ready(self) -> None:
+        self.readied.append(self.clock.now())
 
     def create_call(self, call: CreateCall) -> CarrierCall:
         self.sent.append(self.clock.now())
@@ -151,6 +155,17 @@ def test_a_placer_that_wakes_within_the_allowance_sends_in_its_slot() -> None:
     assert placer.place("c1").placement is Placement.PLACED
     assert pacer.taken == [101]
     assert carrier.sent == [101 + LATE_AFTER / 2]
+
+
+def test_the_carrier_is_made_ready_before_the_placer_waits_for_its_slot() -> None:
+    # given a placer whose slot begins half a second from now
+    placer, _pacer, carrier = placer_with(late=0.0)
+
+    assert placer.place("c1").placement is Placement.PLACED
+
+    # then its carrier client was readied (credentials read, client built) before the wait, not after it
+    assert carrier.readied == [100.5]
+    assert carrier.sent == [101]
 
 
 def test_a_placer_that_wakes_too_late_takes_a_new_slot_instead_of_sending() -> None:

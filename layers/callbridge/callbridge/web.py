@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from email.errors import MessageError
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -78,6 +75,11 @@ def _from_form(body: bytes) -> dict[str, str]:
 
 
 def _from_multipart(body: bytes, content_type: str) -> dict[str, str]:
+    # Imported on first use: few clients send multipart, and the email package costs every cold start.
+    from email.errors import MessageError
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
     try:
         message = BytesParser(policy=HTTP).parsebytes(
             b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body

@@ -37,6 +37,9 @@ class CurrentCarrier:
                 self._built = (credentials, self._factory(credentials, self._base_url))
             return self._built[1]
 
+    def ready(self) -> None:
+        self.current().ready()
+
     def create_call(self, call: CreateCall) -> CarrierCall:
         return self.current().create_call(call)
 

@@ -90,8 +90,12 @@ class CarrierRejected(CarrierError):
 class Carrier(Protocol):
     """A voice carrier's REST API, as the use cases need it."""
 
+    def ready(self) -> None:
+        """Do now what the next request would otherwise do first (read the credentials, build the HTTP client),
+        so that a paced request leaves as soon as its slot begins."""
+
     def create_call(self, call: CreateCall) -> CarrierCall:
-        """Place a call; raises CarrierRetryable, CarrierUncertain or CarrierRejected."""
+        """Place a call; raises CarrierRetryable, CarrierUncertain, CarrierRejected or CarrierSlotMissed."""
         ...
 
     def fetch_call(self, sid: str) -> CarrierCall | None:

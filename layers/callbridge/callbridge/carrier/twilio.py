@@ -101,6 +101,10 @@ class TwilioClient:
 
     # -- Carrier ---------------------------------------------------------------------------------------------
 
+    def ready(self) -> None:
+        """Build the HTTP client (and import httpx) now rather than at the first request."""
+        self._client  # noqa: B018 -- the property builds it
+
     def create_call(self, call: CreateCall) -> CarrierCall:
         """Place a call: `POST /Calls.json`."""
         form: Form = [("To", call.to), ("From", call.from_), ("Url", call.url), ("Method", "POST")]

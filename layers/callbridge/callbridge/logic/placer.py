@@ -195,6 +195,7 @@ class Placer:
         """Send the create request within its slot's allowance: the carrier client checks `send_by` just before
         the request leaves and sends nothing if it is past, and then a new slot is taken. When it was sent and
         the carrier's answer; None when no slot could be kept."""
+        self.carrier.ready()  # before the wait, so nothing slow comes between the slot and the request
         for _ in range(_LATE_WAKEUPS):
             turn = self._turn(slot, deadline)
             if turn is None:
