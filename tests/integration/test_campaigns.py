@@ -299,9 +299,9 @@ def test_a_fan_out_out_of_time_goes_on_from_the_next_call_in_a_new_message(
     (message,) = campaign_messages(aws, {"fanout"})
     worker = worker_module.deps().worker
     clock = iter(range(1000))
-    worker.now = lambda: float(next(clock))  # a second per look, from the second call on: 0, 1, 2 (the deadline)
+    worker.now = lambda: float(next(clock))  # a second per look: 0 (before reading), then 1, 2, 3 (the deadline)
 
-    first = worker.fanout(campaign["id"], json.loads(message["Body"])["chunk"], deadline=2.0)
+    first = worker.fanout(campaign["id"], json.loads(message["Body"])["chunk"], deadline=4.0)
     stored_first = len(campaign_calls(aws, campaign["id"]))
     (follow_up,) = campaign_messages(aws, {"fanout"})
     worker.now = time.time
@@ -314,6 +314,10 @@ def test_a_fan_out_out_of_time_goes_on_from_the_next_call_in_a_new_message(
     assert len(calls) == 5
     assert len(campaigns_store(aws).waiting(campaign["id"], 10)) == 5
     assert campaigns_store(aws).header(campaign["id"])["fanned_out"] == {0}  # type: ignore[index]
+    # a message whose batch has used the invocation's time up stores nothing, and is sent again as it is
+    assert worker.fanout(campaign["id"], 0, start=2, deadline=time.time() - 1) == 0
+    (again,) = campaign_messages(aws, {"fanout"})
+    assert json.loads(again["Body"])["from"] == 2
 
 
 def test_each_release_step_sends_calls_per_second_calls_and_chains_on(

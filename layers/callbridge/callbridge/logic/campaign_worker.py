@@ -93,15 +93,19 @@ class CampaignWorker:
 
         Past `deadline` it stops between two calls and sends a message to go on from the next one, so a chunk
         never needs more than one invocation's time however slow storage is (a chunk that timed out would be
-        redone from its start, and time out again).
+        redone from its start, and time out again). Past it already (the messages before it in the batch took the
+        time), it only sends its message again.
         """
+        if deadline is not None and self.now() >= deadline:
+            self.queue.send([(fanout_message(campaign_id, chunk, start), 0)])
+            return 0
         campaign = self.campaigns.get(campaign_id)
         entries = self.campaigns.chunk(campaign_id, chunk)
         if campaign is None or not entries:
             self.log("fan-out of an unknown campaign chunk", campaign=campaign_id, chunk=chunk)
             return 0
         for offset in range(start, len(entries)):
-            if deadline is not None and offset > start and self.now() >= deadline:
+            if deadline is not None and self.now() >= deadline:
                 self.queue.send([(fanout_message(campaign_id, chunk, offset), 0)])
                 return offset - start
             entry = entries[offset]
