@@ -48,7 +48,7 @@ admin:
 	@test -x $(PY) || { echo "no $(VENV): start the sandbox with make run first" >&2; exit 2; }
 	@PYTHONPATH=$(CURDIR)/layers/callbridge $(PY) -m callbridge.admin --sandbox --sandbox-dir $(SANDBOX_DIR) $(ARGS)
 
-## test: the whole test suite (unit, integration, e2e; two workers, one of them running every sandbox test in turn; installs Debian's chromium for the browser tests)
+## test: the whole test suite (unit, integration, e2e; two workers, the sandbox tests in two runs of their own; installs Debian's chromium for the browser tests)
 test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -279,19 +279,28 @@ def queue_messages(stack: Any, logical: str = "CallsQueue") -> list[dict[str, An
         messages.extend(json.loads(m["Body"]) for m in batch)
 
 
-def _starts_a_sandbox(nodeid: str) -> bool:
-    return nodeid.startswith("tests/e2e/") or nodeid.startswith("tests/integration/test_deployed_permissions.py")
+# The end-to-end files that mostly wait for the clock (calling windows, retry intervals, call dates).
+_WAITING_FILES = ("tests/e2e/test_policies.py", "tests/e2e/test_campaigns.py")
+
+
+def sandbox_scope(nodeid: str) -> str | None:
+    """The run of tests a sandbox test belongs to under `make test` (None: not a sandbox test)."""
+    if nodeid.startswith(_WAITING_FILES):
+        return "sandbox-waiting"
+    if nodeid.startswith("tests/e2e/") or nodeid.startswith("tests/integration/test_deployed_permissions.py"):
+        return "sandbox"
+    return None
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """Under `make test`'s two workers (pytest-xdist), one worker runs every test that starts a sandbox, one after
-    another as a serial run would (they share sandboxes, and each one loads the machine), while the other runs
-    the unit and integration tests beside them."""
+    """Under `make test`'s two workers (pytest-xdist), the sandbox tests run in two runs, each on one worker, one
+    test after another as a serial run would (they share a sandbox): the tests that mostly wait for the clock, and
+    the others. The unit and integration tests fill the time left on both workers."""
     from xdist.scheduler import LoadScopeScheduling
 
     class SandboxTestsInTurn(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "sandbox" if _starts_a_sandbox(nodeid) else nodeid
+            return sandbox_scope(nodeid) or nodeid
 
     return SandboxTestsInTurn(config, log)
