@@ -579,6 +579,7 @@ def test_completed_hangs_up_a_live_call_and_url_redirects_it(sim: CarrierSimulat
     redirected = HTTP.post(f"{sim.api_url}/Calls/{sid}.json", data={"Url": hooks.url("/other")}, auth=(ACCOUNT, TOKEN))
     while not hooks.to("/other") and time.monotonic() < deadline:
         time.sleep(0.005)
+    time.sleep(1)  # live for a second at least: a call hung up within half a second of its answer bills 0 s
     hung_up = HTTP.post(f"{sim.api_url}/Calls/{sid}.json", data={"Status": "completed"}, auth=(ACCOUNT, TOKEN))
     sim.wait_for(sid)
 
