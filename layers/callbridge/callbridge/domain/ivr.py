@@ -55,6 +55,20 @@ Code = Annotated[str, AfterValidator(_code)]
 Key = Annotated[str, AfterValidator(_key)]
 
 
+def _check_prompt(prompt: Any, *, required: bool) -> None:
+    """A prompt's fields: exactly one (not `required`: at most one) of play, speak and tts, each with its
+    modifier (speak_lang, tts_voice), and no modifier without its option."""
+    given = [name for name in ("play", "speak", "tts") if getattr(prompt, name)]
+    if len(given) > 1 or (required and not given):
+        quantity = "exactly one" if required else "at most one"
+        raise _rule("prompt", f"give {quantity} of play, speak (with speak_lang) or tts (with tts_voice)")
+    for option, modifier in (("speak", "speak_lang"), ("tts", "tts_voice")):
+        if getattr(prompt, option) and not getattr(prompt, modifier):
+            raise _rule("prompt", f"required with {option}", field=modifier)
+        if getattr(prompt, modifier) and not getattr(prompt, option):
+            raise _rule("prompt", f"only valid together with {option}", field=modifier)
+
+
 class Prompt(BaseModel):
     """What the person hears: exactly one of an audio URL, basic TTS text in a vendor language, or premium TTS."""
 
@@ -96,14 +110,7 @@ class Prompt(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Prompt:
-        given = [name for name in ("play", "speak", "tts") if getattr(self, name)]
-        if len(given) != 1:
-            raise _rule("prompt", "give exactly one of play, speak (with speak_lang) or tts (with tts_voice)")
-        for option, modifier in (("speak", "speak_lang"), ("tts", "tts_voice")):
-            if getattr(self, option) and not getattr(self, modifier):
-                raise _rule("prompt", f"required with {option}", field=modifier)
-            if getattr(self, modifier) and not getattr(self, option):
-                raise _rule("prompt", f"only valid together with {option}", field=modifier)
+        _check_prompt(self, required=True)
         return self
 
     def as_prompt(self) -> Prompt:
@@ -163,14 +170,7 @@ class OptOutAction(Prompt):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> OptOutAction:  # the prompt is optional here: at most one
-        given = [name for name in ("play", "speak", "tts") if getattr(self, name)]
-        if len(given) > 1:
-            raise _rule("prompt", "give at most one of play, speak (with speak_lang) or tts (with tts_voice)")
-        for option, modifier in (("speak", "speak_lang"), ("tts", "tts_voice")):
-            if getattr(self, option) and not getattr(self, modifier):
-                raise _rule("prompt", f"required with {option}", field=modifier)
-            if getattr(self, modifier) and not getattr(self, option):
-                raise _rule("prompt", f"only valid together with {option}", field=modifier)
+        _check_prompt(self, required=False)
         return self
 
     def confirmation(self) -> Prompt | None:

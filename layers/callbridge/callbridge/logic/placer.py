@@ -180,14 +180,19 @@ class Placer:
             now = self.now()
             if now <= slot + self.pacer.late_after:
                 return slot
-            left = None if deadline is None else deadline - now
-            if left is not None and left < 0:
-                return None
-            next_slot = self.pacer.acquire(now, left)
+            next_slot = self._new_slot(deadline)
             if next_slot is None:
                 return None
             slot = next_slot
         return None  # this container keeps waking late: let the message come back (to a less busy one)
+
+    def _new_slot(self, deadline: float | None) -> float | None:
+        """A new carrier slot from now, within `deadline` (None: none left in this invocation)."""
+        now = self.now()
+        left = None if deadline is None else deadline - now
+        if left is not None and left < 0:
+            return None
+        return self.pacer.acquire(now, left)
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
@@ -205,11 +210,7 @@ class Placer:
                 return started, self.carrier.create_call(replace(request, send_by=turn + self.pacer.late_after))
             except CarrierSlotMissed as exc:
                 self.log("a carrier request missed its slot; taking another", error=str(exc))
-            now = self.now()
-            left = None if deadline is None else deadline - now
-            if left is not None and left < 0:
-                return None
-            next_slot = self.pacer.acquire(now, left)
+            next_slot = self._new_slot(deadline)
             if next_slot is None:
                 return None
             slot = next_slot
