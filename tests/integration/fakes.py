@@ -159,10 +159,11 @@ class FakeTwilio:
             "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{sid}.json",
         }
 
-    def client(self) -> TwilioClient:
-        """A TwilioClient whose HTTP goes to this fake."""
+    def client(self, now: Callable[[], float] = time.time) -> TwilioClient:
+        """A TwilioClient whose HTTP goes to this fake; `now`: the clock it checks a pacing slot's deadline by
+        (the placer's own: a placer on a fake clock gives the client that clock)."""
         http = httpx.Client(transport=httpx.MockTransport(self))
-        return TwilioClient(ACCOUNT_SID, AUTH_TOKEN, base_url=CARRIER_BASE_URL, http=http)
+        return TwilioClient(ACCOUNT_SID, AUTH_TOKEN, base_url=CARRIER_BASE_URL, http=http, now=now)
 
     @property
     def creates(self) -> list[CarrierRequest]:
@@ -289,7 +290,7 @@ def place_now(stack: Any, carrier: FakeTwilio, callid: str) -> Call:
     clock = FakeClock(time.time())
     placer = Placer(
         calls=calls_store(stack),
-        carrier=carrier.client(),
+        carrier=carrier.client(clock.now),
         pacer=DynamoPacer(stack.refs["PacingTable"], ACCOUNT_SID, 10),
         urls=WebhookUrls(PUBLIC_API_URL),
         now=clock.now,

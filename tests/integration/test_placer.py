@@ -82,7 +82,7 @@ def make_placer(stack: Any, carrier: FakeTwilio, *, cps: float = 10, clock: Any 
     clock = clock or FakeClock(START)
     return Placer(
         calls=calls_store(stack),
-        carrier=carrier.client(),
+        carrier=carrier.client(clock.now),
         pacer=DynamoPacer(stack.refs["PacingTable"], ACCOUNT_SID, cps),
         urls=WebhookUrls(PUBLIC_API_URL),
         now=clock.now,

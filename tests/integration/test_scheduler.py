@@ -160,7 +160,7 @@ class World:
     def placer(self) -> Placer:
         return Placer(
             calls=self.store,
-            carrier=self.carrier.client(),
+            carrier=self.carrier.client(self.sim.now),
             pacer=InstantPacer(),
             urls=WebhookUrls(PUBLIC_API_URL),
             now=self.sim.now,

@@ -150,7 +150,7 @@ def placer_with(aws: Any, twilio: FakeTwilio, speech: PollySpeechCache) -> Place
     clock = FakeClock(1_800_000_000.0)
     return Placer(
         calls=calls_store(aws),
-        carrier=twilio.client(),
+        carrier=twilio.client(clock.now),
         pacer=DynamoPacer(aws.refs["PacingTable"], ACCOUNT_SID, 10),
         urls=WebhookUrls(PUBLIC_API_URL),
         speech=speech,

@@ -28,7 +28,7 @@ from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.policies import CallPolicy, resolve_policy
 from callbridge.domain.requests import REQUIRES, CallRequest, parse_call_request
-from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.domain.scheduling import CallDateError, check_window, due_of, parse_call_date
 from callbridge.domain.suppressions import REFUSED
 
 MAX_CALLS = 10_000  # per request
@@ -281,15 +281,8 @@ def _account_problems(
 ) -> tuple[datetime | None, CallPolicy, list[FieldProblem]]:
     """The rules of a call that depend on its account, as `POST /pcall/call` applies them: its call_date (in
     `timezone` or the account's), its retries and calling window (`resolve_policy`)."""
-    problems: list[FieldProblem] = []
-    due = None
+    due, problems = due_of(request.call_date, request.timezone or account.timezone, now)
     policy = CallPolicy()
-    if request.call_date:
-        try:
-            due = parse_call_date(request.call_date, request.timezone or account.timezone)
-            check_window(due, now)
-        except CallDateError as exc:
-            problems.append(FieldProblem("call_date", str(exc)))
     try:
         policy = resolve_policy(request, account, now)
     except InvalidRequest as exc:

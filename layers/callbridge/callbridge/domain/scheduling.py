@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from callbridge.domain.errors import FieldProblem
+
 MAX_AHEAD = timedelta(days=365)
 _SEED_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 
@@ -58,3 +60,16 @@ def check_window(due: datetime, now: datetime) -> None:
         raise CallDateError(f"is in the past (now is {now.strftime('%Y-%m-%d %H:%M')} UTC)")
     if due > now + MAX_AHEAD:
         raise CallDateError("is more than 365 days ahead")
+
+
+def due_of(call_date: str | None, tz_name: str, now: datetime) -> tuple[datetime | None, list[FieldProblem]]:
+    """A request's call_date as its instant in `tz_name`, checked against `now`: (the instant or None, the
+    problems with `call_date`)."""
+    if not call_date:
+        return None, []
+    try:
+        due = parse_call_date(call_date, tz_name)
+        check_window(due, now)
+    except CallDateError as exc:
+        return None, [FieldProblem("call_date", str(exc))]
+    return due, []

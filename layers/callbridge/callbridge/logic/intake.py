@@ -17,7 +17,7 @@ from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
 from callbridge.domain.policies import CallPolicy, resolve_policy
 from callbridge.domain.requests import JSON_OBJECT_PARAMS, CallRequest, parse_call_request
-from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
+from callbridge.domain.scheduling import due_of
 from callbridge.domain.suppressions import REFUSED
 from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
@@ -68,7 +68,6 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
     edits or deletes of the account's menus never change an accepted call) and the call's policies.
     """
     problems: list[FieldProblem] = []
-    due = None
     ivr_menus: dict[str, dict[str, Any]] = {}
     policy = CallPolicy()
     if ports.suppressions is not None and ports.suppressions.get(account.api_key, request.to) is not None:
@@ -77,12 +76,8 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
         policy = resolve_policy(request, account, now)
     except InvalidRequest as exc:
         problems.extend(exc.problems)
-    if request.call_date:
-        try:
-            due = parse_call_date(request.call_date, request.timezone or account.timezone)
-            check_window(due, now)
-        except CallDateError as exc:
-            problems.append(FieldProblem("call_date", str(exc)))
+    due, date_problems = due_of(request.call_date, request.timezone or account.timezone, now)
+    problems.extend(date_problems)
     if request.answer_ivr:
         try:
             ivr_menus = snapshot(menus_for_call(ports.menus, account.api_key, request.answer_ivr))
