@@ -9,6 +9,13 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements-run.txt | cksum | cut -d' ' -
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements-run.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 # Where the interpreter's pip can install into another environment (pip >= 22.3: `--python`), the venv is created
 # without a pip of its own, in a blink instead of seconds; `make test` adds one for the tools.
+# The installs go through uv (from PyPI, into .venv): it looks the pinned packages up and downloads them in
+# parallel, where pip takes them one after the other. Where uv cannot be installed or cannot reach the index,
+# pip does the same install.
+UV := uv==0.13.8
+UV_INTO := $(VENV)/bin/uv pip install --python $(PY)
+# pip into .venv: its own pip once `make test` has added one, else the interpreter's (--python)
+PIP_INTO := if [ -x $(VENV)/bin/pip ]; then $(PY) -m pip install $$PIP_ARGS; else $(PYTHON) -m pip --python $(PY) install $$PIP_ARGS; fi
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -25,17 +32,23 @@ $(PY):
 	@# the callbridge package is imported from layers/callbridge, where the Lambda layer is built from
 	$(PY) -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_path('purelib'), 'callbridge.pth').write_text('$(CURDIR)/layers/callbridge\n')"
 
+# uv installs no bytecode: Python compiles what the sandbox imports on first use, not all of botocore and moto now.
 $(RUN_STAMP): requirements-run.txt | $(PY)
+	@test -x $(VENV)/bin/uv || { echo "==> installing the installer, $(UV) (or else pip installs)"; \
+	  PIP_ARGS="--quiet --no-compile --only-binary=:all: $(UV)"; $(PIP_INTO) || true; }
 	@echo "==> installing what the sandbox needs: $$(grep -c '==' requirements-run.txt) pinned packages (requirements-run.txt)"
-	@# --no-compile: Python compiles what the sandbox imports on first use, not all of botocore and moto now
-	if [ -x $(VENV)/bin/pip ]; then $(PY) -m pip install --no-compile -r requirements-run.txt; \
-	else $(PYTHON) -m pip --python $(PY) install --no-compile -r requirements-run.txt; fi
+	PIP_ARGS="--no-compile -r requirements-run.txt"; \
+	if [ -x $(VENV)/bin/uv ]; then $(UV_INTO) -r requirements-run.txt || { echo "==> uv failed: pip instead"; $(PIP_INTO); }; \
+	else $(PIP_INTO); fi
 	rm -f $(VENV)/.run-* && touch $@
 
 $(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	@echo "==> installing the tools: pytest, ruff, mypy, SAM CLI, ... (requirements-dev.txt)"
+	@# the tools' own pip (sam build runs it)
 	$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip --default-pip >/dev/null
-	$(PY) -m pip install -r requirements-dev.txt
+	PIP_ARGS="-r requirements-dev.txt"; \
+	if [ -x $(VENV)/bin/uv ]; then $(UV_INTO) --compile-bytecode -r requirements-dev.txt || { echo "==> uv failed: pip instead"; $(PIP_INTO); }; \
+	else $(PIP_INTO); fi
 	rm -f $(VENV)/.dev-* && touch $@
 
 ## run: start the local sandbox (moto as AWS, the real handlers, a carrier simulator)
