@@ -35,7 +35,7 @@ $(PY):
 # uv installs no bytecode: Python compiles what the sandbox imports on first use, not all of botocore and moto now.
 $(RUN_STAMP): requirements-run.txt | $(PY)
 	@test -x $(VENV)/bin/uv || { echo "==> installing the installer, $(UV) (or else pip installs)"; \
-	  PIP_ARGS="--quiet --no-compile --only-binary=:all: $(UV)"; $(PIP_INTO) || true; }
+	  PIP_ARGS="--quiet --no-compile --only-binary=:all: $(UV)"; $(PIP_INTO) || echo "==> no uv here: pip installs, one package after the other"; }
 	@echo "==> installing what the sandbox needs: $$(grep -c '==' requirements-run.txt) pinned packages (requirements-run.txt)"
 	PIP_ARGS="--no-compile -r requirements-run.txt"; \
 	if [ -x $(VENV)/bin/uv ]; then $(UV_INTO) -r requirements-run.txt || { echo "==> uv failed: pip instead"; $(PIP_INTO); }; \
