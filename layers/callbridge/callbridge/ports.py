@@ -270,7 +270,7 @@ class CampaignsStore(Protocol):
     def waiting(self, campaign_id: str, limit: int, due_by: str | None = None) -> list[WaitingCall]:
         """Waiting calls in release order: the dated ones due by `due_by` (all when None), then the others."""
 
-    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None: ...
+    def remove_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None: ...
 
     def count(self, campaign_id: str, changes: Sequence[CallChange]) -> int:
         """Count the changes (one per call) exactly once each; how many were counted."""

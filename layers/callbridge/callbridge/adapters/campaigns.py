@@ -189,7 +189,10 @@ class DynamoCampaignsStore:
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         """Put the items, 25 per request, again for what DynamoDB left unprocessed."""
-        writes = [{"PutRequest": {"Item": to_item(item)}} for item in items]
+        self._batch([{"PutRequest": {"Item": to_item(item)}} for item in items])
+
+    def _batch(self, writes: list[dict[str, Any]]) -> None:
+        """BatchWriteItem requests (puts or deletes), 25 per request, again for what DynamoDB left unprocessed."""
         for start in range(0, len(writes), 25):
             pending = {self._table: writes[start : start + 25]}
             for attempt in range(_TX_ATTEMPTS):
@@ -439,9 +442,10 @@ class DynamoCampaignsStore:
         dated = self._marks(campaign_id, DATED, f"{DATED}{due_by or '~'}#~", limit)
         return dated + self._marks(campaign_id, WAITING, f"{WAITING}~", limit - len(dated))
 
-    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None:
-        with aws_errors(_WHAT):
-            self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, waiting_key(call)))
+    def remove_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None:
+        """Remove the calls' waiting marks (25 per request; one already gone is no error)."""
+        keys = {waiting_key(c) for c in calls}
+        self._batch([{"DeleteRequest": {"Key": self._key(campaign_id, key)}} for key in sorted(keys)])
 
     # --- counting -------------------------------------------------------------------------
 

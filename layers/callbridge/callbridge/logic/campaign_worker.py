@@ -164,6 +164,10 @@ class CampaignWorker:
         stamp = _stamp(now)
         waiting = self.campaigns.waiting(campaign.id, budget, due_by=stamp)
         released = [w for w in waiting if self._release(campaign.id, w, now)]
+        # The step's marks go before its calls are sent: a placer that holds a call back (its campaign paused) marks
+        # it waiting again only once it has its message, after this. A crash before this leaves marks the next step
+        # finds on calls no longer waiting, and removes.
+        self.campaigns.remove_waiting(campaign.id, waiting)
         for start in range(0, len(released), 10):
             batch = [Outgoing(w.callid, 0, call_date=w.call_date) for w in released[start : start + 10]]
             failed = self.calls_queue.send_calls(batch)
@@ -180,7 +184,7 @@ class CampaignWorker:
 
     def _release(self, campaign_id: str, waiting: WaitingCall, now: float) -> bool:
         """Release one waiting call (QUEUED, with its call_date); one whose calling window has closed meanwhile
-        waits again for its next opening. Whether it was released."""
+        is marked waiting for its next opening. Whether it was released (its old mark is the caller's to remove)."""
         at = datetime.fromtimestamp(now, UTC)
         stamp = iso(at)
         moved: list[Call] = []
@@ -196,8 +200,7 @@ class CampaignWorker:
         self.calls.update(waiting.callid, change)
         if reopens:  # marked again before the old mark goes: a crash in between leaves two marks, not none
             later = WaitingCall(waiting.index, waiting.callid, iso(reopens[0]), waiting.call_date)
-            self.campaigns.add_waiting(campaign_id, [later])
-        self.campaigns.remove_waiting(campaign_id, waiting)
+            self.campaigns.add_waiting(campaign_id, [later])  # a later time than the old mark's: another key
         return bool(moved)
 
     # --- cancel -------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ class CampaignWorker:
         end = partial(_cancel_at, _stamp(self.now()))
         for call in waiting:
             self.calls.update(call.callid, end)
-            self.campaigns.remove_waiting(campaign_id, call)
+        self.campaigns.remove_waiting(campaign_id, waiting)  # after: a crash before leaves marks of ended calls
 
     # --- the placer's question ------------------------------------------------------------------
 
