@@ -134,6 +134,8 @@ class StreamPoller:
                     except FunctionError:
                         pass
                     time.sleep(min(5.0, 0.2 * 2**attempt))
+                else:  # said out loud: a count that is never reached starts here
+                    self._log(f"stream {self._function.logical}: {len(records)} records dropped after 10 failed tries")
                 total += len(records)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return total

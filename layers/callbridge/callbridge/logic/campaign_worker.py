@@ -3,10 +3,11 @@ waiting ones, count every call's moves, and tell the campaign's callback_url onc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +18,7 @@ from callbridge.domain import events
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     RELEASING,
-    CallState,
+    CallChange,
     Campaign,
     CampaignStatus,
     WaitingCall,
@@ -26,6 +27,7 @@ from callbridge.domain.campaigns import (
     closed_until,
     first_wait,
     hold,
+    newest_changes,
     release,
 )
 from callbridge.domain.dispatch import moment
@@ -33,7 +35,7 @@ from callbridge.domain.errors import Conflict, ServiceUnavailable
 from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
 from callbridge.logic.campaigns import cancel_message, fanout_message, notify_message, tick_message
-from callbridge.ports import CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
+from callbridge.ports import CallAlreadyStored, CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
 
 CANCEL_BATCH = 100  # waiting calls cancelled per read
 MAX_NOTIFY_ATTEMPTS = 12  # the campaign's callback: about a day of retries with the outcome callbacks' backoff
@@ -110,11 +112,10 @@ class CampaignWorker:
                 return offset - start
             entry = entries[offset]
             self.campaigns.add_members(campaign_id, [entry])  # counted as it starts (first_state)
-            try:
-                self.calls.create(campaign_call(entry, campaign))  # conditional: never over a stored call
-            except ServiceUnavailable:
-                if self.calls.get(entry.callid) is None:  # not stored before (a redelivery): a real failure
-                    raise
+            # Conditional, never over a stored call: one an earlier run of this message stored (or a retried request
+            # that had gone through) is already there.
+            with contextlib.suppress(CallAlreadyStored):
+                self.calls.create(campaign_call(entry, campaign))
         waiting = [first_wait(e, campaign) for e in entries if not e.suppressed]  # a suppressed call has ended
         self.campaigns.add_waiting(campaign_id, waiting)
         header = self.campaigns.chunk_done(campaign_id, chunk)
@@ -256,12 +257,21 @@ class CampaignWorker:
 
     # --- counting -----------------------------------------------------------------------------
 
-    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool:
-        """Count one stored change of a campaign call (exactly once); finish the campaign after its last call."""
-        counted = self.campaigns.count(campaign_id, callid, state, seq)
-        if state.status in {s.value for s in FINAL_STATUSES}:
-            self.finish_if_done(campaign_id)
-        return counted
+    def count(self, changes: Iterable[CallChange]) -> set[str]:
+        """Count stored changes of campaign calls (a stream batch's), each call's newest only, one store write per
+        campaign (per 99 calls); finish a campaign once a final change has been counted and its last call is.
+        The campaigns whose counting failed (their changes must come again)."""
+        final = {s.value for s in FINAL_STATUSES}
+        failed: set[str] = set()
+        for campaign_id, newest in newest_changes(changes).items():
+            try:
+                self.campaigns.count(campaign_id, newest)
+                if any(c.state.status in final for c in newest):
+                    self.finish_if_done(campaign_id)
+            except ServiceUnavailable as exc:
+                self.log("counting failed", campaign=campaign_id, error=str(exc))
+                failed.add(campaign_id)
+        return failed
 
     def finish_if_done(self, campaign_id: str) -> None:
         campaign = self.campaigns.get(campaign_id)
