@@ -200,3 +200,17 @@ def test_the_csv_campaign_example_runs_with_a_name(docs: Browser, sandbox: Runni
     assert status == 200, created
     assert parse_qsl(urlsplit(url_of(curl)).query) == [("name", "csv example")], curl
     assert (created["campaign"]["name"], created["campaign"]["total"]) == ("csv example", 2)
+
+
+def test_the_csv_example_of_the_bulk_do_not_call_route_runs_as_shown(docs: Browser, sandbox: RunningSandbox) -> None:
+    # when a user picks text/csv for POST /pcall/suppressions and presses Execute
+    status, body, _ = execute(docs, sandbox, "add_suppressions", media="text/csv")
+    added = json.loads(body)["data"]
+    # then both numbers of the example (after its header line) are on the list
+    assert status == 200, added
+    assert added["count"] == 2
+    with sandbox.client() as client:
+        # with the reasons of the example's second column; and off it again: no other example calls them
+        for number, reason in (("12812345679", "asked by phone"), ("12812345689", "asked by email")):
+            assert client.get(f"/pcall/suppressions/{number}").json()["data"]["suppression"]["reason"] == reason
+            assert client.delete(f"/pcall/suppressions/{number}").status_code == 200
