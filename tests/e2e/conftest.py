@@ -62,7 +62,7 @@ def sandbox_env() -> dict[str, str]:
 
 
 def start_sandbox(
-    *args: str, startup_timeout: float = 60, account: bool = True, state_dir: Path | None = None
+    *args: str, startup_timeout: float = 120, account: bool = True, state_dir: Path | None = None
 ) -> RunningSandbox:
     port = free_port()
     key, password = "e2e-key", "e2e-password-123"

@@ -79,7 +79,8 @@ def campaign_messages(stack: Any, kinds: set[str] | None = None) -> list[dict[st
     """Receive every visible CampaignsQueue message of `kinds` (hidden for a while, so each is seen once); the
     others are made visible again."""
     sqs = aws_client("sqs")
-    found, others = [], []
+    found: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     while batch := sqs.receive_message(
         QueueUrl=stack.refs["CampaignsQueue"], MaxNumberOfMessages=10, VisibilityTimeout=300, AttributeNames=["All"]
     ).get("Messages", []):
@@ -105,7 +106,7 @@ def run_worker(module: ModuleType, stack: Any, messages: list[dict[str, Any]]) -
 
 def drain(module: ModuleType, stack: Any, kinds: set[str] | None = None) -> list[dict[str, Any]]:
     """Run the campaigns function on the queue's messages (of `kinds`) until none is left; the bodies handled."""
-    handled = []
+    handled: list[dict[str, Any]] = []
     while messages := campaign_messages(stack, kinds):
         run_worker(module, stack, messages)
         handled.extend(json.loads(m["Body"]) for m in messages)
@@ -822,6 +823,7 @@ def test_campaign_calls_keep_their_retries_and_calling_window(
     assert calls_store(aws).get(windowed.callid).status is CallStatus.SCHEDULED  # type: ignore[union-attr]
     (waiting,) = campaigns_store(aws).waiting(campaign["id"], 10)
     opening = windowed.policy.window().next_opening(datetime.now(UTC))  # type: ignore[union-attr]
+    assert opening is not None
     assert (waiting.callid, waiting.not_before) == (windowed.callid, opening.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
 
 

@@ -254,7 +254,7 @@ def scheduled_calls(world: World, account: AccountCredentials, dues: list[dateti
         )
     db, table = boto3.client("dynamodb"), world.stack.refs["CallsTable"]
     for start in range(0, len(calls), 25):
-        puts = [{"PutRequest": {"Item": world.store.call_item(c)}} for c in calls[start : start + 25]]
+        puts: list[Any] = [{"PutRequest": {"Item": world.store.call_item(c)}} for c in calls[start : start + 25]]
         assert not db.batch_write_item(RequestItems={table: puts}).get("UnprocessedItems")
     return [c.callid for c in calls]
 
