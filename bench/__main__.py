@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     template = load_template()
     if args.render:
-        results = json.loads((args.out / "latest.json").read_text())
+        results: dict[str, Any] = json.loads((args.out / "latest.json").read_text())
         results["cost"] = cost_model(results, template)
         results["targets"] = report.with_previous(report.targets(results), results.get("previous"))
         results["notes"] = notes(results)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True)
-    results: dict[str, Any] = {
+    results = {
         "meta": {
             "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": _machine(),

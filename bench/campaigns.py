@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -18,17 +19,26 @@ from typing import Any
 import httpx
 
 from bench import cost
-from bench.harness import EVENT_SOURCE, Running, callid_of, running_sandbox
+from bench.harness import EVENT_SOURCE, Invocation, Running, callid_of, running_sandbox
 from bench.requests_count import Window, per_call
 from bench.stats import max_in_window, summarize
 
 PLAY = "http://example.com/a.wav"
 # The carrier simulator's outcome by the last digit of `to` (README, "The sandbox").
 OUTCOMES = {"1": "COMPLETED", "2": "BUSY", "3": "NO_ANSWER", "4": "FAILED"}
+# How often the campaign is read while it runs: each read is a moto request or two more on the loaded sandbox,
+# and the end is timed to within this.
+POLL_SECONDS = 2.0
 
 
 def _log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} bench.campaigns: {message}", flush=True)
+
+
+def _event_source_trouble(line: str) -> None:
+    """The sandbox's log, only what its event sources say went wrong (a poller's error, a dropped stream batch)."""
+    if line.startswith(("stream ", "poller ", "schedule ")):
+        _log(f"sandbox: {line}")
 
 
 def _body(calls: int, prefix: str, **fields: Any) -> dict[str, Any]:
@@ -113,7 +123,9 @@ def end_to_end(
     single_waits: list[float] = []
     campaign: dict[str, Any] = {}
     deadline = started + (timeout if timeout is not None else calls / cps * 3 + 120)
+    loads: list[float] = []
     while time.monotonic() < deadline:
+        loads.append(os.getloadavg()[0])
         if len(single_waits) < 5 and time.monotonic() - started > 5 * (len(single_waits) + 1):
             try:  # a single call meanwhile: how long it waits behind the campaign
                 callid, posted = running.post_call({"to": "17135550100", "answer_play": PLAY})
@@ -132,7 +144,7 @@ def end_to_end(
         campaign = answer.json()["data"]["campaign"]
         if campaign["status"] == "FINISHED":
             break
-        time.sleep(0.5)
+        time.sleep(POLL_SECONDS)
     seconds = time.monotonic() - started
     _log(f"campaign {campaign.get('status')} after {seconds:.1f} s")
     try:  # the costs include the last webhooks and stream records
@@ -147,6 +159,7 @@ def end_to_end(
         seconds=seconds,
     )
     times = sorted(r.monotonic for r in running.create_requests()[before:])
+    stored = _stored(running, campaign_id)
     expected = Counter(OUTCOMES.get(n[-1], "COMPLETED") for n in (c["to"] for c in body["calls"]))
     counts = {k: v for k, v in campaign.get("counts", {}).items() if v}
     usage = cost.usage_from_counts(per_call([window], None), memory_mb, model_aws=True)
@@ -156,6 +169,7 @@ def end_to_end(
         "calls_per_second": cps,
         "status": campaign.get("status"),
         "seconds": round(seconds, 1),
+        "stored": stored,
         "carrier_requests": len(times),
         "max_carrier_requests_in_any_1s": max_in_window(times, 1.0),
         "counts_exact": counts == dict(expected),  # the final outcomes: false until FINISHED
@@ -166,6 +180,52 @@ def end_to_end(
         "cost_items_per_million_campaign_calls": {
             row["item"]: round(row["usd_per_million"] / calls, 3) for row in per_campaign["items"]
         },
+        "load_average_1min": {"min": min(loads), "mean": round(sum(loads) / len(loads), 1), "max": max(loads)},
+        "aws": where_time_went(window.invocations, window.outside),
+    }
+
+
+def where_time_went(invocations: list[Invocation], outside: Counter[str]) -> dict[str, Any]:
+    """Per function and trigger: invocations, records, errors, handler and AWS seconds, AWS requests by operation.
+
+    What the end-to-end campaign cost the sandbox's AWS (one moto process): where its time went.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for inv in invocations:
+        if inv.trigger == "init":
+            continue
+        row = rows.setdefault(
+            f"{inv.function} {inv.trigger}",
+            {
+                "invocations": 0,
+                "records": 0,
+                "errors": Counter(),
+                "seconds": 0.0,
+                "aws_seconds": 0.0,
+                "requests": Counter(),
+            },
+        )
+        row["invocations"] += 1
+        row["records"] += inv.records
+        row["seconds"] += inv.duration
+        row["aws_seconds"] += inv.aws_seconds
+        row["requests"].update(inv.requests)
+        if inv.error:
+            row["errors"][inv.error] += 1
+    ordered = sorted(rows.items(), key=lambda kv: -kv[1]["aws_seconds"])
+    return {
+        "by_function": {
+            name: {
+                **row,
+                "seconds": round(row["seconds"], 1),
+                "aws_seconds": round(row["aws_seconds"], 1),
+                "aws_requests": sum(row["requests"].values()),
+                "requests": dict(row["requests"].most_common()),
+                "errors": dict(row["errors"]),
+            }
+            for name, row in ordered
+        },
+        "event_source_requests": dict(outside.most_common()),
     }
 
 
@@ -191,7 +251,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the JSON summary here")
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    with running_sandbox(speed=50, cps=args.cps, log=None) as running:
+    with running_sandbox(speed=50, cps=args.cps, log=_event_source_trouble) as running:
         assert running.sandbox.stack is not None
         template = running.sandbox.stack.template
         default = int(template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))

@@ -135,11 +135,19 @@ def ensure_free(host: str, port: int) -> None:
             raise PortBusy(f"{host}:{port} is already in use (another sandbox?); stop it or pass --port") from exc
 
 
+class MotoExited(RuntimeError):
+    """moto's server ended before it listened (its port taken, most often)."""
+
+
+# Seconds moto's server may take to listen: it imports much of moto first, which takes long on a loaded machine.
+MOTO_START_TIMEOUT = 60
+
+
 def _wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"moto server exited with code {process.returncode}")
+            raise MotoExited(f"moto server exited with code {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=0.2):
                 return
@@ -179,15 +187,24 @@ class Sandbox:
     def base_url(self) -> str:
         return f"http://{self.config.host}:{self.config.port}"
 
-    def _start_moto(self) -> None:
-        port = free_port()
-        self._moto = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port("127.0.0.1", port, 30, self._moto)
-        self.aws_endpoint = f"http://127.0.0.1:{port}"
+    def _start_moto(self, attempts: int = 3) -> None:
+        """Start moto on a free port; on a busy machine another process can take that port between the look-up
+        and moto's bind (moto then exits at once), so a start that ends that way is tried on another port."""
+        for attempt in range(1, attempts + 1):
+            port = free_port()
+            self._moto = subprocess.Popen(
+                [sys.executable, "-m", "sandbox.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                _wait_for_port("127.0.0.1", port, MOTO_START_TIMEOUT, self._moto)
+            except MotoExited:
+                if attempt == attempts:
+                    raise
+                continue
+            self.aws_endpoint = f"http://127.0.0.1:{port}"
+            return
 
     def _function_environment(self) -> dict[str, str]:
         """What every function's containers get besides the template's variables and their role's credentials."""

@@ -98,14 +98,28 @@ class SqsPoller:
 
 
 class StreamPoller:
-    """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying."""
+    """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying.
 
-    def __init__(self, streams: Any, stream_arn: str, function: Function, batch_size: int, log: Log) -> None:
+    A failed batch is tried again up to `max_retries` times (the mapping's MaximumRetryAttempts; -1, Lambda's
+    default for streams: until it succeeds), then dropped.
+    """
+
+    def __init__(
+        self,
+        streams: Any,
+        stream_arn: str,
+        function: Function,
+        batch_size: int,
+        log: Log,
+        max_retries: int = -1,
+    ) -> None:
         self._streams = streams
         self._arn = stream_arn
         self._function = function
         self._batch = batch_size
         self._log = log
+        self._max_retries = max_retries
+        self._stop = threading.Event()  # run()'s, once it runs
         self._iterators: dict[str, str] = {}
 
     def _refresh_shards(self) -> None:
@@ -126,19 +140,28 @@ class StreamPoller:
             if records:
                 for record in records:
                     record["eventSourceARN"] = self._arn
-                for attempt in range(10):
-                    try:
-                        result = self._function.invoke({"Records": records}) or {}
-                        if not result.get("batchItemFailures"):
-                            break
-                    except FunctionError:
-                        pass
-                    time.sleep(min(5.0, 0.2 * 2**attempt))
+                self._deliver(records)
                 total += len(records)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return total
 
+    def _deliver(self, records: list[dict[str, Any]]) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                result = self._function.invoke({"Records": records}) or {}
+                if not result.get("batchItemFailures"):
+                    return
+            except FunctionError:
+                pass
+            if 0 <= self._max_retries <= attempt:
+                self._log(f"stream {self._function.logical}: {len(records)} records dropped after {attempt + 1} tries")
+                return
+            self._stop.wait(min(5.0, 0.2 * 2 ** min(attempt, 5)))
+            attempt += 1
+
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 if not self.poll_once():
@@ -228,7 +251,14 @@ def event_sources(
                     runners.append(poller.run)
             elif event["Type"] == "DynamoDB":
                 arn = stack.resolve(props["Stream"])
-                stream = StreamPoller(clients["dynamodbstreams"], arn, function, int(props.get("BatchSize", 100)), log)
+                stream = StreamPoller(
+                    clients["dynamodbstreams"],
+                    arn,
+                    function,
+                    int(props.get("BatchSize", 100)),
+                    log,
+                    max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                )
                 runners.append(stream.run)
             elif event["Type"] == "Schedule":
                 every = schedule_every or rate_seconds(str(props["Schedule"]))

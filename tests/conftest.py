@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -36,6 +37,14 @@ os.environ.update(
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
 )
+
+# Property tests draw the same examples on every run (derandomized: what fails once fails again, and reproduces)
+# with no time limit per example, nor on drawing them: speed is measured in bench/, and a loaded machine must not
+# fail a test.
+settings.register_profile(
+    "callbridge", deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("callbridge")
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -147,7 +156,7 @@ def fresh_module(name: str, env: dict[str, str]) -> ModuleType:
     module = importlib.import_module(name)
     function = _functions_by_module().get(name)
     if function is not None and hasattr(module, "lambda_handler"):
-        module.lambda_handler = _as_its_role(function, module.lambda_handler)
+        setattr(module, "lambda_handler", _as_its_role(function, module.lambda_handler))  # noqa: B010
     return module
 
 
@@ -269,7 +278,7 @@ def queue_messages(stack: Any, logical: str = "CallsQueue") -> list[dict[str, An
     import boto3
 
     sqs = boto3.client("sqs")
-    messages = []
+    messages: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(
             QueueUrl=stack.refs[logical], MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0

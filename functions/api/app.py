@@ -181,7 +181,13 @@ def list_scheduled(
     tags=["scheduled"],
 )
 def cancel_scheduled(
-    callid: Annotated[str, Path(description="The callid returned by POST /pcall/call.")],
+    callid: Annotated[
+        str,
+        Path(
+            description="The callid of a call with a call_date: `data.callid` in the answer to POST /pcall/call, "
+            "or a `callid` from GET /pcall/scheduled."
+        ),
+    ],
 ) -> Response[str]:
     result = call_queries.cancel_scheduled(deps().calls, _account(), callid, now=_now())
     return _json(200, envelope(200, **result))
@@ -199,7 +205,9 @@ def list_calls(
     until: Annotated[str | None, Query(description="Created at or before (YYYY-MM-DD or ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
-    campaign: Annotated[str | None, Query(description="Only the calls of this campaign (by callid).")] = None,
+    campaign: Annotated[
+        str | None, Query(description="Only the calls of this campaign (its id, as GET /pcall/campaigns lists it).")
+    ] = None,
 ) -> Response[str]:
     if campaign is not None:
         if status or since or until:
@@ -212,13 +220,20 @@ def list_calls(
     return _json(200, envelope(200, **page))
 
 
+def _callid() -> Any:
+    return Path(
+        description="The call's id: `data.callid` in the answer to POST /pcall/call, or a `callid` from "
+        "GET /pcall/calls."
+    )
+
+
 @app.get(
     "/pcall/calls/<callid>",
     summary="One call: request, status, outcome and timeline",
     responses=openapi.responses(openapi.CallDetailResponse, 401, 404),
     tags=["calls"],
 )
-def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
+def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
     call = call_queries.get_call(deps().calls, _account(), callid)
     return _json(200, envelope(200, call=call))
 
@@ -229,7 +244,7 @@ def get_call(callid: Annotated[str, Path(description="The callid.")]) -> Respons
     responses=openapi.responses(openapi.CallHangupResponse, 401, 404, 409, 503),
     tags=["calls"],
 )
-def hang_up_call(callid: Annotated[str, Path(description="The callid.")]) -> Response[str]:
+def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
     call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
 
@@ -267,7 +282,10 @@ def console_asset(asset: str) -> Response[str]:
 
 
 def _campaign_id() -> Any:
-    return Path(description="The campaign's id.")
+    return Path(
+        description="The campaign's id: `data.campaign.id` in the answer to POST /pcall/campaigns, or an `id` from "
+        "GET /pcall/campaigns."
+    )
 
 
 @app.post(
@@ -299,7 +317,7 @@ def create_campaign() -> Response[str]:
     tags=["campaigns"],
 )
 def list_campaigns(
-    limit: Annotated[int, Query(description="Campaigns per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Campaigns per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
@@ -456,7 +474,7 @@ def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
     tags=["suppressions"],
 )
 def list_suppressions(
-    limit: Annotated[int, Query(description="Numbers per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Numbers per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = dnc.list_suppressions(deps().suppressions, _account(), limit=limit, next_token=next)

@@ -20,7 +20,7 @@ from callbridge.adapters.delivery import CallbackSender
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue
-from callbridge.domain.campaigns import CallState
+from callbridge.domain.campaigns import CallChange, CallState
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.settings import CampaignWorkerSettings
 from callbridge.tracing import LazyTracer
@@ -29,7 +29,6 @@ logger = Logger()
 tracer = LazyTracer()
 metrics = Metrics()
 queue_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 SAFETY_SECONDS = 10.0  # a fan-out or cancel stops this long before the function's timeout, and goes on in a new message
 _rng = random.Random()  # noqa: S311 - retry jitter, not a secret
 
@@ -82,18 +81,30 @@ def queue_record(record: SQSRecord, lambda_context: LambdaContext | None = None)
         logger.error("dropping a CampaignsQueue message of an unknown kind", extra={"kind": kind})
 
 
-def stream_record(record: DynamoDBRecord) -> None:
-    """A change to CallsTable: counted if it is a campaign's call."""
-    try:
-        _old, new = call_images(record.raw_event)
-    except UnreadableImage:
-        logger.exception("skipping a CallsTable stream record that holds no call", extra={"event_id": record.event_id})
-        return
-    if new is None or not new.campaign:
-        return
-    sequence = int(record.raw_event.get("dynamodb", {}).get("SequenceNumber", "0"))
-    state = CallState(new.status.value, new.answered_by, new.billed_seconds)
-    deps().worker.count(new.campaign, new.callid, state, sequence)
+def stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Changes to CallsTable: those of campaign calls are counted, the batch at once (see CampaignWorker.count).
+
+    A campaign whose counting failed reports its first record: the stream sends the batch again from there,
+    and what was counted already is not counted twice.
+    """
+    changes: list[tuple[str, CallChange]] = []
+    for raw in records:
+        record = DynamoDBRecord(raw)
+        try:
+            _old, new = call_images(raw)
+        except UnreadableImage:
+            logger.exception(
+                "skipping a CallsTable stream record that holds no call", extra={"event_id": record.event_id}
+            )
+            continue
+        if new is None or not new.campaign:
+            continue
+        sequence = str(raw.get("dynamodb", {}).get("SequenceNumber", "0"))
+        state = CallState(new.status.value, new.answered_by, new.billed_seconds)
+        changes.append((sequence, CallChange(new.campaign, new.callid, state, int(sequence))))
+    failed = deps().worker.count(change for _sequence, change in changes)
+    first = next((sequence for sequence, change in changes if change.campaign in failed), None)
+    return {"batchItemFailures": [{"itemIdentifier": first}] if first is not None else []}
 
 
 @logger.inject_lambda_context
@@ -108,4 +119,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
         return process_partial_response(
             event=event, record_handler=queue_record, processor=queue_processor, context=context
         )
-    return process_partial_response(event=event, record_handler=stream_record, processor=stream_processor)
+    return stream_batch(records)

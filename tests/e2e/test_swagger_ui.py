@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from callbridge.openapi import CALL_EXAMPLE
+from callbridge.openapi_campaigns import JSON_EXAMPLE as CAMPAIGN_EXAMPLE
 
 from tests.e2e.browser import Browser, BrowserError
 from tests.e2e.conftest import RunningSandbox
@@ -45,10 +49,32 @@ READY = """(() => {{
 }})()"""
 
 
-def execute(browser: Browser, sandbox: RunningSandbox, operation: str) -> tuple[int, dict[str, Any], str]:
-    """Open an operation, press Execute as it is; (status, response JSON's data, the curl command shown)."""
+def execute(
+    browser: Browser,
+    sandbox: RunningSandbox,
+    operation: str,
+    fill: dict[str, str] | None = None,
+    media: str | None = None,
+) -> tuple[int, str, str]:
+    """Open an operation, pick the body's `media` type and type `fill` into its parameters if given, else leave it as
+    shown; press Execute. (status, response body, the curl command shown)."""
     block = f"[id^=operations-][id*={json.dumps(operation)}]"
     browser.click(f"{block} .opblock-summary-control")
+    if media:
+        select = f"document.querySelector('{block} .body-param-content-type select')"
+        browser.wait_for(f"!!{select}", 10, f"{operation}'s media types")
+        browser.evaluate(
+            f"(s => {{ s.value = {json.dumps(media)}; s.dispatchEvent(new Event('change', {{bubbles: true}})); }})"
+            f"({select})"
+        )
+        example = f"document.querySelector('{block} .body-param textarea')"
+        browser.wait_for(
+            f"{select}.value === {json.dumps(media)} && {example}.value.trim()", 10, f"the {media} example"
+        )
+    for name, value in (fill or {}).items():
+        field = f"{block} tr[data-param-name={json.dumps(name)}] input"
+        browser.wait_for(f"!!document.querySelector({json.dumps(field)})", 10, f"{operation}'s {name}")
+        browser.type_text(field, value)
     # the path parameters' inputs take their examples as the block renders
     inputs = f"document.querySelectorAll('{block} tr[data-param-in=path] input')"
     browser.wait_for(f"Array.from({inputs}).every(input => input.value)", 10, f"{operation}'s examples")
@@ -67,18 +93,42 @@ def execute(browser: Browser, sandbox: RunningSandbox, operation: str) -> tuple[
     body = browser.evaluate(f"document.querySelector('{block} .live-responses-table .microlight').innerText")
     curl = browser.evaluate(f"document.querySelector('{block} .curl-command .curl').innerText")
     browser.click(f"{block} .opblock-summary-control")  # fold it again
-    return status, json.loads(body)["data"], curl
+    return status, body, curl
+
+
+def run(
+    browser: Browser, sandbox: RunningSandbox, operation: str, fill: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Execute an operation (as shown, or with `fill` typed in) that answers JSON; it must answer 200: its data."""
+    status, body, _ = execute(browser, sandbox, operation, fill)
+    data: dict[str, Any] = json.loads(body)["data"]
+    assert status == 200, (operation, data)
+    assert data["code"] == 200, (operation, data)
+    return data
+
+
+def sent_body(curl: str) -> str:
+    """The body of the curl command Swagger UI shows."""
+    return curl.split("-d '", 1)[1].rsplit("'", 1)[0]
+
+
+def url_of(curl: str) -> str:
+    """The URL of the curl command Swagger UI shows."""
+    found = re.search(r"'(https?://[^']*)'", curl)
+    assert found, curl
+    return found.group(1)
 
 
 def test_the_default_example_of_post_call_is_the_vendors_curl_example_and_is_accepted(
     docs: Browser, sandbox: RunningSandbox
 ) -> None:
     # when a user opens POST /pcall/call and presses Execute without changing anything
-    status, data, curl = execute(docs, sandbox, "create_call_pcall_call_post")
+    status, body, curl = execute(docs, sandbox, "create_call_pcall_call_post")
+    data = json.loads(body)["data"]
     # then the call is accepted, and only the two fields of the vendor's example were sent
     assert status == 200, data
     assert data["code"] == 200
-    sent = dict(parse_qsl(curl.split("-d '", 1)[1].rsplit("'", 1)[0]))
+    sent = dict(parse_qsl(sent_body(curl)))
     assert sent == {"to": "12812345670", "answer_play": "http://example.com/file.wav"}
     with sandbox.client() as client:
         call = client.get(f"/pcall/calls/{data['callid']}").json()["data"]["call"]
@@ -96,9 +146,71 @@ def test_each_operation_runs_as_shown(docs: Browser, sandbox: RunningSandbox) ->
         "list_calls",
         "list_scheduled",
         "list_campaigns",
-        "list_suppressions",
         "call_stats",
     ):
-        status, data, _ = execute(docs, sandbox, operation)
-        assert status == 200, (operation, data)
-        assert data["code"] == 200
+        run(docs, sandbox, operation)
+    # the do-not-call examples chain: the bulk example lists the number the one-number examples then replace, read
+    # and take off the list
+    added = run(docs, sandbox, "add_suppressions")
+    assert (added["count"], added["added"] + added["existing"]) == (2, 2)
+    replaced = run(docs, sandbox, "put_suppression")
+    assert (replaced["created"], replaced["suppression"]["reason"]) == (False, "asked by phone")
+    assert run(docs, sandbox, "get_suppression")["suppression"]["number"] == "+12812345679"
+    assert "+12812345679" in {s["number"] for s in run(docs, sandbox, "list_suppressions")["suppressions"]}
+    assert run(docs, sandbox, "delete_suppression")["deleted"] == "+12812345679"
+    with sandbox.client() as client:  # the bulk example's other number, which no other example takes off
+        assert client.delete("/pcall/suppressions/12812345689").status_code == 200
+    # the JSON campaign example starts a campaign of two calls; sent as shown, without query parameters
+    status, body, curl = execute(docs, sandbox, "create_campaign")
+    created = json.loads(body)["data"]
+    assert status == 200, created
+    assert not urlsplit(url_of(curl)).query, curl
+    assert created["campaign"]["total"] == 2
+    assert created["suppressed"] == []
+    campaign_id = created["campaign"]["id"]
+    assert run(docs, sandbox, "get_campaign", {"id": campaign_id})["campaign"]["name"] == "pick-up reminders"
+    status, report, _ = execute(docs, sandbox, "campaign_report", {"id": campaign_id})
+    assert status == 200, report
+    assert report.splitlines()[0].startswith("callid,to,status"), report
+    # the id routes take the ids their descriptions point to
+    callid = run(docs, sandbox, "create_call")["callid"]
+    assert run(docs, sandbox, "get_call", {"callid": callid})["call"]["request"]["to"] == "+12812345670"
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    with sandbox.client() as client:
+        scheduled = [
+            client.post("/pcall/call", data={**CALL_EXAMPLE, "call_date": tomorrow}).json()["data"]["callid"]
+            for _ in range(2)
+        ]
+        later = client.post("/pcall/campaigns", json={**CAMPAIGN_EXAMPLE, "start_at": tomorrow}).json()["data"]
+    assert run(docs, sandbox, "cancel_scheduled", {"callid": scheduled[0]})["status"] == "CANCELED"
+    assert run(docs, sandbox, "hang_up_call", {"callid": scheduled[1]})["call"]["status"] == "CANCELED"
+    for operation, status_after in (
+        ("pause_campaign", "PAUSED"),
+        ("resume_campaign", "SCHEDULED"),
+        ("cancel_campaign", "CANCELED"),
+    ):
+        assert run(docs, sandbox, operation, {"id": later["campaign"]["id"]})["campaign"]["status"] == status_after
+
+
+def test_the_csv_campaign_example_runs_with_a_name(docs: Browser, sandbox: RunningSandbox) -> None:
+    # when a user picks text/csv for POST /pcall/campaigns and fills in the name its description asks for
+    status, body, curl = execute(docs, sandbox, "create_campaign", {"name": "csv example"}, media="text/csv")
+    created = json.loads(body)["data"]
+    # then the CSV example's two calls are accepted as a campaign of that name
+    assert status == 200, created
+    assert parse_qsl(urlsplit(url_of(curl)).query) == [("name", "csv example")], curl
+    assert (created["campaign"]["name"], created["campaign"]["total"]) == ("csv example", 2)
+
+
+def test_the_csv_example_of_the_bulk_do_not_call_route_runs_as_shown(docs: Browser, sandbox: RunningSandbox) -> None:
+    # when a user picks text/csv for POST /pcall/suppressions and presses Execute
+    status, body, _ = execute(docs, sandbox, "add_suppressions", media="text/csv")
+    added = json.loads(body)["data"]
+    # then both numbers of the example (after its header line) are on the list
+    assert status == 200, added
+    assert added["count"] == 2
+    with sandbox.client() as client:
+        # with the reasons of the example's second column; and off it again: no other example calls them
+        for number, reason in (("12812345679", "asked by phone"), ("12812345689", "asked by email")):
+            assert client.get(f"/pcall/suppressions/{number}").json()["data"]["suppression"]["reason"] == reason
+            assert client.delete(f"/pcall/suppressions/{number}").status_code == 200

@@ -87,7 +87,7 @@ def queued(stack: Any) -> list[dict[str, Any]]:
     """Every message on CallsQueue (received with a long visibility timeout, so each appears once)."""
     import json
 
-    messages = []
+    messages: list[dict[str, Any]] = []
     while (
         batch := _client("sqs")
         .receive_message(QueueUrl=stack.refs["CallsQueue"], MaxNumberOfMessages=10, VisibilityTimeout=300)
@@ -127,7 +127,7 @@ def carrier_secret(aws: Any) -> dict[str, str]:
     """The template's CarrierSecret holding the fake Twilio account's credentials (no stale cached copy)."""
     import json
 
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS  # type: ignore[attr-defined]
     from callbridge.adapters.aws import client
 
     from tests.integration.fakes import ACCOUNT_SID, AUTH_TOKEN

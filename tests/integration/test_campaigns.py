@@ -22,6 +22,7 @@ from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.campaigns import SUPPRESSED_AT_INTAKE
+from callbridge.domain.errors import ServiceUnavailable
 from callbridge.logic.campaigns import REPORT_COLUMNS
 
 from tests.conftest import ApiClient, LambdaContext, fresh_module
@@ -78,7 +79,8 @@ def campaign_messages(stack: Any, kinds: set[str] | None = None) -> list[dict[st
     """Receive every visible CampaignsQueue message of `kinds` (hidden for a while, so each is seen once); the
     others are made visible again."""
     sqs = aws_client("sqs")
-    found, others = [], []
+    found: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     while batch := sqs.receive_message(
         QueueUrl=stack.refs["CampaignsQueue"], MaxNumberOfMessages=10, VisibilityTimeout=300, AttributeNames=["All"]
     ).get("Messages", []):
@@ -104,7 +106,7 @@ def run_worker(module: ModuleType, stack: Any, messages: list[dict[str, Any]]) -
 
 def drain(module: ModuleType, stack: Any, kinds: set[str] | None = None) -> list[dict[str, Any]]:
     """Run the campaigns function on the queue's messages (of `kinds`) until none is left; the bodies handled."""
-    handled = []
+    handled: list[dict[str, Any]] = []
     while messages := campaign_messages(stack, kinds):
         run_worker(module, stack, messages)
         handled.extend(json.loads(m["Body"]) for m in messages)
@@ -292,6 +294,32 @@ def test_the_fan_out_stores_each_call_once_even_when_its_message_comes_twice(
     assert len(by_account) == 100  # ordinary calls of the account
 
 
+def test_a_fan_out_message_that_comes_back_after_a_partial_run_finishes_its_chunk(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    # given a chunk whose first run stored some of its calls and then failed (a timeout, an outage)
+    campaign = created(api, campaign_body(5, calls_per_second=1))
+    (message,) = campaign_messages(aws, {"fanout"})
+    worker = worker_module.deps().worker
+    real_add_waiting = worker.campaigns.add_waiting
+
+    def outage(*_args: Any) -> None:
+        raise ServiceUnavailable("campaign storage unavailable")
+
+    worker.campaigns.add_waiting = outage
+    failed = run_worker(worker_module, aws, [message])
+    worker.campaigns.add_waiting = real_add_waiting
+
+    # when it comes back, then its calls are all stored, once, and waiting
+    again = run_worker(worker_module, aws, [message])
+
+    assert failed["batchItemFailures"] == [{"itemIdentifier": message["MessageId"]}]
+    assert not again.get("batchItemFailures")
+    assert len(campaign_calls(aws, campaign["id"])) == 5
+    assert len(campaigns_store(aws).waiting(campaign["id"], 10)) == 5
+    assert campaigns_store(aws).header(campaign["id"])["fanned_out"] == {0}  # type: ignore[index]
+
+
 def test_a_fan_out_out_of_time_goes_on_from_the_next_call_in_a_new_message(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:
@@ -404,6 +432,66 @@ def test_counts_are_exact_under_duplicate_and_out_of_order_delivery(
     assert view["answered"] == {"Person": 1, "Machine": 1}
     assert view["billed_seconds"] == 42
     assert view["status"] == "RUNNING"
+
+
+def test_a_stream_batch_is_counted_in_one_write_per_campaign(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    first, second = created(api, campaign_body(3)), created(api, campaign_body(2))
+    drain(worker_module, aws, {"fanout"})
+    records = []
+    for campaign in (first, second):
+        for call in campaign_calls(aws, campaign["id"]):  # each call seen twice: as stored, then ended
+            records.append(stream_record(raw_call(aws, call.callid), next(_seq)))
+            finish(aws, call.callid, CallStatus.COMPLETED, "Person", 10)
+            records.append(stream_record(raw_call(aws, call.callid), next(_seq)))
+    writes: list[str] = []
+    db = worker_module.deps().worker.campaigns._db
+    db.meta.events.register("before-call.dynamodb.TransactWriteItems", lambda **_: writes.append("tx"))
+    db.meta.events.register("before-call.dynamodb.UpdateItem", lambda **_: writes.append("update"))
+    db.meta.events.register("before-call.dynamodb.PutItem", lambda **_: writes.append("put"))
+
+    result = worker_module.lambda_handler({"Records": records}, LambdaContext())
+
+    assert not result.get("batchItemFailures")
+    # one counting transaction per campaign; then each campaign's move to FINISHED
+    assert writes == ["tx", "update", "tx", "update"]
+    for campaign, size in ((first, 3), (second, 2)):
+        view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+        assert {k: v for k, v in view["counts"].items() if v} == {"COMPLETED": size}
+        assert view["answered"] == {"Person": size, "Machine": 0}
+        assert view["billed_seconds"] == 10 * size
+        assert view["status"] == "FINISHED"
+
+
+def test_a_campaign_whose_counting_fails_sends_the_batch_back_from_its_first_record(
+    api: ApiClient, aws: Any, worker_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted, failing = created(api, campaign_body(1)), created(api, campaign_body(2))
+    drain(worker_module, aws, {"fanout"})
+    for campaign in (counted, failing):
+        for call in campaign_calls(aws, campaign["id"]):
+            finish(aws, call.callid, CallStatus.BUSY)
+    ok = [stream_record(raw_call(aws, c.callid), next(_seq)) for c in campaign_calls(aws, counted["id"])]
+    bad = [stream_record(raw_call(aws, c.callid), next(_seq)) for c in campaign_calls(aws, failing["id"])]
+    store = worker_module.deps().worker.campaigns
+    real_count = store.count
+
+    def count(campaign_id: str, changes: Any) -> int:
+        if campaign_id == failing["id"]:
+            raise ServiceUnavailable("campaign storage unavailable")
+        return int(real_count(campaign_id, changes))
+
+    monkeypatch.setattr(store, "count", count)
+    result = worker_module.lambda_handler({"Records": [bad[0], *ok, bad[1]]}, LambdaContext())
+    monkeypatch.setattr(store, "count", real_count)
+    again = worker_module.lambda_handler({"Records": [bad[0], *ok, bad[1]]}, LambdaContext())  # the stream's retry
+
+    assert result["batchItemFailures"] == [{"itemIdentifier": bad[0]["dynamodb"]["SequenceNumber"]}]
+    assert not again.get("batchItemFailures")
+    for campaign, size in ((counted, 1), (failing, 2)):
+        view = api.get(f"/pcall/campaigns/{campaign['id']}").data["campaign"]
+        assert {k: v for k, v in view["counts"].items() if v} == {"BUSY": size}  # the retry counted nothing twice
 
 
 def test_the_last_final_call_finishes_the_campaign_and_notifies_once(
@@ -735,6 +823,7 @@ def test_campaign_calls_keep_their_retries_and_calling_window(
     assert calls_store(aws).get(windowed.callid).status is CallStatus.SCHEDULED  # type: ignore[union-attr]
     (waiting,) = campaigns_store(aws).waiting(campaign["id"], 10)
     opening = windowed.policy.window().next_opening(datetime.now(UTC))  # type: ignore[union-attr]
+    assert opening is not None
     assert (waiting.callid, waiting.not_before) == (windowed.callid, opening.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
 
 

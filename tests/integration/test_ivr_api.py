@@ -35,7 +35,9 @@ SALES: dict[str, Any] = {
 CALL = {"to": "17134567890", "answer_ivr": "main"}
 
 
-def put(api: ApiClient, code: str, menu: Any, content_type: str = "application/json", **kwargs: Any) -> ApiResponse:
+def put(
+    api: ApiClient, code: str, menu: Any, content_type: str | None = "application/json", **kwargs: Any
+) -> ApiResponse:
     body = menu if isinstance(menu, str | bytes) else json.dumps(menu)
     return api.request("PUT", f"/pcall/ivr/{code}", body=body, content_type=content_type, **kwargs)
 

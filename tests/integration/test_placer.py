@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from callbridge.adapters.aws import client as aws_client
-from callbridge.adapters.pacing import DynamoPacer
+from callbridge.adapters.pacing import LATE_AFTER, DynamoPacer
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.dispatch import Step, Timing, next_step
 from callbridge.logic.placer import Placement, Placer, PlaceResult, WebhookUrls
@@ -160,7 +160,7 @@ def test_calls_that_are_not_queued_are_skipped(
     statuses = [CallStatus.CANCELED, CallStatus.SCHEDULED, CallStatus.DIALING, CallStatus.COMPLETED, CallStatus.FAILED]
     callids = [queue_call(aws, account) for _ in statuses]
     for callid, status in zip(callids, statuses, strict=True):
-        calls_store(aws).update(callid, lambda c, s=status: c.model_copy(update={"status": s}))
+        calls_store(aws).update(callid, lambda c, s=status: c.model_copy(update={"status": s}))  # type: ignore[misc]
     before = [stored(aws, callid) for callid in callids]
 
     # when: all of them arrive in one batch
@@ -496,6 +496,8 @@ def test_a_call_waiting_for_a_slot_is_marked_so_the_scheduler_does_not_resend_it
 
 class _FullPacer:
     """A carrier booked for longer than any invocation can wait (a backlog)."""
+
+    late_after = LATE_AFTER
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         return None

@@ -4,6 +4,7 @@ killed at the function's Timeout (the next invocation cold-starts a new one)."""
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
 import threading
 import time
@@ -11,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
+from sandbox import runtime
 from sandbox.lambdas import Function, FunctionError, FunctionTimeout, function_environment
 from sandbox.template import Stack
 
@@ -169,3 +172,29 @@ def test_concurrent_invocations_run_at_once_in_separate_containers(function: Fun
     # then both finished, in two processes
     assert (tmp_path / "first").exists()
     assert results["first"]["pid"] != results["second"]["pid"]
+
+
+def test_moto_whose_port_was_taken_meanwhile_is_started_on_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: the first port the sandbox picks for moto is taken by another process before moto binds it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        first, second = int(taken.getsockname()[1]), runtime.free_port()
+        picks = iter([first, second])
+        monkeypatch.setattr(runtime, "free_port", lambda: next(picks))
+        sandbox = runtime.Sandbox(runtime.SandboxConfig(port=0))
+
+        # when: moto is started
+        sandbox._start_moto()
+    try:
+        # then: moto runs on the second port and answers there
+        assert sandbox.aws_endpoint == f"http://127.0.0.1:{second}"
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=sandbox.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        assert sqs.list_queues().get("QueueUrls", []) == []
+    finally:
+        sandbox.stop()

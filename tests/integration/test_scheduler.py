@@ -108,6 +108,7 @@ class Carrier:
         return self.fake(request)
 
     def client(self) -> Any:
+        """A TwilioClient on the simulated clock (a pacing slot's deadline is checked by the placer's clock)."""
         from callbridge.carrier.twilio import TwilioClient
 
         return TwilioClient(
@@ -115,6 +116,7 @@ class Carrier:
             "token",
             base_url="https://api.twilio.test",
             http=httpx.Client(transport=httpx.MockTransport(self)),
+            now=self.sim.now,
         )
 
     def dialed(self) -> Counter[str]:
@@ -160,7 +162,7 @@ class World:
     def placer(self) -> Placer:
         return Placer(
             calls=self.store,
-            carrier=self.carrier.client(self.sim.now),
+            carrier=self.carrier.client(),
             pacer=InstantPacer(),
             urls=WebhookUrls(PUBLIC_API_URL),
             now=self.sim.now,
@@ -252,7 +254,7 @@ def scheduled_calls(world: World, account: AccountCredentials, dues: list[dateti
         )
     db, table = boto3.client("dynamodb"), world.stack.refs["CallsTable"]
     for start in range(0, len(calls), 25):
-        puts = [{"PutRequest": {"Item": world.store.call_item(c)}} for c in calls[start : start + 25]]
+        puts: list[Any] = [{"PutRequest": {"Item": world.store.call_item(c)}} for c in calls[start : start + 25]]
         assert not db.batch_write_item(RequestItems={table: puts}).get("UnprocessedItems")
     return [c.callid for c in calls]
 
@@ -395,8 +397,10 @@ def test_cancel_racing_dispatch_and_claim_never_dials_a_cancelled_call(
 
     def run() -> None:
         start.wait()
-        world.run(workers=4)
-        run_done.set()
+        try:
+            world.run(workers=4)
+        finally:
+            run_done.set()  # a run that fails must not leave the placer's loop waiting forever
 
     def place() -> None:
         placer = world.placer()

@@ -171,7 +171,7 @@ def test_a_machine_gets_the_voicemail_and_one_sms_even_if_the_flow_comes_twice(
     second = hooks.post(call.callid, "flow", flow_params(call, "machine_end_beep"))
 
     # then: the machine flow both times, and one SMS from the account's SMS number
-    machine = [
+    machine: list[tuple[str, dict[str, str], str | None, list[Any]]] = [
         ("Play", {}, MACHINE_PLAY, []),
         ("Say", {"language": "en-US", "voice": "Polly.Joanna"}, MACHINE_SPEAK, []),
         ("Hangup", {}, None, []),
@@ -578,7 +578,7 @@ def test_the_hold_music_dials_the_second_leg_once_even_when_fetched_twice(
     second = hooks.post(call.callid, "hold", hold_params(call))
 
     # then: the tone both times, and one create-call for the second leg
-    tone = [("Play", {"loop": "0"}, TONE, [])]
+    tone: list[tuple[str, dict[str, str], str | None, list[Any]]] = [("Play", {"loop": "0"}, TONE, [])]
     assert verbs(first) == tone
     assert verbs(second) == tone
     (leg,) = twilio.creates
@@ -811,7 +811,7 @@ def test_a_completed_call_is_counted_as_completed_for_the_dashboard(
 
 def put_carrier_secret(aws: Any, secret: dict[str, str]) -> None:
     """Store a new carrier secret and let the handler see it, as if its cache (CACHE_SECONDS) had expired."""
-    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS  # type: ignore[attr-defined]
     from callbridge.adapters.aws import client
 
     client("secretsmanager").put_secret_value(SecretId=aws.refs["CarrierSecret"], SecretString=json.dumps(secret))

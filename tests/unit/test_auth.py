@@ -7,7 +7,6 @@ import hmac
 from typing import Any
 
 import pytest
-from callbridge.domain import accounts as accounts_module
 from callbridge.domain.accounts import DUMMY_HASH, Account, hash_password, verify_password
 from callbridge.domain.errors import Unauthorized
 from callbridge.logic.auth import MAX_KEY, Authenticator, parse_basic
@@ -100,7 +99,7 @@ def test_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(accounts_module.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module callbridge.domain.accounts compares with
 
     # when
     result = verify_password("wrong", HASH)
@@ -172,7 +171,12 @@ def test_unknown_key_still_pays_for_a_hash(monkeypatch: pytest.MonkeyPatch) -> N
     from callbridge.logic import auth as auth_module
 
     checked: list[str] = []
-    monkeypatch.setattr(auth_module, "verify_password", lambda pw, stored: checked.append(stored) or False)
+
+    def verify(password: str, stored: str) -> bool:
+        checked.append(stored)
+        return False
+
+    monkeypatch.setattr(auth_module, "verify_password", verify)
 
     with pytest.raises(Unauthorized):
         Authenticator(FakeAccounts()).authenticate(basic("cb_nobody", PASSWORD))
@@ -191,7 +195,7 @@ def test_verified_credentials_are_cached_for_ttl(monkeypatch: pytest.MonkeyPatch
     from callbridge.logic import auth as auth_module
 
     verifications: list[str] = []
-    real = auth_module.verify_password
+    real = verify_password
 
     def counting(password: str, stored: str) -> bool:
         verifications.append(password)

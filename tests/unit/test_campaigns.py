@@ -10,6 +10,7 @@ from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.campaigns import (
     MAX_CALLS,
+    CallChange,
     CallState,
     Campaign,
     CampaignCall,
@@ -22,6 +23,7 @@ from callbridge.domain.campaigns import (
     first_state,
     first_wait,
     hold,
+    newest_changes,
     parse_campaign,
     release,
 )
@@ -149,6 +151,25 @@ def test_a_move_changes_the_counts_by_its_difference() -> None:
     assert counts.answered == {"Person": 1}
     assert counts.billed_seconds == 30
     assert counts.final() == 1
+
+
+def test_a_batch_keeps_each_calls_newest_change_grouped_by_campaign() -> None:
+    ringing, done, busy = CallState("RINGING"), CallState("COMPLETED", "Person", 30), CallState("BUSY")
+    batch = [
+        CallChange("c1", "b", done, 9),
+        CallChange("c1", "a", ringing, 3),
+        CallChange("c2", "a", ringing, 4),
+        CallChange("c1", "b", ringing, 5),  # older than the change above: left out
+        CallChange("c1", "a", busy, 7),
+        CallChange("c1", "a", busy, 7),  # the same record twice
+    ]
+
+    grouped = newest_changes(batch)
+
+    assert grouped == {
+        "c1": [CallChange("c1", "a", busy, 7), CallChange("c1", "b", done, 9)],
+        "c2": [CallChange("c2", "a", ringing, 4)],
+    }
 
 
 @pytest.mark.parametrize(("cps", "expected"), [(1, (1.0, 1)), (2.5, (1.0, 2)), (0.5, (2.0, 1)), (10, (1.0, 10))])

@@ -117,7 +117,7 @@ def test_the_simulators_modules_import_each_other_without_cycles() -> None:
     for source in package.glob("*.py"):
         tree = ast.parse(source.read_text())
         imports[source.stem] = {
-            node.module.rsplit(".", 1)[1]
+            (node.module or "").rsplit(".", 1)[1]
             for node in ast.walk(tree)
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sandbox.carrier.")
         }

@@ -88,7 +88,8 @@ def test_a_final_status_absorbs_a_late_final_callback_written_without_a_read(end
 
 def test_only_completed_callbacks_and_the_flow_give_the_whole_outcome() -> None:
     # given: a call the carrier reports only at its end, answered by a person after 3.2 s of detection
-    call = dialing_call().model_copy(update={"carrier_call_id": None, "timeline": []})
+    call: Call | None = dialing_call().model_copy(update={"carrier_call_id": None, "timeline": []})
+    assert call is not None
     _, call = apply(call, placed(iso(T0), "CA1", "queued"))
     assert call is not None
     _, call = apply(

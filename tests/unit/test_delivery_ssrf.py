@@ -298,7 +298,7 @@ class Receiver:
             def remember(sock: ssl.SSLSocket, name: str | None, _context: ssl.SSLContext) -> None:
                 self.server_names.append(name)
 
-            context.sni_callback = remember
+            context.sni_callback = remember  # type: ignore[assignment]  # typeshed types it for SSLObject
             self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

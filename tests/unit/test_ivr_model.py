@@ -10,7 +10,6 @@ from callbridge.domain import requests as call_requests
 from callbridge.domain.errors import InvalidRequest
 from callbridge.domain.ivr import (
     DIGITS,
-    IVR_CODE,
     MAX_BODY,
     Chosen,
     DialAction,
@@ -29,6 +28,7 @@ from callbridge.domain.ivr import (
     snapshot,
     valid_code,
 )
+from callbridge.domain.requests import IVR_CODE
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from callbridge.domain.accounts import DUMMY_HASH
+from callbridge.domain.accounts import DUMMY_HASH, verify_password
 from callbridge.domain.errors import ServiceUnavailable, TooManyFailedLogins, Unauthorized
 from callbridge.logic import auth as auth_module
 from callbridge.logic.auth import Authenticator, LoginLimiter, LoginLimits, key_subject, source_subject
@@ -46,7 +46,7 @@ class Hashes:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.checked: list[str] = []
-        real = auth_module.verify_password
+        real = verify_password
 
         def counting(password: str, stored: str) -> bool:
             self.checked.append(stored)
@@ -229,7 +229,8 @@ def test_no_source_address_counts_per_key_only() -> None:
 
 
 def test_when_the_counter_is_unavailable_logins_still_work_and_someone_hears_of_it() -> None:
-    counter, clock, errors = FakeCounter(), wall_clock(), []
+    counter, clock = FakeCounter(), wall_clock()
+    errors: list[str] = []
     counter.down = True
     auth = container(counter, clock, errors=errors)
 

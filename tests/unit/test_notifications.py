@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl
 
 import pytest
@@ -20,9 +20,9 @@ from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.changes import Change
 from callbridge.domain.changes import apply as apply_change
 from callbridge.domain.errors import ServiceUnavailable
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.notifications import (
     EVENT_ID_HEADER,
-    MAX_DELAY_SECONDS,
     PAYLOAD_FIELDS,
     RETRY_FOR_SECONDS,
     SIGNATURE_HEADER,
@@ -39,6 +39,7 @@ from callbridge.domain.notifications import (
     was_delivered,
 )
 from callbridge.logic.notify import Notifier, Result
+from callbridge.ports import CallsStore
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -339,9 +340,14 @@ class Clock:
         return self.now
 
 
+def as_store(calls: FakeCalls) -> CallsStore:
+    """The fake as the calls store the Notifier takes (it only gets, applies and updates calls, as FakeCalls does)."""
+    return cast(CallsStore, calls)
+
+
 def notifier(sender: FakeSender, calls: FakeCalls, queue: FakeQueue | None = None) -> tuple[Notifier, FakeQueue, Clock]:
     clock, queue = Clock(), queue or FakeQueue()
-    return Notifier(calls, FakeAccounts(), sender, queue, now=clock, rng=lambda: 1.0), queue, clock
+    return Notifier(as_store(calls), FakeAccounts(), sender, queue, now=clock, rng=lambda: 1.0), queue, clock
 
 
 def test_a_delivered_notification_is_signed_recorded_and_not_retried() -> None:
@@ -511,7 +517,7 @@ def test_a_timeline_write_failure_does_not_stop_delivery_or_retry() -> None:
 def test_the_webhook_secret_is_looked_up_once_per_ttl() -> None:
     call = completed()
     accounts = FakeAccounts()
-    notify = Notifier(FakeCalls(call), accounts, FakeSender(200), FakeQueue(), account_ttl=60)
+    notify = Notifier(as_store(FakeCalls(call)), accounts, FakeSender(200), FakeQueue(), account_ttl=60)
 
     for _ in range(3):
         notify.on_change(None, call)

@@ -94,7 +94,7 @@ class MemoryCalls:
     def get(self, callid: str) -> Call | None:
         return self.call
 
-    def update(self, callid: str, change: object, attempts: int = 8) -> Call | None:
+    def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
         raise AssertionError("no read-modify-write on the happy path")
 
 

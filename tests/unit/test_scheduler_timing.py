@@ -11,7 +11,6 @@ from callbridge.adapters.dynamodb.codec import from_item
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
-    MAX_DELAY_SECONDS,
     Step,
     Timing,
     attention,
@@ -27,6 +26,7 @@ from callbridge.domain.dispatch import (
     requeue,
     unknown_to_carrier,
 )
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -87,7 +87,9 @@ def emitted_metrics() -> frozenset[str]:
                     and isinstance(node.value, ast.Dict)
                     and any(isinstance(t, ast.Name) and t.id.endswith("METRICS") for t in node.targets)
                 ):
-                    tables |= {v.value for v in node.value.values if isinstance(v, ast.Constant)}
+                    tables |= {
+                        v.value for v in node.value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                    }
             uses_table = False
             for func in ast.walk(tree):
                 if not isinstance(func, ast.FunctionDef):

@@ -47,7 +47,7 @@ def ours(send: Callable[[TwilioClient], object]) -> tuple[str, str, Form]:
     return request.method, request.url.path, parse_qsl(request.content.decode(), keep_blank_values=True)
 
 
-class Capture(HttpClient):
+class Capture(HttpClient):  # type: ignore[misc]  # twilio ships no type information
     """twilio-python's HTTP client, replaced by one that keeps the request and answers like Twilio."""
 
     def __init__(self) -> None:

@@ -11,8 +11,8 @@ from callbridge.domain.windows import CallingWindow, WindowError, parse_call_day
 NEW_YORK = ("America/New_York",)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callbridge.domain.calls import Attempt, CallStatus
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
+from callbridge.domain.suppressions import MAX_BULK, MAX_REASON
 from callbridge.logic.calls import MAX_STATS_CALLS
 
 TITLE = "callbridge — Make calls API"
@@ -34,14 +35,23 @@ IVR_EXAMPLE = {
     "timeout": 5,
     "retries": 2,
 }
-EXAMPLE_CALLID = "1a2184ef7627bf9f447e3c5f87f"
+# The do-not-call examples' numbers, used by no other example (POST /pcall/call to a listed number is a 400): the
+# bulk example adds both, PUT, GET and DELETE of one number then find the first.
+SUPPRESSION_EXAMPLE_NUMBER = "12812345679"
+SUPPRESSION_PUT_EXAMPLE = {"reason": "asked by phone"}
+SUPPRESSIONS_JSON_EXAMPLE = [SUPPRESSION_EXAMPLE_NUMBER, {"number": "+1 (281) 234-5689", "reason": "asked by email"}]
+SUPPRESSIONS_CSV_EXAMPLE = (
+    f"number,reason\n{SUPPRESSION_EXAMPLE_NUMBER},asked by phone\n+1 (281) 234-5689,asked by email\n"
+)
 TAGS = {
     "calls": "Make a call now or at a time; follow it from request to outcome.",
     "scheduled": "Calls with a `call_date` that have not started: list them, cancel one.",
     "ivr": "The menus `answer_ivr` names: a prompt and what each key does.",
     "suppressions": "Your do-not-call list: numbers that are never called (E.164, per account).",
 }
-PATH_EXAMPLES = {"callid": EXAMPLE_CALLID, "code": "main", "number": "12812345670"}
+# Path parameters that can have a working example. An id that only exists once created (a callid, a campaign's id)
+# has none: its description says where to get one.
+PATH_EXAMPLES = {"code": "main", "number": SUPPRESSION_EXAMPLE_NUMBER}
 
 
 class _Deferred(BaseModel):
@@ -368,9 +378,10 @@ def _suppressions_body(spec: dict[str, Any]) -> None:
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {"reason": {"type": "string", "maxLength": 500}},
+                    "properties": {"reason": {"type": "string", "maxLength": MAX_REASON}},
                     "additionalProperties": False,
-                }
+                },
+                "example": SUPPRESSION_PUT_EXAMPLE,
             }
         },
     }
@@ -379,7 +390,7 @@ def _suppressions_body(spec: dict[str, Any]) -> None:
             {"type": "string", "description": "A number, e.g. 12812345670 or +1 (281) 234-5670."},
             {
                 "type": "object",
-                "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}},
+                "properties": {"number": {"type": "string"}, "reason": {"type": "string", "maxLength": MAX_REASON}},
                 "required": ["number"],
                 "additionalProperties": False,
             },
@@ -388,9 +399,16 @@ def _suppressions_body(spec: dict[str, Any]) -> None:
     spec["paths"]["/pcall/suppressions"]["post"]["requestBody"] = {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": entry, "minItems": 1, "maxItems": 10000}},
+            "application/json": {
+                "schema": {"type": "array", "items": entry, "minItems": 1, "maxItems": MAX_BULK},
+                "example": SUPPRESSIONS_JSON_EXAMPLE,
+            },
             "text/csv": {
-                "schema": {"type": "string", "description": "One number per line; an optional reason column."}
+                "schema": {
+                    "type": "string",
+                    "description": "One number per line; an optional reason column (a header line is skipped).",
+                },
+                "example": SUPPRESSIONS_CSV_EXAMPLE,
             },
         },
     }

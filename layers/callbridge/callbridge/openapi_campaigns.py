@@ -10,14 +10,20 @@ from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStat
 from callbridge.openapi import Envelope, input_schema
 
 TAG = "Campaigns: up to 10,000 calls in one request, paced, paused, cancelled, counted and reported."
-# Works as it is in Swagger UI (Try it out, Execute): two calls, one of them with metadata.
+# Works as it is in Swagger UI (Try it out, Execute): two calls, which the sandbox's carrier answers as a person (a
+# number ending in 0) and as voicemail (ending in 1).
 JSON_EXAMPLE = {
     "name": "pick-up reminders",
     "defaults": {"answer_play": "http://example.com/file.wav"},
-    "calls": [{"to": "12812345670", "metadata": {"order": "A-1"}}, {"to": "12812345675"}],
+    "calls": [{"to": "12812345670", "metadata": {"order": "A-1"}}, {"to": "12812345671", "metadata": {"order": "A-2"}}],
     "calls_per_second": 1,
 }
-CSV_EXAMPLE = "to,answer_play,metadata.order\n12812345670,http://example.com/file.wav,A-1\n"
+# The same calls as CSV; the campaign's name then comes from the `name` query parameter.
+CSV_EXAMPLE = (
+    "to,answer_play,metadata.order\n"
+    "12812345670,http://example.com/file.wav,A-1\n"
+    "12812345671,http://example.com/file.wav,A-2\n"
+)
 _QUERY = {
     "name": "The campaign's name (required with a CSV body).",
     "calls_per_second": "At most the carrier's; defaults to it.",
@@ -109,11 +115,20 @@ def add_campaign_request_body(spec: dict[str, Any]) -> None:
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}, "example": JSON_EXAMPLE},
             "text/csv": {
-                "schema": {"type": "string", "description": "A header row of call parameters, one call per line."},
+                "schema": {
+                    "type": "string",
+                    "description": "A header row of call parameters, one call per line; the campaign's name in the "
+                    "`name` query parameter (required with a CSV body).",
+                },
                 "example": CSV_EXAMPLE,
             },
         },
     }
+    post["description"] = (
+        "Try it out as shown: the JSON example starts a campaign of two calls (in the sandbox, one answered by a "
+        "person, one by voicemail). For a CSV body, pick `text/csv` and fill in `name`; the other query parameters "
+        "are for CSV bodies only. The answer's `data.campaign.id` is what the campaign routes below take."
+    )
     for name in CAMPAIGN_FIELDS:
         post.setdefault("parameters", []).append(
             {

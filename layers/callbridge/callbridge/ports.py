@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
-from callbridge.domain.campaigns import CallState, Campaign, CampaignCall, CampaignStatus, Counts, WaitingCall
+from callbridge.domain.campaigns import CallChange, Campaign, CampaignCall, CampaignStatus, Counts, WaitingCall
 from callbridge.domain.changes import Change
 from callbridge.domain.ivr import StoredMenu
 from callbridge.domain.suppressions import Suppression
@@ -57,7 +57,8 @@ class CallQuery:
 
 class CallsStore(Protocol):
     def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
-        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken."""
+        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken, or
+        CallAlreadyStored when there is no idempotency record and the callid is stored already."""
 
     def get(self, callid: str) -> Call | None: ...
 
@@ -183,6 +184,11 @@ class VersionConflict(Exception):
     """The call changed between read and write; read it again."""
 
 
+class CallAlreadyStored(Exception):
+    """A call with this callid is stored already: a create done before (a redelivery, or a retried request that
+    had gone through)."""
+
+
 class SuppressionList(Protocol):
     """An account's do-not-call list, by E.164 number."""
 
@@ -264,9 +270,10 @@ class CampaignsStore(Protocol):
     def waiting(self, campaign_id: str, limit: int, due_by: str | None = None) -> list[WaitingCall]:
         """Waiting calls in release order: the dated ones due by `due_by` (all when None), then the others."""
 
-    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None: ...
+    def remove_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None: ...
 
-    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool: ...
+    def count(self, campaign_id: str, changes: Sequence[CallChange]) -> int:
+        """Count the changes (one per call) exactly once each; how many were counted."""
 
 
 class CampaignsQueue(Protocol):

@@ -9,11 +9,13 @@ One partition per campaign (pk = campaign id), items by sort key:
   sequence number it was counted at.
 - `COUNT#nn`: one of 16 counter shards; the campaign's counts are their sum.
 
-Counts are exact by construction: a call's move is counted in one transaction that moves its `CALL#` item
-from the state counted before (condition: that state's sequence number) and adds the difference to its
-counter shard. A redelivered or older stream record fails the condition and changes nothing; two moves of
-one call cannot both be counted from the same state. So at every moment the sum of the shards equals the
-sum over the calls of the state last counted, and the counts add up to `total`.
+Counts are exact by construction: the calls' moves are counted in one transaction that moves each call's
+`CALL#` item from the state counted before (condition: that state's sequence number) and adds the sum of the
+differences to one counter shard. A redelivered or older stream record fails the condition and changes
+nothing; two moves of one call cannot both be counted from the same state. So at every moment the sum of the
+shards equals the sum over the calls of the state last counted, and the counts add up to `total`. One
+transaction counts up to 99 calls (a stream batch's newest change of each), so counting costs one write per
+call changed plus one per batch, not a transaction per change.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from callbridge.adapters.aws import ConditionFailed, LazyClient, TransactionCanc
 from callbridge.adapters.dynamodb.codec import from_item, to_item
 from callbridge.adapters.dynamodb.codec import value as codec_value
 from callbridge.domain.campaigns import (
+    CallChange,
     CallState,
     Campaign,
     CampaignCall,
@@ -50,6 +53,9 @@ _STATUS_PREFIX = "n_"
 _ANSWERED_PREFIX = "a_"
 _BILLED = "billed_seconds"
 _TX_ATTEMPTS = 8
+# Calls counted in one transaction: with the counter shard, DynamoDB's 100 items per transaction (and per
+# BatchGetItem).
+COUNTED_PER_WRITE = 99
 _WHAT = "campaign storage"
 
 
@@ -57,9 +63,9 @@ def _number(value: float | int) -> Decimal:
     return Decimal(str(value))
 
 
-def counter_shard(callid: str) -> str:
-    """The counter shard a call's moves are added to (spreads one campaign's writes over 16 items)."""
-    return f"COUNT#{zlib.crc32(callid.encode()) % COUNTER_SHARDS:02d}"
+def _shard(number: int) -> str:
+    """One of the campaign's counter shards (they spread its counting writes over 16 items)."""
+    return f"COUNT#{number % COUNTER_SHARDS:02d}"
 
 
 def _counts(item: dict[str, Any]) -> Counts:
@@ -152,7 +158,7 @@ class DynamoCampaignsStore:
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {"Put": {"TableName": self._table, "Item": to_item({"pk": campaign.id, "sk": "COUNT#00", **first})}},
+            {"Put": {"TableName": self._table, "Item": to_item({"pk": campaign.id, "sk": _shard(0), **first})}},
         ]
         if idempotency is not None:
             items.append(
@@ -183,7 +189,10 @@ class DynamoCampaignsStore:
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         """Put the items, 25 per request, again for what DynamoDB left unprocessed."""
-        writes = [{"PutRequest": {"Item": to_item(item)}} for item in items]
+        self._batch([{"PutRequest": {"Item": to_item(item)}} for item in items])
+
+    def _batch(self, writes: list[dict[str, Any]]) -> None:
+        """BatchWriteItem requests (puts or deletes), 25 per request, again for what DynamoDB left unprocessed."""
         for start in range(0, len(writes), 25):
             pending = {self._table: writes[start : start + 25]}
             for attempt in range(_TX_ATTEMPTS):
@@ -433,52 +442,90 @@ class DynamoCampaignsStore:
         dated = self._marks(campaign_id, DATED, f"{DATED}{due_by or '~'}#~", limit)
         return dated + self._marks(campaign_id, WAITING, f"{WAITING}~", limit - len(dated))
 
-    def remove_waiting(self, campaign_id: str, call: WaitingCall) -> None:
-        with aws_errors(_WHAT):
-            self._db.delete_item(TableName=self._table, Key=self._key(campaign_id, waiting_key(call)))
+    def remove_waiting(self, campaign_id: str, calls: Iterable[WaitingCall]) -> None:
+        """Remove the calls' waiting marks (25 per request; one already gone is no error)."""
+        keys = {waiting_key(c) for c in calls}
+        self._batch([{"DeleteRequest": {"Key": self._key(campaign_id, key)}} for key in sorted(keys)])
 
     # --- counting -------------------------------------------------------------------------
 
-    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool:
-        """Count a call's state seen at stream sequence number `seq`: exactly once, never from an older one.
+    def count(self, campaign_id: str, changes: Sequence[CallChange]) -> int:
+        """Count changes of the campaign's calls (one per call), each exactly once and never over a newer one.
 
-        Returns False when `seq` was counted already or a later one was (a redelivery, or an older record).
+        A write per `COUNTED_PER_WRITE` calls: one transaction moves each call's `CALL#` item from the state it was
+        counted in (condition: that state's sequence number) and adds the sum of the differences to one counter
+        shard. A change whose sequence number is not newer than the one counted (a redelivery, an older record),
+        or of a call the fan-out has not stored, is left out. How many changes were counted.
         """
-        key = self._key(campaign_id, f"CALL#{callid}")
+        counted = 0
+        for start in range(0, len(changes), COUNTED_PER_WRITE):
+            counted += self._count_group(campaign_id, changes[start : start + COUNTED_PER_WRITE])
+        return counted
+
+    def _count_group(self, campaign_id: str, changes: Sequence[CallChange]) -> int:
         for attempt in range(_TX_ATTEMPTS):
-            member = self._get(campaign_id, f"CALL#{callid}")
-            if not member:
-                return False  # not a call of this campaign's fan-out
-            seen = int(member.get("seq", 0))
-            if seen >= seq:
-                return False
-            old = CallState(str(member["status"]), str(member.get("answered_by", "")), int(member.get(_BILLED, 0)))
-            delta = state.delta(old)
-            moved = {
-                "Update": {
-                    "TableName": self._table,
-                    "Key": key,
-                    "UpdateExpression": "SET #s = :s, answered_by = :a, billed_seconds = :b, seq = :seq",
-                    "ConditionExpression": "seq = :seen",
-                    "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {
-                        ":s": {"S": state.status},
-                        ":a": {"S": state.answered_by},
-                        ":b": {"N": str(state.billed_seconds)},
-                        ":seq": {"N": str(seq)},
-                        ":seen": {"N": str(seen)},
-                    },
-                }
-            }
+            members = self._members_by_callid(campaign_id, [c.callid for c in changes])
+            moves: list[dict[str, Any]] = []
+            delta = Counts()
+            for change in changes:
+                member = members.get(change.callid)
+                if member is None:
+                    continue  # not a call of this campaign's fan-out
+                seen = int(member.get("seq", 0))
+                if seen >= change.seq:
+                    continue
+                old = CallState(str(member["status"]), str(member.get("answered_by", "")), int(member.get(_BILLED, 0)))
+                delta = delta.add(change.state.delta(old))
+                moves.append(self._move(campaign_id, change, seen))
+            if not moves:
+                return 0
+            # The shard moves on with each attempt: a conflict on one shard is not met again on the retry.
+            shard = _shard(zlib.crc32(changes[0].callid.encode()) + attempt)
             try:
                 with aws_errors(_WHAT):
-                    self._db.transact_write_items(TransactItems=[moved, *self._add_counts(campaign_id, callid, delta)])
-                return True
-            except TransactionCanceled:  # another change of the call was counted meanwhile, or a conflict: again
+                    self._db.transact_write_items(TransactItems=[*moves, *self._add_counts(campaign_id, shard, delta)])
+                return len(moves)
+            except TransactionCanceled:  # another change of one of the calls was counted meanwhile, or a conflict
                 time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
-        raise ServiceUnavailable(f"call {callid} of campaign {campaign_id}: counting keeps conflicting")
+        raise ServiceUnavailable(f"campaign {campaign_id}: counting keeps conflicting")
 
-    def _add_counts(self, campaign_id: str, callid: str, delta: Counts) -> list[dict[str, Any]]:
+    def _members_by_callid(self, campaign_id: str, callids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The `CALL#` items of these calls (at most 100), read consistently, by callid; absent ones left out."""
+        keys = [self._key(campaign_id, f"CALL#{callid}") for callid in dict.fromkeys(callids)]
+        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        found: dict[str, dict[str, Any]] = {}
+        for attempt in range(_TX_ATTEMPTS):
+            with aws_errors(_WHAT):
+                response = self._db.batch_get_item(RequestItems=pending)
+            for item in response.get("Responses", {}).get(self._table, []):
+                member = from_item(item)
+                found[str(member["sk"])[len("CALL#") :]] = member
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return found
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        raise ServiceUnavailable(f"{_WHAT} is throttling reads")
+
+    def _move(self, campaign_id: str, change: CallChange, seen: int) -> dict[str, Any]:
+        """A call's `CALL#` item to the state of `change`, if it is still in the one counted at `seen`."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self._key(campaign_id, f"CALL#{change.callid}"),
+                "UpdateExpression": "SET #s = :s, answered_by = :a, billed_seconds = :b, seq = :seq",
+                "ConditionExpression": "seq = :seen",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":s": {"S": change.state.status},
+                    ":a": {"S": change.state.answered_by},
+                    ":b": {"N": str(change.state.billed_seconds)},
+                    ":seq": {"N": str(change.seq)},
+                    ":seen": {"N": str(seen)},
+                },
+            }
+        }
+
+    def _add_counts(self, campaign_id: str, shard: str, delta: Counts) -> list[dict[str, Any]]:
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         adds = []
@@ -496,7 +543,7 @@ class DynamoCampaignsStore:
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": self._key(campaign_id, counter_shard(callid)),
+                    "Key": self._key(campaign_id, shard),
                     "UpdateExpression": "ADD " + ", ".join(adds),
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,

@@ -152,6 +152,33 @@ class CallState:
 
 
 @dataclass(frozen=True)
+class CallChange:
+    """A stored change of a campaign call, as its table's stream saw it: the state, at sequence number `seq`."""
+
+    campaign: str
+    callid: str
+    state: CallState
+    seq: int
+
+
+def newest_changes(changes: Iterable[CallChange]) -> dict[str, list[CallChange]]:
+    """Per campaign, only the newest change of each call (by `seq`), in callid order.
+
+    The counts hold each call's last counted state, so an older change in the same batch adds nothing: counting
+    only the newest gives the same counts with one write per call instead of one per change.
+    """
+    newest: dict[tuple[str, str], CallChange] = {}
+    for change in changes:
+        key = (change.campaign, change.callid)
+        if key not in newest or change.seq > newest[key].seq:
+            newest[key] = change
+    grouped: dict[str, list[CallChange]] = {}
+    for (campaign, _callid), change in sorted(newest.items()):
+        grouped.setdefault(campaign, []).append(change)
+    return grouped
+
+
+@dataclass(frozen=True)
 class CampaignCall:
     """One call of a campaign as accepted: its place in the list, its callid, parameters and metadata.
 

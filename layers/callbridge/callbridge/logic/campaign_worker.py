@@ -3,10 +3,11 @@ waiting ones, count every call's moves, and tell the campaign's callback_url onc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -17,7 +18,7 @@ from callbridge.domain import events
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     RELEASING,
-    CallState,
+    CallChange,
     Campaign,
     CampaignStatus,
     WaitingCall,
@@ -26,6 +27,7 @@ from callbridge.domain.campaigns import (
     closed_until,
     first_wait,
     hold,
+    newest_changes,
     release,
 )
 from callbridge.domain.dispatch import moment
@@ -33,7 +35,7 @@ from callbridge.domain.errors import Conflict, ServiceUnavailable
 from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.notifications import SIGNATURE_HEADER, DeliveryFailed, retry_delay, signature_header
 from callbridge.logic.campaigns import cancel_message, fanout_message, notify_message, tick_message
-from callbridge.ports import CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
+from callbridge.ports import CallAlreadyStored, CallsStore, CampaignsQueue, CampaignsStore, DispatchQueue, Outgoing
 
 CANCEL_BATCH = 100  # waiting calls cancelled per read
 MAX_NOTIFY_ATTEMPTS = 12  # the campaign's callback: about a day of retries with the outcome callbacks' backoff
@@ -110,11 +112,10 @@ class CampaignWorker:
                 return offset - start
             entry = entries[offset]
             self.campaigns.add_members(campaign_id, [entry])  # counted as it starts (first_state)
-            try:
-                self.calls.create(campaign_call(entry, campaign))  # conditional: never over a stored call
-            except ServiceUnavailable:
-                if self.calls.get(entry.callid) is None:  # not stored before (a redelivery): a real failure
-                    raise
+            # Conditional, never over a stored call: one an earlier run of this message stored (or a retried request
+            # that had gone through) is already there.
+            with contextlib.suppress(CallAlreadyStored):
+                self.calls.create(campaign_call(entry, campaign))
         waiting = [first_wait(e, campaign) for e in entries if not e.suppressed]  # a suppressed call has ended
         self.campaigns.add_waiting(campaign_id, waiting)
         header = self.campaigns.chunk_done(campaign_id, chunk)
@@ -163,6 +164,10 @@ class CampaignWorker:
         stamp = _stamp(now)
         waiting = self.campaigns.waiting(campaign.id, budget, due_by=stamp)
         released = [w for w in waiting if self._release(campaign.id, w, now)]
+        # The step's marks go before its calls are sent: a placer that holds a call back (its campaign paused) marks
+        # it waiting again only once it has its message, after this. A crash before this leaves marks the next step
+        # finds on calls no longer waiting, and removes.
+        self.campaigns.remove_waiting(campaign.id, waiting)
         for start in range(0, len(released), 10):
             batch = [Outgoing(w.callid, 0, call_date=w.call_date) for w in released[start : start + 10]]
             failed = self.calls_queue.send_calls(batch)
@@ -179,7 +184,7 @@ class CampaignWorker:
 
     def _release(self, campaign_id: str, waiting: WaitingCall, now: float) -> bool:
         """Release one waiting call (QUEUED, with its call_date); one whose calling window has closed meanwhile
-        waits again for its next opening. Whether it was released."""
+        is marked waiting for its next opening. Whether it was released (its old mark is the caller's to remove)."""
         at = datetime.fromtimestamp(now, UTC)
         stamp = iso(at)
         moved: list[Call] = []
@@ -195,8 +200,7 @@ class CampaignWorker:
         self.calls.update(waiting.callid, change)
         if reopens:  # marked again before the old mark goes: a crash in between leaves two marks, not none
             later = WaitingCall(waiting.index, waiting.callid, iso(reopens[0]), waiting.call_date)
-            self.campaigns.add_waiting(campaign_id, [later])
-        self.campaigns.remove_waiting(campaign_id, waiting)
+            self.campaigns.add_waiting(campaign_id, [later])  # a later time than the old mark's: another key
         return bool(moved)
 
     # --- cancel -------------------------------------------------------------------------------
@@ -223,7 +227,7 @@ class CampaignWorker:
         end = partial(_cancel_at, _stamp(self.now()))
         for call in waiting:
             self.calls.update(call.callid, end)
-            self.campaigns.remove_waiting(campaign_id, call)
+        self.campaigns.remove_waiting(campaign_id, waiting)  # after: a crash before leaves marks of ended calls
 
     # --- the placer's question ------------------------------------------------------------------
 
@@ -256,12 +260,21 @@ class CampaignWorker:
 
     # --- counting -----------------------------------------------------------------------------
 
-    def count(self, campaign_id: str, callid: str, state: CallState, seq: int) -> bool:
-        """Count one stored change of a campaign call (exactly once); finish the campaign after its last call."""
-        counted = self.campaigns.count(campaign_id, callid, state, seq)
-        if state.status in {s.value for s in FINAL_STATUSES}:
-            self.finish_if_done(campaign_id)
-        return counted
+    def count(self, changes: Iterable[CallChange]) -> set[str]:
+        """Count stored changes of campaign calls (a stream batch's), each call's newest only, one store write per
+        campaign (per 99 calls); finish a campaign once a final change has been counted and its last call is.
+        The campaigns whose counting failed (their changes must come again)."""
+        final = {s.value for s in FINAL_STATUSES}
+        failed: set[str] = set()
+        for campaign_id, newest in newest_changes(changes).items():
+            try:
+                self.campaigns.count(campaign_id, newest)
+                if any(c.state.status in final for c in newest):
+                    self.finish_if_done(campaign_id)
+            except ServiceUnavailable as exc:
+                self.log("counting failed", campaign=campaign_id, error=str(exc))
+                failed.add(campaign_id)
+        return failed
 
     def finish_if_done(self, campaign_id: str) -> None:
         campaign = self.campaigns.get(campaign_id)

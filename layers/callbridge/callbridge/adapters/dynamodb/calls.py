@@ -34,6 +34,7 @@ from callbridge.domain.dispatch import (
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import settled
 from callbridge.ports import (
+    CallAlreadyStored,
     CallOutcome,
     CallQuery,
     Cursor,
@@ -212,15 +213,19 @@ class DynamoCallsStore:
     # --- a call as a whole
 
     def create(self, call: Call, *, idempotency: IdempotencyRecord | None = None) -> None:
-        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken."""
+        """Store a new call (and its idempotency record, atomically). Raises IdempotencyKeyTaken, or
+        CallAlreadyStored (without an idempotency record) when the callid is stored already."""
         put_call = {
             "TableName": self._table,
             "Item": self.call_item(call),
             "ConditionExpression": "attribute_not_exists(callid)",
         }
         if idempotency is None:
-            with aws_errors(_WHAT):
-                self._db().put_item(**put_call)
+            try:
+                with aws_errors(_WHAT):
+                    self._db().put_item(**put_call)
+            except ConditionFailed as exc:
+                raise CallAlreadyStored(call.callid) from exc
             return
         if self._idempotency is None:
             raise ValueError("this store was built without an idempotency table")
