@@ -317,7 +317,7 @@ def create_campaign() -> Response[str]:
     tags=["campaigns"],
 )
 def list_campaigns(
-    limit: Annotated[int, Query(description="Campaigns per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Campaigns per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
@@ -474,7 +474,7 @@ def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
     tags=["suppressions"],
 )
 def list_suppressions(
-    limit: Annotated[int, Query(description="Numbers per page (1-100).")] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Numbers per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
     page = dnc.list_suppressions(deps().suppressions, _account(), limit=limit, next_token=next)

@@ -379,7 +379,7 @@ def test_garbage_tokens_are_refused(api: ApiClient) -> None:
 
 
 def test_limit_bounds(api: ApiClient) -> None:
-    for path in ("/pcall/calls", "/pcall/scheduled"):
+    for path in ("/pcall/calls", "/pcall/scheduled", "/pcall/campaigns", "/pcall/suppressions"):
         for limit in ("0", "101", "-1", "abc", "1.5", ""):
             response = api.get(path, query={"limit": limit})
 

@@ -36,6 +36,7 @@ from callbridge.domain.campaigns import (
 )
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
+from callbridge.logic.calls import page_limit
 from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY
 from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
@@ -49,7 +50,6 @@ from callbridge.ports import (
 )
 
 MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
-MAX_LIMIT = 100
 CSV = "text/csv"
 # The report's columns (before one per metadata key), each with how it is read from the call.
 _REPORT: dict[str, Callable[[Call], Any]] = {
@@ -345,12 +345,6 @@ def _untoken(token: str | None) -> str | None:
     return value
 
 
-def _limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest.single("limit", f"must be between 1 and {MAX_LIMIT}")
-    return limit
-
-
 def list_campaigns(
     ports: CampaignPorts, account: Account, *, limit: int = 50, next_token: str | None = None
 ) -> dict[str, Any]:
@@ -361,7 +355,7 @@ def list_campaigns(
         campaign_id = after.rpartition("#")[2]
         # Built from the caller's own account: an edited token cannot reach another account's campaigns.
         cursor = {"pk": campaign_id, "sk": "CAMPAIGN", "account_id": account.api_key, "created_key": after}
-    campaigns, last = ports.campaigns.list_campaigns(account.api_key, _limit(limit), cursor)
+    campaigns, last = ports.campaigns.list_campaigns(account.api_key, page_limit(limit), cursor)
     return {
         "campaigns": [c.public(ports.campaigns.counts(c.id)) for c in campaigns],
         "next": _token(str(last["created_key"])) if last else None,
@@ -375,7 +369,7 @@ def list_campaign_calls(
     campaign = _owned(ports, account, campaign_id)
     after = _untoken(next_token)
     cursor = {"pk": campaign.id, "sk": f"CALL#{after}"} if after else None
-    callids, last = ports.campaigns.members(campaign.id, _limit(limit), cursor)
+    callids, last = ports.campaigns.members(campaign.id, page_limit(limit), cursor)
     calls = [c for c in (ports.calls.get(callid) for callid in callids) if c is not None]
     return {
         "calls": [c.public(with_timeline=False) for c in calls],
