@@ -8,6 +8,8 @@ FILE` it writes it too. Separate from `make bench`'s main run, which it does not
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import time
@@ -160,6 +162,7 @@ def end_to_end(
     )
     times = sorted(r.monotonic for r in running.create_requests()[before:])
     stored = _stored(running, campaign_id)
+    calls_now = _report_statuses(running, campaign_id)
     expected = Counter(OUTCOMES.get(n[-1], "COMPLETED") for n in (c["to"] for c in body["calls"]))
     counts = {k: v for k, v in campaign.get("counts", {}).items() if v}
     usage = cost.usage_from_counts(per_call([window], None), memory_mb, model_aws=True)
@@ -173,6 +176,9 @@ def end_to_end(
         "carrier_requests": len(times),
         "max_carrier_requests_in_any_1s": max_in_window(times, 1.0),
         "counts_exact": counts == dict(expected),  # the final outcomes: false until FINISHED
+        # the counts against the calls themselves (the report's status column), read after the run
+        "counts_match_calls": counts == calls_now,
+        "calls_by_status": calls_now,
         "counts_add_up": sum(counts.values()) == calls,
         "counts": counts,
         "single_call_accept_to_dial_ms": summarize(single_waits, 1000),
@@ -227,6 +233,15 @@ def where_time_went(invocations: list[Invocation], outside: Counter[str]) -> dic
         },
         "event_source_requests": dict(outside.most_common()),
     }
+
+
+def _report_statuses(running: Running, campaign_id: str) -> dict[str, int]:
+    """The campaign's calls by their stored status, from its report (one row per call)."""
+    response = running.client.get(f"/pcall/campaigns/{campaign_id}/report.csv")
+    if response.status_code != 200:
+        _log(f"report.csv → {response.status_code}: {response.text[:200]}")
+        return {}
+    return dict(Counter(row["status"] for row in csv.DictReader(io.StringIO(response.text))))
 
 
 def _wait_request(running: Running, callid: str, timeout: float) -> Any:
