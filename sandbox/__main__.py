@@ -119,7 +119,7 @@ def banner(sandbox: Sandbox) -> str:
             f"  webhook secret {info['webhook_secret']}  (signs outcome callbacks: X-Callbridge-Signature)",
             f"  console        {info['base_url']}/pcall/console",
             "",
-            "Try the seed's curl example:",
+            "Try the vendor's curl example:",
             f"  curl -u {info['api_key']}:{info['password']} "
             f'--data "to=12812345670&answer_play=http://example.com/file.wav" {info["base_url"]}/pcall/call',
             "",

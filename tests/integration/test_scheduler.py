@@ -383,7 +383,7 @@ def test_cancel_racing_dispatch_and_claim_never_dials_a_cancelled_call(
 ) -> None:
     # given: 40 calls due now
     ids = scheduled_calls(world, account, [T0] * 40)
-    start = threading.Barrier(3)
+    start = threading.Barrier(3, timeout=60)  # a thread that dies before the start breaks it for the others
     run_done = threading.Event()
     conflicts: list[str] = []
 
