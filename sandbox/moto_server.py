@@ -1,18 +1,37 @@
-"""`python -m sandbox.moto_server`: moto's server, with DynamoDB's writes atomic as DynamoDB's are.
+"""`python -m sandbox.moto_server`: moto's server, with DynamoDB's writes atomic as DynamoDB's are, and without
+the costs that are moto's own.
 
 moto applies a conditional write or an update expression to an item without a lock, so two requests for
 the same item at once (a placer recording the carrier's call id while the final status callback lands) can
 both read it and the second write loses the first's changes. DynamoDB applies each write to an item
 atomically; one lock around moto's writes gives the sandbox the same guarantee.
+
+moto is the sandbox's whole AWS, in one process on one core, so its own per-request costs decide how many
+calls a second the sandbox can carry. Three of them model nothing AWS does, and are removed here (each answer
+is what moto answers; tests/integration/test_moto_server.py compares the two servers):
+- finding the service of a request lists moto's package directory and tries every URL pattern, each time;
+  the answer for a host never changes, so it is remembered;
+- results that are already DynamoDB JSON (items, stream records) go through moto's generic serializer,
+  attribute by attribute: under a burst of calls that was two thirds of moto's time. They are written out
+  as JSON;
+- each received SQS message asks for every attribute of its queue, whose message counts walk the whole
+  queue, to read one number: the retention period is read directly.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import json
+import logging
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import formatdate
 from typing import Any
 
+JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.com"}
 WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 
 
@@ -33,10 +52,111 @@ def make_dynamodb_atomic() -> None:
         setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
 
+def remember_backends_by_host() -> None:
+    """Each host's backend is looked up once (moto lists its package directory for every request)."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = original(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def epoch_seconds(value: Any) -> float:
+    """JSON for the one non-JSON value these results hold: a stream record's creation time (moto's naive UTC)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.timestamp()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# Results already in the wire form (DynamoDB JSON): the data plane's reads and writes, and the stream's records.
+JSON_RESULTS = {
+    "moto.dynamodb.responses.DynamoHandler": frozenset(
+        {
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "Query",
+            "Scan",
+            "BatchGetItem",
+            "BatchWriteItem",
+            "TransactGetItems",
+            "TransactWriteItems",
+        }
+    ),
+    "moto.dynamodbstreams.responses.DynamoDBStreamsHandler": frozenset({"GetRecords"}),
+}
+
+
+def write_results_as_json() -> None:
+    """The actions in JSON_RESULTS write their result straight out as JSON, with the headers moto's serializer
+    gives; anything else, or a result that is not plain JSON, goes through moto's serializer as before."""
+    from moto.core.responses import ActionResult, PaginatedResult
+
+    for path, actions in JSON_RESULTS.items():
+        module_name, class_name = path.rsplit(".", 1)
+        handler = getattr(importlib.import_module(module_name), class_name)
+        original = handler.serialized
+
+        def serialized(self: Any, result: Any, original: Any = original, actions: frozenset[str] = actions) -> Any:
+            plain = isinstance(result, ActionResult) and not isinstance(result, PaginatedResult)
+            if plain and isinstance(result.result, dict) and self._get_action() in actions:
+                try:
+                    body = json.dumps(result.result, default=epoch_seconds)
+                except TypeError:
+                    return original(self, result)
+                headers = {**JSON_HEADERS, "date": formatdate(usegmt=True), **self.response_headers}
+                return 200, headers, body
+            return original(self, result)
+
+        handler.serialized = serialized
+
+
+def parse_update_expressions_once() -> None:
+    """An update expression's syntax tree is built once per expression text: both of moto's readers of it (the
+    request's checks and the item update, which works on a deep copy) only read it."""
+    from moto.dynamodb import models, responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    parse = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make)
+
+    class CachedParser:
+        make = staticmethod(parse)
+
+    models.UpdateExpressionParser = CachedParser  # type: ignore[attr-defined]
+    responses.UpdateExpressionParser = CachedParser  # type: ignore[attr-defined]
+
+
+def within_retention(backend: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check for a received message, reading only the queue's retention period."""
+    from moto.core.utils import unix_time
+
+    retention = int(backend.get_queue(queue_name).message_retention_period)
+    return bool(retention + message.sent_timestamp / 1000 > unix_time())
+
+
+def read_retention_directly() -> None:
+    from moto.sqs.models import SQSBackend
+
+    SQSBackend.is_message_valid_based_on_retention_period = within_retention  # type: ignore[method-assign,assignment]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     make_dynamodb_atomic()
+    remember_backends_by_host()
+    write_results_as_json()
+    parse_update_expressions_once()
+    read_retention_directly()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request, read by nobody
     moto_main(argv)
 
 

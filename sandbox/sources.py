@@ -97,6 +97,9 @@ class SqsPoller:
                     time.sleep(0.5)
 
 
+SHARDS_EVERY = 1.0  # seconds between looks for new shards (a table's stream opens one every few hours)
+
+
 class StreamPoller:
     """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying.
 
@@ -121,8 +124,12 @@ class StreamPoller:
         self._max_retries = max_retries
         self._stop = threading.Event()  # run()'s, once it runs
         self._iterators: dict[str, str] = {}
+        self._refreshed = -SHARDS_EVERY
 
     def _refresh_shards(self) -> None:
+        if time.monotonic() - self._refreshed < SHARDS_EVERY:
+            return
+        self._refreshed = time.monotonic()
         description = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
         for shard in description.get("Shards", []):
             shard_id = shard["ShardId"]

@@ -8,6 +8,7 @@ with the real DynamoDB adapters from several threads.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -421,6 +422,41 @@ def test_many_placers_never_exceed_the_carriers_pace_and_drain_a_backlog_near_it
     assert times[0] - START < 1 / cps
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate >= 0.9 * cps, (rate, times)
+
+
+def test_pacers_racing_for_slots_each_get_their_own_in_at_most_two_writes(aws: Any) -> None:
+    # given: eight placer containers (a pacer each) and every PacingTable write counted
+    writes: list[str] = []
+    hooks = aws_client("dynamodb").meta.events
+    hooks.register("before-call.dynamodb.UpdateItem", lambda **_kw: writes.append("w"), unique_id="test-slot-writes")
+    pacers = [DynamoPacer(aws.refs["PacingTable"], ACCOUNT_SID, 2) for _ in range(8)]
+    start = threading.Barrier(len(pacers), timeout=30)
+    taken: list[float | None] = []
+
+    def container(pacer: DynamoPacer) -> None:
+        start.wait()
+        for _ in range(5):  # a backlog: each takes five slots, all at the same moment
+            taken.append(pacer.acquire(START, horizon=60))
+
+    # when
+    try:
+        with atomic_dynamodb():
+            threads = [threading.Thread(target=container, args=(p,)) for p in pacers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+    finally:
+        hooks.unregister("before-call.dynamodb.UpdateItem", unique_id="test-slot-writes")
+
+    # then: forty distinct slots, one after the other from the current one
+    interval = pacers[0].interval
+    assert None not in taken
+    slots = sorted(round(t / interval) for t in taken if t is not None)
+    first = math.ceil(START / interval)
+    assert slots == list(range(first, first + 40))
+    # and: no race lost over and over: at most two writes a slot (one when the container saw the line right)
+    assert len(writes) <= 2 * len(slots), len(writes)
 
 
 def test_placing_waits_for_its_slot_before_calling_the_carrier(aws: Any, account: AccountCredentials) -> None:

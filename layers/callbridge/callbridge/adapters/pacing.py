@@ -1,9 +1,13 @@
 """Carrier pacing across every concurrent placer: a shared counter of request slots in PacingTable.
 
-Time is cut into slots of 1/(CPS × HEADROOM) seconds. The carrier's item holds the next free slot; a placer
-takes the current slot when the line is idle, else the next free one, with a conditional write that holds
-only if that slot is still free (a failed one says which is free now). No slot beyond the placer's horizon
-is taken, so none is reserved that will not be used.
+Time is cut into slots of 1/(CPS × HEADROOM) seconds. The carrier's item holds the next free slot, which only
+ever grows. A placer takes a slot in one conditional write, of one of two kinds:
+- the line is idle (the next free slot is not after the current one): it takes the current slot;
+- the line is busy: it adds one to the next free slot and takes the one it passed, atomically, however many
+  placers take slots at the same moment (no race to lose, so no retries).
+It tries first the kind its container last saw (a lone call: idle; a backlog: busy), so a slot costs one write
+either way, and two when the line changed meanwhile. No slot beyond the placer's horizon is taken, so none is
+reserved that will not be used.
 A placer sends when its slot begins, and only if it is not later than the slot by more than `late_after`
 (what the headroom allows, below): otherwise it takes a new slot. So no 1-s window holds more than CPS
 carrier *requests* (not wake-ups), whichever container sends them, and a backlog drains at HEADROOM × CPS.
@@ -23,7 +27,7 @@ from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
 # counts the requests as they arrive (at 78 ms a run on a busy machine saw three arrive within 997 ms).
 HEADROOM = 0.92
 LATE_AFTER = 0.5 * (1 / HEADROOM - 1)  # seconds a request may leave after its slot begins (43 ms)
-_ATTEMPTS = 8  # placers racing for the same slot: each failed try learns the next free one
+_KINDS = 3  # tries: the kind last seen, the other, the first again (the line changed twice meanwhile)
 
 
 class DynamoPacer:
@@ -38,26 +42,51 @@ class DynamoPacer:
         self.late_after = LATE_AFTER
         self._horizon = horizon_seconds
         self._db = LazyClient("dynamodb", dynamodb)
+        self._next_seen = 0  # the next free slot, when this container last looked (a hint only)
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         """The start time of a reserved slot at or after `now`, or None if none is free within the horizon."""
         slot = math.ceil(now / self.interval)
         last = math.floor((now + (self._horizon if horizon is None else horizon)) / self.interval)
-        for _ in range(_ATTEMPTS):
-            if slot > last:
-                return None
-            try:  # slot is free if the next free one is not after it
-                with aws_errors("pacing table"):
-                    self._db().update_item(
-                        TableName=self._table,
-                        Key=self._key,
-                        UpdateExpression="SET next_slot = :after",
-                        ConditionExpression="attribute_not_exists(next_slot) OR next_slot <= :slot",
-                        ExpressionAttributeValues={":slot": {"N": str(slot)}, ":after": {"N": str(slot + 1)}},
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                    )
-                return slot * self.interval
-            except ConditionFailed as taken:  # try the next free one, as the item said it was then
-                seen = (taken.item or {}).get("next_slot", {}).get("N")
-                slot = max(slot + 1, int(seen) if seen else 0)
+        if slot > last:
+            return None
+        busy = self._next_seen > slot
+        for _ in range(_KINDS):
+            try:
+                taken = self._next_free(slot, last) if busy else self._current(slot)
+            except ConditionFailed as failed:  # the line is not as this container thought: the other kind
+                seen = (failed.item or {}).get("next_slot", {}).get("N")
+                self._next_seen = int(seen) if seen else 0
+                if self._next_seen > last:
+                    return None
+                busy = self._next_seen > slot
+                continue
+            self._next_seen = taken + 1
+            return taken * self.interval
         return None
+
+    def _write(self, **request: Any) -> dict[str, Any]:
+        with aws_errors("pacing table"):
+            response: dict[str, Any] = self._db().update_item(
+                TableName=self._table, Key=self._key, ReturnValuesOnConditionCheckFailure="ALL_OLD", **request
+            )
+        return response
+
+    def _current(self, slot: int) -> int:
+        """The current slot, if the line is idle (the next free slot is not after it)."""
+        self._write(
+            UpdateExpression="SET next_slot = :after",
+            ConditionExpression="attribute_not_exists(next_slot) OR next_slot <= :slot",
+            ExpressionAttributeValues={":slot": {"N": str(slot)}, ":after": {"N": str(slot + 1)}},
+        )
+        return slot
+
+    def _next_free(self, slot: int, last: int) -> int:
+        """The next free slot, if the line is busy (it is after the current one) and it is within the horizon."""
+        response = self._write(
+            UpdateExpression="ADD next_slot :one",
+            ConditionExpression="next_slot > :slot AND next_slot <= :last",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":slot": {"N": str(slot)}, ":last": {"N": str(last)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["next_slot"]["N"]) - 1
