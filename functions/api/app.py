@@ -2,14 +2,13 @@
 
 import json
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, Any
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,7 +17,6 @@ from callbridge import console, openapi, openapi_campaigns
 from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
-from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
@@ -45,11 +43,13 @@ from callbridge.logic import ivr as ivr_menus
 from callbridge.logic import suppressions as dnc
 from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
-from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
+
+if TYPE_CHECKING:
+    from callbridge.carrier.base import Carrier
 
 logger = Logger()
 tracer = LazyTracer()
@@ -67,9 +67,8 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
+        self.settings = settings
         self.suppressions = DynamoSuppressionList(settings.suppressions_table)
-        # DELETE /pcall/calls/{callid} ends calls at the carrier; the secret is read on the first one.
-        self.carrier = CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url)
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
@@ -94,6 +93,14 @@ class Deps:
             suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
+
+    @cached_property
+    def carrier(self) -> "Carrier":
+        """The carrier, for DELETE /pcall/calls/{callid} only: imported and built on the first one (its secret is
+        read when it is first used), so the other routes' cold start does not pay for it."""
+        from callbridge.adapters.carrier_client import CurrentCarrier
+
+        return CurrentCarrier(self.settings.carrier_secret_id, self.settings.carrier_base_url)
 
 
 @cache
@@ -245,6 +252,8 @@ def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
     tags=["calls"],
 )
 def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
+    from callbridge.logic.hangup import hang_up  # only this route ends calls at the carrier
+
     call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
 
@@ -515,6 +524,8 @@ def swagger_asset(asset: str) -> Response[str]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
+
     document = openapi.finish(
         app.get_openapi_json_schema(
             title=openapi.TITLE,

@@ -54,13 +54,15 @@ TAGS = {
 PATH_EXAMPLES = {"code": "main", "number": SUPPRESSION_EXAMPLE_NUMBER}
 
 
-class _Deferred(BaseModel):
-    """Built on first use (the OpenAPI document), not at import: cold start is a user-visible latency."""
+class DocModel(BaseModel):
+    """A model of the OpenAPI document only: its schema is built on first use (the document), not at import, since
+    cold start is a user-visible latency. Every model here derives from it: one built at import would build the
+    models it refers to."""
 
     model_config = ConfigDict(defer_build=True)
 
 
-class Envelope(_Deferred):
+class Envelope(DocModel):
     """The vendor's envelope around every answer."""
 
     model_config = ConfigDict(extra="allow")
@@ -68,7 +70,7 @@ class Envelope(_Deferred):
     code_desc: str = Field(description="Empty on success; what is wrong otherwise.")
 
 
-class ErrorDetail(_Deferred):
+class ErrorDetail(DocModel):
     field: str
     message: str
 
@@ -77,7 +79,7 @@ class ErrorData(Envelope):
     errors: list[ErrorDetail] | None = Field(None, description="Each broken rule (400 only).")
 
 
-class ErrorResponse(_Deferred):
+class ErrorResponse(DocModel):
     data: ErrorData
 
 
@@ -85,13 +87,13 @@ class CallAcceptedData(Envelope):
     callid: str = Field(description="Unique id of the call; needed to cancel a scheduled call.")
 
 
-class CallAcceptedResponse(_Deferred):
+class CallAcceptedResponse(DocModel):
     """The parameters as accepted (with `from` and `record` defaulted), code, code_desc and callid."""
 
     data: CallAcceptedData
 
 
-class CallSummary(_Deferred):
+class CallSummary(DocModel):
     model_config = ConfigDict(extra="allow")
     callid: str
     status: CallStatus
@@ -114,7 +116,7 @@ class CallListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class CallListResponse(_Deferred):
+class CallListResponse(DocModel):
     data: CallListData
 
 
@@ -122,7 +124,7 @@ class CallDetailData(Envelope):
     call: dict[str, Any]
 
 
-class CallDetailResponse(_Deferred):
+class CallDetailResponse(DocModel):
     data: CallDetailData
 
 
@@ -133,7 +135,7 @@ class CallHangupData(Envelope):
     )
 
 
-class CallHangupResponse(BaseModel):
+class CallHangupResponse(DocModel):
     data: CallHangupData
 
 
@@ -142,11 +144,11 @@ class CancelData(Envelope):
     status: CallStatus
 
 
-class CancelResponse(_Deferred):
+class CancelResponse(DocModel):
     data: CancelData
 
 
-class HourlyCount(BaseModel):
+class HourlyCount(DocModel):
     hour: str = Field(description="Start of the hour (UTC).")
     total: int
     answered: int = Field(description="Calls answered by a person or a machine.")
@@ -166,7 +168,7 @@ class StatsData(Envelope):
     counted_since: str | None = Field(description="Creation time of the oldest call counted.")
 
 
-class StatsResponse(BaseModel):
+class StatsResponse(DocModel):
     data: StatsData
 
 
@@ -183,7 +185,7 @@ class IvrMenuData(Envelope):
     menu: IvrMenuView
 
 
-class IvrMenuResponse(_Deferred):
+class IvrMenuResponse(DocModel):
     data: IvrMenuData
 
 
@@ -191,7 +193,7 @@ class IvrMenuPutData(IvrMenuData):
     created: bool = Field(description="True if the menu is new, false if it replaced one.")
 
 
-class IvrMenuPutResponse(_Deferred):
+class IvrMenuPutResponse(DocModel):
     data: IvrMenuPutData
 
 
@@ -199,7 +201,7 @@ class IvrMenuListData(Envelope):
     menus: list[IvrMenuView]
 
 
-class IvrMenuListResponse(_Deferred):
+class IvrMenuListResponse(DocModel):
     data: IvrMenuListData
 
 
@@ -207,11 +209,11 @@ class IvrMenuDeleteData(Envelope):
     deleted: str = Field(description="The code of the deleted menu.")
 
 
-class IvrMenuDeleteResponse(_Deferred):
+class IvrMenuDeleteResponse(DocModel):
     data: IvrMenuDeleteData
 
 
-class SuppressionView(BaseModel):
+class SuppressionView(DocModel):
     number: str = Field(description="The number in E.164 (+12812345670).")
     reason: str = Field(description="Why it is listed (`opt-out by keypress` for a keypress opt-out).")
     created_at: str
@@ -222,7 +224,7 @@ class SuppressionData(Envelope):
     suppression: SuppressionView
 
 
-class SuppressionResponse(BaseModel):
+class SuppressionResponse(DocModel):
     data: SuppressionData
 
 
@@ -230,7 +232,7 @@ class SuppressionPutData(SuppressionData):
     created: bool = Field(description="True if the number is new on the list, false if its entry was replaced.")
 
 
-class SuppressionPutResponse(BaseModel):
+class SuppressionPutResponse(DocModel):
     data: SuppressionPutData
 
 
@@ -239,7 +241,7 @@ class SuppressionListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class SuppressionListResponse(BaseModel):
+class SuppressionListResponse(DocModel):
     data: SuppressionListData
 
 
@@ -249,7 +251,7 @@ class SuppressionBulkData(Envelope):
     existing: int = Field(description="Numbers already listed (their entries are kept).")
 
 
-class SuppressionBulkResponse(BaseModel):
+class SuppressionBulkResponse(DocModel):
     data: SuppressionBulkData
 
 
@@ -257,7 +259,7 @@ class SuppressionDeleteData(Envelope):
     deleted: str = Field(description="The number taken off the list, in E.164.")
 
 
-class SuppressionDeleteResponse(BaseModel):
+class SuppressionDeleteResponse(DocModel):
     data: SuppressionDeleteData
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStatus
-from callbridge.openapi import Envelope, input_schema
+from callbridge.openapi import DocModel, Envelope, input_schema
 
 TAG = "Campaigns: up to 10,000 calls in one request, paced, paused, cancelled, counted and reported."
 # Works as it is in Swagger UI (Try it out, Execute): two calls, which the sandbox's carrier answers as a person (a
@@ -33,7 +33,7 @@ _QUERY = {
 }
 
 
-class CampaignView(BaseModel):
+class CampaignView(DocModel):
     model_config = ConfigDict(extra="allow")
     id: str
     name: str
@@ -55,11 +55,11 @@ class CampaignData(Envelope):
     campaign: CampaignView
 
 
-class CampaignResponse(BaseModel):
+class CampaignResponse(DocModel):
     data: CampaignData
 
 
-class SuppressedCall(BaseModel):
+class SuppressedCall(DocModel):
     field: str = Field(description="The call's `to`, named like a 400 names it: calls.<index>.to (CSV: the line).")
     to: str = Field(description="The number, E.164.")
     message: str
@@ -71,7 +71,7 @@ class CampaignCreatedData(CampaignData):
     )
 
 
-class CampaignCreatedResponse(BaseModel):
+class CampaignCreatedResponse(DocModel):
     data: CampaignCreatedData
 
 
@@ -80,11 +80,11 @@ class CampaignListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class CampaignListResponse(BaseModel):
+class CampaignListResponse(DocModel):
     data: CampaignListData
 
 
-class CampaignRequest(BaseModel):
+class CampaignRequest(DocModel):
     """A JSON campaign. A `text/csv` body instead: a header row of call parameters (`metadata.KEY` columns
     build `metadata`), one call per line, and the other fields as query parameters."""
 
