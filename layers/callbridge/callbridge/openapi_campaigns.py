@@ -1,13 +1,15 @@
-"""The OpenAPI parts of the campaigns routes: response models and the request body Powertools cannot infer."""
+"""The OpenAPI parts of the campaigns routes: response models and the request body Powertools cannot infer (read only
+when the document is built)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStatus
-from callbridge.openapi import DocModel, Envelope, input_schema
+from callbridge.openapi import REF_TEMPLATE, input_schema, schema_ref
+from callbridge.openapi_models import Envelope
 
 TAG = "Campaigns: up to 10,000 calls in one request, paced, paused, cancelled, counted and reported."
 # Works as it is in Swagger UI (Try it out, Execute): two calls, which the sandbox's carrier answers as a person (a
@@ -33,7 +35,7 @@ _QUERY = {
 }
 
 
-class CampaignView(DocModel):
+class CampaignView(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str
     name: str
@@ -55,11 +57,11 @@ class CampaignData(Envelope):
     campaign: CampaignView
 
 
-class CampaignResponse(DocModel):
+class CampaignResponse(BaseModel):
     data: CampaignData
 
 
-class SuppressedCall(DocModel):
+class SuppressedCall(BaseModel):
     field: str = Field(description="The call's `to`, named like a 400 names it: calls.<index>.to (CSV: the line).")
     to: str = Field(description="The number, E.164.")
     message: str
@@ -71,7 +73,7 @@ class CampaignCreatedData(CampaignData):
     )
 
 
-class CampaignCreatedResponse(DocModel):
+class CampaignCreatedResponse(BaseModel):
     data: CampaignCreatedData
 
 
@@ -80,11 +82,11 @@ class CampaignListData(Envelope):
     next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
 
 
-class CampaignListResponse(DocModel):
+class CampaignListResponse(BaseModel):
     data: CampaignListData
 
 
-class CampaignRequest(DocModel):
+class CampaignRequest(BaseModel):
     """A JSON campaign. A `text/csv` body instead: a header row of call parameters (`metadata.KEY` columns
     build `metadata`), one call per line, and the other fields as query parameters."""
 
@@ -103,17 +105,19 @@ class CampaignRequest(DocModel):
     callback_url: str | None = Field(None, description="Receives one POST when the campaign finishes.")
 
 
+# The models the campaigns routes name (`openapi.responses`).
+RESPONSES = (CampaignResponse, CampaignCreatedResponse, CampaignListResponse)
+
+
 def add_campaign_request_body(spec: dict[str, Any]) -> None:
     """POST /pcall/campaigns reads its body by hand (JSON or CSV), so its schema is added here."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["CampaignRequest"] = input_schema(
-        CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    )
+    schemas["CampaignRequest"] = input_schema(CampaignRequest.model_json_schema(ref_template=REF_TEMPLATE))
     post = spec["paths"]["/pcall/campaigns"]["post"]
     post["requestBody"] = {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}, "example": JSON_EXAMPLE},
+            "application/json": {**schema_ref("CampaignRequest"), "example": JSON_EXAMPLE},
             "text/csv": {
                 "schema": {
                     "type": "string",
