@@ -2,23 +2,21 @@
 
 import json
 from datetime import UTC, datetime
-from functools import cache
-from typing import Annotated, Any
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge import console, openapi, openapi_campaigns
+from callbridge import console, openapi
 from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
-from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
@@ -45,11 +43,13 @@ from callbridge.logic import ivr as ivr_menus
 from callbridge.logic import suppressions as dnc
 from callbridge.logic.auth import Authenticator, LoginLimiter
 from callbridge.logic.calls import MAX_LIMIT
-from callbridge.logic.hangup import hang_up
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
 from callbridge.web import envelope, error_envelope, parse_params, raw_body
+
+if TYPE_CHECKING:
+    from callbridge.carrier.base import Carrier
 
 logger = Logger()
 tracer = LazyTracer()
@@ -67,9 +67,8 @@ class Deps:
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
+        self.settings = settings
         self.suppressions = DynamoSuppressionList(settings.suppressions_table)
-        # DELETE /pcall/calls/{callid} ends calls at the carrier; the secret is read on the first one.
-        self.carrier = CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url)
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,
@@ -94,6 +93,14 @@ class Deps:
             suppressions=self.suppressions,
             allow_loopback_callbacks=settings.callback_allow_loopback,
         )
+
+    @cached_property
+    def carrier(self) -> "Carrier":
+        """The carrier, for DELETE /pcall/calls/{callid} only: imported and built on the first one (its secret is
+        read when it is first used), so the other routes' cold start does not pay for it."""
+        from callbridge.adapters.carrier_client import CurrentCarrier
+
+        return CurrentCarrier(self.settings.carrier_secret_id, self.settings.carrier_base_url)
 
 
 @cache
@@ -147,7 +154,7 @@ def _now() -> datetime:
 @app.post(
     "/pcall/call",
     summary="Make or schedule a phone call",
-    responses=openapi.responses(openapi.CallAcceptedResponse, 400, 401, 409, 503),
+    responses=openapi.responses("CallAcceptedResponse", 400, 401, 409, 503),
     tags=["calls"],
 )
 @tracer.capture_method
@@ -163,7 +170,7 @@ def create_call() -> Response[str]:
 @app.get(
     "/pcall/scheduled",
     summary="List scheduled calls, soonest first",
-    responses=openapi.responses(openapi.CallListResponse, 400, 401),
+    responses=openapi.responses("CallListResponse", 400, 401),
     tags=["scheduled"],
 )
 def list_scheduled(
@@ -177,7 +184,7 @@ def list_scheduled(
 @app.delete(
     "/pcall/scheduled/<callid>",
     summary="Cancel a scheduled call",
-    responses=openapi.responses(openapi.CancelResponse, 401, 404, 409),
+    responses=openapi.responses("CancelResponse", 401, 404, 409),
     tags=["scheduled"],
 )
 def cancel_scheduled(
@@ -196,7 +203,7 @@ def cancel_scheduled(
 @app.get(
     "/pcall/calls",
     summary="List requested calls, newest first",
-    responses=openapi.responses(openapi.CallListResponse, 400, 401),
+    responses=openapi.responses("CallListResponse", 400, 401),
     tags=["calls"],
 )
 def list_calls(
@@ -230,7 +237,7 @@ def _callid() -> Any:
 @app.get(
     "/pcall/calls/<callid>",
     summary="One call: request, status, outcome and timeline",
-    responses=openapi.responses(openapi.CallDetailResponse, 401, 404),
+    responses=openapi.responses("CallDetailResponse", 401, 404),
     tags=["calls"],
 )
 def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
@@ -241,10 +248,12 @@ def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
 @app.delete(
     "/pcall/calls/<callid>",
     summary="Hang up or cancel a call",
-    responses=openapi.responses(openapi.CallHangupResponse, 401, 404, 409, 503),
+    responses=openapi.responses("CallHangupResponse", 401, 404, 409, 503),
     tags=["calls"],
 )
 def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
+    from callbridge.logic.hangup import hang_up  # only this route ends calls at the carrier
+
     call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
     return _json(200, envelope(200, call=call))
 
@@ -252,7 +261,7 @@ def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
 @app.get(
     "/pcall/stats",
     summary="Calls per hour by status, with the answer rate (the console's chart)",
-    responses=openapi.responses(openapi.StatsResponse, 400, 401),
+    responses=openapi.responses("StatsResponse", 400, 401),
     tags=["calls"],
 )
 def call_stats(
@@ -291,7 +300,7 @@ def _campaign_id() -> Any:
 @app.post(
     "/pcall/campaigns",
     summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
-    responses=openapi.responses(openapi_campaigns.CampaignCreatedResponse, 400, 401, 409, 503),
+    responses=openapi.responses("CampaignCreatedResponse", 400, 401, 409, 503),
     tags=["campaigns"],
 )
 def create_campaign() -> Response[str]:
@@ -313,7 +322,7 @@ def create_campaign() -> Response[str]:
 @app.get(
     "/pcall/campaigns",
     summary="List campaigns, newest first",
-    responses=openapi.responses(openapi_campaigns.CampaignListResponse, 400, 401),
+    responses=openapi.responses("CampaignListResponse", 400, 401),
     tags=["campaigns"],
 )
 def list_campaigns(
@@ -327,7 +336,7 @@ def list_campaigns(
 @app.get(
     "/pcall/campaigns/<id>",
     summary="One campaign with the counts of its calls",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    responses=openapi.responses("CampaignResponse", 401, 404),
     tags=["campaigns"],
 )
 def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -338,7 +347,7 @@ def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.post(
     "/pcall/campaigns/<id>/pause",
     summary="Pause a campaign: no further call of it is dialed",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 401, 404, 409),
     tags=["campaigns"],
 )
 def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -349,7 +358,7 @@ def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.post(
     "/pcall/campaigns/<id>/resume",
     summary="Resume a paused campaign",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 401, 404, 409),
     tags=["campaigns"],
 )
 def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -360,7 +369,7 @@ def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.delete(
     "/pcall/campaigns/<id>",
     summary="Cancel a campaign: every call not yet dialing ends CANCELED",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 401, 404, 409),
     tags=["campaigns"],
 )
 def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -371,7 +380,7 @@ def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.get(
     "/pcall/campaigns/<id>/report.csv",
     summary="The campaign's report: one CSV row per call",
-    responses=openapi.responses(openapi_campaigns.CampaignResponse, 401, 404),
+    responses=openapi.responses("CampaignResponse", 401, 404),
     tags=["campaigns"],
 )
 def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -386,7 +395,7 @@ def _ivr_code() -> Any:
 @app.put(
     "/pcall/ivr/<code>",
     summary="Create or replace an IVR menu",
-    responses=openapi.responses(openapi.IvrMenuPutResponse, 400, 401, 503),
+    responses=openapi.responses("IvrMenuPutResponse", 400, 401, 503),
     tags=["ivr"],
 )
 def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -399,7 +408,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
 @app.get(
     "/pcall/ivr/<code>",
     summary="One IVR menu",
-    responses=openapi.responses(openapi.IvrMenuResponse, 401, 404),
+    responses=openapi.responses("IvrMenuResponse", 401, 404),
     tags=["ivr"],
 )
 def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -409,7 +418,7 @@ def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
 @app.get(
     "/pcall/ivr",
     summary="List IVR menus, by code",
-    responses=openapi.responses(openapi.IvrMenuListResponse, 401),
+    responses=openapi.responses("IvrMenuListResponse", 401),
     tags=["ivr"],
 )
 def list_ivr_menus() -> Response[str]:
@@ -419,7 +428,7 @@ def list_ivr_menus() -> Response[str]:
 @app.delete(
     "/pcall/ivr/<code>",
     summary="Delete an IVR menu (calls already accepted keep their copy)",
-    responses=openapi.responses(openapi.IvrMenuDeleteResponse, 401, 404, 409),
+    responses=openapi.responses("IvrMenuDeleteResponse", 401, 404, 409),
     tags=["ivr"],
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -438,7 +447,7 @@ def _body() -> bytes:
 @app.put(
     "/pcall/suppressions/<number>",
     summary="Add a number to the do-not-call list (or replace its reason)",
-    responses=openapi.responses(openapi.SuppressionPutResponse, 400, 401, 503),
+    responses=openapi.responses("SuppressionPutResponse", 400, 401, 503),
     tags=["suppressions"],
 )
 def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -450,7 +459,7 @@ def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.get(
     "/pcall/suppressions/<number>",
     summary="One number of the do-not-call list",
-    responses=openapi.responses(openapi.SuppressionResponse, 400, 401, 404),
+    responses=openapi.responses("SuppressionResponse", 400, 401, 404),
     tags=["suppressions"],
 )
 def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -460,7 +469,7 @@ def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.delete(
     "/pcall/suppressions/<number>",
     summary="Take a number off the do-not-call list",
-    responses=openapi.responses(openapi.SuppressionDeleteResponse, 400, 401, 404),
+    responses=openapi.responses("SuppressionDeleteResponse", 400, 401, 404),
     tags=["suppressions"],
 )
 def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -470,7 +479,7 @@ def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.get(
     "/pcall/suppressions",
     summary="List the do-not-call list, by number",
-    responses=openapi.responses(openapi.SuppressionListResponse, 400, 401),
+    responses=openapi.responses("SuppressionListResponse", 400, 401),
     tags=["suppressions"],
 )
 def list_suppressions(
@@ -484,7 +493,7 @@ def list_suppressions(
 @app.post(
     "/pcall/suppressions",
     summary="Add up to 10,000 numbers to the do-not-call list (JSON list or text/csv)",
-    responses=openapi.responses(openapi.SuppressionBulkResponse, 400, 401, 503),
+    responses=openapi.responses("SuppressionBulkResponse", 400, 401, 503),
     tags=["suppressions"],
 )
 def add_suppressions() -> Response[str]:
@@ -515,6 +524,10 @@ def swagger_asset(asset: str) -> Response[str]:
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API (also committed as docs/openapi.json)."""
+    # Only the document needs these (GET /pcall/openapi.json, `make openapi`): a cold start does not load them.
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBase
+    from callbridge import openapi_campaigns, openapi_models
+
     document = openapi.finish(
         app.get_openapi_json_schema(
             title=openapi.TITLE,
@@ -522,7 +535,8 @@ def openapi_document() -> dict[str, Any]:
             description=openapi.DESCRIPTION,
             security_schemes={"basic": HTTPBase(scheme="basic")},
             security=[{"basic": []}],
-        )
+        ),
+        models=(*openapi_models.RESPONSES, *openapi_campaigns.RESPONSES),
     )
     openapi_campaigns.add_campaign_request_body(document)
     return document

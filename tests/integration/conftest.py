@@ -68,19 +68,25 @@ def _client(service: str) -> Any:
     return client(service)
 
 
-def stored_calls(stack: Any) -> list[dict[str, Any]]:
-    """Every item of CallsTable, as plain dicts."""
+def _stored(item: dict[str, Any]) -> dict[str, Any]:
+    """A CallsTable item as a plain dict: the call it stores (as the store reads it back), and its index keys."""
+    from callbridge.adapters.dynamodb.call_codec import call_data
     from callbridge.adapters.dynamodb.codec import from_item
 
+    keys = ("created_key", "due_key", "due_shard", "scheduled_account")
+    indexes = {k: v for k, v in from_item(item).items() if k in keys}
+    return {**call_data(item).model_dump(mode="json", exclude_none=True), **indexes}
+
+
+def stored_calls(stack: Any) -> list[dict[str, Any]]:
+    """Every item of CallsTable, as plain dicts (`_stored`)."""
     pages = _client("dynamodb").get_paginator("scan").paginate(TableName=stack.refs["CallsTable"])
-    return [from_item(item) for page in pages for item in page.get("Items", [])]
+    return [_stored(item) for page in pages for item in page.get("Items", [])]
 
 
 def stored_call(stack: Any, callid: str) -> dict[str, Any]:
-    from callbridge.adapters.dynamodb.codec import from_item
-
     item = _client("dynamodb").get_item(TableName=stack.refs["CallsTable"], Key={"callid": {"S": callid}})
-    return from_item(item["Item"])
+    return _stored(item["Item"])
 
 
 def queued(stack: Any) -> list[dict[str, Any]]:

@@ -3,8 +3,8 @@
 Every step a use case takes without reading the call (claim, placement, flow, callbacks, rejection, one-time
 claims) is applied both to the stored call in moto and to a copy in memory with `domain.changes.apply`; the
 two must agree on whether the step held and on the call after it, and the call's place in the due index must
-be its attention time (for a claimed call not yet answered, no later than it). Callbacks arrive in a seeded
-random order, repeated, as the carrier may send them.
+be its attention time (for a call in flight, no later than it: an answer keeps the dialing's earlier place).
+Callbacks arrive in a seeded random order, repeated, as the carrier may send them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.changes import Change, apply
-from callbridge.domain.dispatch import attention
+from callbridge.domain.dispatch import attention, from_carrier
 from callbridge.domain.placing import claim, placed, rejected, uncertain
 from callbridge.domain.progress import flow_change, recording_change, settled, status_change
 
@@ -69,9 +69,9 @@ def step(aws: Any, store: DynamoCallsStore, memory: Call, change: Change) -> Cal
     assert stored == settled(after)
     due = attention(settled(after))
     stored_due = due_key(aws, memory.callid)
-    if after.status in (CallStatus.DIALING, CallStatus.RINGING):
+    if after.status in (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS):
         # placed at its claim plus the ringing delay: never after its attention time (the scheduler is not late;
-        # a call the carrier accepted later is looked at once early)
+        # a call the carrier accepted later, or still in progress then, is looked at early)
         assert due is not None
         assert stored_due is not None
         assert stored_due <= iso(due), (stored_due, due)
@@ -155,3 +155,30 @@ def test_a_step_for_an_unknown_call_writes_nothing(aws: Any) -> None:
 
     assert store.apply("nosuchcall", status_change(callback("completed", 1), at(1))) == (False, None)
     assert store.get("nosuchcall") is None
+
+
+def test_an_answer_keeps_an_earlier_place_in_the_due_index_and_moves_a_later_one(aws: Any) -> None:
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+
+    # given: claimed at 1 s (its place: 76 s), answered at 12 s (its look-up: 132 s)
+    kept = queued(store)
+    kept = step(aws, store, kept, claim(at(1), "a", hold_until=at(1)))
+    kept = step(aws, store, kept, placed(at(2), "CA1", "queued"))
+    kept = step(aws, store, kept, flow_change({"AnsweredBy": "human"}, at(12)))
+    # then: the answer wrote no index entry; the scheduler finds the call early, never late
+    assert kept.status is CallStatus.IN_PROGRESS
+    assert due_key(aws, kept.callid) == at(76)
+
+    # given: a call asked about at 80 s, still ringing (its next look-up: 230 s), then answered at 90 s
+    moved = queued(store)
+    moved = step(aws, store, moved, claim(at(1), "a", hold_until=at(1)))
+    moved = step(aws, store, moved, placed(at(2), "CA1", "queued"))
+    asked = store.update(
+        moved.callid, lambda c: from_carrier(c, {"CallSid": "CA1", "CallStatus": "ringing"}, T0 + timedelta(seconds=80))
+    )
+    assert asked is not None
+    assert due_key(aws, moved.callid) == at(230)
+    moved = step(aws, store, asked, flow_change({"AnsweredBy": "human"}, at(90)))
+    # then: its place was later than the answer's look-up, so the answer moved it there
+    assert moved.status is CallStatus.IN_PROGRESS
+    assert due_key(aws, moved.callid) == at(210)

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from functions.api.app import openapi_document
+import pytest
+from callbridge import openapi, openapi_campaigns, openapi_models
+
+from functions.api.app import app, openapi_document
 from sandbox.template import http_routes
 from tests.conftest import ApiClient
 from tests.unit.test_requests import EVERY_PARAMETER
@@ -115,3 +118,10 @@ def test_limit_bounds_are_in_the_schema() -> None:
 
         schema = params["limit"]["schema"]
         assert (schema["minimum"], schema["maximum"], schema["default"]) == (1, 100, 50), path
+
+
+def test_a_route_naming_a_response_model_that_is_not_given_fails_the_document() -> None:
+    # Routes name their response model (openapi.responses); a misspelt name must not yield a dangling $ref.
+    given = [m for m in (*openapi_models.RESPONSES, *openapi_campaigns.RESPONSES) if m.__name__ != "StatsResponse"]
+    with pytest.raises(ValueError, match="routes name response models that were not given: StatsResponse"):
+        openapi.finish(app.get_openapi_json_schema(title=openapi.TITLE, version=openapi.VERSION), models=given)

@@ -26,10 +26,10 @@ from callbridge.adapters.dynamodb.calls import DynamoCallsStore, shard_of
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
-from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
+from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment, new_callid
 from callbridge.domain.dispatch import Timing
 from callbridge.domain.errors import Conflict
-from callbridge.domain.progress import apply_status_callback
+from callbridge.domain.progress import apply_status_callback, flow_change
 from callbridge.logic import calls as call_queries
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
@@ -814,6 +814,45 @@ def test_an_answered_call_whose_final_callback_was_lost_is_finalized_two_minutes
     done = world.call(call.callid)
     assert (done.status, done.answered_by, done.billed_seconds) == (CallStatus.COMPLETED, "Person", 30)
     assert world.carrier.fetches == [call.carrier_call_id]
+
+
+def entries(world: World, callid: str) -> list[str]:
+    """The call's places in the due index (at most one)."""
+    return [e.due for shard in world.store.shards for e in world.store.due(shard, "9999") if e.callid == callid]
+
+
+def test_an_answer_keeps_the_dialings_place_and_the_call_is_asked_about_two_minutes_after_its_answer(
+    world: World, account: AccountCredentials
+) -> None:
+    # given: dialed now; the flow request 50 s later (a long ring) marks it answered and writes no index entry
+    call = dialing(world, account, ago=0)
+    dialed = moment(call.dialed_at or "")
+    world.sim.advance(50)
+    held, answered = world.store.apply(call.callid, flow_change({"AnsweredBy": "human"}, iso(world.sim.at)))
+    assert held
+    assert answered is not None
+    assert answered.status is CallStatus.IN_PROGRESS
+    assert entries(world, call.callid) == [iso(dialed + timedelta(seconds=75))]
+    world.carrier.calls[call.carrier_call_id or ""] = carrier_answer(
+        "completed", duration="30", answered_by="human", end_time="Sun, 10 Jan 2027 12:02:00 +0000"
+    )
+
+    # when: runs come once a minute; the first finds it past its place, needing nothing within its window
+    world.sim.advance(26)
+    assert world.run().reconciled == 0
+    # then: not asked, and moved to two minutes after the answer
+    assert world.carrier.fetches == []
+    answer_look_up = moment(answered.answered_at or "") + timedelta(seconds=120)
+    assert entries(world, call.callid) == [iso(answer_look_up)]
+    world.sim.advance(60)  # still before it
+    assert world.run().reconciled == 0
+    world.sim.advance(60)  # past it: asked, and final
+    assert world.run().reconciled == 1
+
+    done = world.call(call.callid)
+    assert (done.status, done.billed_seconds) == (CallStatus.COMPLETED, 30)
+    assert world.carrier.fetches == [call.carrier_call_id]
+    assert entries(world, call.callid) == []
 
 
 def test_a_call_within_its_ring_window_is_not_asked_about(world: World, account: AccountCredentials) -> None:

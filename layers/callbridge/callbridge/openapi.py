@@ -1,18 +1,22 @@
-"""The API's OpenAPI document: Powertools' routes, plus the call request body and the vendor's envelopes."""
+"""The API's OpenAPI document: Powertools' routes, plus the call request body and the vendor's envelopes.
+
+What the routes declare (`responses`) names a response model; the models themselves (openapi_models,
+openapi_campaigns) are read only when the document is built (`finish`), so a cold start builds none of them."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from callbridge.domain.calls import Attempt, CallStatus
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
 from callbridge.domain.suppressions import MAX_BULK, MAX_REASON
-from callbridge.logic.calls import MAX_STATS_CALLS
 
+# Where the document's schemas live (pydantic's `ref_template`).
+REF_TEMPLATE = "#/components/schemas/{model}"
 TITLE = "callbridge — Make calls API"
 VERSION = "1.0.0"
 DESCRIPTION = (
@@ -54,213 +58,6 @@ TAGS = {
 PATH_EXAMPLES = {"code": "main", "number": SUPPRESSION_EXAMPLE_NUMBER}
 
 
-class _Deferred(BaseModel):
-    """Built on first use (the OpenAPI document), not at import: cold start is a user-visible latency."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
-class Envelope(_Deferred):
-    """The vendor's envelope around every answer."""
-
-    model_config = ConfigDict(extra="allow")
-    code: int = Field(description="The HTTP status code, repeated.")
-    code_desc: str = Field(description="Empty on success; what is wrong otherwise.")
-
-
-class ErrorDetail(_Deferred):
-    field: str
-    message: str
-
-
-class ErrorData(Envelope):
-    errors: list[ErrorDetail] | None = Field(None, description="Each broken rule (400 only).")
-
-
-class ErrorResponse(_Deferred):
-    data: ErrorData
-
-
-class CallAcceptedData(Envelope):
-    callid: str = Field(description="Unique id of the call; needed to cancel a scheduled call.")
-
-
-class CallAcceptedResponse(_Deferred):
-    """The parameters as accepted (with `from` and `record` defaulted), code, code_desc and callid."""
-
-    data: CallAcceptedData
-
-
-class CallSummary(_Deferred):
-    model_config = ConfigDict(extra="allow")
-    callid: str
-    status: CallStatus
-    created_at: str
-    call_date: str | None = None
-    request: dict[str, str]
-    answered_by: str = Field(description="Person, Machine, or empty when nobody answered.")
-    billed_seconds: int = Field(description="Seconds billed, summed over the call's attempts.")
-    next_attempt_at: str | None = Field(
-        None, description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens."
-    )
-    metadata: dict[str, str] | None = Field(None, description="Your metadata, as you sent it.")
-    attempts: list[Attempt] = Field(
-        default_factory=list, description="Each carrier attempt (1, 2, ...); the call's own outcome is the last one's."
-    )
-
-
-class CallListData(Envelope):
-    calls: list[CallSummary]
-    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
-
-
-class CallListResponse(_Deferred):
-    data: CallListData
-
-
-class CallDetailData(Envelope):
-    call: dict[str, Any]
-
-
-class CallDetailResponse(_Deferred):
-    data: CallDetailData
-
-
-class CallHangupData(Envelope):
-    call: dict[str, Any] = Field(
-        description="The call as it stands: CANCELED (not dialed yet, or ringing), COMPLETED (hung up), or still "
-        "ending at the carrier."
-    )
-
-
-class CallHangupResponse(BaseModel):
-    data: CallHangupData
-
-
-class CancelData(Envelope):
-    callid: str
-    status: CallStatus
-
-
-class CancelResponse(_Deferred):
-    data: CancelData
-
-
-class HourlyCount(BaseModel):
-    hour: str = Field(description="Start of the hour (UTC).")
-    total: int
-    answered: int = Field(description="Calls answered by a person or a machine.")
-    statuses: dict[str, int] = Field(description="Calls by their current status.")
-
-
-class StatsData(Envelope):
-    since: str
-    hours: list[HourlyCount]
-    total: int
-    finished: int = Field(description="COMPLETED, BUSY, NO_ANSWER or FAILED (cancelled calls are left out).")
-    answered: int
-    answer_rate: float | None = Field(description="answered / finished; null when no call has finished.")
-    complete: bool = Field(
-        description=f"False when only the newest {MAX_STATS_CALLS:,} calls of the window were counted."
-    )
-    counted_since: str | None = Field(description="Creation time of the oldest call counted.")
-
-
-class StatsResponse(BaseModel):
-    data: StatsData
-
-
-class IvrMenuView(IvrMenu):
-    """An IVR menu as stored for the account."""
-
-    model_config = ConfigDict(defer_build=True)
-    code: str = Field(description="The menu's code, as answer_ivr names it.")
-    created_at: str
-    updated_at: str
-
-
-class IvrMenuData(Envelope):
-    menu: IvrMenuView
-
-
-class IvrMenuResponse(_Deferred):
-    data: IvrMenuData
-
-
-class IvrMenuPutData(IvrMenuData):
-    created: bool = Field(description="True if the menu is new, false if it replaced one.")
-
-
-class IvrMenuPutResponse(_Deferred):
-    data: IvrMenuPutData
-
-
-class IvrMenuListData(Envelope):
-    menus: list[IvrMenuView]
-
-
-class IvrMenuListResponse(_Deferred):
-    data: IvrMenuListData
-
-
-class IvrMenuDeleteData(Envelope):
-    deleted: str = Field(description="The code of the deleted menu.")
-
-
-class IvrMenuDeleteResponse(_Deferred):
-    data: IvrMenuDeleteData
-
-
-class SuppressionView(BaseModel):
-    number: str = Field(description="The number in E.164 (+12812345670).")
-    reason: str = Field(description="Why it is listed (`opt-out by keypress` for a keypress opt-out).")
-    created_at: str
-    callid: str | None = Field(None, description="The call in which the person opted out (keypress only).")
-
-
-class SuppressionData(Envelope):
-    suppression: SuppressionView
-
-
-class SuppressionResponse(BaseModel):
-    data: SuppressionData
-
-
-class SuppressionPutData(SuppressionData):
-    created: bool = Field(description="True if the number is new on the list, false if its entry was replaced.")
-
-
-class SuppressionPutResponse(BaseModel):
-    data: SuppressionPutData
-
-
-class SuppressionListData(Envelope):
-    suppressions: list[SuppressionView]
-    next: str | None = Field(None, description="Pass as `next` to get the following page; null on the last.")
-
-
-class SuppressionListResponse(BaseModel):
-    data: SuppressionListData
-
-
-class SuppressionBulkData(Envelope):
-    count: int = Field(description="Distinct numbers in the request.")
-    added: int = Field(description="Numbers that were not listed before.")
-    existing: int = Field(description="Numbers already listed (their entries are kept).")
-
-
-class SuppressionBulkResponse(BaseModel):
-    data: SuppressionBulkData
-
-
-class SuppressionDeleteData(Envelope):
-    deleted: str = Field(description="The number taken off the list, in E.164.")
-
-
-class SuppressionDeleteResponse(BaseModel):
-    data: SuppressionDeleteData
-
-
 def _errors(*codes: int) -> dict[int, Any]:
     text = {
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
@@ -270,31 +67,40 @@ def _errors(*codes: int) -> dict[int, Any]:
         409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
-    return {c: {"description": text[c], "content": {"application/json": {"model": ErrorResponse}}} for c in codes}
+    return {c: {"description": text[c], "content": {"application/json": schema_ref("ErrorResponse")}} for c in codes}
 
 
-def responses(model: type[BaseModel], *errors: int) -> dict[int, Any]:
-    """Powertools `responses=` for a route answering `model`, plus the given error codes."""
+def schema_ref(model: str) -> dict[str, Any]:
+    """A media type's schema: the document's schema named `model`."""
+    return {"schema": {"$ref": REF_TEMPLATE.format(model=model)}}
+
+
+def responses(model: str, *errors: int) -> dict[int, Any]:
+    """Powertools `responses=` for a route answering the response model named `model`, plus the given error codes.
+
+    The route names its model and `finish` adds the models' schemas: declaring the routes builds no model, so a cold
+    start does not pay for the document (openapi_models)."""
     if 401 in errors:  # a route that checks credentials also refuses a burst of failed ones
         errors = (*errors, 429)
-    return {200: {"description": "Success", "content": {"application/json": {"model": model}}}, **_errors(*errors)}
+    return {200: {"description": "Success", "content": {"application/json": schema_ref(model)}}, **_errors(*errors)}
 
 
 def call_request_body() -> tuple[dict[str, Any], dict[str, Any]]:
     """The requestBody of POST /pcall/call in the three accepted media types."""
-    schema = CallRequest.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    schema = CallRequest.model_json_schema(by_alias=True, ref_template=REF_TEMPLATE)
     schema.pop("title", None)
     return {
         "required": True,
         "content": {
-            media: {"schema": {"$ref": "#/components/schemas/CallRequest"}}
+            media: schema_ref("CallRequest")
             for media in ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
         },
     }, schema
 
 
-def finish(document: str) -> dict[str, Any]:
-    """Add the parts Powertools cannot infer (the request body parsed by hand, Basic auth)."""
+def finish(document: str, models: Iterable[type[BaseModel]]) -> dict[str, Any]:
+    """Add the parts Powertools cannot infer: the response models the routes name (from `models`), the request
+    bodies parsed by hand, Basic auth."""
     spec: dict[str, Any] = json.loads(document)
     # Invalid parameters are answered 400 in the seed's envelope, never with Powertools' default 422.
     for operations in spec["paths"].values():
@@ -302,6 +108,7 @@ def finish(document: str) -> dict[str, Any]:
             operation.get("responses", {}).pop("422", None)
     for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(unused, None)
+    _add_response_models(spec, models)
     body, schema = call_request_body()
     spec.setdefault("components", {}).setdefault("schemas", {})["CallRequest"] = {
         "title": "CallRequest",
@@ -332,6 +139,31 @@ def finish(document: str) -> dict[str, Any]:
                 if parameter["in"] == "path" and parameter["name"] in PATH_EXAMPLES:
                     parameter["example"] = PATH_EXAMPLES[parameter["name"]]
     return spec
+
+
+def _add_response_models(spec: dict[str, Any], models: Iterable[type[BaseModel]]) -> None:
+    """The schemas of the response models the routes name (`responses`), with the models they refer to, written
+    as Powertools writes the schemas it generates (through its OpenAPI `Components` model)."""
+    from aws_lambda_powertools.event_handler.openapi.models import Components
+    from pydantic.json_schema import models_json_schema
+
+    by_name = {model.__name__: model for model in models}
+    prefix = REF_TEMPLATE.format(model="")
+    named = {
+        content["schema"]["$ref"].removeprefix(prefix)
+        for operations in spec["paths"].values()
+        for operation in operations.values()
+        for response in operation.get("responses", {}).values()
+        for content in response.get("content", {}).values()
+        if content.get("schema", {}).get("$ref", "").startswith(prefix)
+    }
+    unknown = sorted(named - set(by_name))
+    if unknown:
+        raise ValueError(f"routes name response models that were not given: {', '.join(unknown)}")
+    serialized: Literal["serialization"] = "serialization"  # as Powertools documents what a route returns
+    _, schemas = models_json_schema([(by_name[name], serialized) for name in sorted(named)], ref_template=REF_TEMPLATE)
+    written = json.loads(Components(schemas=schemas.get("$defs", {})).model_dump_json(by_alias=True, exclude_none=True))
+    spec.setdefault("components", {}).setdefault("schemas", {}).update(written["schemas"])
 
 
 def form_schema(schema: dict[str, Any], example: dict[str, str]) -> dict[str, Any]:
@@ -417,13 +249,13 @@ def _suppressions_body(spec: dict[str, Any]) -> None:
 def _ivr_menu_body(spec: dict[str, Any]) -> None:
     """PUT /pcall/ivr/{code} reads its JSON body by hand (any Content-Type), so its schema is added here."""
     schemas = spec["components"]["schemas"]
-    schema = IvrMenu.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema = IvrMenu.model_json_schema(ref_template=REF_TEMPLATE)
     for name, definition in schema.pop("$defs", {}).items():
         schemas[name] = input_schema(definition)
     schemas["IvrMenu"] = input_schema(schema)
     spec["paths"]["/pcall/ivr/{code}"]["put"]["requestBody"] = {
         "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IvrMenu"}, "example": IVR_EXAMPLE}},
+        "content": {"application/json": {**schema_ref("IvrMenu"), "example": IVR_EXAMPLE}},
     }
 
 

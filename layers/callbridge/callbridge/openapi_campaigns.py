@@ -1,4 +1,5 @@
-"""The OpenAPI parts of the campaigns routes: response models and the request body Powertools cannot infer."""
+"""The OpenAPI parts of the campaigns routes: response models and the request body Powertools cannot infer (read only
+when the document is built)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStatus
-from callbridge.openapi import Envelope, input_schema
+from callbridge.openapi import REF_TEMPLATE, input_schema, schema_ref
+from callbridge.openapi_models import Envelope
 
 TAG = "Campaigns: up to 10,000 calls in one request, paced, paused, cancelled, counted and reported."
 # Works as it is in Swagger UI (Try it out, Execute): two calls, which the sandbox's carrier answers as a person (a
@@ -103,17 +105,19 @@ class CampaignRequest(BaseModel):
     callback_url: str | None = Field(None, description="Receives one POST when the campaign finishes.")
 
 
+# The models the campaigns routes name (`openapi.responses`).
+RESPONSES = (CampaignResponse, CampaignCreatedResponse, CampaignListResponse)
+
+
 def add_campaign_request_body(spec: dict[str, Any]) -> None:
     """POST /pcall/campaigns reads its body by hand (JSON or CSV), so its schema is added here."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas["CampaignRequest"] = input_schema(
-        CampaignRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    )
+    schemas["CampaignRequest"] = input_schema(CampaignRequest.model_json_schema(ref_template=REF_TEMPLATE))
     post = spec["paths"]["/pcall/campaigns"]["post"]
     post["requestBody"] = {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/CampaignRequest"}, "example": JSON_EXAMPLE},
+            "application/json": {**schema_ref("CampaignRequest"), "example": JSON_EXAMPLE},
             "text/csv": {
                 "schema": {
                     "type": "string",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from callbridge.domain.accounts import Account
@@ -146,6 +147,10 @@ class DueIndex(Protocol):
     def dispatch(self, callid: str, before: str, event: TimelineEvent) -> tuple[bool, Call | None]:
         """SCHEDULED → QUEUED if due before `before`, in one conditional write: (True, None) when it moved,
         else (False, the call as it is; None if there is no such call)."""
+
+    def move(self, callid: str, version: int, due: datetime) -> bool:
+        """Move the call's entry to `due` if the call is still at `version` (it changed nothing else): whether it
+        moved."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ Dispatched (its message sent, `dispatched_at`) or QUEUED, and not claimed: when 
 have been claimed (send it again: a crash between the write and the send, or a failed send, must not lose the
 call; the placer's claim makes a duplicate message harmless). DIALING, RINGING, IN_PROGRESS: a while after the
 call entered its state (its dialing, its answer), then at doubling intervals (ask the carrier). Final: none.
+The index holds a call no later than that: a step written without a read may keep an earlier place (an answer
+keeps the dialing's, `placement`), and the scheduler finding the call early does nothing with it.
 
 A call with a due time (a call_date, a retry, a calling window's opening) keeps its status, SCHEDULED or
 RETRY_WAIT, until the placer claims it, however near its time: dispatching it only records `dispatched_at`.
@@ -115,8 +117,9 @@ def entered_at(call: Call) -> datetime:
     """When an in-flight call entered its state: its answer once IN_PROGRESS, else the carrier's acceptance of
     the dialing request (or the claim, before that).
 
-    The store places a call in the due index from its claim or its answer when it moves, without reading it;
-    a call the placer held for a pacing slot is looked at once early there (a step of NOTHING).
+    The store places a call in the due index from its claim when it moves, without reading it, and an answer
+    keeps that place: a call the placer held for a pacing slot, or one still in progress, is looked at early
+    there (a step of NOTHING).
     """
     if call.status is CallStatus.IN_PROGRESS and call.answered_at:
         return moment(call.answered_at)
@@ -157,13 +160,30 @@ def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     return _in_flight_attention(call, timing)
 
 
-def moves_in_index(status: CallStatus) -> bool:
-    """Whether a call moving into `status`, without reading it, gets a new place in the due index.
+class Placement(StrEnum):
+    """What a step that moves a call into a status, without reading it, does with the call's due-index entry.
 
-    RINGING keeps DIALING's place (dialed_at plus `ringing_after`); DIALING, IN_PROGRESS and the final statuses
-    move it.
+    An entry is a lower bound of the call's attention time: the scheduler, finding a call before it needs
+    anything, leaves it (logic/scheduler.py), so a step that keeps an earlier entry saves the index writes.
     """
-    return status is not CallStatus.RINGING
+
+    MOVE = "move"  # to `entering(status, since)` (out of the index once final)
+    KEEP = "keep"  # where it is: no later than the call's attention time in this status
+    KEEP_IF_EARLIER = "keep if earlier"  # where it is if that is no later than `entering(status, since)`, else MOVE
+
+
+def placement(status: CallStatus) -> Placement:
+    """How a call moving into `status` without a read is placed in the due index.
+
+    DIALING and the final statuses move it. RINGING keeps DIALING's place (the dialing plus `ringing_after`, which
+    is its attention time too). IN_PROGRESS keeps its place when that is no later than the answer plus
+    `answered_after` (a claimed call's is, unless a reconciliation placed it later), else it moves there.
+    """
+    if status is CallStatus.RINGING:
+        return Placement.KEEP
+    if status is CallStatus.IN_PROGRESS:
+        return Placement.KEEP_IF_EARLIER
+    return Placement.MOVE
 
 
 def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMING) -> datetime | None:

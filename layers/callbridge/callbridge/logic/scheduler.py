@@ -6,7 +6,10 @@ A run is safe to repeat, to overlap with another run and to die at any point:
 - a call is written QUEUED *before* its message is sent, and stays in the due index: if the send never
   happens, a later run sends it again once it is `grace` seconds overdue (a duplicate message is harmless:
   the placer's claim QUEUED → DIALING succeeds once);
-- nothing is removed from the due index except by the write that makes the call final.
+- nothing is removed from the due index except by the write that makes the call final;
+- an index entry is a lower bound of its call's attention time (a step may keep an earlier place, see
+  domain/dispatch.py): a call found before it needs anything is left as it is, and its entry, once past
+  due, is moved to the call's time if that is beyond the run's window (the next runs would look for nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
     Step,
     Timing,
+    attention,
     dead_lettered,
     delay_seconds,
     dispatched_event,
@@ -230,6 +234,7 @@ class Scheduler:
         if step is Step.RECONCILE and current.carrier_call_id:
             return Outcome.RECONCILE, current  # the carrier is asked after the look-ups; nothing to write yet
         if step not in (Step.RESEND, Step.RECONCILE):
+            self._move_early_entry(entry, current, now, window_end)
             return Outcome.NOTHING, current
 
         decided: list[Step] = [step]
@@ -253,6 +258,22 @@ class Scheduler:
             sender.add(entry.callid, now)
             return Outcome.RESENT, stored
         return Outcome.NEVER_PLACED, stored
+
+    def _move_early_entry(self, entry: DueCall, call: Call, now: datetime, window_end: datetime) -> None:
+        """Move a past-due entry whose call needs nothing before this run's window ends to the call's time.
+
+        An answer keeps the call's earlier place in the index (no index write on the call's path); a call that
+        is still in progress long after it is moved here once, so later runs do not find it again and again.
+        """
+        if moment(entry.due) > now:
+            return
+        due = attention(call, self.timing)
+        if due is None or due < window_end:
+            return
+        try:
+            self.index.move(entry.callid, call.version, due)
+        except ServiceUnavailable as exc:  # it stays where it is: the next run finds it and tries again
+            self.log("could not move a call in the due index", callid=entry.callid, error=str(exc))
 
     def _reconcile(self, calls: list[Call], deadline: float | None) -> tuple[int, int]:
         """Ask the carrier about each call in flight past its limits and apply its answer: (changed, errors)."""

@@ -4,7 +4,10 @@ The steps of a call's life are the domain's `Change`s (domain/changes.py), each 
 UpdateItem with no read before it: the conditions become the ConditionExpression, the update appends the
 event to the timeline without rewriting the rest of the item, and the answer (ALL_NEW, or ALL_OLD when the
 condition failed) is the call. Rare steps that need the whole call to decide (reconciliation, re-sends, IVR
-keys) read it and write it back conditionally on its version (`update`).
+keys) read it and write it back conditionally on its version (`update`). The item's form is call_codec.py's.
+
+The due index (DueByShard) holds each call that is not final no later than its attention time: an answer keeps
+the call's place when that is earlier (domain/dispatch.py, `placement`), so it writes no index.
 
 ByAccount and ScheduledByAccount project only keys: a status change never writes to them; a list reads the
 page's keys from the index, then the calls (BatchGetItem).
@@ -18,18 +21,20 @@ from datetime import datetime
 from typing import Any
 
 from callbridge.adapters.aws import ConditionFailed, LazyClient, TransactionCanceled, aws_errors
+from callbridge.adapters.dynamodb.call_codec import call_attributes, call_data, timeline_value
 from callbridge.adapters.dynamodb.codec import from_item, to_item, value
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.changes import Change
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
+    Placement,
     Timing,
     attention,
     entering,
     listed_as_scheduled,
     moment,
-    moves_in_index,
+    placement,
 )
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import settled
@@ -49,8 +54,6 @@ _MAX_PAGES = 10  # a filtered list reads at most this many index pages per reque
 _BATCH_GET = 100  # keys per BatchGetItem
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
-_EMPTY: tuple[object, ...] = ("", {}, [])
-_KEPT_EMPTY = ("timeline",)  # steps append to it
 
 
 def shard_of(callid: str, shards: int) -> str:
@@ -60,10 +63,7 @@ def shard_of(callid: str, shards: int) -> str:
 
 def call_from_item(item: dict[str, Any]) -> Call:
     """A CallsTable item (or stream image) as a call, its outcome settled from its carrier events."""
-    data = from_item(item)
-    for name in _INDEXED:
-        data.pop(name, None)
-    return settled(Call.model_validate(data))
+    return settled(call_data(item, drop=_INDEXED))
 
 
 class _Expression:
@@ -82,8 +82,12 @@ class _Expression:
         return placeholder
 
     def value(self, data: Any) -> str:
+        return self.typed(value(data))
+
+    def typed(self, attribute: dict[str, Any]) -> str:
+        """A placeholder for a value already in DynamoDB's typed form."""
         placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = value(data)
+        self.values[placeholder] = attribute
         return placeholder
 
     def params(self) -> dict[str, Any]:
@@ -129,18 +133,20 @@ class DynamoCallsStore:
         due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
         domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
         """
-        # Fields still at their empty default are left out: every write of the item pays for its size.
-        data = {k: v for k, v in call.model_dump(mode="json").items() if v not in _EMPTY or k in _KEPT_EMPTY}
-        data["created_key"] = f"{call.created_at}#{call.callid}"
+        data = {"created_key": f"{call.created_at}#{call.callid}"}
         due = attention(call, self._timing)
         if due is not None:
             data.update(self._due(call.callid, due))
         if listed_as_scheduled(call):
             data["scheduled_account"] = call.account_id
-        return to_item(data)
+        return {**call_attributes(call), **to_item(data)}
 
-    def _update(self, callid: str, change: Change) -> dict[str, Any]:
-        """The UpdateItem request that writes `change` (its conditions, then its update)."""
+    def _update(self, callid: str, change: Change, *, keep_place: bool = True) -> dict[str, Any]:
+        """The UpdateItem request that writes `change` (its conditions, then its update).
+
+        A change into a status that keeps an earlier place in the due index (`Placement.KEEP_IF_EARLIER`) is
+        written on the condition that the place is that early, unless `keep_place` is False: then it moves it.
+        """
         x = _Expression()
         if change.when is not None:
             options = ", ".join(x.value(s.value) for s in sorted(change.when))
@@ -166,18 +172,20 @@ class DynamoCallsStore:
             x.sets.append(f"{n} = if_not_exists({n}, {x.value(data)})")
         if change.event is not None:
             t = x.name("timeline")
-            x.sets.append(
-                f"{t} = list_append(if_not_exists({t}, {x.value([])}), {x.value([change.event.model_dump()])})"
-            )
+            appended = x.typed(timeline_value([change.event]))
+            x.sets.append(f"{t} = list_append(if_not_exists({t}, {x.value([])}), {appended})")
         if change.status is not None and change.event is not None:
             x.sets.append(f"{x.name('status')} = {x.value(change.status.value)}")
             x.sets.append(f"{x.name('updated_at')} = {x.value(change.event.at)}")
             if change.status not in UNCLAIMED:
                 x.removes.append(x.name("scheduled_account"))
-            if change.status not in UNCLAIMED and moves_in_index(change.status):
+            place = self._placement(change)
+            if place is not Placement.KEEP:
                 due = entering(change.status, moment(change.since or change.event.at), self._timing)
                 if due is None:
                     x.removes += [x.name("due_key"), x.name("due_shard")]
+                elif place is Placement.KEEP_IF_EARLIER and keep_place:
+                    x.conditions.append(f"{x.name('due_key')} <= {x.value(self._due(callid, due)['due_key'])}")
                 else:
                     for field, data in self._due(callid, due).items():
                         x.sets.append(f"{x.name(field)} = {x.value(data)}")
@@ -189,24 +197,47 @@ class DynamoCallsStore:
         """Write `change` in one conditional request: (whether it held, the call after it).
 
         When its conditions fail, its `otherwise` is written instead (False, the call after that); with no
-        `otherwise`, (False, the call as it is). (False, None): there is no such call.
+        `otherwise`, (False, the call as it is). (False, None): there is no such call. When only the due-index
+        condition failed (the call's place is later than the change would put it), it is written again moving it.
         """
         try:
-            return True, self._write(callid, change)
+            return True, self._placed(callid, change)
         except ConditionFailed as failed:
             if failed.item is None:
                 return False, None
             if change.otherwise is None:
                 return False, call_from_item(failed.item)
             try:
-                return False, self._write(callid, change.otherwise)
+                return False, self._placed(callid, change.otherwise)
             except ConditionFailed as again:
                 return False, call_from_item(again.item) if again.item else None
 
-    def _write(self, callid: str, change: Change) -> Call:
+    @staticmethod
+    def _placement(change: Change) -> Placement:
+        """What writing `change` does with the call's due-index entry (KEEP when it moves no status out of the
+        unclaimed ones)."""
+        if change.status is None or change.event is None or change.status in UNCLAIMED:
+            return Placement.KEEP
+        return placement(change.status)
+
+    def _placed(self, callid: str, change: Change) -> Call:
+        """Write `change`; when it keeps an earlier place in the due index and only that condition failed (the
+        call's place is later), write it again, moving the call there. Raises ConditionFailed."""
+        try:
+            return self._write(callid, change)
+        except ConditionFailed as failed:
+            if failed.item is None or self._placement(change) is not Placement.KEEP_IF_EARLIER:
+                raise
+            if not change.holds(call_data(failed.item, drop=_INDEXED)):
+                raise
+            return self._write(callid, change, keep_place=False)
+
+    def _write(self, callid: str, change: Change, *, keep_place: bool = True) -> Call:
         with aws_errors(_WHAT):
             response = self._db().update_item(
-                **self._update(callid, change), ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+                **self._update(callid, change, keep_place=keep_place),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         return call_from_item(response["Attributes"])
 
@@ -309,7 +340,7 @@ class DynamoCallsStore:
                         ":at": {"S": event.at},
                         ":one": {"N": "1"},
                         ":empty": {"L": []},
-                        ":event": value([event.model_dump()]),
+                        ":event": timeline_value([event]),
                     },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -382,13 +413,35 @@ class DynamoCallsStore:
                         ":before": {"S": before},
                         ":at": {"S": event.at},
                         ":one": {"N": "1"},
-                        ":event": value([event.model_dump()]),
+                        ":event": timeline_value([event]),
                     },
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ConditionFailed as exc:
             return False, call_from_item(exc.item) if exc.item else None
         return True, None
+
+    def move(self, callid: str, version: int, due: datetime) -> bool:
+        """Move the call's due-index entry to `due` if the call is still at `version`: whether it moved.
+
+        The version stays: the index attributes follow from the call, so a read-modify-write that read the call
+        before still writes what it means (and places the call itself).
+        """
+        try:
+            with aws_errors(_WHAT):
+                self._db().update_item(
+                    TableName=self._table,
+                    Key={"callid": {"S": callid}},
+                    UpdateExpression="SET due_key = :due",
+                    ConditionExpression="version = :v AND attribute_exists(due_key)",
+                    ExpressionAttributeValues={
+                        ":due": {"S": self._due(callid, due)["due_key"]},
+                        ":v": {"N": str(version)},
+                    },
+                )
+        except ConditionFailed:
+            return False
+        return True
 
     # --- the lists
 
