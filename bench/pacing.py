@@ -16,7 +16,7 @@ def pacing(running: Running, *, cps: float, backlog: int) -> dict[str, Any]:
     sent = send_calls(running, backlog, concurrency=8)
     accepted = {r["callid"] for r in sent if r["status"] == 200}
     expected = before + len(accepted)
-    # The backlog drains at about 0.92 × CPS: wait that long, and then some.
+    # The backlog drains at about HEADROOM × CPS: wait that long, and then some.
     arrived = running.wait_create_requests(expected, timeout=backlog / (cps * 0.85) + 30)[before:]
     times = [r.monotonic for r in arrived if callid_of(r) in accepted]
     running.carrier.wait_idle(60)

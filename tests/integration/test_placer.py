@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from callbridge.adapters.aws import client as aws_client
-from callbridge.adapters.pacing import LATE_AFTER, DynamoPacer
+from callbridge.adapters.pacing import HEADROOM, LATE_AFTER, DynamoPacer
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.dispatch import Step, Timing, next_step
 from callbridge.logic.placer import Placement, Placer, PlaceResult, WebhookUrls
@@ -471,7 +471,7 @@ def test_placing_waits_for_its_slot_before_calling_the_carrier(aws: Any, account
         placer.place(callid)
 
     # then: it slept until each slot, so the requests are a slot apart
-    interval = 1 / 0.92  # 8 % headroom below the account's CPS
+    interval = 1 / HEADROOM  # the headroom below the account's CPS
     times = [r.at for r in twilio.creates]
     assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [round(interval, 6)] * 2
     assert all(s > 0 for s in clock.sleeps)

@@ -60,8 +60,10 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
-# Checked against when the key is unknown, so a miss costs as long as a hit.
-DUMMY_HASH = hash_password("callbridge-dummy", salt=b"\0" * 16)
+# Checked against when the key is unknown, so a miss costs as long as a hit. It is hash_password("callbridge-dummy",
+# salt=16 zero bytes), written out: computing it at import cost every function ~27 ms of its cold start
+# (tests/unit/test_auth.py checks the two agree).
+DUMMY_HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$kp9ym7/BuSA3cojuHm9GrmwUgdEXfkRYwY3lg1rNGZo="
 
 
 def new_api_key() -> str:
