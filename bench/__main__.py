@@ -257,16 +257,15 @@ def notes(results: dict[str, Any]) -> list[str]:
         top = ", ".join(f"{r['item']} ${r['usd_per_million']:,.2f}" for r in ranked[:4])
         units = immediate.get("dynamodb_units", {})
         writes = sum(v for k, v in units.items() if k.endswith(":write"))
+        write_usd = sum(r["usd_per_million"] for r in ranked if r["item"] == "DynamoDB write units")
         out.append(
             f"Cost: ${usd:,.2f} per 1M immediate answered calls; the largest items are {top}. {writes:g} DynamoDB "
-            "write units per call (on demand): each step pays for the call item's whole size, and entering and "
-            "leaving the due index are index writes. ≤ $10 would take, roughly in order of effect: CallsTable on "
-            "provisioned capacity with auto scaling once the volume is steady ($0.00065 a write unit-hour, used "
-            "at 70 %, is about 40 % of on-demand's price per write: some $4.40 here), the flow request leaving the "
-            "due index alone (the scheduler treating an entry as a lower bound and moving long calls itself), the "
-            "final "
-            "status callback kept under 1 KB (fewer carrier parameters on the timeline), and the handlers' "
-            "per-call log lines sampled."
+            "write units per call (on demand): each step pays for the call item's size (under 1 KB: one unit), "
+            "and entering the due index and moving in it are index writes. ≤ $10 would take, roughly in order of "
+            "effect: CallsTable on provisioned capacity with auto scaling once the volume is steady ($0.00065 a "
+            "write unit-hour, used at 70 %, is about 40 % of on-demand's price per write: some "
+            f"${0.6 * write_usd:,.2f} here), an immediate call's due entry placed at intake where its claim can "
+            "keep it (the claim's two index units), and the handlers' per-call log lines sampled."
         )
     if met.get("fixed") is False:
         rows = (results.get("cost") or {}).get("fixed_monthly", {}).get("items", [])
