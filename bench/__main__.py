@@ -294,7 +294,8 @@ def notes(results: dict[str, Any]) -> list[str]:
         out.append(
             f"Burst: the API accepted {burst.get('intake_rps')} calls/s (p99 {burst.get('api_ms', {}).get('p99')} "
             f"ms); moto, the sandbox's AWS, spent {cpu.get('moto')} CPU-s per call (about {rate} calls/s on its one "
-            f"core) and the sandbox process {cpu.get('sandbox')} CPU-s."
+            f"core), the sandbox process {cpu.get('sandbox')} CPU-s and the functions' containers "
+            f"{cpu.get('functions', '?')} CPU-s."
         )
     if met.get("schedule") is False:
         for key, r in (results.get("schedule") or {}).items():

@@ -312,7 +312,9 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
     if cpu:
         out += [
             f"CPU per call during the burst: moto (the sandbox's AWS) {cpu['moto']:.3f} s, the sandbox process "
-            f"(gateway, handlers, simulator) {cpu['sandbox']:.3f} s.",
+            f"(gateway, event sources, simulator) {cpu['sandbox']:.3f} s"
+            + (f", the functions' containers {cpu['functions']:.3f} s" if "functions" in cpu else "")
+            + ".",
             "",
         ]
     return out

@@ -34,6 +34,29 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _function_cpu(sandbox: int, moto: int) -> dict[int, float]:
+    """CPU seconds of each function process (the sandbox's descendants, moto and the client aside), by pid."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    family, frontier = set(), [sandbox]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in family]
+        family.update(children)
+        frontier = children
+    out = {}
+    for pid in family - {moto}:
+        try:
+            out[pid] = _cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def pacing_session(burst: int) -> dict[str, Any]:
     with running_sandbox(speed=SPEED, cps=PACING_CPS) as running:
         return {"pacing": pacing(running, cps=PACING_CPS, backlog=PACING_BACKLOG)}
@@ -57,12 +80,18 @@ def main_session(burst: int) -> dict[str, Any]:
         running.recorder.wait_quiet(1.5, timeout=60)
         moto_pid = running.sandbox._moto.pid
         before = (_cpu_seconds(moto_pid), _cpu_seconds(os.getpid()))
+        functions_before = _function_cpu(os.getpid(), moto_pid)
         ttd["burst"] = time_to_dial(running, calls=burst, concurrency=8, cps=DIAL_CPS)
         running.recorder.wait_quiet(1.5, timeout=120)
         dialed = max(1, ttd["burst"]["dialed"])
         ttd["burst"]["cpu_seconds_per_call"] = {
             "moto": round((_cpu_seconds(moto_pid) - before[0]) / dialed, 3),
             "sandbox": round((_cpu_seconds(os.getpid()) - before[1]) / dialed, 3),
+            "functions": round(
+                sum(cpu - functions_before.get(pid, 0.0) for pid, cpu in _function_cpu(os.getpid(), moto_pid).items())
+                / dialed,
+                3,
+            ),
         }
         out["time_to_dial"] = ttd
         out["schedule_fast"] = schedule_precision(
