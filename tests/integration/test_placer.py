@@ -459,6 +459,35 @@ def test_pacers_racing_for_slots_each_get_their_own_in_at_most_two_writes(aws: A
     assert len(writes) <= 2 * len(slots), len(writes)
 
 
+def test_a_lone_call_takes_one_slot_even_when_its_claim_takes_a_while(
+    aws: Any, account: AccountCredentials
+) -> None:
+    # given: an idle line at 200 CPS (slots 5 ms apart), and a claim that takes 40 ms (a slow storage write)
+    clock = FakeClock(START)
+    twilio = FakeTwilio(clock=clock.now)
+    placer = make_placer(aws, twilio, cps=200, clock=clock)
+    callid = queue_call(aws, account)
+    tables: list[str] = []
+
+    def slow_claim(params: dict[str, Any], **_kwargs: Any) -> None:
+        tables.append(params["TableName"])
+        if params["TableName"] == aws.refs["CallsTable"]:
+            clock.t += 0.040
+
+    hooks = aws_client("dynamodb").meta.events
+    hooks.register("provide-client-params.dynamodb.UpdateItem", slow_claim, unique_id="test-slow-claim")
+    try:
+        # when
+        result = placer.place(callid)
+    finally:
+        hooks.unregister("provide-client-params.dynamodb.UpdateItem", unique_id="test-slow-claim")
+
+    # then: placed in the slot it took first (that slot began late enough for the claim): one pacing write
+    assert result.placement is Placement.PLACED
+    assert tables.count(aws.refs["PacingTable"]) == 1
+    assert len(twilio.creates) == 1
+
+
 def test_placing_waits_for_its_slot_before_calling_the_carrier(aws: Any, account: AccountCredentials) -> None:
     # given: one placer and a backlog of three calls at 1 CPS
     clock = FakeClock(START)

@@ -232,7 +232,9 @@ class Placer:
             if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
                 return PlaceResult(Placement.RETRY, retry_after=due - start, waiting=True)
             start = max(start, due)
-        slot = self.pacer.acquire(start, horizon)
+        # The slot begins no sooner than the allowance after now: the claim's writes come between, and on a line
+        # with no one waiting, a slot that began now would have passed when they are done (another slot's write).
+        slot = self.pacer.acquire(max(start, self.now() + self.pacer.late_after), horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             retry_after = max(1.0, horizon or 5.0)
             self._note_wait(callid, self.now() + retry_after)
