@@ -459,9 +459,7 @@ def test_pacers_racing_for_slots_each_get_their_own_in_at_most_two_writes(aws: A
     assert len(writes) <= 2 * len(slots), len(writes)
 
 
-def test_a_lone_call_takes_one_slot_even_when_its_claim_takes_a_while(
-    aws: Any, account: AccountCredentials
-) -> None:
+def test_a_lone_call_takes_one_slot_even_when_its_claim_takes_a_while(aws: Any, account: AccountCredentials) -> None:
     # given: an idle line at 200 CPS (slots 5 ms apart), and a claim that takes 40 ms (a slow storage write)
     clock = FakeClock(START)
     twilio = FakeTwilio(clock=clock.now)
