@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench.capacity import CapacityModel, schemas_from_template
-from bench.filters import function_filters, passing
+from sandbox.filters import function_filters, passing
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_SOURCE = "event source mapping"
@@ -46,7 +46,7 @@ class Invocation:
     requests: Counter[str] = field(default_factory=Counter)
     units: Counter[str] = field(default_factory=Counter)
     aws_seconds: float = 0.0
-    billed: bool = True  # False: the event source mapping's filters would have dropped every record in AWS
+    billed: bool = True  # False: the mapping's filters drop every record in AWS (the sandbox applies them too)
     status: int | None = None  # HTTP status an HTTP API invocation answered
     log_bytes: int = 0
     log_lines: int = 0

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.filters import event_patterns, kept
 from sandbox.lambdas import Function, FunctionError
 from sandbox.template import REGION, Stack
 
@@ -37,7 +38,7 @@ def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
 
 
 class SqsPoller:
-    """Polls one queue into one function: batch size, partial batch failures, visibility and redrive."""
+    """Polls one queue into one function: batch size, filter patterns, partial batch failures, visibility, redrive."""
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class SqsPoller:
         batch_size: int,
         log: Log,
         idle_wait: float | None = None,
+        patterns: list[dict[str, Any]] | None = None,
     ) -> None:
         self._idle_wait = idle_wait
+        self._patterns = patterns or []
         self._sqs = sqs
         self._url = queue_url
         self._arn = queue_arn
@@ -67,13 +70,14 @@ class SqsPoller:
         ).get("Messages", [])
         if not messages:
             return 0
-        event = {"Records": [_sqs_record(m, self._arn) for m in messages]}
+        records = [r for r in (_sqs_record(m, self._arn) for m in messages) if kept(r, self._patterns)]
         failed: set[str] = set()
-        try:
-            result = self._function.invoke(event) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-        except FunctionError:  # the whole batch failed, as when a Lambda invocation errors or times out
-            failed = {m["MessageId"] for m in messages}
+        if records:  # messages no filter pattern keeps are deleted unseen, as Lambda does
+            try:
+                result = self._function.invoke({"Records": records}) or {}
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except FunctionError:  # the whole batch failed, as when a Lambda invocation errors or times out
+                failed = {r["messageId"] for r in records}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             entries = [
@@ -103,6 +107,8 @@ SHARDS_EVERY = 1.0  # seconds between looks for new shards (a table's stream ope
 class StreamPoller:
     """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying.
 
+    Records that none of the mapping's filter patterns keeps are passed over, as Lambda's filtering drops them.
+
     A failed batch is tried again up to `max_retries` times (the mapping's MaximumRetryAttempts; -1, Lambda's
     default for streams: until it succeeds), then dropped.
     """
@@ -115,7 +121,9 @@ class StreamPoller:
         batch_size: int,
         log: Log,
         max_retries: int = -1,
+        patterns: list[dict[str, Any]] | None = None,
     ) -> None:
+        self._patterns = patterns or []
         self._streams = streams
         self._arn = stream_arn
         self._function = function
@@ -144,11 +152,12 @@ class StreamPoller:
         for shard_id, iterator in list(self._iterators.items()):
             response = self._streams.get_records(ShardIterator=iterator, Limit=self._batch)
             records = response.get("Records", [])
+            total += len(records)
+            for record in records:
+                record["eventSourceARN"] = self._arn
+            records = [r for r in records if kept(r, self._patterns)]  # as Lambda filters, before invoking
             if records:
-                for record in records:
-                    record["eventSourceARN"] = self._arn
                 self._deliver(records)
-                total += len(records)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return total
 
@@ -254,6 +263,7 @@ def event_sources(
                         int(props.get("BatchSize", 10)),
                         log,
                         idle_wait=0.05 if number == 0 else None,
+                        patterns=event_patterns(props),
                     )
                     runners.append(poller.run)
             elif event["Type"] == "DynamoDB":
@@ -265,6 +275,7 @@ def event_sources(
                     int(props.get("BatchSize", 100)),
                     log,
                     max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    patterns=event_patterns(props),
                 )
                 runners.append(stream.run)
             elif event["Type"] == "Schedule":

@@ -6,7 +6,7 @@ import pytest
 
 from bench.capacity import CapacityModel, Index, TableSchema, item_size, read_units, value_size, write_units
 from bench.cost import PLATFORM_LOG_BYTES_PER_INVOCATION, Usage, gb_seconds, line_items, per_million, usage_from_counts
-from bench.filters import matches, passing
+from sandbox.filters import matches, passing
 
 TOY = {
     "lambda_request": 1.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.filters import event_patterns
 from sandbox.lambdas import FunctionError
 from sandbox.sources import StreamPoller
 
@@ -75,3 +76,70 @@ def test_a_batch_is_dropped_after_the_mappings_retries_and_says_so() -> None:
 
     assert function.invocations == 3  # the first try and 2 retries
     assert log == ["stream CampaignsFunction: 1 records dropped after 3 tries"]
+
+
+class Stream:
+    """A stream of one shard holding `records`, served once."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
+        return {"StreamDescription": {"Shards": [{"ShardId": "s1"}]}}
+
+    def get_shard_iterator(self, **_params: Any) -> dict[str, Any]:
+        return {"ShardIterator": "it-0"}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        served, self.records = self.records, []
+        return {"Records": served, "NextShardIterator": "it-1"}
+
+
+class Recording:
+    logical = "CampaignsFunction"
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.events.append(event)
+        return {"batchItemFailures": []}
+
+
+def change(sequence: str, new_image: dict[str, Any] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"SequenceNumber": sequence}
+    if new_image is not None:
+        data["NewImage"] = new_image
+    return {"eventID": sequence, "eventName": "MODIFY" if new_image else "REMOVE", "dynamodb": data}
+
+
+def test_records_no_filter_pattern_keeps_are_passed_over_as_lambda_does() -> None:
+    # given: the campaign counter's pattern (a campaign call's change), and three changes, one of them a campaign's
+    patterns = event_patterns(
+        {
+            "FilterCriteria": {
+                "Filters": [{"Pattern": '{"dynamodb": {"NewImage": {"campaign": {"S": [{"exists": true}]}}}}'}]
+            }
+        }
+    )
+    records = [change("1", {"status": {"S": "QUEUED"}}), change("2", {"campaign": {"S": "cmp-1"}}), change("3", None)]
+    function = Recording()
+    made = StreamPoller(Stream(records), ARN, function, 100, print, patterns=patterns)  # type: ignore[arg-type]
+
+    # when
+    read = made.poll_once()
+    again = made.poll_once()
+
+    # then: all three were read, the function got only the campaign's, and nothing is read twice
+    assert read == 3
+    assert again == 0
+    assert [[r["eventID"] for r in e["Records"]] for e in function.events] == [["2"]]
+
+
+def test_a_batch_no_pattern_keeps_invokes_nothing() -> None:
+    patterns = event_patterns({"FilterCriteria": {"Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]}})
+    function = Recording()
+    made = StreamPoller(Stream([change("1", None)]), ARN, function, 100, print, patterns=patterns)  # type: ignore[arg-type]
+
+    assert made.poll_once() == 1
+    assert function.events == []

@@ -1,8 +1,10 @@
-"""Event source mapping filter patterns (the subset template.yaml uses), to tell which invocations AWS would make.
+"""Event source mapping filter patterns (the subset template.yaml uses), applied as Lambda applies them.
 
-The sandbox hands every stream record to its consumer; Lambda first drops the records that match
-none of the mapping's FilterCriteria, and does not invoke at all when none is left (and does not
-bill for it). Supported: literal values, `exists`, `anything-but` and `prefix`, nested objects.
+Lambda drops the records that match none of a mapping's FilterCriteria before it invokes the function,
+and does not invoke at all (or bill) when none is left; an SQS message it drops is deleted. The
+sandbox's event sources do the same, so a function gets in the sandbox exactly what it would get
+deployed (a pattern that is wrong for the template's records shows up in the e2e tests). Supported:
+literal values, `exists`, `anything-but` and `prefix`, nested objects.
 """
 
 from __future__ import annotations
@@ -57,22 +59,31 @@ def function_filters(template: Mapping[str, Any]) -> dict[tuple[str, str], list[
             continue
         for event in resource.get("Properties", {}).get("Events", {}).values():
             kind = {"DynamoDB": "stream", "SQS": "sqs"}.get(event.get("Type", ""))
-            filters = event.get("Properties", {}).get("FilterCriteria", {}).get("Filters", [])
-            if kind and filters:
-                found[(logical, kind)] = [json.loads(f["Pattern"]) for f in filters]
+            patterns = event_patterns(event.get("Properties", {}))
+            if kind and patterns:
+                found[(logical, kind)] = patterns
     return found
 
 
+def event_patterns(properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An event source's filter patterns, from its template Properties (none: every record passes)."""
+    return [json.loads(f["Pattern"]) for f in properties.get("FilterCriteria", {}).get("Filters", [])]
+
+
+def kept(record: Any, patterns: list[dict[str, Any]]) -> bool:
+    """Whether Lambda hands `record` to the function: no patterns, or one it matches (SQS bodies are matched
+    as JSON when they are JSON)."""
+    if not patterns:
+        return True
+    data = record
+    if isinstance(record, dict) and "body" in record:
+        try:
+            data = {**record, "body": json.loads(record["body"])}
+        except (TypeError, ValueError):
+            data = record
+    return any(matches(p, data) for p in patterns)
+
+
 def passing(records: list[Any], patterns: list[dict[str, Any]]) -> int:
-    """How many records match at least one pattern (SQS bodies are matched as JSON when they are JSON)."""
-    count = 0
-    for record in records:
-        data = record
-        if isinstance(record, dict) and "body" in record:
-            try:
-                data = {**record, "body": json.loads(record["body"])}
-            except (TypeError, ValueError):
-                data = record
-        if any(matches(p, data) for p in patterns):
-            count += 1
-    return count
+    """How many records match at least one pattern."""
+    return sum(1 for record in records if kept(record, patterns))
