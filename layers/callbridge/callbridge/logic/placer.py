@@ -232,9 +232,11 @@ class Placer:
             if due - start > HOLD_SECONDS:  # far too early (not sent by callbridge): come back when it is due
                 return PlaceResult(Placement.RETRY, retry_after=due - start, waiting=True)
             start = max(start, due)
-        # The slot begins no sooner than the allowance after now: the claim's writes come between, and on a line
-        # with no one waiting, a slot that began now would have passed when they are done (another slot's write).
-        slot = self.pacer.acquire(max(start, self.now() + self.pacer.late_after), horizon)
+        # An immediate call's slot begins no sooner than the allowance after now: the claim's writes come between,
+        # and on a line with no one waiting, a slot that began now would have passed when they are done (another
+        # slot's write). A scheduled call's begins at its call_date, however late its message came: on time first.
+        ask = start if call_date else max(start, self.now() + self.pacer.late_after)
+        slot = self.pacer.acquire(ask, horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             retry_after = max(1.0, horizon or 5.0)
             self._note_wait(callid, self.now() + retry_after)
