@@ -145,7 +145,7 @@ def within_retention(backend: Any, queue_name: str, message: Any) -> bool:
 def read_retention_directly() -> None:
     from moto.sqs.models import SQSBackend
 
-    SQSBackend.is_message_valid_based_on_retention_period = within_retention  # type: ignore[method-assign,assignment]
+    setattr(SQSBackend, "is_message_valid_based_on_retention_period", within_retention)  # noqa: B010
 
 
 def main(argv: list[str] | None = None) -> None:
