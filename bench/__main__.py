@@ -149,22 +149,21 @@ def main(argv: list[str] | None = None) -> int:
         "schedule": {},
     }
 
-    # 1. The template-rate schedule set needs a minute and a half of wall time, mostly idle: its own sandbox
-    #    runs it while sam build and the pacing run, which are not latency-sensitive.
+    # 1. Deployment sizes (sam build: busy, but nothing is timed meanwhile). Then each timed session alone: the
+    #    template-rate schedule set (a minute and a half, mostly idle) and the pacing run both measure lateness,
+    #    which work beside them skews (runs that overlapped them with sam build and each other saw a template-
+    #    rate call 134-200 ms late and a pacing backlog lose a slot).
     if not args.quick:
-        _log("schedule precision at the template's rate (background, ~1.5 min)")
-        template_rate = _session("template-rate", args.burst)
         _log("sam build for deployment sizes")
         results["deployment"] = coldstart.deployment_sizes(template)
+        _log("schedule precision at the template's rate (~1.5 min)")
+        rate = _collect(*_session("template-rate", args.burst), timeout=300)
+        results["schedule"]["template_rate"] = rate.get("template_rate") or {"error": rate.get("error", "no result")}
     else:
         results["deployment"] = {"built": False, "reason": "skipped (--quick)"}
     _log(f"pacing: CPS {sessions.PACING_CPS}, backlog {sessions.PACING_BACKLOG}")
     pace = _collect(*_session("pacing", args.burst), timeout=300)
     results["pacing"] = pace.get("pacing") or {"error": pace.get("error", "no result")}
-    if not args.quick:
-        _log("waiting for the template-rate schedule set")
-        rate = _collect(*template_rate, timeout=300)
-        results["schedule"]["template_rate"] = rate.get("template_rate") or {"error": rate.get("error", "no result")}
 
     # 2. Cold start while nothing else of this run is busy.
     _log("cold start: handler imports in fresh interpreters")
