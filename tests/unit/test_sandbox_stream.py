@@ -1,4 +1,4 @@
-"""The sandbox's stream poller retries a failed batch as the template's event source mapping says."""
+"""The sandbox's stream poller: retries as the event source mapping says, and filters as Lambda does."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from sandbox.sources import StreamPoller
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Calls/stream/2026"
 
 
-class OneBatchStream:
-    """A stream of one shard holding one batch of records."""
+class Stream:
+    """A stream of one shard holding `records`, served once."""
 
-    def __init__(self) -> None:
-        self.served = False
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
 
     def describe_stream(self, StreamArn: str) -> dict[str, Any]:
         return {"StreamDescription": {"Shards": [{"ShardId": "s1"}]}}
@@ -24,9 +24,8 @@ class OneBatchStream:
         return {"ShardIterator": "it-0"}
 
     def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
-        records = [] if self.served else [{"eventID": "e1", "dynamodb": {"SequenceNumber": "1"}}]
-        self.served = True
-        return {"Records": records, "NextShardIterator": "it-1"}
+        served, self.records = self.records, []
+        return {"Records": served, "NextShardIterator": "it-1"}
 
 
 class Failing:
@@ -56,7 +55,8 @@ class NoWait:
 
 
 def poller(function: Failing, max_retries: int, log: list[str]) -> StreamPoller:
-    made = StreamPoller(OneBatchStream(), ARN, function, 100, log.append, max_retries=max_retries)  # type: ignore[arg-type]
+    one_batch = Stream([{"eventID": "e1", "dynamodb": {"SequenceNumber": "1"}}])
+    made = StreamPoller(one_batch, ARN, function, 100, log.append, max_retries=max_retries)  # type: ignore[arg-type]
     made._stop = NoWait()  # type: ignore[assignment]  # backoff without the waiting
     return made
 
@@ -76,23 +76,6 @@ def test_a_batch_is_dropped_after_the_mappings_retries_and_says_so() -> None:
 
     assert function.invocations == 3  # the first try and 2 retries
     assert log == ["stream CampaignsFunction: 1 records dropped after 3 tries"]
-
-
-class Stream:
-    """A stream of one shard holding `records`, served once."""
-
-    def __init__(self, records: list[dict[str, Any]]) -> None:
-        self.records = records
-
-    def describe_stream(self, StreamArn: str) -> dict[str, Any]:
-        return {"StreamDescription": {"Shards": [{"ShardId": "s1"}]}}
-
-    def get_shard_iterator(self, **_params: Any) -> dict[str, Any]:
-        return {"ShardIterator": "it-0"}
-
-    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
-        served, self.records = self.records, []
-        return {"Records": served, "NextShardIterator": "it-1"}
 
 
 class Recording:
