@@ -95,6 +95,21 @@ def test_scheduled_pages(api: ApiClient, clock: Clock) -> None:
     assert [c for page in pages for c in page] == [by_date[d] for d in sorted(dates)]
 
 
+def test_scheduled_pages_across_calls_already_sent(api: ApiClient, aws: Any, clock: Clock) -> None:
+    # given: two calls due within 15 minutes, sent to the queue at once (their due-index entries need nothing
+    # before their time, and say so after the callid), and two later ones
+    sent = [schedule(api, "2027-01-10T12:05:00Z"), schedule(api, "2027-01-10T12:10:00Z")]
+    later = [schedule(api, "2027-02-01T10:00:00Z"), schedule(api, "2027-02-02T10:00:00Z")]
+    assert stored_call(aws, sent[0])["due_key"] == f"2027-01-10T12:05:00.000Z#{sent[0]}#at"
+    assert stored_call(aws, later[0])["due_key"] == f"2027-02-01T10:00:00.000Z#{later[0]}"
+
+    # when: one call a page, so every page's token holds one of the keys
+    pages = walk(api, "/pcall/scheduled", {"limit": "1"})
+
+    # then: every token is taken, in time order
+    assert [c for page in pages for c in page] == sent + later
+
+
 # --- DELETE /pcall/scheduled/{callid}
 
 

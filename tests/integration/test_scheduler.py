@@ -27,7 +27,7 @@ from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment, new_callid
-from callbridge.domain.dispatch import Timing
+from callbridge.domain.dispatch import DueKind, Timing
 from callbridge.domain.errors import Conflict
 from callbridge.domain.progress import apply_status_callback, flow_change
 from callbridge.logic import calls as call_queries
@@ -862,6 +862,71 @@ def test_a_call_within_its_ring_window_is_not_asked_about(world: World, account:
 
     assert world.carrier.fetches == []
     assert report.reconciled == 0
+
+
+def counted_store(world: World) -> tuple[DynamoCallsStore, list[str]]:
+    """A store on its own DynamoDB client, and the operations of every request it makes from now on."""
+    db = boto3.client("dynamodb")
+    operations: list[str] = []
+    db.meta.events.register("before-call.dynamodb", lambda model, **_: operations.append(model.name))
+    return DynamoCallsStore(world.stack.refs["CallsTable"], schedule_shards=16, timing=TIMING, dynamodb=db), operations
+
+
+def test_a_run_during_a_call_in_flight_makes_no_request_for_it_before_its_time(
+    world: World, account: AccountCredentials
+) -> None:
+    # given: dialed 30 s ago: its entry (the dialing + 75 s) is inside the run's 90-s window, not past due
+    call = dialing(world, account, ago=30)
+    store, operations = counted_store(world)
+    assert [e.kind for s in store.shards for e in store.due(s, "9999") if e.callid == call.callid] == [DueKind.AT]
+    operations.clear()
+
+    # when
+    report = world.run(calls=store, index=store)
+
+    # then: found, and left without a request (no failed dispatch write, no read): only the shards' queries
+    assert report.due == 1
+    assert operations == ["Query"] * len(store.shards)
+    assert world.call(call.callid).version == call.version
+    assert world.carrier.fetches == []
+
+    # and: once its time has come, it is asked about as before
+    world.carrier.calls[call.carrier_call_id or ""] = carrier_answer("busy", duration="0")
+    world.sim.advance(46)
+    assert world.run(calls=store, index=store).reconciled == 1
+    assert world.call(call.callid).status is CallStatus.BUSY
+
+
+def test_an_entry_written_before_kinds_is_handled_as_before(world: World, account: AccountCredentials) -> None:
+    # given: a call in flight whose entry has the form every entry had before kinds (no kind after the callid)
+    call = dialing(world, account, ago=30)
+    db = boto3.client("dynamodb")
+    key = {"callid": {"S": call.callid}}
+    old = f"{iso(moment(call.dialed_at or '') + timedelta(seconds=75))}#{call.callid}"
+    db.update_item(
+        TableName=world.stack.refs["CallsTable"],
+        Key=key,
+        UpdateExpression="SET due_key = :old",
+        ExpressionAttributeValues={":old": {"S": old}},
+    )
+    store, operations = counted_store(world)
+
+    # when
+    report = world.run(calls=store, index=store)
+
+    # then: taken for a call to dispatch ahead, as every entry was: one conditional write that does not hold
+    assert report.due == 1
+    assert report.dispatched == 0
+    assert operations.count("UpdateItem") == 1
+    assert world.call(call.callid).version == call.version
+    assert db.get_item(TableName=world.stack.refs["CallsTable"], Key=key)["Item"]["due_key"]["S"] == old
+
+    # and: once its time has come, it is asked about and finalized
+    world.carrier.calls[call.carrier_call_id or ""] = carrier_answer("busy", duration="0")
+    world.sim.advance(46)
+    assert world.run(calls=store, index=store).reconciled == 1
+    assert world.call(call.callid).status is CallStatus.BUSY
+    assert not indexed(world, call.callid)
 
 
 def test_a_call_the_carrier_has_no_record_of_fails_with_that_reason(world: World, account: AccountCredentials) -> None:

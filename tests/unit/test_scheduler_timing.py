@@ -6,17 +6,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from callbridge.adapters.dynamodb.calls import DynamoCallsStore, shard_of
+from callbridge.adapters.dynamodb.calls import DynamoCallsStore, due_entry, due_key, shard_of
 from callbridge.adapters.dynamodb.codec import from_item
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
+    DueKind,
     Step,
     Timing,
     attention,
     dead_lettered,
     delay_seconds,
     dispatch,
+    due_kind,
+    entering,
+    entering_kind,
     fail,
     from_carrier,
     horizon,
@@ -251,6 +255,118 @@ def test_the_default_timing_is_the_templates() -> None:
     )
 
 
+# --- the kind of a due-index entry: whether the call needs the scheduler before the entry's time
+
+_ALL_STATUSES = list(CallStatus)
+
+
+@pytest.mark.parametrize("status", _ALL_STATUSES)
+@pytest.mark.parametrize("dispatched", [False, True])
+def test_only_a_waiting_call_not_dispatched_is_dispatched_ahead(status: CallStatus, dispatched: bool) -> None:
+    call = make_call(status, call_date=at(60), dispatched_at=iso(NOW) if dispatched else None)
+
+    expected = (
+        DueKind.AHEAD if status in (CallStatus.SCHEDULED, CallStatus.RETRY_WAIT) and not dispatched else DueKind.AT
+    )
+    assert due_kind(call) is expected
+
+
+@pytest.mark.parametrize("status", [CallStatus.DIALING, CallStatus.IN_PROGRESS])
+def test_a_call_entering_a_status_without_a_read_is_placed_at_its_time(status: CallStatus) -> None:
+    call = make_call(status, dialed_at=iso(NOW), answered_at=iso(NOW), carrier_call_id="CA1")
+
+    assert entering_kind(status) is due_kind(call) is DueKind.AT
+    assert entering(status, NOW, TIMING) == attention(call, TIMING)
+
+
+@pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.RETRY_WAIT])
+def test_a_waiting_call_needs_its_whole_state_to_tell_its_kind(status: CallStatus) -> None:
+    with pytest.raises(ValueError, match="whole state"):
+        entering_kind(status)
+
+
+_EVENTS = ("requeued", "carrier.retry", "reconciled", "carrier.created", "released", "pacing.wait")
+
+
+@given(
+    status=st.sampled_from(_ALL_STATUSES),
+    due=st.one_of(st.none(), st.integers(min_value=-3000, max_value=3000)),
+    retry_due=st.one_of(st.none(), st.integers(min_value=-3000, max_value=3000)),
+    dispatched=st.booleans(),
+    dialed=st.integers(min_value=-3000, max_value=0),
+    answered=st.one_of(st.none(), st.integers(min_value=-3000, max_value=0)),
+    sid=st.booleans(),
+    pacing=st.one_of(st.none(), st.integers(min_value=-3000, max_value=3000)),
+    events=st.lists(st.tuples(st.integers(min_value=-3000, max_value=0), st.sampled_from(_EVENTS)), max_size=4),
+    before=st.integers(min_value=1, max_value=5000),
+    lookahead=st.integers(min_value=0, max_value=5000),
+)
+def test_a_call_whose_entry_is_at_its_time_needs_nothing_before_that_time(
+    status: CallStatus,
+    due: int | None,
+    retry_due: int | None,
+    dispatched: bool,
+    dialed: int,
+    answered: int | None,
+    sid: bool,
+    pacing: int | None,
+    events: list[tuple[int, str]],
+    before: int,
+    lookahead: int,
+) -> None:
+    # The scheduler skips an AT entry whose time is ahead without a request: safe only if, at any moment before
+    # the call's attention time (the entry is no later), whatever the run's window, the call needs nothing.
+    call = make_call(
+        status,
+        call_date=at(due) if due is not None else None,
+        next_attempt_at=iso(at(retry_due)) if retry_due is not None else None,
+        dispatched_at=iso(at(-1)) if dispatched else None,
+        dialed_at=iso(at(dialed)),
+        answered_at=iso(at(answered)) if answered is not None else None,
+        carrier_call_id="CA1" if sid else None,
+        pacing_until=iso(at(pacing)) if pacing is not None else None,
+    )
+    call = with_events(call, *((float(s), name) for s, name in sorted(events)))
+    when = attention(call, TIMING)
+    if when is None or due_kind(call) is DueKind.AHEAD:
+        return
+    now = when - timedelta(seconds=before / 10)
+
+    assert next_step(call, now, now + timedelta(seconds=lookahead), TIMING) is Step.NOTHING
+
+
+@given(
+    first=st.integers(min_value=0, max_value=10**6),
+    gap=st.integers(min_value=1, max_value=10**6),
+    ids=st.tuples(
+        st.text("0123456789abcdef", min_size=27, max_size=27), st.text("0123456789abcdef", min_size=27, max_size=27)
+    ),
+    kinds=st.tuples(st.sampled_from(list(DueKind)), st.sampled_from(list(DueKind))),
+)
+def test_due_keys_of_either_kind_sort_by_time(
+    first: int, gap: int, ids: tuple[str, str], kinds: tuple[DueKind, DueKind]
+) -> None:
+    # The scheduler's query (due_key < a time), dispatch's condition, an answer's "no later than" condition and
+    # GET /pcall/scheduled's order all read the key's time: the kind after it must not change any of them.
+    early, late = at(first / 1000), at((first + gap) / 1000)
+    early_key, late_key = due_key(ids[0], early, kinds[0]), due_key(ids[1], late, kinds[1])
+
+    assert early_key < late_key
+    assert early_key < iso(late)
+    assert late_key >= iso(late)
+    assert due_key(ids[0], early, DueKind.AHEAD) <= due_key(ids[0], early, DueKind.AT)  # an answer keeps either
+    assert due_entry(ids[0], early_key).kind is kinds[0]
+    assert due_entry(ids[0], early_key).due == iso(early)
+
+
+def test_an_entry_written_before_kinds_reads_as_dispatched_ahead() -> None:
+    old = f"{iso(at(75))}#{CALLID}"  # what every entry looked like before kinds, a call in flight's too
+
+    assert due_entry(CALLID, old).kind is DueKind.AHEAD
+    assert due_entry(CALLID, old).due == iso(at(75))
+    assert due_key(CALLID, at(75), DueKind.AHEAD) == old
+
+
 # --- the index attributes CallsTable items carry
 
 
@@ -265,15 +381,19 @@ def test_index_attributes_follow_the_state() -> None:
     assert scheduled["scheduled_account"] == "cb_account"
 
     dispatched = item(make_call(CallStatus.QUEUED, call_date=at(60)))
-    assert dispatched["due_key"] == f"{iso(at(60))}#{CALLID}"
+    assert dispatched["due_key"] == f"{iso(at(60))}#{CALLID}#at"  # needs nothing before its time
     assert dispatched["scheduled_account"] == "cb_account"  # still listed and cancellable
 
+    sent = item(make_call(CallStatus.SCHEDULED, call_date=at(60), dispatched_at=iso(NOW)))
+    assert sent["due_key"] == f"{iso(at(60))}#{CALLID}#at"
+    assert sent["scheduled_account"] == "cb_account"
+
     immediate = item(make_call(CallStatus.QUEUED, created_at=iso(NOW)))
-    assert immediate["due_key"] == f"{iso(at(120))}#{CALLID}"
+    assert immediate["due_key"] == f"{iso(at(120))}#{CALLID}#at"
     assert "scheduled_account" not in immediate
 
     dialing = item(make_call(CallStatus.DIALING, call_date=at(-1), dialed_at=iso(NOW)))
-    assert dialing["due_key"] == f"{iso(at(75))}#{CALLID}"
+    assert dialing["due_key"] == f"{iso(at(75))}#{CALLID}#at"
     assert "scheduled_account" not in dialing
 
     done = item(make_call(CallStatus.COMPLETED, call_date=at(-100), dialed_at=iso(at(-99))))

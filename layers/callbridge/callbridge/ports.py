@@ -11,6 +11,7 @@ from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent
 from callbridge.domain.campaigns import CallChange, Campaign, CampaignCall, CampaignStatus, Counts, WaitingCall
 from callbridge.domain.changes import Change
+from callbridge.domain.dispatch import DueKind
 from callbridge.domain.ivr import StoredMenu
 from callbridge.domain.suppressions import Suppression
 
@@ -129,10 +130,12 @@ class CallsQueue(Protocol):
 
 @dataclass(frozen=True)
 class DueCall:
-    """An entry of the due index: a call and its attention time (ISO 8601, UTC)."""
+    """An entry of the due index: a call, its attention time (ISO 8601, UTC) and whether the call needs the
+    scheduler before that time."""
 
     callid: str
     due: str
+    kind: DueKind = DueKind.AHEAD
 
 
 class DueIndex(Protocol):
@@ -148,9 +151,9 @@ class DueIndex(Protocol):
         """SCHEDULED → QUEUED if due before `before`, in one conditional write: (True, None) when it moved,
         else (False, the call as it is; None if there is no such call)."""
 
-    def move(self, callid: str, version: int, due: datetime) -> bool:
-        """Move the call's entry to `due` if the call is still at `version` (it changed nothing else): whether it
-        moved."""
+    def move(self, callid: str, version: int, due: datetime, kind: DueKind) -> bool:
+        """Move the call's entry to `due` (an entry of `kind`) if the call is still at `version` (it changed nothing
+        else): whether it moved."""
 
 
 @dataclass(frozen=True)

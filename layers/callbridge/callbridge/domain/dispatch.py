@@ -7,12 +7,14 @@ have been claimed (send it again: a crash between the write and the send, or a f
 call; the placer's claim makes a duplicate message harmless). DIALING, RINGING, IN_PROGRESS: a while after the
 call entered its state (its dialing, its answer), then at doubling intervals (ask the carrier). Final: none.
 The index holds a call no later than that: a step written without a read may keep an earlier place (an answer
-keeps the dialing's, `placement`), and the scheduler finding the call early does nothing with it.
+keeps the dialing's, `placement`), and the scheduler finding the call early does nothing with it. Each entry
+also says whether the call needs the scheduler before its time (`DueKind`): only a waiting call not dispatched
+does (it is sent ahead, with a delay); a run makes no request for any other entry whose time is still ahead.
 
 A call with a due time (a call_date, a retry, a calling window's opening) keeps its status, SCHEDULED or
 RETRY_WAIT, until the placer claims it, however near its time: dispatching it only records `dispatched_at`.
 
-Pure functions of the stored call; the adapters only turn the time into index keys.
+Pure functions of the stored call; the adapters only turn the time and the kind into index keys.
 """
 
 from __future__ import annotations
@@ -148,6 +150,27 @@ def _in_flight_attention(call: Call, timing: Timing) -> datetime:
     return moment(checks[-1].at) + timedelta(seconds=interval)
 
 
+class DueKind(StrEnum):
+    """How early the scheduler must act on a call's due-index entry (the entry says which, so a run can tell
+    without a request).
+
+    AHEAD: a waiting call not dispatched yet, sent up to a run's lookahead before its time with a delay (every
+    entry written before kinds existed is taken for one: it is handled as all entries were). AT: any other call
+    (unclaimed and in the queue, in flight): nothing to do before the entry's time, so a run leaves it alone until
+    then.
+    """
+
+    AHEAD = "ahead"
+    AT = "at"
+
+
+def due_kind(call: Call) -> DueKind:
+    """The kind of the call's due-index entry: AHEAD exactly when `next_step` may DISPATCH it before its time."""
+    if call.status in WAITING and call.dispatched_at is None:
+        return DueKind.AHEAD
+    return DueKind.AT
+
+
 def attention(call: Call, timing: Timing = DEFAULT_TIMING) -> datetime | None:
     """The index time of a call: when the scheduler must next look at it (None once it is final)."""
     if call.status.is_final:
@@ -198,6 +221,14 @@ def entering(status: CallStatus, since: datetime, timing: Timing = DEFAULT_TIMIN
     if status is CallStatus.DIALING:
         return since + timedelta(seconds=timing.ringing_after)
     raise ValueError(f"a call moving into {status.value} needs its whole state to place it in the due index")
+
+
+def entering_kind(status: CallStatus) -> DueKind:
+    """The kind of entry of a call that entered `status` (in flight), written without reading it: what `due_kind`
+    gives for such a call, whatever it was before (only a waiting call is dispatched ahead)."""
+    if status in WAITING:
+        raise ValueError(f"a call moving into {status.value} needs its whole state to place it in the due index")
+    return DueKind.AT
 
 
 def listed_as_scheduled(call: Call) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import CallStatus, TimelineEvent, iso
+from callbridge.domain.dispatch import DueKind
 from callbridge.domain.errors import CallNotFound, FieldProblem, InvalidRequest
 from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
 from callbridge.ports import CallQuery, CallsStore, Cursor, Page
@@ -27,9 +28,15 @@ _CURSOR_KEYS = {
     "scheduled": ("callid", "scheduled_account", "due_key"),
     "suppressions": ("sk", "pk"),
 }
-# The sort key of both listings: a stored UTC time, '#', the callid (adapters/dynamodb.py writes them).
+# The sort key of both listings: a stored UTC time, '#', the callid, and in the due index, the entry's kind
+# after another '#' (adapters/dynamodb/calls.py writes them).
 _LISTED_NUMBER = re.compile(r"DNC#\+[1-9]\d{6,14}")  # the do-not-call list's sort key (adapters/suppressions.py)
-_SORT_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<callid>[0-9A-Za-z]{1,64})")
+_SORT_KEY = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(?P<callid>[0-9A-Za-z]{1,64})"
+    + "(?:#(?:"
+    + "|".join(re.escape(kind.value) for kind in DueKind)
+    + "))?"
+)
 
 
 def encode_cursor(kind: str, cursor: Cursor | None) -> str | None:

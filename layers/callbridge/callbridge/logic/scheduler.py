@@ -9,7 +9,10 @@ A run is safe to repeat, to overlap with another run and to die at any point:
 - nothing is removed from the due index except by the write that makes the call final;
 - an index entry is a lower bound of its call's attention time (a step may keep an earlier place, see
   domain/dispatch.py): a call found before it needs anything is left as it is, and its entry, once past
-  due, is moved to the call's time if that is beyond the run's window (the next runs would look for nothing).
+  due, is moved to the call's time if that is beyond the run's window (the next runs would look for nothing);
+- only an entry of a waiting call not dispatched (`DueKind.AHEAD`) is acted on before its time; any other
+  entry whose time is still ahead is left without a request (a call in flight sits in the window for most of
+  its life: it would cost a failed write at every run).
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ from callbridge.carrier.base import Carrier, CarrierCall, CarrierError
 from callbridge.domain.calls import Call, iso, moment
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
+    DueKind,
     Step,
     Timing,
     attention,
     dead_lettered,
     delay_seconds,
     dispatched_event,
+    due_kind,
     from_carrier,
     horizon,
     never_placed,
@@ -215,11 +220,14 @@ class Scheduler:
         """Move one call on if its state calls for it (conditional writes); queue its message if so.
 
         The common case, a SCHEDULED call due in the window, is one conditional write and no read; its
-        failure returns the call as it is, which says whether it needs anything else.
+        failure returns the call as it is, which says whether it needs anything else. An entry that needs
+        nothing before its time (`DueKind.AT`) costs nothing until then.
         """
         if self._past(deadline):
             return Outcome.LEFT, None
         now = self._now()
+        if entry.kind is DueKind.AT and moment(entry.due) > now:
+            return Outcome.NOTHING, None
         try:
             moved, current = self.index.dispatch(entry.callid, iso(window_end), dispatched_event(now, entry.due))
         except ServiceUnavailable as exc:
@@ -271,7 +279,7 @@ class Scheduler:
         if due is None or due < window_end:
             return
         try:
-            self.index.move(entry.callid, call.version, due)
+            self.index.move(entry.callid, call.version, due, due_kind(call))
         except ServiceUnavailable as exc:  # it stays where it is: the next run finds it and tries again
             self.log("could not move a call in the due index", callid=entry.callid, error=str(exc))
 

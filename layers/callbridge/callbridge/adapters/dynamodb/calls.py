@@ -7,7 +7,10 @@ condition failed) is the call. Rare steps that need the whole call to decide (re
 keys) read it and write it back conditionally on its version (`update`). The item's form is call_codec.py's.
 
 The due index (DueByShard) holds each call that is not final no later than its attention time: an answer keeps
-the call's place when that is earlier (domain/dispatch.py, `placement`), so it writes no index.
+the call's place when that is earlier (domain/dispatch.py, `placement`), so it writes no index. Its key is
+`<time>#<callid>` for a call the scheduler dispatches ahead of its time, `<time>#<callid>#at` for one that needs
+nothing before it (`DueKind`, `due_key`): the time comes first, so the index and ScheduledByAccount stay in time
+order and `due_key < <time>` still means "due before it".
 
 ByAccount and ScheduledByAccount project only keys: a status change never writes to them; a list reads the
 page's keys from the index, then the calls (BatchGetItem).
@@ -28,10 +31,13 @@ from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, TimelineEvent, 
 from callbridge.domain.changes import Change
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
+    DueKind,
     Placement,
     Timing,
     attention,
+    due_kind,
     entering,
+    entering_kind,
     listed_as_scheduled,
     moment,
     placement,
@@ -59,6 +65,24 @@ _WHAT = "calls table"
 def shard_of(callid: str, shards: int) -> str:
     """The due-index partition of a call: a stable hash of its id, spread over `shards`."""
     return f"{zlib.crc32(callid.encode()) % shards:02d}"
+
+
+def due_key(callid: str, due: datetime, kind: DueKind) -> str:
+    """The sort key of a call's due-index entry: its time, its callid and, unless it is dispatched ahead, its kind.
+
+    An AHEAD entry keeps the form every entry had before kinds existed, so an old entry reads as AHEAD.
+    """
+    key = f"{iso(due)}#{callid}"
+    return key if kind is DueKind.AHEAD else f"{key}#{kind.value}"
+
+
+def due_entry(callid: str, key: str) -> DueCall:
+    """A due-index entry from its sort key (an entry without a kind, or of a kind this code does not know, is
+    AHEAD: the scheduler handles it as it handled every entry before kinds)."""
+    due, _, rest = key.partition("#")
+    _, _, marker = rest.partition("#")
+    kind = DueKind.AT if marker == DueKind.AT.value else DueKind.AHEAD
+    return DueCall(callid=callid, due=due, kind=kind)
 
 
 def call_from_item(item: dict[str, Any]) -> Call:
@@ -124,19 +148,19 @@ class DynamoCallsStore:
 
     # --- the item
 
-    def _due(self, callid: str, due: datetime) -> dict[str, str]:
-        return {"due_key": f"{iso(due)}#{callid}", "due_shard": shard_of(callid, self._shards)}
+    def _due(self, callid: str, due: datetime, kind: DueKind) -> dict[str, str]:
+        return {"due_key": due_key(callid, due, kind), "due_shard": shard_of(callid, self._shards)}
 
     def call_item(self, call: Call) -> dict[str, Any]:
         """The call as a CallsTable item, with the index attributes its state calls for.
 
-        due_key/due_shard (DueByShard): every call that is not final, at its attention time (see
+        due_key/due_shard (DueByShard): every call that is not final, at its attention time, with its kind (see
         domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
         """
         data = {"created_key": f"{call.created_at}#{call.callid}"}
         due = attention(call, self._timing)
         if due is not None:
-            data.update(self._due(call.callid, due))
+            data.update(self._due(call.callid, due, due_kind(call)))
         if listed_as_scheduled(call):
             data["scheduled_account"] = call.account_id
         return {**call_attributes(call), **to_item(data)}
@@ -182,12 +206,14 @@ class DynamoCallsStore:
             place = self._placement(change)
             if place is not Placement.KEEP:
                 due = entering(change.status, moment(change.since or change.event.at), self._timing)
-                if due is None:
+                entry = None if due is None else self._due(callid, due, entering_kind(change.status))
+                if entry is None:
                     x.removes += [x.name("due_key"), x.name("due_shard")]
                 elif place is Placement.KEEP_IF_EARLIER and keep_place:
-                    x.conditions.append(f"{x.name('due_key')} <= {x.value(self._due(callid, due)['due_key'])}")
+                    # the time comes first in the key: the entry kept (of either kind) is no later than `due`
+                    x.conditions.append(f"{x.name('due_key')} <= {x.value(entry['due_key'])}")
                 else:
-                    for field, data in self._due(callid, due).items():
+                    for field, data in entry.items():
                         x.sets.append(f"{x.name(field)} = {x.value(data)}")
         if not x.sets:  # the version still moves, so a read-modify-write that read before fails and reads again
             x.sets.append(f"{x.name('callid')} = {x.value(callid)}")
@@ -376,8 +402,7 @@ class DynamoCallsStore:
             with aws_errors(_WHAT):
                 response = self._db().query(**params)
             for item in response.get("Items", []):
-                key = item["due_key"]["S"]
-                found.append(DueCall(callid=item["callid"]["S"], due=key.split("#", 1)[0]))
+                found.append(due_entry(item["callid"]["S"], item["due_key"]["S"]))
             last = response.get("LastEvaluatedKey")
             if not last or (limit is not None and len(found) >= limit):
                 return found
@@ -388,8 +413,9 @@ class DynamoCallsStore:
         before `before` (ISO) and not dispatched yet: one conditional write, no read.
 
         The same transition as `domain.dispatch.dispatch`; the index attributes stay as they are (a dispatched
-        call keeps its due time as due_key, see `call_item`). Returns (True, None) when the call moved, else
-        (False, the call as it is, or None if there is no such call).
+        call keeps its due time as due_key, see `call_item`, and its entry stays AHEAD rather than pay an index
+        write to become AT: a run before its time tries this once more and fails). Returns (True, None) when the
+        call moved, else (False, the call as it is, or None if there is no such call).
         """
         try:
             with aws_errors(_WHAT):
@@ -400,8 +426,9 @@ class DynamoCallsStore:
                         "SET dispatched_at = :at, updated_at = :at, timeline = list_append(timeline, :event) "
                         "ADD version :one"
                     ),
-                    # due_key is "<due>#<callid>": it sorts before `before` exactly when the call is due before it
-                    # (its call_date, or the next_attempt_at of a retry or a calling window's opening).
+                    # due_key is "<due>#<callid>" (a waiting call's entry is AHEAD: no kind after it): it sorts before
+                    # `before` exactly when the call is due before it (its call_date, or the next_attempt_at of a
+                    # retry or a calling window's opening).
                     ConditionExpression=(
                         "(#s = :scheduled OR #s = :retry_wait) AND due_key < :before "
                         "AND attribute_not_exists(dispatched_at)"
@@ -421,8 +448,9 @@ class DynamoCallsStore:
             return False, call_from_item(exc.item) if exc.item else None
         return True, None
 
-    def move(self, callid: str, version: int, due: datetime) -> bool:
-        """Move the call's due-index entry to `due` if the call is still at `version`: whether it moved.
+    def move(self, callid: str, version: int, due: datetime, kind: DueKind) -> bool:
+        """Move the call's due-index entry to `due` (an entry of `kind`) if the call is still at `version`: whether
+        it moved.
 
         The version stays: the index attributes follow from the call, so a read-modify-write that read the call
         before still writes what it means (and places the call itself).
@@ -435,7 +463,7 @@ class DynamoCallsStore:
                     UpdateExpression="SET due_key = :due",
                     ConditionExpression="version = :v AND attribute_exists(due_key)",
                     ExpressionAttributeValues={
-                        ":due": {"S": self._due(callid, due)["due_key"]},
+                        ":due": {"S": due_key(callid, due, kind)},
                         ":v": {"N": str(version)},
                     },
                 )
