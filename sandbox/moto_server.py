@@ -16,6 +16,10 @@ is what moto answers; tests/integration/test_moto_server.py compares the two ser
   as JSON;
 - each received SQS message asks for every attribute of its queue, whose message counts walk the whole
   queue, to read one number: the retention period is read directly.
+
+One thing moto does unlike SQS is mended: a long poll wakes when a message is sent, but not when a delayed
+(or in-flight) message becomes visible, so it saw that message up to a second late. It now also wakes then,
+and the sandbox's pollers only long-poll, as Lambda's do, instead of short-polling many times a second.
 """
 
 from __future__ import annotations
@@ -148,6 +152,32 @@ def read_retention_directly() -> None:
     setattr(SQSBackend, "is_message_valid_based_on_retention_period", within_retention)  # noqa: B010
 
 
+def next_visible(messages: Any, now_ms: float) -> float | None:
+    """When the next message not visible now becomes visible (epoch milliseconds, moto's clock), if any."""
+    times = [at for m in messages for at in (m.visible_at, m.delayed_until) if at > now_ms]
+    return min(times, default=None)
+
+
+def wait_for_messages(queue: Any, timeout: float) -> None:
+    """A long poll's wait: until a message is sent (moto's own wake-up) or one becomes visible, or `timeout`."""
+    from moto.core.utils import unix_time_millis
+
+    with queue._messages_lock:
+        end = unix_time_millis() + timeout * 1000
+        while not queue.messages:
+            now = unix_time_millis()
+            wake = min(end, next_visible(queue._messages, now) or end)
+            if wake <= now:
+                return
+            queue._messages_lock.wait((wake - now) / 1000 + 0.001)  # moto's `visible` is strictly after
+
+
+def wake_when_visible() -> None:
+    from moto.sqs.models import Queue
+
+    setattr(Queue, "wait_for_messages", wait_for_messages)  # noqa: B010
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
@@ -156,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     write_results_as_json()
     parse_update_expressions_once()
     read_retention_directly()
+    wake_when_visible()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request, read by nobody
     moto_main(argv)
 

@@ -48,10 +48,8 @@ class SqsPoller:
         function: Function,
         batch_size: int,
         log: Log,
-        idle_wait: float | None = None,
         patterns: list[dict[str, Any]] | None = None,
     ) -> None:
-        self._idle_wait = idle_wait
         self._patterns = patterns or []
         self._sqs = sqs
         self._url = queue_url
@@ -89,12 +87,8 @@ class SqsPoller:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
-                if self._idle_wait is None:
-                    self.poll_once()
-                elif not self.poll_once(wait_seconds=0):
-                    # moto's long poll wakes for new messages but not when a delayed one becomes visible (SQS
-                    # does): this poller short-polls so a delayed call is picked up within `idle_wait` of its time.
-                    stop.wait(self._idle_wait)
+                # a long poll: the sandbox's moto wakes it when a delayed message becomes visible, as SQS does
+                self.poll_once()
             except Exception as exc:  # keep polling, as Lambda's pollers do
                 if not stop.is_set():
                     self._log(f"poller {self._function.logical}: {exc}")
@@ -102,6 +96,7 @@ class SqsPoller:
 
 
 SHARDS_EVERY = 1.0  # seconds between looks for new shards (a table's stream opens one every few hours)
+STREAM_IDLE_WAIT = 0.25  # seconds between reads of a stream with nothing new: Lambda reads a shard 4 times a second
 
 
 class StreamPoller:
@@ -181,7 +176,7 @@ class StreamPoller:
         while not stop.is_set():
             try:
                 if not self.poll_once():
-                    stop.wait(0.1)
+                    stop.wait(STREAM_IDLE_WAIT)
             except Exception as exc:
                 if not stop.is_set():
                     self._log(f"stream {self._function.logical}: {exc}")
@@ -254,7 +249,7 @@ def event_sources(
                 arn = stack.resolve(props["Queue"])
                 url = next(u for k, u in stack.refs.items() if stack.attrs.get((k, "Arn")) == arn)
                 workers = min(sqs_workers, int(props.get("ScalingConfig", {}).get("MaximumConcurrency", sqs_workers)))
-                for number in range(max(1, workers)):
+                for _ in range(max(1, workers)):
                     poller = SqsPoller(
                         clients["sqs"],
                         url,
@@ -262,7 +257,6 @@ def event_sources(
                         function,
                         int(props.get("BatchSize", 10)),
                         log,
-                        idle_wait=0.05 if number == 0 else None,
                         patterns=event_patterns(props),
                     )
                     runners.append(poller.run)

@@ -22,6 +22,7 @@ from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.login_failures import DynamoLoginFailures
+from callbridge.adapters.pacing import ListingMark
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.domain.accounts import Account
@@ -68,7 +69,8 @@ class Deps:
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
         self.settings = settings
-        self.suppressions = DynamoSuppressionList(settings.suppressions_table)
+        mark = ListingMark(settings.pacing_table, clock=lambda: _now().timestamp())  # the clock intake stamps with
+        self.suppressions = DynamoSuppressionList(settings.suppressions_table, mark=mark)
         self.intake = Intake(
             calls=self.calls,
             accounts=self.accounts,

@@ -19,7 +19,6 @@ from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.pacing import DynamoPacer
-from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
@@ -54,7 +53,6 @@ class Deps:
     """The function's adapters, built once per container on first use."""
 
     def __init__(self, settings: PlacerSettings) -> None:
-        credentials = carrier_credentials(settings.carrier_secret_id)
         self.calls = DynamoCallsStore(
             settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
         )
@@ -79,7 +77,7 @@ class Deps:
         self.placer = Placer(
             calls=self.calls,
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
-            pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
+            pacer=DynamoPacer(settings.pacing_table, settings.carrier_cps),
             urls=WebhookUrls(settings.public_api_url),
             speech=PollySpeechCache(settings.speech_bucket) if settings.speech_bucket else None,
             suppressions=suppressions,

@@ -13,7 +13,7 @@ from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
-from callbridge.adapters.pacing import DynamoPacer
+from callbridge.adapters.pacing import DynamoPacer, ListingMark
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.signature import verify_signature
@@ -43,7 +43,6 @@ class Deps:
     """The function's adapters, built once per container on first use."""
 
     def __init__(self, settings: CarrierSettings) -> None:
-        credentials = carrier_credentials(settings.carrier_secret_id)
         self.carrier_secret_id = settings.carrier_secret_id
         accounts = DynamoAccountsStore(settings.accounts_table)
 
@@ -54,9 +53,9 @@ class Deps:
         self.webhooks = Webhooks(
             calls=DynamoCallsStore(settings.calls_table, schedule_shards=settings.schedule_shards),
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
-            pacer=DynamoPacer(settings.pacing_table, credentials.account_sid, settings.carrier_cps),
+            pacer=DynamoPacer(settings.pacing_table, settings.carrier_cps),
             sms_from_default=sms_from,
-            suppressions=DynamoSuppressionList(settings.suppressions_table),
+            suppressions=DynamoSuppressionList(settings.suppressions_table, mark=ListingMark(settings.pacing_table)),
         )
 
 

@@ -291,7 +291,7 @@ def place_now(stack: Any, carrier: FakeTwilio, callid: str) -> Call:
     placer = Placer(
         calls=calls_store(stack),
         carrier=carrier.client(clock.now),
-        pacer=DynamoPacer(stack.refs["PacingTable"], ACCOUNT_SID, 10),
+        pacer=DynamoPacer(stack.refs["PacingTable"], 10),
         urls=WebhookUrls(PUBLIC_API_URL),
         now=clock.now,
         sleep=clock.sleep,

@@ -90,13 +90,21 @@ def test_the_webhooks_may_only_add_to_the_do_not_call_list(policies: tuple[dict[
         assert not roles["WebhooksFunction"].allows(action, listed), action
 
 
+def test_whatever_lists_a_number_may_raise_the_do_not_call_mark(policies: tuple[dict[str, Policy], Any]) -> None:
+    # the API (PUT/POST /pcall/suppressions) and the webhooks (an IVR opt-out) raise the mark on the carrier line's
+    # item after listing, so that placers look the list up again (adapters/pacing.py)
+    roles, stack = policies
+    for function in ("ApiFunction", "WebhooksFunction"):
+        assert roles[function].allows("dynamodb:UpdateItem", _arn(stack, "PacingTable")), function
+
+
 @pytest.mark.parametrize(
     ("function", "action", "table"),
     [
         ("NotifierFunction", "dynamodb:PutItem", "AccountsTable"),
         ("SchedulerFunction", "dynamodb:GetItem", "AccountsTable"),
         ("SchedulerFunction", "dynamodb:UpdateItem", "PacingTable"),
-        ("ApiFunction", "dynamodb:UpdateItem", "PacingTable"),
+        ("ApiFunction", "dynamodb:PutItem", "PacingTable"),  # it raises the do-not-call mark, never replaces the line
         ("WebhooksFunction", "dynamodb:PutItem", "PacingTable"),
         ("ApiFunction", "dynamodb:DeleteItem", "CallsTable"),
         ("PlacerFunction", "dynamodb:DeleteItem", "CallsTable"),

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.sqs.models import SQSBackend
 
-from sandbox.moto_server import within_retention
+from sandbox.moto_server import next_visible, within_retention
 from sandbox.runtime import MOTO_START_TIMEOUT, _wait_for_port, free_port
 
 ACCOUNT = "123456789012"
@@ -245,3 +245,23 @@ def test_retention_reads_the_queue_setting_as_moto_does(age_seconds: int, kept: 
     message.sent_timestamp = int(message.sent_timestamp or 0) - age_seconds * 1000  # type: ignore[assignment]
     assert within_retention(backend, "calls", message) is kept
     assert backend.is_message_valid_based_on_retention_period("calls", message) is kept
+
+
+class _Message:
+    def __init__(self, visible_at: float = 0.0, delayed_until: float = 0.0) -> None:
+        self.visible_at = visible_at
+        self.delayed_until = delayed_until
+
+
+def test_a_long_poll_wakes_when_the_next_hidden_message_becomes_visible() -> None:
+    # moto wakes a long poll only when a message is sent; the sandbox's also when a delayed or in-flight one shows
+    now = 1_000_000.0
+    messages = [
+        _Message(),  # visible now
+        _Message(delayed_until=now + 700),  # delayed: visible in 0.7 s
+        _Message(visible_at=now + 300),  # in flight: visible again in 0.3 s
+        _Message(visible_at=now - 5, delayed_until=now - 1),  # visible already
+    ]
+    assert next_visible(messages, now) == now + 300
+    assert next_visible(messages[1:2], now) == now + 700
+    assert next_visible([_Message(), _Message(visible_at=now - 1)], now) is None

@@ -84,7 +84,7 @@ def make_placer(stack: Any, carrier: FakeTwilio, *, cps: float = 10, clock: Any 
     return Placer(
         calls=calls_store(stack),
         carrier=carrier.client(clock.now),
-        pacer=DynamoPacer(stack.refs["PacingTable"], ACCOUNT_SID, cps),
+        pacer=DynamoPacer(stack.refs["PacingTable"], cps),
         urls=WebhookUrls(PUBLIC_API_URL),
         now=clock.now,
         sleep=clock.sleep,
@@ -429,7 +429,7 @@ def test_pacers_racing_for_slots_each_get_their_own_in_at_most_two_writes(aws: A
     writes: list[str] = []
     hooks = aws_client("dynamodb").meta.events
     hooks.register("before-call.dynamodb.UpdateItem", lambda **_kw: writes.append("w"), unique_id="test-slot-writes")
-    pacers = [DynamoPacer(aws.refs["PacingTable"], ACCOUNT_SID, 2) for _ in range(8)]
+    pacers = [DynamoPacer(aws.refs["PacingTable"], 2) for _ in range(8)]
     start = threading.Barrier(len(pacers), timeout=30)
     taken: list[float | None] = []
 
@@ -511,7 +511,7 @@ def test_no_free_slot_within_the_horizon_means_retry_later_without_claiming(
     clock = FakeClock(START)
     twilio = FakeTwilio(clock=clock.now)
     placer = make_placer(aws, twilio, cps=1, clock=clock)
-    pacer = DynamoPacer(aws.refs["PacingTable"], ACCOUNT_SID, 1)
+    pacer = DynamoPacer(aws.refs["PacingTable"], 1)
     while pacer.acquire(START, horizon=2) is not None:
         pass
     callid = queue_call(aws, account)
@@ -561,6 +561,7 @@ class _FullPacer:
     """A carrier booked for longer than any invocation can wait (a backlog)."""
 
     late_after = LATE_AFTER
+    listed_at: float | None = None  # the do-not-call mark: not known, so the claim looks the number up
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         return None

@@ -80,6 +80,7 @@ class InstantPacer:
     """A carrier slot is always free now (pacing has its own tests)."""
 
     late_after = 0.0
+    listed_at: float | None = None  # the do-not-call mark: not known, so the claim looks the number up
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         return now

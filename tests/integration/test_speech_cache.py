@@ -21,7 +21,6 @@ from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
 from tests.conftest import AccountCredentials
 from tests.integration.fakes import (
-    ACCOUNT_SID,
     PUBLIC_API_URL,
     CarrierWebhooks,
     FakeClock,
@@ -151,7 +150,7 @@ def placer_with(aws: Any, twilio: FakeTwilio, speech: PollySpeechCache) -> Place
     return Placer(
         calls=calls_store(aws),
         carrier=twilio.client(clock.now),
-        pacer=DynamoPacer(aws.refs["PacingTable"], ACCOUNT_SID, 10),
+        pacer=DynamoPacer(aws.refs["PacingTable"], 10),
         urls=WebhookUrls(PUBLIC_API_URL),
         speech=speech,
         now=clock.now,

@@ -13,7 +13,7 @@ from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.policies import resolve_policy
 from callbridge.domain.requests import parse_call_request
 from callbridge.domain.retries import RetryOn, RetryPolicy, ending_of
-from callbridge.domain.suppressions import normalize_number, parse_bulk
+from callbridge.domain.suppressions import CLOCK_MARGIN_SECONDS, normalize_number, parse_bulk, unlisted_since_check
 
 NOW = datetime(2027, 1, 11, 15, 0, tzinfo=UTC)  # Monday 09:00 in Chicago
 BASE = {"to": "12812345670", "answer_play": "https://example.com/a.wav"}
@@ -168,3 +168,23 @@ def test_bulk_bodies() -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_bulk(b'12812345670,a,b\n"x"\n', "text/csv")
     assert [p.field for p in caught.value.problems] == ["line 1", "line 2"]
+
+
+# --- the do-not-call mark: when the claim may skip its look-up
+
+
+@pytest.mark.parametrize(
+    ("checked_at", "listed_at", "unlisted"),
+    [
+        (1000.0, 900.0, True),  # the list last gained a number long before the intake's check
+        (1000.0, 1000.0 - CLOCK_MARGIN_SECONDS, False),  # within the clocks' margin: it may have come after
+        (1000.0, 999.5, False),
+        (1000.0, 1200.0, False),  # a number was listed after the check
+        (None, 900.0, False),  # never checked at intake (a campaign's call)
+        (1000.0, None, False),  # the mark is not known
+    ],
+)
+def test_a_number_is_known_unlisted_only_when_the_mark_is_clearly_before_the_check(
+    checked_at: float | None, listed_at: float | None, unlisted: bool
+) -> None:
+    assert unlisted_since_check(checked_at, listed_at) is unlisted

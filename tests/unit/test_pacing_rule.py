@@ -57,6 +57,7 @@ class ListPacer:
     """Hands out the slots of a 1-s grid in order (as PacingTable's counter does)."""
 
     late_after = LATE_AFTER
+    listed_at: float | None = None  # the do-not-call mark: not known, so the claim looks the number up
 
     def __init__(self) -> None:
         self.taken: list[int] = []
@@ -180,6 +181,7 @@ class GridPacer:
     """PacingTable's counter in memory: slots of 1/(CPS × HEADROOM) s, handed out in order, never in the past."""
 
     late_after = LATE_AFTER
+    listed_at: float | None = None  # the do-not-call mark: not known, so the claim looks the number up
 
     def __init__(self, cps: int) -> None:
         self.interval = 1 / (cps * HEADROOM)

@@ -24,6 +24,8 @@ class ApiSettings(BaseModel):
     account_cache_seconds: int = Field(60, ge=0, le=900)
     login_failures_table: str = Field(min_length=1)
     suppressions_table: str = Field(min_length=1)
+    # Listing a number raises the do-not-call mark on the carrier line's item there (adapters/pacing.py).
+    pacing_table: str = Field(min_length=1)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
     # DELETE /pcall/calls/{callid} ends calls at the carrier (read on first use only).
     carrier_base_url: str = "https://api.twilio.com"
@@ -42,6 +44,7 @@ class ApiSettings(BaseModel):
             account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
             login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
             suppressions_table=env.get("SUPPRESSIONS_TABLE", ""),
+            pacing_table=env.get("PACING_TABLE", ""),
             callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
         )
 

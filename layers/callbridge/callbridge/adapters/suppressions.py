@@ -1,4 +1,8 @@
-"""The do-not-call list, SuppressionsTable: pk = the account, sk = DNC#<E.164 number>."""
+"""The do-not-call list, SuppressionsTable: pk = the account, sk = DNC#<E.164 number>.
+
+Every write that lists a number then raises the do-not-call mark on the carrier line (adapters/pacing.py): the
+placer skips its claim-time look-up for a call checked at its intake after the last mark.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
 from callbridge.adapters.dynamodb.codec import from_item, to_item
+from callbridge.adapters.pacing import ListingMark
 from callbridge.domain.errors import InvalidRequest, ServiceUnavailable
 from callbridge.domain.suppressions import Suppression
 from callbridge.ports import Cursor
@@ -49,9 +54,17 @@ def _item(account_id: str, entry: Suppression) -> dict[str, Any]:
 class DynamoSuppressionList:
     """An account's do-not-call list in AccountsTable (the `SuppressionList` port)."""
 
-    def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
+    def __init__(self, table_name: str, *, mark: ListingMark | None = None, dynamodb: Any = None) -> None:
+        """`mark`: raised after every listing; None for a list that is only read (listing raises an error)."""
         self.table_name = table_name
+        self._mark = mark
         self._db = LazyClient("dynamodb", dynamodb, pool=_WORKERS + 2)
+
+    def _listed_now(self) -> None:
+        """After a write that lists numbers (new or not): raise the mark, so placers look again."""
+        if self._mark is None:
+            raise RuntimeError("this do-not-call list was built to be read only: it has no mark to raise")
+        self._mark.raise_to_now()
 
     def get(self, account_id: str, number: str) -> Suppression | None:
         """The entry for `number` (E.164), read consistently: a number suppressed a moment ago is found."""
@@ -62,6 +75,7 @@ class DynamoSuppressionList:
 
     def add(self, account_id: str, entry: Suppression) -> bool:
         """Put `entry` unless the number is already listed (the first entry is kept); whether it was new."""
+        new = True
         try:
             with aws_errors(_WHAT):
                 self._db().put_item(
@@ -70,8 +84,9 @@ class DynamoSuppressionList:
                     ConditionExpression="attribute_not_exists(sk)",
                 )
         except ConditionFailed:
-            return False
-        return True
+            new = False
+        self._listed_now()
+        return new
 
     def put(self, account_id: str, entry: Suppression) -> bool:
         """Create or replace the entry for `entry.number`; whether it was new."""
@@ -79,6 +94,7 @@ class DynamoSuppressionList:
             response = self._db().put_item(
                 TableName=self.table_name, Item=_item(account_id, entry), ReturnValues="ALL_OLD"
             )
+        self._listed_now()
         return not response.get("Attributes")
 
     def delete(self, account_id: str, number: str) -> bool:
@@ -118,6 +134,7 @@ class DynamoSuppressionList:
         with ThreadPoolExecutor(_WORKERS) as pool:
             writes = [new[i : i + _BATCH_WRITE] for i in range(0, len(new), _BATCH_WRITE)]
             list(pool.map(lambda w: self._write(account_id, w), writes))
+        self._listed_now()
         return len(new)
 
     def listed(self, account_id: str, numbers: Sequence[str]) -> set[str]:

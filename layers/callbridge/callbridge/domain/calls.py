@@ -137,6 +137,9 @@ class Call(BaseModel):
     # the queue then: it stays in its status until the placer claims it (see domain/dispatch.py).
     dispatched_at: str | None = None
     dialed_at: str | None = None
+    # The intake looked the number up in the do-not-call list when it accepted the call (no sooner than created_at):
+    # the claim looks again only if a number was listed since (logic/placer.py).
+    dnc_checked: bool = False
     source: str = "api"
     campaign: str | None = None  # the id of the campaign the call belongs to
     claim_token: str | None = None
@@ -200,6 +203,7 @@ class Call(BaseModel):
                 "attempts",
                 "pacing_until",
                 "dispatched_at",
+                "dnc_checked",
             },
             exclude_none=False,
         )

@@ -18,6 +18,9 @@ MAX_BULK_BODY = 1024 * 1024  # bytes: 10,000 lines with a reason each fit
 OPT_OUT_REASON = "opt-out by keypress"
 REFUSED = "is on your do-not-call list"  # the 400 for a call to a suppressed number (field `to`)
 SUPPRESSED = "suppressed"  # error_code of an accepted call cancelled because its number was suppressed later
+# How far apart the clocks of the functions that list numbers and accept calls may be (Lambda hosts keep theirs
+# within milliseconds): a listing this close to a call's check may have come after it.
+CLOCK_MARGIN_SECONDS = 1.0
 _NUMBER_RULE = "must be an international phone number: country code, area code and number, e.g. 12812345678"
 
 
@@ -157,3 +160,12 @@ def parse_bulk(body: bytes, content_type: str | None) -> list[tuple[str, str]]:
     for number, reason in entries:
         unique.setdefault(number, reason)
     return list(unique.items())
+
+
+def unlisted_since_check(checked_at: float | None, listed_at: float | None) -> bool:
+    """Whether a number found unlisted at `checked_at` (epoch seconds; None: never checked) is still unlisted,
+    without looking again: the list has gained no number since, by its mark `listed_at` (when it last gained one;
+    None: not known), which is clearly before the check."""
+    if checked_at is None or listed_at is None:
+        return False
+    return listed_at < checked_at - CLOCK_MARGIN_SECONDS

@@ -167,6 +167,7 @@ def accept_call(
         metadata=metadata,
         next_attempt_at=iso(opening) if held and opening else None,
         dispatched_at=at if send_now and status is CallStatus.SCHEDULED else None,
+        dnc_checked=ports.suppressions is not None,
         timeline=[TimelineEvent(at=at, event=events.ACCEPTED, detail=detail)],
     )
     response: dict[str, Any] = {**accepted, "code": 200, "code_desc": "", "callid": callid}

@@ -35,6 +35,7 @@ from callbridge.domain.placing import (
     waiting_for_a_slot,
 )
 from callbridge.domain.progress import ATTEMPT, STATUS_EVENTS
+from callbridge.domain.suppressions import unlisted_since_check
 from callbridge.ports import CallsStore, SuppressionList
 
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
@@ -45,6 +46,8 @@ _LATE_WAKEUPS = 4  # slots a placer may take for one call when it keeps waking a
 class Pacer(Protocol):
     # The most a request may leave after its slot begins and still keep its distance from the previous one.
     late_after: float
+    # When the do-not-call list last gained a number, as the last reservation saw it (None: not known).
+    listed_at: float | None
 
     def acquire(self, now: float, horizon: float | None = None) -> float | None:
         """Reserve a carrier request slot within `horizon` seconds; its start time, or None if none is free."""
@@ -134,7 +137,11 @@ class Placer:
         due = due_at(claimed)
         # The window is judged when the attempt is due: the claim may come up to HOLD_SECONDS before that.
         at = max(datetime.fromtimestamp(self.now(), UTC), moment(due) if due else datetime.min.replace(tzinfo=UTC))
-        listed = self.suppressions is not None and self.suppressions.get(claimed.account_id, claimed.request["to"])
+        listed = (
+            self.suppressions is not None
+            and not self._unlisted_since_intake(claimed)
+            and self.suppressions.get(claimed.account_id, claimed.request["to"])
+        )
         if listed:
             self.calls.update(claimed.callid, lambda c: cancel_suppressed(c, at, token=token))
             return True
@@ -142,6 +149,13 @@ class Placer:
             self.calls.update(claimed.callid, lambda c: hold_for_window(c, at, token=token))
             return True
         return False
+
+    def _unlisted_since_intake(self, claimed: Call) -> bool:
+        """Whether the number is known unlisted without a look-up: the intake checked it, and the do-not-call mark
+        that this call's slot reservation returned says no number was listed since (a listing raises the mark
+        after its write; see adapters/pacing.py)."""
+        checked = moment(claimed.created_at).timestamp() if claimed.dnc_checked else None
+        return unlisted_since_check(checked, self.pacer.listed_at)
 
     def _note_wait(self, callid: str, until: float) -> None:
         """Record on the call that its message comes back at `until`, so the scheduler does not re-send it as lost.
