@@ -66,7 +66,10 @@ class Deps:
         self.menus = DynamoIvrMenus(settings.accounts_table)
         self.idempotency = DynamoIdempotency(settings.accounts_table)
         self.calls = DynamoCallsStore(
-            settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
+            settings.calls_table,
+            idempotency_table=settings.accounts_table,
+            schedule_shards=settings.schedule_shards,
+            timing=settings.timing(),
         )
         self.settings = settings
         mark = ListingMark(settings.pacing_table, clock=lambda: _now().timestamp())  # the clock intake stamps with

@@ -43,7 +43,9 @@ class Deps:
     def __init__(self, settings: CampaignWorkerSettings) -> None:
         self.worker = CampaignWorker(
             campaigns=DynamoCampaignsStore(settings.campaigns_table),
-            calls=DynamoCallsStore(settings.calls_table, schedule_shards=settings.schedule_shards),
+            calls=DynamoCallsStore(
+                settings.calls_table, schedule_shards=settings.schedule_shards, timing=settings.timing()
+            ),
             calls_queue=SqsCallsQueue(settings.calls_queue_url),
             queue=SqsCampaignsQueue(settings.campaigns_queue_url),
             sender=CallbackSender(allow_loopback=settings.callback_allow_loopback),

@@ -44,7 +44,9 @@ class Deps:
 
     def __init__(self, settings: NotifierSettings) -> None:
         self.notifier = Notifier(
-            calls=DynamoCallsStore(settings.calls_table),
+            calls=DynamoCallsStore(
+                settings.calls_table, schedule_shards=settings.schedule_shards, timing=settings.timing()
+            ),
             accounts=DynamoAccountsStore(settings.accounts_table),
             sender=CallbackSender(
                 allow_loopback=settings.callback_allow_loopback, timeout=settings.callback_timeout_seconds

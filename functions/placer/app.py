@@ -54,7 +54,10 @@ class Deps:
 
     def __init__(self, settings: PlacerSettings) -> None:
         self.calls = DynamoCallsStore(
-            settings.calls_table, idempotency_table=settings.accounts_table, schedule_shards=settings.schedule_shards
+            settings.calls_table,
+            idempotency_table=settings.accounts_table,
+            schedule_shards=settings.schedule_shards,
+            timing=settings.timing(),
         )
         self.queue = SqsCallsQueue(settings.calls_queue_url)
         suppressions = DynamoSuppressionList(settings.suppressions_table)

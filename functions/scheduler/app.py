@@ -13,7 +13,6 @@ from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.carrier.base import Carrier
 from callbridge.carrier.twilio import REQUEST_SECONDS
-from callbridge.domain.dispatch import Timing
 from callbridge.logic.scheduler import Scheduler
 from callbridge.settings import SchedulerSettings
 from callbridge.tracing import LazyTracer
@@ -43,12 +42,7 @@ class Deps:
     """The function's adapters, built once per container on first use."""
 
     def __init__(self, settings: SchedulerSettings) -> None:
-        timing = Timing(
-            grace=settings.grace_seconds,
-            ringing_after=settings.reconcile_ringing_after_seconds,
-            answered_after=settings.reconcile_answered_after_seconds,
-            max_interval=settings.reconcile_max_interval_seconds,
-        )
+        timing = settings.timing()  # the same as every function that writes calls places them with
         # One connection per worker thread (boto3 clients are thread-safe; their pools hold 10 by default),
         # and patience with throttling: a write that waits a few seconds still dispatches its call on time.
         dynamodb = client("dynamodb", pool=settings.workers + 16, attempts=8)

@@ -51,7 +51,9 @@ class Deps:
             return account.sms_from if account else None
 
         self.webhooks = Webhooks(
-            calls=DynamoCallsStore(settings.calls_table, schedule_shards=settings.schedule_shards),
+            calls=DynamoCallsStore(
+                settings.calls_table, schedule_shards=settings.schedule_shards, timing=settings.timing()
+            ),
             carrier=CurrentCarrier(settings.carrier_secret_id, settings.carrier_base_url),
             pacer=DynamoPacer(settings.pacing_table, settings.carrier_cps),
             sms_from_default=sms_from,

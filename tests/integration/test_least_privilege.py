@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from callbridge import settings
+from callbridge.domain.dispatch import Timing
 from callbridge.tracing import TRACING_ENV
 
 from sandbox.iam import Policy, function_policies
@@ -71,6 +72,31 @@ def policies(aws: Any) -> tuple[dict[str, Policy], Any]:
 
 def _arn(stack: Any, logical: str) -> str:
     return str(stack.attrs[(logical, "Arn")])
+
+
+def test_every_function_places_calls_in_the_due_index_as_the_scheduler_looks_for_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given: parameters off their defaults (the sandbox divides the Reconcile* ones by --speed)
+    parameters = {
+        "ScheduleShards": "4",
+        "ReconcileRingingAfterSeconds": "3.75",
+        "ReconcileAnsweredAfterSeconds": "6",
+        "ReconcileMaxIntervalSeconds": "45",
+    }
+    stack = Stack(template=load_template(), prefix="test", parameters=parameters)
+    placed: dict[str, tuple[int, Timing]] = {}
+    # when: each function reads its settings, as at a cold start
+    for function, models in SETTINGS.items():
+        monkeypatch.setattr(settings, "os", types.SimpleNamespace(environ=stack.environment(function)))
+        for model in models:
+            read = model.from_env()
+            if isinstance(read, settings.DueIndexSettings):
+                placed[function] = (read.schedule_shards, read.timing())
+    # then: every function writes calls, and places them with the scheduler's shards and timing: whichever
+    # wrote an entry, the scheduler queries its shard and finds it no later than it must act
+    assert set(placed) == set(SETTINGS)
+    assert set(placed.values()) == {(4, Timing(ringing_after=3.75, answered_after=6, max_interval=45))}
 
 
 def test_the_webhooks_read_accounts_but_never_write_them(policies: tuple[dict[str, Policy], Any]) -> None:

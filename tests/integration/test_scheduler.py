@@ -898,25 +898,6 @@ def test_a_run_during_a_call_in_flight_makes_no_request_for_it_before_its_time(
     assert world.call(call.callid).status is CallStatus.BUSY
 
 
-def test_a_scheduler_timed_otherwise_than_the_index_still_looks_at_calls_before_their_entries_time(
-    world: World, account: AccountCredentials
-) -> None:
-    # given: dialed 30 s ago and placed at the dialing + 75 s, as the placer's store places it, but a scheduler
-    # that asks the carrier 10 s after a dialing (the sandbox at --speed divides the Reconcile* parameters)
-    call = dialing(world, account, ago=30)
-    world.carrier.calls[call.carrier_call_id or ""] = carrier_answer("busy", duration="0")
-    quick = Timing(grace=120, ringing_after=10, answered_after=120, max_interval=900)
-    store, operations = counted_store(world)
-
-    # when: a run before the entry's time
-    report = world.run(calls=store, index=store, timing=quick, placed_with=TIMING)
-
-    # then: the entry is not a lower bound of this scheduler's time for the call: it is looked at and reconciled
-    assert report.reconciled == 1
-    assert world.call(call.callid).status is CallStatus.BUSY
-    assert "UpdateItem" in operations
-
-
 def test_an_entry_written_before_kinds_is_handled_as_before(world: World, account: AccountCredentials) -> None:
     # given: a call in flight whose entry has the form every entry had before kinds (no kind after the callid)
     call = dialing(world, account, ago=30)

@@ -6,13 +6,53 @@ import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callbridge.domain.dispatch import Timing
+
 
 def _flag(value: str | None) -> bool:
     """An on/off environment variable: true, 1, yes or on (any case) is on; anything else, or unset, is off."""
     return (value or "").strip().lower() in ("true", "1", "yes", "on")
 
 
-class ApiSettings(BaseModel):
+class DueIndexSettings(BaseModel):
+    """How a function that writes calls places them in the due index: its shards and the scheduler's timing.
+
+    Every such function is given the same values (template.yaml's ScheduleShards and Reconcile* parameters), so
+    that whichever writes a call, its entry is in a shard the scheduler queries and no later than the time the
+    scheduler acts at (the scheduler leaves an entry alone before its time, domain/dispatch.py).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule_shards: int = Field(16, ge=1, le=64)
+    # The template's Reconcile* parameters (the sandbox divides them by --speed, hence fractions).
+    reconcile_ringing_after_seconds: float = Field(75, gt=0, le=3600)
+    reconcile_answered_after_seconds: float = Field(120, gt=0, le=3600)
+    reconcile_max_interval_seconds: float = Field(900, gt=0, le=3600)
+    grace_seconds: int = Field(120, ge=30, le=900)
+
+    @staticmethod
+    def _index_env() -> dict[str, str]:
+        env = os.environ
+        names = {
+            "schedule_shards": "SCHEDULE_SHARDS",
+            "grace_seconds": "DISPATCH_GRACE_SECONDS",
+            "reconcile_ringing_after_seconds": "RECONCILE_RINGING_AFTER_SECONDS",
+            "reconcile_answered_after_seconds": "RECONCILE_ANSWERED_AFTER_SECONDS",
+            "reconcile_max_interval_seconds": "RECONCILE_MAX_INTERVAL_SECONDS",
+        }
+        return {field: env[name] for field, name in names.items() if env.get(name)}
+
+    def timing(self) -> Timing:
+        return Timing(
+            grace=self.grace_seconds,
+            ringing_after=self.reconcile_ringing_after_seconds,
+            answered_after=self.reconcile_answered_after_seconds,
+            max_interval=self.reconcile_max_interval_seconds,
+        )
+
+
+class ApiSettings(DueIndexSettings):
     """Settings of the api function."""
 
     model_config = ConfigDict(frozen=True)
@@ -20,7 +60,6 @@ class ApiSettings(BaseModel):
     calls_table: str = Field(min_length=1)
     accounts_table: str = Field(min_length=1)
     calls_queue_url: str = Field(min_length=1)
-    schedule_shards: int = Field(16, ge=1, le=64)
     account_cache_seconds: int = Field(60, ge=0, le=900)
     login_failures_table: str = Field(min_length=1)
     suppressions_table: str = Field(min_length=1)
@@ -34,22 +73,24 @@ class ApiSettings(BaseModel):
     @classmethod
     def from_env(cls) -> ApiSettings:
         env = os.environ
-        return cls(
-            calls_table=env.get("CALLS_TABLE", ""),
-            accounts_table=env.get("ACCOUNTS_TABLE", ""),
-            calls_queue_url=env.get("CALLS_QUEUE_URL", ""),
-            carrier_base_url=env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
-            carrier_secret_id=env.get("CARRIER_SECRET_ID", ""),
-            schedule_shards=int(env.get("SCHEDULE_SHARDS", "16")),
-            account_cache_seconds=int(env.get("ACCOUNT_CACHE_SECONDS", "60")),
-            login_failures_table=env.get("LOGIN_FAILURES_TABLE", ""),
-            suppressions_table=env.get("SUPPRESSIONS_TABLE", ""),
-            pacing_table=env.get("PACING_TABLE", ""),
-            callback_allow_loopback=_flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
+        return cls.model_validate(
+            {
+                **cls._index_env(),
+                "calls_table": env.get("CALLS_TABLE", ""),
+                "accounts_table": env.get("ACCOUNTS_TABLE", ""),
+                "calls_queue_url": env.get("CALLS_QUEUE_URL", ""),
+                "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
+                "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
+                "account_cache_seconds": env.get("ACCOUNT_CACHE_SECONDS", "60"),
+                "login_failures_table": env.get("LOGIN_FAILURES_TABLE", ""),
+                "suppressions_table": env.get("SUPPRESSIONS_TABLE", ""),
+                "pacing_table": env.get("PACING_TABLE", ""),
+                "callback_allow_loopback": _flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
+            }
         )
 
 
-class CarrierSettings(BaseModel):
+class CarrierSettings(DueIndexSettings):
     """Where the carrier is and how fast it may be called (shared by placer and webhooks)."""
 
     model_config = ConfigDict(frozen=True)
@@ -61,12 +102,12 @@ class CarrierSettings(BaseModel):
     carrier_base_url: str = Field(min_length=1)
     carrier_secret_id: str = Field(min_length=1)
     carrier_cps: float = Field(1, gt=0)
-    schedule_shards: int = Field(16, ge=1, le=64)
 
-    @staticmethod
-    def _env() -> dict[str, str]:
+    @classmethod
+    def _env(cls) -> dict[str, str]:
         env = os.environ
         return {
+            **cls._index_env(),
             "calls_table": env.get("CALLS_TABLE", ""),
             "accounts_table": env.get("ACCOUNTS_TABLE", ""),
             "pacing_table": env.get("PACING_TABLE", ""),
@@ -74,7 +115,6 @@ class CarrierSettings(BaseModel):
             "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
             "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
             "carrier_cps": env.get("CARRIER_CPS", "1"),
-            "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
         }
 
     @classmethod
@@ -104,7 +144,7 @@ class PlacerSettings(CarrierSettings):
         )
 
 
-class NotifierSettings(BaseModel):
+class NotifierSettings(DueIndexSettings):
     """Settings of the notifier function."""
 
     model_config = ConfigDict(frozen=True)
@@ -122,6 +162,7 @@ class NotifierSettings(BaseModel):
         env = os.environ
         return cls.model_validate(
             {
+                **cls._index_env(),
                 "calls_table": env.get("CALLS_TABLE", ""),
                 "accounts_table": env.get("ACCOUNTS_TABLE", ""),
                 "notifications_queue_url": env.get("NOTIFICATIONS_QUEUE_URL", ""),
@@ -133,7 +174,7 @@ class NotifierSettings(BaseModel):
         )
 
 
-class SchedulerSettings(BaseModel):
+class SchedulerSettings(DueIndexSettings):
     """Settings of the scheduler function (scheduled dispatch and reconciliation)."""
 
     model_config = ConfigDict(frozen=True)
@@ -143,34 +184,24 @@ class SchedulerSettings(BaseModel):
     calls_dead_letter_queue_url: str = Field(min_length=1)
     carrier_base_url: str = Field(min_length=1)
     carrier_secret_id: str = Field(min_length=1)
-    schedule_shards: int = Field(16, ge=1, le=64)
-    # The template's Reconcile* parameters (the sandbox divides them by --speed, hence fractions).
-    reconcile_ringing_after_seconds: float = Field(75, gt=0, le=3600)
-    reconcile_answered_after_seconds: float = Field(120, gt=0, le=3600)
-    reconcile_max_interval_seconds: float = Field(900, gt=0, le=3600)
     # The rule fires once a minute, give or take its jitter: dispatch what is due before the run after next
     # could start. At most 900 s minus a run's length, the longest SQS delay.
     lookahead_seconds: int = Field(90, ge=61, le=840)
-    grace_seconds: int = Field(120, ge=30, le=900)
     workers: int = Field(32, ge=1, le=128)
 
     @classmethod
     def from_env(cls) -> SchedulerSettings:
         env = os.environ
         values = {
+            **cls._index_env(),
             "calls_table": env.get("CALLS_TABLE", ""),
             "calls_queue_url": env.get("CALLS_QUEUE_URL", ""),
             "calls_dead_letter_queue_url": env.get("CALLS_DEAD_LETTER_QUEUE_URL", ""),
             "carrier_base_url": env.get("CARRIER_BASE_URL", "https://api.twilio.com"),
             "carrier_secret_id": env.get("CARRIER_SECRET_ID", ""),
-            "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
         }
         optional = {
             "lookahead_seconds": "DISPATCH_LOOKAHEAD_SECONDS",
-            "grace_seconds": "DISPATCH_GRACE_SECONDS",
-            "reconcile_ringing_after_seconds": "RECONCILE_RINGING_AFTER_SECONDS",
-            "reconcile_answered_after_seconds": "RECONCILE_ANSWERED_AFTER_SECONDS",
-            "reconcile_max_interval_seconds": "RECONCILE_MAX_INTERVAL_SECONDS",
             "workers": "SCHEDULER_WORKERS",
         }
         values.update({field: env[name] for field, name in optional.items() if env.get(name)})
@@ -200,13 +231,12 @@ class CampaignSettings(BaseModel):
         return cls.model_validate(cls._env())
 
 
-class CampaignWorkerSettings(CampaignSettings):
+class CampaignWorkerSettings(CampaignSettings, DueIndexSettings):
     """Settings of the campaigns function."""
 
     calls_table: str = Field(min_length=1)
     accounts_table: str = Field(min_length=1)
     calls_queue_url: str = Field(min_length=1)
-    schedule_shards: int = Field(16, ge=1, le=64)
     callback_allow_loopback: bool = False  # the sandbox sets it; template.yaml never does
 
     @classmethod
@@ -215,10 +245,10 @@ class CampaignWorkerSettings(CampaignSettings):
         return cls.model_validate(
             {
                 **cls._env(),
+                **cls._index_env(),
                 "calls_table": env.get("CALLS_TABLE", ""),
                 "accounts_table": env.get("ACCOUNTS_TABLE", ""),
                 "calls_queue_url": env.get("CALLS_QUEUE_URL", ""),
-                "schedule_shards": env.get("SCHEDULE_SHARDS", "16"),
                 "callback_allow_loopback": _flag(env.get("CALLBACK_ALLOW_LOOPBACK")),
             }
         )

@@ -12,8 +12,8 @@ A run is safe to repeat, to overlap with another run and to die at any point:
   due, is moved to the call's time if that is beyond the run's window (the next runs would look for nothing);
 - only an entry of a waiting call not dispatched (`DueKind.AHEAD`) is acted on before its time; any other
   entry whose time is still ahead is left without a request (a call in flight sits in the window for most of
-  its life: it would cost a failed write at every run), as long as the entries were placed with this run's
-  timing (`placed_with`), so that they are lower bounds of the times it acts at.
+  its life: it would cost a failed write at every run). Every function that writes calls places them with the
+  scheduler's timing (settings.DueIndexSettings), so such an entry is a lower bound of the time it acts at.
 """
 
 from __future__ import annotations
@@ -151,13 +151,7 @@ class Scheduler:
     queue: DispatchQueue
     carrier: Callable[[], Carrier]  # built on first use: most runs never ask the carrier anything
     dead_letters: DeadLetters | None = None
-    timing: Timing = DEFAULT_TIMING
-    # The timing the other functions place calls in the due index with, without a read (the placer's claim, an
-    # answer) or from the whole call: their stores are built with the default. Only under the same timing is an
-    # entry a lower bound of the time this scheduler acts at; with another (Reconcile* parameters below their
-    # defaults: the sandbox divides them by --speed), an entry that needs nothing before its time is still
-    # looked at before it, as every entry was.
-    placed_with: Timing = DEFAULT_TIMING
+    timing: Timing = DEFAULT_TIMING  # the one every writer of calls places them in the due index with
     lookahead: float = 90
     workers: int = 32
     senders: int = 8
@@ -233,7 +227,7 @@ class Scheduler:
         if self._past(deadline):
             return Outcome.LEFT, None
         now = self._now()
-        if entry.kind is DueKind.AT and moment(entry.due) > now and self.timing == self.placed_with:
+        if entry.kind is DueKind.AT and moment(entry.due) > now:
             return Outcome.NOTHING, None
         try:
             moved, current = self.index.dispatch(entry.callid, iso(window_end), dispatched_event(now, entry.due))
