@@ -19,6 +19,7 @@ from tests.conftest import AccountCredentials
 from tests.integration.fakes import PUBLIC_API_URL, FakeClock, FakeTwilio, calls_store, moto_stack, queue_call, stored
 
 NUMBER = "+17134567890"  # queue_call's default `to`
+ENTRY = Suppression(number=NUMBER, reason="", created_at="")
 
 
 @pytest.fixture
@@ -54,6 +55,13 @@ def the_list(stack: Any, at: float | None = None) -> DynamoSuppressionList:
     return DynamoSuppressionList(stack.refs["SuppressionsTable"], mark=mark)
 
 
+def listed_long_ago(stack: Any) -> float:
+    """The list last gained a number well before now (beyond the clocks' margin); now."""
+    now = time.time()
+    ListingMark(stack.refs["PacingTable"], clock=lambda: now - 10 * CLOCK_MARGIN_SECONDS).raise_to_now()
+    return now
+
+
 def placer(stack: Any, carrier: FakeTwilio, clock: FakeClock) -> Placer:
     return Placer(
         calls=calls_store(stack),
@@ -80,7 +88,7 @@ def test_a_reservation_on_a_line_without_a_mark_sets_it_to_its_own_time(aws: Any
 def test_listing_raises_the_mark_and_the_next_reservation_returns_it(aws: Any) -> None:
     pacer = DynamoPacer(aws.refs["PacingTable"], 10)
     assert pacer.acquire(1_800_000_000.0) is not None
-    assert the_list(aws, at=1_800_000_050.0).add("acct", Suppression(number=NUMBER, reason="", created_at=""))
+    assert the_list(aws, at=1_800_000_050.0).add("acct", ENTRY)
     assert stored_mark(aws) == 1_800_000_050.0
     assert pacer.acquire(1_800_000_060.0) is not None
     assert pacer.listed_at == 1_800_000_050.0
@@ -95,28 +103,26 @@ def test_the_mark_never_goes_back(aws: Any) -> None:
 @pytest.mark.parametrize("how", ["add", "put", "add_many"])
 def test_every_listing_raises_the_mark_even_of_a_number_listed_already(aws: Any, how: str) -> None:
     # a listing whose mark failed is retried by its client, and the retry finds the number listed: it must raise it
-    entry = Suppression(number=NUMBER, reason="", created_at="")
     for at in (1_800_000_010.0, 1_800_000_020.0):
         listing = the_list(aws, at=at)
         if how == "add_many":
-            listing.add_many("acct", [entry])
+            listing.add_many("acct", [ENTRY])
         else:
-            getattr(listing, how)("acct", entry)
+            getattr(listing, how)("acct", ENTRY)
         assert stored_mark(aws) == at
 
 
 def test_a_list_built_to_be_read_refuses_to_list(aws: Any) -> None:
     reader = DynamoSuppressionList(aws.refs["SuppressionsTable"])
     with pytest.raises(RuntimeError, match="read only"):
-        reader.add("acct", Suppression(number=NUMBER, reason="", created_at=""))
+        reader.add("acct", ENTRY)
 
 
 def test_a_call_checked_at_intake_after_the_last_listing_is_claimed_without_a_look_up(
     aws: Any, account: AccountCredentials, twilio: FakeTwilio, suppression_reads: list[dict[str, Any]]
 ) -> None:
     # given: the list last gained a number well before the call was accepted (and checked) by the intake
-    now = time.time()
-    ListingMark(aws.refs["PacingTable"], clock=lambda: now - 10 * CLOCK_MARGIN_SECONDS).raise_to_now()
+    now = listed_long_ago(aws)
     callid = queue_call(aws, account)
     assert stored(aws, callid).dnc_checked
     reads_at_intake = len(suppression_reads)
@@ -134,7 +140,7 @@ def test_a_number_listed_after_the_intake_check_is_looked_up_and_never_dialed(
 ) -> None:
     callid = queue_call(aws, account)
     reads_at_intake = len(suppression_reads)
-    the_list(aws).add(account.api_key, Suppression(number=NUMBER, reason="", created_at=""))
+    the_list(aws).add(account.api_key, ENTRY)
 
     result = placer(aws, twilio, FakeClock(time.time() + 1)).place(callid)
 
@@ -149,8 +155,7 @@ def test_a_call_not_checked_at_intake_is_looked_up_whatever_the_mark(
     aws: Any, account: AccountCredentials, twilio: FakeTwilio, suppression_reads: list[dict[str, Any]]
 ) -> None:
     # a campaign's calls are checked when the campaign is created, not when each call is written: no shortcut
-    now = time.time()
-    ListingMark(aws.refs["PacingTable"], clock=lambda: now - 10 * CLOCK_MARGIN_SECONDS).raise_to_now()
+    now = listed_long_ago(aws)
     callid = queue_call(aws, account)
     store = calls_store(aws)
     store.update(callid, lambda c: c.model_copy(update={"dnc_checked": False}))
