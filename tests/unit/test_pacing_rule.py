@@ -262,3 +262,56 @@ def test_requests_reach_the_carrier_within_cps_however_late_placers_wake(cps: in
     print(f"{placed} of 60 calls placed at their first delivery")
     assert placed == len(arrivals) > 0
     assert busiest_second(arrivals) <= cps, f"seed={seed}: {sorted(round(t - 1000, 3) for t in arrivals)}"
+
+
+class SlowClaims(MemoryCalls):
+    """A loaded machine: the claim's write takes `seconds`, longer than the allowance after a slot."""
+
+    def __init__(self, clock: OversleepingClock, seconds: float) -> None:
+        super().__init__(queued_call())
+        self.clock = clock
+        self.seconds = seconds
+
+    def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
+        self.clock.t += self.seconds
+        return super().apply(callid, change)
+
+
+class CountingGridPacer(GridPacer):
+    def __init__(self, cps: int) -> None:
+        super().__init__(cps)
+        self.taken: list[float] = []
+
+    def acquire(self, now: float, horizon: float | None = None) -> float | None:
+        slot = super().acquire(now, horizon)
+        self.taken.append(slot or 0.0)
+        return slot
+
+
+def test_a_placer_whose_writes_outlast_the_allowance_asks_its_slots_that_far_ahead() -> None:
+    # given a placer whose claim takes 80 ms, three times the allowance after a slot, at 50 calls a second
+    clock = OversleepingClock(100.0, 0.0)
+    calls = SlowClaims(clock, 0.08)
+    pacer = CountingGridPacer(50)
+    carrier = RecordingCarrier(clock)
+    placer = Placer(
+        calls=calls,  # type: ignore[arg-type]
+        carrier=carrier,  # type: ignore[arg-type]
+        pacer=pacer,
+        urls=WebhookUrls("https://api.example.com"),
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    slots_per_call = []
+    for _ in range(4):
+        calls.call = queued_call()
+        before = len(pacer.taken)
+        # when it places one call after another
+        assert placer.place("c1").placement is Placement.PLACED
+        slots_per_call.append(len(pacer.taken) - before)
+        # each request leaves within the allowance after the slot it was sent in
+        assert pacer.taken[-1] <= carrier.sent[-1] <= pacer.taken[-1] + LATE_AFTER
+
+    # then the first call's slot passed during its claim and it took another; the next ones asked for a slot
+    # beginning after their claim would be done, and sent in it
+    assert slots_per_call == [2, 1, 1, 1]

@@ -41,6 +41,9 @@ from callbridge.ports import CallsStore, SuppressionList
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
 _LATE_WAKEUPS = 4  # slots a placer may take for one call when it keeps waking after its slot
+# How the lead (below) forgets a slow spell: each placement keeps this share of it when it was ready sooner.
+_LEAD_KEEP = 0.8
+_MAX_LEAD = 2.0  # seconds: the most a placer asks ahead of now for its slot on account of its own slowness
 
 
 class Pacer(Protocol):
@@ -113,6 +116,13 @@ class Placer:
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
+    # Seconds from asking for a slot to being ready to send in it (the reservation, then the claim's writes), as
+    # this container saw them lately: up at once when it was slower, down by _LEAD_KEEP when it was quicker. A slot
+    # is asked for no sooner than that from now: on a loaded machine those writes take longer than the allowance
+    # after a slot, and a slot asked for at now would have passed when they are done, costing a new reservation
+    # (and after _LATE_WAKEUPS of them, a trip back to the queue).
+    _lead: float = field(default=0.0, init=False, repr=False)
+    _asked: float = field(default=0.0, init=False, repr=False)  # when the slot being waited for was asked for
 
     def _stamp(self) -> str:
         return iso(datetime.fromtimestamp(self.now(), UTC))
@@ -188,7 +198,9 @@ class Placer:
         So the carrier's requests, not the placers' wake-ups, keep their distance.
         """
         for _ in range(_LATE_WAKEUPS):
-            wait = slot - self.now()
+            ready = self.now()
+            self._learn_lead(ready - self._asked)
+            wait = slot - ready
             if wait > 0:
                 self.sleep(wait)
             now = self.now()
@@ -206,7 +218,21 @@ class Placer:
         left = None if deadline is None else deadline - now
         if left is not None and left < 0:
             return None
-        return self.pacer.acquire(now, left)
+        return self._reserve(now, left)
+
+    def _reserve(self, at: float, horizon: float | None) -> float | None:
+        """A carrier slot beginning at `at` or later, and no sooner than the lead from now; within `horizon`
+        seconds from now (None: the pacer's own)."""
+        self._asked = now = self.now()
+        ask = max(at, now + self._lead)
+        if horizon is not None:
+            horizon -= ask - now
+            if horizon < 0:
+                return None
+        return self.pacer.acquire(ask, horizon)
+
+    def _learn_lead(self, seconds: float) -> None:
+        self._lead = min(_MAX_LEAD, max(seconds, self._lead * _LEAD_KEEP))
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
@@ -249,8 +275,7 @@ class Placer:
         # An immediate call's slot begins no sooner than the allowance after now: the claim's writes come between,
         # and on a line with no one waiting, a slot that began now would have passed when they are done (another
         # slot's write). A scheduled call's begins at its call_date, however late its message came: on time first.
-        ask = start if call_date else max(start, self.now() + self.pacer.late_after)
-        slot = self.pacer.acquire(ask, horizon)
+        slot = self._reserve(start if call_date else max(start, self.now() + self.pacer.late_after), horizon)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             retry_after = max(1.0, horizon or 5.0)
             self._note_wait(callid, self.now() + retry_after)
@@ -269,7 +294,7 @@ class Placer:
             return PlaceResult(Placement.SKIPPED)
         due_time = due_at(claimed)
         if due_time and moment(due_time).timestamp() > slot:  # a message without its due time
-            later = self.pacer.acquire(moment(due_time).timestamp(), horizon)
+            later = self._reserve(moment(due_time).timestamp(), None if deadline is None else deadline - self.now())
             if later is None:
                 self._release(callid, token, "no carrier slot at its call_date")
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
