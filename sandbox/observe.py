@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
+from callbridge.adapters.dynamodb.call_codec import appended_events
 from callbridge.domain import events
+
+from sandbox.sources import READ_LIMIT, SHARDS_EVERY, STREAM_READ_EVERY
 
 Log = Callable[[str], None]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -64,15 +67,23 @@ def describe_attempt(callid: str, url: str, detail: dict[str, Any]) -> str:
 
 
 class CallbackLog:
-    """Reads CallsTable's stream and logs each outcome callback attempt the notifier records on a timeline."""
+    """Reads CallsTable's stream and logs each outcome callback attempt the notifier records on a timeline.
+
+    It reads as an event source mapping does (see sandbox/sources.py: new shards looked for once a second, each
+    shard read 4 times a second) and decodes a call only when a change appended a callback attempt to it.
+    """
 
     def __init__(self, streams: Any, stream_arn: str, log: Log) -> None:
         self._streams = streams
         self._arn = stream_arn
         self._log = log
         self._iterators: dict[str, str] = {}
+        self._refreshed = -SHARDS_EVERY
 
     def _refresh_shards(self) -> None:
+        if time.monotonic() - self._refreshed < SHARDS_EVERY:
+            return
+        self._refreshed = time.monotonic()
         for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", []):
             if shard["ShardId"] not in self._iterators:
                 self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
@@ -83,27 +94,35 @@ class CallbackLog:
         self._refresh_shards()
         logged = 0
         for shard_id, iterator in list(self._iterators.items()):
-            response = self._streams.get_records(ShardIterator=iterator, Limit=100)
+            response = self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT)
             for record in response.get("Records", []):
-                try:
-                    old, new = call_images(record)
-                except UnreadableImage:
-                    continue
-                if new is None:
-                    continue
-                known = len(old.timeline) if old is not None else 0
-                for entry in new.timeline[known:]:
-                    if entry.event == events.CALLBACK:
-                        self._log(describe_attempt(new.callid, new.request.get("callback_url", ""), entry.detail))
-                        logged += 1
+                logged += self._log_callbacks(record)
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return logged
 
+    def _log_callbacks(self, record: dict[str, Any]) -> int:
+        change = record.get("dynamodb") or {}
+        try:
+            attempts = [
+                e["detail"]
+                for e in appended_events(change.get("OldImage"), change.get("NewImage"))
+                if e.get("event") == events.CALLBACK
+            ]
+            new = call_images(record)[1] if attempts else None
+        except (UnreadableImage, TypeError, ValueError, KeyError, AttributeError):
+            return 0
+        if new is None:
+            return 0
+        for detail in attempts:
+            self._log(describe_attempt(new.callid, new.request.get("callback_url", ""), detail))
+        return len(attempts)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            started = time.monotonic()
             try:
                 self.poll_once()
             except Exception as exc:  # moto restarting or stopping: try again, quietly at shutdown
                 if not stop.is_set():
                     self._log(f"callback log: {exc}")
-            stop.wait(0.25)
+            stop.wait(max(0.0, STREAM_READ_EVERY - (time.monotonic() - started)))

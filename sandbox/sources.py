@@ -13,6 +13,7 @@ from sandbox.lambdas import Function, FunctionError
 from sandbox.template import REGION, Stack
 
 Log = Callable[[str], None]
+SQS_LONG_POLL = 20  # seconds a receive waits for a message (Lambda's pollers wait the most SQS allows)
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
@@ -58,7 +59,7 @@ class SqsPoller:
         self._batch = batch_size
         self._log = log
 
-    def poll_once(self, wait_seconds: int = 1) -> int:
+    def poll_once(self, wait_seconds: int = SQS_LONG_POLL) -> int:
         """Receive one batch, invoke the function, delete what succeeded; returns the batch size."""
         messages = self._sqs.receive_message(
             QueueUrl=self._url,
@@ -96,13 +97,16 @@ class SqsPoller:
 
 
 SHARDS_EVERY = 1.0  # seconds between looks for new shards (a table's stream opens one every few hours)
-STREAM_IDLE_WAIT = 0.25  # seconds between reads of a stream with nothing new: Lambda reads a shard 4 times a second
+STREAM_READ_EVERY = 0.25  # seconds between the starts of two reads of a shard: Lambda reads one 4 times a second
+READ_LIMIT = 1000  # records one GetRecords may return (its most)
 
 
 class StreamPoller:
     """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying.
 
-    Records that none of the mapping's filter patterns keeps are passed over, as Lambda's filtering drops them.
+    As Lambda does, it reads each shard 4 times a second, records or not, as many records as a read returns,
+    and invokes the function with batches of at most the mapping's BatchSize, one after another. Records that
+    none of the mapping's filter patterns keeps are passed over, as Lambda's filtering drops them.
 
     A failed batch is tried again up to `max_retries` times (the mapping's MaximumRetryAttempts; -1, Lambda's
     default for streams: until it succeeds), then dropped.
@@ -145,14 +149,14 @@ class StreamPoller:
         self._refresh_shards()
         total = 0
         for shard_id, iterator in list(self._iterators.items()):
-            response = self._streams.get_records(ShardIterator=iterator, Limit=self._batch)
+            response = self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT)
             records = response.get("Records", [])
             total += len(records)
             for record in records:
                 record["eventSourceARN"] = self._arn
             records = [r for r in records if kept(r, self._patterns)]  # as Lambda filters, before invoking
-            if records:
-                self._deliver(records)
+            for start in range(0, len(records), self._batch):
+                self._deliver(records[start : start + self._batch])
             self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return total
 
@@ -174,13 +178,14 @@ class StreamPoller:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         while not stop.is_set():
+            started = time.monotonic()
             try:
-                if not self.poll_once():
-                    stop.wait(STREAM_IDLE_WAIT)
+                self.poll_once()
             except Exception as exc:
                 if not stop.is_set():
                     self._log(f"stream {self._function.logical}: {exc}")
                     stop.wait(0.5)
+            stop.wait(max(0.0, STREAM_READ_EVERY - (time.monotonic() - started)))
 
 
 def rate_seconds(expression: str) -> float:

@@ -126,3 +126,59 @@ def test_a_batch_no_pattern_keeps_invokes_nothing() -> None:
 
     assert made.poll_once() == 1
     assert function.events == []
+
+
+def test_one_read_is_delivered_in_batches_of_the_mappings_size_in_order() -> None:
+    # given 25 changes on the stream, read in one go, and a mapping with BatchSize 10
+    function = Recording()
+    records = [change(str(n), {"status": {"S": "QUEUED"}}) for n in range(25)]
+    made = StreamPoller(Stream(records), ARN, function, 10, print)  # type: ignore[arg-type]
+
+    # when
+    assert made.poll_once() == 25
+
+    # then the function saw batches of 10, 10 and 5, in the stream's order
+    batches = [[r["eventID"] for r in e["Records"]] for e in function.events]
+    assert [len(b) for b in batches] == [10, 10, 5]
+    assert [eid for batch in batches for eid in batch] == [str(n) for n in range(25)]
+
+
+class CountingStop:
+    """A stop event that records each wait and stops the loop after `reads` of them."""
+
+    def __init__(self, reads: int) -> None:
+        self.waits: list[float] = []
+        self.reads = reads
+
+    def is_set(self) -> bool:
+        return len(self.waits) >= self.reads
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return self.is_set()
+
+
+class Busy(Stream):
+    """A stream that has a new record at every read."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.reads = 0
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        self.reads += 1
+        return {"Records": [change(str(self.reads), {"status": {"S": "QUEUED"}})], "NextShardIterator": "it-1"}
+
+
+def test_a_shard_is_read_4_times_a_second_even_while_records_keep_coming() -> None:
+    # given a stream with a new record at every read
+    function = Recording()
+    made = StreamPoller(Busy(), ARN, function, 10, print)  # type: ignore[arg-type]
+    stop = CountingStop(reads=5)
+
+    # when the poller runs for five reads
+    made.run(stop)  # type: ignore[arg-type]
+
+    # then after each read it waits out the rest of its quarter second, as Lambda's base rate is
+    assert len(function.events) == 5
+    assert all(0.2 < seconds <= 0.25 for seconds in stop.waits), stop.waits

@@ -20,7 +20,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from callbridge.adapters.dynamodb.codec import from_item, to_item, value
+from callbridge.adapters.dynamodb.codec import from_item, plain, to_item, value
 from callbridge.domain.calls import Call, TimelineEvent, iso
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -73,6 +73,13 @@ def _event(stored: Any) -> Any:
         return stored  # the map form
     at, name, *rest = stored
     return {"at": _time(at) if isinstance(at, int) else at, "event": name, "detail": rest[0] if rest else {}}
+
+
+def appended_events(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The timeline events one change of a call appended, as `{at, event, detail}`, from its stream images (a
+    step only ever appends), without reading the rest of the call."""
+    known = len(((old or {}).get("timeline") or {}).get("L", []))
+    return [_event(plain(stored)) for stored in ((new or {}).get("timeline") or {}).get("L", [])[known:]]
 
 
 def call_attributes(call: Call) -> dict[str, Any]:
