@@ -7,15 +7,21 @@ both read it and the second write loses the first's changes. DynamoDB applies ea
 atomically; one lock around moto's writes gives the sandbox the same guarantee.
 
 moto is the sandbox's whole AWS, in one process on one core, so its own per-request costs decide how many
-calls a second the sandbox can carry. Three of them model nothing AWS does, and are removed here (each answer
-is what moto answers; tests/integration/test_moto_server.py compares the two servers):
+calls a second the sandbox can carry. These model nothing AWS does, and are removed here (each answer is what
+moto answers; tests/integration/test_moto_server.py compares the two servers):
 - finding the service of a request lists moto's package directory and tries every URL pattern, each time;
   the answer for a host never changes, so it is remembered;
 - results that are already DynamoDB JSON (items, stream records) go through moto's generic serializer,
   attribute by attribute: under a burst of calls that was two thirds of moto's time. They are written out
   as JSON;
 - each received SQS message asks for every attribute of its queue, whose message counts walk the whole
-  queue, to read one number: the retention period is read directly.
+  queue, to read one number: the retention period is read directly;
+- each request lists the handler class's methods (`inspect.getmembers`) to find its action's: they are
+  listed once per class;
+- an update or condition expression is parsed from its text at every use (a conditional update reads its
+  condition twice): the syntax tree of an update expression, and the tokens of a condition, are kept per text;
+- a conditional update copies the item twice (the answer's old image, the stream's), each attribute through
+  `copy.deepcopy`'s generic protocol: attribute values are copied directly.
 
 One thing moto does unlike SQS is mended: a long poll wakes when a message is sent, but not when a delayed
 (or in-flight) message becomes visible, so it saw that message up to a second late. It now also wakes then,
@@ -138,6 +144,56 @@ def parse_update_expressions_once() -> None:
     responses.UpdateExpressionParser = CachedParser  # type: ignore[attr-defined]
 
 
+def list_actions_once() -> None:
+    """A handler class's method names, listed once per class (moto lists them for every request)."""
+    from moto.core import responses, utils
+
+    names = functools.lru_cache(maxsize=None)(lambda clazz: frozenset(utils.method_names_from_class(clazz)))
+    responses.method_names_from_class = names  # type: ignore[attr-defined]
+
+
+def lex_conditions_once() -> None:
+    """A condition expression's tokens, read once per text: the parser's later steps only read them (a token is
+    an immutable tuple), and an invalid text raises as before, since nothing is kept for it."""
+    from collections import deque
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+
+    lex = ConditionExpressionParser._lex_condition_expression
+
+    @functools.lru_cache(maxsize=1024)
+    def tokens(text: str) -> tuple[Any, ...]:
+        parser = ConditionExpressionParser(text, None, None)
+        return tuple(lex(parser))
+
+    def lex_once(self: Any) -> Any:
+        return deque(tokens(self.condition_expression))
+
+    setattr(ConditionExpressionParser, "_lex_condition_expression", lex_once)  # noqa: B010
+
+
+def attribute_copy(value: Any) -> Any:
+    """A copy of a DynamoDB attribute value as moto holds it (`DynamoType`, with lists and maps of them)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if isinstance(value, DynamoType):
+        copied = DynamoType.__new__(DynamoType)
+        copied.type = value.type
+        copied.value = attribute_copy(value.value)
+        return copied
+    if isinstance(value, list):
+        return [attribute_copy(v) for v in value]
+    if isinstance(value, dict):
+        return {k: attribute_copy(v) for k, v in value.items()}
+    return value  # str, bytes, bool, None: immutable
+
+
+def copy_attributes_directly() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    setattr(DynamoType, "__deepcopy__", lambda self, memo: attribute_copy(self))  # noqa: B010
+
+
 def within_retention(backend: Any, queue_name: str, message: Any) -> bool:
     """moto's retention check for a received message, reading only the queue's retention period."""
     from moto.core.utils import unix_time
@@ -186,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     write_results_as_json()
     parse_update_expressions_once()
     read_retention_directly()
+    list_actions_once()
+    lex_conditions_once()
+    copy_attributes_directly()
     wake_when_visible()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request, read by nobody
     moto_main(argv)

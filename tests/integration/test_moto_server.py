@@ -177,6 +177,20 @@ def _dynamodb_session(endpoint: str) -> list[Any]:
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     answers.append({k: v for k, v in failed.value.response.items() if k != "ResponseMetadata"})
+    for status in ("DIALING", "QUEUED"):  # the same condition text again, held once and failed once
+        try:
+            call(
+                "update_item",
+                TableName=table,
+                Key={"pk": {"S": "call-1"}},
+                UpdateExpression="SET #s = :s",
+                ConditionExpression="#s = :q AND attribute_exists(timeline)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "DIALING"}, ":q": {"S": status}},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as again:
+            answers.append({k: v for k, v in again.response.items() if k != "ResponseMetadata"})
     call(
         "query",
         TableName=table,
@@ -216,7 +230,7 @@ def _dynamodb_session(endpoint: str) -> list[Any]:
 def test_dynamodb_answers_are_moto_s_own(plain_moto: str, sandbox_moto: str) -> None:
     plain, fast = _dynamodb_session(plain_moto), _dynamodb_session(sandbox_moto)
     records = fast[-2]["Records"]
-    assert [r["eventName"] for r in records] == ["INSERT", "INSERT"] + ["MODIFY"] * 5 + ["INSERT", "INSERT", "REMOVE"]
+    assert [r["eventName"] for r in records] == ["INSERT", "INSERT"] + ["MODIFY"] * 6 + ["INSERT", "INSERT", "REMOVE"]
     assert [a["Attributes"]["price"] for a in fast[6:9]] == [{"N": "3"}, {"N": "4"}, {"N": "6"}]
     assert records[2]["dynamodb"]["NewImage"]["blob"] == {"B": b"\x00\x01\xfe\xff"}
     assert fast[-1]["Records"] == []
