@@ -258,8 +258,13 @@ def running_sandbox(
     cps: float = 200,
     schedule_every: float | None = None,
     log: Callable[[str], None] | None = None,
+    probes: bool = True,
 ) -> Iterator[Running]:
-    """Start the sandbox in this process (free port, INFO logs as deployed) with the recorder installed."""
+    """Start the sandbox in this process (free port, INFO logs as deployed) with the recorder installed.
+
+    `probes`: load bench/probe.py into every container (AWS requests and log bytes per invocation). Without
+    them the recorder still sees each invocation, but the containers run only what is deployed: how the
+    latency and CPU figures are measured, free of the probes' own work."""
     from sandbox.runtime import Sandbox, SandboxConfig, free_port
 
     RECORDER.install()
@@ -267,7 +272,7 @@ def running_sandbox(
     # EMF metric lines are log bytes too, as in Lambda.
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"
 
-    def probes(stack: Any) -> list[tuple[str, Any]]:
+    def with_probes(stack: Any) -> list[tuple[str, Any]]:
         RECORDER.capacity = CapacityModel(schemas_from_template(stack.template, stack.refs))
         RECORDER.filters = function_filters(stack.template)
         return [(PROBE, None)]
@@ -278,7 +283,7 @@ def running_sandbox(
         schedule_every=schedule_every,
         parameters={"CarrierCallsPerSecond": str(cps)},
         log=log or (lambda _line: None),
-        probes=probes,
+        probes=with_probes if probes else None,
         observers=[RECORDER.observe],
     )
     sandbox = Sandbox(config)

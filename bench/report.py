@@ -126,24 +126,33 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
     )
     burst = _get(results, "time_to_dial", "burst")
+    first = _get(results, "time_to_dial", "first_burst")
     p50, p99 = _get(burst, "dial_ms", "p50"), _get(burst, "dial_ms", "p99")
+    first_dial = _get(first, "dial_ms", "p99")
     rows.append(
         _row(
             "dial",
             "burst of 100: accepted → carrier request, p50 / p99 (sandbox)",
             "≤ 100 ms / ≤ 500 ms",
-            f"{_ms(p50)} / {_ms(p99)}" if p50 is not None else None,
+            f"{_ms(p50)} / {_ms(p99)} on warm containers"
+            + (f"; first burst {_ms(_get(first, 'dial_ms', 'p50'))} / {_ms(first_dial)}" if first_dial else "")
+            if p50 is not None
+            else None,
             None if p50 is None else p50 <= 100 and p99 <= 500,
             p99,
         )
     )
     api99 = _get(burst, "api_ms", "p99")
+    first_api = _get(first, "api_ms", "p99")
     rows.append(
         _row(
             "api",
             "API response under that burst, p99 (sandbox)",
             "≤ 200 ms",
-            f"{_ms(api99)} (p50 {_ms(_get(burst, 'api_ms', 'p50'))})" if api99 is not None else None,
+            f"{_ms(api99)} (p50 {_ms(_get(burst, 'api_ms', 'p50'))}) on warm containers"
+            + (f"; first burst {_ms(first_api)}" if first_api else "")
+            if api99 is not None
+            else None,
             None if api99 is None else api99 <= 200,
             api99,
         )
@@ -254,19 +263,30 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+# Each time-to-dial load, as the tables name it. The bursts run in a sandbox as deployed (no probes, the
+# scheduler at the template's rate): the first on the containers the sandbox started with, so most of its
+# requests wait for a new one; the second, the one held against the targets, on the containers it left warm.
+LOADS = {
+    "isolated": "isolated",
+    "steady": "steady",
+    "first_burst": "first burst (containers starting)",
+    "burst": "burst (warm containers)",
+}
+
+
 def _latency_section(results: dict[str, Any]) -> list[str]:
     ttd = results.get("time_to_dial") or {}
     rows = []
-    for key in ("isolated", "steady", "burst"):
+    for key, name in LOADS.items():
         r = ttd.get(key)
         if not r:
             continue
         d, a = r.get("dial_ms", {}), r.get("api_ms", {})
-        load = f"{r.get('calls', '?')} calls" + (f", {r.get('concurrency')} at a time" if key == "burst" else "")
+        load = f"{r.get('calls', '?')} calls" + (f", {r.get('concurrency')} at a time" if "burst" in key else "")
         load += f", offered {r['offered_rate']:g}/s" if r.get("offered_rate") else ""
         rows.append(
             [
-                key,
+                name,
                 load,
                 r.get("errors") or 0,
                 r.get("intake_rps") or "–",
@@ -282,7 +302,11 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         "## Time to dial",
         "",
         "From the API's 200 (seen by a client in its own process) to the carrier simulator receiving the "
-        f"create-call request; CarrierCallsPerSecond = {ttd.get('carrier_cps', '?')} so pacing does not dominate.",
+        f"create-call request; CarrierCallsPerSecond = {ttd.get('carrier_cps', '?')} so pacing does not dominate. "
+        "Isolated and steady run in the sandbox that counts requests (probes in its containers, the scheduler "
+        "every few seconds); the bursts in one as deployed (no probes, the scheduler at the template's rate): "
+        "first on the containers the sandbox started with, so most of its requests wait for a new container (a "
+        "cold start), then on the containers it left warm, which is the figure held against the targets.",
         "",
         *_table(
             [
@@ -301,7 +325,7 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         ),
         "",
     ]
-    for key in ("isolated", "steady", "burst"):
+    for key in LOADS:
         r = ttd.get(key) or {}
         if r.get("error_samples") or r.get("http_errors"):
             handler = ", ".join(f"{k}: {v}" for k, v in (r.get("http_errors") or {}).items())
@@ -617,7 +641,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
-    colors = {"isolated": "#2a9d8f", "steady": "#e9c46a", "burst": "#e76f51"}
+    colors = {"isolated": "#2a9d8f", "steady": "#e9c46a", "first_burst": "#9b5de5", "burst": "#e76f51"}
     for key, result in (results.get("time_to_dial") or {}).items():
         if not isinstance(result, dict) or not result.get("dial_seconds"):
             continue
