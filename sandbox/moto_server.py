@@ -149,7 +149,7 @@ def list_actions_once() -> None:
     from moto.core import responses, utils
 
     names = functools.lru_cache(maxsize=None)(lambda clazz: frozenset(utils.method_names_from_class(clazz)))
-    responses.method_names_from_class = names  # type: ignore[attr-defined]
+    setattr(responses, "method_names_from_class", names)  # noqa: B010
 
 
 def lex_conditions_once() -> None:
