@@ -134,8 +134,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "dial",
             "burst of 100: accepted → carrier request, p50 / p99 (sandbox)",
             "≤ 100 ms / ≤ 500 ms",
-            f"{_ms(p50)} / {_ms(p99)} on warm containers"
-            + (f"; first burst {_ms(_get(first, 'dial_ms', 'p50'))} / {_ms(first_dial)}" if first_dial else "")
+            f"{_ms(p50)} / {_ms(p99)}"
+            + (
+                f" on warm containers; first burst {_ms(_get(first, 'dial_ms', 'p50'))} / {_ms(first_dial)}"
+                if first_dial
+                else ""
+            )
             if p50 is not None
             else None,
             None if p50 is None else p50 <= 100 and p99 <= 500,
@@ -149,8 +153,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "api",
             "API response under that burst, p99 (sandbox)",
             "≤ 200 ms",
-            f"{_ms(api99)} (p50 {_ms(_get(burst, 'api_ms', 'p50'))}) on warm containers"
-            + (f"; first burst {_ms(first_api)}" if first_api else "")
+            f"{_ms(api99)} (p50 {_ms(_get(burst, 'api_ms', 'p50'))})"
+            + (f" on warm containers; first burst {_ms(first_api)}" if first_api else "")
             if api99 is not None
             else None,
             None if api99 is None else api99 <= 200,

@@ -315,3 +315,40 @@ def test_a_placer_whose_writes_outlast_the_allowance_asks_its_slots_that_far_ahe
     # then the first call's slot passed during its claim and it took another; the next ones asked for a slot
     # beginning after their claim would be done, and sent in it
     assert slots_per_call == [2, 1, 1, 1]
+
+
+class SlowCarrierStart(RecordingCarrier):
+    """A carrier client whose first readying (the secret read, the client built) takes `seconds`."""
+
+    def __init__(self, clock: OversleepingClock, seconds: float) -> None:
+        super().__init__(clock)
+        self.first = seconds
+
+    def ready(self) -> None:
+        self.clock.t += self.first
+        self.first = 0.0
+        super().ready()
+
+
+def test_a_one_off_wait_before_a_send_does_not_hold_the_next_calls_back() -> None:
+    # given a placer whose carrier client takes 1.5 s to build on its first call, at 50 calls a second
+    clock = OversleepingClock(100.0, 0.0)
+    calls = SlowClaims(clock, 0.0)
+    pacer = CountingGridPacer(50)
+    carrier = SlowCarrierStart(clock, 1.5)
+    placer = Placer(
+        calls=calls,  # type: ignore[arg-type]
+        carrier=carrier,  # type: ignore[arg-type]
+        pacer=pacer,
+        urls=WebhookUrls("https://api.example.com"),
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    for _ in range(2):
+        calls.call = queued_call()
+        asked = clock.now()
+        # when it places two calls
+        assert placer.place("c1").placement is Placement.PLACED
+
+    # then the second call's slot was asked for right away, not 1.5 s ahead: it went out within a slot or two
+    assert carrier.sent[-1] - asked < LATE_AFTER + 2 * pacer.interval

@@ -116,11 +116,13 @@ class Placer:
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
-    # Seconds from asking for a slot to being ready to send in it (the reservation, then the claim's writes), as
-    # this container saw them lately: up at once when it was slower, down by _LEAD_KEEP when it was quicker. A slot
-    # is asked for no sooner than that from now: on a loaded machine those writes take longer than the allowance
-    # after a slot, and a slot asked for at now would have passed when they are done, costing a new reservation
-    # (and after _LATE_WAKEUPS of them, a trip back to the queue).
+    # Seconds the writes between asking for a slot and sending in it took (the reservation and the claim; a new
+    # slot's reservation alone), as this container saw them lately: up at once when they were slower, down by
+    # _LEAD_KEEP when quicker. A slot is asked for no sooner than that from now: on a loaded machine those writes
+    # take longer than the allowance after a slot, and a slot asked for at now would have passed when they are
+    # done, costing a new reservation (and after _LATE_WAKEUPS of them, a trip back to the queue). What happens
+    # once in a while before a send (a carrier client's first build, premium speech) is not counted: it would
+    # hold the next calls back for nothing.
     _lead: float = field(default=0.0, init=False, repr=False)
     _asked: float = field(default=0.0, init=False, repr=False)  # when the slot being waited for was asked for
 
@@ -198,9 +200,7 @@ class Placer:
         So the carrier's requests, not the placers' wake-ups, keep their distance.
         """
         for _ in range(_LATE_WAKEUPS):
-            ready = self.now()
-            self._learn_lead(ready - self._asked)
-            wait = slot - ready
+            wait = slot - self.now()
             if wait > 0:
                 self.sleep(wait)
             now = self.now()
@@ -218,7 +218,9 @@ class Placer:
         left = None if deadline is None else deadline - now
         if left is not None and left < 0:
             return None
-        return self._reserve(now, left)
+        slot = self._reserve(now, left)
+        self._learn_lead()
+        return slot
 
     def _reserve(self, at: float, horizon: float | None) -> float | None:
         """A carrier slot beginning at `at` or later, and no sooner than the lead from now; within `horizon`
@@ -231,8 +233,9 @@ class Placer:
                 return None
         return self.pacer.acquire(ask, horizon)
 
-    def _learn_lead(self, seconds: float) -> None:
-        self._lead = min(_MAX_LEAD, max(seconds, self._lead * _LEAD_KEEP))
+    def _learn_lead(self) -> None:
+        """Take in how long the writes since the last slot was asked for took."""
+        self._lead = min(_MAX_LEAD, max(self.now() - self._asked, self._lead * _LEAD_KEEP))
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
@@ -284,6 +287,7 @@ class Placer:
         stamp = self._stamp()
         hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
+        self._learn_lead()
         if not claimed_now or claimed is None:
             due_time = due_at(claimed) if claimed is not None else None
             if claimed is not None and awaits_claim(claimed) and due_time:
