@@ -352,3 +352,32 @@ def test_a_one_off_wait_before_a_send_does_not_hold_the_next_calls_back() -> Non
 
     # then the second call's slot was asked for right away, not 1.5 s ahead: it went out within a slot or two
     assert carrier.sent[-1] - asked < LATE_AFTER + 2 * pacer.interval
+
+
+def test_a_slow_spell_is_forgotten_once_the_writes_are_quick_again() -> None:
+    # given a placer whose claims took 300 ms for a while (a loaded machine)
+    clock = OversleepingClock(100.0, 0.0)
+    calls = SlowClaims(clock, 0.3)
+    pacer = CountingGridPacer(50)
+    carrier = RecordingCarrier(clock)
+    placer = Placer(
+        calls=calls,  # type: ignore[arg-type]
+        carrier=carrier,  # type: ignore[arg-type]
+        pacer=pacer,
+        urls=WebhookUrls("https://api.example.com"),
+        now=clock.now,
+        sleep=clock.sleep,
+    )
+    for _ in range(3):
+        calls.call = queued_call()
+        assert placer.place("c1").placement is Placement.PLACED
+
+    # when, ten seconds later, a claim is quick again
+    clock.t += 10.0
+    calls.seconds = 0.0
+    calls.call = queued_call()
+    asked = clock.now()
+    assert placer.place("c1").placement is Placement.PLACED
+
+    # then its slot was asked for as on a quiet machine, not 300 ms ahead
+    assert carrier.sent[-1] - asked < LATE_AFTER + 2 * pacer.interval

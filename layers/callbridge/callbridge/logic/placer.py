@@ -41,9 +41,8 @@ from callbridge.ports import CallsStore, SuppressionList
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
 _LATE_WAKEUPS = 4  # slots a placer may take for one call when it keeps waking after its slot
-# How the lead (below) forgets a slow spell: each placement keeps this share of it when it was ready sooner.
-_LEAD_KEEP = 0.8
-_MAX_LEAD = 2.0  # seconds: the most a placer asks ahead of now for its slot on account of its own slowness
+_LEAD_HALF_LIFE = 1.0  # seconds: how fast the lead (below) forgets a slow spell once its writes are quick again
+_MAX_LEAD = 1.0  # seconds: the most a placer asks ahead of now for its slot on account of its own slowness
 
 
 class Pacer(Protocol):
@@ -117,13 +116,14 @@ class Placer:
     sleep: Callable[[float], None] = time.sleep
     log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
     # Seconds the writes between asking for a slot and sending in it took (the reservation and the claim; a new
-    # slot's reservation alone), as this container saw them lately: up at once when they were slower, down by
-    # _LEAD_KEEP when quicker. A slot is asked for no sooner than that from now: on a loaded machine those writes
-    # take longer than the allowance after a slot, and a slot asked for at now would have passed when they are
-    # done, costing a new reservation (and after _LATE_WAKEUPS of them, a trip back to the queue). What happens
-    # once in a while before a send (a carrier client's first build, premium speech) is not counted: it would
-    # hold the next calls back for nothing.
+    # slot's reservation alone), as this container saw them lately: up at once when they were slower, halving
+    # every _LEAD_HALF_LIFE seconds after. A slot is asked for no sooner than that from now: on a loaded machine
+    # those writes take longer than the allowance after a slot, and a slot asked for at now would have passed
+    # when they are done, costing a new reservation (and after _LATE_WAKEUPS of them, a trip back to the queue).
+    # What happens once in a while before a send (a carrier client's first build, premium speech) is not
+    # counted, and a slow spell is soon forgotten: either would hold later calls back for nothing.
     _lead: float = field(default=0.0, init=False, repr=False)
+    _lead_at: float = field(default=0.0, init=False, repr=False)  # when the lead was last learned
     _asked: float = field(default=0.0, init=False, repr=False)  # when the slot being waited for was asked for
 
     def _stamp(self) -> str:
@@ -226,16 +226,21 @@ class Placer:
         """A carrier slot beginning at `at` or later, and no sooner than the lead from now; within `horizon`
         seconds from now (None: the pacer's own)."""
         self._asked = now = self.now()
-        ask = max(at, now + self._lead)
+        ask = max(at, now + self._current_lead(now))
         if horizon is not None:
             horizon -= ask - now
             if horizon < 0:
                 return None
         return self.pacer.acquire(ask, horizon)
 
+    def _current_lead(self, now: float) -> float:
+        return float(self._lead * 0.5 ** (max(0.0, now - self._lead_at) / _LEAD_HALF_LIFE))
+
     def _learn_lead(self) -> None:
         """Take in how long the writes since the last slot was asked for took."""
-        self._lead = min(_MAX_LEAD, max(self.now() - self._asked, self._lead * _LEAD_KEEP))
+        now = self.now()
+        self._lead = min(_MAX_LEAD, max(now - self._asked, self._current_lead(now)))
+        self._lead_at = now
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
