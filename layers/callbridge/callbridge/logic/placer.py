@@ -41,8 +41,25 @@ from callbridge.ports import CallsStore, SuppressionList
 TTS_FIELDS = (("answer_tts", "answer_tts_voice"), ("answermachine_tts", "answermachine_tts_voice"))
 HOLD_SECONDS = 2.0  # a scheduled call whose message arrives this early is held until its call_date
 _LATE_WAKEUPS = 4  # slots a placer may take for one call when it keeps waking after its slot
-_LEAD_HALF_LIFE = 1.0  # seconds: how fast the lead (below) forgets a slow spell once its writes are quick again
+_LEAD_MEMORY = 5.0  # seconds a lead (below) remembers how long a write took
 _MAX_LEAD = 1.0  # seconds: the most a placer asks ahead of now for its slot on account of its own slowness
+
+
+@dataclass
+class Lead:
+    """How long some writes lately took in a container: the smaller of the last two times seen, both within
+    _LEAD_MEMORY seconds (else none). A sustained slowness (a loaded machine) shows in both; a one-off (a
+    container's first write builds its client) does not, nor does a slow spell that has passed."""
+
+    seen: list[tuple[float, float]] = field(default_factory=list)  # (seconds, when seen), the last two
+
+    def now(self, now: float) -> float:
+        if len(self.seen) < 2 or any(now - at > _LEAD_MEMORY for _, at in self.seen):
+            return 0.0
+        return min(_MAX_LEAD, *(took for took, _ in self.seen))
+
+    def learn(self, took: float, now: float) -> None:
+        self.seen = [*self.seen[-1:], (took, now)]
 
 
 class Pacer(Protocol):
@@ -115,15 +132,14 @@ class Placer:
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
-    # Seconds the writes between asking for a slot and sending in it took (the reservation and the claim; a new
-    # slot's reservation alone), as this container saw them lately: up at once when they were slower, halving
-    # every _LEAD_HALF_LIFE seconds after. A slot is asked for no sooner than that from now: on a loaded machine
-    # those writes take longer than the allowance after a slot, and a slot asked for at now would have passed
-    # when they are done, costing a new reservation (and after _LATE_WAKEUPS of them, a trip back to the queue).
-    # What happens once in a while before a send (a carrier client's first build, premium speech) is not
-    # counted, and a slow spell is soon forgotten: either would hold later calls back for nothing.
-    _lead: float = field(default=0.0, init=False, repr=False)
-    _lead_at: float = field(default=0.0, init=False, repr=False)  # when the lead was last learned
+    # A slot is asked for no sooner than the writes between asking and sending lately took in this container: a
+    # call's first slot waits for the reservation and the claim, a new slot for its reservation alone. On a loaded
+    # machine those writes take longer than the allowance after a slot, and a slot asked for at now would have
+    # passed when they are done, costing a new reservation (and after _LATE_WAKEUPS of them, a trip back to the
+    # queue). What happens once in a while before a send (a carrier client's first build, premium speech) is not
+    # counted: it would hold later calls back for nothing.
+    _first_lead: Lead = field(default_factory=Lead, init=False, repr=False)
+    _retake_lead: Lead = field(default_factory=Lead, init=False, repr=False)
     _asked: float = field(default=0.0, init=False, repr=False)  # when the slot being waited for was asked for
 
     def _stamp(self) -> str:
@@ -218,29 +234,20 @@ class Placer:
         left = None if deadline is None else deadline - now
         if left is not None and left < 0:
             return None
-        slot = self._reserve(now, left)
-        self._learn_lead()
+        slot = self._reserve(now, left, self._retake_lead)
+        self._retake_lead.learn(self.now() - self._asked, self.now())
         return slot
 
-    def _reserve(self, at: float, horizon: float | None) -> float | None:
-        """A carrier slot beginning at `at` or later, and no sooner than the lead from now; within `horizon`
+    def _reserve(self, at: float, horizon: float | None, lead: Lead) -> float | None:
+        """A carrier slot beginning at `at` or later, and no sooner than `lead` from now; within `horizon`
         seconds from now (None: the pacer's own)."""
         self._asked = now = self.now()
-        ask = max(at, now + self._current_lead(now))
+        ask = max(at, now + lead.now(now))
         if horizon is not None:
             horizon -= ask - now
             if horizon < 0:
                 return None
         return self.pacer.acquire(ask, horizon)
-
-    def _current_lead(self, now: float) -> float:
-        return float(self._lead * 0.5 ** (max(0.0, now - self._lead_at) / _LEAD_HALF_LIFE))
-
-    def _learn_lead(self) -> None:
-        """Take in how long the writes since the last slot was asked for took."""
-        now = self.now()
-        self._lead = min(_MAX_LEAD, max(now - self._asked, self._current_lead(now)))
-        self._lead_at = now
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
@@ -283,7 +290,8 @@ class Placer:
         # An immediate call's slot begins no sooner than the allowance after now: the claim's writes come between,
         # and on a line with no one waiting, a slot that began now would have passed when they are done (another
         # slot's write). A scheduled call's begins at its call_date, however late its message came: on time first.
-        slot = self._reserve(start if call_date else max(start, self.now() + self.pacer.late_after), horizon)
+        ask = start if call_date else max(start, self.now() + self.pacer.late_after)
+        slot = self._reserve(ask, horizon, self._first_lead)
         if slot is None:  # the carrier is booked for a while: come back when slots are likely free
             retry_after = max(1.0, horizon or 5.0)
             self._note_wait(callid, self.now() + retry_after)
@@ -292,7 +300,7 @@ class Placer:
         stamp = self._stamp()
         hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
-        self._learn_lead()
+        self._first_lead.learn(self.now() - self._asked, self.now())
         if not claimed_now or claimed is None:
             due_time = due_at(claimed) if claimed is not None else None
             if claimed is not None and awaits_claim(claimed) and due_time:
@@ -303,7 +311,8 @@ class Placer:
             return PlaceResult(Placement.SKIPPED)
         due_time = due_at(claimed)
         if due_time and moment(due_time).timestamp() > slot:  # a message without its due time
-            later = self._reserve(moment(due_time).timestamp(), None if deadline is None else deadline - self.now())
+            left = None if deadline is None else deadline - self.now()
+            later = self._reserve(moment(due_time).timestamp(), left, self._retake_lead)
             if later is None:
                 self._release(callid, token, "no carrier slot at its call_date")
                 return PlaceResult(Placement.RETRY, retry_after=max(1.0, horizon or 5.0), waiting=True)
