@@ -191,7 +191,7 @@ def attribute_copy(value: Any) -> Any:
 def copy_attributes_directly() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
-    setattr(DynamoType, "__deepcopy__", lambda self, memo: attribute_copy(self))  # noqa: B010
+    setattr(DynamoType, "__deepcopy__", lambda self, _memo: attribute_copy(self))  # noqa: B010
 
 
 def within_retention(backend: Any, queue_name: str, message: Any) -> bool:
