@@ -22,7 +22,7 @@ from sandbox.iam import Role, function_policies, managed_document, roles, servic
 from sandbox.identities import Credentials, function_roles, start_enforcing
 from sandbox.lambdas import Function, Observer, function_environment, template_functions
 from sandbox.observe import CallbackLog, RequestLog
-from sandbox.sources import event_sources
+from sandbox.sources import RawStreamReads, event_sources
 from sandbox.template import REGION, TEMPLATE, Stack, create_stack, http_routes, load_template
 
 POLICY_GUARD = "sandbox.policy_guard"
@@ -380,7 +380,9 @@ class Sandbox:
             source.start()
             self._threads.append(source)
         callbacks = CallbackLog(
-            clients["dynamodbstreams"], self.stack.resolve({"Fn::GetAtt": ["CallsTable", "StreamArn"]}), self.config.log
+            RawStreamReads(clients["dynamodbstreams"]),
+            self.stack.resolve({"Fn::GetAtt": ["CallsTable", "StreamArn"]}),
+            self.config.log,
         )
         observer = threading.Thread(target=callbacks.run, args=(self._stopping,), name="callback-log", daemon=True)
         observer.start()

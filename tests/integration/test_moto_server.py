@@ -8,6 +8,7 @@ moto estimates from the record's text, creation time included).
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -279,3 +280,36 @@ def test_a_long_poll_wakes_when_the_next_hidden_message_becomes_visible() -> Non
     assert next_visible(messages, now) == now + 300
     assert next_visible(messages[1:2], now) == now + 700
     assert next_visible([_Message(), _Message(visible_at=now - 1)], now) is None
+
+
+def test_raw_stream_reads_give_the_records_as_lambda_hands_them_over(sandbox_moto: str) -> None:
+    # given a table with a stream, and a change to it holding a binary value
+    from sandbox.sources import RawStreamReads
+
+    db, streams = _client("dynamodb", sandbox_moto), _client("dynamodbstreams", sandbox_moto)
+    arn = db.create_table(
+        TableName="Raw",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    db.put_item(TableName="Raw", Item=ITEM)
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+
+    # when the same records are read raw and through botocore
+    raw = RawStreamReads(streams).get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)
+    parsed = streams.get_records(ShardIterator=iterator["ShardIterator"], Limit=1000)
+
+    # then they are the same records, with times as epoch seconds and binary values in base64, as in Lambda's event
+    (raw_record,), (parsed_record,) = raw["Records"], parsed["Records"]
+    raw_change, parsed_change = raw_record.pop("dynamodb"), parsed_record.pop("dynamodb")
+    assert raw_record == parsed_record
+    assert raw_change.pop("ApproximateCreationDateTime") == parsed_change.pop("ApproximateCreationDateTime").timestamp()
+    assert raw_change["NewImage"].pop("blob") == {"B": base64.b64encode(b"\x00\x01\xfe\xff").decode()}
+    assert raw_change["NewImage"].pop("blobs") == {"BS": [base64.b64encode(b).decode() for b in (b"\x01", b"\x02")]}
+    for name in ("blob", "blobs"):
+        parsed_change["NewImage"].pop(name)
+    assert raw_change == parsed_change
+    assert raw["NextShardIterator"]
