@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -294,37 +295,6 @@ class CountingGridPacer(GridPacer):
         return slot
 
 
-def test_a_placer_whose_writes_outlast_the_allowance_asks_its_slots_that_far_ahead() -> None:
-    # given a loaded machine, where a reservation takes 40 ms and a claim 80 ms (the allowance after a slot is
-    # 26 ms), at 50 calls a second
-    clock = OversleepingClock(100.0, 0.0)
-    calls = SlowClaims(clock, 0.08)
-    pacer = CountingGridPacer(50, clock, 0.04)
-    carrier = RecordingCarrier(clock)
-    placer = Placer(
-        calls=calls,  # type: ignore[arg-type]
-        carrier=carrier,  # type: ignore[arg-type]
-        pacer=pacer,
-        urls=WebhookUrls("https://api.example.com"),
-        now=clock.now,
-        sleep=clock.sleep,
-    )
-    slots_per_call = []
-    for _ in range(5):
-        calls.call = queued_call()
-        before = len(pacer.taken)
-        # when it places one call after another
-        assert placer.place("c1").placement is Placement.PLACED
-        slots_per_call.append(len(pacer.taken) - before)
-        # each request leaves within the allowance after the slot it was sent in
-        assert pacer.taken[-1] <= carrier.sent[-1] <= pacer.taken[-1] + LATE_AFTER
-
-    # then the first calls' slots passed during their writes and they took others; once the placer had seen its
-    # writes slow twice, each call asked for a slot beginning after its writes would be done, and sent in it
-    assert min(slots_per_call[:2]) > 1
-    assert slots_per_call[2:] == [1, 1, 1]
-
-
 class SlowCarrierStart(RecordingCarrier):
     """A carrier client whose first readying (the secret read, the client built) takes `seconds`."""
 
@@ -338,12 +308,29 @@ class SlowCarrierStart(RecordingCarrier):
         super().ready()
 
 
-def test_a_one_off_wait_before_a_send_does_not_hold_the_next_calls_back() -> None:
-    # given a placer whose carrier client takes 1.5 s to build on its first call, at 50 calls a second
+@dataclass
+class Loaded:
+    """One placer at 50 calls a second on a loaded machine: its clock, its slow writes, the slots it took and
+    what it sent."""
+
+    clock: OversleepingClock
+    calls: SlowClaims
+    pacer: CountingGridPacer
+    carrier: SlowCarrierStart
+    placer: Placer
+
+    def place_next(self) -> Placement:
+        self.calls.call = queued_call()
+        return self.placer.place("c1").placement
+
+
+def loaded(claim: float, reservation: float = 0.0, carrier_start: float = 0.0) -> Loaded:
+    """A placer whose claim takes `claim` seconds, each reservation `reservation`, and whose carrier client takes
+    `carrier_start` to build on its first call."""
     clock = OversleepingClock(100.0, 0.0)
-    calls = SlowClaims(clock, 0.0)
-    pacer = CountingGridPacer(50)
-    carrier = SlowCarrierStart(clock, 1.5)
+    calls = SlowClaims(clock, claim)
+    pacer = CountingGridPacer(50, clock, reservation)
+    carrier = SlowCarrierStart(clock, carrier_start)
     placer = Placer(
         calls=calls,  # type: ignore[arg-type]
         carrier=carrier,  # type: ignore[arg-type]
@@ -352,40 +339,52 @@ def test_a_one_off_wait_before_a_send_does_not_hold_the_next_calls_back() -> Non
         now=clock.now,
         sleep=clock.sleep,
     )
+    return Loaded(clock, calls, pacer, carrier, placer)
+
+
+def test_a_placer_whose_writes_outlast_the_allowance_asks_its_slots_that_far_ahead() -> None:
+    # given a loaded machine, where a reservation takes 40 ms and a claim 80 ms (the allowance after a slot is
+    # 26 ms), at 50 calls a second
+    machine = loaded(claim=0.08, reservation=0.04)
+    pacer, carrier = machine.pacer, machine.carrier
+    slots_per_call = []
+    for _ in range(5):
+        before = len(pacer.taken)
+        # when it places one call after another
+        assert machine.place_next() is Placement.PLACED
+        slots_per_call.append(len(pacer.taken) - before)
+        # each request leaves within the allowance after the slot it was sent in
+        assert pacer.taken[-1] <= carrier.sent[-1] <= pacer.taken[-1] + LATE_AFTER
+
+    # then the first calls' slots passed during their writes and they took others; once the placer had seen its
+    # writes slow twice, each call asked for a slot beginning after its writes would be done, and sent in it
+    assert min(slots_per_call[:2]) > 1
+    assert slots_per_call[2:] == [1, 1, 1]
+
+
+def test_a_one_off_wait_before_a_send_does_not_hold_the_next_calls_back() -> None:
+    # given a placer whose carrier client takes 1.5 s to build on its first call, at 50 calls a second
+    machine = loaded(claim=0.0, carrier_start=1.5)
     for _ in range(2):
-        calls.call = queued_call()
-        asked = clock.now()
+        asked = machine.clock.now()
         # when it places two calls
-        assert placer.place("c1").placement is Placement.PLACED
+        assert machine.place_next() is Placement.PLACED
 
     # then the second call's slot was asked for right away, not 1.5 s ahead: it went out within a slot or two
-    assert carrier.sent[-1] - asked < LATE_AFTER + 2 * pacer.interval
+    assert machine.carrier.sent[-1] - asked < LATE_AFTER + 2 * machine.pacer.interval
 
 
 def test_a_slow_spell_is_forgotten_once_the_writes_are_quick_again() -> None:
     # given a placer whose claims took 300 ms for a while (a loaded machine)
-    clock = OversleepingClock(100.0, 0.0)
-    calls = SlowClaims(clock, 0.3)
-    pacer = CountingGridPacer(50)
-    carrier = RecordingCarrier(clock)
-    placer = Placer(
-        calls=calls,  # type: ignore[arg-type]
-        carrier=carrier,  # type: ignore[arg-type]
-        pacer=pacer,
-        urls=WebhookUrls("https://api.example.com"),
-        now=clock.now,
-        sleep=clock.sleep,
-    )
+    machine = loaded(claim=0.3)
     for _ in range(3):
-        calls.call = queued_call()
-        assert placer.place("c1").placement is Placement.PLACED
+        assert machine.place_next() is Placement.PLACED
 
     # when, ten seconds later, a claim is quick again
-    clock.t += 10.0
-    calls.seconds = 0.0
-    calls.call = queued_call()
-    asked = clock.now()
-    assert placer.place("c1").placement is Placement.PLACED
+    machine.clock.t += 10.0
+    machine.calls.seconds = 0.0
+    asked = machine.clock.now()
+    assert machine.place_next() is Placement.PLACED
 
     # then its slot was asked for as on a quiet machine, not 300 ms ahead
-    assert carrier.sent[-1] - asked < LATE_AFTER + 2 * pacer.interval
+    assert machine.carrier.sent[-1] - asked < LATE_AFTER + 2 * machine.pacer.interval
