@@ -53,7 +53,7 @@ class Lead:
 
     seen: list[tuple[float, float]] = field(default_factory=list)  # (seconds, when seen), the last two
 
-    def now(self, now: float) -> float:
+    def at(self, now: float) -> float:
         if len(self.seen) < 2 or any(now - at > _LEAD_MEMORY for _, at in self.seen):
             return 0.0
         return min(_MAX_LEAD, *(took for took, _ in self.seen))
@@ -235,19 +235,24 @@ class Placer:
         if left is not None and left < 0:
             return None
         slot = self._reserve(now, left, self._retake_lead)
-        self._retake_lead.learn(self.now() - self._asked, self.now())
+        self._learn(self._retake_lead)
         return slot
 
     def _reserve(self, at: float, horizon: float | None, lead: Lead) -> float | None:
         """A carrier slot beginning at `at` or later, and no sooner than `lead` from now; within `horizon`
         seconds from now (None: the pacer's own)."""
         self._asked = now = self.now()
-        ask = max(at, now + lead.now(now))
+        ask = max(at, now + lead.at(now))
         if horizon is not None:
             horizon -= ask - now
             if horizon < 0:
                 return None
         return self.pacer.acquire(ask, horizon)
+
+    def _learn(self, lead: Lead) -> None:
+        """`lead` takes in how long the writes since the last slot was asked for took."""
+        now = self.now()
+        lead.learn(now - self._asked, now)
 
     def _send_in_a_slot(
         self, request: CreateCall, slot: float, deadline: float | None
@@ -300,7 +305,7 @@ class Placer:
         stamp = self._stamp()
         hold_until = iso(datetime.fromtimestamp(self.now() + HOLD_SECONDS, UTC))
         claimed_now, claimed = self.calls.apply(callid, claim(stamp, token, hold_until=hold_until))
-        self._first_lead.learn(self.now() - self._asked, self.now())
+        self._learn(self._first_lead)
         if not claimed_now or claimed is None:
             due_time = due_at(claimed) if claimed is not None else None
             if claimed is not None and awaits_claim(claimed) and due_time:
