@@ -12,7 +12,7 @@ from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.dynamodb.call_codec import appended_events
 from callbridge.domain import events
 
-from sandbox.sources import READ_LIMIT, SHARDS_EVERY, STREAM_READ_EVERY
+from sandbox.sources import StreamReader, wait_for_next_read
 
 Log = Callable[[str], None]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -74,31 +74,11 @@ class CallbackLog:
     """
 
     def __init__(self, streams: Any, stream_arn: str, log: Log) -> None:
-        self._streams = streams
-        self._arn = stream_arn
+        self._reader = StreamReader(streams, stream_arn)
         self._log = log
-        self._iterators: dict[str, str] = {}
-        self._refreshed = -SHARDS_EVERY
-
-    def _refresh_shards(self) -> None:
-        if time.monotonic() - self._refreshed < SHARDS_EVERY:
-            return
-        self._refreshed = time.monotonic()
-        for shard in self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"].get("Shards", []):
-            if shard["ShardId"] not in self._iterators:
-                self._iterators[shard["ShardId"]] = self._streams.get_shard_iterator(
-                    StreamArn=self._arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
-                )["ShardIterator"]
 
     def poll_once(self) -> int:
-        self._refresh_shards()
-        logged = 0
-        for shard_id, iterator in list(self._iterators.items()):
-            response = self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT)
-            for record in response.get("Records", []):
-                logged += self._log_callbacks(record)
-            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
-        return logged
+        return sum(self._log_callbacks(record) for records in self._reader.reads() for record in records)
 
     def _log_callbacks(self, record: dict[str, Any]) -> int:
         change = record.get("dynamodb") or {}
@@ -125,4 +105,4 @@ class CallbackLog:
             except Exception as exc:  # moto restarting or stopping: try again, quietly at shutdown
                 if not stop.is_set():
                     self._log(f"callback log: {exc}")
-            stop.wait(max(0.0, STREAM_READ_EVERY - (time.monotonic() - started)))
+            wait_for_next_read(stop, started)

@@ -6,7 +6,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sandbox.filters import event_patterns, kept
@@ -136,6 +136,42 @@ class RawStreamReads:
         return answer
 
 
+class StreamReader:
+    """Reads every shard of a stream from its latest record, as an event source mapping does: new shards looked
+    for once a second, up to READ_LIMIT records a read."""
+
+    def __init__(self, streams: Any, stream_arn: str) -> None:
+        self._streams = streams
+        self._arn = stream_arn
+        self._iterators: dict[str, str] = {}
+        self._refreshed = -SHARDS_EVERY
+
+    def _refresh_shards(self) -> None:
+        if time.monotonic() - self._refreshed < SHARDS_EVERY:
+            return
+        self._refreshed = time.monotonic()
+        description = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
+        for shard in description.get("Shards", []):
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="LATEST"
+                )["ShardIterator"]
+
+    def reads(self) -> Iterator[list[dict[str, Any]]]:
+        """One read of each shard: its records in order. A shard moves past them once the caller is done."""
+        self._refresh_shards()
+        for shard_id, iterator in list(self._iterators.items()):
+            response = self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT)
+            yield response.get("Records", [])
+            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
+
+
+def wait_for_next_read(stop: threading.Event, started: float) -> None:
+    """Wait out the rest of a read's quarter second (Lambda reads a shard 4 times a second)."""
+    stop.wait(max(0.0, STREAM_READ_EVERY - (time.monotonic() - started)))
+
+
 class StreamPoller:
     """Reads a DynamoDB stream (every shard, from the latest record) into a function, in order, retrying.
 
@@ -165,34 +201,17 @@ class StreamPoller:
         self._log = log
         self._max_retries = max_retries
         self._stop = threading.Event()  # run()'s, once it runs
-        self._iterators: dict[str, str] = {}
-        self._refreshed = -SHARDS_EVERY
-
-    def _refresh_shards(self) -> None:
-        if time.monotonic() - self._refreshed < SHARDS_EVERY:
-            return
-        self._refreshed = time.monotonic()
-        description = self._streams.describe_stream(StreamArn=self._arn)["StreamDescription"]
-        for shard in description.get("Shards", []):
-            shard_id = shard["ShardId"]
-            if shard_id not in self._iterators:
-                self._iterators[shard_id] = self._streams.get_shard_iterator(
-                    StreamArn=self._arn, ShardId=shard_id, ShardIteratorType="LATEST"
-                )["ShardIterator"]
+        self._reader = StreamReader(streams, stream_arn)
 
     def poll_once(self) -> int:
-        self._refresh_shards()
         total = 0
-        for shard_id, iterator in list(self._iterators.items()):
-            response = self._streams.get_records(ShardIterator=iterator, Limit=READ_LIMIT)
-            records = response.get("Records", [])
-            total += len(records)
-            for record in records:
+        for read in self._reader.reads():
+            total += len(read)
+            for record in read:
                 record["eventSourceARN"] = self._arn
-            records = [r for r in records if kept(r, self._patterns)]  # as Lambda filters, before invoking
+            records = [r for r in read if kept(r, self._patterns)]  # as Lambda filters, before invoking
             for start in range(0, len(records), self._batch):
                 self._deliver(records[start : start + self._batch])
-            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
         return total
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
@@ -220,7 +239,7 @@ class StreamPoller:
                 if not stop.is_set():
                     self._log(f"stream {self._function.logical}: {exc}")
                     stop.wait(0.5)
-            stop.wait(max(0.0, STREAM_READ_EVERY - (time.monotonic() - started)))
+            wait_for_next_read(stop, started)
 
 
 def rate_seconds(expression: str) -> float:
