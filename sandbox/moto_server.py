@@ -21,7 +21,13 @@ moto answers; tests/integration/test_moto_server.py compares the two servers):
 - an update or condition expression is parsed from its text at every use (a conditional update reads its
   condition twice): the syntax tree of an update expression, and the tokens of a condition, are kept per text;
 - a conditional update copies the item twice (the answer's old image, the stream's), each attribute through
-  `copy.deepcopy`'s generic protocol: attribute values are copied directly.
+  `copy.deepcopy`'s generic protocol: attribute values are copied directly;
+- an update copies its expression's syntax tree through `copy.deepcopy` (the validator rewrites its copy): the
+  tree is copied node by node;
+- turning an attribute value into JSON deep-copies its whole subtree again at every level of it: values are
+  converted in one pass;
+- an update turns the whole item as it was into JSON to tell which attributes changed, which only the answers
+  ALL_OLD, UPDATED_OLD and UPDATED_NEW use: for NONE and ALL_NEW it is not.
 
 One thing moto does unlike SQS is mended: a long poll wakes when a message is sent, but not when a delayed
 (or in-flight) message becomes visible, so it saw that message up to a second late. It now also wakes then,
@@ -30,12 +36,15 @@ and the sandbox's pollers only long-poll, as Lambda's do, instead of short-polli
 
 from __future__ import annotations
 
+import base64
+import copy
 import functools
 import importlib
 import json
 import logging
 import sys
 import threading
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -194,6 +203,91 @@ def copy_attributes_directly() -> None:
     setattr(DynamoType, "__deepcopy__", lambda self, _memo: attribute_copy(self))  # noqa: B010
 
 
+IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def regular_json(value: Any) -> dict[str, Any]:
+    """A DynamoDB attribute value as moto holds it (`DynamoType`), as DynamoDB JSON, built in one pass: moto's
+    `to_regular_json` deep-copies the value's whole subtree at every level before converting it."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def plain(inner: Any) -> Any:
+        return regular_json(inner) if isinstance(inner, DynamoType) else _value_copy(inner)
+
+    held = value.value
+    if isinstance(held, dict):
+        held = {key: plain(inner) for key, inner in held.items()}
+    elif isinstance(held, list):
+        held = [plain(inner) for inner in held]
+    elif value.is_binary() and isinstance(held, str):
+        held = base64.b64decode(held)
+    return {value.type: held}
+
+
+def convert_values_directly() -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    setattr(DynamoType, "to_regular_json", regular_json)  # noqa: B010
+
+
+def tree_copy(node: Any, parent: Any = None) -> Any:
+    """A copy of an expression's syntax tree as moto's parser builds it: nodes with `type`, `children` (nodes, or
+    a leaf's token text) and `parent`. Each node is new and points to its new parent, as `copy.deepcopy` makes it."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    copied = object.__new__(type(node))
+    copied.__dict__.update(node.__dict__)
+    copied.parent = parent
+    if isinstance(node.children, list):
+        copied.children = [
+            tree_copy(child, copied) if isinstance(child, Node) else _value_copy(child) for child in node.children
+        ]
+    return copied
+
+
+def _value_copy(value: Any) -> Any:
+    return value if isinstance(value, IMMUTABLE) else copy.deepcopy(value)
+
+
+def copy_syntax_trees_directly() -> None:
+    """moto's update validator deep-copies the expression's syntax tree at every use (it rewrites its copy);
+    a root node is copied node by node instead, and anything else as before."""
+    from moto.dynamodb.parsing import validators
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        if isinstance(value, Node) and value.parent is None:
+            return tree_copy(value)
+        return copy.deepcopy(value, memo)
+
+    setattr(validators, "deepcopy", deepcopy)  # noqa: B010
+
+
+_OLD_IMAGE_UNUSED = threading.local()
+
+
+def skip_unused_old_images() -> None:
+    """moto's UpdateItem turns the whole item as it was into JSON to tell which attributes changed, which only
+    the answers ALL_OLD, UPDATED_OLD and UPDATED_NEW use. For NONE and ALL_NEW (every update of the call
+    path) the item as it was is not read: moto's answer is the same without it."""
+    from moto.dynamodb import responses
+
+    original = responses.DynamoHandler.update_item
+
+    def update_item(self: Any) -> Any:
+        _OLD_IMAGE_UNUSED.on = self.body.get("ReturnValues", "NONE") in ("NONE", "ALL_NEW")
+        try:
+            return original(self)
+        finally:
+            _OLD_IMAGE_UNUSED.on = False
+
+    def old_image(item: Any) -> Any:
+        return None if getattr(_OLD_IMAGE_UNUSED, "on", False) else copy.deepcopy(item)
+
+    setattr(responses, "copy", types.SimpleNamespace(deepcopy=old_image))  # noqa: B010
+    setattr(responses.DynamoHandler, "update_item", update_item)  # noqa: B010
+
+
 def within_retention(backend: Any, queue_name: str, message: Any) -> bool:
     """moto's retention check for a received message, reading only the queue's retention period."""
     from moto.core.utils import unix_time
@@ -245,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     list_actions_once()
     lex_conditions_once()
     copy_attributes_directly()
+    copy_syntax_trees_directly()
+    convert_values_directly()
+    skip_unused_old_images()
     wake_when_visible()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one log line per request, read by nobody
     moto_main(argv)
