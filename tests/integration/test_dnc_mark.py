@@ -3,6 +3,8 @@ placer looks the list up at the claim only when a number may have been listed si
 
 from __future__ import annotations
 
+import random
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,7 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.pacing import LINE_KEY, MARK, DynamoPacer, ListingMark
 from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.domain.calls import CallStatus
+from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.suppressions import CLOCK_MARGIN_SECONDS, SUPPRESSED, Suppression
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
@@ -163,3 +166,61 @@ def test_a_call_not_checked_at_intake_is_looked_up_whatever_the_mark(
 
     assert placer(aws, twilio, FakeClock(now + 1)).place(callid).placement is Placement.PLACED
     assert len(suppression_reads) == reads_before + 1
+
+
+class OnePartition:
+    """DynamoDB's batch requests to one partition key that takes `per_second` writes a second (a burst of a tenth
+    of a second's worth at most): what it cannot take comes back unprocessed, as DynamoDB's answer does."""
+
+    def __init__(self, table: str, per_second: float) -> None:
+        self.table, self.per_second = table, per_second
+        self.tokens, self.at = per_second / 10, time.monotonic()
+        self.written: set[str] = set()
+        self.lock = threading.Lock()
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        return {"Responses": {self.table: []}}
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        requests = RequestItems[self.table]
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.per_second / 10, self.tokens + (now - self.at) * self.per_second)
+            self.at = now
+            taken = min(len(requests), int(self.tokens))
+            self.tokens -= taken
+            self.written.update(r["PutRequest"]["Item"]["sk"]["S"] for r in requests[:taken])
+        return {"UnprocessedItems": {self.table: requests[taken:]} if taken < len(requests) else {}}
+
+
+def entries(count: int) -> list[Suppression]:
+    return [Suppression(number=f"+1281{n:07d}", reason="", created_at="") for n in range(count)]
+
+
+def test_a_bulk_listing_waits_out_a_busy_partition_and_lists_every_number(aws: Any) -> None:
+    # given: a partition that takes 2,000 writes a second, and 1,000 numbers (40 batches on 8 threads at once)
+    seed = random.randrange(2**32)
+    print(f"seed {seed}")
+    partition = OnePartition("Suppressions", per_second=2000)
+    mark = ListingMark(aws.refs["PacingTable"])
+    bulk = DynamoSuppressionList("Suppressions", mark=mark, dynamodb=partition, rng=random.Random(seed))
+    # when they are listed
+    added = bulk.add_many("acct", entries(1000))
+    # then: each batch came back for what was left, after a pause, until every number was written
+    assert added == 1000
+    assert len(partition.written) == 1000
+    assert stored_mark(aws) is not None
+
+
+def test_numbers_listed_before_a_503_raise_the_mark(aws: Any) -> None:
+    # given: a partition so busy that most batches are never fully taken within the rounds a listing makes
+    partition = OnePartition("Suppressions", per_second=50)
+    bulk = DynamoSuppressionList(
+        "Suppressions", mark=ListingMark(aws.refs["PacingTable"]), dynamodb=partition, sleep=lambda _s: None
+    )
+    # when a bulk listing gives up
+    with pytest.raises(ServiceUnavailable):
+        bulk.add_many("acct", entries(1000))
+    # then: the numbers it did list are on the list, and placers will look them up at the claim
+    assert partition.written
+    assert stored_mark(aws) is not None

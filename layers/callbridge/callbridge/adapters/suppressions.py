@@ -6,7 +6,9 @@ placer skips its claim-time look-up for a call checked at its intake after the l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +24,11 @@ _BATCH_GET = 100  # keys per BatchGetItem
 _BATCH_WRITE = 25  # items per BatchWriteItem
 _WORKERS = 8
 _ROUNDS = 8  # BatchGet/BatchWrite rounds for what DynamoDB left unprocessed (throttling)
+# Pauses before another round, doubling from the first to the cap, each drawn between half and all of it: what
+# DynamoDB leaves unprocessed is what a partition could not take, and asking again at once is refused again. The
+# whole list of an account is one partition key, which takes about 1,000 writes a second.
+_FIRST_PAUSE = 0.05
+_MOST_PAUSE = 1.0
 _WHAT = "do-not-call list"
 
 
@@ -54,11 +61,26 @@ def _item(account_id: str, entry: Suppression) -> dict[str, Any]:
 class DynamoSuppressionList:
     """An account's do-not-call list in AccountsTable (the `SuppressionList` port)."""
 
-    def __init__(self, table_name: str, *, mark: ListingMark | None = None, dynamodb: Any = None) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        mark: ListingMark | None = None,
+        dynamodb: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         """`mark`: raised after every listing; None for a list that is only read (listing raises an error)."""
         self.table_name = table_name
         self._mark = mark
         self._db = LazyClient("dynamodb", dynamodb, pool=_WORKERS + 2)
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - a pause's jitter, not a secret
+
+    def _pause(self, rounds: int) -> None:
+        """Wait before round `rounds` + 1 of what DynamoDB left unprocessed (see _FIRST_PAUSE)."""
+        longest = min(_MOST_PAUSE, _FIRST_PAUSE * 2**rounds)
+        self._sleep(self._rng.uniform(longest / 2, longest))
 
     def _listed_now(self) -> None:
         """After a write that lists numbers (new or not): raise the mark, so placers look again."""
@@ -131,10 +153,12 @@ class DynamoSuppressionList:
         """
         listed = self.listed(account_id, [e.number for e in entries])
         new = [e for e in entries if e.number not in listed]
-        with ThreadPoolExecutor(_WORKERS) as pool:
-            writes = [new[i : i + _BATCH_WRITE] for i in range(0, len(new), _BATCH_WRITE)]
-            list(pool.map(lambda w: self._write(account_id, w), writes))
-        self._listed_now()
+        try:
+            with ThreadPoolExecutor(_WORKERS) as pool:
+                writes = [new[i : i + _BATCH_WRITE] for i in range(0, len(new), _BATCH_WRITE)]
+                list(pool.map(lambda w: self._write(account_id, w), writes))
+        finally:  # some numbers may be listed even when others could not be (a 503): placers must look again
+            self._listed_now()
         return len(new)
 
     def listed(self, account_id: str, numbers: Sequence[str]) -> set[str]:
@@ -146,7 +170,9 @@ class DynamoSuppressionList:
     def _listed(self, account_id: str, numbers: list[str]) -> set[str]:
         keys: list[dict[str, Any]] = [_key(account_id, n) for n in numbers]
         found: set[str] = set()
-        for _ in range(_ROUNDS):
+        for rounds in range(_ROUNDS):
+            if rounds:
+                self._pause(rounds - 1)
             with aws_errors(_WHAT):
                 response = self._db().batch_get_item(
                     RequestItems={self.table_name: {"Keys": keys, "ProjectionExpression": "sk"}}
@@ -159,7 +185,9 @@ class DynamoSuppressionList:
 
     def _write(self, account_id: str, entries: list[Suppression]) -> None:
         requests: list[dict[str, Any]] = [{"PutRequest": {"Item": _item(account_id, e)}} for e in entries]
-        for _ in range(_ROUNDS):
+        for rounds in range(_ROUNDS):
+            if rounds:
+                self._pause(rounds - 1)
             with aws_errors(_WHAT):
                 response = self._db().batch_write_item(RequestItems={self.table_name: requests})
             requests = response.get("UnprocessedItems", {}).get(self.table_name, [])
