@@ -178,10 +178,10 @@ class OnePartition:
         self.written: set[str] = set()
         self.lock = threading.Lock()
 
-    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         return {"Responses": {self.table: []}}
 
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         requests = RequestItems[self.table]
         with self.lock:
             now = time.monotonic()
