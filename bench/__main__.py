@@ -180,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     results["schedule"]["fast"] = main_results.get("schedule_fast")
 
     # 4. The burst, in a sandbox as deployed: no probes, the scheduler at the template's rate.
-    _log(f"time to dial: a first burst of {args.burst} on fresh containers, then one on warm containers")
+    _log(
+        f"time to dial: a first burst of {args.burst} on fresh containers, then one on warm containers, then as many"
+        " calls at each offered rate"
+    )
     burst_results = _collect(*_session("burst", args.burst), timeout=600)
     if "error" in burst_results:
         results["errors"]["burst session"] = burst_results["error"]
-    for key in ("first_burst", "burst"):
+    for key in ("first_burst", "burst", "offered"):
         if key in burst_results:
             results["time_to_dial"][key] = burst_results[key]
     if not results["errors"]:

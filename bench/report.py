@@ -281,12 +281,12 @@ LOADS = {
 def _latency_section(results: dict[str, Any]) -> list[str]:
     ttd = results.get("time_to_dial") or {}
     rows = []
-    for key, name in LOADS.items():
-        r = ttd.get(key)
+    offered = [(f"offered {r['offered_rate']:g}/s (warm containers)", r) for r in ttd.get("offered") or []]
+    for name, r in [(name, ttd.get(key)) for key, name in LOADS.items()] + offered:
         if not r:
             continue
         d, a = r.get("dial_ms", {}), r.get("api_ms", {})
-        load = f"{r.get('calls', '?')} calls" + (f", {r.get('concurrency')} at a time" if "burst" in key else "")
+        load = f"{r.get('calls', '?')} calls" + (f", {r.get('concurrency')} at a time" if "burst" in name else "")
         load += f", offered {r['offered_rate']:g}/s" if r.get("offered_rate") else ""
         rows.append(
             [
@@ -310,7 +310,9 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         "Isolated and steady run in the sandbox that counts requests (probes in its containers, the scheduler "
         "every few seconds); the bursts in one as deployed (no probes, the scheduler at the template's rate): "
         "first on the containers the sandbox started with, so most of its requests wait for a new container (a "
-        "cold start), then on the containers it left warm, which is the figure held against the targets.",
+        "cold start), then on the containers it left warm, which is the figure held against the targets; then "
+        "as many calls again at each offered rate (posted at that rate, not as fast as the API answers), which "
+        "shows where the machine's capacity ends.",
         "",
         *_table(
             [

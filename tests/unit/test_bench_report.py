@@ -88,3 +88,16 @@ def test_markdown_leads_with_the_targets_table() -> None:
     assert "| AWS requests per immediate answered call | ≤ 8 | 8 (inside the functions; + 0 by" in text
     assert "previous run (2026-11-25 00:00 UTC, commit abc1234)" in text
     assert "| -13 |" in text
+
+
+def test_the_burst_at_each_offered_rate_is_a_row_of_the_time_to_dial_table() -> None:
+    results = _results(dial_p50=80.0, requests=8, ratio=1.0, busiest=1)
+    results["targets"] = targets(results)
+    results["time_to_dial"]["offered"] = [
+        {"calls": 100, "offered_rate": rate, "dial_ms": {"p50": p50}, "api_ms": {"p99": 40.0}}
+        for rate, p50 in ((10.0, 31.0), (40.0, 1234.0))
+    ]
+    text = markdown(results)
+    assert "| offered 10/s (warm containers) | 100 calls, offered 10/s |" in text
+    assert "| offered 40/s (warm containers) | 100 calls, offered 40/s |" in text
+    assert "1,234 ms" in text
