@@ -134,9 +134,9 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     if action == "dial":
         return _twiml(hooks.dial_ended(callid, params))
     if action == "hold":
-        return _twiml(hooks.hold(callid, _urls()))
+        return _twiml(hooks.hold(callid, params, _urls()))
     if action == "leg":
-        return _twiml(hooks.second_leg(callid))
+        return _twiml(hooks.second_leg(callid, params))
     if action == "leg-status":
         hooks.second_leg_status(callid, params)
         return Response(204, TWIML, "")

@@ -627,12 +627,12 @@ def test_a_hold_fetch_arriving_while_the_second_leg_is_being_dialed_does_not_dia
     def meanwhile(_request: CarrierRequest) -> None:
         # the carrier has not answered the first create yet when the second fetch comes in
         twilio.on_create = None
-        documents.append(two.hold(call.callid, urls))
+        documents.append(two.hold(call.callid, hold_params(call), urls))
 
     twilio.on_create = meanwhile
 
     # when
-    documents.append(one.hold(call.callid, urls))
+    documents.append(one.hold(call.callid, hold_params(call), urls))
 
     # then: both play the tone; only one second leg was dialed
     assert len(documents) == 2

@@ -187,16 +187,45 @@ def _derived(error_code: str) -> bool:
     return error_code.startswith("SIP ") or error_code in CARRIER_STATUS
 
 
-def from_this_call(call: Call, params: Mapping[str, str]) -> bool:
-    """Whether a carrier callback is about this call: its CallSid is the call's carrier call id.
+def _awaiting_its_id(answered: bool) -> frozenset[CallStatus]:
+    """The statuses in which a call with no carrier call id yet takes a request's CallSid as its own: a call being
+    dialed (the placer's write of the id is on its way, or the carrier's answer was lost); for a request made by
+    the answered call's TwiML (`answered`), also a call its flow request answered before that write landed."""
+    return frozenset({CallStatus.DIALING, CallStatus.IN_PROGRESS}) if answered else frozenset({CallStatus.DIALING})
 
-    A call being dialed with no carrier call id yet (the placer's write is on its way, or the carrier's answer
-    was lost) takes the callback's; a call never claimed for dialing has no carrier call to hear from.
+
+def _names(sid: str, recorded: str | None, on_its_way: bool) -> bool:
+    """The rule every carrier request is held to: its CallSid is the carrier call recorded for it, or, while that
+    carrier call's id is on its way (not written yet), any CallSid at all."""
+    if recorded:
+        return sid == recorded
+    return bool(sid) and on_its_way
+
+
+def from_this_call(call: Call, params: Mapping[str, str], *, answered: bool = False) -> bool:
+    """Whether a carrier request is about this call: its CallSid is the call's carrier call id.
+
+    A call with no carrier call id yet takes the request's while `_awaiting_its_id` (`answered`: the request
+    comes from the answered call's TwiML, its IVR keys, <Dial> action, hold music or fallback); a call never
+    claimed for dialing, or waiting for its next attempt, has no carrier call to hear from.
     """
     sid = params.get("CallSid", "")
-    if call.carrier_call_id:
-        return sid == call.carrier_call_id
-    return bool(sid) and call.status is CallStatus.DIALING
+    return _names(sid, call.carrier_call_id, call.status in _awaiting_its_id(answered))
+
+
+# second_leg_id while the hold webhook that claimed the bridge's second leg is dialing it, and once that failed.
+SECOND_LEG_DIALING = "pending-"
+SECOND_LEG_FAILED = "failed"
+
+
+def from_its_second_leg(call: Call, params: Mapping[str, str]) -> bool:
+    """Whether a request about the bridge's second leg (its TwiML, its status callback) is about this call's: its
+    CallSid is the call's second_leg_id, or any while the leg is being dialed (its id not written yet). A call
+    whose bridge never dialed a leg, or failed to, has no second leg to hear from."""
+    leg = call.second_leg_id or ""
+    dialing = leg.startswith(SECOND_LEG_DIALING)
+    recorded = None if dialing or leg == SECOND_LEG_FAILED else leg
+    return _names(params.get("CallSid", ""), recorded, dialing)
 
 
 def about_carrier_call(change: Change, sid: str) -> Change:
@@ -208,10 +237,11 @@ def about_carrier_call(change: Change, sid: str) -> Change:
     return replace(change, require={**change.require, "carrier_call_id": sid}, otherwise=otherwise)
 
 
-def before_its_carrier_id(change: Change) -> Change:
-    """`change`, written only while the call is DIALING with no carrier call id yet (the placer's write of it is
-    on its way): the other case in which a callback is `from_this_call`."""
-    when = frozenset({CallStatus.DIALING}) if change.when is None else change.when & {CallStatus.DIALING}
+def before_its_carrier_id(change: Change, *, answered: bool = False) -> Change:
+    """`change`, written only while the call has no carrier call id yet and is `_awaiting_its_id` (the placer's
+    write of it is on its way): the other case in which a request is `from_this_call`."""
+    awaiting = _awaiting_its_id(answered)
+    when = awaiting if change.when is None else change.when & awaiting
     return replace(change, when=when, require={**change.require, "carrier_call_id": None}, otherwise=None)
 
 
@@ -305,10 +335,17 @@ def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Ch
     return Change(event=TimelineEvent(at=at, event=events.CARRIER_RECORDING, detail=_detail(params, attempt)))
 
 
-def ignored_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:
-    """A carrier request about another carrier call than the call's (`from_this_call` is false): kept on the
-    timeline for the record, changing nothing."""
-    return Change(event=TimelineEvent(at=at, event=events.CARRIER_IGNORED, detail=_detail(params, attempt)))
+def ignored_change(params: Mapping[str, str], at: str, webhook: str, attempt: int = 1) -> Change:
+    """A request to `webhook` about another carrier call than the call's (`from_this_call`, or for the second leg's
+    webhooks `from_its_second_leg`, is false): kept on the timeline for the record, changing nothing."""
+    detail = {**_detail(params, attempt), "webhook": webhook}
+    return Change(event=TimelineEvent(at=at, event=events.CARRIER_IGNORED, detail=detail))
+
+
+def ignored_request(call: Call, params: Mapping[str, str], at: str, webhook: str, attempt: int = 1) -> Call:
+    """The call after `ignored_change`, for a step that reads the call first."""
+    _, after = apply(call, ignored_change(params, at, webhook, attempt))
+    return after or call  # never None: an ignored_change has no condition
 
 
 def flow_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:

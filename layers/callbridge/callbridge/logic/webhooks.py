@@ -1,10 +1,17 @@
-"""Use cases behind the carrier's webhooks: the call-flow document, status and recording callbacks."""
+"""Use cases behind the carrier's webhooks: the call-flow document, status and recording callbacks.
+
+Every webhook that changes a call or acts on it first checks that the request is about the call's own carrier
+call (`from_this_call`; for the bridge's second leg, `from_its_second_leg`). A request about another carrier call
+(a late one of an earlier attempt, a URL reused by another call) is kept on the timeline as `carrier.ignored`,
+changes nothing else, and is answered with a hang-up (the TwiML webhooks) or as usual (the callbacks).
+"""
 
 from __future__ import annotations
 
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,13 +32,17 @@ from callbridge.domain.ivr import (
     valid_code,
 )
 from callbridge.domain.progress import (
+    SECOND_LEG_DIALING,
+    SECOND_LEG_FAILED,
     about_carrier_call,
     apply_sms_status,
     apply_status_callback,
     before_its_carrier_id,
     flow_change,
+    from_its_second_leg,
     from_this_call,
     ignored_change,
+    ignored_request,
     later_sms_status,
     recording_change,
     status_change,
@@ -49,6 +60,9 @@ from callbridge.flow.twiml import (
 from callbridge.logic.placer import Pacer, WebhookUrls
 from callbridge.logic.suppressions import opt_out
 from callbridge.ports import CallsStore, SuppressionList
+
+# Whether a request is about the call's own carrier call (see the module's docstring).
+Belongs = Callable[[Call, Mapping[str, str]], bool]
 
 _SMS_SENDING = "sending"
 SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
@@ -70,6 +84,17 @@ def _gather_position(query: Mapping[str, str]) -> tuple[str, int, int]:
     if not valid_code(code) or not attempt.isdigit() or not step.isdigit() or not 0 < int(step) <= MAX_STEPS:
         raise InvalidRequest.single("query string", "must be menu=<code>&try=<attempt>&step=<step>")
     return code, int(attempt), int(step)
+
+
+def _bridged_with_tone(request: CallRequest) -> bool:
+    """Whether the call bridges `to` to answer_dial_to through a conference playing a dial tone (the hold webhook)."""
+    return bool(request.answer_dial_to and request.answer_dial_tone_url)
+
+
+def _in_the_call(call: Call, params: Mapping[str, str]) -> bool:
+    """`from_this_call` for a request made by the answered call's TwiML (its flow may have answered it before the
+    placer wrote the carrier call id)."""
+    return from_this_call(call, params, answered=True)
 
 
 def flow_urls(urls: WebhookUrls, callid: str) -> FlowUrls:
@@ -97,12 +122,6 @@ class Webhooks:
     def _stamp(self) -> str:
         return iso(datetime.fromtimestamp(self.now(), UTC))
 
-    def _call(self, callid: str) -> Call:
-        call = self.calls.get(callid)
-        if call is None:
-            raise CallNotFound(callid)
-        return call
-
     def flow(self, callid: str, params: Mapping[str, str], urls: WebhookUrls, attempt: int = 1) -> str:
         """The TwiML for the answered call: the seed's person or machine flow, chosen by AnsweredBy.
 
@@ -112,9 +131,9 @@ class Webhooks:
         and is hung up: it must not answer a call, send its SMS or leave it IN_PROGRESS for reconciliation.
         """
         label = answered_by_label(params.get("AnsweredBy"))
-        call = self._answered(callid, params, attempt)
+        call = self._written_if_ours(callid, flow_change(params, self._stamp(), attempt), params, answered=False)
         if call is None:
-            self.calls.apply(callid, ignored_change(params, self._stamp(), attempt))
+            self.calls.apply(callid, ignored_change(params, self._stamp(), "flow", attempt))
             return render_hangup()
         request = _request_of(call)
         if call.status.is_final:
@@ -129,30 +148,54 @@ class Webhooks:
             ivr = render_menu(request.answer_ivr, menu, flow) if menu else None
         return render_answer(request, label, flow, call.tts_audio, ivr=ivr)
 
-    def _answered(self, callid: str, params: Mapping[str, str], attempt: int) -> Call | None:
-        """Write the flow request if it is `from_this_call`, with the carrier call id in the write's condition
-        (one request when the placer has written it, as it usually has); the call after it, or None if the
-        request is about another carrier call."""
+    def _written_if_ours(
+        self, callid: str, change: Change, params: Mapping[str, str], *, answered: bool
+    ) -> Call | None:
+        """Write `change` if the request is `from_this_call` (`answered`: made by the answered call's TwiML), with
+        the carrier call id in the write's condition (one request when the placer has written it, as it usually
+        has); the call after it, or None if the request is about another carrier call (nothing written)."""
         sid = params.get("CallSid", "")
-        change = flow_change(params, self._stamp(), attempt)
         for _ in range(2):  # the placer may write the carrier call id between the two tries: then once more
             _, call = self.calls.apply(callid, about_carrier_call(change, sid))
             if call is None:
                 raise CallNotFound(callid)
-            if call.carrier_call_id == sid:  # written (as IN_PROGRESS, or only on the timeline once past it)
+            if call.carrier_call_id == sid:  # written (the change, or its `otherwise`)
                 return call
-            if not from_this_call(call, params):
+            if not from_this_call(call, params, answered=answered):
                 return None
-            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change))
+            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change, answered=answered))
             if held and unplaced is not None:
                 return unplaced
         return None
+
+    def _updated_if_ours(
+        self,
+        callid: str,
+        params: Mapping[str, str],
+        webhook: str,
+        belongs: Belongs,
+        change: Callable[[Call], Call | None],
+    ) -> tuple[Call, bool]:
+        """Read the call and write `change` (see `CallsStore.update`) if the request `belongs` to it, else keep the
+        request on the timeline as ignored: (the call after it, whether the request was the call's)."""
+        stamp = self._stamp()
+        ours = [True]
+
+        def decide(c: Call) -> Call | None:
+            ours[0] = belongs(c, params)
+            return change(c) if ours[0] else ignored_request(c, params, stamp, webhook)
+
+        stored = self.calls.update(callid, decide)
+        if stored is None:
+            raise CallNotFound(callid)
+        return stored, ours[0]
 
     def gather(self, callid: str, params: Mapping[str, str], query: Mapping[str, str], urls: WebhookUrls) -> str:
         """A key pressed at an IVR menu, or none before its timeout: keep it on the call, answer what follows.
 
         The gather URL names the menu, the attempt and the step; a request repeated by the carrier for a step
-        already kept changes nothing and gets the same answer.
+        already kept changes nothing and gets the same answer. One about another carrier call keeps no key, lists
+        no number and is hung up.
         """
         code, attempt, step = _gather_position(query)
         pressed = pressed_keys(params.get("Digits", ""))
@@ -174,10 +217,8 @@ class Webhooks:
                 c = c.with_event(stamp, events.IVR_ENDED, menu=code, reason="invalid" if pressed else "no_input")
             return c
 
-        call = self.calls.update(callid, keep)
-        if call is None:
-            raise CallNotFound(callid)
-        if call.status.is_final:
+        call, ours = self._updated_if_ours(callid, params, "gather", _in_the_call, keep)
+        if not ours or call.status.is_final:
             return render_hangup()
         menus = from_snapshot(call.ivr_menus)
         menu = menus.get(code)
@@ -247,24 +288,39 @@ class Webhooks:
         return stored
 
     def dial_ended(self, callid: str, params: Mapping[str, str]) -> str:
-        """The <Dial> finished: keep how, then end the call."""
+        """The <Dial> finished: keep how, then end the call.
+
+        Its CallSid is the call's own (the parent's; DialCallSid names the leg it dialed): one about another
+        carrier call sets no dial_status.
+        """
         detail = {k: v for k, v in params.items() if k.startswith("Dial")}
         event = TimelineEvent(at=self._stamp(), event=events.DIAL_ENDED, detail=detail)
-        self.calls.apply(callid, Change(event=event, set={"dial_status": params.get("DialCallStatus", "")}))
+        change = Change(event=event, set={"dial_status": params.get("DialCallStatus", "")})
+        with suppress(CallNotFound):  # a call callbridge does not know: nothing to keep, hung up all the same
+            if self._written_if_ours(callid, change, params, answered=True) is None:
+                self.calls.apply(callid, ignored_change(params, self._stamp(), "dial"))
         return render_hangup()
 
-    def hold(self, callid: str, urls: WebhookUrls) -> str:
-        """`to` is waiting in the bridge: dial answer_dial_to now (once) and play the dial tone meanwhile."""
-        call = self._call(callid)
-        request = _request_of(call)
-        if not request.answer_dial_to or not request.answer_dial_tone_url:
-            return render_hangup()
+    def hold(self, callid: str, params: Mapping[str, str], urls: WebhookUrls) -> str:
+        """`to` is waiting in the bridge: dial answer_dial_to now (once) and play the dial tone meanwhile.
+
+        The call waiting is the call's own carrier call: a request about another one dials nothing and is hung up.
+        """
         # Random, not the time: two fetches in the same millisecond must not both see their own claim.
-        token = f"pending-{secrets.token_hex(4)}"
-        mine, stored = self.calls.apply(callid, Change(require={"second_leg_id": None}, set={"second_leg_id": token}))
-        if mine and stored is not None:
-            self._dial_second_leg(stored, request, urls)
-        return render_hold(request.answer_dial_tone_url)
+        token = f"{SECOND_LEG_DIALING}{secrets.token_hex(4)}"
+
+        def claim(c: Call) -> Call | None:
+            if c.second_leg_id is not None or not _bridged_with_tone(_request_of(c)):
+                return None
+            return c.model_copy(update={"second_leg_id": token})
+
+        call, ours = self._updated_if_ours(callid, params, "hold", _in_the_call, claim)
+        request = _request_of(call)
+        if not ours or not _bridged_with_tone(request):
+            return render_hangup()
+        if call.second_leg_id == token:
+            self._dial_second_leg(call, request, urls)
+        return render_hold(request.answer_dial_tone_url or "")
 
     def _dial_second_leg(self, call: Call, request: CallRequest, urls: WebhookUrls) -> None:
         if self.pacer is not None:
@@ -291,28 +347,32 @@ class Webhooks:
             )
             update, event = {"second_leg_id": leg.sid}, {"sid": leg.sid, "from": caller_id}
         except CarrierError as exc:
-            update, event = {"second_leg_id": "failed"}, {"error": str(exc), "from": caller_id}
+            update, event = {"second_leg_id": SECOND_LEG_FAILED}, {"error": str(exc), "from": caller_id}
         self.calls.apply(
             call.callid, Change(event=TimelineEvent(at=stamp, event=events.DIAL_SECOND_LEG, detail=event), set=update)
         )
-        if update["second_leg_id"] == "failed":
+        if update["second_leg_id"] == SECOND_LEG_FAILED:
             self._end_bridge(call.callid, "failed")
 
-    def second_leg(self, callid: str) -> str:
-        """The TwiML for the answer_dial_to leg: join `to` in the bridge."""
-        self._call(callid)
-        return render_second_leg(f"callbridge-{callid}")
+    def second_leg(self, callid: str, params: Mapping[str, str]) -> str:
+        """The TwiML for the answer_dial_to leg: join `to` in the bridge (a call that is not the leg callbridge
+        dialed for this call is hung up)."""
+        _, ours = self._updated_if_ours(callid, params, "leg", from_its_second_leg, lambda _c: None)
+        return render_second_leg(f"callbridge-{callid}") if ours else render_hangup()
 
     def second_leg_status(self, callid: str, params: Mapping[str, str]) -> Call:
         """The answer_dial_to leg ended: if it never answered (busy, no answer, failed), take `to` out of the
-        bridge with a message instead of leaving them to hear the tone until the time limit."""
+        bridge with a message instead of leaving them to hear the tone until the time limit. A callback about
+        another carrier call than the leg's ends nothing."""
         stamp = self._stamp()
         status = params.get("CallStatus", "")
         detail = {k: params[k] for k in ("CallSid", "CallStatus", "CallDuration", "SipResponseCode") if k in params}
-        stored = self.calls.update(callid, lambda c: c.with_event(stamp, SECOND_LEG_STATUS, **detail))
-        if stored is None:
-            raise CallNotFound(callid)
-        if status in _NOT_BRIDGED:
+
+        def keep(c: Call) -> Call:
+            return c.with_event(stamp, SECOND_LEG_STATUS, **detail)
+
+        stored, ours = self._updated_if_ours(callid, params, "leg-status", from_its_second_leg, keep)
+        if ours and status in _NOT_BRIDGED:
             return self._end_bridge(callid, status) or stored
         return stored
 
@@ -339,8 +399,14 @@ class Webhooks:
         return claimed
 
     def fallback(self, callid: str, params: Mapping[str, str]) -> str:
-        """The carrier could not fetch or run the call's TwiML: keep why on the timeline, then end the call."""
+        """The carrier could not fetch or run the call's TwiML: keep why on the timeline, then end the call (a
+        request about another carrier call is kept as ignored, not as this call's error)."""
         stamp = self._stamp()
         detail = {k: params[k] for k in ("ErrorCode", "ErrorUrl", "CallStatus") if params.get(k)}
-        self.calls.update(callid, lambda c: c.with_event(stamp, FLOW_ERROR, **detail))
+
+        def keep(c: Call) -> Call:
+            return c.with_event(stamp, FLOW_ERROR, **detail)
+
+        with suppress(CallNotFound):  # a call callbridge does not know: nothing to keep, hung up all the same
+            self._updated_if_ours(callid, params, "fallback", _in_the_call, keep)
         return render_hangup()
