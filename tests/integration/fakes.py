@@ -383,13 +383,18 @@ class CarrierWebhooks:
     sent: list[dict[str, Any]] = field(default_factory=list)
 
     def event(
-        self, callid: str, action: str, params: Mapping[str, str], *, signature: str | None = "sign"
+        self, callid: str, action: str, params: Mapping[str, str], *, signature: str | None = "sign", query: str = ""
     ) -> dict[str, Any]:
+        """A request to the webhook `action` of a call (`query`: its URL's query string, signed with it)."""
         event = load_event("webhook_status.json")
         path = f"/carrier/twilio/{callid}/{action}"
         event["rawPath"] = path
         event["requestContext"]["http"]["path"] = path
         event["pathParameters"] = {"callid": callid, "action": action}
+        if query:
+            event["rawQueryString"] = query
+            event["queryStringParameters"] = dict(parse_qsl(query))
+            path = f"{path}?{query}"
         body = urlencode(list(params.items()))
         event["body"] = base64.b64encode(body.encode()).decode()
         event["isBase64Encoded"] = True
@@ -404,9 +409,9 @@ class CarrierWebhooks:
         return event
 
     def post(
-        self, callid: str, action: str, params: Mapping[str, str], *, signature: str | None = "sign"
+        self, callid: str, action: str, params: Mapping[str, str], *, signature: str | None = "sign", query: str = ""
     ) -> WebhookResponse:
-        event = self.event(callid, action, params, signature=signature)
+        event = self.event(callid, action, params, signature=signature, query=query)
         self.sent.append(event)
         result = self.module.lambda_handler(event, LambdaContext())
         body = result.get("body", "")

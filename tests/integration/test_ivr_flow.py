@@ -27,6 +27,7 @@ from tests.integration.fakes import (
     CarrierWebhooks,
     FakeTwilio,
     WebhookResponse,
+    calls_store,
     place_now,
     queue_call,
     status_params,
@@ -396,3 +397,76 @@ def test_an_opt_out_key_lists_the_number_and_hangs_up(
     with pytest.raises(InvalidRequest) as refused:
         queue_call(aws, account, answer_play=GREETING)
     assert [(p.field, p.message) for p in refused.value.problems] == [("to", "is on your do-not-call list")]
+
+
+# --- key presses about another carrier call
+
+MADE_UP = "CA" + "9" * 32
+
+
+def test_a_key_pressed_in_another_carrier_call_is_not_kept(
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks, menus: Any
+) -> None:
+    # given: an answered call at its main menu
+    carrier = answered_call(aws, account, twilio, hooks)
+    carrier.answer()
+    url = carrier._gather().attrib["action"]
+
+    # when: a correctly signed press at that URL names another CallSid
+    response = carrier.post(url, carrier.params(Digits="1", CallSid=MADE_UP))
+
+    # then: no key kept, only the request, as ignored; and that call is hung up
+    call = stored(aws, carrier.call.callid)
+    assert (call.digits, ivr_events(call)) == ("", [])
+    assert [(e.detail["CallSid"], e.detail["webhook"]) for e in call.timeline if e.event == "carrier.ignored"] == [
+        (MADE_UP, "gather")
+    ]
+    assert verbs(response) == [("Hangup", {}, None)]
+    # and: the call's own press at the same step is kept and answered
+    assert prompt_of(carrier.post(url, carrier.params(Digits="1"))) == "Sales. Press 2 to hear our hours."
+    assert stored(aws, carrier.call.callid).digits == "1"
+
+
+def test_an_opt_out_key_from_another_carrier_call_lists_nothing(
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks
+) -> None:
+    from callbridge.adapters.suppressions import DynamoSuppressionList
+
+    # given: an answered call at a menu whose 9 opts out
+    menu = {
+        "prompt": {"speak": "Press 9 to stop these calls.", "speak_lang": "en-US"},
+        "options": {"9": {"action": "opt_out", "speak": "You will not be called again.", "speak_lang": "en-US"}},
+    }
+    put_menu(DynamoIvrMenus(aws.refs["AccountsTable"]), account.account, "main", menu, now=datetime.now(UTC))
+    carrier = answered_call(aws, account, twilio, hooks)
+    carrier.answer()
+    url = carrier._gather().attrib["action"]
+    listed = DynamoSuppressionList(aws.refs["SuppressionsTable"])
+
+    # when: 9 is posted for another carrier call
+    response = carrier.post(url, carrier.params(Digits="9", CallSid=MADE_UP))
+
+    # then: the number is not on the do-not-call list, the call has no key, and that call is hung up
+    assert listed.get(account.api_key, carrier.call.request["to"]) is None
+    assert stored(aws, carrier.call.callid).digits == ""
+    assert verbs(response) == [("Hangup", {}, None)]
+    # and: the call's own 9 lists it
+    carrier.post(url, carrier.params(Digits="9"))
+    assert listed.get(account.api_key, carrier.call.request["to"]) is not None
+
+
+def test_a_key_pressed_before_the_placer_recorded_the_carrier_call_id_is_kept(
+    aws: Any, account: AccountCredentials, twilio: FakeTwilio, hooks: CarrierWebhooks, menus: Any
+) -> None:
+    # given: a call answered before the placer's write of its carrier call id landed (and still not written)
+    carrier = answered_call(aws, account, twilio, hooks)
+    calls_store(aws).update(carrier.call.callid, lambda c: c.model_copy(update={"carrier_call_id": None}))
+    carrier.answer()
+    assert stored(aws, carrier.call.callid).status is CallStatus.IN_PROGRESS
+
+    # when
+    sales = carrier.press("1")
+
+    # then
+    assert prompt_of(sales) == "Sales. Press 2 to hear our hours."
+    assert stored(aws, carrier.call.callid).digits == "1"

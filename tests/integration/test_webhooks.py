@@ -941,3 +941,229 @@ def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read
     assert verbs(response)[0][0] == "Play"
     assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
     assert [op for op in operations if op in ("GetItem", "UpdateItem")] == ["UpdateItem"]
+
+
+# --- every other webhook about another carrier call: kept as ignored, changes nothing, hung up
+
+MADE_UP = "CA" + "9" * 32
+
+
+def ignored(call: Call) -> list[dict[str, Any]]:
+    """The requests kept on the call's timeline as about another carrier call."""
+    return [e.detail for e in call.timeline if e.event == "carrier.ignored"]
+
+
+def dial_params(sid: str, status: str = "no-answer") -> dict[str, str]:
+    """What Twilio posts to a <Dial>'s action: the CallSid is the parent call's, DialCallSid the leg's."""
+    return {
+        "AccountSid": "AC" + "c0ffee00" * 4,
+        "CallSid": sid,
+        "CallStatus": "in-progress",
+        "DialCallStatus": status,
+        "DialCallSid": "CA" + "d" * 32,
+        "DialCallDuration": "0",
+    }
+
+
+def test_a_dial_action_about_another_carrier_call_sets_no_dial_status(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call that dials answer_dial_to, and a correctly signed dial action naming another CallSid
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO)
+
+    # when
+    response = hooks.post(call.callid, "dial", dial_params(MADE_UP))
+
+    # then: hung up; kept on the timeline as ignored, and no dial_status or dial.ended
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, call.callid)
+    assert after.dial_status is None
+    assert [e.event for e in after.timeline if e.event == "dial.ended"] == []
+    assert [(d["CallSid"], d["webhook"]) for d in ignored(after)] == [(MADE_UP, "dial")]
+    # and: the call's own dial action is kept as ever
+    hooks.post(call.callid, "dial", dial_params(call.carrier_call_id or ""))
+    assert stored(aws, call.callid).dial_status == "no-answer"
+
+
+def test_the_dial_action_of_a_placed_call_is_one_conditional_write_with_no_read(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO)
+    operations: list[str] = []
+
+    def count(model: Any, **_kwargs: Any) -> None:
+        operations.append(model.name)
+
+    client = aws_client("dynamodb")
+    client.meta.events.register("before-call.dynamodb", count)
+    try:
+        hooks.post(call.callid, "dial", dial_params(call.carrier_call_id or "", "completed"))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", count)
+
+    # the CallSid is checked by the write's own condition, not by a read before it
+    assert stored(aws, call.callid).dial_status == "completed"
+    assert [op for op in operations if op in ("GetItem", "UpdateItem", "PutItem")] == ["UpdateItem"]
+
+
+def test_a_hold_fetch_about_another_carrier_call_dials_no_second_leg(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge, and its waitUrl requested for another carrier call
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+
+    # when
+    response = hooks.post(call.callid, "hold", {**hold_params(call), "CallSid": MADE_UP})
+
+    # then: hung up, nothing dialed, and the second leg is still the call's to dial
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    assert twilio.creates == []
+    after = stored(aws, call.callid)
+    assert after.second_leg_id is None
+    assert [(d["CallSid"], d["webhook"]) for d in ignored(after)] == [(MADE_UP, "hold")]
+    # and: the call's own hold fetch dials it
+    assert verbs(hooks.post(call.callid, "hold", hold_params(call)))[0][0] == "Play"
+    assert len(twilio.creates) == 1
+
+
+def leg_status(sid: str, status: str) -> dict[str, str]:
+    """The second leg's final status callback."""
+    return {"CallSid": sid, "CallStatus": status, "CallDuration": "0", "AccountSid": "AC" + "0" * 32}
+
+
+def test_a_second_leg_status_about_another_carrier_call_ends_no_bridge(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: the second leg was dialed
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    leg_sid = stored(aws, call.callid).second_leg_id or ""
+    own = call.carrier_call_id or ""
+
+    # when: "busy" callbacks naming a made-up CallSid, and the first leg's own (not the second leg's)
+    responses = [hooks.post(call.callid, "leg-status", leg_status(sid, "busy")) for sid in (MADE_UP, own)]
+
+    # then: accepted, kept as ignored; `to` is not taken out of the bridge
+    assert [r.status for r in responses] == [204, 204]
+    assert twilio.updates == []
+    after = stored(aws, call.callid)
+    assert after.dial_status is None
+    assert [e for e in after.timeline if e.event == "dial.second_leg.status"] == []
+    assert [(d["CallSid"], d["webhook"]) for d in ignored(after)] == [
+        (MADE_UP, "leg-status"),
+        (own, "leg-status"),
+    ]
+    # and: the leg's own callback ends the bridge
+    hooks.post(call.callid, "leg-status", leg_status(leg_sid, "busy"))
+    assert len(twilio.updates) == 1
+    assert stored(aws, call.callid).dial_status == "busy"
+
+
+def test_a_second_leg_fetch_about_another_carrier_call_does_not_join_the_bridge(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge whose second leg is not dialed yet
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    leg = {"AccountSid": "AC" + "c0ffee00" * 4, "CallStatus": "in-progress", "Direction": "outbound-api"}
+
+    # when: its leg URL asked for by a made-up call, before and after the second leg was dialed
+    before = hooks.post(call.callid, "leg", {**leg, "CallSid": MADE_UP})
+    hooks.post(call.callid, "hold", hold_params(call))
+    after = hooks.post(call.callid, "leg", {**leg, "CallSid": MADE_UP})
+
+    # then: hung up both times, never put in `to`'s conference
+    assert verbs(before) == verbs(after) == [("Hangup", {}, None, [])]
+    assert [d["webhook"] for d in ignored(stored(aws, call.callid))] == ["leg", "leg"]
+    # and: the leg callbridge dialed joins it
+    own = hooks.post(call.callid, "leg", {**leg, "CallSid": stored(aws, call.callid).second_leg_id or ""})
+    assert verbs(own)[0][0] == "Dial"
+
+
+def test_a_second_leg_answered_before_its_id_was_written_joins_the_bridge(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: the hold webhook claimed the second leg and has not written the carrier's sid for it yet
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"second_leg_id": "pending-0a1b2c3d"}))
+
+    # when: the leg, answered already, asks for its TwiML
+    response = hooks.post(call.callid, "leg", {"AccountSid": "AC" + "c0ffee00" * 4, "CallSid": twilio_sid(7)})
+
+    # then: it joins `to`
+    assert verbs(response)[0][0] == "Dial"
+    assert ignored(stored(aws, call.callid)) == []
+
+
+def test_a_fallback_about_another_carrier_call_is_not_kept_as_the_calls_error(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    call = a_placed_call(aws, account, twilio, answer_play=PLAY)
+    params = {"CallSid": MADE_UP, "ErrorCode": "11200", "ErrorUrl": f"{HOOKS}/{call.callid}/flow"}
+
+    response = hooks.post(call.callid, "fallback", params)
+
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    after = stored(aws, call.callid)
+    assert [e for e in after.timeline if e.event == "flow.error"] == []
+    assert [(d["CallSid"], d["webhook"]) for d in ignored(after)] == [(MADE_UP, "fallback")]
+
+
+def test_requests_made_before_the_placer_recorded_the_carrier_call_id_still_act_on_the_call(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a call the carrier answered before the placer's write of its carrier call id landed
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"carrier_call_id": None}))
+    assert verbs(hooks.post(call.callid, "flow", flow_params(call, "human")))[-1][0] == "Dial"
+    assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
+
+    # when: its hold music and then its dial action come (the id still not written)
+    hold = hooks.post(call.callid, "hold", hold_params(call))
+    hooks.post(call.callid, "dial", dial_params(call.carrier_call_id or "", "completed"))
+
+    # then: both acted on the call
+    assert verbs(hold)[0][0] == "Play"
+    assert len(twilio.creates) == 1
+    after = stored(aws, call.callid)
+    assert after.dial_status == "completed"
+    assert ignored(after) == []
+
+
+def test_late_requests_of_an_earlier_attempt_change_nothing_in_the_live_one(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge retried once after a machine answered; its second attempt placed and answered
+    call = a_placed_call(
+        aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE, retry_attempts="1", retry_on="MACHINE"
+    )
+    first = call.carrier_call_id or ""
+    ended = status_params(first, "completed", 3, CallDuration="20", AnsweredBy="machine_end_beep")
+    assert hooks.post(call.callid, "status", ended, query="attempt=1").status == 204
+    assert stored(aws, call.callid).status is CallStatus.RETRY_WAIT
+    now = "2020-01-01T00:00:00.000Z"  # due, and its message sent by the scheduler
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"next_attempt_at": now, "dispatched_at": now}))
+    second = place_now(aws, twilio, call.callid)
+    assert (second.attempt, second.carrier_call_id) == (2, twilio_sid(2))
+    answered = {**flow_params(second, "human"), "CallSid": twilio_sid(2)}
+    assert verbs(hooks.post(call.callid, "flow", answered, query="attempt=2"))[-1][0] == "Dial"
+    twilio.requests.clear()
+    before = stored(aws, call.callid)
+
+    # when: the first attempt's requests come late
+    answers = [
+        hooks.post(call.callid, "hold", {**hold_params(call), "CallSid": first}),
+        hooks.post(call.callid, "dial", dial_params(first, "completed")),
+        hooks.post(call.callid, "fallback", {"CallSid": first, "ErrorCode": "11200"}),
+    ]
+
+    # then: each hung up and kept as ignored; the live attempt has no second leg, dial status or error
+    assert [verbs(a) for a in answers] == [[("Hangup", {}, None, [])]] * 3
+    assert twilio.requests == []
+    after = stored(aws, call.callid)
+    assert (after.status, after.second_leg_id, after.dial_status) == (CallStatus.IN_PROGRESS, None, None)
+    assert [e for e in after.timeline if e.event == "flow.error"] == []
+    assert [(d["CallSid"], d["webhook"]) for d in ignored(after)[len(ignored(before)) :]] == [
+        (first, "hold"),
+        (first, "dial"),
+        (first, "fallback"),
+    ]

@@ -13,12 +13,17 @@ from typing import Any
 
 import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.changes import apply
+from callbridge.domain.changes import Change, apply
 from callbridge.domain.progress import (
+    SECOND_LEG_DIALING,
+    SECOND_LEG_FAILED,
     apply_flow_request,
     apply_recording_callback,
     apply_sms_status,
     apply_status_callback,
+    before_its_carrier_id,
+    from_its_second_leg,
+    from_this_call,
     later_sms_status,
     recording_change,
     settled,
@@ -28,6 +33,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 CALL_SID = "CA" + "5" * 32
+OTHER_SID = "CA" + "9" * 32
+LEG_SID = "CA" + "6" * 32  # the second leg of a dial-tone bridge
 T0 = datetime(2027, 1, 10, 12, 0, 0, tzinfo=UTC)
 RANK = {
     CallStatus.SCHEDULED: 0,
@@ -472,9 +479,71 @@ def test_a_dialing_call_whose_placement_answer_is_not_recorded_yet_takes_the_cal
     assert (after.status, after.carrier_call_id) == (CallStatus.RINGING, CALL_SID)
 
 
-# --- recording callbacks about another carrier call
+# --- which carrier call a request is about: the one rule of every webhook
 
-OTHER_SID = "CA" + "9" * 32
+
+@pytest.mark.parametrize(
+    ("status", "recorded", "sid", "answered", "ours"),
+    [
+        (CallStatus.IN_PROGRESS, CALL_SID, CALL_SID, True, True),
+        (CallStatus.IN_PROGRESS, CALL_SID, OTHER_SID, True, False),
+        (CallStatus.IN_PROGRESS, CALL_SID, "", True, False),
+        (CallStatus.COMPLETED, CALL_SID, CALL_SID, True, True),  # a late request of the call's own carrier call
+        # no carrier call id yet: a call being dialed takes the request's ...
+        (CallStatus.DIALING, None, OTHER_SID, False, True),
+        (CallStatus.DIALING, None, "", False, False),
+        # ... and so does one answered before the placer wrote it, for the requests its TwiML makes only
+        (CallStatus.IN_PROGRESS, None, OTHER_SID, True, True),
+        (CallStatus.IN_PROGRESS, None, OTHER_SID, False, False),
+        # waiting for its next attempt, or never claimed: no carrier call to hear from
+        (CallStatus.RETRY_WAIT, None, CALL_SID, True, False),
+        (CallStatus.SCHEDULED, None, CALL_SID, True, False),
+    ],
+)
+def test_a_request_is_about_this_call_when_it_names_its_carrier_call(
+    status: CallStatus, recorded: str | None, sid: str, answered: bool, ours: bool
+) -> None:
+    call = dialing_call().model_copy(update={"status": status, "carrier_call_id": recorded})
+
+    assert from_this_call(call, {"CallSid": sid}, answered=answered) is ours
+
+
+@pytest.mark.parametrize(
+    ("leg", "sid", "ours"),
+    [
+        (LEG_SID, LEG_SID, True),
+        (LEG_SID, OTHER_SID, False),
+        (LEG_SID, CALL_SID, False),  # the first leg's own CallSid is not the second leg's
+        (f"{SECOND_LEG_DIALING}0a1b2c3d", LEG_SID, True),  # being dialed: its id is on its way
+        (f"{SECOND_LEG_DIALING}0a1b2c3d", "", False),
+        (None, LEG_SID, False),  # no second leg dialed
+        (SECOND_LEG_FAILED, LEG_SID, False),  # the carrier refused it
+    ],
+)
+def test_a_second_leg_request_is_about_this_call_when_it_names_its_second_leg(
+    leg: str | None, sid: str, ours: bool
+) -> None:
+    call = dialing_call().model_copy(update={"status": CallStatus.IN_PROGRESS, "second_leg_id": leg})
+
+    assert from_its_second_leg(call, {"CallSid": sid}) is ours
+
+
+@pytest.mark.parametrize(("answered", "written"), [(False, False), (True, True)])
+def test_a_change_before_the_carrier_call_id_is_written_holds_for_an_answered_call_only_when_asked(
+    answered: bool, written: bool
+) -> None:
+    # given: a call its flow answered before the placer wrote its carrier call id
+    call = dialing_call().model_copy(update={"status": CallStatus.IN_PROGRESS, "carrier_call_id": None})
+    change = Change(set={"dial_status": "completed"})
+
+    held, _ = apply(call, before_its_carrier_id(change, answered=answered))
+
+    assert held is written
+    # and: never once the id is written (then the request must name it)
+    assert not apply(call.model_copy(update={"carrier_call_id": CALL_SID}), before_its_carrier_id(change))[0]
+
+
+# --- recording callbacks about another carrier call
 
 
 def _recording(sid: str, url: str) -> dict[str, str]:
