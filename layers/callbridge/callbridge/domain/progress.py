@@ -342,9 +342,9 @@ def ignored_change(params: Mapping[str, str], at: str, webhook: str, attempt: in
     return Change(event=TimelineEvent(at=at, event=events.CARRIER_IGNORED, detail=detail))
 
 
-def ignored_request(call: Call, params: Mapping[str, str], at: str, webhook: str, attempt: int = 1) -> Call:
+def ignored_request(call: Call, params: Mapping[str, str], at: str, webhook: str) -> Call:
     """The call after `ignored_change`, for a step that reads the call first."""
-    _, after = apply(call, ignored_change(params, at, webhook, attempt))
+    _, after = apply(call, ignored_change(params, at, webhook))
     return after or call  # never None: an ignored_change has no condition
 
 
