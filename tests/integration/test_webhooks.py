@@ -1026,6 +1026,23 @@ def test_a_hold_fetch_about_another_carrier_call_dials_no_second_leg(
     assert len(twilio.creates) == 1
 
 
+def test_a_hold_fetch_for_a_call_that_has_ended_dials_no_second_leg(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a dial-tone bridge whose call the carrier reported completed
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    sid = call.carrier_call_id or ""
+    hooks.post(call.callid, "status", status_params(sid, "completed", 5, CallDuration="3", AnsweredBy="human"))
+
+    # when: its waitUrl is fetched late
+    response = hooks.post(call.callid, "hold", hold_params(call))
+
+    # then: hung up, and no second leg dialed or claimed
+    assert verbs(response) == [("Hangup", {}, None, [])]
+    assert twilio.creates == []
+    assert stored(aws, call.callid).second_leg_id is None
+
+
 def leg_status(sid: str, status: str) -> dict[str, str]:
     """The second leg's final status callback."""
     return {"CallSid": sid, "CallStatus": status, "CallDuration": "0", "AccountSid": "AC" + "0" * 32}

@@ -25,7 +25,6 @@ from callbridge.domain.attempts import end_attempt
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, forward, iso, moment
 from callbridge.domain.changes import NOT_FINAL, Change, apply
 
-# A status callback about another carrier call than the call's (another CallSid): kept for the record only.
 ATTEMPT = "attempt"  # the attempt a carrier event belongs to (the `attempt` query parameter of its webhook URL)
 # The carrier asked for the answered call's TwiML: the call is answered. With synchronous detection Twilio
 # documents AnsweredBy on this request (not on status callbacks), so the verdict is taken from here too.

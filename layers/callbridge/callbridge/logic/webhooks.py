@@ -310,13 +310,13 @@ class Webhooks:
         token = f"{SECOND_LEG_DIALING}{secrets.token_hex(4)}"
 
         def claim(c: Call) -> Call | None:
-            if c.second_leg_id is not None or not _bridged_with_tone(_request_of(c)):
+            if c.second_leg_id is not None or c.status.is_final or not _bridged_with_tone(_request_of(c)):
                 return None
             return c.model_copy(update={"second_leg_id": token})
 
         call, ours = self._updated_if_ours(callid, params, "hold", _in_the_call, claim)
         request = _request_of(call)
-        if not ours or not _bridged_with_tone(request):
+        if not ours or call.status.is_final or not _bridged_with_tone(request):  # an ended call bridges nothing
             return render_hangup()
         if call.second_leg_id == token:
             self._dial_second_leg(call, request, urls)
