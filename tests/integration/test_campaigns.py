@@ -20,13 +20,17 @@ import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.domain import events
 from callbridge.domain.calls import Call, CallStatus
 from callbridge.domain.campaigns import SUPPRESSED_AT_INTAKE
+from callbridge.domain.dispatch import dispatched_event
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.logic.campaigns import REPORT_COLUMNS
 
 from tests.conftest import ApiClient, LambdaContext, fresh_module
+from tests.integration.conftest import START, Clock
 from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
+from tests.integration.test_api_lists import ids, schedule, walk
 
 PLAY = "https://example.com/hello.wav"
 
@@ -890,3 +894,116 @@ def test_a_call_whose_window_closed_while_it_waited_waits_for_the_next_opening(
     assert receive(aws) == []
     opening = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     assert after.not_before == opening.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# --- a dated call in GET /pcall/scheduled, and cancelled there ------------------------------------
+
+
+def dated_campaign(api: ApiClient, aws: Any, worker_module: ModuleType, dates: list[str | None]) -> dict[str, Call]:
+    """A campaign of one call per date (None: undated), stored by its fan-out; its calls by their date."""
+    body = {
+        "name": "dated",
+        "defaults": {"answer_play": PLAY, "timezone": "UTC"},
+        "calls": [{"to": f"1281234{n:04d}", **({"call_date": d} if d else {})} for n, d in enumerate(dates)],
+        "calls_per_second": 10,
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    by_to = {c.request["to"]: c for c in campaign_calls(aws, campaign["id"])}
+    return {str(d): by_to[f"+1281234{n:04d}"] for n, d in enumerate(dates)}
+
+
+def test_a_dated_campaign_call_is_listed_as_scheduled_in_call_date_order_from_the_moment_it_is_stored(
+    api: ApiClient, aws: Any, worker_module: ModuleType, clock: Clock
+) -> None:
+    # given: two ordinary scheduled calls, and a campaign of two dated calls and an undated one, stored and not
+    # released (its release chain has not run)
+    ordinary = {d: schedule(api, d) for d in ("2027-01-11T08:00:00Z", "2027-01-13T08:00:00Z")}
+    campaign = dated_campaign(api, aws, worker_module, ["2027-01-12 08:00", None, "2027-01-10 13:00"])
+    order = [
+        campaign["2027-01-10 13:00"].callid,
+        ordinary["2027-01-11T08:00:00Z"],
+        campaign["2027-01-12 08:00"].callid,
+        ordinary["2027-01-13T08:00:00Z"],
+    ]
+
+    # when
+    listed = api.get("/pcall/scheduled").data["calls"]
+
+    # then: soonest first among the ordinary ones, each with its call_date; the undated call is not listed
+    assert [c["callid"] for c in listed] == order
+    first = listed[0]
+    assert (first["status"], first["call_date"]) == ("SCHEDULED", "2027-01-10T13:00:00.000Z")
+    assert first["campaign"] == campaign["None"].campaign
+    assert campaign["None"].callid not in {c["callid"] for c in listed}
+    # and page by page, every token taken: one call a page, then three
+    assert walk(api, "/pcall/scheduled", {"limit": "1"}) == [[callid] for callid in order]
+    assert walk(api, "/pcall/scheduled", {"limit": "3"}) == [order[:3], order[3:]]
+
+
+def test_a_dated_campaign_call_cancelled_from_the_scheduled_list_is_never_released_and_counted_canceled(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign of a call due at 12:30 and an undated one, which is released and completes
+    calls = dated_campaign(api, aws, worker_module, ["2027-01-10 12:30", None])
+    dated, undated = calls["2027-01-10 12:30"], calls["None"]
+    clock_at(worker_module, START)
+    drain_ticks(worker_module, aws, steps=2)  # the undated call goes; nothing else is due before 12:30
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [undated.callid]
+    finish(aws, undated.callid, CallStatus.COMPLETED, "Person", 9)
+    listed = ids(api.get("/pcall/scheduled"))
+
+    # when: cancelled from the list, then its call_date comes
+    response = api.delete(f"/pcall/scheduled/{dated.callid}")
+    clock_at(worker_module, datetime(2027, 1, 10, 12, 30, tzinfo=UTC))
+    drain_ticks(worker_module, aws, steps=3)
+
+    # then: CANCELED, never released or sent, no longer listed, and the campaign counts it and finishes
+    assert listed == [dated.callid]
+    assert response.status == 200, response.body
+    assert response.data["status"] == "CANCELED"
+    assert ids(api.get("/pcall/scheduled")) == []
+    assert receive(aws) == []
+    stored = calls_store(aws).get(dated.callid)
+    assert stored is not None
+    assert (stored.status, stored.dispatched_at, stored.dialed_at) == (CallStatus.CANCELED, None, None)
+    assert events.RELEASED not in {e.event for e in stored.timeline}
+    assert campaigns_store(aws).waiting(dated.campaign or "", 10) == []  # its mark went with the step at 12:30
+    count_changes(worker_module, aws, dated.campaign or "")
+    view = api.get(f"/pcall/campaigns/{dated.campaign}").data["campaign"]
+    assert {k: v for k, v in view["counts"].items() if v} == {"COMPLETED": 1, "CANCELED": 1}
+    assert view["status"] == "FINISHED"
+
+
+def test_the_scheduler_never_dispatches_a_listed_campaign_call_its_campaign_holds(
+    api: ApiClient, aws: Any, worker_module: ModuleType, clock: Clock
+) -> None:
+    # given: a dated campaign call, listed, whose campaign is paused past its call_date
+    calls = dated_campaign(api, aws, worker_module, ["2027-01-10 12:30"])
+    held = calls["2027-01-10 12:30"]
+    api.request("POST", f"/pcall/campaigns/{held.campaign}/pause", body="", content_type=None)
+    scheduler = fresh_module("functions.scheduler.app", aws.environment("SchedulerFunction")).deps().scheduler
+    due = datetime(2027, 1, 10, 12, 30, tzinfo=UTC)
+
+    # when: the scheduler runs before and after its call_date, and an index entry naming it (as a stale one would)
+    # is dispatched
+    reports = []
+    for when in (due - timedelta(seconds=60), due + timedelta(minutes=5)):
+        scheduler.now = when.timestamp
+        reports.append(scheduler.run())
+    moved, current = calls_store(aws).dispatch(
+        held.callid, "2099-01-01T00:00:00.000Z", dispatched_event(due, "2027-01-10T12:30:00.000Z")
+    )
+
+    # then: listed, and not dispatched: its campaign releases it
+    assert ids(api.get("/pcall/scheduled")) == [held.callid]
+    assert [(r.due, r.dispatched, r.resent) for r in reports] == [(0, 0, 0), (0, 0, 0)]
+    assert (moved, current is not None and current.status) == (False, CallStatus.SCHEDULED)
+    assert receive(aws) == []
+    stored = calls_store(aws).get(held.callid)
+    assert stored is not None
+    assert (stored.status, stored.dispatched_at) == (CallStatus.SCHEDULED, None)

@@ -9,6 +9,7 @@ import pytest
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore, due_entry, due_key, shard_of
 from callbridge.adapters.dynamodb.codec import from_item
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
+from callbridge.domain.campaigns import Campaign, CampaignCall, CampaignStatus, campaign_call, hold, release
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
     DueKind,
@@ -23,6 +24,7 @@ from callbridge.domain.dispatch import (
     entering_kind,
     fail,
     from_carrier,
+    held_call_date,
     horizon,
     listed_as_scheduled,
     never_placed,
@@ -398,6 +400,63 @@ def test_index_attributes_follow_the_state() -> None:
 
     done = item(make_call(CallStatus.COMPLETED, call_date=at(-100), dialed_at=iso(at(-99))))
     assert not {"due_key", "due_shard", "scheduled_account"} & set(done)
+
+
+def held_campaign_call(call_date: datetime | None) -> Call:
+    """A campaign's call as its fan-out stores it: SCHEDULED, waiting for its campaign to release it."""
+    campaign = Campaign(
+        id="17f9a1b2c3dcampaign0000000",
+        account_id="cb_account",
+        name="n",
+        status=CampaignStatus.RUNNING,
+        total=1,
+        created_at=iso(NOW),
+        updated_at=iso(NOW),
+        calls_per_second=1,
+    )
+    entry = CampaignCall(0, CALLID, {"to": "+12812345670"}, {}, call_date=iso(call_date) if call_date else None)
+    return campaign_call(entry, campaign)
+
+
+def test_a_held_dated_campaign_call_is_listed_at_its_call_date_and_never_in_the_due_index() -> None:
+    held = held_campaign_call(at(3600))
+    stored = item(held)
+
+    # listed at its call_date (the key its release gives it), and not in the due index: no shard, no attention time
+    assert (held.status, held.call_date, held_call_date(held)) == (CallStatus.SCHEDULED, None, iso(at(3600)))
+    assert listed_as_scheduled(held)
+    assert stored["scheduled_account"] == "cb_account"
+    assert stored["due_key"] == f"{iso(at(3600))}#{CALLID}#at"
+    assert "due_shard" not in stored
+    assert attention(held, TIMING) is None
+    assert next_step(held, at(7200), at(7290), TIMING) is Step.NOTHING  # past its call_date: still its campaign's
+    assert dispatch(held, at(7200)) is None
+    assert held.public(with_timeline=False)["call_date"] == iso(at(3600))
+    # released at its call_date: QUEUED, in the due index, listed under the same key (its listing entry stays)
+    released = release(held, iso(at(3600)), iso(at(3600)))
+    assert released is not None
+    assert item(released)["due_key"] == stored["due_key"]
+    assert item(released)["due_shard"] == shard_of(CALLID, 16)
+    assert held_call_date(released) is None  # the scheduler's from now on
+    # held again (its campaign paused after the release): listed at its call_date again, out of the due index
+    claimed = released.model_copy(update={"status": CallStatus.DIALING, "claim_token": "t"})
+    again = hold(claimed, "t", iso(at(3601)))
+    assert again is not None
+    assert item(again)["due_key"] == stored["due_key"]
+    assert "due_shard" not in item(again)
+
+
+def test_an_undated_campaign_call_is_not_listed_and_a_retry_of_one_is_the_schedulers() -> None:
+    undated = held_campaign_call(None)
+    retry = undated.model_copy(update={"status": CallStatus.RETRY_WAIT, "next_attempt_at": iso(at(600))})
+
+    assert not listed_as_scheduled(undated)
+    assert held_call_date(undated) is None
+    assert not {"due_key", "due_shard", "scheduled_account"} & set(item(undated))
+    assert undated.public(with_timeline=False)["call_date"] is None
+    assert held_call_date(retry) is None
+    assert item(retry)["due_key"] == f"{iso(at(600))}#{CALLID}"  # dispatched by the scheduler, ahead of its time
+    assert item(retry)["scheduled_account"] == "cb_account"
 
 
 def test_shards_spread_calls_evenly() -> None:

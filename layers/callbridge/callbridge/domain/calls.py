@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from callbridge.domain import events
 from callbridge.domain.policies import CallPolicy
 
 
@@ -160,6 +161,17 @@ class Call(BaseModel):
         """A copy with one more timeline event."""
         return self.model_copy(update={"timeline": [*self.timeline, TimelineEvent(at=at, event=event, detail=detail)]})
 
+    def accepted_call_date(self) -> str | None:
+        """The call_date the call was accepted with (ISO 8601, UTC), as its `accepted` event records it; None if it
+        was accepted without one.
+
+        The same as `call_date` for a call accepted by POST /pcall/call; a campaign's call is stored without its
+        `call_date` until its campaign releases it (domain/campaigns.py), so this is where it is read until then.
+        """
+        accepted = next((e for e in self.timeline if e.event == events.ACCEPTED), None)
+        value = accepted.detail.get("call_date") if accepted else None
+        return value if isinstance(value, str) and value else None
+
     @property
     def attempt(self) -> int:
         """The number of the current (or last) attempt: 1, 2, ..."""
@@ -208,6 +220,7 @@ class Call(BaseModel):
             exclude_none=False,
         )
         body["status"] = self.status.value
+        body["call_date"] = self.call_date or self.accepted_call_date()  # a campaign's call shows it before its release
         body["attempts"] = [a.model_dump(mode="json") for a in self.all_attempts()]
         if with_timeline:
             body["timeline"] = [e.model_dump() for e in self.timeline]

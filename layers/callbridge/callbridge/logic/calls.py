@@ -156,7 +156,9 @@ def _checked(problems: InvalidRequest, parse: Callable[[], T], fallback: T) -> T
 def list_scheduled(
     calls: CallsStore, account: Account, *, limit: int = 50, next_token: str | None = None
 ) -> dict[str, Any]:
-    """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), soonest first."""
+    """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), and those waiting
+    for a retry or a calling window, soonest first; a campaign's dated call from the moment it is stored
+    (domain/dispatch.py, `listed_as_scheduled`)."""
     problems = InvalidRequest()
     size = _checked(problems, lambda: page_limit(limit), limit)
     cursor = _checked(problems, lambda: decode_cursor("scheduled", next_token, account.api_key), None)

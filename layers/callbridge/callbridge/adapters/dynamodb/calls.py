@@ -13,7 +13,9 @@ nothing before it (`DueKind`, `due_key`): the time comes first, so the index and
 order and `due_key < <time>` still means "due before it".
 
 ByAccount and ScheduledByAccount project only keys: a status change never writes to them; a list reads the
-page's keys from the index, then the calls (BatchGetItem).
+page's keys from the index, then the calls (BatchGetItem). A campaign's call its campaign holds with a call_date is
+in ScheduledByAccount only: its `due_key` (at its call_date) with no `due_shard`, so DueByShard never holds it, and
+the scheduler's dispatch holds only for a call that has a `due_shard`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from callbridge.domain.dispatch import (
     due_kind,
     entering,
     entering_kind,
+    held_call_date,
     listed_as_scheduled,
     moment,
     placement,
@@ -155,7 +158,10 @@ class DynamoCallsStore:
         """The call as a CallsTable item, with the index attributes its state calls for.
 
         due_key/due_shard (DueByShard): every call that is not final, at its attention time, with its kind (see
-        domain/dispatch.py). scheduled_account (ScheduledByAccount): a call with a call_date not started yet.
+        domain/dispatch.py). scheduled_account (ScheduledByAccount, sorted by due_key): a call listed as scheduled.
+        A campaign's call its campaign holds with a call_date has no attention time: its due_key is its call_date,
+        with no due_shard, so it is listed and not in the due index. The key is the one its release writes (QUEUED
+        at its call_date: an AT entry), so the release does not move its ScheduledByAccount entry.
         """
         data = {"created_key": f"{call.created_at}#{call.callid}"}
         due = attention(call, self._timing)
@@ -163,6 +169,9 @@ class DynamoCallsStore:
             data.update(self._due(call.callid, due, due_kind(call)))
         if listed_as_scheduled(call):
             data["scheduled_account"] = call.account_id
+        held = held_call_date(call)
+        if held:
+            data["due_key"] = due_key(call.callid, moment(held), DueKind.AT)
         return {**call_attributes(call), **to_item(data)}
 
     def _update(self, callid: str, change: Change, *, keep_place: bool = True) -> dict[str, Any]:
@@ -338,6 +347,9 @@ class DynamoCallsStore:
     def cancel(self, callid: str, account_id: str, event: TimelineEvent) -> Call:
         """A scheduled call that has not started (SCHEDULED, or QUEUED with a call_date) → CANCELED.
 
+        A campaign's call waiting for its release is SCHEDULED: its campaign counts it CANCELED from the table's
+        stream, and its release finds it ended and skips it.
+
         The version moves too, so a placer's claim or a scheduler's dispatch that read the call before
         this write fails its own conditional write and reads CANCELED.
         """
@@ -428,10 +440,11 @@ class DynamoCallsStore:
                     ),
                     # due_key is "<due>#<callid>" (a waiting call's entry is AHEAD: no kind after it): it sorts before
                     # `before` exactly when the call is due before it (its call_date, or the next_attempt_at of a
-                    # retry or a calling window's opening).
+                    # retry or a calling window's opening). A campaign's call its campaign holds has a due_key (its
+                    # place in ScheduledByAccount) but no due_shard: it is not in the due index, and never dispatched.
                     ConditionExpression=(
                         "(#s = :scheduled OR #s = :retry_wait) AND due_key < :before "
-                        "AND attribute_not_exists(dispatched_at)"
+                        "AND attribute_exists(due_shard) AND attribute_not_exists(dispatched_at)"
                     ),
                     ExpressionAttributeNames={"#s": "status"},
                     ExpressionAttributeValues={
@@ -461,7 +474,7 @@ class DynamoCallsStore:
                     TableName=self._table,
                     Key={"callid": {"S": callid}},
                     UpdateExpression="SET due_key = :due",
-                    ConditionExpression="version = :v AND attribute_exists(due_key)",
+                    ConditionExpression="version = :v AND attribute_exists(due_shard)",  # in the due index
                     ExpressionAttributeValues={
                         ":due": {"S": due_key(callid, due, kind)},
                         ":v": {"N": str(version)},
