@@ -1,5 +1,5 @@
 """Campaigns in the sandbox, driven over HTTP like a user: 20 calls of mixed outcomes to FINISHED, and each call's own
-rules (the do-not-call list, retries, call_date) applied to a campaign's calls."""
+rules (the do-not-call list, retries, call_date) applied to a campaign's calls, a dated one listed as scheduled."""
 
 from __future__ import annotations
 
@@ -92,6 +92,17 @@ def test_a_20_call_campaign_of_mixed_outcomes_finishes_with_exact_counts_and_rep
     assert sum(1 for r in receiver.requests if '"campaign.finished"' in r["body"]) == 1
 
 
+def listed_as_scheduled(client: Any, campaign_id: str, timeout: float = 20) -> list[dict[str, Any]]:
+    """The campaign's calls GET /pcall/scheduled lists, once it lists any (its fan-out stores them shortly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        calls = client.get("/pcall/scheduled", params={"limit": 100}).json()["data"]["calls"]
+        if found := [c for c in calls if c["campaign"] == campaign_id]:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"no call of campaign {campaign_id} listed as scheduled after {timeout}s")
+
+
 def test_each_campaign_call_keeps_its_own_rules_do_not_call_retries_and_call_date(
     sandbox: RunningSandbox, receiver: Any
 ) -> None:
@@ -111,6 +122,7 @@ def test_each_campaign_call_keeps_its_own_rules_do_not_call_retries_and_call_dat
         response = client.post("/pcall/campaigns", json=body)
         assert response.status_code == 200, response.text
         data = response.json()["data"]
+        scheduled = listed_as_scheduled(client, data["campaign"]["id"])  # well before its call_date, 40 s ahead
         done = wait_campaign(sandbox, data["campaign"]["id"], "FINISHED")
         listed = client.get("/pcall/calls", params={"campaign": done["id"], "limit": 10}).json()["data"]["calls"]
         found = [client.get(f"/pcall/calls/{c['callid']}").json()["data"]["call"] for c in listed]
@@ -126,4 +138,10 @@ def test_each_campaign_call_keeps_its_own_rules_do_not_call_retries_and_call_dat
     assert gap >= timedelta(seconds=30)
     assert datetime.fromisoformat(dated["started_at"]) >= call_date  # never rang before its call_date
     assert dated["call_date"] == call_date.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    # listed before its release, as a call of the campaign that waits for its time; the undated ones are not (the
+    # busy one may be, waiting for its retry)
+    assert [(c["callid"], c["status"], c["call_date"]) for c in scheduled if c["status"] == "SCHEDULED"] == [
+        (dated["callid"], "SCHEDULED", dated["call_date"])
+    ]
+    assert {c["callid"] for c in scheduled} <= {dated["callid"], busy["callid"]}
     assert (suppressed["status"], suppressed["error_code"], suppressed["attempts"]) == ("CANCELED", "suppressed", [])
