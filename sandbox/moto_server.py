@@ -4,7 +4,8 @@ the costs that are moto's own.
 moto applies a conditional write or an update expression to an item without a lock, so two requests for
 the same item at once (a placer recording the carrier's call id while the final status callback lands) can
 both read it and the second write loses the first's changes. DynamoDB applies each write to an item
-atomically; one lock around moto's writes gives the sandbox the same guarantee.
+atomically, and answers with the item as that write left it; one lock around moto's writes, and a copy of the
+item taken under it, give the sandbox the same guarantees.
 
 moto is the sandbox's whole AWS, in one process on one core, so its own per-request costs decide how many
 calls a second the sandbox can carry. These model nothing AWS does, and are removed here (each answer is what
@@ -54,21 +55,26 @@ JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.
 WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 
 
+def atomic(original: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    """`original` (a DynamoDB backend write) under `lock`, returning the item as that write left it: moto returns
+    the stored item itself, which its handler turns into the answer after the lock is released, by which time
+    another write may have changed it (two ADDs at once could both answer the second's value)."""
+
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            result = original(*args, **kwargs)
+            return copy.deepcopy(result) if hasattr(result, "attrs") else result  # an Item: as of this write
+
+    return write
+
+
 def make_dynamodb_atomic() -> None:
     """Serialize moto's DynamoDB writes (process-wide)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-
-    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
-        def write(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
-
-        return write
-
     for name in WRITES:
-        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name), lock))
 
 
 def remember_backends_by_host() -> None:

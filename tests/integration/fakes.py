@@ -34,6 +34,7 @@ from callbridge.domain.calls import Call
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
+from sandbox.moto_server import atomic
 from tests.conftest import AccountCredentials, LambdaContext, load_event
 
 ACCOUNT_SID = "AC" + "c0ffee00" * 4
@@ -244,22 +245,15 @@ def atomic_dynamodb() -> Iterator[None]:
     """Make moto's DynamoDB writes atomic across threads, as DynamoDB's conditional writes are.
 
     moto checks a condition and then stores the item without a lock, so two threads can both pass a
-    condition that real DynamoDB would let only one of them pass.
+    condition that real DynamoDB would let only one of them pass; and it answers with the stored item, which another
+    write may have changed meanwhile. The sandbox's moto server does the same (sandbox/moto_server.py).
     """
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
     originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "transact_write_items")}
-
-    def locked(original: Callable[..., Any]) -> Callable[..., Any]:
-        def write(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return original(*args, **kwargs)
-
-        return write
-
     for name, original in originals.items():
-        setattr(DynamoDBBackend, name, locked(original))
+        setattr(DynamoDBBackend, name, atomic(original, lock))
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.sqs.models import SQSBackend
 
-from sandbox.moto_server import next_visible, within_retention
+from sandbox.moto_server import atomic, next_visible, within_retention
 from sandbox.runtime import MOTO_START_TIMEOUT, _wait_for_port, free_port
 
 ACCOUNT = "123456789012"
@@ -335,3 +336,23 @@ def test_raw_stream_reads_give_the_records_as_lambda_hands_them_over(sandbox_mot
         parsed_change["NewImage"].pop(name)
     assert raw_change == parsed_change
     assert raw["NextShardIterator"]
+
+
+def test_a_write_answers_with_the_item_as_it_left_it() -> None:
+    # given: moto's write, which returns the stored item itself (here a stand-in), made atomic
+    class Stored:
+        def __init__(self) -> None:
+            self.attrs = {"next_slot": 1}
+
+    stored = Stored()
+
+    def write() -> Stored:
+        stored.attrs["next_slot"] += 1
+        return stored
+
+    written = atomic(write, threading.RLock())
+    # when: two writes, the first's answer read after the second (as moto's handler may, after the lock)
+    first = written()
+    second = written()
+    # then: each answer is the item as its own write left it
+    assert (first.attrs["next_slot"], second.attrs["next_slot"]) == (2, 3)
