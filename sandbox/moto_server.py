@@ -4,8 +4,8 @@ the costs that are moto's own.
 moto applies a conditional write or an update expression to an item without a lock, so two requests for
 the same item at once (a placer recording the carrier's call id while the final status callback lands) can
 both read it and the second write loses the first's changes. DynamoDB applies each write to an item
-atomically, and answers with the item as that write left it; one lock around moto's writes, and a copy of the
-item taken under it, give the sandbox the same guarantees.
+atomically, and answers with the item as that write left it; one lock around moto's writes (and its reads of
+one item), and a copy of the item taken under it, give the sandbox the same guarantees.
 
 moto is the sandbox's whole AWS, in one process on one core, so its own per-request costs decide how many
 calls a second the sandbox can carry. These model nothing AWS does, and are removed here (each answer is what
@@ -53,12 +53,16 @@ from typing import Any
 
 JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.com"}
 WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+# Reads of one item that moto's handlers use after the call (UpdateItem copies the item as it was, GetItem answers
+# it): taken under the write lock too, so a write at the same time never changes the item while it is read.
+ITEM_READS = ("get_item",)
 
 
 def atomic(original: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
-    """`original` (a DynamoDB backend write) under `lock`, returning the item as that write left it: moto returns
-    the stored item itself, which its handler turns into the answer after the lock is released, by which time
-    another write may have changed it (two ADDs at once could both answer the second's value)."""
+    """`original` (a DynamoDB backend write, or read of one item) under `lock`, returning the item as it was then:
+    moto returns the stored item itself, which its handler turns into the answer after the lock is released, by
+    which time another write may have changed it (two ADDs at once could both answer the second's value, and an
+    item copied while a write adds an attribute fails with "dictionary changed size during iteration")."""
 
     def write(*args: Any, **kwargs: Any) -> Any:
         with lock:
@@ -73,7 +77,7 @@ def make_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    for name in WRITES:
+    for name in WRITES + ITEM_READS:
         setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name), lock))
 
 

@@ -34,7 +34,7 @@ from callbridge.domain.calls import Call
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
-from sandbox.moto_server import atomic
+from sandbox.moto_server import ITEM_READS, atomic
 from tests.conftest import AccountCredentials, LambdaContext, load_event
 
 ACCOUNT_SID = "AC" + "c0ffee00" * 4
@@ -245,13 +245,14 @@ def atomic_dynamodb() -> Iterator[None]:
     """Make moto's DynamoDB writes atomic across threads, as DynamoDB's conditional writes are.
 
     moto checks a condition and then stores the item without a lock, so two threads can both pass a
-    condition that real DynamoDB would let only one of them pass; and it answers with the stored item, which another
-    write may have changed meanwhile. The sandbox's moto server does the same (sandbox/moto_server.py).
+    condition that real DynamoDB would let only one of them pass; and it reads and answers with the stored item,
+    which another write may be changing meanwhile. The sandbox's moto server does the same (sandbox/moto_server.py).
     """
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()
-    originals = {name: getattr(DynamoDBBackend, name) for name in ("put_item", "update_item", "transact_write_items")}
+    names = ("put_item", "update_item", "transact_write_items", *ITEM_READS)
+    originals = {name: getattr(DynamoDBBackend, name) for name in names}
     for name, original in originals.items():
         setattr(DynamoDBBackend, name, atomic(original, lock))
     try:

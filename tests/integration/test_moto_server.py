@@ -19,10 +19,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.dynamodb.models import dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.sqs.models import SQSBackend
 
 from sandbox.moto_server import atomic, next_visible, within_retention
 from sandbox.runtime import MOTO_START_TIMEOUT, _wait_for_port, free_port
+from tests.integration.fakes import atomic_dynamodb
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -61,7 +65,7 @@ def sandbox_moto() -> Iterator[str]:
     yield from _server("sandbox.moto_server")
 
 
-def _client(service: Any, endpoint: str) -> Any:
+def _client(service: Any, endpoint: str | None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -356,3 +360,26 @@ def test_a_write_answers_with_the_item_as_it_left_it() -> None:
     second = written()
     # then: each answer is the item as its own write left it
     assert (first.attrs["next_slot"], second.attrs["next_slot"]) == (2, 3)
+
+
+def test_a_read_of_one_item_is_the_item_as_it_was_then() -> None:
+    # given: moto in this process with the tests' lock (the same reads and writes as the sandbox's server's)
+    with mock_aws(), atomic_dynamodb():
+        db = _client("dynamodb", None)
+        db.create_table(
+            TableName="Calls",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        db.put_item(TableName="Calls", Item=ITEM)
+        backend = dynamodb_backends[ACCOUNT][REGION]
+        # when: the item is read, then a write changes the stored one (as a concurrent write would, mid-answer)
+        read = backend.get_item("Calls", {"pk": {"S": "call-1"}})
+        stored = backend.get_table("Calls").get_item(DynamoType({"S": "call-1"}))
+        assert read is not None
+        assert stored is not None
+        stored.attrs["late"] = DynamoType({"S": "written after the read"})
+        # then: the read is its own copy
+        assert read is not stored
+        assert "late" not in read.attrs
