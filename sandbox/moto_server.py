@@ -3,9 +3,9 @@ the costs that are moto's own.
 
 moto applies a conditional write or an update expression to an item without a lock, so two requests for
 the same item at once (a placer recording the carrier's call id while the final status callback lands) can
-both read it and the second write loses the first's changes. DynamoDB applies each write to an item
-atomically, and answers with the item as that write left it; one lock around moto's writes (and its reads of
-one item), and a copy of the item taken under it, give the sandbox the same guarantees.
+both read it and the second write loses the first's changes; and it answers from the stored item, which a
+write right after may already have changed. DynamoDB applies each write to an item atomically, and answers
+with the item as that write left it; handling DynamoDB requests one at a time gives the sandbox the same.
 
 moto is the sandbox's whole AWS, in one process on one core, so its own per-request costs decide how many
 calls a second the sandbox can carry. These model nothing AWS does, and are removed here (each answer is what
@@ -52,33 +52,30 @@ from email.utils import formatdate
 from typing import Any
 
 JSON_HEADERS = {"Content-Type": "application/x-amz-json-1.0", "server": "amazon.com"}
-WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
-# Reads of one item that moto's handlers use after the call (UpdateItem copies the item as it was, GetItem answers
-# it): taken under the write lock too, so a write at the same time never changes the item while it is read.
-ITEM_READS = ("get_item",)
 
 
-def atomic(original: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
-    """`original` (a DynamoDB backend write, or read of one item) under `lock`, returning the item as it was then:
-    moto returns the stored item itself, which its handler turns into the answer after the lock is released, by
-    which time another write may have changed it (two ADDs at once could both answer the second's value, and an
-    item copied while a write adds an attribute fails with "dictionary changed size during iteration")."""
+def one_at_a_time(original: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    """`original` (moto's handling of a DynamoDB request: reading or writing items, then answering) under `lock`.
 
-    def write(*args: Any, **kwargs: Any) -> Any:
+    moto checks a write's condition and then stores the item without a lock, and its handlers answer from the
+    stored items themselves after the backend returns them: a write at the same time could slip between a
+    condition and its store, change the item a write is answering with (two ADDs at once could both answer the
+    second's value), or add an attribute while a read copies it ("dictionary changed size during iteration").
+    One request at a time makes each write atomic and each answer the items as of that request, as DynamoDB's
+    are. moto handles a request in Python, one thread at a time anyway, so this costs it nothing in speed."""
+
+    def handle(*args: Any, **kwargs: Any) -> Any:
         with lock:
-            result = original(*args, **kwargs)
-            return copy.deepcopy(result) if hasattr(result, "attrs") else result  # an Item: as of this write
+            return original(*args, **kwargs)
 
-    return write
+    return handle
 
 
 def make_dynamodb_atomic() -> None:
-    """Serialize moto's DynamoDB writes (process-wide)."""
-    from moto.dynamodb.models import DynamoDBBackend
+    """DynamoDB requests handled one at a time (process-wide)."""
+    from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()
-    for name in WRITES + ITEM_READS:
-        setattr(DynamoDBBackend, name, atomic(getattr(DynamoDBBackend, name), lock))
+    setattr(DynamoHandler, "call_action", one_at_a_time(DynamoHandler.call_action, threading.RLock()))  # noqa: B010
 
 
 def remember_backends_by_host() -> None:

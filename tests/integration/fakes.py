@@ -34,7 +34,7 @@ from callbridge.domain.calls import Call
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.logic.placer import Placement, Placer, WebhookUrls
 
-from sandbox.moto_server import ITEM_READS, atomic
+from sandbox.moto_server import one_at_a_time
 from tests.conftest import AccountCredentials, LambdaContext, load_event
 
 ACCOUNT_SID = "AC" + "c0ffee00" * 4
@@ -242,24 +242,16 @@ def moto_stack() -> Iterator[Any]:
 
 @contextmanager
 def atomic_dynamodb() -> Iterator[None]:
-    """Make moto's DynamoDB writes atomic across threads, as DynamoDB's conditional writes are.
+    """moto's DynamoDB requests handled one at a time, as the sandbox's moto server does (sandbox/moto_server.py):
+    each write atomic and each answer the items as of its request, as DynamoDB's are."""
+    from moto.dynamodb.responses import DynamoHandler
 
-    moto checks a condition and then stores the item without a lock, so two threads can both pass a
-    condition that real DynamoDB would let only one of them pass; and it reads and answers with the stored item,
-    which another write may be changing meanwhile. The sandbox's moto server does the same (sandbox/moto_server.py).
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    names = ("put_item", "update_item", "transact_write_items", *ITEM_READS)
-    originals = {name: getattr(DynamoDBBackend, name) for name in names}
-    for name, original in originals.items():
-        setattr(DynamoDBBackend, name, atomic(original, lock))
+    original = DynamoHandler.call_action
+    setattr(DynamoHandler, "call_action", one_at_a_time(original, threading.RLock()))  # noqa: B010
     try:
         yield
     finally:
-        for name, original in originals.items():
-            setattr(DynamoDBBackend, name, original)
+        setattr(DynamoHandler, "call_action", original)  # noqa: B010
 
 
 def calls_store(stack: Any) -> DynamoCallsStore:

@@ -9,9 +9,11 @@ moto estimates from the record's text, creation time included).
 from __future__ import annotations
 
 import base64
+import itertools
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -21,10 +23,9 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.sqs.models import SQSBackend
 
-from sandbox.moto_server import atomic, next_visible, within_retention
+from sandbox.moto_server import next_visible, within_retention
 from sandbox.runtime import MOTO_START_TIMEOUT, _wait_for_port, free_port
 from tests.integration.fakes import atomic_dynamodb
 
@@ -342,28 +343,8 @@ def test_raw_stream_reads_give_the_records_as_lambda_hands_them_over(sandbox_mot
     assert raw["NextShardIterator"]
 
 
-def test_a_write_answers_with_the_item_as_it_left_it() -> None:
-    # given: moto's write, which returns the stored item itself (here a stand-in), made atomic
-    class Stored:
-        def __init__(self) -> None:
-            self.attrs = {"next_slot": 1}
-
-    stored = Stored()
-
-    def write() -> Stored:
-        stored.attrs["next_slot"] += 1
-        return stored
-
-    written = atomic(write, threading.RLock())
-    # when: two writes, the first's answer read after the second (as moto's handler may, after the lock)
-    first = written()
-    second = written()
-    # then: each answer is the item as its own write left it
-    assert (first.attrs["next_slot"], second.attrs["next_slot"]) == (2, 3)
-
-
-def test_a_read_of_one_item_is_the_item_as_it_was_then() -> None:
-    # given: moto in this process with the tests' lock (the same reads and writes as the sandbox's server's)
+def test_dynamodb_requests_are_handled_one_at_a_time() -> None:
+    # given: moto in this process with the tests' lock (the sandbox's server's: one_at_a_time), and an item
     with mock_aws(), atomic_dynamodb():
         db = _client("dynamodb", None)
         db.create_table(
@@ -374,12 +355,34 @@ def test_a_read_of_one_item_is_the_item_as_it_was_then() -> None:
         )
         db.put_item(TableName="Calls", Item=ITEM)
         backend = dynamodb_backends[ACCOUNT][REGION]
-        # when: the item is read, then a write changes the stored one (as a concurrent write would, mid-answer)
-        read = backend.get_item("Calls", {"pk": {"S": "call-1"}})
-        stored = backend.get_table("Calls").get_item(DynamoType({"S": "call-1"}))
-        assert read is not None
-        assert stored is not None
-        stored.attrs["late"] = DynamoType({"S": "written after the read"})
-        # then: the read is its own copy
-        assert read is not stored
-        assert "late" not in read.attrs
+        spans: list[tuple[str, float, float]] = []
+
+        def slowed(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                began = time.monotonic()
+                time.sleep(0.05)  # a request long enough for the other thread's to start meanwhile
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    spans.append((name, began, time.monotonic()))
+
+            return run
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(backend, "get_item", slowed("read", backend.get_item))
+            patch.setattr(backend, "update_item", slowed("write", backend.update_item))
+            # when: a GetItem and an UpdateItem of the item at once, from two threads
+            key = {"pk": {"S": "call-1"}}
+            add = {"UpdateExpression": "ADD version :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
+            threads = [
+                threading.Thread(target=lambda: db.get_item(TableName="Calls", Key=key)),
+                threading.Thread(target=lambda: db.update_item(TableName="Calls", Key=key, **add)),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    # then: the GetItem's read, the UpdateItem's read of the item as it was and its write never overlapped
+    ordered = sorted(spans, key=lambda span: span[1])
+    assert sorted(name for name, _, _ in spans) == ["read", "read", "write"]
+    assert all(later[1] >= earlier[2] for earlier, later in itertools.pairwise(ordered)), ordered
