@@ -917,6 +917,12 @@ def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answer
 
     assert verbs(response)[0][0] == "Play"
     assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
+    # and: its CallSid is the call's carrier call id, so the final status callback ends the call even if the
+    # placer's write never lands (the placer died after the carrier accepted the call)
+    sid = call.carrier_call_id or ""
+    assert stored(aws, call.callid).carrier_call_id == sid
+    hooks.post(call.callid, "status", status_params(sid, "completed", 5, CallDuration="30", AnsweredBy="human"))
+    assert stored(aws, call.callid).status is CallStatus.COMPLETED
 
 
 def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read(
@@ -1134,7 +1140,7 @@ def test_requests_made_before_the_placer_recorded_the_carrier_call_id_still_act_
     assert verbs(hooks.post(call.callid, "flow", flow_params(call, "human")))[-1][0] == "Dial"
     assert stored(aws, call.callid).status is CallStatus.IN_PROGRESS
 
-    # when: its hold music and then its dial action come (the id still not written)
+    # when: its hold music and then its dial action come (the placer's write still not landed)
     hold = hooks.post(call.callid, "hold", hold_params(call))
     hooks.post(call.callid, "dial", dial_params(call.carrier_call_id or "", "completed"))
 

@@ -536,11 +536,14 @@ def test_a_change_before_the_carrier_call_id_is_written_holds_for_an_answered_ca
     call = dialing_call().model_copy(update={"status": CallStatus.IN_PROGRESS, "carrier_call_id": None})
     change = Change(set={"dial_status": "completed"})
 
-    held, _ = apply(call, before_its_carrier_id(change, answered=answered))
+    held, after = apply(call, before_its_carrier_id(change, CALL_SID, answered=answered))
 
     assert held is written
+    # and: where it holds, the request's CallSid is the call's carrier call id from then on
+    assert (after.carrier_call_id if after is not None else None) == (CALL_SID if written else None)
     # and: never once the id is written (then the request must name it)
-    assert not apply(call.model_copy(update={"carrier_call_id": CALL_SID}), before_its_carrier_id(change))[0]
+    written_id = call.model_copy(update={"carrier_call_id": CALL_SID})
+    assert not apply(written_id, before_its_carrier_id(change, CALL_SID))[0]
 
 
 # --- recording callbacks about another carrier call

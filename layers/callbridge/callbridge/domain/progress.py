@@ -236,12 +236,21 @@ def about_carrier_call(change: Change, sid: str) -> Change:
     return replace(change, require={**change.require, "carrier_call_id": sid}, otherwise=otherwise)
 
 
-def before_its_carrier_id(change: Change, *, answered: bool = False) -> Change:
+def before_its_carrier_id(change: Change, sid: str, *, answered: bool = False) -> Change:
     """`change`, written only while the call has no carrier call id yet and is `_awaiting_its_id` (the placer's
-    write of it is on its way): the other case in which a request is `from_this_call`."""
+    write of it is on its way): the other case in which a request is `from_this_call`. The request's CallSid
+    becomes the call's carrier call id in the same write, so the carrier's later callbacks about that call move
+    it even if the placer's write never lands (a placer that crashed after the carrier accepted the call); the
+    placer's write, if it lands, writes the same id."""
     awaiting = _awaiting_its_id(answered)
     when = awaiting if change.when is None else change.when & awaiting
-    return replace(change, when=when, require={**change.require, "carrier_call_id": None}, otherwise=None)
+    return replace(
+        change,
+        when=when,
+        require={**change.require, "carrier_call_id": None},
+        set={**change.set, "carrier_call_id": sid},
+        otherwise=None,
+    )
 
 
 def _detail(params: Mapping[str, str], attempt: int) -> dict[str, Any]:

@@ -163,7 +163,7 @@ class Webhooks:
                 return call
             if not from_this_call(call, params, answered=answered):
                 return None
-            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change, answered=answered))
+            held, unplaced = self.calls.apply(callid, before_its_carrier_id(change, sid, answered=answered))
             if held and unplaced is not None:
                 return unplaced
         return None
