@@ -246,6 +246,33 @@ def _dynamodb_session(endpoint: str) -> list[Any]:
             },
         ],
     )
+    with pytest.raises(ClientError) as cancelled:  # a Put, an Update, then a failed check: none of it is kept
+        db.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {**ITEM, "pk": {"S": "call-5"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "call-3"}},
+                        "UpdateExpression": "SET #s = :x REMOVE tags",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":x": {"S": "CANCELED"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "call-1"}},
+                        "ConditionExpression": "#s = :q",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":q": {"S": "QUEUED"}},
+                    }
+                },
+            ]
+        )
+    answers.append({k: v for k, v in cancelled.value.response.items() if k != "ResponseMetadata"})
+    for key in ("call-5", "call-3"):
+        call("get_item", TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True)
     call("transact_get_items", TransactItems=[{"Get": {"TableName": table, "Key": {"pk": {"S": "call-4"}}}}])
     call("delete_item", TableName=table, Key={"pk": {"S": "call-4"}}, ReturnValues="ALL_OLD")
     shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
