@@ -27,7 +27,7 @@ from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, moment, new_callid
-from callbridge.domain.dispatch import DueKind, Timing
+from callbridge.domain.dispatch import CLAIM_AHEAD_SECONDS, DueKind, Timing
 from callbridge.domain.errors import Conflict
 from callbridge.domain.progress import apply_status_callback, flow_change
 from callbridge.logic import calls as call_queries
@@ -40,6 +40,9 @@ from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_m
 from tests.integration.fakes import ACCOUNT_SID, PUBLIC_API_URL, FakeTwilio, atomic_dynamodb, twilio_error
 
 T0 = datetime(2027, 1, 10, 12, 0, 17, tzinfo=UTC)  # a rule firing: EventBridge never fires on second 0
+# A delayed message is visible between these before its due time: whole seconds less the claim's margin.
+EARLIEST = timedelta(seconds=1 + CLAIM_AHEAD_SECONDS)
+LATEST = timedelta(seconds=CLAIM_AHEAD_SECONDS)
 TIMING = Timing(grace=120, ringing_after=75, answered_after=120, max_interval=900)
 PLAY = {"to": "17134567890", "answer_play": "https://example.com/hello.wav"}
 FLOW_URL = re.compile(r"/carrier/twilio/([0-9a-f]+)/flow$")
@@ -283,9 +286,11 @@ def test_calls_due_before_the_next_run_are_sent_with_the_time_left_and_start_on_
     # when
     report = world.run()
 
-    # then: exactly the three are sent once, each with DelaySeconds = the time left, and stay SCHEDULED
+    # then: exactly the three are sent once, each with DelaySeconds = the time left less the claim's margin (whole
+    # seconds), and stay SCHEDULED
     assert report.dispatched == 3
-    assert {json.loads(e["MessageBody"])["callid"]: e["DelaySeconds"] for e in world.sent} == soon
+    sent = {json.loads(e["MessageBody"])["callid"]: e["DelaySeconds"] for e in world.sent}
+    assert sent == {callid: seconds - 1 for callid, seconds in soon.items()}
     for callid in soon:
         assert world.call(callid).status is CallStatus.SCHEDULED
         assert world.call(callid).dispatched_at == iso(T0)
@@ -293,11 +298,11 @@ def test_calls_due_before_the_next_run_are_sent_with_the_time_left_and_start_on_
     assert world.call(at_edge).status is CallStatus.SCHEDULED
     assert world.call(later).status is CallStatus.SCHEDULED
 
-    # and: none is visible a millisecond early; each is there on its second, and placed then
+    # and: none is visible before its margin; each is there in time for its claim, held, and placed on its second
     for callid, seconds in sorted(soon.items(), key=lambda kv: kv[1]):
-        world.sim.set(T0 + timedelta(seconds=seconds) - timedelta(milliseconds=1))
+        world.sim.set(T0 + timedelta(seconds=seconds) - EARLIEST - timedelta(milliseconds=1))
         assert world.drain() == []
-        world.sim.set(T0 + timedelta(seconds=seconds))
+        world.sim.set(T0 + timedelta(seconds=seconds) - LATEST)
         assert world.drain() == [callid]
         created = events(world.call(callid), "carrier.created")
         assert created[0]["lateness_ms"] == 0
@@ -608,7 +613,7 @@ def test_a_large_due_set_is_dispatched_once_each_none_skipped(world: World, acco
     for entry in world.sent:
         due = due_of[json.loads(entry["MessageBody"])["callid"]]
         visible_at = T0 + timedelta(seconds=entry["DelaySeconds"])
-        assert due - timedelta(seconds=1) < visible_at <= due  # in the second before it (the placer holds it)
+        assert due - EARLIEST < visible_at <= due - LATEST  # in time for its claim (the placer holds it until due)
     # and: SQS holds all of them (delayed), and every call is still SCHEDULED (until a placer claims it)
     attributes = world.sqs.get_queue_attributes(QueueUrl=world.stack.refs["CallsQueue"], AttributeNames=["All"])
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == LARGE
@@ -672,11 +677,11 @@ def test_call_dates_around_daylight_saving_changes_start_at_the_right_instant(
     # when: the rule fires 43 s before, then the queue delivers
     world.sim.set(utc - timedelta(seconds=43))
     assert world.run().dispatched == 1
-    world.sim.set(utc - timedelta(milliseconds=1))
+    world.sim.set(utc - EARLIEST - timedelta(milliseconds=1))
     assert world.drain() == []
-    world.sim.set(utc)
+    world.sim.set(utc - LATEST)
 
-    # then: placed on the second
+    # then: held, and placed on the second
     assert world.drain() == [callid]
     assert events(world.call(callid), "carrier.created")[0]["lateness_ms"] == 0
     assert world.carrier.fake.creates[0].at == utc.timestamp()
@@ -716,7 +721,7 @@ def test_a_call_due_within_15_minutes_goes_straight_to_the_queue_and_stays_liste
     listed = client.get("/pcall/scheduled").data["calls"]
     assert [(c["callid"], c["status"]) for c in listed] == [(soon, "SCHEDULED"), (tomorrow, "SCHEDULED")]
     assert world.drain() == [now]
-    world.sim.set(T0 + timedelta(minutes=10) - timedelta(milliseconds=1))
+    world.sim.set(T0 + timedelta(minutes=10) - EARLIEST - timedelta(milliseconds=1))
     assert world.drain() == []
 
     # when: it is cancelled before its time (an immediate call cannot be: it has started)

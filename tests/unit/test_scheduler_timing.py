@@ -11,6 +11,7 @@ from callbridge.adapters.dynamodb.codec import from_item
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso
 from callbridge.domain.campaigns import Campaign, CampaignCall, CampaignStatus, campaign_call, hold, release
 from callbridge.domain.dispatch import (
+    CLAIM_AHEAD_SECONDS,
     DEFAULT_TIMING,
     DueKind,
     Step,
@@ -39,6 +40,7 @@ from hypothesis import strategies as st
 NOW = datetime(2027, 1, 10, 12, 0, 17, tzinfo=UTC)  # a rule firing: never on second 0
 CALLID = "17f9a1b2c3d0123456789abcdef"
 TIMING = Timing(grace=120, max_backoff=900, ringing_after=75, answered_after=120, max_interval=900)
+AHEAD = timedelta(seconds=CLAIM_AHEAD_SECONDS)
 
 
 def at(seconds: float) -> datetime:
@@ -96,12 +98,12 @@ def test_with_a_lookahead_covering_the_longest_gap_between_runs_no_call_starts_l
     # when: the first run that sees it dispatches it
     first = next(r for r in runs if next_step(call, r, horizon(r, lookahead)) is Step.DISPATCH)
 
-    # then: it is sent before it is due, with a delay SQS accepts that makes it visible in the second before it
+    # then: it is sent before it is due, with a delay SQS accepts that makes it visible in time for its claim
     # (never after: the placer holds an early message until its call_date)
     delay = delay_seconds(due, first)
     assert first <= due
     assert 0 <= delay <= MAX_DELAY_SECONDS
-    assert due - timedelta(seconds=1) < first + timedelta(seconds=delay) <= due
+    assert first + timedelta(seconds=delay) <= due - AHEAD or delay == 0
 
 
 # --- DelaySeconds
@@ -115,18 +117,23 @@ def test_with_a_lookahead_covering_the_longest_gap_between_runs_no_call_starts_l
         (-3600, 0),
         (0.001, 0),
         (0.5, 0),
-        (42, 42),
-        (42.2, 42),
-        (42.49, 42),
+        (1.2, 0),
+        (1.25, 1),
+        (42, 41),
+        (42.2, 41),
+        (42.24, 41),
+        (42.25, 42),
         (42.5, 42),
         (42.99, 42),
         (899.5, 899),
-        (900, 900),
-        (901, 900),
+        (900, 899),
+        (900.25, 900),
         (86400, 900),
     ],
 )
-def test_delay_is_the_whole_seconds_left_within_what_sqs_takes(due_in: float, expected: int) -> None:
+def test_delay_is_the_whole_seconds_left_less_the_claim_s_margin_within_what_sqs_takes(
+    due_in: float, expected: int
+) -> None:
     assert delay_seconds(at(due_in), NOW) == expected
 
 
@@ -137,9 +144,9 @@ def test_delay_is_always_a_valid_sqs_delay(due_in: float) -> None:
 
     assert isinstance(delay, int)
     assert 0 <= delay <= 900
-    if NOW <= due <= at(900):
-        # visible by its time, never more than a second early (the placer holds it until then)
-        assert due - timedelta(seconds=1) < NOW + timedelta(seconds=delay) <= due
+    if at(AHEAD.total_seconds()) <= due <= at(900):
+        # visible in time for its claim, and never more than a second before that (the placer holds it until then)
+        assert due - AHEAD - timedelta(seconds=1) < NOW + timedelta(seconds=delay) <= due - AHEAD
 
 
 # --- attention times: where each state sits in the due index

@@ -35,6 +35,9 @@ from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.progress import apply_status_callback
 
 SHORTCUT_SECONDS = MAX_DELAY_SECONDS  # a call due within this goes straight to the queue with a delay
+# How long before its due time a call's delayed message is visible at the latest: the placer's slot reservation and
+# claim come before its carrier request (they take tens of milliseconds; see delay_seconds).
+CLAIM_AHEAD_SECONDS = 0.25
 
 _IN_FLIGHT = (CallStatus.DIALING, CallStatus.RINGING, CallStatus.IN_PROGRESS)
 
@@ -265,12 +268,17 @@ def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEF
 
 
 def delay_seconds(due: datetime, now: datetime) -> int:
-    """SQS DelaySeconds that make a message visible by `due`: the whole seconds left (0 when due, at most 900).
+    """SQS DelaySeconds that make a message visible CLAIM_AHEAD_SECONDS or more before `due`, and no more than a
+    second before that: the whole seconds left less that margin (0 when it is that near, at most 900).
 
-    SQS delays are whole seconds. Rounded down, the message comes up to a second early, never late, and the
-    placer holds it until its call_date (logic/placer.py): a call starts on time, and never early.
+    SQS delays are whole seconds. Rounded down from the time left, the message would come anywhere in the second
+    before `due`, sometimes a few milliseconds before it: too late for the placer's slot reservation and claim,
+    which come before its request (the call then started up to a tenth of a second late). It comes between 1.25
+    and 0.25 s early instead, and the placer holds it until its call_date (logic/placer.py): a call starts on
+    time, and never early.
     """
-    return max(0, min(MAX_DELAY_SECONDS, math.floor((due - now).total_seconds())))
+    left = (due - now).total_seconds() - CLAIM_AHEAD_SECONDS
+    return max(0, min(MAX_DELAY_SECONDS, math.floor(left)))
 
 
 def horizon(now: datetime, lookahead: float) -> datetime:
