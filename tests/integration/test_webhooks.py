@@ -11,6 +11,7 @@ import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -925,11 +926,9 @@ def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answer
     assert stored(aws, call.callid).status is CallStatus.COMPLETED
 
 
-def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read(
-    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
-) -> None:
-    # given: a placed call (its carrier call id written), and every DynamoDB request counted from here
-    call = a_placed_call(aws, account, twilio)
+@contextmanager
+def dynamodb_operations() -> Iterator[list[str]]:
+    """The names of the DynamoDB operations the functions' shared client makes within the block, in order."""
     operations: list[str] = []
 
     def count(model: Any, **_kwargs: Any) -> None:
@@ -938,10 +937,19 @@ def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read
     client = aws_client("dynamodb")
     client.meta.events.register("before-call.dynamodb", count)
     try:
-        # when the carrier asks for its TwiML
-        response = hooks.post(call.callid, "flow", flow_params(call, "human"))
+        yield operations
     finally:
         client.meta.events.unregister("before-call.dynamodb", count)
+
+
+def test_the_flow_request_of_a_placed_call_is_one_conditional_write_with_no_read(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: a placed call (its carrier call id written), and every DynamoDB request counted from here
+    call = a_placed_call(aws, account, twilio)
+    with dynamodb_operations() as operations:
+        # when the carrier asks for its TwiML
+        response = hooks.post(call.callid, "flow", flow_params(call, "human"))
 
     # then: answered, with the CallSid checked by the write's own condition rather than a read before it
     assert verbs(response)[0][0] == "Play"
@@ -995,17 +1003,8 @@ def test_the_dial_action_of_a_placed_call_is_one_conditional_write_with_no_read(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
     call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO)
-    operations: list[str] = []
-
-    def count(model: Any, **_kwargs: Any) -> None:
-        operations.append(model.name)
-
-    client = aws_client("dynamodb")
-    client.meta.events.register("before-call.dynamodb", count)
-    try:
+    with dynamodb_operations() as operations:
         hooks.post(call.callid, "dial", dial_params(call.carrier_call_id or "", "completed"))
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", count)
 
     # the CallSid is checked by the write's own condition, not by a read before it
     assert stored(aws, call.callid).dial_status == "completed"
