@@ -697,14 +697,21 @@ def test_a_second_leg_the_carrier_refuses_ends_the_first_with_a_message(
     assert [e.detail["reason"] for e in after.timeline if e.event == "dial.not_bridged"] == ["failed"]
 
 
+def a_dialed_bridge(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> tuple[Call, str]:
+    """A dial-tone bridge whose hold music was fetched, so its second leg was dialed; the call and the leg's sid."""
+    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
+    hooks.post(call.callid, "hold", hold_params(call))
+    return call, stored(aws, call.callid).second_leg_id or ""
+
+
 @pytest.mark.parametrize("leg_status", ["busy", "no-answer", "failed"])
 def test_a_second_leg_that_is_busy_or_unanswered_ends_the_first_once(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio, leg_status: str
 ) -> None:
     # given: the second leg was dialed
-    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
-    hooks.post(call.callid, "hold", hold_params(call))
-    leg_sid = stored(aws, call.callid).second_leg_id or ""
+    call, leg_sid = a_dialed_bridge(hooks, aws, account, twilio)
 
     # when: its final status arrives, and the carrier repeats it
     params = {"CallSid": leg_sid, "CallStatus": leg_status, "CallDuration": "0", "AccountSid": "AC" + "0" * 32}
@@ -724,9 +731,7 @@ def test_a_second_leg_that_is_busy_or_unanswered_ends_the_first_once(
 def test_a_second_leg_that_talked_and_hung_up_changes_nothing(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
-    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
-    hooks.post(call.callid, "hold", hold_params(call))
-    leg_sid = stored(aws, call.callid).second_leg_id or ""
+    call, leg_sid = a_dialed_bridge(hooks, aws, account, twilio)
 
     hooks.post(call.callid, "leg-status", {"CallSid": leg_sid, "CallStatus": "completed", "CallDuration": "42"})
 
@@ -1057,9 +1062,7 @@ def test_a_second_leg_status_about_another_carrier_call_ends_no_bridge(
     hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
 ) -> None:
     # given: the second leg was dialed
-    call = a_placed_call(aws, account, twilio, answer_dial_to=DIAL_TO, answer_dial_tone_url=TONE)
-    hooks.post(call.callid, "hold", hold_params(call))
-    leg_sid = stored(aws, call.callid).second_leg_id or ""
+    call, leg_sid = a_dialed_bridge(hooks, aws, account, twilio)
     own = call.carrier_call_id or ""
 
     # when: "busy" callbacks naming a made-up CallSid, and the first leg's own (not the second leg's)
