@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.domain import events
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.changes import Change, apply
 from callbridge.domain.dispatch import attention, from_carrier
 from callbridge.domain.placing import claim, placed, rejected, uncertain
-from callbridge.domain.progress import flow_change, recording_change, settled, status_change
+from callbridge.domain.progress import before_its_carrier_id, flow_change, recording_change, settled, status_change
 
 from tests.integration.fakes import moto_stack
 
@@ -95,8 +96,8 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
     # the claim: once, and not by a second placer
     call = step(aws, store, call, claim(at(1), "token-a", hold_until=at(3)))
     call = step(aws, store, call, claim(at(1), "token-b", hold_until=at(3)))
-    call = step(aws, store, call, placed(at(2), "CA1", "queued", latency_ms=40))
-    # the carrier's webhooks, in any order, some twice
+    # the carrier's webhooks, in any order, some twice; the placer's write of the carrier call id among them
+    # (usually first), or lost (the placer died after the carrier accepted the call)
     answered = rng.random() < 0.7
     webhooks: list[Change] = [
         status_change(callback("completed" if answered else "busy", 40, CallDuration="30"), at(41))
@@ -111,8 +112,15 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
     webhooks += [status_change(callback(s, n), at(n)) for s, n in (("initiated", 3), ("ringing", 5))]
     webhooks += rng.sample(webhooks, k=rng.randint(0, len(webhooks)))
     rng.shuffle(webhooks)
+    placer = rng.choice(["first", "among them", "lost"])
+    print(f"the placer's write: {placer}")
+    if placer != "lost":
+        webhooks.insert(0 if placer == "first" else rng.randint(0, len(webhooks)), placed(at(2), "CA1", "queued"))
     for change in webhooks:
-        call = step(aws, store, call, change)
+        flow = change.event is not None and change.event.event == events.FLOW
+        # a flow request before the carrier call id was written takes it as the call's, as the webhook writes it
+        written = before_its_carrier_id(change, "CA1", answered=True) if flow and not call.carrier_call_id else change
+        call = step(aws, store, call, written)
     # late ones change nothing but the timeline
     call = step(aws, store, call, rejected(at(50), 21211, "invalid To", 400))
     call = step(aws, store, call, uncertain(at(51), "read timeout"))
@@ -121,6 +129,36 @@ def test_a_calls_steps_in_the_store_are_the_domains(aws: Any, seed: int) -> None
     assert final.status is (CallStatus.COMPLETED if answered else CallStatus.BUSY)
     assert final.ended_at == at(40)
     assert (final.billed_seconds, final.carrier_call_id) == (30, "CA1")
+
+
+def test_a_callback_whose_call_changed_between_its_writes_is_chosen_again(aws: Any) -> None:
+    # given: a call being dialed with no carrier call id yet, and a busy callback whose first write fails on that;
+    # the placer's write of the id lands just before the callback's next write (which takes the id as the call's)
+    store = DynamoCallsStore(aws.refs["CallsTable"], dynamodb=aws_client("dynamodb"))
+    call = queued(store)
+    call = step(aws, store, call, claim(at(1), "token-a", hold_until=at(3)))
+    writes: list[str] = []
+
+    def placer_lands_between(**_kwargs: Any) -> None:
+        writes.append("UpdateItem")
+        if len(writes) == 2:  # after the first write failed, before the second
+            placer = DynamoCallsStore(aws.refs["CallsTable"], dynamodb=aws_client("dynamodb", pool=1))  # its own
+            placer.apply(call.callid, placed(at(2), "CA1", "queued"))
+
+    client = aws_client("dynamodb")
+    client.meta.events.register("before-call.dynamodb.UpdateItem", placer_lands_between)
+    try:
+        held, after = store.apply(call.callid, status_change(callback("busy", 3), at(4)))
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", placer_lands_between)
+
+    # then: the second write failed (the call had an id by then), and the callback was chosen again from the call
+    # as it was: the change itself, which moved it
+    assert len(writes) == 3
+    assert held is True
+    assert after is not None
+    assert (after.status, after.carrier_call_id) == (CallStatus.BUSY, "CA1")
+    assert [e.event for e in after.timeline] == ["accepted", "dialing", "carrier.created", "carrier.status"]
 
 
 @pytest.mark.parametrize("status", [CallStatus.SCHEDULED, CallStatus.RETRY_WAIT])

@@ -931,6 +931,34 @@ def test_a_flow_request_before_the_placer_recorded_the_carrier_call_id_is_answer
     assert stored(aws, call.callid).status is CallStatus.COMPLETED
 
 
+@pytest.mark.parametrize(
+    ("status", "sip", "ends"), [("busy", "486", CallStatus.BUSY), ("no-answer", "480", CallStatus.NO_ANSWER)]
+)
+def test_a_final_status_callback_before_the_placer_recorded_the_carrier_call_id_ends_the_call(
+    hooks: CarrierWebhooks,
+    aws: Any,
+    account: AccountCredentials,
+    twilio: FakeTwilio,
+    status: str,
+    sip: str,
+    ends: CallStatus,
+) -> None:
+    # given: a call claimed for dialing whose carrier call id is not written yet (the carrier gave up on the number
+    # before the placer's write landed, or the placer died after the carrier accepted the call)
+    call = a_placed_call(aws, account, twilio)
+    calls_store(aws).update(call.callid, lambda c: c.model_copy(update={"carrier_call_id": None}))
+    sid = call.carrier_call_id or ""
+
+    hooks.post(call.callid, "status", status_params(sid, status, 2, CallDuration="0", SipResponseCode=sip))
+
+    # then: the call ends now (not DIALING until reconciliation ends it never_placed), its CallSid kept as its id
+    after = stored(aws, call.callid)
+    assert (after.status, after.carrier_call_id, after.error_code) == (ends, sid, f"SIP {sip}")
+    # and: a callback naming another carrier call from then on changes nothing
+    hooks.post(call.callid, "status", status_params("CA" + "9" * 32, "completed", 3, CallDuration="30"))
+    assert stored(aws, call.callid).status is ends
+
+
 @contextmanager
 def dynamodb_operations() -> Iterator[list[str]]:
     """The names of the DynamoDB operations the functions' shared client makes within the block, in order."""

@@ -26,19 +26,25 @@ def by_changes(call: Call, callbacks: list[dict[str, str]]) -> Call:
     return settled(call)
 
 
+@pytest.mark.parametrize("carrier_call_id", [CALL_SID, None], ids=["id written", "placer's write lost"])
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(deliveries())
-def test_status_changes_give_the_outcome_of_the_rules(delivery: tuple[object, list[dict[str, str]]]) -> None:
+def test_status_changes_give_the_outcome_of_the_rules(
+    carrier_call_id: str | None, delivery: tuple[object, list[dict[str, str]]]
+) -> None:
+    # the call as the placer leaves it, or as it is when its write of the carrier call id never landed
     scenario, callbacks = delivery
+    placed_call = dialing_call().model_copy(update={"carrier_call_id": carrier_call_id})
 
-    call = by_changes(dialing_call(), callbacks)
+    call = by_changes(placed_call, callbacks)
 
-    rules = dialing_call()
+    rules = placed_call
     for n, params in enumerate(callbacks):
         rules = apply_status_callback(rules, params, iso(T0 + timedelta(hours=1, seconds=n)))
     assert outcome(call) == outcome(rules) == expected(scenario)  # type: ignore[arg-type]
     assert call.timeline == rules.timeline
     assert call.status is rules.status
+    assert call.carrier_call_id == rules.carrier_call_id == CALL_SID
 
 
 def test_a_late_callback_is_kept_without_moving_the_status() -> None:
@@ -167,6 +173,29 @@ def test_a_status_callback_about_another_carrier_call_moves_nothing() -> None:
         assert after.status is CallStatus.DIALING
         assert settled(after).billed_seconds == 0
         assert after.timeline[-1].event == "carrier.status"
+
+
+def test_a_final_callback_before_the_placers_write_ends_the_call_with_its_call_sid() -> None:
+    # given: a call being dialed whose carrier call id is not written yet (the placer's write is on its way, or
+    # was lost when the placer died after the carrier accepted the call)
+    call = dialing_call().model_copy(update={"carrier_call_id": None})
+    busy = {"CallSid": CALL_SID, "CallStatus": "busy", "SipResponseCode": "486"}
+
+    held, after = apply(call, status_change(busy, iso(T0)))
+
+    # then: it ends BUSY in that one write, and the CallSid is its carrier call id from then on
+    assert held is False  # not the first of the change's alternatives (the call had no id), its second
+    assert after is not None
+    assert (after.status, after.carrier_call_id) == (CallStatus.BUSY, CALL_SID)
+    assert [e.event for e in after.timeline] == ["carrier.status"]
+    # and: the placer's write landing late keeps the same id and changes nothing else
+    _, late = apply(after, placed(iso(T0 + timedelta(seconds=1)), CALL_SID, "queued"))
+    assert late is not None
+    assert (late.status, late.carrier_call_id) == (CallStatus.BUSY, CALL_SID)
+    # and: a callback naming another carrier call from then on is kept without moving it
+    _, other = apply(late, status_change({**busy, "CallSid": "CA" + "9" * 32, "CallStatus": "completed"}, iso(T0)))
+    assert other is not None
+    assert (other.status, other.carrier_call_id) == (CallStatus.BUSY, CALL_SID)
 
 
 def test_a_status_callback_never_moves_a_call_that_was_never_placed() -> None:

@@ -29,7 +29,8 @@ class Change:
     (None: must be unset). `not_after`: fields that must be unset or at most this text (ISO times sort as text).
     `status`: the status it moves to (updated_at becomes the event's time). `set`: fields set (None unsets).
     `set_once`: fields set only where still unset. `otherwise`: written instead when the conditions do not
-    hold, for example a late callback that must still reach the timeline without moving the status.
+    hold, for example a late callback that must still reach the timeline without moving the status; it may have
+    an `otherwise` of its own (the first in the chain whose conditions hold is written).
     `since`: when the call entered `status`, if earlier than the event (it places the call in the due index).
     `needs`: fields that must be set while the call is in the given statuses.
     """
@@ -65,14 +66,26 @@ class Change:
 def apply(call: Call, change: Change) -> tuple[bool, Call | None]:
     """(whether `change` itself applied, the call after it, or None if nothing was written).
 
-    When the conditions fail and there is an `otherwise`, that one is tried: the result is (False, the call
-    after it). Every write moves the version, as the store's does.
+    When the conditions fail, its `otherwise` chain is tried in order: the result is (False, the call after the
+    first that holds). Every write moves the version, as the store's does.
     """
     if change.holds(call):
         return True, _written(call, change)
-    if change.otherwise is not None and change.otherwise.holds(call):
-        return False, _written(call, change.otherwise)
-    return False, None
+    alternative = first_that_holds(alternatives(change), call)
+    return (False, _written(call, alternative)) if alternative is not None else (False, None)
+
+
+def alternatives(change: Change) -> list[Change]:
+    """The changes written instead of `change` when its conditions fail, in the order they are tried."""
+    chain: list[Change] = []
+    while change.otherwise is not None:
+        change = change.otherwise
+        chain.append(change)
+    return chain
+
+
+def first_that_holds(changes: list[Change], call: Call) -> Change | None:
+    return next((c for c in changes if c.holds(call)), None)
 
 
 def _written(call: Call, change: Change) -> Call:

@@ -329,12 +329,15 @@ def status_change(params: Mapping[str, str], at: str) -> Change:
     # An answer moves the call in the due index from when the carrier says it was answered.
     since = _when(params.get("Timestamp")) if target is CallStatus.IN_PROGRESS else None
     # Only a callback about the call's own carrier call moves it (one with another CallSid is kept for the
-    # record, and the outcome leaves it out); a call never placed has no carrier call id, so it never moves.
+    # record, and the outcome leaves it out): `from_this_call`, held by the write's conditions. A call being
+    # dialed whose carrier call id is not written yet takes the CallSid as its id in the same write (the callback
+    # came before the placer's write, or that write was lost); a call never claimed for dialing never moves.
     sid = params.get("CallSid", "")
     if not sid:
         return only_event
-    require = {"carrier_call_id": sid}
-    return Change(event=event, when=_before(target), status=target, require=require, otherwise=only_event, since=since)
+    moved = Change(event=event, when=_before(target), status=target, since=since)
+    adopting = replace(before_its_carrier_id(moved, sid), otherwise=only_event)
+    return replace(moved, require={"carrier_call_id": sid}, otherwise=adopting)
 
 
 def recording_change(params: Mapping[str, str], at: str, attempt: int = 1) -> Change:

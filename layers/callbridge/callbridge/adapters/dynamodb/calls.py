@@ -30,7 +30,7 @@ from callbridge.adapters.dynamodb.call_codec import call_attributes, call_data, 
 from callbridge.adapters.dynamodb.codec import from_item, to_item, value
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, TimelineEvent, iso
-from callbridge.domain.changes import Change
+from callbridge.domain.changes import Change, alternatives, first_that_holds
 from callbridge.domain.dispatch import (
     DEFAULT_TIMING,
     DueKind,
@@ -63,6 +63,8 @@ _MAX_PAGES = 10  # a filtered list reads at most this many index pages per reque
 _BATCH_GET = 100  # keys per BatchGetItem
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
+# Writes of a step's alternatives when each finds the call changed again since the last (a race each time).
+_RETRIES = 3
 
 
 def shard_of(callid: str, shards: int) -> str:
@@ -231,21 +233,30 @@ class DynamoCallsStore:
     def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
         """Write `change` in one conditional request: (whether it held, the call after it).
 
-        When its conditions fail, its `otherwise` is written instead (False, the call after that); with no
-        `otherwise`, (False, the call as it is). (False, None): there is no such call. When only the due-index
-        condition failed (the call's place is later than the change would put it), it is written again moving it.
+        When its conditions fail, the first of its `otherwise` chain that holds for the call as the failed write
+        returned it is written instead (False, the call after that); with none, (False, the call as it is).
+        (False, None): there is no such call. When that write fails too, the call changed in between (another
+        writer's step landed): the choice is made again from the call as it is now, `change` itself included.
+        When only the due-index condition failed (the call's place is later than the change would put it), it
+        is written again moving it.
         """
         try:
             return True, self._placed(callid, change)
         except ConditionFailed as failed:
-            if failed.item is None:
+            item = failed.item
+        chain = alternatives(change)
+        for _ in range(_RETRIES):
+            if item is None:
                 return False, None
-            if change.otherwise is None:
-                return False, call_from_item(failed.item)
+            current = call_data(item, drop=_INDEXED)
+            chosen = change if change.holds(current) else first_that_holds(chain, current)
+            if chosen is None:
+                return False, settled(current)
             try:
-                return False, self._placed(callid, change.otherwise)
+                return chosen is change, self._placed(callid, chosen)
             except ConditionFailed as again:
-                return False, call_from_item(again.item) if again.item else None
+                item = again.item
+        return False, call_from_item(item) if item else None
 
     @staticmethod
     def _placement(change: Change) -> Placement:
