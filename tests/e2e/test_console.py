@@ -193,6 +193,31 @@ def test_an_ivr_menu_is_edited_as_json_with_the_apis_messages(browser: Browser, 
         assert client.get("/pcall/ivr/console-menu").json()["data"]["menu"]["options"]["1"]["action"] == "repeat"
 
 
+def test_the_console_says_bridge_flow_and_ignored_events_in_words(browser: Browser, sandbox: RunningSandbox) -> None:
+    # the timeline's wording of events a call reaches only through a bridge, a failed flow or a stray request
+    browser.goto(f"{sandbox.base_url}/pcall/console")
+    browser.wait_for("typeof describe === 'function'", 30, "the console's script")
+    entries = [
+        {"event": "carrier.ignored", "detail": {"webhook": "gather", "CallSid": "CA9"}},
+        {"event": "dial.second_leg", "detail": {"error": "carrier refused"}},
+        {"event": "dial.second_leg.status", "detail": {"CallStatus": "busy"}},
+        {"event": "dial.not_bridged", "detail": {"reason": "no-answer"}},
+        {"event": "dial.not_bridged.error", "detail": {"error": "HTTP 404"}},
+        {"event": "flow.error", "detail": {"ErrorCode": "11200"}},
+    ]
+
+    said = browser.evaluate(f"{json.dumps(entries)}.map(e => describe(e, {{}}))")
+
+    assert said == [
+        "A carrier gather request about another call (ignored)",
+        "Could not dial the second number: carrier refused",
+        "The second number: the line was busy",
+        "Not connected (the second number: no-answer): told the caller and hung up",
+        "Could not tell the caller the second number did not answer: HTTP 404",
+        "The carrier could not run the call's flow (error 11200); hung up",
+    ]
+
+
 def test_the_console_works_from_the_keyboard(browser: Browser, sandbox: RunningSandbox) -> None:
     callid = place(sandbox, PERSON)
     sandbox.wait_final(callid)

@@ -35,8 +35,12 @@ FLOW = "flow"  # the carrier asked for the answered call's TwiML: the call is an
 IVR_DIGITS = "ivr.digits"  # a key pressed in a menu (an option or not)
 IVR_NO_INPUT = "ivr.no_input"  # a menu heard no key
 IVR_ENDED = "ivr.ended"  # a menu ended without a valid key (an invalid key or none)
+FLOW_ERROR = "flow.error"  # the carrier could not fetch or run the call's TwiML (its fallback URL): hung up
 DIAL_ENDED = "dial.ended"  # the second leg of answer_dial ended
-DIAL_SECOND_LEG = "dial.second_leg"  # the second leg's status callback
+DIAL_SECOND_LEG = "dial.second_leg"  # the dial-tone bridge's second leg dialed (or the dialing failed)
+DIAL_SECOND_LEG_STATUS = "dial.second_leg.status"  # the second leg's status callback
+DIAL_NOT_BRIDGED = "dial.not_bridged"  # the second leg ended unanswered: the caller is told and hung up
+DIAL_NOT_BRIDGED_ERROR = "dial.not_bridged.error"  # telling the caller failed (the carrier refused the redirect)
 SMS = "sms"  # the SMS of answer_sms sent (or refused)
 SMS_STATUS = "sms.status"  # the SMS's status callback
 

@@ -68,9 +68,6 @@ _SMS_SENDING = "sending"
 SECOND_LEG_PACING_SECONDS = 2.0  # + the carrier request: within the webhook's time budget (README)
 # The answer_dial_to leg's final statuses that leave `to` alone in the bridge.
 _NOT_BRIDGED = frozenset({"busy", "no-answer", "failed", "canceled"})
-SECOND_LEG_STATUS = "dial.second_leg.status"
-NOT_BRIDGED = "dial.not_bridged"
-FLOW_ERROR = "flow.error"
 _IVR_EVENTS = (events.IVR_DIGITS, events.IVR_NO_INPUT)
 
 
@@ -369,7 +366,7 @@ class Webhooks:
         detail = {k: params[k] for k in ("CallSid", "CallStatus", "CallDuration", "SipResponseCode") if k in params}
 
         def keep(c: Call) -> Call:
-            return c.with_event(stamp, SECOND_LEG_STATUS, **detail)
+            return c.with_event(stamp, events.DIAL_SECOND_LEG_STATUS, **detail)
 
         stored, ours = self._updated_if_ours(callid, params, "leg-status", from_its_second_leg, keep)
         if ours and status in _NOT_BRIDGED:
@@ -385,7 +382,7 @@ class Webhooks:
             if c.dial_status is not None or c.status.is_final:
                 return None
             ended = c.model_copy(update={"dial_status": leg_status})
-            return ended.with_event(stamp, NOT_BRIDGED, reason=leg_status, claim=token)
+            return ended.with_event(stamp, events.DIAL_NOT_BRIDGED, reason=leg_status, claim=token)
 
         claimed = self.calls.update(callid, claim)
         won = claimed is not None and any(e.detail.get("claim") == token for e in claimed.timeline)
@@ -395,7 +392,7 @@ class Webhooks:
             self.carrier.redirect(claimed.carrier_call_id, render_not_bridged())
         except CarrierError as exc:  # `to` hung up meanwhile: nothing is left to end
             error = str(exc)
-            return self.calls.update(callid, lambda c: c.with_event(stamp, f"{NOT_BRIDGED}.error", error=error))
+            return self.calls.update(callid, lambda c: c.with_event(stamp, events.DIAL_NOT_BRIDGED_ERROR, error=error))
         return claimed
 
     def fallback(self, callid: str, params: Mapping[str, str]) -> str:
@@ -405,7 +402,7 @@ class Webhooks:
         detail = {k: params[k] for k in ("ErrorCode", "ErrorUrl", "CallStatus") if params.get(k)}
 
         def keep(c: Call) -> Call:
-            return c.with_event(stamp, FLOW_ERROR, **detail)
+            return c.with_event(stamp, events.FLOW_ERROR, **detail)
 
         with suppress(CallNotFound):  # a call callbridge does not know: nothing to keep, hung up all the same
             self._updated_if_ours(callid, params, "fallback", _in_the_call, keep)

@@ -392,7 +392,17 @@ function describe(entry, call) {
     case "ivr.ended":
       return `Menu ${d.menu || ""} ended without a choice`.replace("  ", " ");
     case "dial.second_leg":
-      return `Connecting to ${d.to || d.number || "the second number"}`;
+      return d.error ? `Could not dial the second number: ${d.error}` : `Connecting to ${d.to || d.number || "the second number"}`;
+    case "dial.second_leg.status": {
+      const status = String(d.CallStatus || "").toLowerCase();
+      return `The second number: ${(CARRIER_STATUS[status] || status || "updated").toLowerCase()}`;
+    }
+    case "dial.not_bridged":
+      return `Not connected${d.reason ? ` (the second number: ${d.reason})` : ""}: told the caller and hung up`;
+    case "dial.not_bridged.error":
+      return `Could not tell the caller the second number did not answer${d.error ? `: ${d.error}` : ""}`;
+    case "flow.error":
+      return `The carrier could not run the call's flow${d.ErrorCode ? ` (error ${d.ErrorCode})` : ""}; hung up`;
     case "dial.ended":
       return `The connected call ended${d.DialCallStatus || d.status ? ` (${d.DialCallStatus || d.status})` : ""}`;
     case "sms":
@@ -424,7 +434,7 @@ function describe(entry, call) {
     case "carrier.hangup":
       return "Hang-up asked of the carrier";
     case "carrier.ignored":
-      return "A carrier event about another call (ignored)";
+      return `A carrier ${d.webhook ? `${d.webhook} request` : "event"} about another call (ignored)`;
     case "sms.status":
       return `Voicemail SMS ${d.MessageStatus || "updated"}`;
     case "retry.scheduled":
