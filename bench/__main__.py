@@ -309,7 +309,7 @@ def notes(results: dict[str, Any]) -> list[str]:
             f"Burst: the API accepted {burst.get('intake_rps')} calls/s (p99 {burst.get('api_ms', {}).get('p99')} "
             f"ms); moto, the sandbox's AWS, spent {cpu.get('moto')} CPU-s per call (about {rate} calls/s on its one "
             f"core), the sandbox process {cpu.get('sandbox')} CPU-s and the functions' containers "
-            f"{cpu.get('functions', '?')} CPU-s."
+            f"{cpu.get('functions', '?')} CPU-s." + closed_loop(burst)
         )
     if met.get("schedule") is False:
         for key, r in (results.get("schedule") or {}).items():
@@ -322,6 +322,27 @@ def notes(results: dict[str, Any]) -> list[str]:
                 f"request followed {onward.get('p50')} ms (p50) to {onward.get('max')} ms after the claim."
             )
     return out
+
+
+def closed_loop(burst: dict[str, Any]) -> str:
+    """What the burst's clients imply: each waits for its answer before it posts again, so at the intake rate X
+    their C requests in flight take C / X seconds each on average (Little's law), whatever the path costs; and
+    how busy the machine was meanwhile."""
+    intake, clients = burst.get("intake_rps"), burst.get("concurrency")
+    if not intake or not clients:
+        return ""
+    said = (
+        f" Its {clients} clients each post when answered, so at {intake} calls/s a request takes "
+        f"{clients / intake * 1000:.0f} ms on average (Little's law; measured {burst.get('api_ms', {}).get('mean')} "
+        "ms): they post faster until the machine is the limit"
+    )
+    busy, moto = burst.get("machine_busy"), burst.get("moto_busy")
+    if busy is None or moto is None:
+        return said + "."
+    return said + (
+        f". Until the last dial the machine was {busy * 100:.0f} % busy (all cores) and moto, which handles one "
+        f"request at a time, used {moto * 100:.0f} % of its core."
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from bench.harness import ROOT, Running, callid_of
+from bench.machine import MachineLoad
 from bench.stats import summarize
 
 
@@ -33,9 +34,18 @@ def send_calls(
 
 
 def time_to_dial(
-    running: Running, *, calls: int, concurrency: int, cps: float, rate: float = 0.0, label: str = "burst"
+    running: Running,
+    *,
+    calls: int,
+    concurrency: int,
+    cps: float,
+    rate: float = 0.0,
+    label: str = "burst",
+    load: MachineLoad | None = None,
 ) -> dict[str, Any]:
-    """Immediate calls (a burst, or `rate` per second): API latency, intake rate, time to dial (p50/p95/p99/max)."""
+    """Immediate calls (a burst, or `rate` per second): API latency, intake rate, time to dial (p50/p95/p99/max);
+    with `load`, how busy the machine (all cores) and moto (on its one) were from the first call posted to the last
+    carrier request."""
     before = len(running.create_requests())
     mark = running.recorder.mark()
     sent = send_calls(running, calls, concurrency, rate=rate)
@@ -50,6 +60,10 @@ def time_to_dial(
     span = max(r["done"] for r in ok) - min(r["sent"] for r in ok) if ok else 0.0
     running.carrier.wait_idle(60)
     time.sleep(0.5)
+    busy: dict[str, Any] = {}
+    if load is not None and ok and arrived:  # the clients' and the simulator's clocks are both the system's
+        start, end = min(r["sent"] for r in ok), max(r.monotonic for r in arrived)
+        busy = {"machine_busy": load.busy(start, end), "moto_busy": load.process_busy("moto", start, end)}
     return {
         "http_errors": http_errors(running.recorder.since(mark)),
         "label": label,
@@ -62,6 +76,7 @@ def time_to_dial(
         "error_samples": sorted({f"{r['status']} {r.get('error', '')}"[:160] for r in sent if r["status"] != 200})[:3],
         "dialed": len(dial),
         "intake_rps": round(len(ok) / span, 1) if span else None,
+        **{name: round(share, 3) for name, share in busy.items() if share is not None},
         "api_ms": summarize([r["done"] - r["sent"] for r in ok], 1000),
         "dial_ms": summarize(dial, 1000),
         "dial_seconds": [round(d, 4) for d in dial],

@@ -278,6 +278,10 @@ LOADS = {
 }
 
 
+def _share(fraction: float | None) -> str:
+    return "–" if fraction is None else f"{fraction * 100:.0f} %"
+
+
 def _latency_section(results: dict[str, Any]) -> list[str]:
     ttd = results.get("time_to_dial") or {}
     rows = []
@@ -294,6 +298,8 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
                 load,
                 r.get("errors") or 0,
                 r.get("intake_rps") or "–",
+                _share(r.get("machine_busy")),
+                _share(r.get("moto_busy")),
                 _ms(a.get("p50")),
                 _ms(a.get("p99")),
                 _ms(d.get("p50")),
@@ -312,7 +318,9 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
         "first on the containers the sandbox started with, so most of its requests wait for a new container (a "
         "cold start), then on the containers it left warm, which is the figure held against the targets; then "
         "as many calls again at each offered rate (posted at that rate, not as fast as the API answers), which "
-        "shows where the machine's capacity ends.",
+        "shows where the machine's capacity ends. From the first call posted to the last carrier request: machine "
+        "busy, the share of all cores in use (every process); moto busy, the share of one core moto used (it "
+        "handles one request at a time, so a queue builds in front of it as this nears 100 %).",
         "",
         *_table(
             [
@@ -320,6 +328,8 @@ def _latency_section(results: dict[str, Any]) -> list[str]:
                 "calls",
                 "API errors",
                 "intake req/s",
+                "machine busy",
+                "moto busy",
                 "API p50",
                 "API p99",
                 "dial p50",

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.harness import running_sandbox
 from bench.latency import isolated_time_to_dial, time_to_dial
+from bench.machine import MachineLoad, process_seconds
 from bench.pacing import pacing
 from bench.requests_count import count_requests
 from bench.schedule import rule_rate, schedule_precision
@@ -31,11 +32,6 @@ PACING_BACKLOG = 30
 SPEED = 20
 TEMPLATE_RATE_OFFSETS = [20.0, 40.0, 70.0, 85.0]
 FAST_OFFSETS = [5.0 + i for i in range(16)]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _function_cpu(sandbox: int, moto: int) -> dict[int, float]:
@@ -55,7 +51,7 @@ def _function_cpu(sandbox: int, moto: int) -> dict[int, float]:
     out = {}
     for pid in family - {moto}:
         try:
-            out[pid] = _cpu_seconds(pid)
+            out[pid] = process_seconds(pid)
         except (OSError, ValueError, IndexError):
             continue
     return out
@@ -100,14 +96,15 @@ def burst_session(burst: int) -> dict[str, Any]:
         )
         running.recorder.wait_quiet(1.5, timeout=120)
         moto_pid = running.sandbox._moto.pid
-        before = (_cpu_seconds(moto_pid), _cpu_seconds(os.getpid()))
+        before = (process_seconds(moto_pid), process_seconds(os.getpid()))
         functions_before = _function_cpu(os.getpid(), moto_pid)
-        out["burst"] = time_to_dial(running, calls=burst, concurrency=BURST_CONCURRENCY, cps=DIAL_CPS)
+        with MachineLoad(processes={"moto": moto_pid}) as load:
+            out["burst"] = time_to_dial(running, calls=burst, concurrency=BURST_CONCURRENCY, cps=DIAL_CPS, load=load)
         running.recorder.wait_quiet(1.5, timeout=120)
         dialed = max(1, out["burst"]["dialed"])
         out["burst"]["cpu_seconds_per_call"] = {
-            "moto": round((_cpu_seconds(moto_pid) - before[0]) / dialed, 3),
-            "sandbox": round((_cpu_seconds(os.getpid()) - before[1]) / dialed, 3),
+            "moto": round((process_seconds(moto_pid) - before[0]) / dialed, 3),
+            "sandbox": round((process_seconds(os.getpid()) - before[1]) / dialed, 3),
             "functions": round(
                 sum(cpu - functions_before.get(pid, 0.0) for pid, cpu in _function_cpu(os.getpid(), moto_pid).items())
                 / dialed,
@@ -116,11 +113,17 @@ def burst_session(burst: int) -> dict[str, Any]:
         }
         out["offered"] = []
         for rate in OFFERED_RATES:
-            out["offered"].append(
-                time_to_dial(
-                    running, calls=burst, concurrency=BURST_CONCURRENCY, cps=DIAL_CPS, rate=rate, label=f"{rate:g}/s"
+            with MachineLoad(processes={"moto": moto_pid}) as load:
+                offered = time_to_dial(
+                    running,
+                    calls=burst,
+                    concurrency=BURST_CONCURRENCY,
+                    cps=DIAL_CPS,
+                    rate=rate,
+                    label=f"{rate:g}/s",
+                    load=load,
                 )
-            )
+            out["offered"].append(offered)
             running.recorder.wait_quiet(1.5, timeout=120)
     return out
 

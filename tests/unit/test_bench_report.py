@@ -97,7 +97,9 @@ def test_the_burst_at_each_offered_rate_is_a_row_of_the_time_to_dial_table() -> 
         {"calls": 100, "offered_rate": rate, "dial_ms": {"p50": p50}, "api_ms": {"p99": 40.0}}
         for rate, p50 in ((10.0, 31.0), (40.0, 1234.0))
     ]
+    results["time_to_dial"]["offered"][1].update(machine_busy=0.768, moto_busy=0.991)
     text = markdown(results)
     assert "| offered 10/s (warm containers) | 100 calls, offered 10/s |" in text
+    assert "| 77 % | 99 % |" in text  # how busy the machine and moto were while the 40/s ran
     assert "| offered 40/s (warm containers) | 100 calls, offered 40/s |" in text
     assert "1,234 ms" in text
