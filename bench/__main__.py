@@ -332,9 +332,9 @@ def closed_loop(burst: dict[str, Any]) -> str:
     if not intake or not clients:
         return ""
     said = (
-        f" Its {clients} clients each post when answered, so at {intake} calls/s a request takes "
-        f"{clients / intake * 1000:.0f} ms on average (Little's law; measured {burst.get('api_ms', {}).get('mean')} "
-        "ms): they post faster until the machine is the limit"
+        f" Its {clients} clients each post again as soon as they are answered, so {clients} requests are always "
+        f"in flight: at {intake} calls/s each takes {clients / intake * 1000:.0f} ms on average (Little's law; "
+        f"measured {burst.get('api_ms', {}).get('mean')} ms), however fast the path"
     )
     busy, moto = burst.get("machine_busy"), burst.get("moto_busy")
     if busy is None or moto is None:

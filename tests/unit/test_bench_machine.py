@@ -72,7 +72,7 @@ def test_the_closed_loop_says_what_the_intake_rate_makes_each_request_take() -> 
 
     said = closed_loop(burst)
 
-    assert "at 40.0 calls/s a request takes 200 ms on average" in said
+    assert "8 requests are always in flight: at 40.0 calls/s each takes 200 ms on average" in said
     assert "measured 197.0 ms" in said
     assert "79 % busy (all cores)" in said
     assert "used 96 % of its core" in said
