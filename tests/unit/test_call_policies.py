@@ -170,6 +170,16 @@ def test_bulk_bodies() -> None:
     assert [p.field for p in caught.value.problems] == ["line 1", "line 2"]
 
 
+def test_a_bad_csv_line_is_named_by_its_line_in_the_body() -> None:
+    # as an editor numbers them: the header and blank lines count, and a quoted reason may span lines
+    body = b'number,reason\n12812345670,ok\n\n17134567890,"two\nlines"\nnope,x\r\n\n12812345671,a,b\n'
+
+    with pytest.raises(InvalidRequest) as caught:
+        parse_bulk(body, "text/csv")
+
+    assert [p.field for p in caught.value.problems] == ["line 6", "line 8"]
+
+
 # --- the do-not-call mark: when the claim may skip its look-up
 
 

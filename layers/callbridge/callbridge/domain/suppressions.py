@@ -115,13 +115,20 @@ def _from_csv(body: bytes, problems: list[FieldProblem]) -> list[tuple[str, str]
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidRequest.single("body", "must be UTF-8 text/csv: one number per line, an optional reason") from exc
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
-    if rows and rows[0][0].strip().lower() in ("number", "phone", "to"):
+    # Each row with the line of the body it starts on, as an editor numbers them (a header and blank lines count).
+    reader = csv.reader(io.StringIO(text))
+    rows: list[tuple[int, list[str]]] = []
+    start = 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            rows.append((start, row))
+        start = reader.line_num + 1
+    if rows and rows[0][1][0].strip().lower() in ("number", "phone", "to"):
         rows = rows[1:]  # a header line
     _check_count(len(rows))
     entries = []
-    for n, row in enumerate(rows, start=1):
-        where = f"line {n}"
+    for line, row in rows:
+        where = f"line {line}"
         if len(row) > 2:
             problems.append(FieldProblem(where, "must be a number and an optional reason (quote a reason with commas)"))
             continue
