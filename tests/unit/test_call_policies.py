@@ -170,6 +170,15 @@ def test_bulk_bodies() -> None:
     assert [p.field for p in caught.value.problems] == ["line 1", "line 2"]
 
 
+def test_a_body_the_csv_reader_refuses_is_a_bad_request() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_bulk(b"12812345670,ok\n12812345671," + b"x" * 140_000 + b"\n", "text/csv")
+
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("body", "is not valid CSV: field larger than field limit (131072) (line 2)")
+    ]
+
+
 def test_a_bad_csv_line_is_named_by_its_line_in_the_body() -> None:
     # as an editor numbers them: the header and blank lines count, and a quoted reason may span lines
     body = b'number,reason\n12812345670,ok\n\n17134567890,"two\nlines"\nnope,x\r\n\n12812345671,a,b\n'

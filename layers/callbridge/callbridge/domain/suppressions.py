@@ -119,10 +119,13 @@ def _from_csv(body: bytes, problems: list[FieldProblem]) -> list[tuple[str, str]
     reader = csv.reader(io.StringIO(text))
     rows: list[tuple[int, list[str]]] = []
     start = 1
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            rows.append((start, row))
-        start = reader.line_num + 1
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB), for one
+        raise InvalidRequest.single("body", f"is not valid CSV: {exc} (line {start})") from exc
     if rows and rows[0][1][0].strip().lower() in ("number", "phone", "to"):
         rows = rows[1:]  # a header line
     _check_count(len(rows))
