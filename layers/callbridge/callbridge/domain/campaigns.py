@@ -23,6 +23,7 @@ from callbridge.domain.accounts import Account
 from callbridge.domain.answered import MACHINE, PERSON
 from callbridge.domain.attempts import cancel_suppressed
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso, moment
+from callbridge.domain.csv_rows import rows_with_lines
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
@@ -453,11 +454,7 @@ def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, An
     calls: list[dict[str, Any]] = []
     lines: list[int] = []
     try:
-        start = reader.line_num + 1
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
+        for line, row in rows_with_lines(reader):
             if len(row) > len(columns):
                 problems.append(FieldProblem(f"calls.{line}", f"has {len(row)} cells; the header names {len(columns)}"))
                 continue

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from callbridge.domain.csv_rows import rows_with_lines
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.domain.phones import to_e164
 
@@ -115,17 +116,11 @@ def _from_csv(body: bytes, problems: list[FieldProblem]) -> list[tuple[str, str]
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidRequest.single("body", "must be UTF-8 text/csv: one number per line, an optional reason") from exc
-    # Each row with the line of the body it starts on, as an editor numbers them (a header and blank lines count).
     reader = csv.reader(io.StringIO(text))
-    rows: list[tuple[int, list[str]]] = []
-    start = 1
     try:
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                rows.append((start, row))
-            start = reader.line_num + 1
+        rows = list(rows_with_lines(reader))
     except csv.Error as exc:  # a field over the csv module's limit (128 KiB), for one
-        raise InvalidRequest.single("body", f"is not valid CSV: {exc} (line {start})") from exc
+        raise InvalidRequest.single("body", f"is not valid CSV: {exc} (line {reader.line_num})") from exc
     if rows and rows[0][1][0].strip().lower() in ("number", "phone", "to"):
         rows = rows[1:]  # a header line
     _check_count(len(rows))
