@@ -207,6 +207,12 @@ def test_the_console_says_bridge_flow_and_ignored_events_in_words(browser: Brows
     ]
 
     said = browser.evaluate(f"{json.dumps(entries)}.map(e => describe(e, {{}}))")
+    # a status callback naming another carrier call than the one placed is kept on the timeline, and said so
+    placed = {"timeline": [{"event": "carrier.created", "detail": {"sid": "CA1"}}]}
+    statuses = [
+        {"event": "carrier.status", "detail": {"CallSid": sid, "CallStatus": "busy"}} for sid in ("CA1", "CA9", "")
+    ]
+    said_of_statuses = browser.evaluate(f"{json.dumps(statuses)}.map(e => describe(e, {json.dumps(placed)}))")
 
     assert said == [
         "A carrier gather request about another call (ignored)",
@@ -215,6 +221,11 @@ def test_the_console_says_bridge_flow_and_ignored_events_in_words(browser: Brows
         "Not connected (the second number: no-answer): told the caller and hung up",
         "Could not tell the caller the second number did not answer: HTTP 404",
         "The carrier could not run the call's flow (error 11200); hung up",
+    ]
+    assert said_of_statuses == [
+        "The line was busy",
+        "A carrier status callback about another call (ignored)",
+        "A carrier status callback about another call (ignored)",
     ]
 
 

@@ -173,6 +173,10 @@ def test_a_status_callback_about_another_carrier_call_moves_nothing() -> None:
         assert after.status is CallStatus.DIALING
         assert settled(after).billed_seconds == 0
         assert after.timeline[-1].event == "carrier.status"
+        # and: the rules the read path applies (calls that may be retried) keep it the same way
+        rules = apply_status_callback(call, forged, iso(T0))
+        assert rules.timeline == after.timeline
+        assert (rules.status, outcome(rules)) == (after.status, outcome(settled(after)))
 
 
 def test_a_final_callback_before_the_placers_write_ends_the_call_with_its_call_sid() -> None:

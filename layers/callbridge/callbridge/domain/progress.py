@@ -264,10 +264,11 @@ def apply_status_callback(call: Call, params: Mapping[str, str], at: str, attemp
     """The call after one carrier status callback of attempt `attempt` (kept on the timeline, applied
     monotonically). A callback of an earlier attempt changes nothing; one that ends the current attempt may
     make the call wait for its next attempt (domain/attempts.py). A callback about another carrier call (another
-    CallSid) is kept for the record and changes nothing; once final, a call keeps its status and outcome."""
-    if not from_this_call(call, params):
-        return call.with_event(at, events.CARRIER_IGNORED, **_detail(params, attempt))
+    CallSid) is kept for the record, as `status_change` keeps it, and changes nothing (the outcome leaves it out);
+    once final, a call keeps its status and outcome."""
     call = call.with_event(at, events.CARRIER_STATUS, **_detail(params, attempt))
+    if not from_this_call(call, params):
+        return call
     if attempt != call.attempt:
         return call
     if not call.carrier_call_id:

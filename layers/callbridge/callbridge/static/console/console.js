@@ -350,6 +350,14 @@ function answeredBy(value) {
   return /^human|person/i.test(value) ? "a person" : /machine|fax/i.test(value) ? "a machine" : value;
 }
 
+// Whether a status callback's CallSid is one of the call's own carrier calls (the ids its attempts were placed
+// with). Before the placer's write of that id (or without it) any CallSid may be the call's: the store decided.
+function ownCarrierCall(sid, call) {
+  if (!sid) return false;
+  const placed = (call.timeline || []).filter((e) => e.event === "carrier.created").map((e) => (e.detail || {}).sid);
+  return placed.length === 0 || placed.includes(sid);
+}
+
 function describe(entry, call) {
   const d = entry.detail || {};
   switch (entry.event) {
@@ -370,6 +378,7 @@ function describe(entry, call) {
     case "carrier.uncertain":
       return `No clear answer from the carrier${d.error ? `: ${d.error}` : ""}`;
     case "carrier.status": {
+      if (!ownCarrierCall(d.CallSid, call)) return "A carrier status callback about another call (ignored)";
       const status = String(d.CallStatus || "").toLowerCase();
       if (status === "in-progress" || status === "answered") {
         const who = answeredBy(d.AnsweredBy || call.answered_by);
