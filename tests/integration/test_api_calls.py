@@ -697,3 +697,29 @@ def test_every_problem_of_a_call_request_is_reported_at_once(api: ApiClient) -> 
 
     assert response.status == 400
     assert {e["field"] for e in response.data["errors"]} == {"to", "answer_", "answer_speak_lang", "record"}
+
+
+def test_every_problem_of_a_json_call_request_is_reported_at_once(api: ApiClient) -> None:
+    # given: a JSON body whose `to` and `answer_play` are no strings, a bad `record` and no answer_ option of use
+    body = json.dumps({"to": True, "answer_play": ["http://example.com/a.wav"], "record": "maybe", "bogus": 1})
+
+    response = api.request("POST", "/pcall/call", body=body, content_type="application/json")
+
+    # then: the type problems come with every other rule the request breaks, not instead of them
+    assert response.status == 400
+    assert response.data["errors"] == [
+        {"field": "to", "message": "must be a string"},
+        {"field": "record", "message": "must be YES or NO"},
+        {"field": "answer_play", "message": "must be a string"},
+        {"field": "bogus", "message": "unknown parameter"},
+    ]
+
+
+def test_a_repeated_json_parameter_is_refused(api: ApiClient, aws: Any) -> None:
+    # given: `to` twice, as a form body repeating it is refused (the JSON parser would keep the last)
+    body = '{"to": "12812345670", "to": "12812345671", "answer_play": "http://example.com/a.wav"}'
+
+    response = api.request("POST", "/pcall/call", body=body, content_type="application/json")
+
+    assert_invalid(response, "to", "given more than once")
+    assert stored_calls(aws) == []

@@ -63,6 +63,10 @@ def test_form_repeated_field_is_refused() -> None:
     assert problem_fields(b"to=1&to=2", None) == ["to"]
 
 
+def test_a_field_repeated_many_times_is_named_once() -> None:
+    assert problem_fields(b"to=1&to=2&record=YES&to=3&record=NO", None) == ["to", "record"]
+
+
 def test_form_invalid_utf8_after_percent_decoding_is_refused() -> None:
     assert problem_fields(b"answer_speak=%ff%fe", None) == ["body"]
 
@@ -102,9 +106,32 @@ def test_json_must_be_an_object(body: bytes) -> None:
     assert problem_fields(body, "application/json") == ["body"]
 
 
-@pytest.mark.parametrize("value", ["true", "[1]", '{"a": 1}'])
-def test_json_values_must_be_scalars(value: str) -> None:
-    assert problem_fields(f'{{"to": {value}}}'.encode(), "application/json") == ["to"]
+@pytest.mark.parametrize(("value", "given"), [("true", True), ("[1]", [1]), ('{"a": 1}', {"a": 1})])
+def test_json_values_that_are_no_strings_are_left_for_the_call_model_to_refuse(value: str, given: object) -> None:
+    # The model refuses them ("must be a string") together with every other rule the request breaks.
+    assert parse_params(f'{{"to": {value}, "record": "x"}}'.encode(), "application/json") == {
+        "to": given,
+        "record": "x",
+    }
+
+
+def test_a_json_metadata_object_becomes_its_json_text() -> None:
+    assert parse_params(b'{"metadata": {"order": "A-17"}}', "application/json") == {"metadata": '{"order": "A-17"}'}
+    # anything else but its JSON text is left to the metadata rule, as JSON text too
+    assert parse_params(b'{"metadata": ["A-17"]}', "application/json") == {"metadata": '["A-17"]'}
+
+
+def test_json_repeated_fields_are_refused() -> None:
+    body = b'{"to": "1", "record": "YES", "to": "2", "record": "NO", "to": "3"}'
+
+    assert problem_fields(body, "application/json") == ["to", "record"]
+
+
+def test_a_json_metadata_object_with_a_repeated_key_is_refused() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_params(b'{"to": "1", "metadata": {"a": "1", "a": "2"}}', "application/json")
+
+    assert caught.value.problems == [FieldProblem("metadata", "key 'a' given more than once")]
 
 
 @pytest.mark.parametrize("body", [b"{", b"to=1", b"\xff\xfe{}", b"[" * 50_000])
@@ -119,6 +146,15 @@ def test_multipart() -> None:
     body, content_type = multipart(CURL_PARAMS)
 
     assert parse_params(body, content_type) == CURL_PARAMS
+
+
+def test_multipart_repeated_field_is_refused() -> None:
+    body = b"".join(
+        f'--x\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in [("to", "1"), ("to", "2"), ("to", "3")]
+    )
+
+    assert problem_fields(body + b"--x--\r\n", "multipart/form-data; boundary=x") == ["to"]
 
 
 def test_multipart_utf8_value() -> None:
@@ -209,7 +245,8 @@ def test_parse_params_only_ever_raises_invalid_request(body: bytes, content_type
         problems = exc.problems
         assert problems
         return
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in params.items())
+    # A JSON body's values that are no strings are the call model's to refuse (it says which).
+    assert all(isinstance(k, str) and v is not None for k, v in params.items())
 
 
 @given(

@@ -41,26 +41,45 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
-def _scalar(name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidRequest.single(name, "must be a string")
-    return str(value)
+class _JsonObject(dict[str, Any]):
+    """A JSON object as parsed, with the keys it gave more than once (json.loads keeps only the last)."""
+
+    repeated: list[str]
 
 
-def _from_json(body: bytes) -> dict[str, str]:
+def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject(pairs)
+    seen: set[str] = set()
+    obj.repeated = []
+    for key, _ in pairs:
+        if key in seen and key not in obj.repeated:
+            obj.repeated.append(key)
+        seen.add(key)
+    return obj
+
+
+def _from_json(body: bytes) -> dict[str, Any]:
+    """The parameters of a JSON object. Values that are no strings or numbers are kept as given: the call model
+    refuses them ("must be a string") together with every other rule the request breaks."""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_json_object)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", "is not valid JSON (UTF-8)") from exc
     if not isinstance(data, dict):
         raise InvalidRequest.single("body", "must be a JSON object of parameters")
-    params = {
-        str(k): json.dumps(v) if k in JSON_OBJECT_PARAMS and isinstance(v, dict) else _scalar(str(k), v)
-        for k, v in data.items()
-    }
-    return {k: v for k, v in params.items() if v is not None}
+    repeated = [FieldProblem(name, "given more than once") for name in getattr(data, "repeated", [])]
+    params: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in JSON_OBJECT_PARAMS and value is not None and not isinstance(value, str):
+            # An object (or anything but its JSON text) is judged by the parameter's own rule, as JSON text.
+            twice = getattr(value, "repeated", [])
+            repeated.extend(FieldProblem(key, f"key {k!r} given more than once") for k in twice)
+            params[key] = json.dumps(value)
+        elif value is not None:
+            params[key] = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if repeated:
+        raise InvalidRequest(repeated)
+    return params
 
 
 def _from_form(body: bytes) -> dict[str, str]:
@@ -101,18 +120,22 @@ def _from_multipart(body: bytes, content_type: str) -> dict[str, str]:
 
 def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
     params: dict[str, str] = {}
-    repeated: list[FieldProblem] = []
+    repeated: list[str] = []
     for name, value in pairs:
-        if name in params:
-            repeated.append(FieldProblem(name, "given more than once"))
+        if name in params and name not in repeated:
+            repeated.append(name)
         params[name] = value
     if repeated:
-        raise InvalidRequest(repeated)
+        raise InvalidRequest([FieldProblem(name, "given more than once") for name in repeated])
     return params
 
 
-def parse_params(body: bytes, content_type: str | None) -> dict[str, str]:
-    """Parameters from a form-encoded, multipart or JSON body; raises InvalidRequest for anything else."""
+def parse_params(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Parameters from a form-encoded, multipart or JSON body; raises InvalidRequest for anything else.
+
+    Every value is a string, except a JSON body's values that are no strings or numbers (booleans, lists,
+    objects): those are left for the call model to refuse. A parameter given twice is refused in every form.
+    """
     if len(body) > MAX_BODY:
         raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
     media = (content_type or "").partition(";")[0].strip().lower()
