@@ -164,10 +164,21 @@ def _now() -> datetime:
 )
 @tracer.capture_method
 def create_call() -> Response[str]:
-    account = _account()
+    account = _authenticate()
+    unknown = _unknown_query()  # reported with the body's problems, not instead of them
     event = app.current_event
-    params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
-    data = accept_call(params, account, deps().intake, now=_now(), idempotency_key=event.headers.get("idempotency-key"))
+    try:
+        params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
+    except InvalidRequest as exc:
+        raise InvalidRequest(unknown + exc.problems) from exc
+    data = accept_call(
+        params,
+        account,
+        deps().intake,
+        now=_now(),
+        idempotency_key=event.headers.get("idempotency-key"),
+        refused=unknown,
+    )
     metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
     return _json(200, {"data": data})
 

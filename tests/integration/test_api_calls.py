@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from callbridge.domain.suppressions import REFUSED
 
 from tests.conftest import AccountCredentials, ApiClient, ApiResponse, make_account
 from tests.integration.conftest import (
@@ -723,3 +724,50 @@ def test_a_repeated_json_parameter_is_refused(api: ApiClient, aws: Any) -> None:
 
     assert_invalid(response, "to", "given more than once")
     assert stored_calls(aws) == []
+
+
+def test_the_accounts_rules_are_reported_with_the_parameters_rules(api: ApiClient, clock: Clock, aws: Any) -> None:
+    # given: a number on the do-not-call list
+    assert api.request("PUT", "/pcall/suppressions/12812345670", body=None, content_type=None).status == 200
+
+    # when: a past call_date, an unknown menu, a listed number and a call window no zone can be told for
+    # (the rules that need the account), with a bad `record` and an Idempotency-Key that is no key
+    response = api.post_call(
+        {
+            **MINIMAL,
+            "answer_ivr": "nope",
+            "call_date": "2027-01-10 11:59",
+            "record": "maybe",
+            "bogus": "1",
+        },
+        headers={"Idempotency-Key": "é"},
+    )
+
+    # then: every one of them at once
+    assert response.status == 400
+    assert {(e["field"], e["message"].split(" (")[0]) for e in response.data["errors"]} == {
+        ("Idempotency-Key", "must be 1-255 printable ASCII characters"),
+        ("record", "must be YES or NO"),
+        ("bogus", "unknown parameter"),
+        ("to", REFUSED),
+        ("call_date", "is in the past"),
+        ("answer_ivr", "unknown IVR menu code 'nope' for this account"),
+    }
+    assert stored_calls(aws) == []
+
+
+def test_a_window_without_a_zone_is_reported_with_the_parameters_rules(api: ApiClient) -> None:
+    # given: a number whose time zone cannot be told, a calling window, and a bad `record`
+    response = api.post_call(
+        {"to": "+8823912345678", "answer_play": "http://example.com/a.wav", "call_window": "09:00-17:00", "record": "x"}
+    )
+
+    assert response.status == 400
+    assert {e["field"] for e in response.data["errors"]} == {"record", "recipient_timezone"}
+
+
+def test_unknown_query_parameters_are_reported_with_the_bodys_problems(api: ApiClient) -> None:
+    response = api.request("POST", "/pcall/call", body="to=12812345670&record=maybe", query={"to": "1"})
+
+    assert response.status == 400
+    assert {e["field"] for e in response.data["errors"]} == {"to", "record", "answer_"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +15,8 @@ from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_ca
 from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
-from callbridge.domain.policies import CallPolicy, resolve_policy
+from callbridge.domain.phones import to_e164
+from callbridge.domain.policies import CallPolicy, PolicyParams, resolve_policy
 from callbridge.domain.requests import JSON_OBJECT_PARAMS, CallRequest, parse_call_request
 from callbridge.domain.scheduling import due_of
 from callbridge.domain.suppressions import REFUSED
@@ -61,7 +62,60 @@ class AccountChecked:
     policy: CallPolicy
 
 
-def _account_checks(request: CallRequest, account: Account, ports: Intake, now: datetime) -> AccountChecked:
+@dataclass(frozen=True)
+class _Checkable:
+    """What the account-dependent rules read: a valid request's parameters, or (to name every problem of a request
+    the model refused) those it did not refuse. None where a parameter is absent, or cannot be judged."""
+
+    to: str | None
+    call_date: str | None
+    timezone: str | None
+    answer_ivr: str | None
+    policy: PolicyParams | None  # None: the policies cannot be judged (a parameter they read was refused)
+
+
+@dataclass(frozen=True)
+class _PolicyParts:
+    """The policy parameters of a request the model refused (each one of them valid, `to` in E.164)."""
+
+    to: str
+    retry_attempts: str | None
+    retry_interval: str | None
+    retry_on: str | None
+    call_window: str | None
+    call_days: str | None
+    recipient_timezone: str | None
+
+
+_POLICY_FIELDS = ("retry_attempts", "retry_interval", "retry_on", "call_window", "call_days", "recipient_timezone")
+
+
+def _checkable(request: CallRequest) -> _Checkable:
+    return _Checkable(request.to, request.call_date, request.timezone, request.answer_ivr, request)
+
+
+def _rest_of(params: Mapping[str, Any], refused: list[FieldProblem]) -> _Checkable:
+    """The parameters of a refused request the model found nothing wrong with, for the account's rules."""
+    bad = {p.field for p in refused}
+
+    def good(name: str) -> str | None:
+        value = params.get(name)
+        if name in bad or not isinstance(value, str | int | float) or isinstance(value, bool):
+            return None
+        return str(value).strip() or None
+
+    to = good("to")
+    to = to_e164(to) if to else None
+    date_ok = "timezone" not in bad
+    policy = (
+        _PolicyParts(to, *(good(name) for name in _POLICY_FIELDS))
+        if to and not bad.intersection(_POLICY_FIELDS)
+        else None
+    )
+    return _Checkable(to, good("call_date") if date_ok else None, good("timezone"), good("answer_ivr"), policy)
+
+
+def _account_checks(request: _Checkable, account: Account, ports: Intake, now: datetime) -> AccountChecked:
     """Rules that depend on the account: time zone of call_date, IVR menus, the do-not-call list, policies.
 
     Returns the due instant, the IVR menus the call keeps (answer_ivr's and every one it leads to, so later
@@ -70,12 +124,17 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
     problems: list[FieldProblem] = []
     ivr_menus: dict[str, dict[str, Any]] = {}
     policy = CallPolicy()
-    if ports.suppressions is not None and ports.suppressions.get(account.api_key, request.to) is not None:
+    if (
+        request.to
+        and ports.suppressions is not None
+        and ports.suppressions.get(account.api_key, request.to) is not None
+    ):
         problems.append(FieldProblem("to", REFUSED))
-    try:
-        policy = resolve_policy(request, account, now)
-    except InvalidRequest as exc:
-        problems.extend(exc.problems)
+    if request.policy is not None:
+        try:
+            policy = resolve_policy(request.policy, account, now)
+        except InvalidRequest as exc:
+            problems.extend(exc.problems)
     due, date_problems = due_of(request.call_date, request.timezone or account.timezone, now)
     problems.extend(date_problems)
     if request.answer_ivr:
@@ -86,6 +145,14 @@ def _account_checks(request: CallRequest, account: Account, ports: Intake, now: 
     if problems:
         raise InvalidRequest(problems)
     return AccountChecked(due, ivr_menus, policy)
+
+
+def _problems_of(request: _Checkable, account: Account, ports: Intake, now: datetime) -> list[FieldProblem]:
+    try:
+        _account_checks(request, account, ports, now)
+    except InvalidRequest as exc:
+        return exc.problems
+    return []
 
 
 def _replay(existing: IdempotencyRecord, request_hash: str) -> dict[str, Any]:
@@ -102,28 +169,41 @@ def accept_call(
     now: datetime,
     idempotency_key: str | None = None,
     source: str = "api",
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
     """Validate and accept a call request; returns the seed's response `data`.
 
-    Immediate calls are stored QUEUED and sent to CallsQueue. A call with a `call_date` less than
-    15 minutes ahead is stored QUEUED too and sent with DelaySeconds up to its time (it stays
-    cancellable until the placer claims it); a later one is stored SCHEDULED for the scheduler.
-    With an Idempotency-Key, a repeat of the same request returns the first
-    response and creates nothing; the same key with another request is a Conflict.
+    Immediate calls are stored QUEUED and sent to CallsQueue. A call with a `call_date` is stored SCHEDULED
+    until the placer claims it; one due within SQS's longest delay is sent now with DelaySeconds up to its
+    time, a later one is left to the scheduler. With an Idempotency-Key, a repeat of the same request returns
+    the first response and creates nothing; the same key with another request is a Conflict.
+
+    `refused`: problems the caller found in the request before its parameters (its query string), reported
+    with theirs; the request is then refused whatever its parameters.
     """
+    # Every problem of the request at once: the key's, the parameters' and the account's rules (for the
+    # parameters the model found nothing wrong with).
+    problems: list[FieldProblem] = list(refused)
     if idempotency_key is not None and not (
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
-        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+        problems.append(FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"))
     params = {k: json.dumps(v) if k in JSON_OBJECT_PARAMS and isinstance(v, Mapping) else v for k, v in params.items()}
-    request = parse_call_request(params, allow_loopback_callbacks=ports.allow_loopback_callbacks)
+    try:
+        request = parse_call_request(params, allow_loopback_callbacks=ports.allow_loopback_callbacks)
+    except InvalidRequest as exc:
+        problems.extend(exc.problems)
+        problems.extend(_problems_of(_rest_of(params, exc.problems), account, ports, now))
+        raise InvalidRequest(problems) from exc
+    if problems:
+        raise InvalidRequest(problems + _problems_of(_checkable(request), account, ports, now))
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
-    checked = _account_checks(request, account, ports, now)
+    checked = _account_checks(_checkable(request), account, ports, now)
     due = checked.due
 
     caller_id = request.from_ or account.caller_id
