@@ -188,7 +188,7 @@ class ApiClient:
         path: str,
         *,
         params: dict[str, Any] | None = None,
-        query: dict[str, str] | None = None,
+        query: dict[str, str] | list[tuple[str, str]] | None = None,
         body: str | bytes | None = None,
         content_type: str | None = "application/x-www-form-urlencoded",
         headers: dict[str, str] | None = None,
@@ -205,7 +205,11 @@ class ApiClient:
         event["requestContext"]["routeKey"] = event["routeKey"]
         event["rawQueryString"] = urlencode(query or {})
         if query:
-            event["queryStringParameters"] = dict(query)
+            # a name given more than once: its values joined by commas, as API Gateway's payload v2 does
+            joined: dict[str, str] = {}
+            for name, value in query.items() if isinstance(query, dict) else query:
+                joined[name] = f"{joined[name]},{value}" if name in joined else value
+            event["queryStringParameters"] = joined
         hdrs: dict[str, str] = {"host": event["headers"]["host"]}
         credentials = self.auth if auth is True else auth
         if credentials:

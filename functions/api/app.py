@@ -586,6 +586,8 @@ def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
     """A Powertools (pydantic) parameter error in the API's words."""
     name = str((error.get("loc") or ("?",))[-1])
     kind, ctx = error.get("type"), error.get("ctx") or {}
+    if isinstance(error.get("input"), list):  # Powertools reads a name repeated in the query string as a list
+        return FieldProblem(name, "given more than once")
     if kind == "int_parsing":
         return FieldProblem(name, "must be a whole number")
     if kind == "greater_than_equal":

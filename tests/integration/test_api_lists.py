@@ -412,6 +412,15 @@ def test_limit_errors_in_the_apis_words(api: ApiClient) -> None:
         assert response.data["errors"] == [{"field": "limit", "message": message}]
 
 
+def test_a_query_parameter_given_twice_is_refused_in_the_apis_words(api: ApiClient) -> None:
+    # `status` takes a comma-separated list; repeating it (or `limit`) is a 400 saying so, as for a body field
+    for query in ([("status", "FAILED"), ("status", "BUSY")], [("limit", "1"), ("limit", "2")]):
+        response = api.get("/pcall/calls", query=query)
+
+        assert response.status == 400, response.body
+        assert response.data["errors"] == [{"field": query[0][0], "message": "given more than once"}]
+
+
 # --- query parameters: a misspelt filter is refused, not ignored
 
 
