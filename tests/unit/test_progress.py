@@ -309,6 +309,22 @@ def test_a_flow_request_alone_says_who_answered_while_the_call_is_live() -> None
     assert (call.status, call.answered_by) == (CallStatus.IN_PROGRESS, "Machine")
 
 
+def test_a_call_that_ends_in_the_second_it_was_answered_in_does_not_end_before_its_answer() -> None:
+    # given: the answer known from the flow request, to the millisecond; the carrier's final callback, whose
+    # Timestamp carries whole seconds, says the call ended in that same second (as every call of under a second
+    # of real time does in the sandbox at --speed 10)
+    answered = T0 + timedelta(milliseconds=700)
+    call = apply_flow_request(dialing_call(), {"CallSid": CALL_SID, "CallStatus": "in-progress"}, iso(answered))
+    done = _callback(0, "completed", T0, CallDuration="8", SipResponseCode="200")
+
+    call = apply_status_callback(call, done, iso(T0 + timedelta(milliseconds=950)))
+
+    # then: it ended no earlier than it was answered (not at 12:00:00.000, before its answer at 12:00:00.700)
+    assert (call.status, call.answered_at) == (CallStatus.COMPLETED, iso(answered))
+    assert call.ended_at == iso(answered)
+    assert call.started_at == iso(T0)  # the final Timestamp, the earliest moment known
+
+
 def test_a_late_ringing_after_completed_changes_nothing() -> None:
     # given: a completed human call
     t = T0

@@ -155,6 +155,12 @@ def _outcome(call: Call) -> dict[str, Any]:
     recordings = sorted({str(d["RecordingUrl"]) for d in details if d.get("RecordingUrl")})
     # Only an answered call's flow is asked for: that request is proof of an answer even if its callback was lost.
     was_answered = bool(answered) or asked_for_flow or call.status is CallStatus.COMPLETED
+    answered_at = min(answered) if answered else call.answered_at
+    ended_at = max(final) if final else call.ended_at
+    # The carrier's Timestamp carries whole seconds, the answer known from the flow request milliseconds: a call
+    # that ended in the second it was answered in ended at its answer at the earliest, not before it.
+    if ended_at and answered_at and ended_at < answered_at:
+        ended_at = answered_at
     update: dict[str, Any] = {
         # Without a verdict among the events, the one the call already has (or Person) stands.
         "answered_by": (answered_by_label(amd_value) if amd_value else call.answered_by or answered_by_label(None))
@@ -162,8 +168,8 @@ def _outcome(call: Call) -> dict[str, Any]:
         else "",
         "billed_seconds": before + max(durations) if durations else call.billed_seconds,
         "started_at": min(early + answered + final) if (early or answered or final) else call.started_at,
-        "answered_at": min(answered) if answered else call.answered_at,
-        "ended_at": max(final) if final else call.ended_at,
+        "answered_at": answered_at,
+        "ended_at": ended_at,
         "recording_url": recordings[0] if recordings else call.recording_url,
     }
     return update | _failure(call, statuses)
