@@ -166,6 +166,45 @@ def test_cancel_a_scheduled_call(browser: Browser, sandbox: RunningSandbox) -> N
         assert client.get(f"/pcall/calls/{callid}").json()["data"]["call"]["status"] == "CANCELED"
 
 
+def test_a_call_waiting_to_retry_reads_in_words_shows_its_next_attempt_and_is_cancelled(
+    browser: Browser, sandbox: RunningSandbox
+) -> None:
+    # a busy first attempt, the next one a day later: the call waits as RETRY_WAIT
+    callid = place(sandbox, BUSY, retry_attempts="1", retry_interval="86400", retry_on="BUSY")
+    deadline = time.monotonic() + 60
+    with sandbox.client() as client:
+        while (call := client.get(f"/pcall/calls/{callid}").json()["data"]["call"])["status"] != "RETRY_WAIT":
+            assert time.monotonic() < deadline, call["status"]
+            time.sleep(0.2)
+    signed_in(browser, sandbox)
+    # the calls table says it in words, and the status filter offers it
+    browser.wait_for(f"!!document.querySelector('{row(callid, 'RETRY_WAIT')}')", 30, "the waiting call")
+    assert browser.evaluate(f"document.querySelector('{row(callid)} td').innerText") == "Waiting to retry"
+    options = browser.evaluate("Array.from(document.querySelectorAll('#filter-status option')).map(o => o.value)")
+    assert "RETRY_WAIT" in options
+    # the scheduled list shows when it is due (its next attempt; it has no call_date)
+    browser.click("#nav a[data-view=scheduled]")
+    selector = f"#scheduled-table tr[data-callid={json.dumps(callid)}]"
+    browser.wait_for(f"!!document.querySelector('{selector}')", 30, "the waiting call among the scheduled")
+    due = browser.evaluate(f"document.querySelector('{selector} td').innerText")
+    assert str(datetime.now(UTC).year) in due or str(datetime.now(UTC).year + 1) in due, due
+    # its page: the next attempt, the timeline in words (no raw ISO time), and a Cancel (it is not dialing)
+    browser.click(f"{selector} a")
+    browser.wait_for("!!document.querySelector('#call-cancel')", 30, "the Cancel button")
+    assert browser.evaluate("document.querySelector('#call-hangup')") is None
+    outcome = browser.evaluate("document.querySelector('#call-outcome').innerText")
+    assert "Next attempt" in outcome
+    assert "Waiting to retry" in outcome
+    lines = browser.evaluate("Array.from(document.querySelectorAll('#timeline .what')).map(e => e.innerText)")
+    retry = [line for line in lines if line.startswith("Attempt 1 ended")]
+    assert retry, lines
+    assert ".000Z" not in retry[0], retry
+    browser.click("#call-cancel")
+    browser.wait_for("document.querySelector('#notice').innerText.includes('cancelled')", 30, "the cancel")
+    with sandbox.client() as client:
+        assert client.get(f"/pcall/calls/{callid}").json()["data"]["call"]["status"] == "CANCELED"
+
+
 def test_an_ivr_menu_is_edited_as_json_with_the_apis_messages(browser: Browser, sandbox: RunningSandbox) -> None:
     signed_in(browser, sandbox)
     browser.click("#nav a[data-view=ivr]")

@@ -1,4 +1,4 @@
-"""Every timeline event has one name, defined in domain/events.py, and the console says each in words."""
+"""Every timeline event has one name, defined in domain/events.py; the console says each event and status in words."""
 
 from __future__ import annotations
 
@@ -34,3 +34,17 @@ def test_no_module_writes_an_event_name_of_its_own() -> None:
         if not re.fullmatch(r"events\.[A-Z_]+|event", match.group(2).strip())
     }
     assert found == set()
+
+
+def test_the_console_names_and_filters_every_call_status() -> None:
+    # every status a call can have reads in words and can be filtered on (RETRY_WAIT read as its raw name once)
+    from callbridge.domain.calls import CallStatus
+
+    source = CONSOLE.read_text(encoding="utf-8")
+    listed = re.search(r"^const STATUSES = \[([^\]]*)\];", source, flags=re.M)
+    words = re.search(r"^const STATUS_WORDS = \{(.*?)\};", source, flags=re.M | re.S)
+    assert listed is not None
+    assert words is not None
+    statuses = {status.value for status in CallStatus}
+    assert set(re.findall(r'"([A-Z_]+)"', listed.group(1))) == statuses
+    assert statuses <= set(re.findall(r"\b([A-Z_]+):", words.group(1)))

@@ -5,11 +5,13 @@
 const STORE_KEY = "callbridge.console";
 const POLL_MS = 3000;
 const CHART_EVERY = 20; // polls: the chart is redrawn every minute, the table every 3 seconds
-const STATUSES = ["SCHEDULED", "QUEUED", "DIALING", "RINGING", "IN_PROGRESS", "COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"];
+const STATUSES = ["SCHEDULED", "RETRY_WAIT", "QUEUED", "DIALING", "RINGING", "IN_PROGRESS", "COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"];
 const FINAL = new Set(["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"]);
+// Calls not dialed yet that wait for a time (their call_date or next_attempt_at): DELETE /pcall/scheduled cancels them.
+const WAITING = new Set(["SCHEDULED", "RETRY_WAIT"]);
 const CHART_STATUSES = ["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED", "OTHER"];
 const STATUS_WORDS = {
-  SCHEDULED: "Scheduled", QUEUED: "Queued", DIALING: "Dialing", RINGING: "Ringing", IN_PROGRESS: "In progress",
+  SCHEDULED: "Scheduled", RETRY_WAIT: "Waiting to retry", QUEUED: "Queued", DIALING: "Dialing", RINGING: "Ringing", IN_PROGRESS: "In progress",
   COMPLETED: "Completed", BUSY: "Busy", NO_ANSWER: "No answer", FAILED: "Failed", CANCELED: "Cancelled", OTHER: "Not finished",
 };
 
@@ -447,7 +449,7 @@ function describe(entry, call) {
     case "sms.status":
       return `Voicemail SMS ${d.MessageStatus || "updated"}`;
     case "retry.scheduled":
-      return `Attempt ${d.attempt} ended${d.ended ? ` (${d.ended})` : ""}; attempt ${d.next_attempt} at ${d.due}`;
+      return `Attempt ${d.attempt} ended${d.ended ? ` (${d.ended})` : ""}; attempt ${d.next_attempt} at ${when(d.due)}`;
     case "window.closed":
       return d.next_attempt_at ? `Outside the calling window: waiting until ${d.next_attempt_at}` : `Not placed: ${d.reason}`;
     case "campaign.paused":
@@ -504,6 +506,7 @@ async function loadCall(callid, quiet = false) {
     ...fact("To", request.to),
     ...fact("From", request.from),
     ...fact("Scheduled for", call.call_date ? when(call.call_date) : ""),
+    ...fact("Next attempt", call.next_attempt_at ? when(call.next_attempt_at) : ""),
     ...fact("Created", when(call.created_at)),
     ...fact("Answered", when(call.answered_at)),
     ...fact("Ended", when(call.ended_at)),
@@ -514,7 +517,7 @@ async function loadCall(callid, quiet = false) {
     ...fact("Call id", el("code", { text: call.callid })),
   );
   const actions = [];
-  if (call.status === "SCHEDULED" || (call.status === "QUEUED" && call.call_date)) {
+  if (WAITING.has(call.status) || (call.status === "QUEUED" && call.call_date)) {
     actions.push(el("button", { type: "button", class: "danger", id: "call-cancel", onclick: () => cancelScheduled(call.callid) }, "Cancel this call"));
   } else if (state.features.hangup && !FINAL.has(call.status)) {
     actions.push(el("button", { type: "button", class: "danger", id: "call-hangup", onclick: () => hangUp(call.callid) }, "Hang up"));
@@ -564,7 +567,7 @@ async function loadScheduled() {
     el(
       "tr",
       { "data-callid": call.callid },
-      el("td", { text: when(call.call_date) }),
+      el("td", { text: when(call.next_attempt_at || call.call_date) }),
       el("td", {}, el("a", { href: `#call/${encodeURIComponent(call.callid)}`, text: (call.request || {}).to || call.callid })),
       el("td", { text: (call.request || {}).from || "" }),
       el("td", {}, badge(call.status)),
