@@ -675,6 +675,35 @@ def test_invalid_create_requests_get_twilio_errors(
     assert [r.http_status for r in sim.create_requests] == [400]
 
 
+def test_inline_twiml_over_4000_characters_is_refused_with_32018_on_create_and_update(
+    sim: CarrierSimulator, hooks: Hooks
+) -> None:
+    # Twilio's error 32018: "Twiml size exceeded maximum allowed value of 4000 characters", whichever request
+    # carries the document (callbridge redirects live calls with an inline Twiml)
+    def document(size: int) -> str:
+        shell = "<Response><Say></Say></Response>"
+        return shell.replace("<Say></Say>", "<Say>" + "x" * (size - len(shell)) + "</Say>")
+
+    too_long = create(sim, hooks, "+12812345670", Twiml=document(4001))
+    assert too_long.status_code == 400
+    assert (too_long.json()["code"], too_long.json()["status"]) == (32018, 400)
+    assert "4000 characters" in too_long.json()["message"]
+    assert sim.calls == {}
+
+    hooks.routes["/flow"] = "<Response><Pause length='600'/></Response>"
+    sid = create(sim, hooks, "+12812345670").json()["sid"]
+    deadline = time.monotonic() + 5
+    while not sim.calls[sid].verbs and time.monotonic() < deadline:
+        time.sleep(0.005)
+    refused = HTTP.post(f"{sim.api_url}/Calls/{sid}.json", data={"Twiml": document(4001)}, auth=(ACCOUNT, TOKEN))
+    assert refused.status_code == 400
+    assert refused.json()["code"] == 32018
+    assert sim.calls[sid].redirect is None  # the call goes on with what it was doing
+    fits = HTTP.post(f"{sim.api_url}/Calls/{sid}.json", data={"Twiml": document(4000)}, auth=(ACCOUNT, TOKEN))
+    assert fits.status_code == 200
+    sim.wait_for(sid)
+
+
 def test_unknown_call_is_404_with_code_20404(sim: CarrierSimulator) -> None:
     response = HTTP.get(f"{sim.api_url}/Calls/CA{'0' * 32}.json", auth=(ACCOUNT, TOKEN))
     assert response.status_code == 404
