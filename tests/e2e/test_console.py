@@ -371,6 +371,47 @@ def test_a_number_is_added_to_and_removed_from_the_do_not_call_list(browser: Bro
     place(sandbox, number)
 
 
+def test_the_longest_values_wrap_and_every_control_stays_on_screen(browser: Browser, sandbox: RunningSandbox) -> None:
+    # given the longest reason and campaign name the API takes, without a space to break them at, and markup
+    reason = "<b>x</b>" + "x" * 492
+    name = "<i>n</i>" + "N" * 192
+    start = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    with sandbox.client() as client:
+        assert client.put("/pcall/suppressions/17134560092", json={"reason": reason}).status_code == 200
+        created = client.post(
+            "/pcall/campaigns",
+            json={
+                "name": name,
+                "defaults": {"answer_play": "http://example.com/a.wav"},
+                "calls": [{"to": PERSON}],
+                "start_at": start,
+            },
+        )
+    assert created.status_code == 200, created.text
+    campaign_id = created.json()["data"]["campaign"]["id"]
+    signed_in(browser, sandbox)
+    on_screen = "(e => { const r = e.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth; })"
+    wide = "document.documentElement.scrollWidth > window.innerWidth"
+    # the do-not-call row: the reason is shown as text, wrapped; its Remove button is on screen, the page not wider
+    browser.click("#nav a[data-view=dnc]")
+    listed = "#dnc-table tr[data-number='+17134560092']"
+    browser.wait_for(f"!!document.querySelector({json.dumps(listed)})", 30, "the number in the list")
+    assert browser.evaluate(f"document.querySelector({json.dumps(listed + ' td:nth-child(2)')}).innerText") == reason
+    assert browser.evaluate(f"{on_screen}(document.querySelector({json.dumps(listed + ' button')}))")
+    assert not browser.evaluate(wide)
+    # the campaign: its name wraps inside its card, its buttons on screen
+    browser.click("#nav a[data-view=campaigns]")
+    item = f"#campaigns-list li[data-campaign={json.dumps(campaign_id)}]"
+    browser.wait_for(f"!!document.querySelector('{item}')", 30, "the campaign")
+    assert browser.evaluate(f"document.querySelector('{item} h2 .name').innerText") == name
+    assert browser.evaluate(f"{on_screen}(document.querySelector('{item} button[data-action=report]'))")
+    assert browser.evaluate(f"{on_screen}(document.querySelector('{item} h2 .badge'))")
+    assert not browser.evaluate(wide)
+    with sandbox.client() as client:
+        client.delete(f"/pcall/campaigns/{campaign_id}")
+        client.delete("/pcall/suppressions/17134560092")
+
+
 @pytest.fixture(scope="module")
 def real_time() -> Iterator[RunningSandbox]:
     """A sandbox whose simulated calls take real time, so a person can act on a call while it is in progress."""

@@ -696,7 +696,7 @@ async function loadCampaigns(quiet = false) {
     return el(
       "li",
       { "data-campaign": campaign.id, "data-status": campaign.status },
-      el("h2", {}, campaign.name || campaign.id, el("span", { class: `badge ${campaign.status}`, text: CAMPAIGN_WORDS[campaign.status] || campaign.status })),
+      el("h2", {}, el("span", { class: "name", text: campaign.name || campaign.id }), el("span", { class: `badge ${campaign.status}`, text: CAMPAIGN_WORDS[campaign.status] || campaign.status })),
       el("progress", { max: String(campaign.total || 1), value: String(ended), "aria-label": `${ended} of ${campaign.total} calls ended` }),
       el(
         "p",
@@ -758,7 +758,7 @@ async function loadSuppressions() {
       "tr",
       { "data-number": entry.number },
       el("td", { text: entry.number }),
-      el("td", { text: entry.reason || "" }),
+      el("td", { class: "text", text: entry.reason || "" }),
       el("td", { text: when(entry.created_at) }),
       el("td", {}, el("button", { type: "button", "aria-label": `Remove ${entry.number}`, onclick: () => removeSuppression(entry.number) }, "Remove")),
     ),
