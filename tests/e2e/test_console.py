@@ -152,6 +152,27 @@ def test_the_calls_page_with_its_chart_filters_and_pages(
         assert not set(first) & set(second)
 
 
+def test_the_calls_page_says_when_the_api_cannot_be_reached_and_recovers(
+    browser: Browser, sandbox: RunningSandbox
+) -> None:
+    callid = place(sandbox, PERSON)
+    signed_in(browser, sandbox)
+    browser.wait_for(f"!!document.querySelector('{row(callid)}')", 30, "the call in the table")
+    # the network goes away: the page keeps what it showed, and says since when it has not been updated
+    browser.command("Network.enable")
+    offline = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    browser.command("Network.emulateNetworkConditions", {"offline": True, **offline})
+    notice = "document.querySelector('#notice').innerText"
+    said = browser.wait_for(f"{notice}.startsWith('Not updated') && {notice}", 30, "the stale notice")
+    assert "since" in said
+    assert "cannot be reached" in said
+    assert browser.evaluate(f"!!document.querySelector('{row(callid)}')")
+    # it comes back: the refresh carries on and the notice goes
+    browser.command("Network.emulateNetworkConditions", {"offline": False, **offline})
+    browser.wait_for(f"{notice} === ''", 30, "the notice to go")
+    assert browser.evaluate(f"!!document.querySelector('{row(callid)}')")
+
+
 def test_cancel_a_scheduled_call(browser: Browser, sandbox: RunningSandbox) -> None:
     due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
     callid = place(sandbox, PERSON, call_date=due)

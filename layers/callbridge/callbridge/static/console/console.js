@@ -28,6 +28,8 @@ const state = {
   timer: null,
   ticks: 0,
   busy: false,
+  updated: null, // when a view last read the API
+  stale: false, // a refresh failed, and the notice says so
 };
 
 // --- elements ----------------------------------------------------------------------------------
@@ -60,6 +62,23 @@ function badge(status) {
 
 function notice(text) {
   $("#notice").textContent = text || "";
+}
+
+function stale(status, data) {
+  // A refresh in the background failed: the page still shows what it read last, so say since when, and why.
+  if (!state.auth) return; // refused credentials: api() has signed out and said so
+  state.stale = true;
+  const since = state.updated ? ` since ${clock(state.updated)}` : "";
+  const why = data.code_desc || `the API answered ${status}`;
+  notice(`Not updated${since}: ${why}. Trying again every ${POLL_MS / 1000} s.`);
+}
+
+function fresh() {
+  state.updated = new Date().toISOString();
+  if (state.stale) {
+    state.stale = false;
+    notice("");
+  }
 }
 
 function when(value) {
@@ -255,8 +274,10 @@ async function loadCalls(quiet = false) {
   const body = $("#calls-table tbody");
   if (status !== 200) {
     if (!quiet) notice(data.code_desc || `Could not list calls (${status}).`);
+    else stale(status, data);
     return;
   }
+  fresh();
   pages.pages[pages.index + 1] = data.next || null;
   pages.pages.length = pages.index + 2;
   const rows = (data.calls || []).map((call) => {
@@ -278,7 +299,7 @@ async function loadCalls(quiet = false) {
   $("#calls-newer").disabled = pages.index === 0;
   $("#calls-older").disabled = !data.next;
   $("#calls-page").textContent = `Page ${pages.index + 1}`;
-  $("#calls-live").textContent = `Updated ${clock(new Date().toISOString())}`;
+  $("#calls-live").textContent = `Updated ${clock(state.updated)}`;
 }
 
 // --- the chart -----------------------------------------------------------------------------
@@ -492,9 +513,10 @@ async function loadCall(callid, quiet = false) {
       $("#timeline").replaceChildren();
       $("#call-actions").replaceChildren();
       notice(data.code_desc || `Could not load the call (${status}).`);
-    }
+    } else stale(status, data);
     return;
   }
+  fresh();
   const call = data.call;
   const request = call.request || {};
   $("#call-title").replaceChildren(`Call to ${request.to || ""} `, badge(call.status));
@@ -679,8 +701,10 @@ async function loadCampaigns(quiet = false) {
   const { status, data } = await api("GET", `/pcall/campaigns${query({ limit: "20", next: pages.pages[pages.index] })}`);
   if (status !== 200) {
     if (!quiet) notice(data.code_desc || `Could not list campaigns (${status}).`);
+    else stale(status, data);
     return;
   }
+  fresh();
   pages.pages[pages.index + 1] = data.next || null;
   const items = (data.campaigns || []).map((campaign) => {
     const counts = campaign.counts || {};
