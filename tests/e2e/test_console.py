@@ -72,6 +72,7 @@ def test_sign_in_see_a_call_complete_read_its_timeline_and_sign_out(
     browser.click("#signin-form button[type=submit]")
     error = "document.querySelector('#signin-error').innerText"
     assert "refused" in browser.wait_for(f"{error}.includes('refused') && {error}", 30, "the refusal")
+    assert browser.evaluate("document.querySelector('#notice').innerText") == ""  # said once, on the form
     # the right one signs in; the credentials stay in this tab's session storage, never in a URL or cookie
     signed_in(browser, sandbox)
     stored = json.loads(browser.evaluate("sessionStorage.getItem('callbridge.console')"))
@@ -104,6 +105,15 @@ def test_sign_in_see_a_call_complete_read_its_timeline_and_sign_out(
     # signing out forgets the credentials
     browser.click("#sign-out")
     browser.wait_for("!document.querySelector('#view-signin').hidden", 10, "the sign-in form")
+    assert browser.evaluate("sessionStorage.getItem('callbridge.console')") is None
+    # credentials refused once signed in (a rotated password, say) sign the tab out, saying why
+    signed_in(browser, sandbox)
+    browser.evaluate(
+        "sessionStorage.setItem('callbridge.console', JSON.stringify({key: 'k', token: btoa('k:wrong')}));"
+        " location.reload()"
+    )
+    browser.wait_for("document.querySelector('#notice').innerText.includes('sign in again')", 30, "the sign-out")
+    assert not browser.evaluate("document.querySelector('#view-signin').hidden")
     assert browser.evaluate("sessionStorage.getItem('callbridge.console')") is None
 
 

@@ -109,7 +109,11 @@ function basic(key, password) {
   return btoa(binary);
 }
 
+const REFUSED = "Your credentials were refused: sign in again.";
+
 async function api(method, path, body) {
+  // Signed in (not signing in): a refusal of the stored credentials signs the tab out.
+  const signedIn = Boolean(state.auth && sessionStorage.getItem(STORE_KEY));
   const headers = { Accept: "application/json" };
   if (state.auth) headers.Authorization = `Basic ${state.auth.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -127,8 +131,11 @@ async function api(method, path, body) {
   } catch (error) {
     data = {};
   }
-  if (response.status === 401 && state.auth) {
-    signOut("Your credentials were refused: sign in again.");
+  // Credentials refused after signing in (a rotated password, a disabled account): sign out, and every request
+  // that was under way says the same. A refusal while signing in is the sign-in form's to say.
+  if (response.status === 401 && signedIn) {
+    if (state.auth) signOut(REFUSED);
+    data = { ...data, code_desc: REFUSED };
   }
   return { status: response.status, data };
 }
