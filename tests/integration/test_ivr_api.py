@@ -161,6 +161,19 @@ def test_invalid_menus_are_400_naming_the_field(api: ApiClient, menu: Any, field
     assert api.get("/pcall/ivr/main").status == 404, "nothing is stored"
 
 
+def test_a_key_given_twice_is_400_naming_it_and_nothing_is_stored(api: ApiClient) -> None:
+    # each last value is valid: json.loads alone would have stored the menu with it
+    body = json.dumps(MAIN | {"options": {"#": {"action": "repeat"}}})
+    body = body.replace('"prompt": {', '"prompt": {"play": "https://example.com/a.wav"}, "prompt": {', 1)
+    body = body.replace('{"action": "repeat"}', '{"action": "repeat", "action": "repeat"}', 1)
+    response = put(api, "main", body)
+
+    assert_invalid(response, "prompt", "given more than once")
+    assert_invalid(response, "options.#.action", "given more than once")
+    assert len(response.data["errors"]) == 2
+    assert api.get("/pcall/ivr/main").status == 404
+
+
 def test_a_bad_code_in_the_path_is_400(api: ApiClient) -> None:
     assert_invalid(put(api, "a" * 65, MAIN), "code", "1-64 letters")
     assert_invalid(put(api, "bad.code", MAIN), "code", "1-64 letters")

@@ -195,6 +195,38 @@ def test_a_body_that_is_not_a_json_object(body: bytes, message: str) -> None:
     assert problems(body) == {"body": message}
 
 
+PLAY_A = '{"play": "https://example.com/a.wav"}'
+PLAY_B = '{"play": "https://example.com/b.wav"}'
+REPEAT = '{"action": "repeat"}'
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (f'{{"prompt": {PLAY_A}, "prompt": {PLAY_B}, "options": {{"1": {REPEAT}}}}}', "prompt"),
+        (
+            f'{{"prompt": {{"play": "https://example.com/a.wav", "play": "https://example.com/b.wav"}}, '
+            f'"options": {{"1": {REPEAT}}}}}',
+            "prompt.play",
+        ),
+        (f'{{"prompt": {PLAY_A}, "options": {{"1": {REPEAT}, "1": {REPEAT}}}}}', "options.1"),
+        (
+            f'{{"prompt": {PLAY_A}, "options": {{"1": {{"action": "dial", "number": "5", "number": "18323456789"}}}}}}',
+            "options.1.number",
+        ),
+        (f'{{"prompt": {PLAY_A}, "options": {{"1": {REPEAT}}}, "retries": 9, "retries": 1}}', "retries"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_replaced_by_its_last_value(body: str, field: str) -> None:
+    assert problems(body) == {field: "given more than once"}
+
+
+def test_a_key_given_twice_is_reported_with_every_other_problem() -> None:
+    body = f'{{"prompt": {PLAY_A}, "prompt": {PLAY_B}, "options": {{"x": {REPEAT}}}, "timeout": 0}}'
+
+    assert set(problems(body)) == {"prompt", "options.x", "timeout"}
+
+
 @given(st.text(min_size=1, max_size=2).filter(lambda k: k not in DIGITS))
 def test_no_other_key_is_accepted(key: str) -> None:
     with pytest.raises(InvalidRequest):

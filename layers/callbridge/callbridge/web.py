@@ -8,6 +8,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+from callbridge.domain import json_objects
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.domain.requests import JSON_OBJECT_PARAMS
 
@@ -41,39 +42,22 @@ def raw_body(body: str | None, is_base64: bool) -> bytes:
     return body.encode("utf-8", errors="surrogatepass")
 
 
-class _JsonObject(dict[str, Any]):
-    """A JSON object as parsed, with the keys it gave more than once (json.loads keeps only the last)."""
-
-    repeated: list[str]
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
-    obj = _JsonObject(pairs)
-    seen: set[str] = set()
-    obj.repeated = []
-    for key, _ in pairs:
-        if key in seen and key not in obj.repeated:
-            obj.repeated.append(key)
-        seen.add(key)
-    return obj
-
-
 def _from_json(body: bytes) -> dict[str, Any]:
     """The parameters of a JSON object. Values that are no strings or numbers are kept as given: the call model
     refuses them ("must be a string") together with every other rule the request breaks."""
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_json_object)
+        data = json_objects.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", "is not valid JSON (UTF-8)") from exc
     if not isinstance(data, dict):
         raise InvalidRequest.single("body", "must be a JSON object of parameters")
-    repeated = [FieldProblem(name, "given more than once") for name in getattr(data, "repeated", [])]
+    repeated = [FieldProblem(name, json_objects.REPEATED) for name in getattr(data, "repeated", [])]
     params: dict[str, Any] = {}
     for key, value in data.items():
         if key in JSON_OBJECT_PARAMS and value is not None and not isinstance(value, str):
             # An object (or anything but its JSON text) is judged by the parameter's own rule, as JSON text.
             twice = getattr(value, "repeated", [])
-            repeated.extend(FieldProblem(key, f"key {k!r} given more than once") for k in twice)
+            repeated.extend(FieldProblem(key, f"key {k!r} {json_objects.REPEATED}") for k in twice)
             params[key] = json.dumps(value)
         elif value is not None:
             params[key] = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

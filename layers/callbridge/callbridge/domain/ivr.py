@@ -6,7 +6,6 @@ happens after a key press (or none) is `resolve`, a pure function; rendering it 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -14,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from callbridge.domain import json_objects
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.domain.phones import to_e164
 from callbridge.domain.requests import IVR_CODE, MAX_TEXT, _url
@@ -243,20 +243,27 @@ def _problem(error: Mapping[str, Any]) -> FieldProblem:
 
 
 def parse_menu(data: Any) -> IvrMenu:
-    """Validate a menu (a JSON object, or its text); raises InvalidRequest naming every field that is wrong."""
+    """Validate a menu (a JSON object, or its text); raises InvalidRequest naming every field that is wrong.
+
+    In the text, a key given more than once (`options.1.number`, say) is one of those problems.
+    """
     if isinstance(data, bytes | str):
         if len(data) > MAX_BODY:
             raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
         try:
-            data = json.loads(data)
+            data = json_objects.loads(data)
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise InvalidRequest.single("body", "must be a JSON object (UTF-8)") from exc
     if not isinstance(data, Mapping):
         raise InvalidRequest.single("body", "must be a JSON object")
+    repeated = json_objects.repeated_problems(data)
     try:
-        return IvrMenu.model_validate(dict(data))
+        menu = IvrMenu.model_validate(dict(data))
     except ValidationError as exc:
-        raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)]) from exc
+        raise InvalidRequest(repeated + [_problem(e) for e in exc.errors(include_url=False)]) from exc
+    if repeated:
+        raise InvalidRequest(repeated)
+    return menu
 
 
 # --- what a key press means ------------------------------------------------------------------------------
