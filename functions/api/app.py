@@ -37,6 +37,7 @@ from callbridge.domain.errors import (
     SuppressionNotFound,
     TooManyFailedLogins,
     Unauthorized,
+    rule_message,
 )
 from callbridge.logic import calls as call_queries
 from callbridge.logic import campaigns
@@ -585,16 +586,9 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
 def _parameter_problem(error: dict[str, Any]) -> FieldProblem:
     """A Powertools (pydantic) parameter error in the API's words."""
     name = str((error.get("loc") or ("?",))[-1])
-    kind, ctx = error.get("type"), error.get("ctx") or {}
     if isinstance(error.get("input"), list):  # Powertools reads a name repeated in the query string as a list
         return FieldProblem(name, "given more than once")
-    if kind == "int_parsing":
-        return FieldProblem(name, "must be a whole number")
-    if kind == "greater_than_equal":
-        return FieldProblem(name, f"must be at least {ctx.get('ge')}")
-    if kind == "less_than_equal":
-        return FieldProblem(name, f"must be at most {ctx.get('le')}")
-    return FieldProblem(name, str(error.get("msg", "invalid")))
+    return FieldProblem(name, rule_message(error))
 
 
 @app.exception_handler(Unauthorized)

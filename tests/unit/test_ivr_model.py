@@ -9,6 +9,7 @@ import pytest
 from callbridge.domain import requests as call_requests
 from callbridge.domain.errors import InvalidRequest
 from callbridge.domain.ivr import (
+    ACTIONS,
     DIGITS,
     MAX_BODY,
     Chosen,
@@ -169,6 +170,42 @@ def test_action_rules(action: dict[str, Any], field: str, message: str) -> None:
 )
 def test_menu_rules(changes: dict[str, Any], field: str) -> None:
     assert field in problems(with_(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"timeout": 0}, "timeout", "must be at least 1"),
+        ({"timeout": 61}, "timeout", "must be at most 60"),
+        ({"retries": -1}, "retries", "must be at least 0"),
+        ({"retries": 6}, "retries", "must be at most 5"),
+        ({"timeout": 2.5}, "timeout", "must be a whole number"),
+        ({"timeout": "soon"}, "timeout", "must be a whole number"),
+        ({"timeout": None}, "timeout", "must be a whole number"),
+        ({"timeout": 1e100}, "timeout", "must be a whole number"),
+        ({"timeout": float("nan")}, "timeout", "must be a whole number"),
+        ({"options": []}, "options", "must be a JSON object"),
+        (
+            {"options": {"1": "repeat"}},
+            "options.1",
+            "must be a JSON object with an action: one of " + ", ".join(ACTIONS),
+        ),
+        ({"prompt": "Hello"}, "prompt", "must be a JSON object"),
+        ({"invalid": "Oops"}, "invalid", "must be a JSON object"),
+        ({"prompt": {"speak": 5, "speak_lang": "en-US"}}, "prompt.speak", "must be a string"),
+        ({"prompt": {"tts": "x" * 3001, "tts_voice": "Joanna"}}, "prompt.tts", "must be at most 3000 characters"),
+        ({"options": {"1": {"action": "dial", "number": 18323456789}}}, "options.1.number", "must be a string"),
+        ({"options": {"1": {"action": "menu", "menu": 5}}}, "options.1.menu", "must be a string"),
+    ],
+)
+def test_each_rule_is_worded_by_the_api_not_by_pydantic(changes: dict[str, Any], field: str, message: str) -> None:
+    found = problems(with_(**changes))
+
+    assert found == {field: message}
+
+
+def test_whole_numbers_as_json_numbers_or_their_text_are_accepted() -> None:
+    assert (parse_menu(with_(timeout=60, retries=0)).timeout, parse_menu(with_(retries="3")).retries) == (60, 3)
 
 
 def test_missing_prompt_and_options_are_named() -> None:

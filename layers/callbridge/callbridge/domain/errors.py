@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class DomainError(Exception):
@@ -32,6 +34,35 @@ class InvalidRequest(DomainError):
 
     def __str__(self) -> str:
         return "; ".join(str(p) for p in self.problems)
+
+
+# pydantic's error types → the API's words for the rule. Every model the API validates with pydantic (a call's
+# parameters, an IVR menu, query parameters) words its errors through `rule_message`.
+_WHOLE_NUMBER = ("int_type", "int_parsing", "int_parsing_size", "int_from_float", "finite_number")
+_OBJECT = ("dict_type", "model_type", "model_attributes_type")
+
+
+def rule_message(error: Mapping[str, Any]) -> str:
+    """The rule a pydantic error (one of `ValidationError.errors()`) says was broken, in the API's words.
+
+    pydantic's own message ("Input should be ...") is kept only for a type not worded here.
+    """
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "missing":
+        return "required"
+    if kind in ("string_type", "string_unicode"):
+        return "must be a string"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind in _WHOLE_NUMBER:
+        return "must be a whole number"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if kind in _OBJECT:
+        return "must be a JSON object"
+    return str(error.get("msg", "invalid"))
 
 
 class Unauthorized(DomainError):

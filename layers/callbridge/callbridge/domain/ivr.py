@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from callbridge.domain import json_objects
-from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.errors import FieldProblem, InvalidRequest, rule_message
 from callbridge.domain.phones import to_e164
 from callbridge.domain.requests import IVR_CODE, MAX_TEXT, _url
 from callbridge.domain.voices import SPEAK_LANGUAGES, normalize_language, resolve_voice
@@ -231,15 +231,15 @@ def _problem(error: Mapping[str, Any]) -> FieldProblem:
     kind = error.get("type", "")
     if name == "options" and kind in ("too_short", "too_long"):
         return FieldProblem(name, f"must have 1-{MAX_OPTIONS} options")
-    if kind == "missing":
-        return FieldProblem(name, "required")
+    if kind == "model_attributes_type":  # an option that is no object
+        return FieldProblem(name, "must be a JSON object with an action: one of " + ", ".join(ACTIONS))
     if kind == "extra_forbidden":
         return FieldProblem(name, "unknown field")
     if kind == "union_tag_invalid":
         return FieldProblem(name + ".action", "must be one of " + ", ".join(ACTIONS))
     if kind == "union_tag_not_found":
         return FieldProblem(name + ".action", "required: one of " + ", ".join(ACTIONS))
-    return FieldProblem(name, str(error.get("msg", "invalid")))
+    return FieldProblem(name, rule_message(error))
 
 
 def parse_menu(data: Any) -> IvrMenu:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.errors import FieldProblem, InvalidRequest, rule_message
 from callbridge.domain.metadata import MetadataError, metadata_text, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.phones import to_e164
@@ -316,13 +316,9 @@ def _problem(error: Mapping[str, Any]) -> FieldProblem:
     name = str(loc[0]) if loc else "body"
     kind = error.get("type", "")
     name = "from" if name == "from_" and kind != "extra_forbidden" else name
-    if kind == "missing":
-        return FieldProblem(name, "required")
     if kind == "extra_forbidden":
         return FieldProblem(name, "unknown parameter")
-    if kind in ("string_type", "string_unicode"):
-        return FieldProblem(name, "must be a string")
-    return FieldProblem(name, str(error.get("msg", "invalid")))
+    return FieldProblem(name, rule_message(error))
 
 
 def parse_call_request(params: Mapping[str, Any], *, allow_loopback_callbacks: bool = False) -> CallRequest:
