@@ -148,6 +148,7 @@ def test_a_json_body_is_read_whatever_its_content_type(api: ApiClient) -> None:
         ({**MAIN, "prompt": {"speak": "Hi"}}, "prompt.speak_lang", "required with speak"),
         ({**MAIN, "timeout": 0}, "timeout", "must be at least 1"),
         ({**MAIN, "retries": 9}, "retries", "must be at most 5"),
+        ({**MAIN, "retries": True}, "retries", "must be a whole number"),
         ({**MAIN, "timeout": "soon"}, "timeout", "must be a whole number"),
         ({**MAIN, "options": {}}, "options", "1-12 options"),
         ({**MAIN, "extra": 1}, "extra", "unknown field"),

@@ -179,6 +179,9 @@ def test_menu_rules(changes: dict[str, Any], field: str) -> None:
         ({"timeout": 61}, "timeout", "must be at most 60"),
         ({"retries": -1}, "retries", "must be at least 0"),
         ({"retries": 6}, "retries", "must be at most 5"),
+        ({"retries": True}, "retries", "must be a whole number"),  # not taken as 1
+        ({"retries": False}, "retries", "must be a whole number"),
+        ({"timeout": True}, "timeout", "must be a whole number"),
         ({"timeout": 2.5}, "timeout", "must be a whole number"),
         ({"timeout": "soon"}, "timeout", "must be a whole number"),
         ({"timeout": None}, "timeout", "must be a whole number"),

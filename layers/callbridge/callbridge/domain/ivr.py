@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from callbridge.domain import json_objects
@@ -51,8 +60,16 @@ def _key(value: str) -> str:
     return value
 
 
+def _number(value: Any) -> Any:
+    # pydantic takes true and false for 1 and 0: a JSON boolean is no count of seconds or retries.
+    if isinstance(value, bool):
+        raise _rule("int_type", "must be a whole number")
+    return value
+
+
 Code = Annotated[str, AfterValidator(_code)]
 Key = Annotated[str, AfterValidator(_key)]
+WholeNumber = Annotated[int, BeforeValidator(_number)]
 
 
 def _check_prompt(prompt: Any, *, required: bool) -> None:
@@ -190,8 +207,10 @@ class IvrMenu(BaseModel):
     options: dict[Key, Action] = Field(
         min_length=1, max_length=MAX_OPTIONS, description="Key (0-9, *, #) → what pressing it does."
     )
-    timeout: int = Field(5, ge=1, le=60, description="Seconds to wait for a key after the prompt.")
-    retries: int = Field(2, ge=0, le=5, description="How often the menu is presented again after no or a wrong key.")
+    timeout: WholeNumber = Field(5, ge=1, le=60, description="Seconds to wait for a key after the prompt.")
+    retries: WholeNumber = Field(
+        2, ge=0, le=5, description="How often the menu is presented again after no or a wrong key."
+    )
     invalid: Prompt | None = Field(None, description="Heard after a key that is not an option.")
     no_input: Prompt | None = Field(None, description="Heard when no key was pressed before the timeout.")
 
