@@ -207,6 +207,31 @@ def test_every_bad_call_is_listed_and_nothing_is_created(api: ApiClient, aws: An
     assert campaign_messages(aws) == []
 
 
+def test_a_json_key_given_twice_is_named_with_every_other_problem_and_nothing_is_created(
+    api: ApiClient, aws: Any
+) -> None:
+    # each last value is valid: json.loads alone would have created the campaign with it
+    text = json.dumps(campaign_body(2, calls_per_second=1))
+    text = text.replace('"name": "reminders"', '"name": "x", "name": "reminders"')
+    text = text.replace('"answer_play": ', '"answer_play": "ftp://x", "answer_play": ')
+    text = text.replace('{"to": "12812340001"', '{"to": "1", "to": "12812340001"')
+    text = text.replace('{"row": "1"}', '{"row": "0", "row": "1"}')
+    text = text.replace('"calls_per_second": 1', '"calls_per_second": 1, "max_in_progress": 0')
+
+    response = post_campaign(api, text)
+
+    assert response.status == 400, response.body
+    assert [(e["field"], e["message"]) for e in response.data["errors"]] == [
+        ("name", "given more than once"),
+        ("defaults.answer_play", "given more than once"),
+        ("calls.1.to", "given more than once"),
+        ("calls.1.metadata.row", "given more than once"),
+        ("max_in_progress", "must be a whole number greater than 0"),
+    ]
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
 def test_a_csv_campaign_reads_metadata_columns_and_names_bad_lines(api: ApiClient, aws: Any) -> None:
     good = "to,answer_play,metadata.order\n12812340001,https://example.com/a.wav,A-1\n12812340002,,B-2\n"
     query = {"name": "pharmacy", "answer_play": PLAY, "calls_per_second": "1"}

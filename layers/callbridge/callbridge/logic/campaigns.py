@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from callbridge.domain import json_objects
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, iso, new_callid
 from callbridge.domain.campaigns import (
@@ -126,7 +127,7 @@ def _request_body(
     if query:
         raise InvalidRequest([FieldProblem(k, "belongs in the JSON body") for k in sorted(query)])
     try:
-        data = json.loads(text)
+        data = json_objects.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", "is not valid JSON") from exc
     if not isinstance(data, dict):
@@ -222,19 +223,26 @@ def accept_campaign(
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
     request, lines = _request_body(body, content_type, query)
+    # A JSON key given twice (`calls.3.to`) is refused, with the campaign's other problems, before any replay.
+    repeated = json_objects.repeated_problems(request)
     request_hash = _hash(request)
-    if idempotency_key:
+    if idempotency_key and not repeated:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash, ports)
-    spec = parse_campaign(
-        request,
-        account=account,
-        now=now,
-        carrier_cps=ports.carrier_cps,
-        allow_loopback_callbacks=ports.allow_loopback_callbacks,
-        positions=lines,
-    )
+    try:
+        spec = parse_campaign(
+            request,
+            account=account,
+            now=now,
+            carrier_cps=ports.carrier_cps,
+            allow_loopback_callbacks=ports.allow_loopback_callbacks,
+            positions=lines,
+        )
+    except InvalidRequest as exc:
+        raise InvalidRequest(repeated + exc.problems) from exc
+    if repeated:
+        raise InvalidRequest(repeated)
     ivr_menus = _ivr_menus(spec, account, ports.menus, lines)
     campaign_id = new_callid(now.timestamp())
     calls = _calls(spec, campaign_id, account, _suppressed(spec, account, ports))
