@@ -87,6 +87,24 @@ def test_bulk_errors_name_every_bad_entry_and_nothing_is_added(api: ApiClient, c
     assert "body" in fields(bulk(api, json.dumps({"to": PLAIN}), "application/json"))
 
 
+def test_a_json_key_given_twice_is_named_with_every_other_problem_and_nothing_is_added(
+    api: ApiClient, clock: Clock
+) -> None:
+    # each last value is valid: json.loads alone would have listed the numbers with it
+    one = '{"reason": "asked by phone", "reason": "moved away"}'
+    body = '[{"number": "1", "number": "12812345670"}, {"number": "17134567890", "reason": "a", "reason": "b"}, "nope"]'
+    text = api.request("PUT", f"/pcall/suppressions/{PLAIN}", body=one, content_type="application/json")
+
+    assert fields(text) == {"reason": "given more than once"}
+    assert fields(bulk(api, body, "application/json")) == {
+        "numbers[0].number": "given more than once",
+        "numbers[1].reason": "given more than once",
+        "numbers[2]": fields(bulk(api, '["nope"]', "application/json"))["numbers[0]"],
+    }
+    assert api.get(f"/pcall/suppressions/{PLAIN}").status == 404
+    assert api.get("/pcall/suppressions/17134567890").status == 404
+
+
 def test_bulk_takes_ten_thousand_and_refuses_more(api: ApiClient, clock: Clock) -> None:
     numbers = [f"1281{n:07d}" for n in range(10_000)]
     added = bulk(api, "\n".join(numbers).encode(), "text/csv")

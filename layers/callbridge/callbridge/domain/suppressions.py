@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from callbridge.domain import json_objects
 from callbridge.domain.csv_rows import rows_with_lines
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.domain.phones import to_e164
@@ -66,12 +66,13 @@ def parse_reason(body: bytes) -> str:
     if not body.strip():
         return ""
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json_objects.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", 'must be a JSON object: {"reason": "..."}') from exc
     if not isinstance(data, Mapping):
         raise InvalidRequest.single("body", 'must be a JSON object: {"reason": "..."}')
-    problems = [FieldProblem(str(k), "unknown field") for k in data if k != "reason"]
+    problems = json_objects.repeated_problems(data)
+    problems += [FieldProblem(str(k), "unknown field") for k in data if k != "reason"]
     reason = _reason(data.get("reason"), "reason", problems)
     if problems:
         raise InvalidRequest(problems)
@@ -89,17 +90,23 @@ def _entry(number: Any, reason: Any, where: str, problems: list[FieldProblem]) -
     return (e164, text) if e164 else None
 
 
+def _where(path: json_objects.Path) -> str:
+    """An entry of a bulk JSON list as errors name it: `numbers[3]`, `numbers[3].reason`."""
+    return "".join([f"numbers[{path[0]}]", *(f".{part}" for part in path[1:])])
+
+
 def _from_json(body: bytes, problems: list[FieldProblem]) -> list[tuple[str, str]]:
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json_objects.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidRequest.single("body", "must be a JSON list of numbers") from exc
     if not isinstance(data, list):
         raise InvalidRequest.single("body", 'must be a JSON list of numbers (or of {"number", "reason"} objects)')
     _check_count(len(data))
+    problems += json_objects.repeated_problems(data, _where)
     entries = []
     for n, item in enumerate(data):
-        where = f"numbers[{n}]"
+        where = _where((n,))
         if isinstance(item, Mapping):
             unknown = [k for k in item if k not in ("number", "reason")]
             problems.extend(FieldProblem(f"{where}.{k}", "unknown field") for k in unknown)
