@@ -137,6 +137,8 @@ def test_metadata_round_trips_and_is_canonical() -> None:
         ("{not json", "JSON object"),
         (json.dumps({f"k{n}": "v" for n in range(21)}), "at most 20 keys"),
         (json.dumps({"k": "x" * 2050}), "at most 2048 bytes"),
+        ('{"order": "A-1", "order": "A-2"}', "key 'order' given more than once"),
+        ('{"a": "1", "b": "1", "a": "2", "b": "2"}', "keys 'a', 'b' given more than once"),
     ],
 )
 def test_bad_metadata_is_refused(value: str, rule: str) -> None:

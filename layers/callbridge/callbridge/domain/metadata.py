@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from callbridge.domain import json_objects
+
 MAX_KEYS = 20
 MAX_BYTES = 2048  # of the JSON text, UTF-8
 
@@ -19,9 +21,13 @@ def parse_metadata(value: str | Mapping[str, Any]) -> dict[str, str]:
     data: Any = value
     if isinstance(value, str):
         try:
-            data = json.loads(value)
+            data = json_objects.loads(value)
         except (ValueError, RecursionError) as exc:
             raise MetadataError("must be a JSON object of string keys to string values") from exc
+        repeated = getattr(data, "repeated", [])
+        if repeated:  # the text of a form's metadata: json.loads would keep each key's last value
+            keys = ", ".join(repr(k) for k in repeated)
+            raise MetadataError(f"key{'s' if len(repeated) > 1 else ''} {keys} {json_objects.REPEATED}")
     if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
         raise MetadataError("must be a JSON object of string keys to string values")
     if len(data) > MAX_KEYS:
