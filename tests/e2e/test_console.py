@@ -183,6 +183,41 @@ def test_the_calls_page_says_when_the_api_cannot_be_reached_and_recovers(
     assert browser.evaluate(f"!!document.querySelector('{row(callid)}')")
 
 
+def test_a_calls_metadata_is_shown_on_its_page_as_text(browser: Browser, sandbox: RunningSandbox) -> None:
+    # given a call with metadata (markup in a key and a value, an empty value, a key as long as the API takes)
+    # and a call without
+    long_key = "k" * 1500
+    metadata = {"order": "A-17", "<b>team</b>": "<img src=x onerror=alert(1)>", "note": "", long_key: "x"}
+    with sandbox.client() as client:
+        response = client.post(
+            "/pcall/call", json={"to": PERSON, "answer_play": "http://example.com/a.wav", "metadata": metadata}
+        )
+    assert response.status_code == 200, response.text
+    tagged = response.json()["data"]["callid"]
+    plain = place(sandbox, PERSON)
+    signed_in(browser, sandbox)
+    # its page lists each key and value as text, in the API's order, and adds no element of the caller's
+    browser.goto(f"{sandbox.base_url}/pcall/console#call/{tagged}")
+    browser.wait_for("!document.querySelector('#call-metadata-box').hidden", 30, "the metadata")
+    terms = browser.evaluate("Array.from(document.querySelectorAll('#call-metadata dt'), e => e.textContent)")
+    values = browser.evaluate("Array.from(document.querySelectorAll('#call-metadata dd'), e => e.textContent)")
+    assert dict(zip(terms, values, strict=True)) == metadata
+    with sandbox.client() as client:
+        assert terms == list(client.get(f"/pcall/calls/{tagged}").json()["data"]["call"]["metadata"])
+    assert browser.evaluate("document.querySelector('#call-metadata').querySelectorAll('b, img').length") == 0
+    # the longest key wraps: the page is no wider than the screen, each value on it
+    assert browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert browser.evaluate(
+        "Array.from(document.querySelectorAll('#call-metadata dd'))"
+        ".every(e => { const r = e.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth; })"
+    )
+    # a call without metadata shows none (nor the last call's)
+    browser.goto(f"{sandbox.base_url}/pcall/console#call/{plain}")
+    browser.wait_for(f"document.querySelector('#call-outcome').innerText.includes('{plain}')", 30, "the other call")
+    assert browser.evaluate("document.querySelector('#call-metadata-box').hidden")
+    assert browser.evaluate("document.querySelectorAll('#call-metadata dt').length") == 0
+
+
 def test_cancel_a_scheduled_call(browser: Browser, sandbox: RunningSandbox) -> None:
     due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
     callid = place(sandbox, PERSON, call_date=due)

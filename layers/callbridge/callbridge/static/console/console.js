@@ -204,6 +204,7 @@ function signOut(message) {
   $("#who").hidden = true;
   $("#calls-table tbody").replaceChildren();
   $("#timeline").replaceChildren();
+  showMetadata(null);
   notice(message || "Signed out.");
   if (location.hash) history.replaceState(null, "", location.pathname);
   show("signin");
@@ -511,12 +512,20 @@ function fact(term, value) {
   return [el("dt", { text: term }), el("dd", {}, value)];
 }
 
+function showMetadata(metadata) {
+  // The caller's own keys and values (GET /pcall/calls/{callid}'s `metadata`), as text; nothing when there is none.
+  const entries = metadata && typeof metadata === "object" ? Object.entries(metadata) : [];
+  $("#call-metadata").replaceChildren(...entries.flatMap(([key, value]) => [el("dt", { text: key }), el("dd", { text: String(value) })]));
+  $("#call-metadata-box").hidden = entries.length === 0;
+}
+
 async function loadCall(callid, quiet = false) {
   const { status, data } = await api("GET", `/pcall/calls/${encodeURIComponent(callid)}`);
   if (status !== 200) {
     if (!quiet) {
       $("#call-title").textContent = "Call not found";
       $("#call-outcome").replaceChildren();
+      showMetadata(null);
       $("#timeline").replaceChildren();
       $("#call-actions").replaceChildren();
       notice(data.code_desc || `Could not load the call (${status}).`);
@@ -545,6 +554,7 @@ async function loadCall(callid, quiet = false) {
     ...fact("Recording", recording),
     ...fact("Call id", el("code", { text: call.callid })),
   );
+  showMetadata(call.metadata);
   const actions = [];
   if (WAITING.has(call.status) || (call.status === "QUEUED" && call.call_date)) {
     actions.push(el("button", { type: "button", class: "danger", id: "call-cancel", onclick: () => cancelScheduled(call.callid) }, "Cancel this call"));
