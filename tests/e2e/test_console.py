@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from callbridge.admin import SANDBOX_FILE
 
 from tests.e2e.browser import Browser
 from tests.e2e.conftest import ROOT, RunningSandbox, start_sandbox, stop_sandbox
@@ -269,6 +271,61 @@ def test_a_call_waiting_to_retry_reads_in_words_shows_its_next_attempt_and_is_ca
     browser.wait_for("document.querySelector('#notice').innerText.includes('cancelled')", 30, "the cancel")
     with sandbox.client() as client:
         assert client.get(f"/pcall/calls/{callid}").json()["data"]["call"]["status"] == "CANCELED"
+
+
+def queued_for_now(sandbox: RunningSandbox) -> str:
+    """A call accepted for now that the dialer has not taken yet: QUEUED, without a call_date.
+
+    The sandbox's placer takes such a call within a second, too soon to act on it from a page; so a call placed for
+    a month ahead is made into one in CallsTable, signed as the sandbox's administrator (as `make admin` signs).
+    """
+    due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    callid = place(sandbox, PERSON, call_date=due)
+    assert sandbox.state_dir is not None
+    aws = json.loads((sandbox.state_dir / SANDBOX_FILE).read_text("utf-8"))
+    db = boto3.client(
+        "dynamodb",
+        endpoint_url=aws["aws_endpoint"],
+        region_name=aws["region"],
+        aws_access_key_id=aws["aws_access_key_id"],
+        aws_secret_access_key=aws["aws_secret_access_key"],
+    )
+    db.update_item(
+        TableName=aws["calls_table"],
+        Key={"callid": {"S": callid}},
+        # its accepted event (timeline[0]: [at, name, detail]) too says QUEUED with no call_date, as for a call for now
+        UpdateExpression="SET #s = :queued, timeline[0][2].#s = :queued "
+        "REMOVE call_date, scheduled_account, #r.call_date, timeline[0][2].call_date",
+        ExpressionAttributeNames={"#s": "status", "#r": "request"},
+        ExpressionAttributeValues={":queued": {"S": "QUEUED"}},
+    )
+    with sandbox.client() as client:
+        call = client.get(f"/pcall/calls/{callid}").json()["data"]["call"]
+    assert (call["status"], call["call_date"], call["next_attempt_at"]) == ("QUEUED", None, None)
+    return callid
+
+
+def test_a_queued_call_is_cancelled_from_its_page_not_hung_up(browser: Browser, sandbox: RunningSandbox) -> None:
+    # given a call not dialed yet, queued for now (no time to wait for)
+    callid = queued_for_now(sandbox)
+    signed_in(browser, sandbox)
+    browser.goto(f"{sandbox.base_url}/pcall/console#call/{callid}")
+    browser.wait_for(f"document.querySelector('#call-outcome').innerText.includes('{callid}')", 30, "its page")
+    # its page offers to cancel it, as for a scheduled call, and no hang-up: it is not at the carrier
+    assert "Queued" in browser.evaluate("document.querySelector('#call-title').innerText")
+    assert browser.evaluate("document.querySelector('#call-cancel').innerText") == "Cancel this call"
+    assert browser.evaluate("document.querySelector('#call-hangup')") is None
+    # Cancel: it is CANCELED, never dialed, and the page says so and offers nothing more
+    browser.click("#call-cancel")
+    browser.wait_for("document.querySelector('#notice').innerText === 'The call is cancelled.'", 30, "the notice")
+    browser.wait_for("document.querySelector('#call-title').innerText.includes('Cancelled')", 30, "cancelled")
+    assert browser.evaluate("document.querySelectorAll('#call-actions button').length") == 0
+    with sandbox.client() as client:
+        call = client.get(f"/pcall/calls/{callid}").json()["data"]["call"]
+    assert call["status"] == "CANCELED"
+    assert "dialing" not in [entry["event"] for entry in call["timeline"]]
+    lines = browser.evaluate("Array.from(document.querySelectorAll('#timeline .what')).map(e => e.innerText)")
+    assert "Cancelled by you" in lines, lines
 
 
 def test_an_ivr_menu_is_edited_as_json_with_the_apis_messages(browser: Browser, sandbox: RunningSandbox) -> None:

@@ -48,3 +48,19 @@ def test_the_console_names_and_filters_every_call_status() -> None:
     statuses = {status.value for status in CallStatus}
     assert set(re.findall(r'"([A-Z_]+)"', listed.group(1))) == statuses
     assert statuses <= set(re.findall(r"\b([A-Z_]+):", words.group(1)))
+
+
+def test_the_console_cancels_a_call_not_dialed_and_hangs_up_one_at_the_carrier() -> None:
+    # the console's two sets are the API's rule: what is not dialed yet (UNCLAIMED) is cancelled, every other
+    # call not final is at the carrier and hung up; no status is in both, none left out
+    from callbridge.domain.calls import UNCLAIMED, CallStatus
+
+    source = CONSOLE.read_text(encoding="utf-8")
+
+    def listed(name: str) -> set[str]:
+        found = re.search(rf"^const {name} = new Set\(\[([^\]]*)\]\);", source, flags=re.M)
+        assert found is not None, name
+        return set(re.findall(r'"([A-Z_]+)"', found.group(1)))
+
+    assert listed("NOT_DIALED") == {status.value for status in UNCLAIMED}
+    assert listed("AT_CARRIER") == {s.value for s in CallStatus if not s.is_final and s not in UNCLAIMED}

@@ -7,8 +7,10 @@ const POLL_MS = 3000;
 const CHART_EVERY = 20; // polls: the chart is redrawn every minute, the table every 3 seconds
 const STATUSES = ["SCHEDULED", "RETRY_WAIT", "QUEUED", "DIALING", "RINGING", "IN_PROGRESS", "COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"];
 const FINAL = new Set(["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED"]);
-// Calls not dialed yet that wait for a time (their call_date or next_attempt_at): DELETE /pcall/scheduled cancels them.
-const WAITING = new Set(["SCHEDULED", "RETRY_WAIT"]);
+// How the console ends a call that has not ended, by where the call is (the API's rule for DELETE /pcall/calls/{callid}):
+// a call not dialed yet is cancelled, and never dialed; a call at the carrier is hung up there.
+const NOT_DIALED = new Set(["SCHEDULED", "QUEUED", "RETRY_WAIT"]);
+const AT_CARRIER = new Set(["DIALING", "RINGING", "IN_PROGRESS"]);
 const CHART_STATUSES = ["COMPLETED", "BUSY", "NO_ANSWER", "FAILED", "CANCELED", "OTHER"];
 const STATUS_WORDS = {
   SCHEDULED: "Scheduled", RETRY_WAIT: "Waiting to retry", QUEUED: "Queued", DIALING: "Dialing", RINGING: "Ringing", IN_PROGRESS: "In progress",
@@ -556,9 +558,9 @@ async function loadCall(callid, quiet = false) {
   );
   showMetadata(call.metadata);
   const actions = [];
-  if (WAITING.has(call.status) || (call.status === "QUEUED" && call.call_date)) {
-    actions.push(el("button", { type: "button", class: "danger", id: "call-cancel", onclick: () => cancelScheduled(call.callid) }, "Cancel this call"));
-  } else if (state.features.hangup && !FINAL.has(call.status)) {
+  if (cancellable(call)) {
+    actions.push(el("button", { type: "button", class: "danger", id: "call-cancel", onclick: () => cancelCall(call.callid) }, "Cancel this call"));
+  } else if (state.features.hangup && AT_CARRIER.has(call.status)) {
     actions.push(el("button", { type: "button", class: "danger", id: "call-hangup", onclick: () => hangUp(call.callid) }, "Hang up"));
   }
   $("#call-actions").replaceChildren(...actions);
@@ -579,9 +581,20 @@ async function loadCall(callid, quiet = false) {
   );
 }
 
-async function cancelScheduled(callid) {
-  const { status, data } = await api("DELETE", `/pcall/scheduled/${encodeURIComponent(callid)}`);
-  notice(status === 200 ? "The call is cancelled." : data.code_desc || `Could not cancel (${status}).`);
+function cancellable(call) {
+  // A call not dialed yet. An API without DELETE /pcall/calls/{callid} cancels only those waiting for a time.
+  return NOT_DIALED.has(call.status) && (state.features.hangup || call.status !== "QUEUED" || Boolean(call.call_date));
+}
+
+async function cancelCall(callid) {
+  // From the call's page and the Scheduled list alike: DELETE /pcall/calls/{callid} cancels any call not dialed yet
+  // (DELETE /pcall/scheduled/{callid} on an API without it). One the dialer took meanwhile is hung up, and said so.
+  const id = encodeURIComponent(callid);
+  const { status, data } = await api("DELETE", state.features.hangup ? `/pcall/calls/${id}` : `/pcall/scheduled/${id}`);
+  const now = (data.call || data).status;
+  if (status !== 200) notice(data.code_desc || `Could not cancel (${status}).`);
+  else if (now === "CANCELED") notice("The call is cancelled.");
+  else notice("The call had already started: hanging up.");
   if (!$("#view-call").hidden) await loadCall(callid, true);
   if (!$("#view-scheduled").hidden) await loadScheduled();
 }
@@ -610,7 +623,7 @@ async function loadScheduled() {
       el("td", {}, el("a", { href: `#call/${encodeURIComponent(call.callid)}`, text: (call.request || {}).to || call.callid })),
       el("td", { text: (call.request || {}).from || "" }),
       el("td", {}, badge(call.status)),
-      el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `Cancel the call to ${(call.request || {}).to || call.callid}`, onclick: () => cancelScheduled(call.callid) }, "Cancel")),
+      el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `Cancel the call to ${(call.request || {}).to || call.callid}`, onclick: () => cancelCall(call.callid) }, "Cancel")),
     ),
   );
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "empty", text: "No scheduled calls." })));
