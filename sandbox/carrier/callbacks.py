@@ -111,10 +111,11 @@ class Callbacks:
             }
         )
         call.sequence += 1
-        if event == "completed":
+        if event == "completed":  # the call's last event, whatever its status: busy, no-answer, failed, canceled too
             params["CallDuration"] = str(call.duration or 0)
             params["SipResponseCode"] = str(call.sip_response_code)
-            params["Duration"] = str(billed_minutes(call.duration or 0, call.answer_time is not None))
+            if call.status == "completed":  # Twilio adds the billed minutes to a completed call's callback only
+                params["Duration"] = str(billed_minutes(call.duration or 0, call.answer_time is not None))
             if recording is not None:
                 params.update(
                     {
