@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 from callbridge.adapters import aws as aws_clients
@@ -114,3 +116,42 @@ def test_the_clients_carry_the_timeouts(stalled: StalledEndpoint) -> None:
 
     assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
     assert config.retries["total_max_attempts"] == 3
+
+
+def test_a_secrets_manager_stall_ends_within_the_deadline_and_a_warm_container_keeps_its_credentials(
+    stalled: StalledEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The carrier secret is read through Powertools, whose own client has botocore's defaults (60 s to read, up to 5
+    # attempts): a stalled Secrets Manager would hold a webhook past the carrier's 15 s and a placer past its
+    # Timeout, with a call claimed and never dialed. It must be held to the same budget as every other AWS call.
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS  # type: ignore[attr-defined]
+    from callbridge.adapters import secrets
+    from callbridge.domain.errors import ServiceUnavailable
+
+    monkeypatch.setattr(secrets, "_last_read", {"warm": secrets.CarrierCredentials("AC1", "kept")})
+    saved = DEFAULT_PROVIDERS.pop("secrets", None)  # a cold container: no provider built yet
+    outcomes: dict[str, Any] = {}
+
+    def read() -> None:
+        with aws_clients.deadline(SHORTEST_TIMEOUT - aws_clients.DEADLINE_MARGIN_SECONDS):
+            try:
+                secrets.carrier_credentials("cold")
+            except ServiceUnavailable as exc:
+                outcomes["cold"] = exc
+            outcomes["warm"] = secrets.carrier_credentials("warm")
+
+    started = time.monotonic()
+    reader = threading.Thread(target=read, daemon=True)
+    try:
+        reader.start()
+        reader.join(timeout=2 * SHORTEST_TIMEOUT + 5)
+    finally:  # the provider built on the stalled endpoint is not for the next test
+        DEFAULT_PROVIDERS.pop("secrets", None)
+        if saved is not None:
+            DEFAULT_PROVIDERS["secrets"] = saved
+
+    # then: both reads ended within the invocation's time, the cold one a 503 and the warm one with what it had
+    assert not reader.is_alive(), "the secret read was still waiting on a stalled Secrets Manager"
+    assert time.monotonic() - started <= SHORTEST_TIMEOUT
+    assert isinstance(outcomes.get("cold"), ServiceUnavailable)
+    assert outcomes.get("warm") == secrets.CarrierCredentials("AC1", "kept")

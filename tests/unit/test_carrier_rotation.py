@@ -63,6 +63,7 @@ def test_a_warm_container_keeps_its_credentials_when_the_secret_cannot_be_re_rea
         return answers.pop()
 
     monkeypatch.setattr(parameters, "get_secret", get_secret)
+    monkeypatch.setattr(secrets_module, "_use_bounded_client", lambda: None)  # no Secrets Manager client needed
     monkeypatch.setattr(secrets_module, "_last_read", {})
 
     first = secrets_module.carrier_credentials("sec-1")

@@ -1,4 +1,9 @@
-"""Carrier credentials from Secrets Manager, through Powertools parameters (cached per container)."""
+"""Carrier credentials from Secrets Manager, through Powertools parameters (cached per container).
+
+Powertools builds its Secrets Manager client with botocore's defaults (60 s to connect, 60 s to read, several
+attempts): a stalled endpoint would hold a webhook or a placer past its Timeout. Its default provider is given
+callbridge's client instead (adapters/aws.py: short timeouts, few attempts, none started past the deadline).
+"""
 
 from __future__ import annotations
 
@@ -28,11 +33,25 @@ class CarrierCredentials:
 _last_read: dict[str, CarrierCredentials] = {}
 
 
+def _use_bounded_client() -> None:
+    """Make Powertools' default Secrets Manager provider use the shared, time-bounded client (once per client)."""
+    from aws_lambda_powertools.utilities.parameters.base import DEFAULT_PROVIDERS  # type: ignore[attr-defined]
+    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
+    from callbridge.adapters.aws import client
+
+    bounded = client("secretsmanager")
+    provider = DEFAULT_PROVIDERS.get("secrets")
+    if provider is None or provider.client is not bounded:
+        DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=bounded)
+
+
 def carrier_credentials(secret_id: str) -> CarrierCredentials:
     """The carrier account SID and auth token(s) in the JSON secret `secret_id`, re-read every CACHE_SECONDS."""
     from aws_lambda_powertools.utilities import parameters
 
     try:
+        _use_bounded_client()
         value: Any = parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS)
     except parameters.exceptions.GetParameterError as exc:
         if secret_id in _last_read:
