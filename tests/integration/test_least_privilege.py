@@ -135,6 +135,14 @@ def test_whatever_lists_a_number_may_raise_the_do_not_call_mark(policies: tuple[
         ("ApiFunction", "dynamodb:DeleteItem", "CallsTable"),
         ("PlacerFunction", "dynamodb:DeleteItem", "CallsTable"),
         ("PlacerFunction", "dynamodb:Query", "CallsTable"),
+        # no code path updates an account item: accounts are written by the admin command, with its own credentials
+        ("ApiFunction", "dynamodb:UpdateItem", "AccountsTable"),
+        ("PlacerFunction", "dynamodb:UpdateItem", "AccountsTable"),
+        # the placer's pacer only ever makes one conditional UpdateItem on the carrier line
+        ("PlacerFunction", "dynamodb:GetItem", "PacingTable"),
+        ("PlacerFunction", "dynamodb:PutItem", "PacingTable"),
+        # waiting marks go with BatchWriteItem's DeleteRequest
+        ("CampaignsFunction", "dynamodb:DeleteItem", "CampaignsTable"),
     ],
 )
 def test_no_function_may_touch_a_table_it_does_not_use(
@@ -151,6 +159,15 @@ def test_only_the_api_lists_calls_and_only_through_the_account_indexes(policies:
     assert not roles["ApiFunction"].allows("dynamodb:Query", f"{calls}/index/DueByShard")
     assert roles["SchedulerFunction"].allows("dynamodb:Query", f"{calls}/index/DueByShard")
     assert not roles["SchedulerFunction"].allows("dynamodb:Query", f"{calls}/index/ByAccount")
+
+
+def test_an_index_grants_queries_only(policies: tuple[dict[str, Policy], Any]) -> None:
+    # an index can only be queried (or scanned): any other action granted on it is a grant nobody reviews
+    roles, stack = policies
+    by_account = f"{_arn(stack, 'CampaignsTable')}/index/ByAccount"
+    assert roles["ApiFunction"].allows("dynamodb:Query", by_account)
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"):
+        assert not roles["ApiFunction"].allows(action, by_account), action
 
 
 def test_the_carrier_secret_is_read_only_by_the_functions_that_call_the_carrier(
