@@ -85,8 +85,9 @@ def aws() -> Iterator[Any]:
 # --- each handler runs with its function's deployed permissions ---------------------------------------------
 # Every boto3 client of this process is held, while a handler runs, to that function's role as the template
 # defines it (expanded by aws-sam-translator; sandbox/policy_guard.py, the same check the sandbox's containers
-# make): a request the role does not allow fails with the error AWS answers. Requests from the tests' own set-up
-# and checks, and from threads a handler starts, are not held to any role.
+# make): a request the role does not allow fails with the error AWS answers. Work a handler hands to a thread pool
+# (a batch's records, bulk reads and writes) runs as the same function. Requests from the tests' own set-up and
+# checks are not held to any role.
 _RUNNING: contextvars.ContextVar[str | None] = contextvars.ContextVar("callbridge_function", default=None)
 _ROLES: dict[str, Any] = {}  # function → (Policy, principal) for the current test's stack
 
@@ -128,9 +129,21 @@ def hold_to_roles(stack: Any) -> None:
 
 
 def _install_role_guard() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     from sandbox.policy_guard import guard_clients
 
     guard_clients(_running_role)
+    # A pool's threads do not inherit the submitter's context: without this, the requests of a batch's records
+    # (ConcurrentBatchProcessor) or of bulk do-not-call reads and writes would run as no function, unchecked.
+    submit = ThreadPoolExecutor.submit
+
+    def submit_as_the_running_function(pool: Any, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if _RUNNING.get() is None:
+            return submit(pool, fn, *args, **kwargs)
+        return submit(pool, contextvars.copy_context().run, fn, *args, **kwargs)
+
+    ThreadPoolExecutor.submit = submit_as_the_running_function  # type: ignore[method-assign]
 
 
 _install_role_guard()

@@ -178,3 +178,33 @@ def test_the_carrier_secret_is_read_only_by_the_functions_that_call_the_carrier(
     readers = {name for name, role in roles.items() if role.allows("secretsmanager:GetSecretValue", secret)}
     # the api calls the carrier too: DELETE /pcall/calls/{callid} cancels or hangs up a call there
     assert readers == {"ApiFunction", "PlacerFunction", "WebhooksFunction", "SchedulerFunction"}
+
+
+def _without(documents: dict[str, Any], action: str) -> dict[str, Any]:
+    """The role's policy documents with `action` taken out of every statement that grants it."""
+    trimmed: dict[str, Any] = {}
+    for name, document in documents.items():
+        statements = []
+        for statement in document.get("Statement", []):
+            actions = statement.get("Action", [])
+            actions = actions if isinstance(actions, list) else [actions]
+            kept = [a for a in actions if a != action]
+            if kept:
+                statements.append({**statement, "Action": kept})
+        trimmed[name] = {**document, "Statement": statements}
+    return trimmed
+
+
+def test_work_a_handler_hands_to_a_thread_pool_is_held_to_its_role(aws: Any, api: Any) -> None:
+    # Bulk do-not-call writes run on a thread pool (adapters/suppressions.py). Threads do not inherit the running
+    # function, so they used to go unchecked here: a role without BatchWriteItem passed every integration test.
+    from tests import conftest
+
+    documents = function_policies(aws)["ApiFunction"]
+    conftest._ROLES["ApiFunction"] = (Policy(_without(documents, "dynamodb:BatchWriteItem")), "test-ApiFunction")
+    refused = api.request("POST", "/pcall/suppressions", body='["12812345670"]', content_type="application/json")
+    assert refused.status == 503, refused.body  # AccessDeniedException: the store is unavailable to this role
+
+    conftest._ROLES["ApiFunction"] = (Policy(documents), "test-ApiFunction")
+    added = api.request("POST", "/pcall/suppressions", body='["12812345670"]', content_type="application/json")
+    assert added.status == 200, added.body
