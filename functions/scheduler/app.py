@@ -7,7 +7,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from callbridge.adapters.aws import client, within_deadline
+from callbridge.adapters.aws import DEADLINE_MARGIN_SECONDS, attempt_seconds, client, within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
@@ -20,9 +20,10 @@ from callbridge.tracing import LazyTracer
 logger = Logger()
 tracer = LazyTracer()
 metrics = Metrics()
-# Left at the end of a run for the work already started: a carrier look-up (reconciliation) and the writes
-# and sends after it. See the README's "Time budgets".
-WRITES_SECONDS = 3.0
+# Left at the end of a run for the work already started: a carrier look-up (reconciliation) and the write after
+# it, which the AWS client starts only if one attempt can end DEADLINE_MARGIN_SECONDS before the timeout. See the
+# README's "Time budgets".
+WRITES_SECONDS = attempt_seconds() + DEADLINE_MARGIN_SECONDS
 SAFETY_SECONDS = REQUEST_SECONDS + WRITES_SECONDS
 _METRICS = {
     "dispatched": "CallsDispatched",

