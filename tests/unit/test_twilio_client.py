@@ -431,7 +431,7 @@ def test_unreadable_success_is_uncertain(response: httpx.Response) -> None:
 
 def test_default_timeouts() -> None:
     timeout = default_timeout()
-    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2.0, 6.0, 1.0, 1.0)
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (2.0, 4.0, 1.0, 1.0)
 
 
 def test_own_client_uses_default_timeouts_and_is_closed() -> None:

@@ -31,7 +31,7 @@ DEFAULT_BASE_URL = "https://api.twilio.com"
 # webhook's against WEBHOOK_TIMEOUT): see the README's "Time budgets".
 CONNECT_TIMEOUT = 2.0  # TCP and TLS to Twilio take well under a second; longer is failing: retried, never duplicated
 WRITE_TIMEOUT = 1.0  # a form of a few hundred bytes
-READ_TIMEOUT = 6.0  # Twilio answers a create within a second or two; longer means trouble
+READ_TIMEOUT = 4.0  # Twilio answers a create within a second or two; longer means trouble (reconciliation asks)
 POOL_TIMEOUT = 1.0  # one container makes one request at a time
 REQUEST_SECONDS = POOL_TIMEOUT + CONNECT_TIMEOUT + WRITE_TIMEOUT + READ_TIMEOUT  # the longest one request can take
 WEBHOOK_TIMEOUT = 15.0  # Twilio gives up on a webhook (and plays an error to the caller) after 15 s
@@ -41,7 +41,7 @@ Form = list[tuple[str, str]]
 
 
 def default_timeout() -> httpx.Timeout:
-    """Connect 2 s, write 1 s, read 6 s, pool 1 s: at most REQUEST_SECONDS per request."""
+    """Connect 2 s, write 1 s, read 4 s, pool 1 s: at most REQUEST_SECONDS per request."""
     import httpx
 
     return httpx.Timeout(connect=CONNECT_TIMEOUT, write=WRITE_TIMEOUT, read=READ_TIMEOUT, pool=POOL_TIMEOUT)
