@@ -670,6 +670,58 @@ def test_cancel_ends_a_call_waiting_for_its_next_attempt(
     assert {c.next_attempt_at for c in calls} == {None}  # not dispatched by the scheduler later
 
 
+def test_a_cancel_out_of_time_stops_between_two_calls_and_goes_on_in_a_new_message(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    # given a stored campaign of 5 waiting calls, cancelled
+    campaign = created(api, campaign_body(5))
+    drain(worker_module, aws, {"fanout"})
+    api.delete(f"/pcall/campaigns/{campaign['id']}")
+    assert len(campaign_messages(aws, {"cancel"})) == 1  # the API's, taken off: what follows is the worker's
+    worker = worker_module.deps().worker
+    clock = iter(range(1000))
+    worker.now = lambda: float(next(clock))  # a second per look: the deadline comes after two calls
+
+    # when its cancel runs out of time part-way through its batch of waiting calls
+    first = worker.cancel_all(campaign["id"], deadline=4.0)
+    ended_first = [c for c in campaign_calls(aws, campaign["id"]) if c.status is CallStatus.CANCELED]
+    still_marked = len(campaigns_store(aws).waiting(campaign["id"], 10))
+    follow_ups = campaign_messages(aws, {"cancel"})
+    worker.now = time.time
+    failed = run_worker(worker_module, aws, follow_ups) if follow_ups else {}
+
+    # then it stopped before its deadline (a storage request past it would fail the whole message, which would then
+    # wait out the queue's visibility timeout), with the ended calls' marks removed, and a new message ends the rest
+    assert (first, len(ended_first), still_marked) == (False, 2, 3)
+    assert [json.loads(m["Body"]) for m in follow_ups] == [{"kind": "cancel", "campaign": campaign["id"]}]
+    assert not failed.get("batchItemFailures")
+    assert [c.status for c in campaign_calls(aws, campaign["id"])] == [CallStatus.CANCELED] * 5
+    assert campaigns_store(aws).waiting(campaign["id"], 10) == []
+    assert campaign_messages(aws, {"cancel"}) == []
+
+
+def test_a_fan_out_that_finds_its_campaign_cancelled_and_runs_out_of_time_leaves_the_rest_to_a_cancel(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    campaign = created(api, campaign_body(3))
+    (message,) = campaign_messages(aws, {"fanout"})
+    api.delete(f"/pcall/campaigns/{campaign['id']}")
+    drain(worker_module, aws, {"cancel"})  # runs before the fan-out: nothing to cancel yet
+    worker = worker_module.deps().worker
+    clock = iter(range(1000))
+    worker.now = lambda: float(next(clock))  # 0: the start, 1-3: the calls stored, 4: the cancel's stamp, 5, 6: out
+
+    worker.fanout(campaign["id"], json.loads(message["Body"])["chunk"], deadline=6.0)
+    ended_first = [c for c in campaign_calls(aws, campaign["id"]) if c.status is CallStatus.CANCELED]
+    worker.now = time.time
+    handled = drain(worker_module, aws, {"cancel"})
+
+    assert len(ended_first) == 1
+    assert handled == [{"kind": "cancel", "campaign": campaign["id"]}]
+    assert [c.status for c in campaign_calls(aws, campaign["id"])] == [CallStatus.CANCELED] * 3
+    assert campaigns_store(aws).waiting(campaign["id"], 10) == []
+
+
 def test_a_cancel_during_the_fan_out_cancels_the_calls_stored_after_it(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:

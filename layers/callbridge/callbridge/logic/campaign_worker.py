@@ -119,9 +119,11 @@ class CampaignWorker:
         waiting = [first_wait(e, campaign) for e in entries if not e.suppressed]  # a suppressed call has ended
         self.campaigns.add_waiting(campaign_id, waiting)
         header = self.campaigns.chunk_done(campaign_id, chunk)
-        if header.get("status") == CampaignStatus.CANCELED.value:
-            # Cancelled while this chunk was being stored: its cancel may have read the waiting calls before.
-            self._cancel_waiting(campaign_id, waiting)
+        # Cancelled while this chunk was being stored: its cancel may have read the waiting calls before. Out of time
+        # part-way, a cancel message goes on with the rest.
+        cancelled = header.get("status") == CampaignStatus.CANCELED.value
+        if cancelled and not self._cancel_waiting(campaign_id, waiting, deadline):
+            self.queue.send([(cancel_message(campaign_id), 0)])
         return len(entries) - start
 
     # --- release ------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ class CampaignWorker:
         while self.now() < deadline:
             waiting = self.campaigns.waiting(campaign_id, CANCEL_BATCH)
             if waiting:
-                self._cancel_waiting(campaign_id, waiting)
+                self._cancel_waiting(campaign_id, waiting, deadline)
                 continue
             end = partial(_cancel_at, _stamp(self.now()))
             for callid in self.campaigns.members_in(campaign_id, [CallStatus.RETRY_WAIT.value]):
@@ -223,11 +225,22 @@ class CampaignWorker:
         self.queue.send([(cancel_message(campaign_id), 0)])
         return False
 
-    def _cancel_waiting(self, campaign_id: str, waiting: list[WaitingCall]) -> None:
+    def _cancel_waiting(self, campaign_id: str, waiting: list[WaitingCall], deadline: float | None = None) -> bool:
+        """End the waiting calls and remove their marks; whether it ended them all.
+
+        Past `deadline` it stops between two calls (the caller goes on in a new message), so a slow store never
+        runs a cancel into the function's own deadline, where its next storage request would fail and the message
+        would come back only after the queue's visibility timeout (6 minutes), the calls still waiting meanwhile.
+        """
         end = partial(_cancel_at, _stamp(self.now()))
+        ended: list[WaitingCall] = []
         for call in waiting:
+            if deadline is not None and self.now() >= deadline:
+                break
             self.calls.update(call.callid, end)
-        self.campaigns.remove_waiting(campaign_id, waiting)  # after: a crash before leaves marks of ended calls
+            ended.append(call)
+        self.campaigns.remove_waiting(campaign_id, ended)  # after: a crash before leaves marks of ended calls
+        return len(ended) == len(waiting)
 
     # --- the placer's question ------------------------------------------------------------------
 
