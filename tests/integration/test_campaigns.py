@@ -248,6 +248,26 @@ def test_a_csv_campaign_reads_metadata_columns_and_names_bad_lines(api: ApiClien
     assert [e["field"] for e in bad.data["errors"]] == ["calls.3.to"]  # line 3 of the file
 
 
+def test_an_unknown_ivr_menu_and_an_unreadable_csv_row_are_listed_with_every_other_bad_call(
+    api: ApiClient, aws: Any
+) -> None:
+    body = campaign_body(3)
+    body["calls"][0] = {"to": "12812345670", "answer_ivr": "nosuch"}
+    body["calls"][2]["to"] = "12"
+    csv_body = "to,answer_ivr\nbad,\n12812345670,nosuch\n12812345670,main,extra\n"
+
+    as_json = post_campaign(api, body)
+    as_csv = post_campaign(api, csv_body, content_type="text/csv", query={"name": "n", "answer_play": PLAY})
+
+    assert as_json.status == 400
+    assert [e["field"] for e in as_json.data["errors"]] == ["calls.0.answer_ivr", "calls.2.to"]
+    assert as_json.data["errors"][0]["message"] == "unknown IVR menu code 'nosuch' for this account"
+    assert as_csv.status == 400
+    assert [e["field"] for e in as_csv.data["errors"]] == ["calls.2.to", "calls.3.answer_ivr", "calls.4"]
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
 def test_an_idempotency_key_replays_the_first_campaign(api: ApiClient) -> None:
     body = campaign_body(2)
     first = post_campaign(api, body, headers={"Idempotency-Key": "k-1"})

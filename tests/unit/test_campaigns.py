@@ -28,7 +28,7 @@ from callbridge.domain.campaigns import (
     release,
 )
 from callbridge.domain.dispatch import queued_since
-from callbridge.domain.errors import InvalidRequest
+from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.logic.campaign_worker import pace
 
 NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
@@ -114,9 +114,9 @@ def test_metadata_must_be_a_small_object_of_strings() -> None:
 
 def test_a_csv_body_becomes_the_same_request_with_line_numbers() -> None:
     text = 'to,answer_speak,metadata.order\n12812345670,"Hello, there",A\n\n12812345671,,B\n'
-    body, lines = campaign_from_csv(text, {"name": "n", "answer_speak_lang": "en-US", "calls_per_second": "2"})
+    body, lines, unread = campaign_from_csv(text, {"name": "n", "answer_speak_lang": "en-US", "calls_per_second": "2"})
 
-    assert lines == [2, 4]
+    assert (lines, unread) == ([2, 4], [])
     assert body["name"] == "n"
     assert body["calls_per_second"] == "2"
     assert body["defaults"] == {"answer_speak_lang": "en-US"}
@@ -127,9 +127,46 @@ def test_a_csv_body_becomes_the_same_request_with_line_numbers() -> None:
 
 
 def test_a_csv_row_with_more_cells_than_the_header_is_refused_by_line() -> None:
-    with pytest.raises(InvalidRequest) as caught:
-        campaign_from_csv("to\n12812345670\n1,2\n", {"name": "n"})
-    assert [p.field for p in caught.value.problems] == ["calls.3"]
+    _body, lines, unread = campaign_from_csv("to\n12812345670\n1,2\n", {"name": "n"})
+    assert lines == [2]
+    assert [p.field for p in unread] == ["calls.3"]
+
+
+def test_a_csv_row_with_more_cells_is_listed_with_every_other_problem_of_the_request_in_line_order() -> None:
+    text = "to,retry_attempts\nbad,1\n12812345670,1,extra\n12812345670,99\n"
+    body, lines, unread = campaign_from_csv(text, {"answer_play": PLAY})
+
+    found = problems(body, positions=lines, found_before=unread)
+
+    assert list(found) == ["name", "calls.2.to", "calls.3", "calls.4.retry_attempts"]
+    assert found["calls.3"] == "has 3 cells; the header names 2"
+
+
+def test_a_csv_body_whose_every_row_is_unreadable_names_each_row_not_a_missing_list() -> None:
+    body, lines, unread = campaign_from_csv("to\n1,2\n3,4\n", {"name": "n", "answer_play": PLAY})
+
+    assert list(problems(body, positions=lines, found_before=unread)) == ["calls.2", "calls.3"]
+
+
+def test_an_unknown_ivr_menu_is_listed_with_the_other_calls_problems() -> None:
+    body = {
+        "name": "n",
+        "calls": [
+            {"to": "12812345670", "answer_ivr": "nosuch"},
+            {"to": "bad", "answer_play": PLAY},
+            {"to": "12812345671", "answer_ivr": "main"},
+        ],
+    }
+    looked_up: list[str] = []
+
+    def menu_problems(code: str) -> list[FieldProblem]:
+        looked_up.append(code)
+        return [] if code == "main" else [FieldProblem("answer_ivr", f"unknown IVR menu code {code!r}")]
+
+    found = problems(body, menu_problems=menu_problems)
+
+    assert found == {"calls.0.answer_ivr": "unknown IVR menu code 'nosuch'", "calls.1.to": found["calls.1.to"]}
+    assert looked_up == ["nosuch", "main"]
 
 
 def test_callids_are_derived_from_the_campaign_and_the_index() -> None:

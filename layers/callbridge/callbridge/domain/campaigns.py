@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -325,6 +325,13 @@ def _defaults_for(defaults: Mapping[str, Any], call: Mapping[str, Any]) -> dict[
     return {k: v for k, v in defaults.items() if k not in REQUIRES or REQUIRES[k] in merged}
 
 
+def _call_order(problem: FieldProblem) -> tuple[int, int]:
+    """Where a problem goes in the list: the campaign's own fields first, then the calls' by number (line)."""
+    head, _, rest = problem.field.partition(".")
+    number = rest.partition(".")[0]
+    return (1, int(number)) if head == "calls" and number.isdigit() else (0, 0)
+
+
 def parse_campaign(
     body: Mapping[str, Any],
     *,
@@ -333,13 +340,18 @@ def parse_campaign(
     carrier_cps: float,
     allow_loopback_callbacks: bool = False,
     positions: list[int] | None = None,
+    found_before: Iterable[FieldProblem] = (),
+    menu_problems: Callable[[str], list[FieldProblem]] | None = None,
 ) -> CampaignSpec:
     """Validate a whole campaign request; InvalidRequest lists every broken rule, `calls.<i>.<field>` per call.
 
     Each call is judged by the rules of `POST /pcall/call` (its parameters, its call_date, its policies with the
-    account's defaults). `positions` numbers the calls in errors (the CSV line numbers); by default their index.
+    account's defaults, and its `answer_ivr` by `menu_problems`, the problems of a menu code for this account).
+    `positions` numbers the calls in errors (the CSV line numbers); by default their index. `found_before`: problems
+    found before (rows of a CSV body that could not be read as calls), listed with the rest in the calls' order.
     """
-    problems: list[FieldProblem] = []
+    before = list(found_before)
+    problems: list[FieldProblem] = list(before)
     unknown = set(body) - {*CAMPAIGN_FIELDS, "defaults", "calls"}
     problems += [FieldProblem(k, "unknown parameter") for k in sorted(unknown)]
     name = body.get("name")
@@ -381,7 +393,8 @@ def parse_campaign(
         problems += found
     calls = body.get("calls")
     if not isinstance(calls, list) or not calls:
-        problems.append(FieldProblem("calls", "required: a list of 1 to 10,000 calls"))
+        if not before:  # else every row was refused already, each named
+            problems.append(FieldProblem("calls", "required: a list of 1 to 10,000 calls"))
         calls = []
     elif len(calls) > MAX_CALLS:
         problems.append(FieldProblem("calls", f"must have at most {MAX_CALLS:,} calls"))
@@ -411,13 +424,15 @@ def parse_campaign(
             problems += _call_problems(where, exc.problems)
             continue
         due, policy, found = _account_problems(request, account, now)
+        if request.answer_ivr and menu_problems is not None:
+            found += menu_problems(request.answer_ivr)
         if found:
             problems += _call_problems(where, found)
             continue
         accepted.append(AcceptedCall(params, metadata, request, policy, due))
         metadata_keys.update(metadata)
     if problems:
-        raise InvalidRequest(problems)
+        raise InvalidRequest(sorted(problems, key=_call_order))
     return CampaignSpec(
         name=str(name).strip(),
         calls=accepted,
@@ -429,11 +444,13 @@ def parse_campaign(
     )
 
 
-def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, Any], list[int]]:
+def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, Any], list[int], list[FieldProblem]]:
     """A CSV body (header row of call parameters; `metadata.KEY` columns) and the query's campaign fields as
-    the same request a JSON body makes, and the line number of each call (the header is line 1).
+    the same request a JSON body makes, the line number of each call (the header is line 1), and the problems of
+    the rows that cannot be read as calls (for `parse_campaign` to list with every other problem of the request).
 
-    Query parameters other than the campaign fields are defaults for every call.
+    Query parameters other than the campaign fields are defaults for every call. A header that cannot be read is
+    an InvalidRequest at once: no row can be read without it.
     """
     reader = csv.reader(io.StringIO(text))
     try:
@@ -475,14 +492,12 @@ def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, An
                 break
     except csv.Error as exc:
         raise InvalidRequest.single("body", f"is not valid CSV: {exc}") from exc
-    if problems:
-        raise InvalidRequest(problems)
     body: dict[str, Any] = {k: v for k, v in query.items() if k in CAMPAIGN_FIELDS}
     defaults = {k: v for k, v in query.items() if k not in CAMPAIGN_FIELDS}
     if defaults:
         body["defaults"] = defaults
     body["calls"] = calls
-    return body, lines
+    return body, lines, problems
 
 
 # --- a campaign's calls: the moves the campaign makes (pure; the store applies them atomically) -------

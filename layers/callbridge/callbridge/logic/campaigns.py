@@ -10,7 +10,7 @@ import io
 import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -112,7 +112,9 @@ def notify_message(campaign_id: str, attempt: int) -> dict[str, Any]:
 
 def _request_body(
     body: bytes, content_type: str | None, query: Mapping[str, str]
-) -> tuple[dict[str, Any], list[int] | None]:
+) -> tuple[dict[str, Any], list[int] | None, list[FieldProblem]]:
+    """The request as a JSON body makes it, the CSV line of each call (None for JSON), and the problems of CSV rows
+    that could not be read as calls."""
     if len(body) > MAX_BODY:
         raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
     media = (content_type or "").partition(";")[0].strip().lower()
@@ -132,30 +134,26 @@ def _request_body(
         raise InvalidRequest.single("body", "is not valid JSON") from exc
     if not isinstance(data, dict):
         raise InvalidRequest.single("body", "must be a JSON object")
-    return data, None
+    return data, None, []
 
 
-def _ivr_menus(
-    spec: CampaignSpec, account: Account, menus_store: MenuReader, lines: list[int] | None
-) -> dict[str, Any]:
-    """Snapshots of every menu the calls use (each code looked up once); InvalidRequest per call if one is missing."""
-    menus: dict[str, Any] = {}
-    missing: dict[str, list[FieldProblem]] = {}
-    problems: list[FieldProblem] = []
-    for index, call in enumerate(spec.calls):
-        code = call.request.answer_ivr
-        if not code:
-            continue
-        if code not in menus and code not in missing:
+@dataclass
+class _Menus:
+    """The account's IVR menus the calls name, each code looked up once: the snapshots of those found (what the
+    campaign keeps) and the problems of those that are not."""
+
+    account: Account
+    store: MenuReader
+    found: dict[str, Any] = field(default_factory=dict)
+    missing: dict[str, list[FieldProblem]] = field(default_factory=dict)
+
+    def problems(self, code: str) -> list[FieldProblem]:
+        if code not in self.found and code not in self.missing:
             try:
-                menus[code] = snapshot(menus_for_call(menus_store, account.api_key, code))
+                self.found[code] = snapshot(menus_for_call(self.store, self.account.api_key, code))
             except InvalidRequest as exc:
-                missing[code] = exc.problems
-        where = f"calls.{lines[index] if lines else index}"
-        problems += [FieldProblem(f"{where}.{p.field}", p.message) for p in missing.get(code, [])]
-    if problems:
-        raise InvalidRequest(problems)
-    return menus
+                self.missing[code] = exc.problems
+        return self.missing.get(code, [])
 
 
 def _suppressed(spec: CampaignSpec, account: Account, ports: CampaignPorts) -> set[str]:
@@ -222,7 +220,7 @@ def accept_campaign(
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
-    request, lines = _request_body(body, content_type, query)
+    request, lines, unread = _request_body(body, content_type, query)
     # A JSON key given twice (`calls.3.to`) is refused, with the campaign's other problems, before any replay.
     repeated = json_objects.repeated_problems(request)
     request_hash = _hash(request)
@@ -230,6 +228,7 @@ def accept_campaign(
         existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash, ports)
+    menus = _Menus(account, ports.menus)
     try:
         spec = parse_campaign(
             request,
@@ -238,12 +237,14 @@ def accept_campaign(
             carrier_cps=ports.carrier_cps,
             allow_loopback_callbacks=ports.allow_loopback_callbacks,
             positions=lines,
+            found_before=unread,
+            menu_problems=menus.problems,
         )
     except InvalidRequest as exc:
         raise InvalidRequest(repeated + exc.problems) from exc
     if repeated:
         raise InvalidRequest(repeated)
-    ivr_menus = _ivr_menus(spec, account, ports.menus, lines)
+    ivr_menus = menus.found  # every code looked up is a valid call's: the request is valid
     campaign_id = new_callid(now.timestamp())
     calls = _calls(spec, campaign_id, account, _suppressed(spec, account, ports))
     at = iso(now)
