@@ -64,6 +64,9 @@ class CallsStore(Protocol):
 
     def get(self, callid: str) -> Call | None: ...
 
+    def get_many(self, callids: Sequence[str]) -> dict[str, Call]:
+        """The stored calls of `callids` by callid, read consistently; a callid with no call is left out."""
+
     def list_calls(self, query: CallQuery) -> Page: ...
 
     def outcomes_since(self, account_id: str, since: str, limit: int) -> list[CallOutcome]: ...

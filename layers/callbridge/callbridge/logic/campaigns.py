@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,7 +66,6 @@ _REPORT: dict[str, Callable[[Call], Any]] = {
     "ended_at": lambda c: c.ended_at or "",
 }
 REPORT_COLUMNS = tuple(_REPORT)
-_REPORT_READERS = 8  # calls read at once for a report
 
 
 @dataclass(frozen=True)
@@ -421,13 +419,12 @@ def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     """One row per call: its outcome and one column per metadata key."""
     campaign = _owned(ports, account, campaign_id)
     accepted = ports.campaigns.chunks(campaign.id)
-    with ThreadPoolExecutor(_REPORT_READERS) as pool:
-        stored = list(pool.map(lambda c: ports.calls.get(c.callid), accepted))
+    stored = ports.calls.get_many([c.callid for c in accepted])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*REPORT_COLUMNS, *(f"metadata.{k}" for k in campaign.metadata_keys)])
-    for entry, found in zip(accepted, stored, strict=True):
-        call = found or campaign_call(entry, campaign)  # not stored yet (the fan-out is still running)
+    for entry in accepted:
+        call = stored.get(entry.callid) or campaign_call(entry, campaign)  # not stored yet (the fan-out is running)
         row = [read(call) for read in _REPORT.values()]
         writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
     return out.getvalue()

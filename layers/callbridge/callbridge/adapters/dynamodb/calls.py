@@ -20,8 +20,10 @@ the scheduler's dispatch holds only for a call that has a `due_shard`.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +63,7 @@ from callbridge.ports import (
 
 _MAX_PAGES = 10  # a filtered list reads at most this many index pages per request
 _BATCH_GET = 100  # keys per BatchGetItem
+_MAX_UNPROCESSED_ROUNDS = 8  # BatchGetItem requests for one batch's keys DynamoDB left unprocessed
 _INDEXED = ("due_key", "due_shard", "scheduled_account", "created_key")
 _WHAT = "calls table"
 # Writes of a step's alternatives when each finds the call changed again since the last (a race each time).
@@ -320,6 +323,33 @@ class DynamoCallsStore:
             response = self._db().get_item(TableName=self._table, Key={"callid": {"S": callid}}, ConsistentRead=True)
         item = response.get("Item")
         return call_from_item(item) if item else None
+
+    def get_many(self, callids: Sequence[str], readers: int = 8) -> dict[str, Call]:
+        """The stored calls of `callids` by callid (a callid with no call is left out), read consistently: 100 a
+        request (BatchGetItem), `readers` requests at once. A campaign's report reads its 10,000 calls in 100
+        requests instead of 10,000."""
+        unique = list(dict.fromkeys(callids))
+        batches = [unique[start : start + _BATCH_GET] for start in range(0, len(unique), _BATCH_GET)]
+
+        def read(batch: list[str]) -> list[Call]:
+            found: list[Call] = []
+            pending: dict[str, Any] = {
+                self._table: {"Keys": [{"callid": {"S": c}} for c in batch], "ConsistentRead": True}
+            }
+            for attempt in range(_MAX_UNPROCESSED_ROUNDS):
+                with aws_errors(_WHAT):
+                    response = self._db().batch_get_item(RequestItems=pending)
+                found += [call_from_item(i) for i in response.get("Responses", {}).get(self._table, [])]
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    return found
+                time.sleep(min(1.0, 0.05 * 2**attempt))  # throttled: what is left, after a pause
+            raise ServiceUnavailable(f"{_WHAT} is throttling reads")
+
+        if len(batches) <= 1:
+            return {c.callid: c for batch in batches for c in read(batch)}
+        with ThreadPoolExecutor(min(readers, len(batches))) as pool:
+            return {c.callid: c for found in pool.map(read, batches) for c in found}
 
     def save(self, call: Call, expected_version: int) -> Call:
         """Write `call` if the stored one still has `expected_version`; raises VersionConflict."""
