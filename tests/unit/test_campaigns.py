@@ -112,6 +112,27 @@ def test_metadata_must_be_a_small_object_of_strings() -> None:
     assert set(found) == {"calls.0.metadata", "calls.1.metadata"}
 
 
+def test_metadata_may_be_given_as_its_json_text_as_a_csv_query_or_column_can_only_give_it() -> None:
+    text = 'to,metadata\n12812345670,"{""order"": ""A-1""}"\n12812345671,\n12812345672,[]\n'
+    body, lines, _ = campaign_from_csv(text, {"name": "n", "answer_play": PLAY, "metadata": '{"source": "web"}'})
+    refused = problems(body, positions=lines)
+    body["calls"] = body["calls"][:2]
+    blank_default, blank_lines, _ = campaign_from_csv(text, {"name": "n", "answer_play": PLAY, "metadata": " "})
+    blank_default["calls"] = blank_default["calls"][:2]
+
+    spec = parse(body, positions=lines)
+
+    assert [c.metadata for c in spec.calls] == [{"source": "web", "order": "A-1"}, {"source": "web"}]
+    assert [c.metadata for c in parse(blank_default, positions=blank_lines).calls] == [{"order": "A-1"}, {}]
+    assert refused == {"calls.4.metadata": "must be a JSON object of string keys to string values"}
+
+
+def test_a_csv_gives_metadata_as_one_json_column_or_as_metadata_key_columns_not_both() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        campaign_from_csv('to,metadata,metadata.row\n12812345670,"{}",1\n', {"name": "n"})
+    assert [p.field for p in caught.value.problems] == ["metadata"]
+
+
 def test_a_csv_body_becomes_the_same_request_with_line_numbers() -> None:
     text = 'to,answer_speak,metadata.order\n12812345670,"Hello, there",A\n\n12812345671,,B\n'
     body, lines, unread = campaign_from_csv(text, {"name": "n", "answer_speak_lang": "en-US", "calls_per_second": "2"})

@@ -25,6 +25,7 @@ from callbridge.domain.attempts import cancel_suppressed
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso, moment
 from callbridge.domain.csv_rows import rows_with_lines
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
+from callbridge.domain.metadata import RULE as METADATA_RULE
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
 from callbridge.domain.policies import CallPolicy, resolve_policy
@@ -276,9 +277,12 @@ def chunked(calls: list[CampaignCall], size: int = CHUNK_SIZE) -> list[list[Camp
 
 
 def _metadata_problems(where: str, metadata: Any) -> tuple[dict[str, str], list[FieldProblem]]:
-    """The call's rules for `metadata` (domain/metadata.py), named `<where>.metadata`."""
-    if not isinstance(metadata, Mapping):
-        return {}, [FieldProblem(f"{where}.metadata", "must be a JSON object of string keys to string values")]
+    """The call's rules for `metadata` (domain/metadata.py), named `<where>.metadata`: an object, or its JSON text
+    as `POST /pcall/call` takes it (the only way a CSV body's query or a `metadata` column can give it)."""
+    if isinstance(metadata, str) and not metadata.strip():
+        return {}, []  # blank counts as absent, as for a call
+    if not isinstance(metadata, Mapping | str):
+        return {}, [FieldProblem(f"{where}.metadata", METADATA_RULE)]
     try:
         return parse_metadata(metadata), []
     except MetadataError as exc:
@@ -466,6 +470,8 @@ def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, An
         if column and column in seen:
             problems.append(FieldProblem(column, "column given more than once"))
         seen.add(column)
+    if "metadata" in seen and any(c.startswith(METADATA_PREFIX) for c in seen):
+        problems.append(FieldProblem("metadata", "give metadata as one column of JSON or as metadata.KEY columns"))
     if problems:
         raise InvalidRequest(problems)
     calls: list[dict[str, Any]] = []

@@ -10,6 +10,7 @@ from callbridge.domain import json_objects
 
 MAX_KEYS = 20
 MAX_BYTES = 2048  # of the JSON text, UTF-8
+RULE = "must be a JSON object of string keys to string values"
 
 
 class MetadataError(ValueError):
@@ -23,13 +24,13 @@ def parse_metadata(value: str | Mapping[str, Any]) -> dict[str, str]:
         try:
             data = json_objects.loads(value)
         except (ValueError, RecursionError) as exc:
-            raise MetadataError("must be a JSON object of string keys to string values") from exc
+            raise MetadataError(RULE) from exc
         repeated = getattr(data, "repeated", [])
         if repeated:  # the text of a form's metadata: json.loads would keep each key's last value
             keys = ", ".join(repr(k) for k in repeated)
             raise MetadataError(f"key{'s' if len(repeated) > 1 else ''} {keys} {json_objects.REPEATED}")
     if not isinstance(data, Mapping) or not all(isinstance(v, str) for v in data.values()):
-        raise MetadataError("must be a JSON object of string keys to string values")
+        raise MetadataError(RULE)
     if len(data) > MAX_KEYS:
         raise MetadataError(f"must have at most {MAX_KEYS} keys")
     parsed = {str(k): v for k, v in data.items()}
