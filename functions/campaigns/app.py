@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import within_deadline
+from callbridge.adapters.batching import failures_logged_by
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
@@ -28,7 +29,9 @@ from callbridge.tracing import LazyTracer
 logger = Logger()
 tracer = LazyTracer()
 metrics = Metrics()
-queue_processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+queue_processor = BatchProcessor(
+    event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=failures_logged_by(logger)
+)
 SAFETY_SECONDS = 10.0  # a fan-out or cancel stops this long before the function's timeout, and goes on in a new message
 _rng = random.Random()  # noqa: S311 - retry jitter, not a secret
 

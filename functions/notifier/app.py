@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import within_deadline
-from callbridge.adapters.batching import ConcurrentBatchProcessor
+from callbridge.adapters.batching import ConcurrentBatchProcessor, failures_logged_by
 from callbridge.adapters.calls_stream import UnreadableImage, call_images
 from callbridge.adapters.delivery import CallbackSender
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
@@ -25,8 +25,8 @@ logger = Logger()
 tracer = LazyTracer()
 metrics = Metrics()
 # A batch's notifications go out at the same time: one slow endpoint costs the batch one timeout, not one each.
-stream_processor = ConcurrentBatchProcessor(EventType.DynamoDBStreams, workers=10)
-queue_processor = ConcurrentBatchProcessor(EventType.SQS, workers=10)
+stream_processor = ConcurrentBatchProcessor(EventType.DynamoDBStreams, workers=10, logger=failures_logged_by(logger))
+queue_processor = ConcurrentBatchProcessor(EventType.SQS, workers=10, logger=failures_logged_by(logger))
 _METRICS = {
     Result.DELIVERED: "CallbacksDelivered",
     Result.RETRY: "CallbacksRetried",

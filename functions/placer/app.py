@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import within_deadline
+from callbridge.adapters.batching import failures_logged_by
 from callbridge.adapters.campaign_queue import SqsCampaignsQueue
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.carrier_client import CurrentCarrier
@@ -36,7 +37,9 @@ tracer = LazyTracer()
 metrics = Metrics()
 # Report every failed record in batchItemFailures, even when all of them failed: raising instead would count as
 # a function error (alarms, Lambda scaling the poller down) for what is only "try these messages later".
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+processor = BatchProcessor(
+    event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=failures_logged_by(logger)
+)
 # Left at the end of an invocation for what follows the wait for a pacing slot: premium speech (one Polly
 # synthesis and an S3 write, before the wait but after the horizon is set), the carrier request and the writes
 # after it. See the README's "Time budgets".

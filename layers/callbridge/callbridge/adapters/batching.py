@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+
+
+def failures_logged_by(logger: Logger) -> logging.Logger:
+    """What a batch processor is given to log each record that failed, with its traceback: the standard logger
+    behind a function's Powertools `logger` (same JSON lines). Without one, Powertools reports a failed record
+    to the queue (batchItemFailures) and to nobody else: a record failing on every delivery left no trace."""
+    return logging.getLogger(logger.name)
 
 
 class ConcurrentBatchProcessor(BatchProcessor):
