@@ -4,9 +4,14 @@ per account, E.164 normalisation, and a call to a listed number refused with a 4
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import quote
 
-from tests.conftest import ApiClient, ApiResponse
+from callbridge.adapters.pacing import ListingMark
+from callbridge.adapters.suppressions import DynamoSuppressionList
+from callbridge.domain.suppressions import Suppression
+
+from tests.conftest import AccountCredentials, ApiClient, ApiResponse
 from tests.integration.conftest import Clock
 
 SPELLED = "+1 (281) 234-5670"
@@ -52,6 +57,25 @@ def test_put_get_delete_one_number_in_any_spelling(api: ApiClient, clock: Clock)
     assert deleted.data["deleted"] == E164
     assert api.get(f"/pcall/suppressions/{PLAIN}").status == 404
     assert api.delete(f"/pcall/suppressions/{PLAIN}").status == 404
+
+
+def test_a_put_of_a_listed_number_replaces_its_reason_and_keeps_when_and_where_it_was_listed(
+    api: ApiClient, aws: Any, account: AccountCredentials, clock: Clock
+) -> None:
+    # given: a number the person opted out of in a call, an hour ago
+    listed = DynamoSuppressionList(aws.refs["SuppressionsTable"], mark=ListingMark(aws.refs["PacingTable"]))
+    first = Suppression(E164, "opt-out by keypress", "2027-01-10T11:00:30.000Z", callid="1a22fd480e3132aeb387ef8216e")
+    assert listed.add(account.api_key, first) is True
+
+    # when: the list is given a reason for it
+    again = put(api, PLAIN, {"reason": "asked by phone"})
+
+    # then: the reason is replaced; when it was listed and the call it was listed in are kept
+    assert again.status == 200, again.body
+    assert again.data["created"] is False
+    expected = {**first.public(), "reason": "asked by phone"}
+    assert again.data["suppression"] == expected
+    assert api.get(f"/pcall/suppressions/{PLAIN}").data["suppression"] == expected
 
 
 def test_bad_number_and_bad_body_are_400s_naming_each(api: ApiClient, clock: Clock) -> None:

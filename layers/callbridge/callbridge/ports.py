@@ -211,7 +211,7 @@ class SuppressionList(Protocol):
     def add(self, account_id: str, entry: Suppression) -> bool:
         """Add the entry unless the number is listed already (the first entry stays); whether it was new."""
 
-    def put(self, account_id: str, entry: Suppression) -> bool:
+    def put(self, account_id: str, entry: Suppression) -> tuple[Suppression, bool]:
         """Create or replace the number's entry; whether it was new."""
 
     def delete(self, account_id: str, number: str) -> bool:

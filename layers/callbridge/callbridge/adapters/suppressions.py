@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from callbridge.adapters.aws import ConditionFailed, LazyClient, aws_errors
@@ -110,14 +111,22 @@ class DynamoSuppressionList:
         self._listed_now()
         return new
 
-    def put(self, account_id: str, entry: Suppression) -> bool:
-        """Create or replace the entry for `entry.number`; whether it was new."""
+    def put(self, account_id: str, entry: Suppression) -> tuple[Suppression, bool]:
+        """List `entry.number` with `entry.reason`: a new entry, or the listed one with its reason replaced (when
+        and in which call it was first listed are kept). The entry as stored, and whether it was new."""
         with aws_errors(_WHAT):
-            response = self._db().put_item(
-                TableName=self.table_name, Item=_item(account_id, entry), ReturnValues="ALL_OLD"
+            response = self._db().update_item(
+                TableName=self.table_name,
+                Key=_key(account_id, entry.number),
+                UpdateExpression="SET reason = :reason, created_at = if_not_exists(created_at, :created_at)",
+                ExpressionAttributeValues={":reason": {"S": entry.reason}, ":created_at": {"S": entry.created_at}},
+                ReturnValues="ALL_OLD",
             )
         self._listed_now()
-        return not response.get("Attributes")
+        old = response.get("Attributes")
+        if not old:
+            return entry, True
+        return replace(_suppression(from_item(old)), reason=entry.reason), False
 
     def delete(self, account_id: str, number: str) -> bool:
         """Remove `number` from the list; whether it was on it."""

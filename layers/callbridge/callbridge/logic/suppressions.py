@@ -31,9 +31,8 @@ def put_suppression(
         problems.extend(exc.problems)
     if problems or e164 is None or reason is None:
         raise InvalidRequest(problems)
-    entry = Suppression(number=e164, reason=reason, created_at=iso(now))
-    created = store.put(account.api_key, entry)
-    return {"suppression": entry.public(), "created": created}
+    stored, created = store.put(account.api_key, Suppression(number=e164, reason=reason, created_at=iso(now)))
+    return {"suppression": stored.public(), "created": created}
 
 
 def get_suppression(store: SuppressionList, account: Account, number: str) -> dict[str, Any]:
