@@ -48,7 +48,7 @@ from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
-from callbridge.web import envelope, error_envelope, parse_params, raw_body
+from callbridge.web import envelope, error_envelope, parse_params, raw_body, repeated_in_query
 
 if TYPE_CHECKING:
     from callbridge.carrier.base import Carrier
@@ -331,6 +331,7 @@ def create_campaign() -> Response[str]:
         deps().campaigns,
         now=_now(),
         idempotency_key=event.headers.get("idempotency-key"),
+        refused=repeated_in_query(event.raw_query_string),
     )
     metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
     return _json(200, {"data": data})

@@ -248,6 +248,21 @@ def test_a_csv_campaign_reads_metadata_columns_and_names_bad_lines(api: ApiClien
     assert [e["field"] for e in bad.data["errors"]] == ["calls.3.to"]  # line 3 of the file
 
 
+def test_a_csv_campaigns_query_parameter_given_twice_is_named_with_its_other_problems(api: ApiClient, aws: Any) -> None:
+    # API Gateway joins a repeated parameter's values with commas: "pharmacy,clinic" must not pass as one name
+    query = [("name", "pharmacy"), ("name", "clinic"), ("answer_play", PLAY)]
+
+    bad = post_campaign(api, "to\n12812340001\nnot-a-number\n", content_type="text/csv", query=query)
+
+    assert bad.status == 400
+    assert [(e["field"], e["message"]) for e in bad.data["errors"]] == [
+        ("name", "given more than once"),
+        ("calls.3.to", bad.data["errors"][1]["message"]),
+    ]
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
 def test_an_unknown_ivr_menu_and_an_unreadable_csv_row_are_listed_with_every_other_bad_call(
     api: ApiClient, aws: Any
 ) -> None:

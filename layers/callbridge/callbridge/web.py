@@ -102,16 +102,28 @@ def _from_multipart(body: bytes, content_type: str) -> dict[str, str]:
     return _unique(pairs)
 
 
-def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    params: dict[str, str] = {}
+def _repeated(names: list[str]) -> list[FieldProblem]:
+    """A problem per name given more than once, in the order of their second appearance."""
+    seen: set[str] = set()
     repeated: list[str] = []
-    for name, value in pairs:
-        if name in params and name not in repeated:
+    for name in names:
+        if name in seen and name not in repeated:
             repeated.append(name)
-        params[name] = value
+        seen.add(name)
+    return [FieldProblem(name, "given more than once") for name in repeated]
+
+
+def _unique(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    repeated = _repeated([name for name, _ in pairs])
     if repeated:
-        raise InvalidRequest([FieldProblem(name, "given more than once") for name in repeated])
-    return params
+        raise InvalidRequest(repeated)
+    return dict(pairs)
+
+
+def repeated_in_query(raw_query: str | None) -> list[FieldProblem]:
+    """A problem per name the query string gives more than once (API Gateway hands such a parameter on as its
+    values joined by commas, which would read as one value)."""
+    return _repeated([name for name, _ in parse_qsl(raw_query or "", keep_blank_values=True)])
 
 
 def parse_params(body: bytes, content_type: str | None) -> dict[str, Any]:

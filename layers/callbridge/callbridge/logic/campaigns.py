@@ -8,7 +8,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -212,15 +212,19 @@ def accept_campaign(
     *,
     now: datetime,
     idempotency_key: str | None = None,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
-    """Validate a whole campaign (all or nothing), store it, and hand its calls to the fan-out; the response data."""
+    """Validate a whole campaign (all or nothing), store it, and hand its calls to the fan-out; the response data.
+
+    `refused`: problems the caller found in the request before its fields (a query parameter given twice),
+    reported with theirs; the request is then refused whatever its fields."""
     if idempotency_key is not None and not (
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
     request, lines, unread = _request_body(body, content_type, query)
     # A JSON key given twice (`calls.3.to`) is refused, with the campaign's other problems, before any replay.
-    repeated = json_objects.repeated_problems(request)
+    repeated = [*refused, *json_objects.repeated_problems(request)]
     request_hash = _hash(request)
     if idempotency_key and not repeated:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
