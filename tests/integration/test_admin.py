@@ -229,3 +229,15 @@ def test_calling_window_defaults_are_set_checked_and_cleared(
         code, out, err = admin(capsys, table, "set-call-defaults", key, *args)
         assert code == 2
         assert message in err
+        assert err.startswith(f"error: {args[0]}: ")  # the flag is named
+    # every bad flag at once, each named
+    code, out, err = admin(
+        capsys, table, "set-call-defaults", key, "--call-window", "9-5", "--call-days", "WEEKDAYS",
+        "--recipient-timezone", "Mars/Olympus",
+    )  # fmt: skip
+    assert code == 2
+    assert [part.split(":")[0] for part in err.removeprefix("error: ").split("; ")] == [
+        "--call-window",
+        "--call-days",
+        "--recipient-timezone",
+    ]

@@ -94,21 +94,31 @@ def create_account(
 def call_defaults(
     call_window: str | None, call_days: str | None, recipient_timezone: str | None
 ) -> dict[str, str | None]:
-    """The account's calling-window defaults, checked ("" clears one); AdminError naming what is wrong."""
+    """The account's calling-window defaults, checked ("" clears one); AdminError naming each flag that is wrong
+    and why, all at once."""
     values: dict[str, str | None] = {}
+    problems: list[str] = []
     try:
         if call_window is not None:
             values["call_window"] = call_window.strip() or None
             if call_window.strip():
                 parse_call_window(call_window)
+    except (WindowError, CallDateError) as exc:
+        problems.append(f"--call-window: {exc}")
+    try:
         if call_days is not None:
             values["call_days"] = format_call_days(parse_call_days(call_days)) if call_days.strip() else None
+    except (WindowError, CallDateError) as exc:
+        problems.append(f"--call-days: {exc}")
+    try:
         if recipient_timezone is not None:
             values["recipient_timezone"] = recipient_timezone.strip() or None
             if recipient_timezone.strip():
                 zone(recipient_timezone.strip())
     except (WindowError, CallDateError) as exc:
-        raise AdminError(str(exc)) from exc
+        problems.append(f"--recipient-timezone: {exc}")
+    if problems:
+        raise AdminError("; ".join(problems))
     return values
 
 
