@@ -23,8 +23,10 @@ PRICE_PER_MINUTE = 0.013  # USD, Twilio's US outbound list price; only for a pla
 Outcome = Literal["human", "machine", "busy", "no-answer", "failed"]
 TERMINAL = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 STATUS_EVENTS = ("initiated", "ringing", "answered", "completed")
-# SIP response a carrier reports for each final status (Twilio's SipResponseCode).
-SIP_CODES = {"completed": 200, "busy": 486, "no-answer": 487, "failed": 404, "canceled": 487}
+# SIP response a carrier reports for each final status (Twilio's SipResponseCode). The simulated failure is an
+# unreachable number (480 Temporarily Unavailable: a phone switched off or out of coverage), which a retry may
+# reach, not one that does not exist (404), which no retry can.
+SIP_CODES = {"completed": 200, "busy": 486, "no-answer": 487, "failed": 480, "canceled": 487}
 
 Press = str | Callable[[str], str]  # digits the person presses at a Gather, fixed or chosen by the called number
 LogHook = Callable[[str], None]

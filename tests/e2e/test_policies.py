@@ -88,6 +88,19 @@ def test_a_busy_number_is_retried_to_its_last_attempt_with_one_callback(
     assert (callback["status"], callback["attempts"]) == ("BUSY", "2")
 
 
+def test_an_unreachable_number_is_retried_on_failed(sandbox: RunningSandbox) -> None:
+    # the simulator's digit 4 is a number unreachable now (SIP 480), which retry_on=FAILED tries again
+    callid = post_call(
+        sandbox, to="17134560014", answer_play=PLAY, retry_attempts="1", retry_interval="60", retry_on="FAILED"
+    )["callid"]
+
+    waiting = wait_for(sandbox, callid, {"RETRY_WAIT"}, timeout=30)
+
+    assert [(a["status"], a["error_code"]) for a in waiting["attempts"]] == [("FAILED", "SIP 480")]
+    with sandbox.client() as client:
+        assert client.delete(f"/pcall/scheduled/{callid}").status_code == 200
+
+
 def test_a_call_is_held_to_its_calling_window(sandbox: RunningSandbox) -> None:
     # a window that opens at the start of a coming minute, at least 20 s away (time to see the call held), in UTC
     now = datetime.now(UTC)

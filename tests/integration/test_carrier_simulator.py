@@ -299,7 +299,7 @@ def test_voicemail_machine_never_presses_digits(sim: CarrierSimulator, hooks: Ho
     [
         ("+12812345672", "busy", "486", False),
         ("+12812345673", "no-answer", "487", True),
-        ("+12812345674", "failed", "404", False),
+        ("+12812345674", "failed", "480", False),
     ],
 )
 def test_unanswered_outcomes_never_request_the_flow(

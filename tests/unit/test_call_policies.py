@@ -59,6 +59,7 @@ def test_defaults_are_no_retry_every_ten_minutes_on_busy_and_no_answer() -> None
         ("COMPLETED", "Machine", None, "200", RetryOn.MACHINE),
         ("COMPLETED", "Person", None, "200", None),
         ("FAILED", "", "SIP 503", "503", RetryOn.FAILED),
+        ("FAILED", "", "SIP 480", "480", RetryOn.FAILED),  # unreachable now (the sandbox's digit 4)
         ("FAILED", "", None, None, RetryOn.FAILED),
         ("FAILED", "", "SIP 404", "404", None),  # the number does not exist
         ("FAILED", "", "21211", None, None),  # the carrier refused the number
