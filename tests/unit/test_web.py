@@ -41,6 +41,18 @@ def test_the_seed_curl_body(content_type: str | None) -> None:
     assert parse_params(CURL_BODY, content_type) == CURL_PARAMS
 
 
+@pytest.mark.parametrize("content_type", ["application/json", None, "application/x-www-form-urlencoded"])
+def test_a_json_body_that_starts_with_a_byte_order_mark_is_read(content_type: str | None) -> None:
+    # as a Windows editor saves it; JSON's RFC lets a reader ignore it, and a campaign's body already does
+    body = b"\xef\xbb\xbf" + json.dumps({"to": "12812345670", "answer_play": "https://example.com/a.wav"}).encode()
+
+    assert parse_params(body, content_type) == {"to": "12812345670", "answer_play": "https://example.com/a.wav"}
+
+
+def test_a_form_body_that_starts_with_a_byte_order_mark_is_read() -> None:
+    assert parse_params(b"\xef\xbb\xbf" + CURL_BODY, None) == CURL_PARAMS
+
+
 def test_http_build_query_encoding() -> None:
     # PHP's http_build_query: spaces as '+', reserved characters percent-encoded.
     body = (

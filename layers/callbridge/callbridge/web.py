@@ -16,6 +16,7 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
 MAX_BODY = 64 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
@@ -134,6 +135,7 @@ def parse_params(body: bytes, content_type: str | None) -> dict[str, Any]:
     """
     if len(body) > MAX_BODY:
         raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
+    body = body.removeprefix(UTF8_BOM)  # some editors and Windows tools start a UTF-8 file with one; it is no data
     media = (content_type or "").partition(";")[0].strip().lower()
     # A JSON object sent without a Content-Type, or with curl -d's default form type, is still read as JSON:
     # no parameter name starts with "{", so no form body does.
