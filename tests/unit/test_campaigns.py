@@ -91,6 +91,16 @@ def test_every_broken_rule_is_named_by_call_index_and_field() -> None:
     assert found["calls.2.x"] == "unknown parameter"
 
 
+def test_calls_per_second_is_at_least_one_call_every_fifteen_minutes() -> None:
+    # a release step waits 1 / calls_per_second in one SQS delay, which is at most 900 s
+    body = {"name": "n", "calls": [{"to": "12812345670", "answer_play": PLAY}]}
+
+    assert parse({**body, "calls_per_second": 1 / 900}).calls_per_second == 1 / 900
+    assert problems({**body, "calls_per_second": 0.001}) == {
+        "calls_per_second": "must be at least 1/900 (one call every 15 minutes)"
+    }
+
+
 def test_positions_name_csv_lines_and_the_size_is_bounded() -> None:
     found = problems({"name": "n", "calls": [{"to": "1"}]}, positions=[7])
     assert "calls.7.to" in found

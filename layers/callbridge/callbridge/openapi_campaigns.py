@@ -28,7 +28,7 @@ CSV_EXAMPLE = (
 )
 _QUERY = {
     "name": "The campaign's name (required with a CSV body).",
-    "calls_per_second": "At most the carrier's; defaults to it.",
+    "calls_per_second": "At most the carrier's (the default), at least 1/900 (one call every 15 minutes).",
     "max_in_progress": "At most this many of its calls between release and end.",
     "start_at": "When to start, like call_date.",
     "callback_url": "Receives one POST when the campaign finishes.",

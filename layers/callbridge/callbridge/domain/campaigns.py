@@ -25,6 +25,7 @@ from callbridge.domain.attempts import cancel_suppressed
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, TimelineEvent, iso, moment
 from callbridge.domain.csv_rows import rows_with_lines
 from callbridge.domain.errors import DomainError, FieldProblem, InvalidRequest
+from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.metadata import RULE as METADATA_RULE
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
@@ -367,6 +368,12 @@ def parse_campaign(
     problems += found
     if cps is not None and cps > carrier_cps:
         problems.append(FieldProblem("calls_per_second", f"must be at most the carrier's {carrier_cps:g} calls/s"))
+    elif cps is not None and cps * MAX_DELAY_SECONDS < 1:
+        # a release step waits 1 / calls_per_second in one SQS delay, at most MAX_DELAY_SECONDS: slower would not
+        # be kept
+        problems.append(
+            FieldProblem("calls_per_second", f"must be at least 1/{MAX_DELAY_SECONDS} (one call every 15 minutes)")
+        )
     cap, found = _positive_number("max_in_progress", body.get("max_in_progress"), integer=True)
     problems += found
     start_at = None
