@@ -251,6 +251,15 @@ def callid_of(create_request: Any) -> str:
     return parts[-2] if len(parts) >= 2 else ""
 
 
+def _scheduler_rule(template: dict[str, Any]) -> str:
+    """The schedule expression of the template's scheduled function (rate(1 minute))."""
+    for resource in template["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if isinstance(event, dict) and event.get("Type") == "Schedule":
+                return str(event["Properties"]["Schedule"])
+    raise LookupError("no scheduled function in the template")
+
+
 @contextlib.contextmanager
 def running_sandbox(
     *,
@@ -264,8 +273,13 @@ def running_sandbox(
 
     `probes`: load bench/probe.py into every container (AWS requests and log bytes per invocation). Without
     them the recorder still sees each invocation, but the containers run only what is deployed: how the
-    latency and CPU figures are measured, free of the probes' own work."""
+    latency and CPU figures are measured, free of the probes' own work.
+
+    `schedule_every`: None fires the scheduler at its rule's own rate, as deployed (the sandbox alone would
+    divide it by `speed`)."""
     from sandbox.runtime import Sandbox, SandboxConfig, free_port
+    from sandbox.sources import rate_seconds
+    from sandbox.template import load_template
 
     RECORDER.install()
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # template.yaml's default LogLevel: log bytes as deployed
@@ -280,7 +294,7 @@ def running_sandbox(
     config = SandboxConfig(
         port=free_port(),
         speed=speed,
-        schedule_every=schedule_every,
+        schedule_every=schedule_every or rate_seconds(_scheduler_rule(load_template())),
         parameters={"CarrierCallsPerSecond": str(cps)},
         log=log or (lambda _line: None),
         probes=with_probes if probes else None,

@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
         "--schedule-every",
         type=_positive,
         metavar="SECONDS",
-        help="fire the scheduler this often instead of the template's rate",
+        help="fire the scheduler this often instead of the template's rate divided by --speed (at least 1 s)",
     )
     parser.add_argument(
         "--faults", action="store_true", help="duplicate, reorder, delay and drop carrier status callbacks"

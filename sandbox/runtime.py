@@ -35,7 +35,8 @@ CARRIER_NUMBERS = (DEMO_CALLER_ID, DEMO_SMS_FROM, "12812345678")
 
 Log = Callable[[str], None]
 # Waits measured in call time: at --speed N the simulated calls play N times faster, and so do these, so a
-# call whose final callback was lost is looked up as soon (in call time) as it would be in a deployment.
+# call whose final callback was lost is looked up as soon (in call time) as it would be in a deployment. The
+# scheduler's rule fires N times as often too (sandbox/sources.py, schedule_period), unless --schedule-every is given.
 SPEED_SCALED_PARAMETERS = (
     "ReconcileRingingAfterSeconds",
     "ReconcileAnsweredAfterSeconds",
@@ -374,6 +375,7 @@ class Sandbox:
                 lambda name: self._clients(self.roles[name]),
                 self.config.log,
                 self.config.schedule_every,
+                self.config.speed,
             )
         ):
             source = threading.Thread(target=runner, args=(self._stopping,), name=f"source-{number}", daemon=True)

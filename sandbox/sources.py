@@ -251,12 +251,28 @@ def rate_seconds(expression: str) -> float:
     return int(found.group(1)) * unit
 
 
+# The shortest period a scaled schedule gets: a scheduler run takes a good part of a second on a busy machine.
+MIN_SCHEDULE_SECONDS = 1.0
+
+
+def schedule_period(expression: str, speed: float = 1.0, every: float | None = None) -> float:
+    """Seconds between a schedule's runs in the sandbox: `every` (--schedule-every) when given, else the rule's rate
+    divided by `speed` (at least MIN_SCHEDULE_SECONDS).
+
+    The rule's period is part of how soon a call whose final callback was lost is looked up (the reconciliation
+    delay, then the next run): at --speed N the delays are N times shorter, and so must the wait for the run be, or
+    a lost outcome would still wait up to a whole minute of wall-clock time."""
+    if every:
+        return every
+    return max(MIN_SCHEDULE_SECONDS, rate_seconds(expression) / speed)
+
+
 class ScheduleTimer:
     """Fires a function with a Scheduled Event every `every` seconds (EventBridge never fires in moto)."""
 
     def __init__(self, function: Function, every: float, rule_name: str, log: Log) -> None:
         self._function = function
-        self._every = every
+        self.every = every
         self._rule = rule_name
         self._log = log
 
@@ -276,9 +292,9 @@ class ScheduleTimer:
         return self._function.invoke(event)
 
     def run(self, stop: threading.Event) -> None:
-        next_run = time.monotonic() + self._every
+        next_run = time.monotonic() + self.every
         while not stop.wait(max(0.0, next_run - time.monotonic())):
-            next_run += self._every
+            next_run += self.every
             try:
                 self.fire()
             except Exception as exc:
@@ -291,6 +307,7 @@ def event_sources(
     clients_for: Callable[[str], dict[str, Any]],
     log: Log,
     schedule_every: float | None = None,
+    speed: float = 1.0,
     sqs_workers: int = 4,
 ) -> list[Callable[[threading.Event], None]]:
     """Runnables for every SQS, DynamoDB stream and Schedule event of every function in the template.
@@ -332,6 +349,6 @@ def event_sources(
                 )
                 runners.append(stream.run)
             elif event["Type"] == "Schedule":
-                every = schedule_every or rate_seconds(str(props["Schedule"]))
+                every = schedule_period(str(props["Schedule"]), speed, schedule_every)
                 runners.append(ScheduleTimer(function, every, f"{stack.prefix}-{logical}-{name}", log).run)
     return runners
