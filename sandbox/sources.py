@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -181,6 +183,11 @@ class StreamPoller:
 
     A failed batch is tried again up to `max_retries` times (the mapping's MaximumRetryAttempts; -1, Lambda's
     default for streams: until it succeeds), then dropped.
+
+    With a ParallelizationFactor above 1 (`parallelization`), as Lambda does, a shard's records are spread over
+    that many lanes by a hash of their item's key, each lane invoking the function with its own batches, in order,
+    at the same time as the others: a change waits only behind changes of the keys that share its lane, so one
+    slow batch (an outcome callback whose receiver never answers) holds up a tenth of the stream, not all of it.
     """
 
     def __init__(
@@ -192,8 +199,11 @@ class StreamPoller:
         log: Log,
         max_retries: int = -1,
         patterns: list[dict[str, Any]] | None = None,
+        parallelization: int = 1,
     ) -> None:
         self._patterns = patterns or []
+        self._parallelization = max(1, parallelization)
+        self._lanes: list[queue.SimpleQueue[dict[str, Any]]] = []
         self._streams = streams
         self._arn = stream_arn
         self._function = function
@@ -210,9 +220,38 @@ class StreamPoller:
             for record in read:
                 record["eventSourceARN"] = self._arn
             records = [r for r in read if kept(r, self._patterns)]  # as Lambda filters, before invoking
+            if self._parallelization > 1:
+                for record in records:
+                    self._lane(record).put(record)
+                continue
             for start in range(0, len(records), self._batch):
                 self._deliver(records[start : start + self._batch])
         return total
+
+    def _lane(self, record: dict[str, Any]) -> queue.SimpleQueue[dict[str, Any]]:
+        """The lane of a record's item key (its worker started with the first record)."""
+        if not self._lanes:
+            for number in range(self._parallelization):
+                lane: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+                self._lanes.append(lane)
+                name = f"stream-{self._function.logical}-lane-{number}"
+                threading.Thread(target=self._run_lane, args=(lane,), name=name, daemon=True).start()
+        key = json.dumps(record.get("dynamodb", {}).get("Keys", {}), sort_keys=True)
+        return self._lanes[zlib.crc32(key.encode()) % self._parallelization]
+
+    def _run_lane(self, lane: queue.SimpleQueue[dict[str, Any]]) -> None:
+        """Deliver a lane's records in order, in batches of what has come, at most the mapping's size each."""
+        while not self._stop.is_set():
+            try:
+                batch = [lane.get(timeout=0.25)]
+            except queue.Empty:
+                continue
+            while len(batch) < self._batch:
+                try:
+                    batch.append(lane.get_nowait())
+                except queue.Empty:
+                    break
+            self._deliver(batch)
 
     def _deliver(self, records: list[dict[str, Any]]) -> None:
         attempt = 0
@@ -346,6 +385,7 @@ def event_sources(
                     log,
                     max_retries=int(props.get("MaximumRetryAttempts", -1)),
                     patterns=event_patterns(props),
+                    parallelization=int(props.get("ParallelizationFactor", 1)),
                 )
                 runners.append(stream.run)
             elif event["Type"] == "Schedule":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from sandbox.filters import event_patterns
@@ -182,3 +184,67 @@ def test_a_shard_is_read_4_times_a_second_even_while_records_keep_coming() -> No
     # then after each read it waits out the rest of its quarter second, as Lambda's base rate is
     assert len(function.events) == 5
     assert all(0.2 < seconds <= 0.25 for seconds in stop.waits), stop.waits
+
+
+class Blocking:
+    """A function that holds any batch with a change of call `slow` until released (a receiver that never answers)."""
+
+    logical = "NotifierFunction"
+
+    def __init__(self, slow: str) -> None:
+        self.slow = slow
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.delivered: list[tuple[str, str]] = []  # (callid, eventID) in the order each was handed over
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        records = [(r["dynamodb"]["Keys"]["callid"]["S"], r["eventID"]) for r in event["Records"]]
+        if any(callid == self.slow for callid, _ in records):
+            self.release.wait(10)
+        with self.lock:
+            self.delivered.extend(records)
+        return {"batchItemFailures": []}
+
+
+def keyed(callid: str, sequence: int) -> dict[str, Any]:
+    return {
+        "eventID": f"{callid}/{sequence}",
+        "eventName": "MODIFY",
+        "dynamodb": {"Keys": {"callid": {"S": callid}}, "SequenceNumber": str(sequence), "NewImage": {}},
+    }
+
+
+def test_with_a_parallelization_factor_one_slow_batch_holds_up_only_its_lane() -> None:
+    # given: the notifier's mapping (BatchSize 10, ParallelizationFactor 10) and a change of a call whose delivery
+    # hangs, then three changes each of 20 other calls
+    function = Blocking(slow="slow")
+    others = [f"call-{n}" for n in range(20)]
+    records = [keyed("slow", 0)] + [keyed(callid, step) for step in (1, 2, 3) for callid in others]
+    made = StreamPoller(Stream(records), ARN, function, 10, print, parallelization=10)  # type: ignore[arg-type]
+    made._stop = threading.Event()
+
+    try:
+        # when: the shard is read once, and the slow call's batch is still running
+        assert made.poll_once() == 61
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len({c for c, _ in function.delivered}) < 15:
+            time.sleep(0.01)
+
+        # then: the calls that do not share its lane (all but about 2 of 20) are handed over meanwhile, as Lambda's
+        # concurrent batches do; one lane alone would have held every one of them behind it
+        assert len({c for c, _ in function.delivered}) >= 15, function.delivered
+        assert ("slow", "slow/0") not in function.delivered
+
+        # and: once it is released, every change arrives, each call's changes in the stream's order
+        function.release.set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(function.delivered) < 61:
+            time.sleep(0.01)
+        assert sorted(function.delivered) == sorted(
+            (r["dynamodb"]["Keys"]["callid"]["S"], r["eventID"]) for r in records
+        )
+        for callid in others:
+            assert [e for c, e in function.delivered if c == callid] == [f"{callid}/{step}" for step in (1, 2, 3)]
+    finally:
+        function.release.set()
+        made._stop.set()
