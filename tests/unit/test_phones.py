@@ -34,6 +34,8 @@ def test_plausible_international_numbers(value: str, e164: str) -> None:
         "02079460000",  # national format
         "00442079460000",  # international prefix instead of '+'
         "1281234567890123",  # too long
+        "12875574",  # a US number without its area code: possible only when dialled locally
+        "4420712345",  # a London number short of its last digits: the same
         "++12812345678",
         "12812345678 ext 5",
         "phone",

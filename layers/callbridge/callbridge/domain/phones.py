@@ -12,7 +12,8 @@ def to_e164(value: str) -> str | None:
     """The E.164 form of a plausible international number, or None.
 
     Accepts `12812345678`, `+12812345678` and the usual separators (spaces, dashes, dots,
-    parentheses). The country code must come first; the length must be possible for it.
+    parentheses). The country code must come first; the length must be possible for a whole number of that
+    country (one possible only when dialled locally, without its area code, is not).
     """
     compact = _FORMATTING.sub("", value)
     if not _DIGITS.fullmatch(compact):
@@ -25,7 +26,9 @@ def to_e164(value: str) -> str | None:
         parsed = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    # Possible as a whole number, not only dialled locally (IS_POSSIBLE_LOCAL_ONLY: `12875574` is a US number
+    # without its area code, which a carrier refuses).
+    if phonenumbers.is_possible_number_with_reason(parsed) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
