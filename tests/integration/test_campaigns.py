@@ -1032,6 +1032,10 @@ def test_a_call_whose_window_closed_while_it_waited_waits_for_the_next_opening(
     assert receive(aws) == []
     opening = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     assert after.not_before == opening.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    # and it shows the opening it waits for, and is listed by it, as a call the placer holds for its window is
+    shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("SCHEDULED", after.not_before)
+    assert ids(api.get("/pcall/scheduled")) == [call.callid]
 
 
 # --- a dated call in GET /pcall/scheduled, and cancelled there ------------------------------------
@@ -1145,3 +1149,135 @@ def test_the_scheduler_never_dispatches_a_listed_campaign_call_its_campaign_hold
     stored = calls_store(aws).get(held.callid)
     assert stored is not None
     assert (stored.status, stored.dispatched_at) == (CallStatus.SCHEDULED, None)
+
+
+# --- a call held for its calling window, as GET /pcall/scheduled and GET /pcall/calls/{callid} show it ----------
+
+WINDOW = {"call_window": "14:00-15:00", "recipient_timezone": "UTC"}  # closed at START (12:00:30 UTC)
+OPENING = "2027-01-10T14:00:00.000Z"
+
+
+def windowed_campaign(api: ApiClient, aws: Any, worker_module: ModuleType, n: int = 1) -> list[Call]:
+    """A campaign of `n` calls whose calling window is closed when it starts (START), stored by its fan-out."""
+    body = {
+        "name": "windowed",
+        "defaults": {"answer_play": PLAY, **WINDOW},
+        "calls": [{"to": f"1281234{k:04d}"} for k in range(n)],
+        "calls_per_second": 10,
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    return sorted(campaign_calls(aws, campaign["id"]), key=lambda c: c.request["to"])
+
+
+def test_a_campaign_call_held_for_its_window_is_scheduled_at_the_opening_like_a_single_call(
+    api: ApiClient, aws: Any, worker_module: ModuleType, clock: Clock
+) -> None:
+    # given: a single call and a campaign call, both outside the same calling window, and a call scheduled before
+    # the window opens
+    single = api.post_call({"to": "12812349999", "answer_play": PLAY, **WINDOW})
+    assert single.status == 200, single.body
+    dated = schedule(api, "2027-01-10T13:00:00Z")
+    (held,) = windowed_campaign(api, aws, worker_module)
+
+    # when
+    shown = api.get(f"/pcall/calls/{held.callid}").data["call"]
+    alone = api.get(f"/pcall/calls/{single.data['callid']}").data["call"]
+    listed = api.get("/pcall/scheduled").data["calls"]
+
+    # then: SCHEDULED with next_attempt_at at the opening, as the single call is, and listed by its opening
+    assert (alone["status"], alone["next_attempt_at"]) == ("SCHEDULED", OPENING)
+    assert (shown["status"], shown["next_attempt_at"], shown["campaign"]) == ("SCHEDULED", OPENING, held.campaign)
+    assert [c["callid"] for c in listed] == [dated, *sorted([single.data["callid"], held.callid])]
+    by_id = {c["callid"]: c for c in listed}
+    assert (by_id[held.callid]["status"], by_id[held.callid]["next_attempt_at"]) == ("SCHEDULED", OPENING)
+
+
+def test_a_campaign_call_held_for_its_window_is_released_by_its_campaign_at_the_opening(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call held for its window
+    (held,) = windowed_campaign(api, aws, worker_module)
+    scheduler = fresh_module("functions.scheduler.app", aws.environment("SchedulerFunction")).deps().scheduler
+    opening = datetime(2027, 1, 10, 14, 0, tzinfo=UTC)
+
+    # when: its release steps run before the opening, the scheduler runs around it, and a step runs at it
+    clock_at(worker_module, START)
+    drain_ticks(worker_module, aws, steps=1)
+    early = receive(aws)
+    reports = []
+    for when in (opening - timedelta(seconds=60), opening + timedelta(seconds=30)):
+        scheduler.now = when.timestamp
+        reports.append(scheduler.run())
+    clock_at(worker_module, opening)
+    drain_ticks(worker_module, aws, steps=1)
+    on_time = [json.loads(m["Body"])["callid"] for m in receive(aws)]
+
+    # then: the scheduler never dispatches it (its campaign paces it), the campaign releases it at the opening, and
+    # it is no longer listed as scheduled
+    assert early == []
+    assert [(r.dispatched, r.resent) for r in reports] == [(0, 0), (0, 0)]
+    assert on_time == [held.callid]
+    shown = api.get(f"/pcall/calls/{held.callid}").data["call"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("QUEUED", None)
+    assert ids(api.get("/pcall/scheduled")) == []
+
+
+def test_a_campaign_call_held_for_its_window_cancelled_from_the_scheduled_list_is_never_released(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign of two calls held for their window
+    first, second = windowed_campaign(api, aws, worker_module, n=2)
+    campaign_id = first.campaign or ""
+
+    # when: one is cancelled from the list, then the window opens
+    response = api.delete(f"/pcall/scheduled/{first.callid}")
+    clock_at(worker_module, datetime(2027, 1, 10, 14, 0, tzinfo=UTC))
+    drain_ticks(worker_module, aws, steps=2)
+
+    # then: it ended CANCELED and was never released; the other goes; the counts have both
+    assert response.status == 200, response.body
+    assert response.data["status"] == "CANCELED"
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [second.callid]
+    stored = calls_store(aws).get(first.callid)
+    assert stored is not None
+    assert stored.status is CallStatus.CANCELED
+    assert events.RELEASED not in {e.event for e in stored.timeline}
+    count_changes(worker_module, aws, campaign_id)
+    counts = api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]["counts"]
+    assert {k: v for k, v in counts.items() if v} == {"CANCELED": 1, "QUEUED": 1}
+
+
+def test_a_paused_campaign_keeps_a_call_held_for_its_window_and_a_cancel_ends_it(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call held for its window, its campaign paused before the opening
+    (held,) = windowed_campaign(api, aws, worker_module)
+    pause = api.request("POST", f"/pcall/campaigns/{held.campaign}/pause", body="", content_type=None)
+
+    # when: the window opens while it is paused, then the campaign is cancelled
+    clock_at(worker_module, datetime(2027, 1, 10, 14, 0, 30, tzinfo=UTC))
+    drain_ticks(worker_module, aws, steps=2)
+    paused = receive(aws)
+    cancel = api.delete(f"/pcall/campaigns/{held.campaign}")
+    worker_module.deps().worker.now = time.time  # the cancel's deadline is the invocation's, on the real clock
+    drain(worker_module, aws, {"cancel"})
+
+    # then: not released while paused; cancelled with its campaign, no longer listed
+    assert (pause.status, cancel.status) == (200, 200)
+    assert paused == []
+    shown = api.get(f"/pcall/calls/{held.callid}").data["call"]
+    assert (shown["status"], shown["error_code"], shown["next_attempt_at"]) == ("CANCELED", "campaign_canceled", None)
+    assert ids(api.get("/pcall/scheduled")) == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from callbridge.domain.accounts import Account
-from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     MAX_CALLS,
     CallChange,
@@ -26,8 +26,9 @@ from callbridge.domain.campaigns import (
     newest_changes,
     parse_campaign,
     release,
+    wait_for_opening,
 )
-from callbridge.domain.dispatch import queued_since
+from callbridge.domain.dispatch import attention, held_until, listed_as_scheduled, queued_since
 from callbridge.domain.errors import FieldProblem, InvalidRequest
 from callbridge.logic.campaign_worker import pace
 
@@ -439,3 +440,23 @@ def test_a_stored_campaign_call_keeps_its_policy_and_a_suppressed_one_ends_at_on
     assert (ended.status, ended.error_code, ended.ended_at) == (CallStatus.CANCELED, "suppressed", ended.created_at)
     assert first_state(suppressed) == CallState("CANCELED")
     assert first_state(entry) == CallState("SCHEDULED")
+
+
+def test_a_call_held_for_its_window_shows_the_opening_until_its_release_or_cancel() -> None:
+    waiting = call(CallStatus.SCHEDULED)
+    opening = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+
+    held = wait_for_opening(waiting, opening, "2027-01-10T12:00:00.000Z")
+
+    assert held is not None
+    assert (held.status, held.next_attempt_at, held.window_opening) == (CallStatus.SCHEDULED, None, iso(opening))
+    assert held.public(with_timeline=False)["next_attempt_at"] == iso(opening)
+    assert (held_until(held), listed_as_scheduled(held), attention(held)) == (iso(opening), True, None)
+    assert wait_for_opening(held, opening, "2027-01-10T12:00:01.000Z") is None  # no write for the same opening
+    released = release(held, "2027-01-11T09:00:00.000Z")
+    assert released is not None
+    assert (released.window_opening, released.public(with_timeline=False)["next_attempt_at"]) == (None, None)
+    assert not listed_as_scheduled(released)
+    ended = cancel(held, "2027-01-10T13:00:00.000Z")
+    assert ended is not None
+    assert ended.public(with_timeline=False)["next_attempt_at"] is None

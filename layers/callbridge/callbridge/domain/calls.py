@@ -154,6 +154,9 @@ class Call(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     # When the next attempt is due: a retry (RETRY_WAIT), or the next opening of the calling window (SCHEDULED).
     next_attempt_at: str | None = None
+    # A campaign's call its campaign holds for its calling window: the opening it waits for (its campaign releases it
+    # then, at its pace; see domain/campaigns.py). Shown as `next_attempt_at` while it waits.
+    window_opening: str | None = None
     version: int = 0
     timeline: list[TimelineEvent] = Field(default_factory=list)
 
@@ -216,11 +219,15 @@ class Call(BaseModel):
                 "pacing_until",
                 "dispatched_at",
                 "dnc_checked",
+                "window_opening",
             },
             exclude_none=False,
         )
         body["status"] = self.status.value
         body["call_date"] = self.call_date or self.accepted_call_date()  # a campaign's call shows it before its release
+        # A campaign's call held for its calling window shows the opening, as a call held by the placer does.
+        held = self.window_opening if self.status is CallStatus.SCHEDULED else None
+        body["next_attempt_at"] = self.next_attempt_at or held
         body["attempts"] = [a.model_dump(mode="json") for a in self.all_attempts()]
         if with_timeline:
             body["timeline"] = [e.model_dump() for e in self.timeline]

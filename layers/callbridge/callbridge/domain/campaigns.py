@@ -518,7 +518,9 @@ def campaign_from_csv(text: str, query: Mapping[str, str]) -> tuple[dict[str, An
 
 def campaign_call(entry: CampaignCall, campaign: Campaign) -> Call:
     """The stored call of one campaign entry: SCHEDULED until the campaign releases it, or CANCELED (`suppressed`)
-    at once if its number was on the do-not-call list when the campaign was accepted."""
+    at once if its number was on the do-not-call list when the campaign was accepted. One whose calling window is
+    closed when it first may go (`first_opening`) shows the opening it waits for, as a call held by the placer does.
+    """
     code = entry.request.get("answer_ivr")
     detail: dict[str, Any] = {"status": CallStatus.SCHEDULED.value, "campaign": campaign.id, "index": entry.index}
     if entry.call_date:
@@ -540,7 +542,8 @@ def campaign_call(entry: CampaignCall, campaign: Campaign) -> Call:
     )
     if entry.suppressed:
         return cancel_suppressed(call, moment(campaign.created_at)) or call
-    return call
+    opening = first_opening(entry, campaign)
+    return (wait_for_opening(call, opening, campaign.created_at) or call) if opening else call
 
 
 def closed_until(policy: CallPolicy, at: datetime) -> datetime | None:
@@ -552,15 +555,21 @@ def closed_until(policy: CallPolicy, at: datetime) -> datetime | None:
     return window.next_opening(at)
 
 
+def first_opening(entry: CampaignCall, campaign: Campaign) -> datetime | None:
+    """The calling window's opening a stored campaign call first waits for: its window is judged when the campaign
+    starts, or at its call_date; None if it is open then (or the call has none)."""
+    start = moment(campaign.start_at or campaign.created_at)
+    due = max(start, moment(entry.call_date)) if entry.call_date else start
+    return closed_until(CallPolicy.model_validate(entry.policy), due)
+
+
 def first_wait(entry: CampaignCall, campaign: Campaign) -> WaitingCall:
     """How a stored campaign call first waits: in the campaign's order, or until its call_date, or until its
     calling window opens (judged when the campaign starts, or at its call_date).
 
     A function of the accepted campaign alone, so a redelivered fan-out marks the call the same way.
     """
-    start = moment(campaign.start_at or campaign.created_at)
-    due = max(start, moment(entry.call_date)) if entry.call_date else start
-    opening = closed_until(CallPolicy.model_validate(entry.policy), due)
+    opening = first_opening(entry, campaign)
     not_before = iso(opening) if opening else entry.call_date
     return WaitingCall(entry.index, entry.callid, not_before, entry.call_date)
 
@@ -572,11 +581,27 @@ def first_state(entry: CampaignCall) -> CallState:
 
 def release(call: Call, at: str, call_date: str | None = None) -> Call | None:
     """A campaign call waiting for its turn (SCHEDULED) → QUEUED, with the `call_date` it was due at if it had one;
-    None if it is no longer waiting for its campaign (a retry or a calling window's opening is the scheduler's)."""
+    None if it is no longer waiting for its campaign (a retry or a calling window's opening the placer found is the
+    scheduler's)."""
     if call.status is not CallStatus.SCHEDULED or call.next_attempt_at:
         return None
-    moved = call.model_copy(update={"status": CallStatus.QUEUED, "updated_at": at, "call_date": call_date})
+    moved = call.model_copy(
+        update={"status": CallStatus.QUEUED, "updated_at": at, "call_date": call_date, "window_opening": None}
+    )
     return moved.with_event(at, events.RELEASED)
+
+
+def wait_for_opening(call: Call, opening: datetime, at: str) -> Call | None:
+    """A campaign call waiting for its campaign (SCHEDULED) whose calling window is closed: it waits for `opening`,
+    which it shows as its `next_attempt_at` and is listed by (`window_opening`); its campaign releases it then, at
+    its pace. None if it is not waiting for its campaign, or waits for that opening already."""
+    if call.status is not CallStatus.SCHEDULED or call.next_attempt_at or call.dispatched_at:
+        return None
+    when = iso(opening)
+    if call.window_opening == when:
+        return None
+    held = call.model_copy(update={"updated_at": at, "window_opening": when})
+    return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when)
 
 
 def hold(call: Call, token: str, at: str) -> Call | None:
@@ -595,6 +620,7 @@ def hold(call: Call, token: str, at: str) -> Call | None:
             "dialed_at": None,
             "call_date": None,
             "next_attempt_at": None,
+            "window_opening": None,
         }
     )
     return held.with_event(at, events.CAMPAIGN_PAUSED)
@@ -614,6 +640,7 @@ def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
             "ended_at": at,
             "claim_token": None,
             "next_attempt_at": None,
+            "window_opening": None,
             "error_code": CANCELED_BY_CAMPAIGN,
             "error_desc": "its campaign was cancelled before the call was dialed",
         }

@@ -7,7 +7,8 @@ have been claimed (send it again: a crash between the write and the send, or a f
 call; the placer's claim makes a duplicate message harmless). DIALING, RINGING, IN_PROGRESS: a while after the
 call entered its state (its dialing, its answer), then at doubling intervals (ask the carrier). Final: none. A
 campaign's call its campaign holds (SCHEDULED with no due time of its own): none, its campaign releases it, at or
-after its call_date if it has one (`held_call_date`: listed by GET /pcall/scheduled at that date all the same).
+after its call_date or its calling window's opening (`held_until`: listed by GET /pcall/scheduled at that time all
+the same, the opening shown as its `next_attempt_at`).
 The index holds a call no later than that: a step written without a read may keep an earlier place (an answer
 keeps the dialing's, `placement`), and the scheduler finding the call early does nothing with it. Each entry
 also says whether the call needs the scheduler before its time (`DueKind`): only a waiting call not dispatched
@@ -239,20 +240,31 @@ def entering_kind(status: CallStatus) -> DueKind:
 def held_call_date(call: Call) -> str | None:
     """The call_date of a campaign's call its campaign holds; None for any other call.
 
-    Held: SCHEDULED with no due time of its own (a retry or a calling window's opening is the scheduler's), waiting
-    for its campaign to release it (at or after its call_date: domain/campaigns.py). Such a call is stored without
-    its `call_date`, so it has no attention time and the scheduler never sees it; the date is the one it was
-    accepted with. A held call without one waits for its turn, not for a time: None.
+    Held: SCHEDULED with no due time of its own (a retry or a calling window's opening the placer found is the
+    scheduler's), waiting for its campaign to release it (at or after its call_date: domain/campaigns.py). Such a
+    call is stored without its `call_date`, so it has no attention time and the scheduler never sees it; the date is
+    the one it was accepted with. A held call without one waits for its turn, not for a time: None.
     """
     if call.campaign is None or call.status is not CallStatus.SCHEDULED or due_at(call):
         return None
     return call.accepted_call_date()
 
 
+def held_until(call: Call) -> str | None:
+    """When a campaign's call its campaign holds is released at the soonest: the opening of the calling window it
+    waits for (`window_opening`), else its call_date (`held_call_date`); None for any other call, and for a held
+    call that waits only for its turn."""
+    date = held_call_date(call)  # None unless the campaign holds the call
+    if date is None and (call.campaign is None or call.status is not CallStatus.SCHEDULED or due_at(call)):
+        return None
+    return call.window_opening or date
+
+
 def listed_as_scheduled(call: Call) -> bool:
     """Listed by GET /pcall/scheduled: a call that has not started with a due time (call_date, retry, window), or a
-    campaign's call its campaign holds with a call_date (`held_call_date`), from the moment it is stored."""
-    return call.status in UNCLAIMED and bool(due_at(call) or held_call_date(call))
+    campaign's call its campaign holds until a time (its call_date, its calling window's opening: `held_until`),
+    from the moment it is stored."""
+    return call.status in UNCLAIMED and bool(due_at(call) or held_until(call))
 
 
 def next_step(call: Call, now: datetime, horizon: datetime, timing: Timing = DEFAULT_TIMING) -> Step:

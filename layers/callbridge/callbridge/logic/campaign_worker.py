@@ -29,6 +29,7 @@ from callbridge.domain.campaigns import (
     hold,
     newest_changes,
     release,
+    wait_for_opening,
 )
 from callbridge.domain.dispatch import moment
 from callbridge.domain.errors import Conflict, ServiceUnavailable
@@ -186,7 +187,8 @@ class CampaignWorker:
 
     def _release(self, campaign_id: str, waiting: WaitingCall, now: float) -> bool:
         """Release one waiting call (QUEUED, with its call_date); one whose calling window has closed meanwhile
-        is marked waiting for its next opening. Whether it was released (its old mark is the caller's to remove)."""
+        is marked waiting for its next opening, which it shows (`wait_for_opening`). Whether it was released (its old
+        mark is the caller's to remove)."""
         at = datetime.fromtimestamp(now, UTC)
         stamp = iso(at)
         moved: list[Call] = []
@@ -195,7 +197,10 @@ class CampaignWorker:
         def change(call: Call) -> Call | None:
             opening = closed_until(call.policy, at) if call.status is CallStatus.SCHEDULED else None
             reopens[:] = [opening] if opening else []
-            released = None if opening else release(call, stamp, waiting.call_date)
+            moved[:] = []
+            if opening:
+                return wait_for_opening(call, opening, stamp)
+            released = release(call, stamp, waiting.call_date)
             moved[:] = [released] if released else []
             return released
 

@@ -13,9 +13,9 @@ nothing before it (`DueKind`, `due_key`): the time comes first, so the index and
 order and `due_key < <time>` still means "due before it".
 
 ByAccount and ScheduledByAccount project only keys: a status change never writes to them; a list reads the
-page's keys from the index, then the calls (BatchGetItem). A campaign's call its campaign holds with a call_date is
-in ScheduledByAccount only: its `due_key` (at its call_date) with no `due_shard`, so DueByShard never holds it, and
-the scheduler's dispatch holds only for a call that has a `due_shard`.
+page's keys from the index, then the calls (BatchGetItem). A campaign's call its campaign holds until a time (its
+call_date, its calling window's opening) is in ScheduledByAccount only: its `due_key` (at that time) with no
+`due_shard`, so DueByShard never holds it, and the scheduler's dispatch holds only for a call that has a `due_shard`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from callbridge.domain.dispatch import (
     due_kind,
     entering,
     entering_kind,
-    held_call_date,
+    held_until,
     listed_as_scheduled,
     moment,
     placement,
@@ -164,9 +164,10 @@ class DynamoCallsStore:
 
         due_key/due_shard (DueByShard): every call that is not final, at its attention time, with its kind (see
         domain/dispatch.py). scheduled_account (ScheduledByAccount, sorted by due_key): a call listed as scheduled.
-        A campaign's call its campaign holds with a call_date has no attention time: its due_key is its call_date,
-        with no due_shard, so it is listed and not in the due index. The key is the one its release writes (QUEUED
-        at its call_date: an AT entry), so the release does not move its ScheduledByAccount entry.
+        A campaign's call its campaign holds until a time (its call_date, its calling window's opening) has no
+        attention time: its due_key is that time, with no due_shard, so it is listed and not in the due index. For a
+        call_date the key is the one its release writes (QUEUED at its call_date: an AT entry), so the release does
+        not move its ScheduledByAccount entry.
         """
         data = {"created_key": f"{call.created_at}#{call.callid}"}
         due = attention(call, self._timing)
@@ -174,7 +175,7 @@ class DynamoCallsStore:
             data.update(self._due(call.callid, due, due_kind(call)))
         if listed_as_scheduled(call):
             data["scheduled_account"] = call.account_id
-        held = held_call_date(call)
+        held = held_until(call)
         if held:
             data["due_key"] = due_key(call.callid, moment(held), DueKind.AT)
         return {**call_attributes(call), **to_item(data)}
