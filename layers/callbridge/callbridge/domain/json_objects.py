@@ -1,7 +1,7 @@
 """JSON bodies as the API reads them: a key an object gives more than once is refused, never silently replaced.
 
 `json.loads` keeps only the last value of a repeated key. `loads` parses the same way but every object
-remembers the keys it gave more than once, and `refuse_repeated` names each of them as a broken rule.
+remembers the keys it gave more than once, and `repeated_problems` names each of them as a broken rule.
 Every JSON body of the API (calls, IVR menus, campaigns, the do-not-call list) is read through here.
 """
 
@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.errors import FieldProblem
 
 REPEATED = "given more than once"
 Path = tuple[str | int, ...]
@@ -60,10 +60,3 @@ def dotted(path: Path) -> str:
 def repeated_problems(value: Any, name: Callable[[Path], str] = dotted) -> list[FieldProblem]:
     """One problem per key given more than once in `value`, named by `name` (dotted by default)."""
     return [FieldProblem(name(path), REPEATED) for path in repeated_keys(value)]
-
-
-def refuse_repeated(value: Any, name: Callable[[Path], str] = dotted) -> None:
-    """Raise InvalidRequest naming every key given more than once in `value`, if any was."""
-    problems = repeated_problems(value, name)
-    if problems:
-        raise InvalidRequest(problems)
