@@ -25,7 +25,7 @@ from callbridge.domain.dispatch import (
     entering_kind,
     fail,
     from_carrier,
-    held_call_date,
+    held_until,
     horizon,
     listed_as_scheduled,
     never_placed,
@@ -430,7 +430,7 @@ def test_a_held_dated_campaign_call_is_listed_at_its_call_date_and_never_in_the_
     stored = item(held)
 
     # listed at its call_date (the key its release gives it), and not in the due index: no shard, no attention time
-    assert (held.status, held.call_date, held_call_date(held)) == (CallStatus.SCHEDULED, None, iso(at(3600)))
+    assert (held.status, held.call_date, held_until(held)) == (CallStatus.SCHEDULED, None, iso(at(3600)))
     assert listed_as_scheduled(held)
     assert stored["scheduled_account"] == "cb_account"
     assert stored["due_key"] == f"{iso(at(3600))}#{CALLID}#at"
@@ -444,7 +444,7 @@ def test_a_held_dated_campaign_call_is_listed_at_its_call_date_and_never_in_the_
     assert released is not None
     assert item(released)["due_key"] == stored["due_key"]
     assert item(released)["due_shard"] == shard_of(CALLID, 16)
-    assert held_call_date(released) is None  # the scheduler's from now on
+    assert held_until(released) is None  # the scheduler's from now on
     # held again (its campaign paused after the release): listed at its call_date again, out of the due index
     claimed = released.model_copy(update={"status": CallStatus.DIALING, "claim_token": "t"})
     again = hold(claimed, "t", iso(at(3601)))
@@ -458,10 +458,10 @@ def test_an_undated_campaign_call_is_not_listed_and_a_retry_of_one_is_the_schedu
     retry = undated.model_copy(update={"status": CallStatus.RETRY_WAIT, "next_attempt_at": iso(at(600))})
 
     assert not listed_as_scheduled(undated)
-    assert held_call_date(undated) is None
+    assert held_until(undated) is None
     assert not {"due_key", "due_shard", "scheduled_account"} & set(item(undated))
     assert undated.public(with_timeline=False)["call_date"] is None
-    assert held_call_date(retry) is None
+    assert held_until(retry) is None
     assert item(retry)["due_key"] == f"{iso(at(600))}#{CALLID}"  # dispatched by the scheduler, ahead of its time
     assert item(retry)["scheduled_account"] == "cb_account"
 

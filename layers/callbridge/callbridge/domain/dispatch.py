@@ -237,27 +237,20 @@ def entering_kind(status: CallStatus) -> DueKind:
     return DueKind.AT
 
 
-def held_call_date(call: Call) -> str | None:
-    """The call_date of a campaign's call its campaign holds; None for any other call.
-
-    Held: SCHEDULED with no due time of its own (a retry or a calling window's opening the placer found is the
-    scheduler's), waiting for its campaign to release it (at or after its call_date: domain/campaigns.py). Such a
-    call is stored without its `call_date`, so it has no attention time and the scheduler never sees it; the date is
-    the one it was accepted with. A held call without one waits for its turn, not for a time: None.
-    """
-    if call.campaign is None or call.status is not CallStatus.SCHEDULED or due_at(call):
-        return None
-    return call.accepted_call_date()
+def _held_by_its_campaign(call: Call) -> bool:
+    """A campaign's call its campaign holds: SCHEDULED with no due time of its own (a retry or a calling window's
+    opening the placer found is the scheduler's), waiting for its campaign to release it (domain/campaigns.py).
+    Such a call is stored without its `call_date`, so it has no attention time and the scheduler never sees it."""
+    return call.campaign is not None and call.status is CallStatus.SCHEDULED and not due_at(call)
 
 
 def held_until(call: Call) -> str | None:
     """When a campaign's call its campaign holds is released at the soonest: the opening of the calling window it
-    waits for (`window_opening`), else its call_date (`held_call_date`); None for any other call, and for a held
-    call that waits only for its turn."""
-    date = held_call_date(call)  # None unless the campaign holds the call
-    if date is None and (call.campaign is None or call.status is not CallStatus.SCHEDULED or due_at(call)):
+    waits for (`window_opening`), else its call_date (the date it was accepted with); None for any other call, and
+    for a held call without either (it waits for its turn, not for a time)."""
+    if not _held_by_its_campaign(call):
         return None
-    return call.window_opening or date
+    return call.window_opening or call.accepted_call_date()
 
 
 def listed_as_scheduled(call: Call) -> bool:
