@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,7 +87,8 @@ class _PolicyParts:
     recipient_timezone: str | None
 
 
-_POLICY_FIELDS = ("retry_attempts", "retry_interval", "retry_on", "call_window", "call_days", "recipient_timezone")
+# The policy parameters themselves, named once: by _PolicyParts (all but the number they are judged for).
+_POLICY_FIELDS = tuple(f.name for f in fields(_PolicyParts) if f.name != "to")
 
 
 def _checkable(request: CallRequest) -> _Checkable:
