@@ -32,6 +32,7 @@ _METRICS = {
     Result.RETRY: "CallbacksRetried",
     Result.DEAD_LETTER: "CallbacksDeadLettered",
     Result.REFUSED: "CallbacksRefused",
+    Result.DEFERRED: "CallbacksDeferred",
 }
 
 
@@ -53,6 +54,7 @@ class Deps:
             ),
             queue=SqsNotificationQueue(settings.notifications_queue_url, settings.notifications_dead_letter_url),
             account_ttl=settings.account_cache_seconds,
+            slow_seconds=settings.callback_timeout_seconds / 2,
             log=_warn,
         )
 

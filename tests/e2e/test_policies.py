@@ -52,6 +52,20 @@ def scheduled_ids(sandbox: RunningSandbox) -> list[str]:
         return [c["callid"] for c in client.get("/pcall/scheduled", params={"limit": 100}).json()["data"]["calls"]]
 
 
+OUTCOME = ("answered_by", "started_at", "answered_at", "ended_at", "error_code", "error_desc")
+
+
+def listed(sandbox: RunningSandbox, callid: str) -> list[dict[str, Any]]:
+    """The call as GET /pcall/calls and GET /pcall/scheduled list it."""
+    found = []
+    with sandbox.client() as client:
+        for path in ("/pcall/calls", "/pcall/scheduled"):
+            calls = client.get(path, params={"limit": 100}).json()["data"]["calls"]
+            found += [c for c in calls if c["callid"] == callid]
+    assert len(found) == 2, found
+    return found
+
+
 def callbacks_for(receiver: Receiver, callid: str) -> list[dict[str, str]]:
     return [r["form"] for r in receiver.requests if r["form"].get("callid") == callid]
 
@@ -71,9 +85,18 @@ def test_a_busy_number_is_retried_to_its_last_attempt_with_one_callback(
     # the first attempt is busy: the call waits, listed as scheduled, and nobody is told yet
     waiting = wait_for(sandbox, callid, {"RETRY_WAIT"}, timeout=30)
     assert waiting["next_attempt_at"] is not None
-    assert [a["status"] for a in waiting["attempts"]] == ["BUSY"]
+    (first,) = waiting["attempts"]
+    assert first["status"] == "BUSY"
     assert callid in scheduled_ids(sandbox)
     assert callbacks_for(receiver, callid) == []
+    # ... and shows its busy attempt's outcome as its own, wherever it is shown (the seconds: the sum, none)
+    assert first["started_at"] is not None
+    assert first["ended_at"] is not None
+    assert (first["error_code"], first["answered_by"], first["answered_at"]) == ("SIP 486", "", None)
+    for shown in (waiting, *listed(sandbox, callid)):
+        assert shown["status"] == "RETRY_WAIT"
+        assert {f: shown[f] for f in OUTCOME} == {f: first[f] for f in OUTCOME}
+        assert shown["billed_seconds"] == 0
 
     # the second, last attempt is busy too: that is the outcome, told once
     final = sandbox.wait_final(callid, timeout=120)

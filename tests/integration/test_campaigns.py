@@ -21,7 +21,7 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain import events
-from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.calls import Attempt, Call, CallStatus
 from callbridge.domain.campaigns import SUPPRESSED_AT_INTAKE
 from callbridge.domain.dispatch import dispatched_event
 from callbridge.domain.errors import ServiceUnavailable
@@ -857,6 +857,46 @@ def test_calls_carry_their_campaign_and_the_report_has_a_row_each(
     assert [r["metadata.row"] for r in rows] == ["0", "1", "2"]
     done = next(r for r in rows if r["callid"] == calls[0].callid)
     assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", "17")
+
+
+def test_the_report_shows_a_call_waiting_to_retry_with_its_last_attempts_outcome(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    # given a campaign call whose first attempt ended busy, stored as it waits for its second (domain/attempts.py)
+    campaign = created(api, campaign_body(1))
+    drain(worker_module, aws, {"fanout"})
+    (call,) = campaign_calls(aws, campaign["id"])
+    busy = Attempt(
+        attempt=1,
+        status=CallStatus.BUSY,
+        started_at="2027-01-11T15:00:00.000Z",
+        ended_at="2027-01-11T15:00:03.000Z",
+        error_code="SIP 486",
+        error_desc="busy",
+    )
+
+    def waiting(stored: Call) -> Call:
+        return stored.model_copy(
+            update={"status": CallStatus.RETRY_WAIT, "attempts": [busy], "next_attempt_at": "2027-01-11T15:10:03.000Z"}
+        )
+
+    assert calls_store(aws).update(call.callid, waiting) is not None
+
+    report = api.get(f"/pcall/campaigns/{campaign['id']}/report.csv")
+    shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+
+    # then its row, like GET /pcall/calls/{callid}, has the busy attempt's outcome and status RETRY_WAIT
+    (row,) = csv.DictReader(io.StringIO(report.body))
+    columns = ("status", "attempts", "error_code", "error_desc", "started_at", "ended_at")
+    assert tuple(row[c] for c in columns) == (
+        "RETRY_WAIT",
+        "1",
+        "SIP 486",
+        "busy",
+        "2027-01-11T15:00:00.000Z",
+        "2027-01-11T15:00:03.000Z",
+    )
+    assert tuple(str(shown[c]) for c in columns if c != "attempts") == tuple(row[c] for c in columns if c != "attempts")
 
 
 def test_the_report_reads_a_campaigns_calls_a_hundred_a_request(

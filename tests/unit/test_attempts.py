@@ -171,3 +171,54 @@ def test_a_suppressed_number_cancels_a_call_not_dialed_yet() -> None:
     assert (canceled.status, canceled.error_code) == (CallStatus.CANCELED, "suppressed")
     assert is_final_transition(waiting, canceled)
     assert cancel_suppressed(dialed(CallPolicy()), T0) is None  # already at the carrier: not this rule's
+
+
+OUTCOME = ("answered_by", "started_at", "answered_at", "ended_at", "error_code", "error_desc")
+
+
+def outcome(shown: dict[str, object]) -> tuple[object, ...]:
+    return tuple(shown[f] for f in OUTCOME)
+
+
+def test_a_call_between_attempts_shows_its_last_attempts_outcome_as_its_own() -> None:
+    # attempt 1 is busy: the call waits, and shows attempt 1's outcome as a final call shows its last attempt's
+    waiting = busy(dialed(CallPolicy(retry_attempts=2, retry_interval=60)), 1, T0)
+    shown = waiting.public(with_timeline=False)
+    (first,) = shown["attempts"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("RETRY_WAIT", iso(T0 + timedelta(seconds=63)))
+    assert outcome(shown) == outcome(first)
+    assert outcome(first) == ("", iso(T0), None, iso(T0 + timedelta(seconds=3)), "SIP 486", first["error_desc"])
+    assert first["error_desc"]
+    assert shown["billed_seconds"] == 0
+
+    # the next attempt is dialed: from then on the call's outcome is that attempt's (nothing known yet)
+    dialing = redial(waiting, T0 + timedelta(seconds=63), "CA2").public(with_timeline=False)
+    assert outcome(dialing) == ("", None, None, None, None, None)
+    assert [a["attempt"] for a in dialing["attempts"]] == [1, 2]
+
+
+def test_a_voicemail_retried_shows_the_answer_and_the_seconds_billed_so_far() -> None:
+    policy = CallPolicy(retry_attempts=1, retry_interval=30, retry_on="MACHINE")
+    waiting = answered(dialed(policy), 1, T0, 20, amd="machine_end_beep")
+    shown = waiting.public(with_timeline=True)
+    assert shown["status"] == "RETRY_WAIT"
+    assert (shown["answered_by"], shown["answered_at"]) == ("Machine", iso(T0 + timedelta(seconds=2)))
+    assert shown["ended_at"] == iso(T0 + timedelta(seconds=22))
+    assert shown["billed_seconds"] == 20  # the call's: the sum over its attempts
+    # listed (GET /pcall/calls, GET /pcall/scheduled) as GET /pcall/calls/{callid} shows it, timeline aside
+    listed = waiting.public(with_timeline=False)
+    assert listed == {k: v for k, v in shown.items() if k != "timeline"}
+
+    done = answered(redial(waiting, T0 + timedelta(seconds=60), "CA2"), 2, T0 + timedelta(seconds=61), 15).public(
+        with_timeline=False
+    )
+    assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", 35)
+    assert outcome(done) == outcome(done["attempts"][-1])
+
+
+def test_a_retry_held_for_the_calling_window_shows_its_last_attempts_outcome() -> None:
+    policy = CallPolicy(retry_attempts=1, retry_interval=600, call_window="09:00-17:00", zones=["America/Chicago"])
+    late = T0 + timedelta(hours=7, minutes=59)
+    held = busy(dialed(policy), 1, late).public(with_timeline=False)
+    assert (held["status"], held["next_attempt_at"]) == ("SCHEDULED", iso(T0 + timedelta(days=1)))
+    assert (held["started_at"], held["error_code"]) == (iso(late), "SIP 486")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from callbridge.domain import events
+from callbridge.logic.notify import Result
 
 NAMES = {name: value for name, value in vars(events).items() if name.isupper()}
 CONSOLE = Path(events.__file__).parent.parent / "static" / "console" / "console.js"
@@ -20,6 +21,13 @@ def test_the_console_describes_every_event_in_words() -> None:
     cases = re.findall(r'^\s*case "([a-z_.]+)":', CONSOLE.read_text(encoding="utf-8"), flags=re.M)
     assert len(cases) == len(set(cases)), sorted(c for c in cases if cases.count(c) > 1)  # one description each
     assert set(NAMES.values()) <= set(cases), set(NAMES.values()) - set(cases)
+
+
+def test_the_console_says_each_result_a_callback_attempt_records() -> None:
+    # every result the notifier keeps on a `callback` event reads in words, not as "Callback attempt N"
+    recorded = set(Result) - {Result.IGNORED, Result.DUPLICATE}  # these two send and record nothing
+    said = set(re.findall(r'd\.result === "([a-z_]+)"', CONSOLE.read_text(encoding="utf-8")))
+    assert {str(r) for r in recorded} <= said, {str(r) for r in recorded} - said
 
 
 def test_no_module_writes_an_event_name_of_its_own() -> None:

@@ -104,6 +104,11 @@ class Attempt(BaseModel):
     error_desc: str | None = None
 
 
+# An attempt's fields that are its call's own outcome while it is the call's last attempt. The call's billed_seconds is
+# not one of them: it is the sum over the call's attempts.
+_OUTCOME_FIELDS = frozenset(Attempt.model_fields) - {"attempt", "status", "billed_seconds"}
+
+
 class Call(BaseModel):
     """A stored call: who asked, what for, where it is, and how it ended."""
 
@@ -202,8 +207,17 @@ class Call(BaseModel):
         current = self.current_attempt()
         return [*self.attempts, *([current] if current else [])]
 
+    def _last_outcome(self) -> dict[str, Any]:
+        """The outcome fields the call shows as its own: its current attempt's once that is dialed;
+        between two attempts (RETRY_WAIT, or SCHEDULED for the calling window, the next one not dialed yet) those of
+        the attempt that ended last, as a final call shows its last attempt's. Empty when the call's own fields are
+        already those (a call not dialed yet and without an earlier attempt, a dialed one, a final one)."""
+        if self.status.is_final or not self.attempts or self.current_attempt() is not None:
+            return {}
+        return self.attempts[-1].model_dump(mode="json", include=set(_OUTCOME_FIELDS))
+
     def public(self, *, with_timeline: bool) -> dict[str, Any]:
-        """The call as the API shows it to its owner."""
+        """The call as the API shows it to its owner (its lists, a campaign's report and the console read this too)."""
         body = self.model_dump(
             mode="json",
             exclude={
@@ -223,6 +237,7 @@ class Call(BaseModel):
             },
             exclude_none=False,
         )
+        body.update(self._last_outcome())
         body["status"] = self.status.value
         body["call_date"] = self.call_date or self.accepted_call_date()  # a campaign's call shows it before its release
         # A campaign's call held for its calling window shows the opening, as a call held by the placer does.

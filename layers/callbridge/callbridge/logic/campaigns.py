@@ -15,7 +15,7 @@ from typing import Any
 
 from callbridge.domain import json_objects
 from callbridge.domain.accounts import Account
-from callbridge.domain.calls import Call, iso, new_callid
+from callbridge.domain.calls import iso, new_callid
 from callbridge.domain.campaigns import (
     CANCELABLE,
     PAUSABLE,
@@ -51,19 +51,19 @@ from callbridge.ports import (
 
 MAX_BODY = 5 * 1024 * 1024  # 10,000 calls with room to spare; Lambda takes at most 6 MB
 CSV = "text/csv"
-# The report's columns (before one per metadata key), each with how it is read from the call.
-_REPORT: dict[str, Callable[[Call], Any]] = {
-    "callid": lambda c: c.callid,
-    "to": lambda c: c.request.get("to", ""),
-    "status": lambda c: c.status.value,
-    "answered_by": lambda c: c.answered_by,
-    "billed_seconds": lambda c: c.billed_seconds,
-    "attempts": lambda c: len(c.all_attempts()),  # every carrier attempt, the current one included
-    "digits": lambda c: c.digits,
-    "error_code": lambda c: c.error_code or "",
-    "error_desc": lambda c: c.error_desc or "",
-    "started_at": lambda c: c.started_at or "",
-    "ended_at": lambda c: c.ended_at or "",
+# The report's columns (before one per metadata key), each with how it is read from the call as the API shows it.
+_REPORT: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "callid": lambda c: c["callid"],
+    "to": lambda c: c["request"].get("to", ""),
+    "status": lambda c: c["status"],
+    "answered_by": lambda c: c["answered_by"],
+    "billed_seconds": lambda c: c["billed_seconds"],
+    "attempts": lambda c: len(c["attempts"]),  # every carrier attempt, the current one included
+    "digits": lambda c: c["digits"],
+    "error_code": lambda c: c["error_code"] or "",
+    "error_desc": lambda c: c["error_desc"] or "",
+    "started_at": lambda c: c["started_at"] or "",
+    "ended_at": lambda c: c["ended_at"] or "",
 }
 REPORT_COLUMNS = tuple(_REPORT)
 
@@ -431,6 +431,7 @@ def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
     writer.writerow([*REPORT_COLUMNS, *(f"metadata.{k}" for k in campaign.metadata_keys)])
     for entry in accepted:
         call = stored.get(entry.callid) or campaign_call(entry, campaign)  # not stored yet (the fan-out is running)
-        row = [read(call) for read in _REPORT.values()]
+        shown = call.public(with_timeline=False)
+        row = [read(shown) for read in _REPORT.values()]
         writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
     return out.getvalue()

@@ -4,6 +4,13 @@ The first attempt is driven by CallsTable's stream (the outcome write itself is 
 crash between writing the outcome and sending it loses nothing: the stream record is retried).
 A failed attempt leaves the stream and retries on NotificationsQueue with growing delays for 24
 hours, then goes to the dead-letter queue. Every attempt is kept on the call's timeline.
+
+A stream batch is done only when its slowest attempt is, and the records behind it in its lane wait for
+it: one receiver that hangs until the timeout holds up other accounts' notifications. So an endpoint
+(scheme, host and port) where an attempt took `slow_seconds` or more (a late answer, or none before the
+timeout) is remembered for
+`slow_memory` seconds, and meanwhile a first attempt to it is not made from the stream: it is handed to
+the queue at once (no delay), where a slow answer holds up nobody. The memory is the container's own.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from callbridge.domain import events
 from callbridge.domain.accounts import Account
@@ -42,6 +50,8 @@ from callbridge.domain.notifications import (
 from callbridge.ports import CallsStore
 
 FORM = "application/x-www-form-urlencoded"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+_SLOW_KEPT = 1000  # slow endpoints a container remembers before it forgets the expired ones
 
 
 class Sender(Protocol):
@@ -70,6 +80,18 @@ class Result(StrEnum):
     RETRY = "retry"  # failed; queued again with a delay
     DEAD_LETTER = "dead_letter"  # failed for 24 hours, or could not be processed: parked in the DLQ
     REFUSED = "refused"  # can never be delivered (the URL can never be valid, or the account is gone)
+    DEFERRED = "deferred"  # its endpoint was slow lately: the first attempt is made from the queue, not the stream
+
+
+def endpoint_of(url: str) -> str:
+    """What slowness is remembered by: a URL's scheme, host and port (its path and query vary per call)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.hostname or ''}:{port or _DEFAULT_PORTS.get(scheme, '')}"
 
 
 @dataclass
@@ -83,8 +105,11 @@ class Notifier:
     now: Callable[[], float] = time.time
     rng: Callable[[], float] = random.random
     account_ttl: float = 60
+    slow_seconds: float = 5.0  # an answer this late (or none) marks its endpoint slow
+    slow_memory: float = 300.0  # seconds an endpoint stays marked slow after its last slow answer
     log: Callable[..., None] = field(default=lambda *_args, **_kw: None)
     _secrets: dict[str, tuple[str | None, float]] = field(default_factory=dict, init=False, repr=False)
+    _slow: dict[str, float] = field(default_factory=dict, init=False, repr=False)  # endpoint → marked until
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def on_change(self, old: Call | None, new: Call) -> Result:
@@ -102,6 +127,8 @@ class Notifier:
                 return Result.IGNORED
             if was_attempted(call, first.event_id):
                 return Result.DUPLICATE
+            if self._is_slow(callback_url_of(call) or ""):
+                return self._defer(call, first)
             return self._attempt(call, first)
         except ServiceUnavailable:
             raise  # an outage: the stream hands the record over again
@@ -136,6 +163,31 @@ class Notifier:
             self._secrets[account_id] = (secret, now + self.account_ttl)
         return secret
 
+    def _is_slow(self, url: str) -> bool:
+        with self._lock:
+            return self._slow.get(endpoint_of(url), float("-inf")) > self.now()
+
+    def _took(self, url: str, seconds: float) -> None:
+        """Learn from one attempt: a slow one (answered late, or timed out) marks its endpoint slow; a quick one,
+        answered or failed at once (refused), clears the mark."""
+        endpoint = endpoint_of(url)
+        with self._lock:
+            if seconds >= self.slow_seconds:
+                now = self.now()
+                if len(self._slow) >= _SLOW_KEPT:  # forget what has expired before remembering more
+                    self._slow = {known: until for known, until in self._slow.items() if until > now}
+                self._slow[endpoint] = now + self.slow_memory
+            else:
+                self._slow.pop(endpoint, None)
+
+    def _defer(self, call: Call, first: Retry) -> Result:
+        """Hand the first attempt to the queue, due at once; recorded so the stream record starts nothing new."""
+        self.queue.schedule(first, 0)  # an outage raises: the stream hands the record over again
+        at = self.now()
+        detail = {"event_id": first.event_id, "attempt": first.attempt, "reason": "its endpoint was slow lately"}
+        self._record(call.callid, at, detail, Result.DEFERRED)
+        return Result.DEFERRED
+
     def _attempt(self, call: Call, retry: Retry) -> Result:
         at = self.now()
         url = callback_url_of(call) or ""
@@ -153,10 +205,12 @@ class Notifier:
                 SIGNATURE_HEADER: signature_header(secret, int(at), body),
                 EVENT_ID_HEADER: retry.event_id,
             }
+            sent_at = self.now()
             try:
                 status_code = self.sender.send(url, body, headers)
             except DeliveryFailed as exc:
                 error, permanent = exc.reason, exc.permanent
+            self._took(url, self.now() - sent_at)
         if status_code is not None:
             detail["status_code"] = status_code
         if error is not None:

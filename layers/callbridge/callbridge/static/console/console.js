@@ -455,6 +455,7 @@ function describe(entry, call) {
       if (d.result === "retry") return `Callback attempt ${d.attempt} failed ${answer}; retrying in ${d.retry_in} s`;
       if (d.result === "dead_letter") return `Callback given up after attempt ${d.attempt} ${answer}`.trim();
       if (d.result === "refused") return `Callback not sent: the URL is refused ${answer}`.trim();
+      if (d.result === "deferred") return "Callback sent from the retry queue: its endpoint was slow lately";
       return `Callback attempt ${d.attempt} ${answer}`.trim();
     }
     case "canceled":
