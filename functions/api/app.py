@@ -160,7 +160,7 @@ def _now() -> datetime:
 @app.post(
     "/pcall/call",
     summary="Make or schedule a phone call",
-    responses=openapi.responses("CallAcceptedResponse", 400, 401, 409, 503),
+    responses=openapi.responses("CallAcceptedResponse", 409),
     tags=["calls"],
 )
 @tracer.capture_method
@@ -187,7 +187,7 @@ def create_call() -> Response[str]:
 @app.get(
     "/pcall/scheduled",
     summary="List scheduled calls, soonest first",
-    responses=openapi.responses("CallListResponse", 400, 401),
+    responses=openapi.responses("CallListResponse"),
     tags=["scheduled"],
 )
 def list_scheduled(
@@ -201,7 +201,7 @@ def list_scheduled(
 @app.delete(
     "/pcall/scheduled/<callid>",
     summary="Cancel a scheduled call",
-    responses=openapi.responses("CancelResponse", 401, 404, 409),
+    responses=openapi.responses("CancelResponse", 404, 409),
     tags=["scheduled"],
 )
 def cancel_scheduled(
@@ -220,7 +220,7 @@ def cancel_scheduled(
 @app.get(
     "/pcall/calls",
     summary="List requested calls, newest first",
-    responses=openapi.responses("CallListResponse", 400, 401),
+    responses=openapi.responses("CallListResponse"),
     tags=["calls"],
 )
 def list_calls(
@@ -254,7 +254,7 @@ def _callid() -> Any:
 @app.get(
     "/pcall/calls/<callid>",
     summary="One call: request, status, outcome and timeline",
-    responses=openapi.responses("CallDetailResponse", 401, 404),
+    responses=openapi.responses("CallDetailResponse", 404),
     tags=["calls"],
 )
 def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
@@ -265,7 +265,7 @@ def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
 @app.delete(
     "/pcall/calls/<callid>",
     summary="Hang up or cancel a call",
-    responses=openapi.responses("CallHangupResponse", 401, 404, 409, 503),
+    responses=openapi.responses("CallHangupResponse", 404, 409),
     tags=["calls"],
 )
 def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
@@ -278,7 +278,7 @@ def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
 @app.get(
     "/pcall/stats",
     summary="Calls per hour by status, with the answer rate (the console's chart)",
-    responses=openapi.responses("StatsResponse", 400, 401),
+    responses=openapi.responses("StatsResponse"),
     tags=["calls"],
 )
 def call_stats(
@@ -317,7 +317,7 @@ def _campaign_id() -> Any:
 @app.post(
     "/pcall/campaigns",
     summary="Start a campaign: up to 10,000 calls in one request (JSON, or CSV with the fields as query parameters)",
-    responses=openapi.responses("CampaignCreatedResponse", 400, 401, 409, 503),
+    responses=openapi.responses("CampaignCreatedResponse", 409),
     tags=["campaigns"],
 )
 def create_campaign() -> Response[str]:
@@ -340,7 +340,7 @@ def create_campaign() -> Response[str]:
 @app.get(
     "/pcall/campaigns",
     summary="List campaigns, newest first",
-    responses=openapi.responses("CampaignListResponse", 400, 401),
+    responses=openapi.responses("CampaignListResponse"),
     tags=["campaigns"],
 )
 def list_campaigns(
@@ -354,7 +354,7 @@ def list_campaigns(
 @app.get(
     "/pcall/campaigns/<id>",
     summary="One campaign with the counts of its calls",
-    responses=openapi.responses("CampaignResponse", 401, 404),
+    responses=openapi.responses("CampaignResponse", 404),
     tags=["campaigns"],
 )
 def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -365,7 +365,7 @@ def get_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.post(
     "/pcall/campaigns/<id>/pause",
     summary="Pause a campaign: no further call of it is dialed",
-    responses=openapi.responses("CampaignResponse", 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 404, 409),
     tags=["campaigns"],
 )
 def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -376,7 +376,7 @@ def pause_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.post(
     "/pcall/campaigns/<id>/resume",
     summary="Resume a paused campaign",
-    responses=openapi.responses("CampaignResponse", 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 404, 409),
     tags=["campaigns"],
 )
 def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -387,7 +387,7 @@ def resume_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.delete(
     "/pcall/campaigns/<id>",
     summary="Cancel a campaign: every call not yet dialing ends CANCELED",
-    responses=openapi.responses("CampaignResponse", 401, 404, 409),
+    responses=openapi.responses("CampaignResponse", 404, 409),
     tags=["campaigns"],
 )
 def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -398,7 +398,7 @@ def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.get(
     "/pcall/campaigns/<id>/report.csv",
     summary="The campaign's report: one CSV row per call",
-    responses=openapi.responses("CampaignResponse", 401, 404),
+    responses=openapi.responses("CampaignResponse", 404),
     tags=["campaigns"],
 )
 def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
@@ -413,7 +413,7 @@ def _ivr_code() -> Any:
 @app.put(
     "/pcall/ivr/<code>",
     summary="Create or replace an IVR menu",
-    responses=openapi.responses("IvrMenuPutResponse", 400, 401, 503),
+    responses=openapi.responses("IvrMenuPutResponse"),
     tags=["ivr"],
 )
 def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -426,7 +426,7 @@ def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
 @app.get(
     "/pcall/ivr/<code>",
     summary="One IVR menu",
-    responses=openapi.responses("IvrMenuResponse", 401, 404),
+    responses=openapi.responses("IvrMenuResponse", 404),
     tags=["ivr"],
 )
 def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -436,7 +436,7 @@ def get_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
 @app.get(
     "/pcall/ivr",
     summary="List IVR menus, by code",
-    responses=openapi.responses("IvrMenuListResponse", 401),
+    responses=openapi.responses("IvrMenuListResponse"),
     tags=["ivr"],
 )
 def list_ivr_menus() -> Response[str]:
@@ -446,7 +446,7 @@ def list_ivr_menus() -> Response[str]:
 @app.delete(
     "/pcall/ivr/<code>",
     summary="Delete an IVR menu (calls already accepted keep their copy)",
-    responses=openapi.responses("IvrMenuDeleteResponse", 401, 404, 409),
+    responses=openapi.responses("IvrMenuDeleteResponse", 404, 409),
     tags=["ivr"],
 )
 def delete_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
@@ -465,7 +465,7 @@ def _body() -> bytes:
 @app.put(
     "/pcall/suppressions/<number>",
     summary="Add a number to the do-not-call list (or replace its reason)",
-    responses=openapi.responses("SuppressionPutResponse", 400, 401, 503),
+    responses=openapi.responses("SuppressionPutResponse"),
     tags=["suppressions"],
 )
 def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -477,7 +477,7 @@ def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.get(
     "/pcall/suppressions/<number>",
     summary="One number of the do-not-call list",
-    responses=openapi.responses("SuppressionResponse", 400, 401, 404),
+    responses=openapi.responses("SuppressionResponse", 404),
     tags=["suppressions"],
 )
 def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -487,7 +487,7 @@ def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.delete(
     "/pcall/suppressions/<number>",
     summary="Take a number off the do-not-call list",
-    responses=openapi.responses("SuppressionDeleteResponse", 400, 401, 404),
+    responses=openapi.responses("SuppressionDeleteResponse", 404),
     tags=["suppressions"],
 )
 def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
@@ -497,7 +497,7 @@ def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
 @app.get(
     "/pcall/suppressions",
     summary="List the do-not-call list, by number",
-    responses=openapi.responses("SuppressionListResponse", 400, 401),
+    responses=openapi.responses("SuppressionListResponse"),
     tags=["suppressions"],
 )
 def list_suppressions(
@@ -511,7 +511,7 @@ def list_suppressions(
 @app.post(
     "/pcall/suppressions",
     summary="Add up to 10,000 numbers to the do-not-call list (JSON list or text/csv)",
-    responses=openapi.responses("SuppressionBulkResponse", 400, 401, 503),
+    responses=openapi.responses("SuppressionBulkResponse"),
     tags=["suppressions"],
 )
 def add_suppressions() -> Response[str]:

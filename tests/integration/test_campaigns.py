@@ -28,8 +28,8 @@ from callbridge.domain.dispatch import dispatched_event
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.logic.campaigns import REPORT_COLUMNS
 
-from tests.conftest import ApiClient, LambdaContext, fresh_module
-from tests.integration.conftest import START, Clock
+from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module
+from tests.integration.conftest import START, Clock, add_ivr
 from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
 from tests.integration.test_api_lists import ids, schedule, walk
 
@@ -282,6 +282,67 @@ def test_an_unknown_ivr_menu_and_an_unreadable_csv_row_are_listed_with_every_oth
     assert [e["field"] for e in as_csv.data["errors"]] == ["calls.2.to", "calls.3.answer_ivr", "calls.4"]
     assert api.get("/pcall/campaigns").data["campaigns"] == []
     assert campaign_messages(aws) == []
+
+
+def test_a_bad_call_is_named_with_the_accounts_rules_its_other_fields_break(api: ApiClient, aws: Any) -> None:
+    # as POST /pcall/call names them: the bad field and the past call_date at once, not the date on a second try
+    body = campaign_body(3)
+    body["calls"][1] = {"to": "12812345670", "record": "MAYBE", "call_date": "2020-01-01 10:00"}
+    csv_body = "to,record,call_date\n12812340001,,\n12812340002,MAYBE,2020-01-01 10:00\n"
+
+    as_json = post_campaign(api, body)
+    as_csv = post_campaign(api, csv_body, content_type="text/csv", query={"name": "n", "answer_play": PLAY})
+
+    assert as_json.status == 400, as_json.body
+    assert [e["field"] for e in as_json.data["errors"]] == ["calls.1.record", "calls.1.call_date"]
+    assert as_json.data["errors"][0]["message"] == "must be YES or NO"
+    assert as_json.data["errors"][1]["message"].startswith("is in the past")
+    assert as_csv.status == 400, as_csv.body
+    assert [e["field"] for e in as_csv.data["errors"]] == ["calls.3.record", "calls.3.call_date"]
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
+def test_a_wrong_default_is_named_once_where_it_was_written_and_not_for_a_call_that_overrides_it(
+    api: ApiClient, aws: Any
+) -> None:
+    # the second call gives its own valid voice; the first and third take the query's (the defaults') wrong one
+    csv_body = "to,answer_tts_voice\n12812340001,\n12812340002,Joanna\n12812340003,\n"
+    query = {"name": "n", "answer_tts": "Hello", "answer_tts_voice": "Bogus", "calls_per_second": "0"}
+    calls = [{"to": "12812340001"}, {"to": "12812340002", "answer_tts_voice": "Joanna"}, {"to": "12812340003"}]
+    body = {"name": "n", "defaults": {"answer_tts": "Hello", "answer_tts_voice": "Bogus"}, "calls": calls}
+
+    as_csv = post_campaign(api, csv_body, content_type="text/csv", query=query)
+    as_json = post_campaign(api, body)
+
+    assert as_csv.status == 400, as_csv.body
+    voice = as_csv.data["errors"][1]["message"]
+    assert voice.startswith("must be an Amazon Polly voice id")
+    # named like the query's other parameters (calls_per_second), by its name
+    assert [(e["field"], e["message"]) for e in as_csv.data["errors"]] == [
+        ("calls_per_second", "must be a number greater than 0"),
+        ("answer_tts_voice", voice),
+    ]
+    assert as_json.status == 400, as_json.body
+    assert [(e["field"], e["message"]) for e in as_json.data["errors"]] == [("defaults.answer_tts_voice", voice)]
+    assert as_json.data["code_desc"] == f"defaults.answer_tts_voice: {voice}"
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
+def test_a_campaign_keeps_the_menus_of_its_calls_not_a_defaults_every_call_overrides(
+    api: ApiClient, account: AccountCredentials, aws: Any
+) -> None:
+    # the default's menu is looked up (it could have been named once as unknown) but no call plays it
+    add_ivr(aws, account.api_key, "main")
+    add_ivr(aws, account.api_key, "unused")
+    body = {"name": "n", "defaults": {"answer_ivr": "unused"}, "calls": [{"to": "12812345670", "answer_ivr": "main"}]}
+
+    campaign = created(api, body)
+
+    stored = campaigns_store(aws).get(campaign["id"])
+    assert stored is not None
+    assert list(stored.ivr_menus) == ["main"]
 
 
 def test_an_idempotency_key_replays_the_first_campaign(api: ApiClient) -> None:

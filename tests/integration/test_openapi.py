@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from callbridge import openapi, openapi_campaigns, openapi_models
+from callbridge.domain.errors import ServiceUnavailable
 
 from functions.api.app import app, openapi_document
 from sandbox.template import http_routes
@@ -76,13 +78,60 @@ def test_documented_responses_are_the_ones_the_api_gives() -> None:
         for path, ops in spec["paths"].items()
         for method, op in ops.items()
     }
-    # every route that checks credentials may also refuse a burst of failed logins (429)
-    assert codes[("POST", "/pcall/call")] == {"200", "400", "401", "409", "429", "503"}
-    assert codes[("GET", "/pcall/calls")] == {"200", "400", "401", "429"}
-    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == {"200", "401", "404", "409", "429"}
-    assert codes[("PUT", "/pcall/ivr/{code}")] == {"200", "400", "401", "429", "503"}
-    assert codes[("DELETE", "/pcall/ivr/{code}")] == {"200", "401", "404", "409", "429"}
+    # every route checks credentials (401, 429 for a burst of failed ones) and its query parameters (400), and reads
+    # its account from storage (503)
+    every = {"200", "400", "401", "429", "503"}
+    assert codes[("POST", "/pcall/call")] == every | {"409"}
+    assert codes[("GET", "/pcall/calls")] == every
+    assert codes[("GET", "/pcall/calls/{callid}")] == every | {"404"}
+    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == every | {"404", "409"}
+    assert codes[("PUT", "/pcall/ivr/{code}")] == every
+    assert codes[("DELETE", "/pcall/ivr/{code}")] == every | {"404", "409"}
     assert all("422" not in c for c in codes.values())
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    """Every documented operation: its method, its path with its parameters filled in (an id no account has), and
+    its documentation."""
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "x1", path), op)
+        for path, ops in openapi_document()["paths"].items()
+        for method, op in ops.items()
+    ]
+
+
+def test_every_operation_refuses_a_query_parameter_it_does_not_take_with_its_documented_400(api: ApiClient) -> None:
+    for method, path, op in operations():
+        response = api.request(method, path, query={"not_a_parameter": "1"}, content_type=None)
+
+        assert response.status == 400, (method, path, response.body)
+        assert "400" in op["responses"], (method, path)
+
+
+def test_every_operation_answers_its_documented_503_when_storage_is_unavailable(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: the accounts table, which every request's credentials are checked against, does not answer
+    def unavailable(key: str) -> None:
+        raise ServiceUnavailable("accounts unavailable: the table did not answer")
+
+    monkeypatch.setattr(api.module.deps().accounts, "get_account", unavailable)
+
+    for method, path, op in operations():
+        response = api.request(method, path, content_type=None)
+
+        assert response.status == 503, (method, path, response.body)
+        assert "503" in op["responses"], (method, path)
+
+
+def test_a_campaign_has_the_fields_its_schema_documents(api: ApiClient) -> None:
+    response = api.request(
+        "POST", "/pcall/campaigns", body=json.dumps(openapi_campaigns.JSON_EXAMPLE), content_type="application/json"
+    )
+
+    assert response.status == 200, response.body
+    documented = openapi_document()["components"]["schemas"]["CampaignView"]["properties"]
+    assert set(response.data["campaign"]) == set(documented)
 
 
 def test_every_reference_resolves() -> None:

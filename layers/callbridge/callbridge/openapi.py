@@ -63,8 +63,9 @@ def _errors(*codes: int) -> dict[int, Any]:
         400: "Invalid request: `code_desc` and `errors` name each field and rule.",
         401: "Invalid API credentials.",
         429: "Too many failed logins from this address or for this API key; retry after `Retry-After` seconds.",
-        404: "No such call (or IVR menu, or listed number) for this account.",
-        409: "Conflict with the call's state or an Idempotency-Key; or an IVR menu another menu still leads to.",
+        404: "No such call (or campaign, IVR menu, or listed number) for this account.",
+        409: "Conflict with the call's (or campaign's) state or an Idempotency-Key; or an IVR menu another menu still "
+        "leads to.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
     return {c: {"description": text[c], "content": {"application/json": schema_ref("ErrorResponse")}} for c in codes}
@@ -75,14 +76,19 @@ def schema_ref(model: str) -> dict[str, Any]:
     return {"schema": {"$ref": REF_TEMPLATE.format(model=model)}}
 
 
+# What every route may answer, besides its own errors: every route checks credentials (401), refuses a burst of failed
+# ones (429), refuses a query parameter it does not take (400), and reads its account from storage (503).
+_EVERY_ROUTE = (400, 401, 429, 503)
+
+
 def responses(model: str, *errors: int) -> dict[int, Any]:
-    """Powertools `responses=` for a route answering the response model named `model`, plus the given error codes.
+    """Powertools `responses=` for a route answering the response model named `model`, plus the errors every route
+    may answer and the route's own (`errors`: 404, 409).
 
     The route names its model and `finish` adds the models' schemas: declaring the routes builds no model, so a cold
     start does not pay for the document (openapi_models)."""
-    if 401 in errors:  # a route that checks credentials also refuses a burst of failed ones
-        errors = (*errors, 429)
-    return {200: {"description": "Success", "content": {"application/json": schema_ref(model)}}, **_errors(*errors)}
+    codes = sorted({*_EVERY_ROUTE, *errors})
+    return {200: {"description": "Success", "content": {"application/json": schema_ref(model)}}, **_errors(*codes)}
 
 
 def call_request_body() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -42,6 +42,7 @@ class CampaignView(BaseModel):
     status: CampaignStatus
     total: int = Field(description="Calls in the campaign.")
     created_at: str
+    updated_at: str
     start_at: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
