@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.campaigns import (
@@ -16,6 +17,7 @@ from callbridge.domain.campaigns import (
     CampaignCall,
     CampaignStatus,
     Counts,
+    back_to_its_campaign,
     campaign_call,
     campaign_callid,
     campaign_from_csv,
@@ -23,9 +25,11 @@ from callbridge.domain.campaigns import (
     first_state,
     first_wait,
     hold,
+    index_of,
     newest_changes,
     parse_campaign,
     release,
+    retry_held_for_its_window,
     wait_for_opening,
 )
 from callbridge.domain.dispatch import attention, held_until, listed_as_scheduled, queued_since
@@ -593,3 +597,33 @@ def test_a_call_held_for_its_window_shows_the_opening_until_its_release_or_cance
     ended = cancel(held, "2027-01-10T13:00:00.000Z")
     assert ended is not None
     assert ended.public(with_timeline=False)["next_attempt_at"] is None
+
+
+def test_a_claimed_call_outside_its_window_goes_back_to_its_campaign_without_a_due_time_of_its_own() -> None:
+    at = "2027-01-10T16:00:30.000Z"
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    claimed = call(
+        CallStatus.DIALING, claim_token="t", dialed_at=at, call_date="2027-01-10T14:00:00.000Z", next_attempt_at=at
+    )
+
+    back = back_to_its_campaign(claimed, "t", opening, at)
+
+    assert back is not None
+    assert (back.status, back.claim_token, back.dialed_at) == (CallStatus.SCHEDULED, None, None)
+    assert (back.call_date, back.next_attempt_at, back.window_opening) == (None, None, iso(opening))
+    assert (held_until(back), listed_as_scheduled(back), attention(back)) == (iso(opening), True, None)
+    assert back.public(with_timeline=False)["next_attempt_at"] == iso(opening)
+    assert back_to_its_campaign(claimed, "u", opening, at) is None  # another placer's claim
+    assert back_to_its_campaign(claimed.model_copy(update={"carrier_call_id": "CA1"}), "t", opening, at) is None
+    assert not retry_held_for_its_window(back)  # the placer marks it itself
+
+
+def test_a_retry_held_for_its_window_is_told_apart_from_every_other_wait() -> None:
+    at = "2027-01-10T15:03:00.000Z"
+    retry = call(CallStatus.SCHEDULED, window_opening=at).with_event(at, events.RETRY_SCHEDULED)
+    assert retry_held_for_its_window(retry)
+    assert not retry_held_for_its_window(call(CallStatus.SCHEDULED, window_opening=at))  # its campaign's first wait
+    assert not retry_held_for_its_window(retry.model_copy(update={"window_opening": None}))
+    assert not retry_held_for_its_window(retry.model_copy(update={"campaign": None}))
+    assert index_of(call(CallStatus.SCHEDULED).with_event(at, events.ACCEPTED, index=7)) == 7
+    assert index_of(call(CallStatus.SCHEDULED)) is None

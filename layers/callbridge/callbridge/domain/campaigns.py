@@ -629,8 +629,7 @@ def first_state(entry: CampaignCall) -> CallState:
 
 def release(call: Call, at: str, call_date: str | None = None) -> Call | None:
     """A campaign call waiting for its turn (SCHEDULED) → QUEUED, with the `call_date` it was due at if it had one;
-    None if it is no longer waiting for its campaign (a retry or a calling window's opening the placer found is the
-    scheduler's)."""
+    None if it is no longer waiting for its campaign (a retry due at its next_attempt_at is the scheduler's)."""
     if call.status is not CallStatus.SCHEDULED or call.next_attempt_at:
         return None
     moved = call.model_copy(
@@ -650,6 +649,53 @@ def wait_for_opening(call: Call, opening: datetime, at: str) -> Call | None:
         return None
     held = call.model_copy(update={"updated_at": at, "window_opening": when})
     return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when)
+
+
+def back_to_its_campaign(call: Call, token: str, opening: datetime, at: str) -> Call | None:
+    """A campaign call the placer has just claimed (DIALING, its `token`, not dialed yet) whose calling window is
+    closed → SCHEDULED, held by its campaign until `opening` (`window_opening`, shown as its `next_attempt_at`): its
+    campaign releases it then, at its pace, as it does a call that waited for its window before its release.
+
+    Its due time (a call_date, a retry's next_attempt_at) is dropped, as `hold` drops it: the scheduler must not
+    dispatch it, or it would go at the opening without its campaign's pace, pause or cancel.
+    """
+    if call.status is not CallStatus.DIALING or call.claim_token != token or call.carrier_call_id:
+        return None
+    when = iso(opening)
+    held = call.model_copy(
+        update={
+            "status": CallStatus.SCHEDULED,
+            "updated_at": at,
+            "claim_token": None,
+            "dialed_at": None,
+            "dispatched_at": None,
+            "tts_audio": {},
+            "call_date": None,
+            "next_attempt_at": None,
+            "window_opening": when,
+        }
+    )
+    return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when, by="campaign")
+
+
+def retry_held_for_its_window(call: Call) -> bool:
+    """A campaign call whose next attempt (a retry) was due outside its calling window: its attempt's end left it
+    SCHEDULED, held by its campaign until the opening (`end_attempt`), and its campaign has yet to mark it waiting
+    (the campaigns function does, from the table's stream)."""
+    last = call.timeline[-1].event if call.timeline else None
+    return (
+        call.campaign is not None
+        and call.status is CallStatus.SCHEDULED
+        and call.window_opening is not None
+        and last == events.RETRY_SCHEDULED
+    )
+
+
+def index_of(call: Call) -> int | None:
+    """The call's place in its campaign (as accepted); None if it is not known."""
+    accepted = next((e for e in call.timeline if e.event == events.ACCEPTED), None)
+    index = accepted.detail.get("index") if accepted else None
+    return int(index) if isinstance(index, int | str) and str(index).isdigit() else None
 
 
 def hold(call: Call, token: str, at: str) -> Call | None:
