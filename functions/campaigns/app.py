@@ -21,6 +21,7 @@ from callbridge.adapters.delivery import CallbackSender
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.sqs import SqsCallsQueue
+from callbridge.domain.calls import Call
 from callbridge.domain.campaigns import CallChange, CallState
 from callbridge.logic.campaign_worker import CampaignWorker
 from callbridge.settings import CampaignWorkerSettings
@@ -87,12 +88,14 @@ def queue_record(record: SQSRecord, lambda_context: LambdaContext | None = None)
 
 
 def stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Changes to CallsTable: those of campaign calls are counted, the batch at once (see CampaignWorker.count).
+    """Changes to CallsTable: those of campaign calls are counted, the batch at once (see CampaignWorker.count), and
+    a retry that came due outside its calling window is marked waiting for its campaign (`hold_retries`).
 
     A campaign whose counting failed reports its first record: the stream sends the batch again from there,
     and what was counted already is not counted twice.
     """
     changes: list[tuple[str, CallChange]] = []
+    calls: list[tuple[str, Call]] = []
     for raw in records:
         record = DynamoDBRecord(raw)
         try:
@@ -107,7 +110,10 @@ def stream_batch(records: list[dict[str, Any]]) -> dict[str, Any]:
         sequence = str(raw.get("dynamodb", {}).get("SequenceNumber", "0"))
         state = CallState(new.status.value, new.answered_by, new.billed_seconds)
         changes.append((sequence, CallChange(new.campaign, new.callid, state, int(sequence))))
-    failed = deps().worker.count(change for _sequence, change in changes)
+        calls.append((sequence, new))
+    worker = deps().worker
+    failed = worker.count(change for _sequence, change in changes)
+    failed |= worker.hold_retries(call for _sequence, call in calls)
     first = next((sequence for sequence, change in changes if change.campaign in failed), None)
     return {"batchItemFailures": [{"itemIdentifier": first}] if first is not None else []}
 

@@ -145,3 +145,31 @@ def test_each_campaign_call_keeps_its_own_rules_do_not_call_retries_and_call_dat
     ]
     assert {c["callid"] for c in scheduled} <= {dated["callid"], busy["callid"]}
     assert (suppressed["status"], suppressed["error_code"], suppressed["attempts"]) == ("CANCELED", "suppressed", [])
+
+
+def test_a_bad_campaign_names_each_calls_problems_at_once_and_a_wrong_default_once(sandbox: RunningSandbox) -> None:
+    # over HTTP, as a user sends them: a CSV whose query gives a wrong default voice (line 3 gives its own, valid),
+    # and whose line 4 has a bad record and a call_date in the past; a JSON body with the same wrong default
+    csv_body = (
+        "to,answer_tts_voice,record,call_date\n"
+        "12815550100,,,\n"
+        "12815550101,Joanna,,\n"
+        "12815550102,,MAYBE,2020-01-01 10:00\n"
+    )
+    query = {"name": "e2e bad", "answer_tts": "Hello", "answer_tts_voice": "Bogus"}
+    calls = [{"to": "12815550100"}, {"to": "12815550101", "answer_tts_voice": "Joanna"}, {"to": "12815550102"}]
+    body = {"name": "e2e bad", "defaults": {"answer_tts": "Hello", "answer_tts_voice": "Bogus"}, "calls": calls}
+    with sandbox.client() as client:
+        as_csv = client.post("/pcall/campaigns", params=query, content=csv_body, headers={"Content-Type": "text/csv"})
+        as_json = client.post("/pcall/campaigns", json=body)
+        listed = client.get("/pcall/campaigns").json()["data"]["campaigns"]
+
+    assert as_csv.status_code == 400, as_csv.text
+    assert [e["field"] for e in as_csv.json()["data"]["errors"]] == [
+        "answer_tts_voice",
+        "calls.4.record",
+        "calls.4.call_date",
+    ]
+    assert as_json.status_code == 400, as_json.text
+    assert [e["field"] for e in as_json.json()["data"]["errors"]] == ["defaults.answer_tts_voice"]
+    assert [c["name"] for c in listed if c["name"] == "e2e bad"] == []

@@ -21,14 +21,15 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.campaigns import DynamoCampaignsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain import events
+from callbridge.domain.attempts import end_attempt
 from callbridge.domain.calls import Attempt, Call, CallStatus
 from callbridge.domain.campaigns import SUPPRESSED_AT_INTAKE
 from callbridge.domain.dispatch import dispatched_event
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.logic.campaigns import REPORT_COLUMNS
 
-from tests.conftest import ApiClient, LambdaContext, fresh_module
-from tests.integration.conftest import START, Clock
+from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module
+from tests.integration.conftest import START, Clock, add_ivr
 from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
 from tests.integration.test_api_lists import ids, schedule, walk
 
@@ -281,6 +282,67 @@ def test_an_unknown_ivr_menu_and_an_unreadable_csv_row_are_listed_with_every_oth
     assert [e["field"] for e in as_csv.data["errors"]] == ["calls.2.to", "calls.3.answer_ivr", "calls.4"]
     assert api.get("/pcall/campaigns").data["campaigns"] == []
     assert campaign_messages(aws) == []
+
+
+def test_a_bad_call_is_named_with_the_accounts_rules_its_other_fields_break(api: ApiClient, aws: Any) -> None:
+    # as POST /pcall/call names them: the bad field and the past call_date at once, not the date on a second try
+    body = campaign_body(3)
+    body["calls"][1] = {"to": "12812345670", "record": "MAYBE", "call_date": "2020-01-01 10:00"}
+    csv_body = "to,record,call_date\n12812340001,,\n12812340002,MAYBE,2020-01-01 10:00\n"
+
+    as_json = post_campaign(api, body)
+    as_csv = post_campaign(api, csv_body, content_type="text/csv", query={"name": "n", "answer_play": PLAY})
+
+    assert as_json.status == 400, as_json.body
+    assert [e["field"] for e in as_json.data["errors"]] == ["calls.1.record", "calls.1.call_date"]
+    assert as_json.data["errors"][0]["message"] == "must be YES or NO"
+    assert as_json.data["errors"][1]["message"].startswith("is in the past")
+    assert as_csv.status == 400, as_csv.body
+    assert [e["field"] for e in as_csv.data["errors"]] == ["calls.3.record", "calls.3.call_date"]
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
+def test_a_wrong_default_is_named_once_where_it_was_written_and_not_for_a_call_that_overrides_it(
+    api: ApiClient, aws: Any
+) -> None:
+    # the second call gives its own valid voice; the first and third take the query's (the defaults') wrong one
+    csv_body = "to,answer_tts_voice\n12812340001,\n12812340002,Joanna\n12812340003,\n"
+    query = {"name": "n", "answer_tts": "Hello", "answer_tts_voice": "Bogus", "calls_per_second": "0"}
+    calls = [{"to": "12812340001"}, {"to": "12812340002", "answer_tts_voice": "Joanna"}, {"to": "12812340003"}]
+    body = {"name": "n", "defaults": {"answer_tts": "Hello", "answer_tts_voice": "Bogus"}, "calls": calls}
+
+    as_csv = post_campaign(api, csv_body, content_type="text/csv", query=query)
+    as_json = post_campaign(api, body)
+
+    assert as_csv.status == 400, as_csv.body
+    voice = as_csv.data["errors"][1]["message"]
+    assert voice.startswith("must be an Amazon Polly voice id")
+    # named like the query's other parameters (calls_per_second), by its name
+    assert [(e["field"], e["message"]) for e in as_csv.data["errors"]] == [
+        ("calls_per_second", "must be a number greater than 0"),
+        ("answer_tts_voice", voice),
+    ]
+    assert as_json.status == 400, as_json.body
+    assert [(e["field"], e["message"]) for e in as_json.data["errors"]] == [("defaults.answer_tts_voice", voice)]
+    assert as_json.data["code_desc"] == f"defaults.answer_tts_voice: {voice}"
+    assert api.get("/pcall/campaigns").data["campaigns"] == []
+    assert campaign_messages(aws) == []
+
+
+def test_a_campaign_keeps_the_menus_of_its_calls_not_a_defaults_every_call_overrides(
+    api: ApiClient, account: AccountCredentials, aws: Any
+) -> None:
+    # the default's menu is looked up (it could have been named once as unknown) but no call plays it
+    add_ivr(aws, account.api_key, "main")
+    add_ivr(aws, account.api_key, "unused")
+    body = {"name": "n", "defaults": {"answer_ivr": "unused"}, "calls": [{"to": "12812345670", "answer_ivr": "main"}]}
+
+    campaign = created(api, body)
+
+    stored = campaigns_store(aws).get(campaign["id"])
+    assert stored is not None
+    assert list(stored.ivr_menus) == ["main"]
 
 
 def test_an_idempotency_key_replays_the_first_campaign(api: ApiClient) -> None:
@@ -1321,3 +1383,329 @@ def test_a_paused_campaign_keeps_a_call_held_for_its_window_and_a_cancel_ends_it
     shown = api.get(f"/pcall/calls/{held.callid}").data["call"]
     assert (shown["status"], shown["error_code"], shown["next_attempt_at"]) == ("CANCELED", "campaign_canceled", None)
     assert ids(api.get("/pcall/scheduled")) == []
+
+
+# --- a campaign call that must wait for its window after its release goes back to its campaign -----------------
+
+NEXT_OPENING = "2027-01-11T14:00:00.000Z"  # WINDOW's opening after the one at OPENING
+IN_WINDOW = datetime(2027, 1, 10, 14, 0, 30, tzinfo=UTC)
+AFTER_WINDOW = datetime(2027, 1, 10, 16, 0, 30, tzinfo=UTC)  # closed until NEXT_OPENING
+
+
+def placer_at(placer_module: ModuleType, when: datetime) -> None:
+    """Stop the placer's clock at `when`."""
+    placer_module.deps().placer.now = when.timestamp
+
+
+def released_in_window(api: ApiClient, aws: Any, worker_module: ModuleType) -> tuple[Call, list[dict[str, Any]]]:
+    """A campaign call held for its window (closed at START), released by its campaign at the opening: the call
+    and its CallsQueue message."""
+    (held,) = windowed_campaign(api, aws, worker_module)
+    clock_at(worker_module, IN_WINDOW)
+    drain_ticks(worker_module, aws, steps=1)
+    messages = receive(aws)
+    assert [json.loads(m["Body"])["callid"] for m in messages] == [held.callid]
+    return held, messages
+
+
+def claimed_after_its_window_closed(
+    api: ApiClient, aws: Any, worker_module: ModuleType, placer_module: ModuleType
+) -> Call:
+    """A campaign call released in its window whose message the placer claims only after the window closed."""
+    held, messages = released_in_window(api, aws, worker_module)
+    placer_at(placer_module, AFTER_WINDOW)
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    return held
+
+
+def scheduler_reports(aws: Any, *whens: datetime) -> list[tuple[int, int]]:
+    """(dispatched, resent) of a scheduler run at each of `whens`."""
+    scheduler = fresh_module("functions.scheduler.app", aws.environment("SchedulerFunction")).deps().scheduler
+    reports = []
+    for when in whens:
+        scheduler.now = when.timestamp
+        report = scheduler.run()
+        reports.append((report.dispatched, report.resent))
+    return reports
+
+
+def cancel_campaign(api: ApiClient, aws: Any, worker_module: ModuleType, campaign_id: str) -> Any:
+    """DELETE the campaign and run its cancel messages (on the real clock: its deadline is the invocation's)."""
+    response = api.delete(f"/pcall/campaigns/{campaign_id}")
+    assert response.status == 200, response.body
+    worker_module.deps().worker.now = time.time
+    drain(worker_module, aws, {"cancel"})
+    return response
+
+
+def assert_cancelled_with_its_campaign(api: ApiClient, aws: Any, worker_module: ModuleType, call: Call) -> None:
+    """The call ended CANCELED by its campaign's cancel, is no longer listed or waiting, and the campaign finished
+    CANCELED with it counted."""
+    shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+    assert (shown["status"], shown["error_code"], shown["next_attempt_at"]) == ("CANCELED", "campaign_canceled", None)
+    assert ids(api.get("/pcall/scheduled")) == []
+    assert campaigns_store(aws).waiting(call.campaign or "", 10) == []
+    count_changes(worker_module, aws, call.campaign or "")
+    view = api.get(f"/pcall/campaigns/{call.campaign}").data["campaign"]
+    assert {k: v for k, v in view["counts"].items() if v} == {"CANCELED": 1}
+    assert (view["status"], bool(view["finished_at"])) == ("CANCELED", True)
+
+
+def test_a_campaign_call_whose_window_closed_before_its_claim_goes_back_to_its_campaign(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given / when: a campaign call released in its window, claimed by the placer after the window closed
+    held = claimed_after_its_window_closed(api, aws, worker_module, placer_module)
+
+    # then: not dialed; SCHEDULED at the next opening and listed, as any call held for its window; and waiting for
+    # its campaign at that opening, not for the scheduler
+    assert twilio.creates == []
+    shown = api.get(f"/pcall/calls/{held.callid}").data["call"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("SCHEDULED", NEXT_OPENING)
+    assert ids(api.get("/pcall/scheduled")) == [held.callid]
+    assert [w.not_before for w in campaigns_store(aws).waiting(held.campaign or "", 10)] == [NEXT_OPENING]
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    assert scheduler_reports(aws, opening - timedelta(seconds=60), opening + timedelta(seconds=30)) == [(0, 0), (0, 0)]
+    # and its campaign releases it at the opening, at its pace
+    clock_at(worker_module, opening)
+    drain_ticks(worker_module, aws, steps=1)
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [held.callid]
+    assert ids(api.get("/pcall/scheduled")) == []
+
+
+def test_a_campaign_cancel_ends_a_call_that_went_back_to_its_campaign_for_its_window_at_once(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call the placer found outside its window
+    held = claimed_after_its_window_closed(api, aws, worker_module, placer_module)
+
+    # when: its campaign is cancelled, long before the next opening
+    cancel_campaign(api, aws, worker_module, held.campaign or "")
+
+    # then: it ends at once with its campaign, and is never dialed, even when its opening comes
+    assert_cancelled_with_its_campaign(api, aws, worker_module, held)
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    assert scheduler_reports(aws, opening + timedelta(seconds=30)) == [(0, 0)]
+    assert receive(aws) == []
+    assert twilio.creates == []
+
+
+def test_a_paused_campaign_keeps_a_call_that_went_back_to_it_for_its_window_until_it_is_resumed(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call the placer found outside its window, then its campaign paused
+    held = claimed_after_its_window_closed(api, aws, worker_module, placer_module)
+    pause = api.request("POST", f"/pcall/campaigns/{held.campaign}/pause", body="", content_type=None)
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+
+    # when: the window opens while the campaign is paused
+    clock_at(worker_module, opening + timedelta(seconds=30))
+    drain_ticks(worker_module, aws, steps=2)
+    reports = scheduler_reports(aws, opening + timedelta(seconds=30))
+    paused = receive(aws)
+
+    # then: nobody sends it; the resume releases it
+    assert pause.status == 200, pause.body
+    assert (paused, reports) == ([], [(0, 0)])
+    assert calls_store(aws).get(held.callid).status is CallStatus.SCHEDULED  # type: ignore[union-attr]
+    resume = api.request("POST", f"/pcall/campaigns/{held.campaign}/resume", body="", content_type=None)
+    assert resume.status == 200, resume.body
+    drain_ticks(worker_module, aws, steps=1)
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [held.callid]
+    assert twilio.creates == []
+
+
+@pytest.mark.parametrize("when", ["after its mark", "before the placer reads the campaign", "cancel message late"])
+def test_a_campaign_cancel_racing_the_placers_hold_for_the_window_ends_the_call(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+    when: str,
+) -> None:
+    # given: a campaign call released in its window, whose message the placer takes after the window closed
+    held, messages = released_in_window(api, aws, worker_module)
+    campaign_id = held.campaign or ""
+    store = placer_module.deps().placer.campaigns.campaigns
+    add_waiting, header = store.add_waiting, store.header
+    landed: list[str] = []
+
+    def cancel_now() -> None:
+        if landed:
+            return
+        landed.append(when)
+        if when == "cancel message late":  # the campaign is CANCELED; its cancel message runs after the placer
+            assert api.delete(f"/pcall/campaigns/{campaign_id}").status == 200
+        else:
+            cancel_campaign(api, aws, worker_module, campaign_id)
+
+    def cancel_after_the_mark(campaign: str, calls: Any) -> None:
+        add_waiting(campaign, calls)
+        if when == "after its mark":  # the cancel reads the mark while the call is still the placer's
+            cancel_now()
+
+    def cancel_before_the_read(campaign: str) -> Any:
+        if when != "after its mark":
+            cancel_now()
+        return header(campaign)
+
+    store.add_waiting, store.header = cancel_after_the_mark, cancel_before_the_read
+
+    # when: the cancel lands while the placer hands the call back to its campaign
+    placer_at(placer_module, AFTER_WINDOW)
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    store.add_waiting, store.header = add_waiting, header
+    worker_module.deps().worker.now = time.time
+    drain(worker_module, aws, {"cancel"})
+
+    # then: whichever side came first, the call ends CANCELED with its campaign, never dialed
+    assert landed == [when]
+    assert twilio.creates == []
+    assert_cancelled_with_its_campaign(api, aws, worker_module, held)
+
+
+# --- a retry of a campaign call that must wait for its window waits for its campaign -----------------------------
+
+RETRY = {"retry_attempts": "1", "retry_on": "busy", "retry_interval": "300"}
+
+
+def ended_busy(aws: Any, callid: str, at: datetime) -> Call:
+    """The call's attempt ends BUSY at `at` (what the carrier's final callback does: `end_attempt` decides whether
+    another attempt follows)."""
+
+    def change(call: Call) -> Call:
+        busy = call.model_copy(update={"status": CallStatus.BUSY, "ended_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+        return end_attempt(busy, at)
+
+    stored = calls_store(aws).update(callid, change)
+    assert stored is not None
+    return stored
+
+
+def dialed_retried_campaign_call(
+    api: ApiClient, aws: Any, worker_module: ModuleType, placer_module: ModuleType, twilio: FakeTwilio
+) -> Call:
+    """A campaign call of WINDOW with one retry on busy, released and dialed at IN_WINDOW."""
+    body = {
+        "name": "retried",
+        "defaults": {"answer_play": PLAY, **WINDOW, **RETRY},
+        "calls": [{"to": "12812340000"}],
+        "calls_per_second": 10,
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    clock_at(worker_module, IN_WINDOW)
+    drain_ticks(worker_module, aws, steps=1)
+    placer_at(placer_module, IN_WINDOW)
+    invoke_placer(placer_module, sqs_event(aws, receive(aws)))
+    assert len(twilio.creates) == 1
+    (call,) = campaign_calls(aws, campaign["id"])
+    assert call.status is CallStatus.DIALING
+    return call
+
+
+def test_a_campaign_calls_retry_due_outside_its_window_waits_for_its_campaign(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call whose first attempt ends busy at 14:58, its retry due at 15:03, after its window
+    call = dialed_retried_campaign_call(api, aws, worker_module, placer_module, twilio)
+    waiting = ended_busy(aws, call.callid, datetime(2027, 1, 10, 14, 58, tzinfo=UTC))
+
+    # when: the change reaches the campaigns function (the table's stream)
+    count_changes(worker_module, aws, call.campaign or "")
+
+    # then: SCHEDULED at the next opening and listed (issue 14's contract), waiting for its campaign
+    shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+    assert (waiting.status, shown["status"], shown["next_attempt_at"]) == (
+        CallStatus.SCHEDULED,
+        "SCHEDULED",
+        NEXT_OPENING,
+    )
+    assert ids(api.get("/pcall/scheduled")) == [call.callid]
+    assert [w.not_before for w in campaigns_store(aws).waiting(call.campaign or "", 10)] == [NEXT_OPENING]
+    # the scheduler leaves it; its campaign releases it at the opening
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    assert scheduler_reports(aws, opening - timedelta(seconds=60), opening + timedelta(seconds=30)) == [(0, 0), (0, 0)]
+    clock_at(worker_module, opening)
+    drain_ticks(worker_module, aws, steps=2)
+    assert [json.loads(m["Body"])["callid"] for m in receive(aws)] == [call.callid]
+
+
+def test_a_campaign_cancel_ends_a_retry_waiting_for_its_window_at_once(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call whose retry waits for its window (its change not yet seen by the campaigns function)
+    call = dialed_retried_campaign_call(api, aws, worker_module, placer_module, twilio)
+    ended_busy(aws, call.callid, datetime(2027, 1, 10, 14, 58, tzinfo=UTC))
+
+    # when: the campaign is cancelled, then the change reaches the campaigns function
+    cancel_campaign(api, aws, worker_module, call.campaign or "")
+    count_changes(worker_module, aws, call.campaign or "")
+
+    # then: ended with its campaign, long before the opening, and never dialed again
+    assert_cancelled_with_its_campaign(api, aws, worker_module, call)
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    assert scheduler_reports(aws, opening + timedelta(seconds=30)) == [(0, 0)]
+    assert len(twilio.creates) == 1
+
+
+def test_a_campaign_calls_retry_claimed_after_its_window_closed_goes_back_to_its_campaign(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call whose first attempt ends busy at 14:50, its retry due at 14:55 (in its window) and
+    # dispatched by the scheduler, its message taken by the placer only after the window closed
+    call = dialed_retried_campaign_call(api, aws, worker_module, placer_module, twilio)
+    retry = ended_busy(aws, call.callid, datetime(2027, 1, 10, 14, 50, tzinfo=UTC))
+    assert (retry.status, retry.next_attempt_at) == (CallStatus.RETRY_WAIT, "2027-01-10T14:55:00.000Z")
+    assert scheduler_reports(aws, datetime(2027, 1, 10, 14, 55, 0, 500_000, tzinfo=UTC)) == [(1, 0)]
+    placer_at(placer_module, AFTER_WINDOW)
+    invoke_placer(placer_module, sqs_event(aws, receive(aws)))
+
+    # then: not dialed again; SCHEDULED at the next opening, waiting for its campaign; a cancel ends it at once
+    assert len(twilio.creates) == 1
+    shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("SCHEDULED", NEXT_OPENING)
+    assert [w.not_before for w in campaigns_store(aws).waiting(call.campaign or "", 10)] == [NEXT_OPENING]
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    assert scheduler_reports(aws, opening + timedelta(seconds=30)) == [(0, 0)]
+    cancel_campaign(api, aws, worker_module, call.campaign or "")
+    assert_cancelled_with_its_campaign(api, aws, worker_module, call)

@@ -173,6 +173,26 @@ def test_a_suppressed_number_cancels_a_call_not_dialed_yet() -> None:
     assert cancel_suppressed(dialed(CallPolicy()), T0) is None  # already at the carrier: not this rule's
 
 
+def test_a_campaign_calls_retry_due_outside_the_window_waits_for_its_campaign_not_the_scheduler() -> None:
+    # the same retry as above, of a campaign's call: held for its campaign, which releases it at the opening
+    policy = CallPolicy(retry_attempts=1, retry_interval=600, call_window="09:00-17:00", zones=["America/Chicago"])
+    late = T0 + timedelta(hours=7, minutes=59)
+    call = busy(dialed(policy, campaign="0190f5a2b3c", call_date=iso(T0)), 1, late)
+    opening = iso(T0 + timedelta(days=1))
+    assert call.status is CallStatus.SCHEDULED
+    assert (call.next_attempt_at, call.window_opening, call.call_date) == (None, opening, None)
+    assert attention(call) is None  # not in the scheduler's due index
+    assert listed_as_scheduled(call)
+    assert call.public(with_timeline=False)["next_attempt_at"] == opening
+    # a retry due inside the window is the scheduler's, as for any call
+    early = busy(dialed(policy, campaign="0190f5a2b3c"), 1, T0)
+    assert (early.status, early.next_attempt_at, early.window_opening) == (
+        CallStatus.RETRY_WAIT,
+        iso(T0 + timedelta(minutes=10, seconds=3)),
+        None,
+    )
+
+
 OUTCOME = ("answered_by", "started_at", "answered_at", "ended_at", "error_code", "error_desc")
 
 

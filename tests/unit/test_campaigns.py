@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.campaigns import (
@@ -16,6 +17,7 @@ from callbridge.domain.campaigns import (
     CampaignCall,
     CampaignStatus,
     Counts,
+    back_to_its_campaign,
     campaign_call,
     campaign_callid,
     campaign_from_csv,
@@ -23,9 +25,11 @@ from callbridge.domain.campaigns import (
     first_state,
     first_wait,
     hold,
+    index_of,
     newest_changes,
     parse_campaign,
     release,
+    retry_held_for_its_window,
     wait_for_opening,
 )
 from callbridge.domain.dispatch import attention, held_until, listed_as_scheduled, queued_since
@@ -319,6 +323,139 @@ def test_a_call_first_waits_for_its_call_date_or_its_window_judged_at_the_campai
     assert [w.call_date for w in now] == [None, "2027-01-10T15:00:00.000Z", None, "2027-01-10T14:00:00.000Z"]
 
 
+def listed(body: dict[str, Any], **kwargs: Any) -> list[tuple[str, str]]:
+    """Every problem of a refused campaign, in the answer's order (a name listed twice shows twice)."""
+    with pytest.raises(InvalidRequest) as caught:
+        parse(body, **kwargs)
+    return [(p.field, p.message) for p in caught.value.problems]
+
+
+def unknown_menus(code: str) -> list[FieldProblem]:
+    return [] if code == "main" else [FieldProblem("answer_ivr", f"unknown IVR menu code {code!r}")]
+
+
+VOICE_RULE = "must be an Amazon Polly voice id (e.g. Joanna) or a supported IBM-style name (e.g. en-US_AllisonVoice)"
+
+
+def test_a_call_with_a_bad_field_is_also_judged_by_the_accounts_rules_on_its_other_fields() -> None:
+    # as POST /pcall/call does: the call's every problem at once, not its field's alone and the rest on a second try
+    calls = [
+        {"to": "12812345670", "record": "MAYBE", "call_date": "2027-01-10 11:00", "timezone": "UTC"},  # past
+        {"to": "18005550100", "record": "MAYBE", "call_window": "09:00-17:00"},  # toll-free: all of its zones
+        {"to": "bad", "answer_ivr": "nosuch"},
+        {"to": "12812345671", "retry_attempts": "99", "call_date": "2029-01-10 12:00"},  # a policy refused
+    ]
+    text = "to,record,answer_ivr,call_date\n12812345670,MAYBE,nosuch,\n12812345671,,,2029-01-10 12:00\n"
+    body, lines, _ = campaign_from_csv(text, {"name": "n", "answer_play": PLAY})
+
+    as_json = listed({"name": "n", "defaults": {"answer_play": PLAY}, "calls": calls}, menu_problems=unknown_menus)
+    as_csv = dict(listed(body, positions=lines, menu_problems=unknown_menus, defaults_in_query=True))
+
+    fields = [field for field, _ in as_json]
+    assert fields == [
+        "calls.0.record",
+        "calls.0.call_date",
+        "calls.1.record",
+        "calls.1.call_window",
+        "calls.2.to",
+        "calls.2.answer_ivr",
+        "calls.3.retry_attempts",
+        "calls.3.call_date",
+    ]
+    assert dict(as_json)["calls.0.call_date"] == "is in the past (now is 2027-01-10 12:00 UTC)"
+    assert dict(as_json)["calls.2.answer_ivr"] == "unknown IVR menu code 'nosuch'"
+    assert dict(as_json)["calls.3.call_date"] == "is more than 365 days ahead"
+    assert as_csv == {
+        "calls.2.record": "must be YES or NO",
+        "calls.2.answer_ivr": "unknown IVR menu code 'nosuch'",
+        "calls.3.call_date": "is more than 365 days ahead",
+    }
+
+
+def test_a_default_wrong_on_its_own_is_named_once_where_it_was_written_not_once_per_call() -> None:
+    # line 3 gives its own (valid) voice: it does not take the wrong default and is not reported for it; line 4's
+    # own cell is wrong: that stays the call's problem
+    text = "to,answer_tts,answer_tts_voice\n12812345670,Hi,\n12812345671,Hi,Joanna\n12812345672,Hi,Nobody\n"
+    body, lines, _ = campaign_from_csv(text, {"name": "n", "answer_tts_voice": "Bogus"})
+    calls = [
+        {"to": "12812345670", "answer_tts": "Hi"},
+        {"to": "12812345671", "answer_tts": "Hi", "answer_tts_voice": "Joanna"},
+        {"to": "12812345672", "answer_tts": "Hi", "answer_tts_voice": "Nobody"},
+    ]
+
+    as_csv = listed(body, positions=lines, defaults_in_query=True)
+    as_json = listed({"name": "n", "defaults": {"answer_tts_voice": "Bogus"}, "calls": calls})
+
+    assert as_csv == [("answer_tts_voice", VOICE_RULE), ("calls.4.answer_tts_voice", VOICE_RULE)]
+    assert as_json == [("defaults.answer_tts_voice", VOICE_RULE), ("calls.2.answer_tts_voice", VOICE_RULE)]
+
+
+def test_a_default_wrong_on_its_own_is_named_once_with_every_problem_of_the_calls_that_take_it() -> None:
+    body = {
+        "name": "n",
+        "defaults": {"answer_ivr": "nosuch", "record": "MAYBE", "extra": "x", "metadata": {"k": 1}},
+        "calls": [{"to": "12812345670"}, {"to": "bad"}, {"to": "12812345671", "answer_ivr": "main", "record": "yes"}],
+    }
+
+    found = listed(body, menu_problems=unknown_menus)
+
+    assert found == [
+        ("defaults.metadata", "must be a JSON object of string keys to string values"),
+        ("defaults.record", "must be YES or NO"),
+        ("defaults.extra", "unknown parameter"),
+        ("defaults.answer_ivr", "unknown IVR menu code 'nosuch'"),
+        ("calls.1.to", dict(found)["calls.1.to"]),
+    ]
+    # a CSV names its query's defaults as it names its other query parameters: by their names
+    query = {"name": "n", "answer_play": PLAY, "record": "MAYBE", "metadata": "[]"}
+    csv_body, lines, _ = campaign_from_csv("to\n12812345670\n", query)
+    assert listed(csv_body, positions=lines, defaults_in_query=True) == [
+        ("metadata", "must be a JSON object of string keys to string values"),
+        ("record", "must be YES or NO"),
+    ]
+
+
+def test_a_default_call_date_in_the_past_is_named_once_unless_a_call_judges_it_in_its_own_time_zone() -> None:
+    past = "is in the past (now is 2027-01-10 12:00 UTC)"
+    body = {
+        "name": "n",
+        "defaults": {"answer_play": PLAY, "call_date": "2027-01-10 11:00", "timezone": "UTC"},
+        "calls": [
+            {"to": "12812345670"},
+            {"to": "12812345671"},
+            {"to": "12812345672", "timezone": "Europe/Paris"},  # 10:00 UTC: its own verdict
+            {"to": "12812345673", "timezone": "America/Chicago"},  # 17:00 UTC: fine
+            {"to": "12812345674", "call_date": "2027-01-11 09:00"},  # its own date: fine
+        ],
+    }
+
+    assert listed(body) == [("defaults.call_date", past), ("calls.2.call_date", past)]
+
+
+def test_a_default_wrong_only_with_a_calls_own_fields_is_that_calls_problem() -> None:
+    # the window is fine alone; a toll-free number is never in it in all of its zones at once. answer_tts is fine
+    # alone; a call without a voice breaks the rule between them.
+    body = {
+        "name": "n",
+        "defaults": {"answer_tts": "Hi", "call_window": "09:00-17:00"},
+        "calls": [
+            {"to": "12812345670", "answer_tts_voice": "Joanna"},
+            {"to": "18005550100", "answer_tts_voice": "Joanna"},
+            {"to": "12812345671"},
+        ],
+    }
+
+    assert [field for field, _ in listed(body)] == ["calls.1.call_window", "calls.2.answer_tts_voice"]
+
+
+def test_a_wrong_default_every_call_overrides_refuses_nothing() -> None:
+    body = {"name": "n", "defaults": {"answer_tts": "Hi", "answer_tts_voice": "Bogus"}}
+
+    spec = parse({**body, "calls": [{"to": "12812345670", "answer_tts_voice": "Joanna"}]})
+
+    assert [c.request.answer_tts_voice for c in spec.calls] == ["Joanna"]
+
+
 def test_metadata_merged_from_defaults_and_a_call_must_fit_too() -> None:
     ten = {f"d{i}": "v" for i in range(10)}
     eleven = {f"c{i}": "v" for i in range(11)}
@@ -460,3 +597,33 @@ def test_a_call_held_for_its_window_shows_the_opening_until_its_release_or_cance
     ended = cancel(held, "2027-01-10T13:00:00.000Z")
     assert ended is not None
     assert ended.public(with_timeline=False)["next_attempt_at"] is None
+
+
+def test_a_claimed_call_outside_its_window_goes_back_to_its_campaign_without_a_due_time_of_its_own() -> None:
+    at = "2027-01-10T16:00:30.000Z"
+    opening = datetime(2027, 1, 11, 14, 0, tzinfo=UTC)
+    claimed = call(
+        CallStatus.DIALING, claim_token="t", dialed_at=at, call_date="2027-01-10T14:00:00.000Z", next_attempt_at=at
+    )
+
+    back = back_to_its_campaign(claimed, "t", opening, at)
+
+    assert back is not None
+    assert (back.status, back.claim_token, back.dialed_at) == (CallStatus.SCHEDULED, None, None)
+    assert (back.call_date, back.next_attempt_at, back.window_opening) == (None, None, iso(opening))
+    assert (held_until(back), listed_as_scheduled(back), attention(back)) == (iso(opening), True, None)
+    assert back.public(with_timeline=False)["next_attempt_at"] == iso(opening)
+    assert back_to_its_campaign(claimed, "u", opening, at) is None  # another placer's claim
+    assert back_to_its_campaign(claimed.model_copy(update={"carrier_call_id": "CA1"}), "t", opening, at) is None
+    assert not retry_held_for_its_window(back)  # the placer marks it itself
+
+
+def test_a_retry_held_for_its_window_is_told_apart_from_every_other_wait() -> None:
+    at = "2027-01-10T15:03:00.000Z"
+    retry = call(CallStatus.SCHEDULED, window_opening=at).with_event(at, events.RETRY_SCHEDULED)
+    assert retry_held_for_its_window(retry)
+    assert not retry_held_for_its_window(call(CallStatus.SCHEDULED, window_opening=at))  # its campaign's first wait
+    assert not retry_held_for_its_window(retry.model_copy(update={"window_opening": None}))
+    assert not retry_held_for_its_window(retry.model_copy(update={"campaign": None}))
+    assert index_of(call(CallStatus.SCHEDULED).with_event(at, events.ACCEPTED, index=7)) == 7
+    assert index_of(call(CallStatus.SCHEDULED)) is None

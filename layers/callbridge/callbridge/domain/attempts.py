@@ -3,7 +3,8 @@
 Pure functions of the stored call (its policy was resolved when it was accepted, domain/policies.py):
 - `end_attempt`: a carrier outcome made the call final; if its retry policy says so, the call instead waits
   for its next attempt (RETRY_WAIT at end + retry_interval, or SCHEDULED at the calling window's next opening
-  after that), and the attempt that ended is kept in `attempts`;
+  after that: a campaign's call then waits for its campaign to release it), and the attempt that ended is kept in
+  `attempts`;
 - `hold_for_window`: an attempt about to be dialed outside the calling window waits for its next opening;
 - `cancel_suppressed`: a call not dialed yet whose number is on the do-not-call list ends CANCELED.
 """
@@ -62,14 +63,14 @@ def end_attempt(call: Call, at: datetime, sip: str | None = None) -> Call:
         return call
     status = CallStatus.RETRY_WAIT if opening <= due else CallStatus.SCHEDULED
     stamp = iso(at)
+    when: dict[str, Any] = {"next_attempt_at": iso(opening)}
+    if status is CallStatus.SCHEDULED and call.campaign:
+        # A campaign's call waits for its window with its campaign, which releases it at the opening, at its pace
+        # (and pauses or cancels it meanwhile): held (`window_opening`, shown as its next_attempt_at), with no due
+        # time of its own, so the scheduler never dispatches it (domain/campaigns.py).
+        when = {"next_attempt_at": None, "window_opening": iso(opening), "call_date": None}
     waiting = call.model_copy(
-        update={
-            **_PER_ATTEMPT,
-            "status": status,
-            "updated_at": stamp,
-            "attempts": [*call.attempts, ended],
-            "next_attempt_at": iso(opening),
-        }
+        update={**_PER_ATTEMPT, "status": status, "updated_at": stamp, "attempts": [*call.attempts, ended], **when}
     )
     reason = ending.value if ending else ""
     return waiting.with_event(

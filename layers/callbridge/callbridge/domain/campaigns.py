@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from callbridge.domain import events
+from callbridge.domain.account_rules import Checkable, MenuProblems, account_rules, checkable, rest_of
 from callbridge.domain.accounts import Account
 from callbridge.domain.answered import MACHINE, PERSON
 from callbridge.domain.attempts import cancel_suppressed
@@ -29,9 +30,9 @@ from callbridge.domain.limits import MAX_DELAY_SECONDS
 from callbridge.domain.metadata import RULE as METADATA_RULE
 from callbridge.domain.metadata import MetadataError, parse_metadata
 from callbridge.domain.notifications import callback_url_problem
-from callbridge.domain.policies import CallPolicy, resolve_policy
-from callbridge.domain.requests import REQUIRES, CallRequest, parse_call_request
-from callbridge.domain.scheduling import CallDateError, check_window, due_of, parse_call_date
+from callbridge.domain.policies import CallPolicy
+from callbridge.domain.requests import REQUIRES, CallRequest, parameter_problems, parse_call_request
+from callbridge.domain.scheduling import CallDateError, check_window, parse_call_date
 from callbridge.domain.suppressions import REFUSED
 
 MAX_CALLS = 10_000  # per request
@@ -277,17 +278,17 @@ def chunked(calls: list[CampaignCall], size: int = CHUNK_SIZE) -> list[list[Camp
 # --- the request ---------------------------------------------------------------------------
 
 
-def _metadata_problems(where: str, metadata: Any) -> tuple[dict[str, str], list[FieldProblem]]:
-    """The call's rules for `metadata` (domain/metadata.py), named `<where>.metadata`: an object, or its JSON text
+def _metadata_problems(name: str, metadata: Any) -> tuple[dict[str, str], list[FieldProblem]]:
+    """The call's rules for `metadata` (domain/metadata.py), its problems named `name`: an object, or its JSON text
     as `POST /pcall/call` takes it (the only way a CSV body's query or a `metadata` column can give it)."""
     if isinstance(metadata, str) and not metadata.strip():
         return {}, []  # blank counts as absent, as for a call
     if not isinstance(metadata, Mapping | str):
-        return {}, [FieldProblem(f"{where}.metadata", METADATA_RULE)]
+        return {}, [FieldProblem(name, METADATA_RULE)]
     try:
         return parse_metadata(metadata), []
     except MetadataError as exc:
-        return {}, [FieldProblem(f"{where}.metadata", str(exc))]
+        return {}, [FieldProblem(name, str(exc))]
 
 
 def _positive_number(name: str, value: Any, *, integer: bool) -> tuple[float | None, list[FieldProblem]]:
@@ -309,25 +310,52 @@ def _call_problems(where: str, problems: Iterable[FieldProblem]) -> list[FieldPr
     return [FieldProblem(f"{where}.{p.field}", p.message) for p in problems]
 
 
-def _account_problems(
-    request: CallRequest, account: Account, now: datetime
-) -> tuple[datetime | None, CallPolicy, list[FieldProblem]]:
-    """The rules of a call that depend on its account, as `POST /pcall/call` applies them: its call_date (in
-    `timezone` or the account's), its retries and calling window (`resolve_policy`)."""
-    due, problems = due_of(request.call_date, request.timezone or account.timezone, now)
-    policy = CallPolicy()
-    try:
-        policy = resolve_policy(request, account, now)
-    except InvalidRequest as exc:
-        problems += exc.problems
-    return due, policy, problems
-
-
 def _defaults_for(defaults: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults that apply to a call: all but a modifier whose option the call does not have (a default
     `timezone` is for the calls with a `call_date`)."""
     merged = {**defaults, **call}
     return {k: v for k, v in defaults.items() if k not in REQUIRES or REQUIRES[k] in merged}
+
+
+@dataclass(frozen=True)
+class _WrongDefault:
+    """A default wrong whatever a call that takes it gives with it: its problems (named as a call's), and the other
+    parameters their verdict read (a call that gives one of those has its own verdict: a call_date is judged in the
+    call's own `timezone`)."""
+
+    problems: list[FieldProblem]
+    reads: tuple[str, ...] = ()
+
+    def taken(self, name: str, applied: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
+        """Whether a call with its `own` parameters, and the defaults `applied` to it, takes this verdict."""
+        return name in applied and name not in own and not any(k in own for k in self.reads)
+
+
+def _wrong_alone(
+    defaults: Mapping[str, Any],
+    account: Account,
+    now: datetime,
+    menu_problems: MenuProblems | None,
+    allow_loopback_callbacks: bool,
+) -> dict[str, _WrongDefault]:
+    """The defaults that are wrong whatever a call that takes them gives with them: a value that breaks its
+    parameter's rule, an unknown parameter, and the account's rules that read nothing of a call: an IVR menu the
+    account does not have, a call_date in the past or too far ahead in the defaults' time zone (or the account's).
+
+    A call that takes one of them is refused for it, but it is named once, where it was written, not once per
+    call. A default wrong only together with a call's own parameters (a rule between parameters, a call_date in the
+    call's own time zone, a calling window for the call's number) is not here: that is the call's problem."""
+    wrong: dict[str, _WrongDefault] = {}
+    refused = parameter_problems(defaults, allow_loopback_callbacks=allow_loopback_callbacks)
+    for problem in refused:
+        wrong.setdefault(problem.field, _WrongDefault([])).problems.append(problem)
+    alone = rest_of(defaults, refused)
+    # Not the policies: they read the call's number.
+    unpoliced = Checkable(None, alone.call_date, alone.timezone, alone.answer_ivr, None)
+    for problem in account_rules(unpoliced, account, now, menu_problems).problems:
+        reads = ("timezone",) if problem.field == "call_date" else ()
+        wrong.setdefault(problem.field, _WrongDefault([], reads)).problems.append(problem)
+    return wrong
 
 
 def _call_order(problem: FieldProblem) -> tuple[int, int]:
@@ -346,12 +374,16 @@ def parse_campaign(
     allow_loopback_callbacks: bool = False,
     positions: list[int] | None = None,
     found_before: Iterable[FieldProblem] = (),
-    menu_problems: Callable[[str], list[FieldProblem]] | None = None,
+    menu_problems: MenuProblems | None = None,
+    defaults_in_query: bool = False,
 ) -> CampaignSpec:
     """Validate a whole campaign request; InvalidRequest lists every broken rule, `calls.<i>.<field>` per call.
 
-    Each call is judged by the rules of `POST /pcall/call` (its parameters, its call_date, its policies with the
-    account's defaults, and its `answer_ivr` by `menu_problems`, the problems of a menu code for this account).
+    Each call is judged by the rules of `POST /pcall/call`, every problem of a call at once: its parameters', and
+    the account's rules (domain/account_rules.py) for those that are valid: its call_date, its policies with the
+    account's defaults, and its `answer_ivr` by `menu_problems`, the problems of a menu code for this account.
+    A default wrong whatever a call gives with it is named once, `defaults.<field>` (by its name when
+    `defaults_in_query`: a CSV body's query parameters), not for each call that takes it.
     `positions` numbers the calls in errors (the CSV line numbers); by default their index. `found_before`: problems
     found before (rows of a CSV body that could not be read as calls), listed with the rest in the calls' order.
     """
@@ -398,9 +430,13 @@ def parse_campaign(
     if not isinstance(defaults, Mapping):
         problems.append(FieldProblem("defaults", "must be an object of call parameters"))
         defaults = {}
+
+    def default_name(name: str) -> str:
+        return name if defaults_in_query else f"defaults.{name}"
+
     default_metadata: dict[str, str] = {}
     if "metadata" in defaults:
-        default_metadata, found = _metadata_problems("defaults", defaults["metadata"])
+        default_metadata, found = _metadata_problems(default_name("metadata"), defaults["metadata"])
         problems += found
     calls = body.get("calls")
     if not isinstance(calls, list) or not calls:
@@ -413,6 +449,8 @@ def parse_campaign(
     accepted: list[AcceptedCall] = []
     metadata_keys: set[str] = set()
     base = {k: v for k, v in defaults.items() if k != "metadata"}
+    wrong_defaults = _wrong_alone(base, account, now, menu_problems, allow_loopback_callbacks)
+    taken: set[str] = set()  # the wrong defaults some call takes (refused for them, named once)
     for index, call in enumerate(calls):
         where = f"calls.{positions[index] if positions else index}"
         if not isinstance(call, Mapping):
@@ -420,28 +458,38 @@ def parse_campaign(
             continue
         metadata = dict(default_metadata)
         if "metadata" in call:
-            own, found = _metadata_problems(where, call["metadata"])
+            own, found = _metadata_problems(f"{where}.metadata", call["metadata"])
             problems += found
             if own and default_metadata:  # the call's own keys over the defaults': the whole must fit too
-                metadata, found = _metadata_problems(where, {**default_metadata, **own})
+                metadata, found = _metadata_problems(f"{where}.metadata", {**default_metadata, **own})
                 problems += found
             else:
                 metadata.update(own)
         own_params = {k: v for k, v in call.items() if k != "metadata"}
-        params = {**_defaults_for(base, own_params), **own_params}
+        applied = _defaults_for(base, own_params)
+        params = {**applied, **own_params}
         try:
             request = parse_call_request(params, allow_loopback_callbacks=allow_loopback_callbacks)
         except InvalidRequest as exc:
-            problems += _call_problems(where, exc.problems)
-            continue
-        due, policy, found = _account_problems(request, account, now)
-        if request.answer_ivr and menu_problems is not None:
-            found += menu_problems(request.answer_ivr)
-        if found:
-            problems += _call_problems(where, found)
-            continue
-        accepted.append(AcceptedCall(params, metadata, request, policy, due))
-        metadata_keys.update(metadata)
+            # Every problem of the call at once: the account's rules judge the parameters found valid too.
+            found = exc.problems + account_rules(rest_of(params, exc.problems), account, now, menu_problems).problems
+        else:
+            rules = account_rules(checkable(request), account, now, menu_problems)
+            if not rules.problems:
+                accepted.append(AcceptedCall(params, metadata, request, rules.policy, rules.due))
+                metadata_keys.update(metadata)
+                continue
+            found = rules.problems
+        # A wrong default the call takes is named once, after the calls, not again for each call that takes it.
+        inherited = {k: w.problems for k, w in wrong_defaults.items() if w.taken(k, applied, own_params)}
+        taken.update(inherited)
+        problems += _call_problems(where, [p for p in found if p not in inherited.get(p.field, ())])
+    problems += [
+        FieldProblem(default_name(p.field), p.message)
+        for k, w in wrong_defaults.items()
+        if k in taken
+        for p in w.problems
+    ]
     if problems:
         raise InvalidRequest(sorted(problems, key=_call_order))
     return CampaignSpec(
@@ -581,8 +629,7 @@ def first_state(entry: CampaignCall) -> CallState:
 
 def release(call: Call, at: str, call_date: str | None = None) -> Call | None:
     """A campaign call waiting for its turn (SCHEDULED) → QUEUED, with the `call_date` it was due at if it had one;
-    None if it is no longer waiting for its campaign (a retry or a calling window's opening the placer found is the
-    scheduler's)."""
+    None if it is no longer waiting for its campaign (a retry due at its next_attempt_at is the scheduler's)."""
     if call.status is not CallStatus.SCHEDULED or call.next_attempt_at:
         return None
     moved = call.model_copy(
@@ -602,6 +649,53 @@ def wait_for_opening(call: Call, opening: datetime, at: str) -> Call | None:
         return None
     held = call.model_copy(update={"updated_at": at, "window_opening": when})
     return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when)
+
+
+def back_to_its_campaign(call: Call, token: str, opening: datetime, at: str) -> Call | None:
+    """A campaign call the placer has just claimed (DIALING, its `token`, not dialed yet) whose calling window is
+    closed → SCHEDULED, held by its campaign until `opening` (`window_opening`, shown as its `next_attempt_at`): its
+    campaign releases it then, at its pace, as it does a call that waited for its window before its release.
+
+    Its due time (a call_date, a retry's next_attempt_at) is dropped, as `hold` drops it: the scheduler must not
+    dispatch it, or it would go at the opening without its campaign's pace, pause or cancel.
+    """
+    if call.status is not CallStatus.DIALING or call.claim_token != token or call.carrier_call_id:
+        return None
+    when = iso(opening)
+    held = call.model_copy(
+        update={
+            "status": CallStatus.SCHEDULED,
+            "updated_at": at,
+            "claim_token": None,
+            "dialed_at": None,
+            "dispatched_at": None,
+            "tts_audio": {},
+            "call_date": None,
+            "next_attempt_at": None,
+            "window_opening": when,
+        }
+    )
+    return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when, by="campaign")
+
+
+def retry_held_for_its_window(call: Call) -> bool:
+    """A campaign call whose next attempt (a retry) was due outside its calling window: its attempt's end left it
+    SCHEDULED, held by its campaign until the opening (`end_attempt`), and its campaign has yet to mark it waiting
+    (the campaigns function does, from the table's stream)."""
+    last = call.timeline[-1].event if call.timeline else None
+    return (
+        call.campaign is not None
+        and call.status is CallStatus.SCHEDULED
+        and call.window_opening is not None
+        and last == events.RETRY_SCHEDULED
+    )
+
+
+def index_of(call: Call) -> int | None:
+    """The call's place in its campaign (as accepted); None if it is not known."""
+    accepted = next((e for e in call.timeline if e.event == events.ACCEPTED), None)
+    index = accepted.detail.get("index") if accepted else None
+    return int(index) if isinstance(index, int | str) and str(index).isdigit() else None
 
 
 def hold(call: Call, token: str, at: str) -> Call | None:

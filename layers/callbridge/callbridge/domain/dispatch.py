@@ -238,8 +238,9 @@ def entering_kind(status: CallStatus) -> DueKind:
 
 
 def _held_by_its_campaign(call: Call) -> bool:
-    """A campaign's call its campaign holds: SCHEDULED with no due time of its own (a retry or a calling window's
-    opening the placer found is the scheduler's), waiting for its campaign to release it (domain/campaigns.py).
+    """A campaign's call its campaign holds: SCHEDULED with no due time of its own (a retry's next_attempt_at is the
+    scheduler's; a calling window's opening, whoever found it closed, is its campaign's: `window_opening`), waiting
+    for its campaign to release it (domain/campaigns.py).
     Such a call is stored without its `call_date`, so it has no attention time and the scheduler never sees it."""
     return call.campaign is not None and call.status is CallStatus.SCHEDULED and not due_at(call)
 

@@ -321,19 +321,34 @@ def _problem(error: Mapping[str, Any]) -> FieldProblem:
     return FieldProblem(name, rule_message(error))
 
 
+def _context(allow_loopback_callbacks: bool) -> dict[str, str]:
+    """The validation context of a request at intake: where its callback_url may point."""
+    return {CALLBACK_POLICY: "allow-loopback" if allow_loopback_callbacks else "public"}
+
+
 def parse_call_request(params: Mapping[str, Any], *, allow_loopback_callbacks: bool = False) -> CallRequest:
     """Validate raw parameters into a CallRequest; raises InvalidRequest naming every broken rule.
 
     `allow_loopback_callbacks` lets callback_url point at this machine (the sandbox only).
     """
-    policy = "allow-loopback" if allow_loopback_callbacks else "public"
     # Blank counts as absent, as in CallRequest.
     given = {str(k) for k, v in params.items() if v is not None and not (isinstance(v, str) and not v.strip())}
     problems = _cross_field_problems(given)
     try:
-        request = CallRequest.model_validate(dict(params), context={CALLBACK_POLICY: policy})
+        request = CallRequest.model_validate(dict(params), context=_context(allow_loopback_callbacks))
     except ValidationError as exc:
         raise InvalidRequest([_problem(e) for e in exc.errors(include_url=False)] + problems) from exc
     if problems:
         raise InvalidRequest(problems)
     return request
+
+
+def parameter_problems(params: Mapping[str, Any], *, allow_loopback_callbacks: bool = False) -> list[FieldProblem]:
+    """The problems of each parameter on its own: its value breaks its rule, or its name is unknown. Not the rules
+    between parameters, nor a required one missing: what is wrong with `params` whatever other parameters a
+    request gives with them (a campaign's defaults, whatever each call says)."""
+    try:
+        CallRequest.model_validate(dict(params), context=_context(allow_loopback_callbacks))
+    except ValidationError as exc:
+        return [_problem(e) for e in exc.errors(include_url=False) if e.get("loc") and e.get("type") != "missing"]
+    return []

@@ -14,7 +14,6 @@ from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
-from callbridge.domain import events
 from callbridge.domain.calls import FINAL_STATUSES, Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     RELEASING,
@@ -22,13 +21,16 @@ from callbridge.domain.campaigns import (
     Campaign,
     CampaignStatus,
     WaitingCall,
+    back_to_its_campaign,
     campaign_call,
     cancel,
     closed_until,
     first_wait,
     hold,
+    index_of,
     newest_changes,
     release,
+    retry_held_for_its_window,
     wait_for_opening,
 )
 from callbridge.domain.dispatch import moment
@@ -195,9 +197,12 @@ class CampaignWorker:
         reopens: list[datetime] = []
 
         def change(call: Call) -> Call | None:
+            moved[:] = []
+            reopens[:] = []
+            if waiting.not_before and call.window_opening and waiting.not_before < call.window_opening:
+                return None  # a mark left from an earlier wait: the call waits for a later opening (its own mark)
             opening = closed_until(call.policy, at) if call.status is CallStatus.SCHEDULED else None
             reopens[:] = [opening] if opening else []
-            moved[:] = []
             if opening:
                 return wait_for_opening(call, opening, stamp)
             released = release(call, stamp, waiting.call_date)
@@ -262,12 +267,11 @@ class CampaignWorker:
             return True
         stamp = _stamp(self.now())
         if campaign.status is CampaignStatus.PAUSED:
-            index = next(
-                (int(e.detail.get("index", _LAST)) for e in call.timeline if e.event == events.ACCEPTED), _LAST
-            )
+            index = index_of(call)
             # Marked waiting before it moves back: a crash in between leaves a mark the release skips. It was due:
             # it waits in the campaign's order, and keeps the call_date it was released with.
-            self.campaigns.add_waiting(campaign.id, [WaitingCall(index, call.callid, call_date=call.call_date)])
+            mark = WaitingCall(_LAST if index is None else index, call.callid, call_date=call.call_date)
+            self.campaigns.add_waiting(campaign.id, [mark])
             self.calls.update(call.callid, lambda c: hold(c, token, stamp))
             header = self.campaigns.header(campaign.id) or {}
             if header.get("status") in RELEASING:  # resumed meanwhile: its chain may have ended before this call
@@ -275,6 +279,57 @@ class CampaignWorker:
         else:
             self.calls.update(call.callid, lambda c: cancel(c, stamp, token))
         return False
+
+    # --- a call that must wait for its calling window goes back to its campaign ------------------------------------
+
+    def wait_for_window(self, call: Call, token: str, opening: datetime) -> None:
+        """A campaign call the placer has just claimed whose calling window is closed (its window closed after its
+        release, or a retry came up outside it) goes back to its campaign, which releases it at `opening`, at its
+        pace: it is marked waiting until then, and held (SCHEDULED, showing the opening). The placer does not dial it.
+        """
+        campaign_id = call.campaign or ""
+        index = index_of(call)
+        mark = WaitingCall(_LAST if index is None else index, call.callid, iso(opening), call.call_date)
+        # Marked before it moves back: a crash in between leaves a mark the release skips (the call is not waiting).
+        self.campaigns.add_waiting(campaign_id, [mark])
+        self.calls.update(call.callid, lambda c: back_to_its_campaign(c, token, opening, _stamp(self.now())))
+        self._waits_with_its_campaign(campaign_id, call.callid, mark)
+
+    def hold_retries(self, calls: Iterable[Call]) -> set[str]:
+        """Mark waiting, until its window's opening, each campaign call whose retry came due outside its calling
+        window (`retry_held_for_its_window`: stored changes, a stream batch's), still so held; the campaigns that
+        failed (their changes must come again: marking is idempotent)."""
+        failed: set[str] = set()
+        for seen in calls:
+            campaign_id = seen.campaign or ""
+            if campaign_id in failed or not retry_held_for_its_window(seen):
+                continue
+            try:
+                call = self.calls.get(seen.callid)  # a change seen again late must not mark a call that has moved on
+                if call is None or not retry_held_for_its_window(call) or call.window_opening != seen.window_opening:
+                    continue
+                index = index_of(call)
+                mark = WaitingCall(_LAST if index is None else index, call.callid, call.window_opening)
+                self.campaigns.add_waiting(campaign_id, [mark])
+                self._waits_with_its_campaign(campaign_id, call.callid, mark)
+            except ServiceUnavailable as exc:
+                self.log("marking a retry waiting for its window failed", campaign=campaign_id, error=str(exc))
+                failed.add(campaign_id)
+        return failed
+
+    def _waits_with_its_campaign(self, campaign_id: str, callid: str, mark: WaitingCall) -> None:
+        """After a call went back to its campaign with its mark: read the campaign (consistently). Cancelled, the call
+        ends now: the cancel may have read the marks before this one, or found the call claimed. Releasing, a release
+        step is sent: its chain may have ended before this call came back (a duplicate of a step ends its copy).
+
+        A cancel written after this read finds the mark and the call waiting, and ends it.
+        """
+        header = self.campaigns.header(campaign_id) or {}
+        if header.get("status") == CampaignStatus.CANCELED.value:
+            self.calls.update(callid, partial(_cancel_at, _stamp(self.now())))
+            self.campaigns.remove_waiting(campaign_id, [mark])
+        elif header.get("status") in RELEASING:
+            self.queue.send([(tick_message(campaign_id, int(header.get("tick_seq", 0)) + 1), 0)])
 
     # --- counting -----------------------------------------------------------------------------
 

@@ -241,12 +241,14 @@ def accept_campaign(
             positions=lines,
             found_before=unread,
             menu_problems=menus.problems,
+            defaults_in_query=lines is not None,  # a CSV body: its query parameters are the defaults
         )
     except InvalidRequest as exc:
         raise InvalidRequest(repeated + exc.problems) from exc
     if repeated:
         raise InvalidRequest(repeated)
-    ivr_menus = menus.found  # every code looked up is a valid call's: the request is valid
+    # The menus of the calls' codes (a default's code every call overrides was looked up too, and is not kept).
+    ivr_menus = {code: menus.found[code] for code in sorted({c.request.answer_ivr or "" for c in spec.calls}) if code}
     campaign_id = new_callid(now.timestamp())
     calls = _calls(spec, campaign_id, account, _suppressed(spec, account, ports))
     at = iso(now)

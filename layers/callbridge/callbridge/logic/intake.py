@@ -5,20 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from callbridge.domain import events
+from callbridge.domain.account_rules import Checkable, account_rules, checkable, rest_of
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.dispatch import SHORTCUT_SECONDS, delay_seconds
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
-from callbridge.domain.phones import to_e164
-from callbridge.domain.policies import CallPolicy, PolicyParams, resolve_policy
-from callbridge.domain.requests import JSON_OBJECT_PARAMS, CallRequest, parse_call_request
-from callbridge.domain.scheduling import due_of
+from callbridge.domain.policies import CallPolicy
+from callbridge.domain.requests import JSON_OBJECT_PARAMS, parse_call_request
 from callbridge.domain.suppressions import REFUSED
 from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
@@ -62,93 +61,37 @@ class AccountChecked:
     policy: CallPolicy
 
 
-@dataclass(frozen=True)
-class _Checkable:
-    """What the account-dependent rules read: a valid request's parameters, or (to name every problem of a request
-    the model refused) those it did not refuse. None where a parameter is absent, or cannot be judged."""
-
-    to: str | None
-    call_date: str | None
-    timezone: str | None
-    answer_ivr: str | None
-    policy: PolicyParams | None  # None: the policies cannot be judged (a parameter they read was refused)
-
-
-@dataclass(frozen=True)
-class _PolicyParts:
-    """The policy parameters of a request the model refused (each one of them valid, `to` in E.164)."""
-
-    to: str
-    retry_attempts: str | None
-    retry_interval: str | None
-    retry_on: str | None
-    call_window: str | None
-    call_days: str | None
-    recipient_timezone: str | None
-
-
-# The policy parameters themselves, named once: by _PolicyParts (all but the number they are judged for).
-_POLICY_FIELDS = tuple(f.name for f in fields(_PolicyParts) if f.name != "to")
-
-
-def _checkable(request: CallRequest) -> _Checkable:
-    return _Checkable(request.to, request.call_date, request.timezone, request.answer_ivr, request)
-
-
-def _rest_of(params: Mapping[str, Any], refused: list[FieldProblem]) -> _Checkable:
-    """The parameters of a refused request the model found nothing wrong with, for the account's rules."""
-    bad = {p.field for p in refused}
-
-    def good(name: str) -> str | None:
-        value = params.get(name)
-        if name in bad or not isinstance(value, str | int | float) or isinstance(value, bool):
-            return None
-        return str(value).strip() or None
-
-    to = good("to")
-    to = to_e164(to) if to else None
-    date_ok = "timezone" not in bad
-    policy = (
-        _PolicyParts(to, *(good(name) for name in _POLICY_FIELDS))
-        if to and not bad.intersection(_POLICY_FIELDS)
-        else None
-    )
-    return _Checkable(to, good("call_date") if date_ok else None, good("timezone"), good("answer_ivr"), policy)
-
-
-def _account_checks(request: _Checkable, account: Account, ports: Intake, now: datetime) -> AccountChecked:
-    """Rules that depend on the account: time zone of call_date, IVR menus, the do-not-call list, policies.
+def _account_checks(request: Checkable, account: Account, ports: Intake, now: datetime) -> AccountChecked:
+    """Rules that depend on the account: the do-not-call list, then the account's rules (domain/account_rules.py:
+    policies, time zone of call_date, IVR menus).
 
     Returns the due instant, the IVR menus the call keeps (answer_ivr's and every one it leads to, so later
     edits or deletes of the account's menus never change an accepted call) and the call's policies.
     """
     problems: list[FieldProblem] = []
     ivr_menus: dict[str, dict[str, Any]] = {}
-    policy = CallPolicy()
     if (
         request.to
         and ports.suppressions is not None
         and ports.suppressions.get(account.api_key, request.to) is not None
     ):
         problems.append(FieldProblem("to", REFUSED))
-    if request.policy is not None:
+
+    def menu_problems(code: str) -> list[FieldProblem]:
         try:
-            policy = resolve_policy(request.policy, account, now)
+            ivr_menus.update(snapshot(menus_for_call(ports.menus, account.api_key, code)))
         except InvalidRequest as exc:
-            problems.extend(exc.problems)
-    due, date_problems = due_of(request.call_date, request.timezone or account.timezone, now)
-    problems.extend(date_problems)
-    if request.answer_ivr:
-        try:
-            ivr_menus = snapshot(menus_for_call(ports.menus, account.api_key, request.answer_ivr))
-        except InvalidRequest as exc:
-            problems.extend(exc.problems)
+            return exc.problems
+        return []
+
+    rules = account_rules(request, account, now, menu_problems)
+    problems.extend(rules.problems)
     if problems:
         raise InvalidRequest(problems)
-    return AccountChecked(due, ivr_menus, policy)
+    return AccountChecked(rules.due, ivr_menus, rules.policy)
 
 
-def _problems_of(request: _Checkable, account: Account, ports: Intake, now: datetime) -> list[FieldProblem]:
+def _problems_of(request: Checkable, account: Account, ports: Intake, now: datetime) -> list[FieldProblem]:
     try:
         _account_checks(request, account, ports, now)
     except InvalidRequest as exc:
@@ -194,17 +137,17 @@ def accept_call(
         request = parse_call_request(params, allow_loopback_callbacks=ports.allow_loopback_callbacks)
     except InvalidRequest as exc:
         problems.extend(exc.problems)
-        problems.extend(_problems_of(_rest_of(params, exc.problems), account, ports, now))
+        problems.extend(_problems_of(rest_of(params, exc.problems), account, ports, now))
         raise InvalidRequest(problems) from exc
     if problems:
-        raise InvalidRequest(problems + _problems_of(_checkable(request), account, ports, now))
+        raise InvalidRequest(problems + _problems_of(checkable(request), account, ports, now))
     request_hash = _request_hash(request.present())
     # A retry replays the first response even if call_date has passed since, or an IVR menu is gone.
     if idempotency_key:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
         if existing and existing.expires_at > now.timestamp():
             return _replay(existing, request_hash)
-    checked = _account_checks(_checkable(request), account, ports, now)
+    checked = _account_checks(checkable(request), account, ports, now)
     due = checked.due
 
     caller_id = request.from_ or account.caller_id

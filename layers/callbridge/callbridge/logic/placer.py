@@ -23,6 +23,7 @@ from callbridge.carrier.base import (
 from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.campaigns import closed_until
 from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
@@ -80,6 +81,9 @@ class SpeechCache(Protocol):
 class CampaignGate(Protocol):
     def admit(self, call: Call, token: str) -> bool:
         """Whether a campaign call just claimed may be dialed (False: its campaign paused or cancelled it)."""
+
+    def wait_for_window(self, call: Call, token: str, opening: datetime) -> None:
+        """A campaign call just claimed whose calling window is closed goes back to its campaign until `opening`."""
 
 
 class Placement(StrEnum):
@@ -161,7 +165,8 @@ class Placer:
 
     def _held_back(self, claimed: Call, token: str) -> bool:
         """After the claim: a number put on the do-not-call list since the call was accepted ends it CANCELED,
-        and an attempt outside its calling window waits for the next opening (SCHEDULED). Whether it is either."""
+        and an attempt outside its calling window waits for the next opening (SCHEDULED): a campaign's call waits
+        with its campaign, which releases it then at its pace. Whether it is either."""
         due = due_at(claimed)
         # The window is judged when the attempt is due: the claim may come up to HOLD_SECONDS before that.
         at = max(datetime.fromtimestamp(self.now(), UTC), moment(due) if due else datetime.min.replace(tzinfo=UTC))
@@ -172,6 +177,10 @@ class Placer:
         )
         if listed:
             self.calls.update(claimed.callid, lambda c: cancel_suppressed(c, at, token=token))
+            return True
+        opening = closed_until(claimed.policy, at) if claimed.campaign and self.campaigns is not None else None
+        if opening is not None and self.campaigns is not None:  # its campaign releases it then, at its pace
+            self.campaigns.wait_for_window(claimed, token, opening)
             return True
         if hold_for_window(claimed, at, token=token) is not None:
             self.calls.update(claimed.callid, lambda c: hold_for_window(c, at, token=token))
