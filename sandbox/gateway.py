@@ -13,9 +13,10 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sandbox.lambdas import Function, FunctionError
+from sandbox.lambdas import Function, FunctionError, RequestTooLarge
 from sandbox.template import Route
 
+BODY_LIMIT = 10 * 1024 * 1024  # API Gateway's most for a request body (bytes); Lambda's 6 MB event limit comes first
 _TEXT_TYPES = ("text/", "application/json", "application/x-www-form-urlencoded", "application/xml", "+json", "+xml")
 
 
@@ -153,7 +154,9 @@ class Gateway:
         request = Request(environ)
         started = time.monotonic()
         found = self.match(request.method, request.path)
-        if found is None:
+        if (request.content_length or 0) > BODY_LIMIT:
+            response = Response(f"HTTP content length exceeded {BODY_LIMIT} bytes.", status=413)
+        elif found is None:
             response = Response('{"message":"Not Found"}', status=404, content_type="application/json")
         elif not found[0].function:
             response = Response('{"message":"Method Not Allowed"}', status=405, content_type="application/json")
@@ -163,7 +166,9 @@ class Gateway:
             try:
                 # Each container is a process serving one event at a time, so requests run side by side.
                 response = self.response(function.invoke(self.event(request, route, params)))
-            except FunctionError:  # a handler error or timeout is a 500 from API Gateway, as in AWS
+            except RequestTooLarge:  # Lambda refused the event (the body, escaped into it, is over its 6 MB)
+                response = Response('{"message":"Request Too Long"}', status=413, content_type="application/json")
+            except FunctionError:  # a handler error or timeout (or an answer over 6 MB) is a 500 from API Gateway
                 response = Response('{"message":"Internal Server Error"}', status=500, content_type="application/json")
         if self._on_request:
             self._on_request(request.method, request.full_path.rstrip("?"), response.status_code, started)

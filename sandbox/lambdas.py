@@ -10,6 +10,7 @@ container.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import secrets
@@ -30,6 +31,12 @@ from sandbox.worker import Setup
 
 # How long a container may take to cold-start (import its handler) before the invocation fails.
 INIT_TIMEOUT = 60.0
+# The most a synchronous invocation's event, and what it returns, may be (bytes of JSON), as Lambda's errors say.
+PAYLOAD_LIMIT = 6_291_556
+ANSWER_TOO_LARGE = {
+    "errorType": "Function.ResponseSizeTooLarge",
+    "errorMessage": f"Response payload size exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes).",
+}
 
 # Told about each invocation: (function, kind, event, result, extras, seconds). kind: "start" (before the event is
 # sent; seconds 0), "init" (a cold start: extras from the probes, seconds the import), "ok", "error", "timeout".
@@ -46,6 +53,16 @@ class FunctionError(Exception):
 
 class FunctionTimeout(FunctionError):
     """The invocation ran past the function's Timeout; Lambda stopped it."""
+
+
+class RequestTooLarge(Exception):
+    """The event is larger than a synchronous invocation takes: Lambda refuses it before anything runs it
+    (RequestEntityTooLargeException)."""
+
+
+def payload_size(value: Any) -> int:
+    """Bytes of `value` as the JSON Lambda carries (compact, UTF-8)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
 
 
 @dataclass
@@ -270,8 +287,12 @@ class Function:
     def invoke(self, event: dict[str, Any]) -> Any:
         """Run the handler on `event` in a free container and return what it returns.
 
-        Raises FunctionError if the handler raised, FunctionTimeout if it ran past the function's Timeout.
+        Raises FunctionError if the handler raised or returned more than Lambda carries back, FunctionTimeout if it
+        ran past the function's Timeout, RequestTooLarge (before anything runs) if the event is more than Lambda takes.
         """
+        size = payload_size(event)
+        if size > PAYLOAD_LIMIT:
+            raise RequestTooLarge(f"{size} byte payload is too large for the RequestResponse invocation type")
         self._notify("start", event, None, {}, 0.0)
         try:
             container = self._container()
@@ -300,6 +321,9 @@ class Function:
             raise FunctionTimeout({"errorType": "Sandbox.Timedout", "errorMessage": message})
         self._idle.put(container)
         kind, value, extras = reply
+        if kind != "error" and payload_size(value) > PAYLOAD_LIMIT:
+            kind, value = "error", dict(ANSWER_TOO_LARGE)
+            self._log(f"{self.logical}: {value['errorMessage']}")
         self._notify(kind, event, value, extras, time.monotonic() - started)
         if kind == "error":
             raise FunctionError(value)

@@ -16,7 +16,15 @@ import boto3
 import pytest
 
 from sandbox import runtime
-from sandbox.lambdas import Function, FunctionError, FunctionTimeout, function_environment
+from sandbox.lambdas import (
+    PAYLOAD_LIMIT,
+    Function,
+    FunctionError,
+    FunctionTimeout,
+    RequestTooLarge,
+    function_environment,
+    payload_size,
+)
 from sandbox.template import Stack
 
 HANDLER = """
@@ -40,6 +48,8 @@ def lambda_handler(event, context):
     elif event.get("touch"):
         Path(event["touch"]).write_text("")
     time.sleep(event.get("sleep", 0))
+    if event.get("answer_bytes"):
+        return {"pid": os.getpid(), "blob": "a" * event["answer_bytes"]}
     return {
         "pid": os.getpid(),
         "served": SERVED[0],
@@ -117,6 +127,39 @@ def test_a_container_has_only_its_functions_environment(function: Function, tmp_
     assert "PYTEST_CURRENT_TEST" not in env
     assert result["pid"] != os.getpid()
     assert 0 < result["remaining_ms"] <= 1000
+
+
+def test_an_event_over_lambdas_limit_is_refused_before_any_container_runs_it(
+    function: Function, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pid"
+    event = {"pidfile": str(pidfile), "body": ""}
+    event["body"] = "x" * (PAYLOAD_LIMIT - payload_size(event))  # exactly the limit: taken
+    function.invoke(event)
+    pidfile.unlink()
+
+    event["body"] += "x"
+    with pytest.raises(RequestTooLarge):
+        function.invoke(event)
+    assert not pidfile.exists()
+
+
+def test_an_answer_over_lambdas_limit_is_a_function_error_and_the_container_stays_warm(
+    function: Function, tmp_path: Path
+) -> None:
+    taken = function.invoke({"pidfile": str(tmp_path / "a"), "answer_bytes": PAYLOAD_LIMIT - 100})
+    assert payload_size(taken) <= PAYLOAD_LIMIT
+
+    with pytest.raises(FunctionError) as raised:
+        function.invoke({"pidfile": str(tmp_path / "b"), "answer_bytes": PAYLOAD_LIMIT})
+    assert raised.value.error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert raised.value.error["errorMessage"] == (
+        f"Response payload size exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes)."
+    )
+    after = function.invoke({"pidfile": str(tmp_path / "c")})
+    # one container served all three: none was dropped for the answer, as Lambda keeps it
+    assert int((tmp_path / "b").read_text()) == taken["pid"] == after["pid"]
+    assert after["served"] == 3
 
 
 def test_an_invocation_past_the_timeout_is_killed_and_the_next_cold_starts(function: Function, tmp_path: Path) -> None:

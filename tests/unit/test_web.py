@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 from callbridge.domain.errors import FieldProblem, InvalidRequest
-from callbridge.web import MAX_BODY, envelope, error_envelope, parse_params, raw_body
+from callbridge.web import MAX_BODY, MAX_LISTED_PROBLEMS, envelope, error_envelope, parse_params, raw_body
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -297,6 +297,29 @@ def test_error_envelope_names_each_field_and_rule() -> None:
             "errors": [{"field": "to", "message": "required"}, {"field": "record", "message": "must be YES or NO"}],
         }
     }
+
+
+def test_error_envelope_lists_every_problem_up_to_its_limit() -> None:
+    problems = [FieldProblem(f"calls.{i}.record", "must be YES or NO") for i in range(MAX_LISTED_PROBLEMS)]
+
+    errors = error_envelope(400, InvalidRequest(problems))["data"]["errors"]
+
+    assert errors == [{"field": p.field, "message": p.message} for p in problems]
+
+
+def test_error_envelope_beyond_its_limit_lists_the_first_and_says_how_many_more() -> None:
+    # 10,000 campaign calls with 7 bad cells each: listed in full (twice), far more than a Lambda may answer
+    problems = [FieldProblem(f"calls.{i // 7}.field{i % 7}", "must be YES or NO") for i in range(70_000)]
+
+    data = error_envelope(400, InvalidRequest(problems))["data"]
+
+    listed = [{"field": p.field, "message": p.message} for p in problems[:MAX_LISTED_PROBLEMS]]
+    unlisted = 70_000 - MAX_LISTED_PROBLEMS
+    more = {"field": "body", "message": f"has {unlisted} more problems (a 400 lists the first 1000)"}
+    assert data["errors"] == [*listed, more]
+    assert data["code_desc"].startswith("calls.0.field0: must be YES or NO; calls.0.field1: ")
+    assert data["code_desc"].endswith(f"; body: {more['message']}")
+    assert len(json.dumps(data)) < 1024 * 1024
 
 
 def test_error_envelope_without_problems() -> None:

@@ -24,11 +24,23 @@ def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
     return {"data": {**data, "code": code, "code_desc": code_desc}}
 
 
+# The most problems a 400 lists. A campaign of 10,000 calls with a few bad cells each has tens of thousands, and
+# listed twice (code_desc, errors) they would be more than the 6 MB a Lambda function may answer (a 500 instead).
+MAX_LISTED_PROBLEMS = 1000
+
+
 def error_envelope(code: int, exc: InvalidRequest | None = None, message: str = "") -> dict[str, Any]:
-    """An error in the seed's envelope; a 400 also lists each field and rule."""
+    """An error in the seed's envelope; a 400 also lists each field and rule (the first MAX_LISTED_PROBLEMS, then
+    how many more there are, as one more problem of the `body`)."""
     if exc is None:
         return envelope(code, message)
-    return envelope(code, str(exc), errors=[{"field": p.field, "message": p.message} for p in exc.problems])
+    problems = exc.problems[:MAX_LISTED_PROBLEMS]
+    more = len(exc.problems) - len(problems)
+    if more:
+        unlisted = FieldProblem("body", f"has {more} more problems (a 400 lists the first {len(problems)})")
+        problems = [*problems, unlisted]
+    listed = InvalidRequest(problems)
+    return envelope(code, str(listed), errors=[{"field": p.field, "message": p.message} for p in listed.problems])
 
 
 def raw_body(body: str | None, is_base64: bool) -> bytes:
