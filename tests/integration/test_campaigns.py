@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -30,7 +31,7 @@ from callbridge.logic.campaigns import REPORT_COLUMNS
 
 from tests.conftest import AccountCredentials, ApiClient, LambdaContext, fresh_module
 from tests.integration.conftest import START, Clock, add_ivr
-from tests.integration.fakes import FakeTwilio, invoke_placer, moto_stack, receive, sqs_event
+from tests.integration.fakes import FakeTwilio, atomic_dynamodb, invoke_placer, moto_stack, receive, sqs_event
 from tests.integration.test_api_lists import ids, schedule, walk
 
 PLAY = "https://example.com/hello.wav"
@@ -1583,6 +1584,64 @@ def test_a_campaign_cancel_racing_the_placers_hold_for_the_window_ends_the_call(
     assert landed == [when]
     assert twilio.creates == []
     assert_cancelled_with_its_campaign(api, aws, worker_module, held)
+
+
+@pytest.mark.parametrize("placed_before", [0, 3, 7])
+def test_a_campaign_cancel_running_alongside_the_placers_holds_for_the_window_ends_every_call(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+    placed_before: int,
+) -> None:
+    # given: ten campaign calls released in their window, whose messages the placer takes after the window closed
+    held = windowed_campaign(api, aws, worker_module, n=10)
+    campaign_id = held[0].campaign or ""
+    clock_at(worker_module, IN_WINDOW)
+    drain_ticks(worker_module, aws, steps=1)
+    messages = receive(aws)
+    assert sorted(json.loads(m["Body"])["callid"] for m in messages) == sorted(c.callid for c in held)
+    placer_at(placer_module, AFTER_WINDOW)
+    worker_module.deps().worker.now = time.time  # the cancel's deadline is the invocation's, on the real clock
+    go = threading.Event()  # the cancel starts once `placed_before` calls were handed back, and races the rest
+
+    def place() -> None:
+        try:
+            for n, message in enumerate(messages):  # one invocation each: the cancel lands between two, or in one
+                if n == placed_before:
+                    go.set()
+                invoke_placer(placer_module, sqs_event(aws, [message]))
+        finally:
+            go.set()  # a placer that fails must not leave the cancel waiting
+
+    def cancel() -> None:
+        assert go.wait(timeout=60)
+        assert api.delete(f"/pcall/campaigns/{campaign_id}").status == 200
+        drain(worker_module, aws, {"cancel"})
+
+    # when: the campaign is cancelled while the placer hands its calls back to it, one after another
+    with atomic_dynamodb():
+        threads = [threading.Thread(target=place), threading.Thread(target=cancel)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    drain(worker_module, aws, {"cancel"})
+
+    # then: whichever came first for each call, every one ended CANCELED with its campaign, none dialed or waiting
+    assert not any(thread.is_alive() for thread in threads)
+    assert twilio.creates == []
+    calls = campaign_calls(aws, campaign_id)
+    assert [(c.status, c.error_code) for c in calls] == [(CallStatus.CANCELED, "campaign_canceled")] * 10
+    assert campaigns_store(aws).waiting(campaign_id, 20) == []
+    assert ids(api.get("/pcall/scheduled")) == []
+    count_changes(worker_module, aws, campaign_id)
+    view = api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]
+    assert {k: v for k, v in view["counts"].items() if v} == {"CANCELED": 10}
+    assert (view["status"], bool(view["finished_at"])) == ("CANCELED", True)
 
 
 # --- a retry of a campaign call that must wait for its window waits for its campaign -----------------------------
