@@ -48,7 +48,7 @@ from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
-from callbridge.web import envelope, error_envelope, parse_params, raw_body, repeated_in_query
+from callbridge.web import envelope, error_envelope, fits_in_an_answer, parse_params, raw_body, repeated_in_query
 
 if TYPE_CHECKING:
     from callbridge.carrier.base import Carrier
@@ -398,12 +398,19 @@ def cancel_campaign(id: Annotated[str, _campaign_id()]) -> Response[str]:
 @app.get(
     "/pcall/campaigns/<id>/report.csv",
     summary="The campaign's report: one CSV row per call",
-    responses=openapi.responses("CampaignResponse", 404),
+    responses=openapi.responses("CampaignResponse", 404, 406),
     tags=["campaigns"],
 )
 def campaign_report(id: Annotated[str, _campaign_id()]) -> Response[str]:
     report = campaigns.report_csv(deps().campaigns, _account(), id)
-    return Response(200, "text/csv; charset=utf-8", report)
+    if "gzip" not in app.current_event.headers.get("accept-encoding", "") and not fits_in_an_answer(report):
+        message = (
+            f"the report is {len(report.encode()):,} bytes, more than an answer carries uncompressed; "
+            "ask for it gzip-compressed: Accept-Encoding: gzip (curl --compressed)"
+        )
+        return _json(406, error_envelope(406, message=message))
+    # gzip-compressed for every client that accepts it (a 10,000-call report is about 1 MB of text)
+    return Response(200, "text/csv; charset=utf-8", report, compress=True)
 
 
 def _ivr_code() -> Any:

@@ -263,6 +263,9 @@ def test_a_call_waiting_to_retry_reads_in_words_shows_its_next_attempt_and_is_ca
     outcome = browser.evaluate("document.querySelector('#call-outcome').innerText")
     assert "Next attempt" in outcome
     assert "Waiting to retry" in outcome
+    # ... and, as its own outcome, its busy attempt's: when it ended and why
+    assert "Ended" in outcome
+    assert "the number was busy (SIP 486)" in outcome
     lines = browser.evaluate("Array.from(document.querySelectorAll('#timeline .what')).map(e => e.innerText)")
     retry = [line for line in lines if line.startswith("Attempt 1 ended")]
     assert retry, lines

@@ -88,12 +88,16 @@ class Request:
 def as_curl_sends_it(command: str, files: Path) -> Request:
     """The request curl makes for `command` (the options the README uses)."""
     words = shlex.split(command, comments=True)[1:]
-    method, url, auth, headers = "", "", ("", ""), {}
+    # curl asks for no compression unless told to (httpx asks for gzip by default)
+    method, url, auth, headers = "", "", ("", ""), {"Accept-Encoding": "identity"}
     form: list[str] = []
     binary: bytes | None = None
     while words:
         word = words.pop(0)
         if word in ("-s", "-i", "-si"):
+            continue
+        if word == "--compressed":  # curl asks for its encodings, and decodes the answer (as httpx does)
+            headers["Accept-Encoding"] = "deflate, gzip"
             continue
         if word.startswith("http"):
             url = word

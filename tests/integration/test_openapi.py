@@ -134,6 +134,18 @@ def test_a_campaign_has_the_fields_its_schema_documents(api: ApiClient) -> None:
     assert set(response.data["campaign"]) == set(documented)
 
 
+def test_a_call_has_the_fields_its_schema_documents(api: ApiClient) -> None:
+    callid = api.post_call({"to": "12812345670", "answer_play": "http://example.com/a.wav"}).data["callid"]
+    schemas = openapi_document()["components"]["schemas"]
+
+    listed = api.get("/pcall/calls").data["calls"]
+    one = api.get(f"/pcall/calls/{callid}").data["call"]
+
+    assert [c["callid"] for c in listed] == [callid]
+    assert set(listed[0]) == set(schemas["CallSummary"]["properties"])
+    assert set(one) == set(schemas["CallDetail"]["properties"])
+
+
 def test_every_reference_resolves() -> None:
     spec = openapi_document()
     text = json.dumps(spec)

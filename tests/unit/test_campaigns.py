@@ -11,6 +11,7 @@ from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.campaigns import (
     MAX_CALLS,
+    MAX_METADATA_KEYS,
     CallChange,
     CallState,
     Campaign,
@@ -454,6 +455,25 @@ def test_a_wrong_default_every_call_overrides_refuses_nothing() -> None:
     spec = parse({**body, "calls": [{"to": "12812345670", "answer_tts_voice": "Joanna"}]})
 
     assert [c.request.answer_tts_voice for c in spec.calls] == ["Joanna"]
+
+
+def test_a_campaigns_calls_may_use_at_most_a_hundred_different_metadata_keys() -> None:
+    # its report has a column for each: 10,000 calls of 20 keys of their own would be 200,000 columns
+    def calls(keys: int) -> list[dict[str, Any]]:  # calls of up to 19 keys of their own (and the shared one)
+        return [
+            {"to": "12812345670", "metadata": {f"k{k}": "v" for k in range(start, min(start + 19, keys))}}
+            for start in range(0, keys, 19)
+        ]
+
+    body = {"name": "n", "defaults": {"answer_play": PLAY, "metadata": {"shared": "v"}}}
+    spec = parse({**body, "calls": [*calls(MAX_METADATA_KEYS - 1), {"to": "12812345670"}]})
+    assert len(spec.metadata_keys) == MAX_METADATA_KEYS  # 99 of the calls' own, and the defaults' one
+
+    found = problems({**body, "calls": calls(10_000)})
+    assert found == {
+        "calls": "use 10,001 different metadata keys; a campaign's calls may use at most 100 "
+        "(its report has a column for each)"
+    }
 
 
 def test_metadata_merged_from_defaults_and_a_call_must_fit_too() -> None:

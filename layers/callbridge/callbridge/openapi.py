@@ -66,6 +66,7 @@ def _errors(*codes: int) -> dict[int, Any]:
         404: "No such call (or campaign, IVR menu, or listed number) for this account.",
         409: "Conflict with the call's (or campaign's) state or an Idempotency-Key; or an IVR menu another menu still "
         "leads to.",
+        406: "The answer is more than Lambda carries uncompressed: ask for it with `Accept-Encoding: gzip`.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
     }
     return {c: {"description": text[c], "content": {"application/json": schema_ref("ErrorResponse")}} for c in codes}

@@ -156,6 +156,6 @@ def add_campaign_request_body(spec: dict[str, Any]) -> None:
     spec.setdefault("tags", []).append({"name": "campaigns", "description": TAG})
     report = spec["paths"]["/pcall/campaigns/{id}/report.csv"]["get"]
     report["responses"]["200"] = {
-        "description": "One row per call",
+        "description": "One row per call; gzip-compressed (`Content-Encoding: gzip`) when the request accepts it",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }

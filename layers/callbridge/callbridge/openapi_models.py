@@ -44,20 +44,47 @@ class CallAcceptedResponse(BaseModel):
 
 
 class CallSummary(BaseModel):
+    """A call as the lists show it (GET /pcall/calls/{callid} adds its timeline)."""
+
     model_config = ConfigDict(extra="allow")
     callid: str
     status: CallStatus
     created_at: str
-    call_date: str | None = None
-    request: dict[str, str]
+    updated_at: str
+    call_date: str | None = Field(None, description="When it is due (ISO 8601, UTC); null for an immediate call.")
+    request: dict[str, str] = Field(description="The parameters as accepted (`from` and `record` defaulted).")
     answered_by: str = Field(description="Person, Machine, or empty when nobody answered.")
     billed_seconds: int = Field(description="Seconds billed, summed over the call's attempts.")
+    started_at: str | None = Field(None, description="When the carrier started the call.")
+    answered_at: str | None = None
+    ended_at: str | None = None
+    recording_url: str | None = None
+    digits: str = Field(description="Every key pressed in its IVR menus, in order.")
+    sms_status: str | None = Field(None, description="The voicemail SMS's delivery status (answermachine_sms).")
+    error_code: str | None = None
+    error_desc: str | None = None
+    carrier_call_id: str | None = Field(None, description="The carrier's id of the call (a Twilio CallSid).")
+    carrier_error: dict[str, Any] | None = Field(None, description="The carrier's refusal: code, message, http_status.")
+    sms_sid: str | None = Field(None, description="The carrier's id of the voicemail SMS.")
+    dial_status: str | None = Field(None, description="answer_dial_to: how the dialed leg ended, as the carrier says.")
+    second_leg_id: str | None = Field(None, description="answer_dial_to: the carrier's id of the dialed leg.")
+    dialed_at: str | None = Field(None, description="When it was taken to be dialed.")
+    source: str = Field(description="How it was requested: api, campaign, or sqs (a message to CallsQueue).")
+    campaign: str | None = Field(None, description="The id of its campaign; null for other calls.")
     next_attempt_at: str | None = Field(
         None, description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens."
     )
     metadata: dict[str, str] | None = Field(None, description="Your metadata, as you sent it.")
     attempts: list[Attempt] = Field(
-        default_factory=list, description="Each carrier attempt (1, 2, ...); the call's own outcome is the last one's."
+        default_factory=list,
+        description="Each carrier attempt (1, 2, ...). The call's own outcome (answered_by, started_at, answered_at, "
+        "ended_at, error_code, error_desc, ...) is its last attempt's, also while it waits for the next one.",
+    )
+
+
+class CallDetail(CallSummary):
+    timeline: list[dict[str, Any]] = Field(
+        description="Every transition and carrier event, with times: {at, event, detail}, as recorded."
     )
 
 
@@ -71,7 +98,7 @@ class CallListResponse(BaseModel):
 
 
 class CallDetailData(Envelope):
-    call: dict[str, Any]
+    call: CallDetail
 
 
 class CallDetailResponse(BaseModel):
@@ -79,7 +106,7 @@ class CallDetailResponse(BaseModel):
 
 
 class CallHangupData(Envelope):
-    call: dict[str, Any] = Field(
+    call: CallSummary = Field(
         description="The call as it stands: CANCELED (not dialed yet, or ringing), COMPLETED (hung up), or still "
         "ending at the carrier."
     )

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 
 from callbridge.domain import json_objects
 from callbridge.domain.errors import FieldProblem, InvalidRequest
+from callbridge.domain.limits import LAMBDA_PAYLOAD_BYTES
 from callbridge.domain.requests import JSON_OBJECT_PARAMS
 
 FORM = "application/x-www-form-urlencoded"
@@ -24,8 +25,19 @@ def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
     return {"data": {**data, "code": code, "code_desc": code_desc}}
 
 
+# Bytes of an answer besides its body (status, headers, JSON punctuation): generous.
+_ANSWER_OVERHEAD = 16 * 1024
+
+
+def fits_in_an_answer(text: str) -> bool:
+    """Whether `text` can be an answer's body as it is: Lambda carries the answer as JSON, its body a JSON string
+    (each newline, quote or backslash escaped), and at most LAMBDA_PAYLOAD_BYTES of it."""
+    body = json.dumps(text, ensure_ascii=False).encode()
+    return len(body) + _ANSWER_OVERHEAD <= LAMBDA_PAYLOAD_BYTES
+
+
 # The most problems a 400 lists. A campaign of 10,000 calls with a few bad cells each has tens of thousands, and
-# listed twice (code_desc, errors) they would be more than the 6 MB a Lambda function may answer (a 500 instead).
+# listed twice (code_desc, errors) they would be more than a Lambda function may answer (LAMBDA_PAYLOAD_BYTES: a 500).
 MAX_LISTED_PROBLEMS = 1000
 
 

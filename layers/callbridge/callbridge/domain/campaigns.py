@@ -36,6 +36,8 @@ from callbridge.domain.scheduling import CallDateError, check_window, parse_call
 from callbridge.domain.suppressions import REFUSED
 
 MAX_CALLS = 10_000  # per request
+# Different metadata keys over a campaign's calls: its report has a column for each (and its item lists them).
+MAX_METADATA_KEYS = 100
 MAX_NAME = 200
 CHUNK_SIZE = 100  # calls per fan-out message (and per stored chunk)
 METADATA_PREFIX = "metadata."  # a CSV column `metadata.KEY` is metadata[KEY]
@@ -465,6 +467,7 @@ def parse_campaign(
                 problems += found
             else:
                 metadata.update(own)
+        metadata_keys.update(metadata)
         own_params = {k: v for k, v in call.items() if k != "metadata"}
         applied = _defaults_for(base, own_params)
         params = {**applied, **own_params}
@@ -477,7 +480,6 @@ def parse_campaign(
             rules = account_rules(checkable(request), account, now, menu_problems)
             if not rules.problems:
                 accepted.append(AcceptedCall(params, metadata, request, rules.policy, rules.due))
-                metadata_keys.update(metadata)
                 continue
             found = rules.problems
         # A wrong default the call takes is named once, after the calls, not again for each call that takes it.
@@ -490,6 +492,14 @@ def parse_campaign(
         if k in taken
         for p in w.problems
     ]
+    if len(metadata_keys) > MAX_METADATA_KEYS:
+        problems.append(
+            FieldProblem(
+                "calls",
+                f"use {len(metadata_keys):,} different metadata keys; a campaign's calls may use at most "
+                f"{MAX_METADATA_KEYS} (its report has a column for each)",
+            )
+        )
     if problems:
         raise InvalidRequest(sorted(problems, key=_call_order))
     return CampaignSpec(
