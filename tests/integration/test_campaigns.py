@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -1772,3 +1773,30 @@ def test_a_campaign_calls_retry_claimed_after_its_window_closed_goes_back_to_its
     assert scheduler_reports(aws, opening + timedelta(seconds=30)) == [(0, 0)]
     cancel_campaign(api, aws, worker_module, call.campaign or "")
     assert_cancelled_with_its_campaign(api, aws, worker_module, call)
+
+
+def test_a_mark_older_than_the_opening_a_call_now_waits_for_never_releases_it_early(
+    api: ApiClient,
+    aws: Any,
+    worker_module: ModuleType,
+    placer_module: ModuleType,
+    twilio: FakeTwilio,
+    clock: Clock,
+    work_sent: list[tuple[dict[str, Any], int]],
+) -> None:
+    # given: a campaign call whose retry after a busy attempt at 14:58 waits for tomorrow's opening, and a mark of
+    # an earlier wait of it (the opening it was first released at: what a record seen again late leaves)
+    call = dialed_retried_campaign_call(api, aws, worker_module, placer_module, twilio)
+    ended_busy(aws, call.callid, datetime(2027, 1, 10, 14, 58, tzinfo=UTC))
+    count_changes(worker_module, aws, call.campaign or "")
+    (mark,) = campaigns_store(aws).waiting(call.campaign or "", 10)
+    campaigns_store(aws).add_waiting(call.campaign or "", [replace(mark, not_before=OPENING)])
+
+    # when: release steps run at 14:59, the window still open, a minute after the busy attempt
+    clock_at(worker_module, datetime(2027, 1, 10, 14, 59, tzinfo=UTC))
+    drain_ticks(worker_module, aws, steps=2)
+
+    # then: not released before its retry's time; the old mark is gone, its own stays
+    assert receive(aws) == []
+    assert calls_store(aws).get(call.callid).status is CallStatus.SCHEDULED  # type: ignore[union-attr]
+    assert [w.not_before for w in campaigns_store(aws).waiting(call.campaign or "", 10)] == [NEXT_OPENING]
