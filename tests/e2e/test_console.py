@@ -417,6 +417,26 @@ def test_the_console_works_from_the_keyboard(browser: Browser, sandbox: RunningS
     browser.wait_for("document.querySelectorAll('#timeline li').length > 0", 30, "the timeline")
 
 
+def test_a_refresh_leaves_the_keyboard_focus_where_it_was(browser: Browser, sandbox: RunningSandbox) -> None:
+    # the calls table and a campaign's buttons are rebuilt every few seconds: a keyboard user's place in them stays
+    callid = place(sandbox, PERSON)
+    sandbox.wait_final(callid)
+    start = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    campaign = {"name": "focus", "defaults": {"answer_play": "http://example.com/a.wav"}, "calls": [{"to": PERSON}]}
+    with sandbox.client() as client:
+        response = client.post("/pcall/campaigns", json={**campaign, "start_at": start})
+    assert response.status_code == 200, response.text
+    campaign_id = response.json()["data"]["campaign"]["id"]
+    pause = f"#campaigns-list li[data-campaign={json.dumps(campaign_id)}] [data-action=pause]"
+    signed_in(browser, sandbox)
+    for view, focused in (("calls", f"{row(callid)} a"), ("campaigns", pause)):
+        browser.click(f"#nav a[data-view={view}]")
+        browser.wait_for(f"!!document.querySelector('{focused}')", 30, f"the {view} view")
+        browser.evaluate(f"(window.focusedBefore = document.querySelector('{focused}')).focus() || true")
+        browser.wait_for(f"document.querySelector('{focused}') !== window.focusedBefore", 15, f"a refresh of {view}")
+        assert browser.evaluate(f"document.activeElement === document.querySelector('{focused}')"), view
+
+
 def test_readable_at_phone_width(browser: Browser, sandbox: RunningSandbox, tmp_path: Path) -> None:
     place(sandbox, PERSON)
     browser.resize(390, 844, mobile=True)

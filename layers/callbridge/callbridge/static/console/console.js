@@ -36,6 +36,30 @@ const state = {
 
 // --- elements ----------------------------------------------------------------------------------
 
+// A refresh replaces a list's elements every few seconds: the one that had the keyboard focus gets it back, found
+// again by its row (data-callid, data-campaign) and what it is (its id, data-action or link), so a keyboard user
+// tabbing through a table is never thrown back to the top of the page.
+function focusKey(node) {
+  if (node.id) return `#${CSS.escape(node.id)}`;
+  const row = node.closest("[data-callid],[data-campaign]");
+  const where = row
+    ? row.dataset.callid !== undefined
+      ? `[data-callid="${CSS.escape(row.dataset.callid)}"] `
+      : `[data-campaign="${CSS.escape(row.dataset.campaign)}"] `
+    : "";
+  if (node.dataset.action) return `${where}[data-action="${CSS.escape(node.dataset.action)}"]`;
+  if (node.getAttribute("href")) return `${where}a[href="${CSS.escape(node.getAttribute("href"))}"]`;
+  return where ? `${where}${node.tagName.toLowerCase()}` : null;
+}
+
+function replaceKeepingFocus(container, ...children) {
+  const active = document.activeElement;
+  const key = active && active !== container && container.contains(active) ? focusKey(active) : null;
+  container.replaceChildren(...children);
+  const again = key && container.querySelector(key);
+  if (again) again.focus({ preventScroll: true });
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -305,7 +329,7 @@ async function loadCalls(quiet = false) {
     );
   });
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "6", class: "empty", text: "No calls match." })));
-  body.replaceChildren(...rows);
+  replaceKeepingFocus(body, ...rows);
   $("#calls-newer").disabled = pages.index === 0;
   $("#calls-older").disabled = !data.next;
   $("#calls-page").textContent = `Page ${pages.index + 1}`;
@@ -540,7 +564,8 @@ async function loadCall(callid, quiet = false) {
   const request = call.request || {};
   $("#call-title").replaceChildren(`Call to ${request.to || ""} `, badge(call.status));
   const recording = call.recording_url ? el("a", { href: call.recording_url, target: "_blank", rel: "noopener noreferrer", text: "Listen to the recording" }) : null;
-  $("#call-outcome").replaceChildren(
+  replaceKeepingFocus(
+    $("#call-outcome"),
     ...fact("Status", STATUS_WORDS[call.status] || call.status),
     ...fact("Answered by", call.answered_by || (FINAL.has(call.status) ? "nobody" : "")),
     ...fact("Duration", duration(call.billed_seconds)),
@@ -564,7 +589,7 @@ async function loadCall(callid, quiet = false) {
   } else if (state.features.hangup && AT_CARRIER.has(call.status)) {
     actions.push(el("button", { type: "button", class: "danger", id: "call-hangup", onclick: () => hangUp(call.callid) }, "Hang up"));
   }
-  $("#call-actions").replaceChildren(...actions);
+  replaceKeepingFocus($("#call-actions"), ...actions);
   $("#timeline").replaceChildren(
     ...inOrder(call.timeline || []).map((entry) =>
       el(
@@ -628,7 +653,7 @@ async function loadScheduled() {
     ),
   );
   if (!rows.length) rows.push(el("tr", {}, el("td", { colspan: "5", class: "empty", text: "No scheduled calls." })));
-  $("#scheduled-table tbody").replaceChildren(...rows);
+  replaceKeepingFocus($("#scheduled-table tbody"), ...rows);
   $("#scheduled-first").disabled = pages.index === 0;
   $("#scheduled-more").disabled = !data.next;
 }
@@ -764,7 +789,7 @@ async function loadCampaigns(quiet = false) {
     );
   });
   if (!items.length) items.push(el("li", { class: "muted", text: "No campaigns yet." }));
-  $("#campaigns-list").replaceChildren(...items);
+  replaceKeepingFocus($("#campaigns-list"), ...items);
   $("#campaigns-first").disabled = pages.index === 0;
   $("#campaigns-more").disabled = !data.next;
 }
