@@ -16,6 +16,7 @@ from typing import Any
 from callbridge.domain import json_objects
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import iso, new_callid
+from callbridge.domain.campaign_requests import campaign_from_csv, parse_campaign
 from callbridge.domain.campaigns import (
     CANCELABLE,
     PAUSABLE,
@@ -29,10 +30,8 @@ from callbridge.domain.campaigns import (
     Counts,
     campaign_call,
     campaign_callid,
-    campaign_from_csv,
     chunked,
     first_state,
-    parse_campaign,
 )
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
