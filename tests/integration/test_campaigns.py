@@ -862,6 +862,40 @@ def test_calls_carry_their_campaign_and_the_report_has_a_row_each(
     assert (done["status"], done["answered_by"], done["billed_seconds"]) == ("COMPLETED", "Person", "17")
 
 
+def test_the_report_opens_every_cell_as_text_in_a_spreadsheet_and_keeps_plain_numbers(
+    api: ApiClient, aws: Any, worker_module: ModuleType
+) -> None:
+    # given metadata and a carrier's error text a spreadsheet would run as formulas, and numbers it would not
+    formulas = {"link": '=HYPERLINK("http://evil.example","Click")', "cmd": "@SUM(1+1)*cmd|' /C calc'!A0"}
+    numbers = {"phone": "+12812345670", "amount": "-5"}
+    body = {
+        "name": "formulas",
+        "defaults": {"answer_play": PLAY},
+        "calls": [{"to": "+12812345670", "metadata": {**formulas, **numbers, "tab": "\t=1+1"}}],
+    }
+    campaign = created(api, body)
+    drain(worker_module, aws, {"fanout"})
+    (call,) = campaign_calls(aws, campaign["id"])
+
+    def failed(stored: Call) -> Call:
+        return stored.model_copy(
+            update={"status": CallStatus.FAILED, "error_code": "31000", "error_desc": "-1+cmd|' /C calc'!A0"}
+        )
+
+    assert calls_store(aws).update(call.callid, failed) is not None
+
+    # when the report is read
+    (row,) = csv.DictReader(io.StringIO(api.get(f"/pcall/campaigns/{campaign['id']}/report.csv").body))
+
+    # then every cell that would start a formula starts with ' (text), and plain numbers are as given
+    assert row["metadata.link"] == "'" + formulas["link"]
+    assert row["metadata.cmd"] == "'" + formulas["cmd"]
+    assert row["metadata.tab"] == "'\t=1+1"
+    assert row["error_desc"] == "'-1+cmd|' /C calc'!A0"
+    assert (row["to"], row["metadata.phone"], row["metadata.amount"]) == ("+12812345670", "+12812345670", "-5")
+    assert (row["status"], row["error_code"], row["attempts"]) == ("FAILED", "31000", "0")
+
+
 def test_the_report_shows_a_call_waiting_to_retry_with_its_last_attempts_outcome(
     api: ApiClient, aws: Any, worker_module: ModuleType
 ) -> None:

@@ -9,9 +9,8 @@ import pytest
 from callbridge.domain import events
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.campaign_requests import MAX_CALLS, MAX_METADATA_KEYS, campaign_from_csv, parse_campaign
 from callbridge.domain.campaigns import (
-    MAX_CALLS,
-    MAX_METADATA_KEYS,
     CallChange,
     CallState,
     Campaign,
@@ -21,14 +20,12 @@ from callbridge.domain.campaigns import (
     back_to_its_campaign,
     campaign_call,
     campaign_callid,
-    campaign_from_csv,
     cancel,
     first_state,
     first_wait,
     hold,
     index_of,
     newest_changes,
-    parse_campaign,
     release,
     retry_held_for_its_window,
     wait_for_opening,

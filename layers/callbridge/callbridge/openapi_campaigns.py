@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callbridge.domain.campaigns import CAMPAIGN_FIELDS, MAX_CALLS, CampaignStatus
+from callbridge.domain.campaign_requests import CAMPAIGN_FIELDS, MAX_CALLS
+from callbridge.domain.campaigns import CampaignStatus
 from callbridge.openapi import REF_TEMPLATE, input_schema, schema_ref
 from callbridge.openapi_models import Envelope
 

@@ -16,6 +16,7 @@ from typing import Any
 from callbridge.domain import json_objects
 from callbridge.domain.accounts import Account
 from callbridge.domain.calls import iso, new_callid
+from callbridge.domain.campaign_requests import campaign_from_csv, parse_campaign
 from callbridge.domain.campaigns import (
     CANCELABLE,
     PAUSABLE,
@@ -29,13 +30,12 @@ from callbridge.domain.campaigns import (
     Counts,
     campaign_call,
     campaign_callid,
-    campaign_from_csv,
     chunked,
     first_state,
-    parse_campaign,
 )
 from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
+from callbridge.domain.spreadsheet import spreadsheet_safe
 from callbridge.logic.calls import page_limit
 from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY
 from callbridge.logic.ivr import MenuReader, menus_for_call
@@ -433,5 +433,7 @@ def report_csv(ports: CampaignPorts, account: Account, campaign_id: str) -> str:
         call = stored.get(entry.callid) or campaign_call(entry, campaign)  # not stored yet (the fan-out is running)
         shown = call.public(with_timeline=False)
         row = [read(shown) for read in _REPORT.values()]
-        writer.writerow([*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)])
+        # Your metadata and the carrier's words are anyone's text: no cell may open as a formula in a spreadsheet.
+        cells = [*row, *(entry.metadata.get(k, "") for k in campaign.metadata_keys)]
+        writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return out.getvalue()
