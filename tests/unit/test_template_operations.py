@@ -268,7 +268,7 @@ def test_notifier_lag_is_alarmed() -> None:
     assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "NotifierFunction"}}]
 
 
-@pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue"])
+@pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue", "CampaignsDeadLetterQueue"])
 def test_dead_letter_alarms_count_hidden_messages_too(queue: str) -> None:
     # The scheduler hides calls-DLQ messages it cannot handle for 10 minutes: an alarm on the visible
     # count alone would clear while they are hidden and fire again when they come back.
@@ -502,3 +502,112 @@ def test_the_runbook_says_what_each_alarm_means() -> None:
     for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
         assert f"## {section}" in runbook
     assert "## Reading a call's timeline" in runbook
+
+
+# --- what the README's deploy section and the runbook name -------------------------------------
+
+
+def _readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else None]
+
+
+def _allowed(parameter: dict[str, Any]) -> str:
+    """A parameter's allowed values as the README's table writes them."""
+    if "AllowedValues" in parameter:
+        return ", ".join(f"`{v}`" for v in parameter["AllowedValues"])
+    if "MinValue" in parameter:
+        return f"`{parameter['MinValue']}`–`{parameter['MaxValue']}`"
+    return ""
+
+
+def test_the_readme_lists_every_parameter_with_its_default_and_allowed_values() -> None:
+    rows = {
+        cells[0].strip("`"): cells
+        for line in _readme_section("Deploying").splitlines()
+        if line.startswith("| `") and (cells := [c.strip() for c in line.strip("|").split("|")]) and len(cells) == 4
+    }
+    parameters = template()["Parameters"]
+    assert set(rows) == set(parameters)
+    for name, parameter in parameters.items():
+        _, default, allowed, _ = rows[name]
+        assert default == (f"`{parameter['Default']}`" if parameter["Default"] != "" else "empty"), name
+        if _allowed(parameter):
+            assert allowed == _allowed(parameter), name
+
+
+def test_the_guided_deploy_asks_for_the_parameters_in_the_template_s_order() -> None:
+    (row,) = [line for line in _readme_section("Deploying").splitlines() if "`Parameter Environment`" in line]
+    asked = re.findall(r"`(?:Parameter )?(\w+)`", row.split("|")[1])
+    assert asked == list(template()["Parameters"])
+
+
+def test_every_output_the_docs_name_exists_and_the_readme_lists_them_all() -> None:
+    outputs = set(template()["Outputs"])
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`(\w+)` output", readme + runbook))
+    named |= {n for n in re.findall(r"<([A-Z]\w+)>", readme + runbook) if re.search(r"(Url|Arn|Name)$", n)}
+    assert named
+    assert named <= outputs, named - outputs
+    listed = _readme_section("Deploying").split("The stack's outputs", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) == outputs
+    # a queue's ARN, for a redrive, comes from its URL output (the runbook shows how)
+    for queue in re.findall(r"<(\w+Queue) ARN>", readme + runbook):
+        assert f"{queue}Url" in outputs or f"{queue}Arn" in outputs, queue
+
+
+_COMPARISONS = {
+    "GreaterThanThreshold": "above",
+    "GreaterThanOrEqualToThreshold": "at least",
+    "LessThanThreshold": "below",
+    "LessThanOrEqualToThreshold": "at most",
+}
+
+
+def _dimension(dimension: dict[str, Any]) -> str:
+    value = dimension["Value"]
+    if value == {"Ref": "AWS::StackName"}:
+        shown = "the stack's name"
+    elif "Ref" in value:
+        shown = value["Ref"]
+    else:
+        shown = value["Fn::GetAtt"][0]
+    return f"{dimension['Name']} {shown}"
+
+
+def _metric(metric: dict[str, Any], stat: str, period: int) -> str:
+    dimensions = ", ".join(_dimension(d) for d in metric["Dimensions"])
+    return f"`{metric['Namespace']}` `{metric['MetricName']}` ({dimensions}), {stat} per {period} s"
+
+
+def alarm_summary(name: str) -> str:
+    """What an alarm measures, in the words docs/runbook.md gives it under its heading (built from template.yaml)."""
+    props = template()["Resources"][name]["Properties"]
+    if "MetricName" in props:
+        measured = _metric(alarm_metrics(template()["Resources"][name])[0], props["Statistic"], props["Period"])
+    else:
+        parts = [
+            f"{m['Id']} = {_metric(m['MetricStat']['Metric'], m['MetricStat']['Stat'], m['MetricStat']['Period'])}"
+            for m in props["Metrics"]
+            if "MetricStat" in m
+        ]
+        (expression,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
+        measured = f"`{expression}`, where " + "; ".join(parts)
+    evaluation = props["EvaluationPeriods"]
+    datapoints = props.get("DatapointsToAlarm", evaluation)
+    comparison = _COMPARISONS[props["ComparisonOperator"]]
+    return (
+        f"**Alarm `{name}`:** {measured}; fires when {comparison} {props['Threshold']} in {datapoints} of "
+        f"{evaluation} periods (missing data: {props.get('TreatMissingData', 'missing')})."
+    )
+
+
+def test_the_runbook_says_what_each_alarm_measures_as_the_template_has_it() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    sections = {chunk.splitlines()[0]: chunk for chunk in runbook.split("\n### ")[1:] if chunk.startswith("`")}
+    for name in resources("AWS::CloudWatch::Alarm"):
+        (section,) = [text for heading, text in sections.items() if f"`{name}`" in heading]
+        assert alarm_summary(name) in section.replace("\n", " "), f"docs/runbook.md: {name}\n{alarm_summary(name)}"
