@@ -117,6 +117,19 @@ def test_create_refuses_bad_values(
     assert message in err
 
 
+def test_create_names_every_bad_flag_at_once_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], table: str
+) -> None:
+    bad = ["--caller-id", "123", "--timezone", "Nowhere/X", "--sms-from", "nope", "--call-window", "25:00-20:00"]
+    code, out, err = admin(capsys, table, "create", *bad)
+
+    assert code == 2
+    assert out is None
+    for flag in ("--caller-id", "--timezone", "--sms-from", "--call-window"):
+        assert f"{flag}: " in err, flag
+    assert admin(capsys, table, "list")[1] == []
+
+
 def test_list_never_shows_passwords_or_hashes(capsys: pytest.CaptureFixture[str], table: str, aws: Any) -> None:
     # given
     created = [admin(capsys, table, "create", "--caller-id", "12815550100", "--name", n)[1] for n in ("a", "b")]

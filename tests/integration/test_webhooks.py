@@ -788,7 +788,17 @@ def test_a_refused_signature_is_counted_for_the_403_rate_alarm(
     result = hooks.module.lambda_handler(event, LambdaContext())
 
     assert result["statusCode"] == 403
-    assert emitted_metrics(capsys.readouterr().out) == {"CarrierRequestsRejected": 1}
+    out = capsys.readouterr().out
+    assert emitted_metrics(out) == {"CarrierRequestsRejected": 1}
+    # under the namespace and the one dimension the alarm reads: service = the stack's name, as the template sets it
+    env = aws.environment("WebhooksFunction")
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for directive in record["_aws"]["CloudWatchMetrics"]:
+                assert directive["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"] == "callbridge"
+                assert directive["Dimensions"] == [["service"]]
+            assert record["service"] == env["POWERTOOLS_SERVICE_NAME"] == aws.prefix
 
 
 def test_a_completed_call_is_counted_as_completed_for_the_dashboard(

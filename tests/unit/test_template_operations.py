@@ -65,53 +65,121 @@ def metrics_identity() -> tuple[Any, Any]:
 # --- what the code emits ---------------------------------------------------------------------
 
 
-def _strings(node: ast.AST) -> set[str]:
-    return {n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+def _module_tables(tree: ast.Module) -> dict[str, set[str]]:
+    """Module-level dicts whose values are metric names: NAME = {key: "Metric", ...}."""
+    tables: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            values = {v.value for v in node.value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
+            for target in node.targets:
+                if isinstance(target, ast.Name) and values:
+                    tables[target.id] = values
+    return tables
+
+
+def _metric_names(expr: ast.expr, func: ast.FunctionDef, tables: dict[str, set[str]], where: str) -> set[str]:
+    """Every value a metric-name expression can take, or a failure naming the expression this cannot follow.
+
+    Follows literals, `a if c else b`, lookups in a module-level table (`T[k]`, `T.get(k, default)`) and a local
+    name bound by assignment or by `for ..., name in T.items()` in the same function.
+    """
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return {expr.value}
+    if isinstance(expr, ast.IfExp):
+        return _metric_names(expr.body, func, tables, where) | _metric_names(expr.orelse, func, tables, where)
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and expr.value.id in tables:
+        return tables[expr.value.id]
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr == "get"
+        and isinstance(expr.func.value, ast.Name)
+        and expr.func.value.id in tables
+    ):
+        default = {n for a in expr.args[1:] for n in _metric_names(a, func, tables, where)}
+        return tables[expr.func.value.id] | default
+    if isinstance(expr, ast.Name):
+        names: set[str] = set()
+        bound = False
+        for node in ast.walk(func):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == expr.id for t in node.targets):
+                names |= _metric_names(node.value, func, tables, where)
+                bound = True
+            elif isinstance(node, ast.For):
+                targets = node.target.elts if isinstance(node.target, ast.Tuple) else [node.target]
+                if not any(isinstance(t, ast.Name) and t.id == expr.id for t in targets):
+                    continue
+                source = node.iter
+                unfollowable = f"{where}: cannot tell which metrics `{ast.unparse(node.target)}` names"
+                assert isinstance(source, ast.Call), unfollowable
+                assert isinstance(source.func, ast.Attribute), unfollowable
+                assert source.func.attr in {"items", "values"}, unfollowable
+                table = source.func.value
+                assert isinstance(table, ast.Name), unfollowable
+                assert table.id in tables, unfollowable
+                assert isinstance(targets[-1], ast.Name), unfollowable
+                assert targets[-1].id == expr.id, unfollowable
+                names |= tables[table.id]
+                bound = True
+        if bound:
+            return names
+    raise AssertionError(f"{where}: cannot tell which metric `{ast.unparse(expr)}` names; use a literal or a table")
 
 
 @cache
-def emitted_metrics() -> frozenset[str]:
-    """Metric names the code passes to Powertools' add_metric, read from the source.
-
-    A literal `name=` counts; a computed name counts the strings of the function that computes it and
-    of module-level `..._METRICS` tables (the handlers map results to metric names there).
-    """
-    names: set[str] = set()
+def metrics_by_file() -> dict[str, frozenset[str]]:
+    """Metric names each source file passes to Powertools' add_metric, read from its syntax tree."""
+    found: dict[str, frozenset[str]] = {}
     for directory in CODE_DIRS:
-        for path in directory.rglob("*.py"):
+        for path in sorted(directory.rglob("*.py")):
             tree = ast.parse(path.read_text())
-            tables: set[str] = set()
-            for node in tree.body:
-                if (
-                    isinstance(node, ast.Assign)
-                    and isinstance(node.value, ast.Dict)
-                    and any(isinstance(t, ast.Name) and t.id.endswith("METRICS") for t in node.targets)
-                ):
-                    tables |= {
-                        v.value for v in node.value.values if isinstance(v, ast.Constant) and isinstance(v.value, str)
-                    }
-            uses_table = False
+            tables = _module_tables(tree)
+            names: set[str] = set()
+            calls = 0
             for func in ast.walk(tree):
                 if not isinstance(func, ast.FunctionDef):
                     continue
                 for call in ast.walk(func):
                     if not (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "add_metric"):
                         continue
+                    calls += 1
+                    where = f"{path.relative_to(ROOT)}:{call.lineno}"
                     name = next((k.value for k in call.keywords if k.arg == "name"), None)
-                    if isinstance(name, ast.Constant) and isinstance(name.value, str):
-                        names.add(name.value)
-                    else:
-                        uses_table = True
-                        names |= {s for s in _strings(func) if re.fullmatch(r"[A-Z][A-Za-z]+", s)}
-            if uses_table:
-                names |= tables
-    return frozenset(names)
+                    assert name is not None, f"{where}: add_metric without name="
+                    names |= _metric_names(name, func, tables, where)
+            assert calls == path.read_text().count(".add_metric("), f"{path}: an add_metric outside a function"
+            if names:
+                found[str(path.relative_to(ROOT))] = frozenset(names)
+    return found
+
+
+@cache
+def emitted_metrics() -> frozenset[str]:
+    """Every metric name the code emits (under the functions' namespace and service dimension)."""
+    return frozenset().union(*metrics_by_file().values())
 
 
 def test_the_metric_scan_sees_literal_and_table_driven_names() -> None:
-    # CallsPlaced is a literal in the placer; CallbacksDelivered comes from the notifier's table.
-    assert {"CallsPlaced", "CallbacksDelivered", "DispatchSendFailures"} <= emitted_metrics()
+    # CallsPlaced is a literal in the placer; CallbacksDelivered comes from the notifier's table, DispatchSendFailures
+    # from the scheduler's loop over its table, CallsCanceled from the webhooks' default of a table look-up.
+    by_file = metrics_by_file()
+    assert "CallsPlaced" in by_file["functions/placer/app.py"]
+    assert {"CallbacksDelivered", "CallbackRecordsFailed"} <= by_file["functions/notifier/app.py"]
+    assert "DispatchSendFailures" in by_file["functions/scheduler/app.py"]
+    webhooks = by_file["functions/webhooks/app.py"]
+    assert {"CallsCanceled", "CallsAnsweredByMachine", "CarrierRequestsRejected"} <= webhooks
+    # only metric names: not the other strings of the functions that emit them
+    assert "Machine" not in emitted_metrics()
     assert "NoSuchMetric" not in emitted_metrics()
+
+
+def test_the_metric_scan_refuses_a_name_it_cannot_follow() -> None:
+    tree = ast.parse("def f(m, x):\n    m.add_metric(name=x.upper(), value=1)\n")
+    func = tree.body[0]
+    assert isinstance(func, ast.FunctionDef)
+    call = func.body[0].value  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError, match="cannot tell which metric"):
+        _metric_names(call.keywords[0].value, func, {}, "f")
 
 
 # --- alarms ----------------------------------------------------------------------------------
@@ -200,7 +268,7 @@ def test_notifier_lag_is_alarmed() -> None:
     assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "NotifierFunction"}}]
 
 
-@pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue"])
+@pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue", "CampaignsDeadLetterQueue"])
 def test_dead_letter_alarms_count_hidden_messages_too(queue: str) -> None:
     # The scheduler hides calls-DLQ messages it cannot handle for 10 minutes: an alarm on the visible
     # count alone would clear while they are hidden and fire again when they come back.
@@ -272,6 +340,36 @@ def test_every_custom_metric_on_the_dashboard_is_emitted_by_the_code() -> None:
         assert metric[0] == _as_sub(namespace)
         assert metric[2:4] == ["service", _as_sub(service)]
         assert metric[1] in emitted_metrics(), metric[1]
+
+
+# Metrics the code emits that neither the dashboard nor an alarm reads, each with the reason.
+NOT_SHOWN = {
+    # The fan-out's progress: once a campaign's chunks are stored it equals its CampaignCallsAccepted (on the
+    # dashboard); a campaign's own progress is GET /pcall/campaigns/{id}.
+    "CampaignCallsStored": "equals CampaignCallsAccepted once each campaign's fan-out is done",
+}
+
+
+def custom_metrics_read() -> set[str]:
+    """Names of the functions' own metrics (namespace callbridge) the dashboard or an alarm reads."""
+    shown = {m[1] for m in dashboard_metrics() if not m[0].startswith("AWS/")}
+    alarmed = {
+        m["MetricName"]
+        for alarm in resources("AWS::CloudWatch::Alarm").values()
+        for m in alarm_metrics(alarm)
+        if not m["Namespace"].startswith("AWS/")
+    }
+    return shown | alarmed
+
+
+def test_every_metric_the_code_emits_is_read_by_the_dashboard_or_an_alarm_or_left_off_on_purpose() -> None:
+    read = custom_metrics_read()
+    unread = emitted_metrics() - read - set(NOT_SHOWN)
+    assert not unread, f"metrics emitted but on no dashboard line nor alarm (add them, or to NOT_SHOWN): {unread}"
+    never = read - emitted_metrics()
+    assert not never, f"read but never emitted (INSUFFICIENT_DATA forever): {never}"
+    assert not set(NOT_SHOWN) & read, "a metric listed as left off is shown"
+    assert set(NOT_SHOWN) <= emitted_metrics(), "NOT_SHOWN names a metric the code no longer emits"
 
 
 def test_the_dashboard_shows_what_operators_asked_for() -> None:
@@ -404,3 +502,112 @@ def test_the_runbook_says_what_each_alarm_means() -> None:
     for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
         assert f"## {section}" in runbook
     assert "## Reading a call's timeline" in runbook
+
+
+# --- what the README's deploy section and the runbook name -------------------------------------
+
+
+def _readme_section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"\n## {title}\n")
+    end = readme.find("\n## ", start + 1)
+    return readme[start : end if end != -1 else None]
+
+
+def _allowed(parameter: dict[str, Any]) -> str:
+    """A parameter's allowed values as the README's table writes them."""
+    if "AllowedValues" in parameter:
+        return ", ".join(f"`{v}`" for v in parameter["AllowedValues"])
+    if "MinValue" in parameter:
+        return f"`{parameter['MinValue']}`–`{parameter['MaxValue']}`"
+    return ""
+
+
+def test_the_readme_lists_every_parameter_with_its_default_and_allowed_values() -> None:
+    rows = {
+        cells[0].strip("`"): cells
+        for line in _readme_section("Deploying").splitlines()
+        if line.startswith("| `") and (cells := [c.strip() for c in line.strip("|").split("|")]) and len(cells) == 4
+    }
+    parameters = template()["Parameters"]
+    assert set(rows) == set(parameters)
+    for name, parameter in parameters.items():
+        _, default, allowed, _ = rows[name]
+        assert default == (f"`{parameter['Default']}`" if parameter["Default"] != "" else "empty"), name
+        if _allowed(parameter):
+            assert allowed == _allowed(parameter), name
+
+
+def test_the_guided_deploy_asks_for_the_parameters_in_the_template_s_order() -> None:
+    (row,) = [line for line in _readme_section("Deploying").splitlines() if "`Parameter Environment`" in line]
+    asked = re.findall(r"`(?:Parameter )?(\w+)`", row.split("|")[1])
+    assert asked == list(template()["Parameters"])
+
+
+def test_every_output_the_docs_name_exists_and_the_readme_lists_them_all() -> None:
+    outputs = set(template()["Outputs"])
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`(\w+)` output", readme + runbook))
+    named |= {n for n in re.findall(r"<([A-Z]\w+)>", readme + runbook) if re.search(r"(Url|Arn|Name)$", n)}
+    assert named
+    assert named <= outputs, named - outputs
+    listed = _readme_section("Deploying").split("The stack's outputs", 1)[1].split("\n\n", 1)[0]
+    assert set(re.findall(r"`(\w+)`", listed)) == outputs
+    # a queue's ARN, for a redrive, comes from its URL output (the runbook shows how)
+    for queue in re.findall(r"<(\w+Queue) ARN>", readme + runbook):
+        assert f"{queue}Url" in outputs or f"{queue}Arn" in outputs, queue
+
+
+_COMPARISONS = {
+    "GreaterThanThreshold": "above",
+    "GreaterThanOrEqualToThreshold": "at least",
+    "LessThanThreshold": "below",
+    "LessThanOrEqualToThreshold": "at most",
+}
+
+
+def _dimension(dimension: dict[str, Any]) -> str:
+    value = dimension["Value"]
+    if value == {"Ref": "AWS::StackName"}:
+        shown = "the stack's name"
+    elif "Ref" in value:
+        shown = value["Ref"]
+    else:
+        shown = value["Fn::GetAtt"][0]
+    return f"{dimension['Name']} {shown}"
+
+
+def _metric(metric: dict[str, Any], stat: str, period: int) -> str:
+    dimensions = ", ".join(_dimension(d) for d in metric["Dimensions"])
+    return f"`{metric['Namespace']}` `{metric['MetricName']}` ({dimensions}), {stat} per {period} s"
+
+
+def alarm_summary(name: str) -> str:
+    """What an alarm measures, in the words docs/runbook.md gives it under its heading (built from template.yaml)."""
+    props = template()["Resources"][name]["Properties"]
+    if "MetricName" in props:
+        measured = _metric(alarm_metrics(template()["Resources"][name])[0], props["Statistic"], props["Period"])
+    else:
+        parts = [
+            f"{m['Id']} = {_metric(m['MetricStat']['Metric'], m['MetricStat']['Stat'], m['MetricStat']['Period'])}"
+            for m in props["Metrics"]
+            if "MetricStat" in m
+        ]
+        (expression,) = [m["Expression"] for m in props["Metrics"] if "Expression" in m]
+        measured = f"`{expression}`, where " + "; ".join(parts)
+    evaluation = props["EvaluationPeriods"]
+    datapoints = props.get("DatapointsToAlarm", evaluation)
+    comparison = _COMPARISONS[props["ComparisonOperator"]]
+    return (
+        f"**Alarm `{name}`:** {measured}; fires when {comparison} {props['Threshold']} in {datapoints} of "
+        f"{evaluation} periods (missing data: {props.get('TreatMissingData', 'missing')})."
+    )
+
+
+def test_the_runbook_says_what_each_alarm_measures_as_the_template_has_it() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    sections = {chunk.splitlines()[0]: chunk for chunk in runbook.split("\n### ")[1:] if chunk.startswith("`")}
+    for name in resources("AWS::CloudWatch::Alarm"):
+        (section,) = [text for heading, text in sections.items() if f"`{name}`" in heading]
+        assert alarm_summary(name) in section.replace("\n", " "), f"docs/runbook.md: {name}\n{alarm_summary(name)}"

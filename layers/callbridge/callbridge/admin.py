@@ -58,19 +58,25 @@ def create_account(
     webhook_secret: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; returns it and its password (the only time the password exists in clear)."""
+    problems: list[str] = []
     e164 = to_e164(caller_id)
     if e164 is None:
-        raise AdminError(f"caller id {caller_id!r} is not an international phone number")
+        problems.append(f"--caller-id: caller id {caller_id!r} is not an international phone number")
     sms = to_e164(sms_from) if sms_from else None
     if sms_from and sms is None:
-        raise AdminError(f"SMS number {sms_from!r} is not an international phone number")
+        problems.append(f"--sms-from: SMS number {sms_from!r} is not an international phone number")
     if record.upper() not in ("YES", "NO"):
-        raise AdminError("record must be YES or NO")
+        problems.append("--record: record must be YES or NO")
     try:
         zone(timezone)
     except CallDateError as exc:
-        raise AdminError(str(exc)) from exc
-    defaults = call_defaults(call_window, call_days, recipient_timezone)
+        problems.append(f"--timezone: {exc}")
+    try:
+        defaults = call_defaults(call_window, call_days, recipient_timezone)
+    except AdminError as exc:
+        problems.append(str(exc))
+    if problems or e164 is None:
+        raise AdminError("; ".join(problems))
     key = api_key or new_api_key()
     if store.get_account(key) is not None:
         raise AdminError(f"account {key} already exists")
