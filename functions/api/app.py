@@ -48,7 +48,15 @@ from callbridge.logic.calls import MAX_LIMIT
 from callbridge.logic.intake import Intake, accept_call
 from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
-from callbridge.web import envelope, error_envelope, fits_in_an_answer, parse_params, raw_body, repeated_in_query
+from callbridge.web import (
+    PAGE_HEADERS,
+    envelope,
+    error_envelope,
+    fits_in_an_answer,
+    parse_params,
+    raw_body,
+    repeated_in_query,
+)
 
 if TYPE_CHECKING:
     from callbridge.carrier.base import Carrier
@@ -539,7 +547,8 @@ def openapi_json() -> Response[str]:
 
 @app.get("/pcall/docs", include_in_schema=False)
 def swagger_ui() -> Response[str]:
-    return Response(200, "text/html; charset=utf-8", openapi.swagger_html("/pcall/openapi.json", "/pcall/docs"))
+    page = openapi.swagger_html("/pcall/openapi.json", "/pcall/docs")
+    return Response(200, "text/html; charset=utf-8", page, headers={**PAGE_HEADERS, "Cache-Control": "no-cache"})
 
 
 @app.get("/pcall/docs/<asset>", include_in_schema=False)
@@ -548,7 +557,7 @@ def swagger_asset(asset: str) -> Response[str]:
     if found is None:
         return _json(404, error_envelope(404, message="no such file"))
     content, content_type = found
-    return Response(200, content_type, content, headers={"Cache-Control": "public, max-age=86400"})
+    return Response(200, content_type, content, headers={**PAGE_HEADERS, "Cache-Control": "public, max-age=86400"})
 
 
 def openapi_document() -> dict[str, Any]:

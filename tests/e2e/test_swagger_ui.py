@@ -214,3 +214,18 @@ def test_the_csv_example_of_the_bulk_do_not_call_route_runs_as_shown(docs: Brows
         for number, reason in (("12812345679", "asked by phone"), ("12812345689", "asked by email")):
             assert client.get(f"/pcall/suppressions/{number}").json()["data"]["suppression"]["reason"] == reason
             assert client.delete(f"/pcall/suppressions/{number}").status_code == 200
+
+
+def test_the_page_runs_under_its_content_security_policy(docs: Browser, sandbox: RunningSandbox) -> None:
+    # given the page loaded and Authorize filled in (the fixture), and one operation executed
+    status, _, _ = execute(docs, sandbox, "list_calls")
+    assert status == 200
+    # then nothing was refused or failed on the way (favicon.ico is not served)
+    assert [p for p in docs.problems() if "favicon" not in p] == []
+    # and the policy is in force: a script injected into the page does not run, and the browser says so
+    docs.evaluate(
+        "(() => { const s = document.createElement('script'); s.textContent = 'window.injected = 1';"
+        " document.body.appendChild(s); })()"
+    )
+    assert docs.evaluate("window.injected === undefined") is True
+    assert any("Content Security Policy" in p for p in docs.problems())

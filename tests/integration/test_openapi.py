@@ -166,11 +166,43 @@ def test_served_without_credentials(api: ApiClient) -> None:
 
 def test_swagger_ui(api: ApiClient) -> None:
     response = api.get("/pcall/docs", auth=False)
+    initializer = api.get("/pcall/docs/swagger-initializer.js", auth=False)
 
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/html")
-    assert "SwaggerUIBundle" in response.body
-    assert 'url: "/pcall/openapi.json"' in response.body
+    assert 'data-url="/pcall/openapi.json"' in response.body
+    assert initializer.status == 200
+    assert "SwaggerUIBundle(" in initializer.body
+    assert "validatorUrl: null" in initializer.body  # no request to validator.swagger.io
+
+
+def test_swagger_ui_is_served_under_the_consoles_strict_policy(api: ApiClient) -> None:
+    # Swagger UI holds the API password once Authorize is filled in: another site must not frame it, inject
+    # script into it, or read it from a referrer.
+    page = api.get("/pcall/docs", auth=False)
+    policy = page.headers["Content-Security-Policy"]
+    directives = dict(d.strip().partition(" ")[::2] for d in policy.split(";"))
+
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == "'self'"
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in policy
+    assert "unsafe-eval" not in policy
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert (
+        page.headers["Content-Security-Policy"]
+        == api.get("/pcall/console", auth=False).headers["Content-Security-Policy"]
+    )
+    # no inline script or style for the policy to refuse: everything comes from the bundled files
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page.body)
+    assert "<style" not in page.body
+    assert " style=" not in page.body
+    for name in re.findall(r'(?:src|href)="/pcall/docs/([^"]+)"', page.body):
+        asset = api.get(f"/pcall/docs/{name}", auth=False)
+        assert asset.status == 200, name
+        assert asset.headers["X-Content-Type-Options"] == "nosniff", name
 
 
 def test_limit_bounds_are_in_the_schema() -> None:

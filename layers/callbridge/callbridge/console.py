@@ -9,30 +9,13 @@ from __future__ import annotations
 
 from importlib.resources import files
 
+from callbridge.web import PAGE_HEADERS
+
 ASSETS = {
     "console.js": "application/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
 }
-# Only this origin's own files and API; no inline script or style, no frames, no form posts elsewhere.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
-HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-cache",
-}
+HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-cache"}
 
 
 def _read(name: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from html import escape
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -269,6 +270,7 @@ def _ivr_menu_body(spec: dict[str, Any]) -> None:
 # Swagger UI's files ship with the package (no CDN): the docs page works offline, in the sandbox too.
 SWAGGER_ASSETS = {
     "swagger-ui-bundle.js": "application/javascript; charset=utf-8",
+    "swagger-initializer.js": "application/javascript; charset=utf-8",
     "swagger-ui.css": "text/css; charset=utf-8",
 }
 
@@ -284,30 +286,20 @@ def swagger_asset(name: str) -> tuple[str, str] | None:
 
 
 def swagger_html(spec_url: str, assets_url: str) -> str:
-    """A Swagger UI page for the document at `spec_url`, loading its files from `assets_url`."""
+    """A Swagger UI page for the document at `spec_url`, loading its files from `assets_url`.
+
+    No inline script or style: the page is served under web.PAGE_HEADERS' Content-Security-Policy."""
     return f"""<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>{TITLE}</title>
-  <link rel="stylesheet" href="{assets_url}/swagger-ui.css">
+  <link rel="stylesheet" href="{escape(assets_url)}/swagger-ui.css">
+  <script src="{escape(assets_url)}/swagger-ui-bundle.js" defer></script>
+  <script src="{escape(assets_url)}/swagger-initializer.js" defer></script>
 </head>
 <body>
-  <div id="swagger-ui"></div>
-  <script src="{assets_url}/swagger-ui-bundle.js"></script>
-  <script>
-    // Swagger UI sends every optional form field it shows, empty ones too, unless "Send empty value" is
-    // unticked; this plugin makes unticked the default, so only the fields filled in are sent.
-    const OnlyFilledFields = () => ({{
-      wrapComponents: {{
-        ParameterIncludeEmpty: (Original, system) => (props) => system.React.createElement(Original, {{
-          ...props, isIncludedOptions: {{...props.isIncludedOptions, defaultValue: false}},
-        }}),
-      }},
-    }});
-    window.ui = SwaggerUIBundle({{url: "{spec_url}", dom_id: "#swagger-ui", deepLinking: true,
-                                  tryItOutEnabled: true, plugins: [OnlyFilledFields]}});
-  </script>
+  <div id="swagger-ui" data-url="{escape(spec_url)}"></div>
 </body>
 </html>
 """

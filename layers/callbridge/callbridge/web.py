@@ -20,6 +20,29 @@ MAX_BODY = 64 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+# The HTML apps the API serves (the console, Swagger UI) hold API credentials once signed in. Only this origin's own
+# files and API: no inline script or style, no other origin, no framing by another site (clickjacking), no form
+# posts, no referrer sent from them, no content-type sniffing.
+PAGE_CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": PAGE_CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
 def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
     """The seed's response envelope: {"data": {..., "code": ..., "code_desc": ...}}."""
     return {"data": {**data, "code": code, "code_desc": code_desc}}
