@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -171,6 +172,27 @@ def fresh_module(name: str, env: dict[str, str]) -> ModuleType:
     if function is not None and hasattr(module, "lambda_handler"):
         setattr(module, "lambda_handler", _as_its_role(function, module.lambda_handler))  # noqa: B010
     return module
+
+
+@contextmanager
+def json_log_lines(module: ModuleType) -> Iterator[list[dict[str, Any]]]:
+    """The JSON lines a handler module's Powertools logger writes meanwhile, as CloudWatch Logs would get them."""
+    import logging
+
+    lines: list[dict[str, Any]] = []
+    powertools = module.logger
+
+    class Kept(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(powertools.registered_formatter.format(record)))
+
+    kept = Kept()
+    underlying = logging.getLogger(powertools.name)
+    underlying.addHandler(kept)
+    try:
+        yield lines
+    finally:
+        underlying.removeHandler(kept)
 
 
 @dataclass

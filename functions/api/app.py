@@ -194,6 +194,7 @@ def create_call() -> Response[str]:
         idempotency_key=event.headers.get("idempotency-key"),
         refused=unknown,
     )
+    logger.info("call accepted", extra={"callid": data.get("callid")})
     metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
     return _json(200, {"data": data})
 
@@ -228,6 +229,7 @@ def cancel_scheduled(
     ],
 ) -> Response[str]:
     result = call_queries.cancel_scheduled(deps().calls, _account(), callid, now=_now())
+    logger.info("scheduled call canceled", extra={"callid": callid})
     return _json(200, envelope(200, **result))
 
 
@@ -286,6 +288,7 @@ def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
     from callbridge.logic.hangup import hang_up  # only this route ends calls at the carrier
 
     call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
+    logger.info("call hung up or canceled", extra={"callid": callid, "status": call.get("status")})
     return _json(200, envelope(200, call=call))
 
 
@@ -347,6 +350,7 @@ def create_campaign() -> Response[str]:
         idempotency_key=event.headers.get("idempotency-key"),
         refused=repeated_in_query(event.raw_query_string),
     )
+    logger.info("campaign accepted", extra={"campaign": data["campaign"]["id"], "total": data["campaign"]["total"]})
     metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
     return _json(200, {"data": data})
 

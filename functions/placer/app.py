@@ -117,7 +117,7 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             logger.error("dropping a call request for an unknown account", extra={"id": record.message_id})
             metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
             return
-        logger.info("external call request", extra={"result": outcome})
+        logger.info("external call request", extra={"callid": outcome.get("callid"), "result": outcome})
         if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
             metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return

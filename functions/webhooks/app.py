@@ -116,7 +116,10 @@ def _twiml(document: str) -> Response[str]:
 
 @app.post("/carrier/twilio/<callid>/<action>")
 def carrier_webhook(callid: str, action: str) -> Response[str]:
+    # Every line of this request names its call, a refused signature's included (cleared at each invocation).
+    logger.append_keys(callid=callid, action=action)
     params = _signed_params()
+    logger.info("carrier request", extra={"carrier_status": params.get("CallStatus", "")})
     hooks = deps().webhooks
     if action == "flow":
         return _twiml(hooks.flow(callid, params, _urls(), _attempt() or 1))
@@ -181,7 +184,7 @@ def _unavailable(exc: ServiceUnavailable) -> Response[str]:
     return Response(503, "text/plain", "temporarily unavailable")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 @within_deadline

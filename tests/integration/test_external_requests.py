@@ -16,7 +16,7 @@ import pytest
 from callbridge.adapters.aws import client as aws_client
 from callbridge.domain.calls import Call, CallStatus
 
-from tests.conftest import AccountCredentials, ApiClient, load_event, make_account, queue_messages
+from tests.conftest import AccountCredentials, ApiClient, json_log_lines, load_event, make_account, queue_messages
 from tests.integration.conftest import stored_calls
 from tests.integration.fakes import (
     FakeTwilio,
@@ -65,11 +65,14 @@ def test_a_valid_request_becomes_a_queued_call_and_its_queue_message(
     send(aws, {"account_id": account.api_key, "params": PARAMS})
 
     # when
-    result, _ = deliver(placer_module, aws)
+    with json_log_lines(placer_module) as lines:
+        result, _ = deliver(placer_module, aws)
 
     # then: stored QUEUED with the account's defaults, and its {"callid"} is on the queue for the placer
     assert failed_ids(result) == []
     (call,) = calls_of(aws)
+    # the placer's line names the call it became, as a field an operator filters on
+    assert [line["callid"] for line in lines if line["message"] == "external call request"] == [call.callid]
     assert call.status is CallStatus.QUEUED
     assert call.account_id == account.api_key
     assert call.source == "sqs"

@@ -23,7 +23,7 @@ from callbridge.domain.calls import Call, CallStatus
 from callbridge.logic.placer import WebhookUrls
 from callbridge.logic.webhooks import Webhooks
 
-from tests.conftest import AccountCredentials, LambdaContext, load_event, make_account
+from tests.conftest import AccountCredentials, LambdaContext, json_log_lines, load_event, make_account
 from tests.integration.fakes import (
     API_HOST,
     AUTH_TOKEN,
@@ -820,6 +820,40 @@ def test_a_completed_call_is_counted_as_completed_for_the_dashboard(
     counted = emitted_metrics(capsys.readouterr().out)
     assert counted.get("CallsCompleted") == 1
     assert counted.get("CallsAnsweredByPerson", 0) + counted.get("CallsAnsweredByMachine", 0) == 1
+
+
+def test_every_line_of_a_carrier_request_names_its_call(
+    hooks: CarrierWebhooks, aws: Any, account: AccountCredentials, twilio: FakeTwilio
+) -> None:
+    # given: two placed calls
+    first = a_placed_call(aws, account, twilio)
+    second = a_placed_call(aws, account, twilio)
+
+    with json_log_lines(hooks.module) as lines:
+        # when: a status callback for the first, a forged one for it, then a status callback for the second
+        ok = hooks.module.lambda_handler(
+            hooks.event(first.callid, "status", status_params(first.carrier_call_id or "", "ringing", 1)),
+            LambdaContext(),
+        )
+        params = status_params(first.carrier_call_id or "", "completed", 2)
+        forged = hooks.event(first.callid, "status", params, signature="bm90IGEgc2lnbmF0dXJl")
+        refused = hooks.module.lambda_handler(forged, LambdaContext())
+        hooks.module.lambda_handler(
+            hooks.event(second.callid, "status", status_params(second.carrier_call_id or "", "ringing", 1)),
+            LambdaContext(),
+        )
+
+    # then: each line carries the callid of its own request (a refusal's too), and the request's correlation_id
+    assert ok["statusCode"] == 204
+    assert refused["statusCode"] == 403
+    by_message = [(line["message"], line.get("callid"), line.get("action")) for line in lines]
+    assert by_message == [
+        ("carrier request", first.callid, "status"),
+        ("rejected a carrier request with a bad signature", first.callid, "status"),
+        ("carrier request", second.callid, "status"),
+    ]
+    assert lines[0]["carrier_status"] == "ringing"
+    assert all(line["correlation_id"] for line in lines)
 
 
 # --- rotating the auth token (docs/runbook.md)

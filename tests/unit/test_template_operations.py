@@ -611,3 +611,59 @@ def test_the_runbook_says_what_each_alarm_measures_as_the_template_has_it() -> N
     for name in resources("AWS::CloudWatch::Alarm"):
         (section,) = [text for heading, text in sections.items() if f"`{name}`" in heading]
         assert alarm_summary(name) in section.replace("\n", " "), f"docs/runbook.md: {name}\n{alarm_summary(name)}"
+
+
+# Fields Powertools' Logger writes on every line of a handler decorated with inject_lambda_context (the api's and the
+# webhooks' add correlation_id), and on a line logged with an exception.
+POWERTOOLS_FIELDS = {
+    "level",
+    "location",
+    "message",
+    "timestamp",
+    "service",
+    "cold_start",
+    "function_name",
+    "function_memory_size",
+    "function_arn",
+    "function_request_id",
+    "correlation_id",
+    "exception",
+    "exception_name",
+    "xray_trace_id",
+}
+
+
+@cache
+def logged_fields() -> frozenset[str]:
+    """Field names the code adds to its log lines: extra={...} keys, keywords of log(...)/_warn(...), append_keys."""
+    fields: set[str] = set()
+    for directory in CODE_DIRS:
+        for path in directory.rglob("*.py"):
+            for call in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(call, ast.Call):
+                    continue
+                name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+                if name in {"debug", "info", "warning", "error", "exception"}:
+                    for keyword in call.keywords:
+                        if keyword.arg == "extra" and isinstance(keyword.value, ast.Dict):
+                            fields |= {str(k.value) for k in keyword.value.keys if isinstance(k, ast.Constant)}
+                elif name in {"log", "_log", "_warn", "append_keys"}:
+                    fields |= {k.arg for k in call.keywords if k.arg}
+    return frozenset(fields)
+
+
+def access_log_fields() -> set[str]:
+    fmt = template()["Resources"]["CallbridgeHttpApi"]["Properties"]["AccessLogSettings"]["Format"]
+    return set(json.loads(re.sub(r"\$context\.[A-Za-z.]+", "0", fmt)))
+
+
+def test_the_runbook_s_logs_insights_queries_read_fields_the_logs_have() -> None:
+    docs = (ROOT / "docs" / "runbook.md").read_text() + (ROOT / "README.md").read_text()
+    queries = [line for line in docs.splitlines() if line.startswith("fields @")]
+    assert len(queries) >= 4
+    known = POWERTOOLS_FIELDS | logged_fields() | access_log_fields()
+    assert {"callid", "campaign", "placement", "carrier_status", "error"} <= logged_fields()
+    for query in queries:
+        for field in (f.strip() for f in query.removeprefix("fields ").split(",")):
+            assert field.startswith("@") or field in known, f"{field}: no log line has it ({query})"
+        assert "@requestId" not in query  # Lambda sets it on its own lines, not on the functions' JSON ones
