@@ -382,6 +382,16 @@ def test_the_dashboard_shows_what_operators_asked_for() -> None:
     assert any(m[1] == "CarrierLatency" for m in shown)
     for queue_metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         assert ("AWS/SQS", queue_metric, "Maximum") in shown
+    # every dead-letter queue the template has is on it
+    queues = {m[3] for m in dashboard_metrics() if m[0] == "AWS/SQS"}
+    targets = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    assert len(targets) == 3
+    for name in targets:
+        assert f"${{{name}.QueueName}}" in queues, name
     expressions = [
         m[0]["expression"]
         for widget in dashboard()["widgets"]
