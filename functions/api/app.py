@@ -50,9 +50,11 @@ from callbridge.settings import ApiSettings, CampaignSettings
 from callbridge.tracing import LazyTracer
 from callbridge.web import (
     PAGE_HEADERS,
+    CrossSiteRequest,
     envelope,
     error_envelope,
     fits_in_an_answer,
+    made_for_another_site,
     parse_params,
     raw_body,
     repeated_in_query,
@@ -128,6 +130,10 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 def _authenticate() -> Account:
     event = app.current_event
+    # Refused before the credentials are read: the browser sent them, not the person.
+    host = event.headers.get("host") or str(event.request_context.domain_name)
+    if made_for_another_site(event.http_method, event.headers, host):
+        raise CrossSiteRequest()
     source = event.request_context.http.get("sourceIp")  # always set by API Gateway
     return deps().auth.authenticate(event.headers.get("authorization"), str(source) if source else None)
 
@@ -600,6 +606,9 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
     except TooManyFailedLogins as refused:
         too_many: Response[str] = _too_many_failed_logins(refused)
         return too_many
+    except CrossSiteRequest as forged:
+        cross_site: Response[str] = _cross_site(forged)
+        return cross_site
     problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
     return _json(400, error_envelope(400, InvalidRequest(problems)))
 
@@ -620,6 +629,15 @@ def _unauthorized(exc: Unauthorized) -> Response[str]:
         error_envelope(401, message=f"Invalid API credentials: {exc}"),
         headers={"WWW-Authenticate": 'Basic realm="callbridge", charset="UTF-8"'},
     )
+
+
+@app.exception_handler(CrossSiteRequest)
+def _cross_site(exc: CrossSiteRequest) -> Response[str]:
+    message = (
+        "cross-site request refused: a page of another site cannot make your browser send requests to this API "
+        "(Sec-Fetch-Site or Origin)"
+    )
+    return _json(403, error_envelope(403, message=message))
 
 
 @app.exception_handler(TooManyFailedLogins)

@@ -9,7 +9,15 @@ from urllib.parse import urlencode
 
 import pytest
 from callbridge.domain.errors import FieldProblem, InvalidRequest
-from callbridge.web import MAX_BODY, MAX_LISTED_PROBLEMS, envelope, error_envelope, parse_params, raw_body
+from callbridge.web import (
+    MAX_BODY,
+    MAX_LISTED_PROBLEMS,
+    envelope,
+    error_envelope,
+    made_for_another_site,
+    parse_params,
+    raw_body,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -324,3 +332,33 @@ def test_error_envelope_beyond_its_limit_lists_the_first_and_says_how_many_more(
 
 def test_error_envelope_without_problems() -> None:
     assert error_envelope(404, message="nope") == {"data": {"code": 404, "code_desc": "nope"}}
+
+
+# -- requests a page of another site made a browser send (CSRF) ----------------------------------------------
+
+HOST = "abc123.execute-api.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "refused"),
+    [
+        ("POST", {}, False),  # curl, PHP, SDKs: no Sec-Fetch-Site, no Origin
+        ("POST", {"sec-fetch-site": "same-origin"}, False),  # the console, Swagger UI
+        ("POST", {"sec-fetch-site": "none"}, False),  # typed or bookmarked
+        ("POST", {"sec-fetch-site": "cross-site", "origin": "https://evil.example"}, True),  # another site's form
+        ("POST", {"sec-fetch-site": "same-site", "origin": f"https://x.{HOST}"}, True),  # another site of the domain
+        ("DELETE", {"sec-fetch-site": "Cross-Site"}, True),
+        ("PUT", {"sec-fetch-site": "cross-site"}, True),
+        ("POST", {"origin": "https://evil.example"}, True),  # a browser without Sec-Fetch-Site
+        ("POST", {"origin": "null"}, True),  # a sandboxed frame, a file:// page
+        ("POST", {"origin": f"https://{HOST}"}, False),
+        ("POST", {"origin": f"https://{HOST.upper()}"}, False),
+        ("POST", {"origin": f"https://{HOST}:8443"}, True),
+        ("GET", {"sec-fetch-site": "cross-site"}, False),  # a link to the API from another site changes nothing
+        ("HEAD", {"origin": "https://evil.example"}, False),
+    ],
+)
+def test_a_state_changing_request_another_sites_page_made_is_told_apart(
+    method: str, headers: dict[str, str], refused: bool
+) -> None:
+    assert made_for_another_site(method, headers, HOST) is refused

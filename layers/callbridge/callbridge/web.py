@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from callbridge.domain import json_objects
 from callbridge.domain.errors import FieldProblem, InvalidRequest
@@ -41,6 +42,36 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+
+
+class CrossSiteRequest(Exception):
+    """A browser sent a state-changing request for a page of another site (cross-site request forgery)."""
+
+
+# Methods a page of another site may make a browser send (links, images, form GETs): they change nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What Sec-Fetch-Site says of a request this site's own pages made, or a person typed or bookmarked.
+_OWN_SITE = frozenset({"same-origin", "none"})
+
+
+def made_for_another_site(method: str, headers: Mapping[str, str], host: str) -> bool:
+    """Whether a browser sent this state-changing request because a page of another site asked it to.
+
+    A browser that once signed in to the API in its own Basic dialog (the 401's `WWW-Authenticate` opens it) sends
+    those credentials with every request to this origin, a form another site posts here included. Browsers say who
+    made a request: `Sec-Fetch-Site` (every current browser), else `Origin` on a POST. API clients (curl, PHP,
+    SDKs) send neither and are never refused. `headers` as API Gateway gives them (lower-case names).
+    """
+    if method.upper() in SAFE_METHODS:
+        return False
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() not in _OWN_SITE
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    origin = origin.strip().lower()
+    return origin == "null" or urlsplit(origin).netloc != host.lower()
 
 
 def envelope(code: int, code_desc: str = "", **data: Any) -> dict[str, Any]:
