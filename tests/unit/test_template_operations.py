@@ -382,6 +382,16 @@ def test_the_dashboard_shows_what_operators_asked_for() -> None:
     assert any(m[1] == "CarrierLatency" for m in shown)
     for queue_metric in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         assert ("AWS/SQS", queue_metric, "Maximum") in shown
+    # every dead-letter queue the template has is on it
+    queues = {m[3] for m in dashboard_metrics() if m[0] == "AWS/SQS"}
+    targets = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    assert len(targets) == 3
+    for name in targets:
+        assert f"${{{name}.QueueName}}" in queues, name
     expressions = [
         m[0]["expression"]
         for widget in dashboard()["widgets"]
@@ -667,3 +677,23 @@ def test_the_runbook_s_logs_insights_queries_read_fields_the_logs_have() -> None
         for field in (f.strip() for f in query.removeprefix("fields ").split(",")):
             assert field.startswith("@") or field in known, f"{field}: no log line has it ({query})"
         assert "@requestId" not in query  # Lambda sets it on its own lines, not on the functions' JSON ones
+
+
+def _queue_concurrency(function: str) -> int:
+    (cap,) = [
+        event["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+        for event in template()["Resources"][function]["Properties"]["Events"].values()
+        if event["Type"] == "SQS"
+    ]
+    return int(cap)
+
+
+def test_the_runbook_s_concurrency_caps_are_the_template_s() -> None:
+    text = " ".join((ROOT / "docs" / "runbook.md").read_text().split())
+    placer, notifier = _queue_concurrency("PlacerFunction"), _queue_concurrency("NotifierFunction")
+    assert placer == notifier
+    assert f"capped at {placer} concurrent invocations each, the campaigns function's at " in text
+    assert f"the campaigns function's at {_queue_concurrency('CampaignsFunction')};" in text
+    throttling = template()["Resources"]["CallbridgeHttpApi"]["Properties"]["DefaultRouteSettings"]
+    rate, burst = throttling["ThrottlingRateLimit"], throttling["ThrottlingBurstLimit"]
+    assert f"({rate:,} requests per second, bursts of {burst:,})" in text
