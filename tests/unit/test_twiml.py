@@ -307,6 +307,33 @@ def test_attributes_are_escaped() -> None:
     assert conference[2] == urls.conference_name
 
 
+# Text and a URL written to close their verb and open a <Dial> of their own (toll fraud, if it worked).
+INJECTED_TEXT = "Hi</Say><Dial><Number>+19005550100</Number></Dial><Say>"
+INJECTED_URL = "https://example.com/a.wav?x=</Play><Dial><Number>+19005550100</Number></Dial><Play>"
+
+
+@pytest.mark.parametrize("answered_by", [PERSON, MACHINE])
+def test_text_and_urls_cannot_add_verbs(answered_by: str) -> None:
+    call = request(
+        answer_play=INJECTED_URL,
+        answer_speak=INJECTED_TEXT,
+        answer_speak_lang="en-US",
+        answer_tts=INJECTED_TEXT,
+        answer_tts_voice="Joanna",
+        answermachine_play=INJECTED_URL,
+        answermachine_speak=INJECTED_TEXT,
+        answermachine_speak_lang="en-US",
+        answermachine_tts=INJECTED_TEXT,
+        answermachine_tts_voice="Joanna",
+    )
+    document = render_answer(call, answered_by, URLS)
+    shown = verbs(document)
+
+    assert [v[0] for v in shown] == ["Play", "Say", "Say", "Hangup"]
+    assert [v[2] for v in shown[:3]] == [INJECTED_URL, INJECTED_TEXT, INJECTED_TEXT]
+    assert "<Dial>" not in document
+
+
 def test_urls_with_query_strings_survive() -> None:
     call = request(answer_play="https://example.com/a.mp3?x=1&y=2", answer_dial_to=DIAL_TO)
     assert verbs(render_answer(call, PERSON, URLS))[0] == node("Play", "https://example.com/a.mp3?x=1&y=2")
