@@ -265,7 +265,8 @@ class Seen:
 
 
 class Receiver:
-    """A callback receiver on 127.0.0.1 that answers by path: /redirect → 302, /slow → never, else 200."""
+    """A callback receiver on 127.0.0.1 that answers by path: /redirect → 302, /slow → never, /trickle → 200 a byte
+    at a time, else 200."""
 
     def __init__(self, context: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
@@ -279,6 +280,14 @@ class Receiver:
                 receiver.seen.append(Seen("POST", self.path, dict(self.headers), self.rfile.read(length)))
                 if self.path.startswith("/slow"):
                     receiver.release.wait(5)
+                    return
+                if self.path.startswith("/trickle"):
+                    # the status line and a header a byte at a time, each well within a read timeout, for 4 s
+                    answer = b"HTTP/1.1 200 OK\r\nX-Trickle: " + b"a" * 80 + b"\r\nContent-Length: 0\r\n\r\n"
+                    for byte in answer:
+                        if receiver.release.wait(0.04):
+                            return
+                        self.wfile.write(bytes([byte]))
                     return
                 if self.path.startswith("/redirect"):
                     self.send_response(302)
@@ -349,6 +358,17 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
 def test_a_receiver_that_does_not_answer_times_out(receiver: Receiver) -> None:
     with pytest.raises(DeliveryFailed) as failed:
         CallbackSender(allow_loopback=True, timeout=0.2).send(f"http://127.0.0.1:{receiver.port}/slow", BODY, HEADERS)
+
+    assert "timed out" in str(failed.value)
+    assert not failed.value.permanent
+
+
+def test_a_receiver_that_trickles_its_answer_times_out_as_a_whole(receiver: Receiver) -> None:
+    # each byte comes well within the timeout, the whole answer long after it
+    with pytest.raises(DeliveryFailed) as failed:
+        CallbackSender(allow_loopback=True, timeout=0.5).send(
+            f"http://127.0.0.1:{receiver.port}/trickle", BODY, HEADERS
+        )
 
     assert "timed out" in str(failed.value)
     assert not failed.value.permanent

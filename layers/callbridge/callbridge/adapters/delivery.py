@@ -9,6 +9,7 @@ are never used (they would resolve the name again).
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -39,6 +40,46 @@ def _host_ascii(host: str) -> str:
         return host.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise DeliveryFailed(f"host {host!r} is not a valid DNS name", permanent=True) from exc
+
+
+class _Cutoff:
+    """Ends an attempt that outlives its time by shutting its connection down.
+
+    httpx's timeouts bound each read, not the whole answer: a receiver that trickles its status line and headers a
+    byte at a time, each within the read timeout, would hold the attempt (and the notifier's batch) until the
+    function itself timed out. This timer bounds the attempt as a whole.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's `trace` extension: learns the connection's socket as soon as it is connected."""
+        if event != "connection.connect_tcp.complete":
+            return
+        found = info["return_value"].get_extra_info("socket")
+        with self._lock:
+            self._socket = found
+            if self.fired:
+                self._shut()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class CallbackSender:
@@ -120,29 +161,39 @@ class CallbackSender:
         port = parts.port or _DEFAULT_PORTS[scheme]
         named = f"[{host}]" if ":" in host else host
         host_header = named if parts.port in (None, _DEFAULT_PORTS[scheme]) else f"{named}:{port}"
-        extensions = {"sni_hostname": host} if scheme == "https" else {}
         client = self._http()
+        addresses = self.addresses(host, port)[:_MAX_ADDRESSES]
+        cutoff = _Cutoff(self._timeout)  # the whole attempt, every address tried included
+        extensions: dict[str, Any] = {"trace": cutoff.trace}
+        if scheme == "https":
+            extensions["sni_hostname"] = host
+        timed_out = f"timed out after {self._timeout:g} s"
         last: Exception | None = None
-        for address in self.addresses(host, port)[:_MAX_ADDRESSES]:
-            netloc = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-            target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
-            request = client.build_request(
-                "POST",
-                target,
-                content=body,
-                headers={**headers, "Host": host_header, "User-Agent": USER_AGENT},
-                extensions=extensions,
-            )
-            try:
-                response = client.send(request, stream=True, follow_redirects=False)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                last = exc
-                continue
-            except httpx.TimeoutException as exc:
-                raise DeliveryFailed(f"timed out after {self._timeout:g} s") from exc
-            except httpx.HTTPError as exc:
-                raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
-            # The status is the answer; the body is not read (a receiver cannot make us download anything).
-            response.close()
-            return response.status_code
+        try:
+            for address in addresses:
+                netloc = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+                target = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+                request = client.build_request(
+                    "POST",
+                    target,
+                    content=body,
+                    headers={**headers, "Host": host_header, "User-Agent": USER_AGENT},
+                    extensions=extensions,
+                )
+                try:
+                    response = client.send(request, stream=True, follow_redirects=False)
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    if cutoff.fired:
+                        raise DeliveryFailed(timed_out) from exc
+                    last = exc
+                    continue
+                except httpx.TimeoutException as exc:
+                    raise DeliveryFailed(timed_out) from exc
+                except httpx.HTTPError as exc:
+                    raise DeliveryFailed(timed_out if cutoff.fired else f"{type(exc).__name__}: {exc}") from exc
+                # The status is the answer; the body is not read (a receiver cannot make us download anything).
+                response.close()
+                return response.status_code
+        finally:
+            cutoff.cancel()
         raise DeliveryFailed(f"cannot connect to {host}: {last}") from last
