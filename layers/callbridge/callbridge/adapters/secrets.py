@@ -7,7 +7,7 @@ callbridge's client instead (adapters/aws.py: short timeouts, few attempts, none
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from callbridge.domain.errors import ServiceUnavailable
@@ -18,9 +18,9 @@ CACHE_SECONDS = 300
 @dataclass(frozen=True)
 class CarrierCredentials:
     account_sid: str
-    auth_token: str
+    auth_token: str = field(repr=False)  # never in a log line or an error message
     # While an auth token is rotated, the one the carrier may still sign webhooks with (see docs/runbook.md).
-    previous_auth_token: str = ""
+    previous_auth_token: str = field(default="", repr=False)
 
     @property
     def signing_tokens(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 # scrypt, memory-hard: ~16 MiB and tens of milliseconds per check, so a stolen table is slow to
 # attack; verified credentials are cached per container so honest callers pay it rarely.
@@ -23,11 +23,12 @@ class Account(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     api_key: str
-    password_hash: str
+    # Secrets stay out of repr(), so an account in a log line or an error message never shows them.
+    password_hash: str = Field(repr=False)
     caller_id: str
     record_default: str = "NO"
     timezone: str = "UTC"
-    webhook_secret: str
+    webhook_secret: str = Field(repr=False)
     sms_from: str | None = None
     # Defaults of a call's calling window (a request's own values win); None: calls may ring at any time.
     call_window: str | None = None

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import ValidationError
+
 from callbridge.adapters.aws import LazyClient, aws_errors
 from callbridge.adapters.dynamodb.codec import from_item, to_item
 from callbridge.domain.accounts import Account
+from callbridge.domain.errors import ServiceUnavailable
 
 _SK = "ACCOUNT"
 
@@ -23,7 +26,7 @@ class DynamoAccountsStore:
         with aws_errors("accounts table"):
             response = self._db().get_item(TableName=self.table_name, Key={"pk": {"S": api_key}, "sk": {"S": _SK}})
         item = response.get("Item")
-        return Account.model_validate(from_item(item)) if item else None
+        return _account(from_item(item)) if item else None
 
     def put_account(self, account: Account) -> None:
         item = to_item({"pk": account.api_key, "sk": _SK, **account.model_dump()})
@@ -32,7 +35,7 @@ class DynamoAccountsStore:
 
     def list_accounts(self) -> list[Account]:
         """Every account, oldest first (a scan: for the admin CLI, not for requests)."""
-        accounts = [Account.model_validate(item) for item in self._scan()]
+        accounts = [_account(item) for item in self._scan()]
         return sorted(accounts, key=lambda a: a.created_at)
 
     def _scan(self) -> Iterator[dict[str, Any]]:
@@ -41,3 +44,15 @@ class DynamoAccountsStore:
             for page in self._db().get_paginator("scan").paginate(TableName=self.table_name, **params):
                 for item in page.get("Items", []):
                     yield from_item(item)
+
+
+def _account(item: dict[str, Any]) -> Account:
+    """The account an item holds. A malformed item is an operator's error, named by its fields alone: pydantic's own
+    message would quote the item (its password hash and webhook secret) into the log."""
+    try:
+        return Account.model_validate(item)
+    except ValidationError as exc:
+        problems = ", ".join(f"{'.'.join(map(str, e['loc']))}: {e['type']}" for e in exc.errors(include_input=False))
+        raise ServiceUnavailable(
+            f"account {item.get('api_key', '?')} in AccountsTable is malformed ({problems})"
+        ) from None
