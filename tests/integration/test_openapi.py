@@ -81,13 +81,24 @@ def test_documented_responses_are_the_ones_the_api_gives() -> None:
     # every route checks credentials (401, 429 for a burst of failed ones) and its query parameters (400), and reads
     # its account from storage (503)
     every = {"200", "400", "401", "429", "503"}
-    assert codes[("POST", "/pcall/call")] == every | {"409"}
+    # and a route that changes something refuses a request a browser sent for another site's page (403)
+    changes = every | {"403"}
+    assert codes[("POST", "/pcall/call")] == changes | {"409"}
     assert codes[("GET", "/pcall/calls")] == every
     assert codes[("GET", "/pcall/calls/{callid}")] == every | {"404"}
-    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == every | {"404", "409"}
-    assert codes[("PUT", "/pcall/ivr/{code}")] == every
-    assert codes[("DELETE", "/pcall/ivr/{code}")] == every | {"404", "409"}
+    assert codes[("DELETE", "/pcall/scheduled/{callid}")] == changes | {"404", "409"}
+    assert codes[("PUT", "/pcall/ivr/{code}")] == changes
+    assert codes[("DELETE", "/pcall/ivr/{code}")] == changes | {"404", "409"}
     assert all("422" not in c for c in codes.values())
+
+
+def test_every_operation_that_changes_something_answers_its_documented_403_to_another_sites_page(
+    api: ApiClient,
+) -> None:
+    for method, path, op in operations():
+        response = api.request(method, path, content_type=None, headers={"sec-fetch-site": "cross-site"})
+
+        assert ("403" in op["responses"]) is (response.status == 403), (method, path, response.status)
 
 
 def operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from callbridge.domain.ivr import IvrMenu
 from callbridge.domain.requests import CallRequest
 from callbridge.domain.suppressions import MAX_BULK, MAX_REASON
+from callbridge.web import SAFE_METHODS
 
 # Where the document's schemas live (pydantic's `ref_template`).
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -69,6 +70,7 @@ def _errors(*codes: int) -> dict[int, Any]:
         "leads to.",
         406: "The answer is more than Lambda carries uncompressed: ask for it with `Accept-Encoding: gzip`.",
         503: "A dependency is unavailable; retry (with the same Idempotency-Key).",
+        403: "A browser sent this request for a page of another site (`Sec-Fetch-Site`, `Origin`): refused.",
     }
     return {c: {"description": text[c], "content": {"application/json": schema_ref("ErrorResponse")}} for c in codes}
 
@@ -112,8 +114,10 @@ def finish(document: str, models: Iterable[type[BaseModel]]) -> dict[str, Any]:
     spec: dict[str, Any] = json.loads(document)
     # Invalid parameters are answered 400 in the seed's envelope, never with Powertools' default 422.
     for operations in spec["paths"].values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             operation.get("responses", {}).pop("422", None)
+            if method.upper() not in SAFE_METHODS:  # what changes something is refused to another site's page
+                operation.setdefault("responses", {}).update({str(c): r for c, r in _errors(403).items()})
     for unused in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(unused, None)
     _add_response_models(spec, models)
