@@ -7,6 +7,7 @@ import contextvars
 import copy
 import importlib
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,6 +169,12 @@ def fresh_module(name: str, env: dict[str, str]) -> ModuleType:
 
     sys.modules.pop(name, None)
     module = importlib.import_module(name)
+    powertools = getattr(module, "logger", None)
+    level = os.environ.get("POWERTOOLS_LOG_LEVEL")
+    if powertools is not None and level:
+        # Powertools sets a logger's level once per process, when the first Logger of its name is built: an earlier
+        # import (another test's) would otherwise keep its level, and the INFO lines a function writes be dropped.
+        logging.getLogger(powertools.name).setLevel(level.upper())
     function = _functions_by_module().get(name)
     if function is not None and hasattr(module, "lambda_handler"):
         setattr(module, "lambda_handler", _as_its_role(function, module.lambda_handler))  # noqa: B010
