@@ -362,19 +362,7 @@ def back_to_its_campaign(call: Call, token: str, opening: datetime, at: str) -> 
     if call.status is not CallStatus.DIALING or call.claim_token != token or call.carrier_call_id:
         return None
     when = iso(opening)
-    held = call.model_copy(
-        update={
-            "status": CallStatus.SCHEDULED,
-            "updated_at": at,
-            "claim_token": None,
-            "dialed_at": None,
-            "dispatched_at": None,
-            "tts_audio": {},
-            "call_date": None,
-            "next_attempt_at": None,
-            "window_opening": when,
-        }
-    )
+    held = _waiting_again(call, at, window_opening=when, dispatched_at=None, tts_audio={})
     return held.with_event(at, events.WINDOW_CLOSED, next_attempt_at=when, by="campaign")
 
 
@@ -406,7 +394,14 @@ def hold(call: Call, token: str, at: str) -> Call | None:
     """
     if call.status is not CallStatus.DIALING or call.claim_token != token:
         return None
-    held = call.model_copy(
+    return _waiting_again(call, at, window_opening=None).with_event(at, events.CAMPAIGN_PAUSED)
+
+
+def _waiting_again(call: Call, at: str, **update: Any) -> Call:
+    """A campaign call claimed and not dialed, SCHEDULED again for its campaign to release: its claim and any due
+    time of its own (a call_date, a retry's next_attempt_at) dropped, so only its campaign sends it (`update`: the
+    rest that changes)."""
+    return call.model_copy(
         update={
             "status": CallStatus.SCHEDULED,
             "updated_at": at,
@@ -414,10 +409,9 @@ def hold(call: Call, token: str, at: str) -> Call | None:
             "dialed_at": None,
             "call_date": None,
             "next_attempt_at": None,
-            "window_opening": None,
+            **update,
         }
     )
-    return held.with_event(at, events.CAMPAIGN_PAUSED)
 
 
 def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
