@@ -26,13 +26,15 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
+from callbridge.domain.limits import LAMBDA_PAYLOAD_BYTES
+
 from sandbox.template import ACCOUNT_ID, REGION, ROOT, Stack, function_code, function_layers
 from sandbox.worker import Setup
 
 # How long a container may take to cold-start (import its handler) before the invocation fails.
 INIT_TIMEOUT = 60.0
 # The most a synchronous invocation's event, and what it returns, may be (bytes of JSON), as Lambda's errors say.
-PAYLOAD_LIMIT = 6_291_556
+PAYLOAD_LIMIT = LAMBDA_PAYLOAD_BYTES
 ANSWER_TOO_LARGE = {
     "errorType": "Function.ResponseSizeTooLarge",
     "errorMessage": f"Response payload size exceeded maximum allowed payload size ({PAYLOAD_LIMIT} bytes).",
