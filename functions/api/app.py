@@ -149,6 +149,13 @@ def _unknown_query() -> list[FieldProblem]:
     return [FieldProblem(name, f"unknown query parameter; {takes}") for name in sorted(given) if name not in declared]
 
 
+def _refused() -> list[FieldProblem]:
+    """The query string's problems found before a route's own checks: parameters Powertools refused (kept by
+    `_invalid_parameters`) and parameters the route does not take. A route with checks of its own (filters, a
+    paging token, a body) hands them to its use case, which reports them with its own: every problem at once."""
+    return [*app.context.get(_REFUSED_PARAMETERS, []), *_unknown_query()]
+
+
 def _account() -> Account:
     """The caller's account (credentials come first), once the request's query parameters are known ones."""
     account = _authenticate()
@@ -162,6 +169,9 @@ def _allowed_methods(path: str) -> list[str]:
     """The methods some route serves at `path` (Powertools keeps no public list of its routes)."""
     routes = app._static_routes + app._dynamic_routes
     return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+_REFUSED_PARAMETERS = "refused_parameters"  # app.context: the query parameters Powertools refused
 
 
 def _now() -> datetime:
@@ -209,7 +219,8 @@ def list_scheduled(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Calls per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
-    page = call_queries.list_scheduled(deps().calls, _account(), limit=limit, next_token=next)
+    account = _authenticate()
+    page = call_queries.list_scheduled(deps().calls, account, limit=limit, next_token=next, refused=_refused())
     return _json(200, envelope(200, **page))
 
 
@@ -249,13 +260,16 @@ def list_calls(
         str | None, Query(description="Only the calls of this campaign (its id, as GET /pcall/campaigns lists it).")
     ] = None,
 ) -> Response[str]:
+    account, refused = _authenticate(), _refused()
     if campaign is not None:
         if status or since or until:
-            raise InvalidRequest.single("campaign", "cannot be combined with status, since or until")
-        found = campaigns.list_campaign_calls(deps().campaigns, _account(), campaign, limit=limit, next_token=next)
+            refused.append(FieldProblem("campaign", "cannot be combined with status, since or until"))
+        found = campaigns.list_campaign_calls(
+            deps().campaigns, account, campaign, limit=limit, next_token=next, refused=refused
+        )
         return _json(200, envelope(200, **found))
     page = call_queries.list_calls(
-        deps().calls, _account(), status=status, since=since, until=until, limit=limit, next_token=next
+        deps().calls, account, status=status, since=since, until=until, limit=limit, next_token=next, refused=refused
     )
     return _json(200, envelope(200, **page))
 
@@ -303,7 +317,8 @@ def call_stats(
         int, Query(description="How many hours back, counting the current one.", ge=1, le=call_queries.MAX_STATS_HOURS)
     ] = 24,
 ) -> Response[str]:
-    stats = call_queries.hourly_outcomes(deps().calls, _account(), now=_now(), hours=hours)
+    account = _authenticate()
+    stats = call_queries.hourly_outcomes(deps().calls, account, now=_now(), hours=hours, refused=_refused())
     return _json(200, envelope(200, **stats))
 
 
@@ -365,7 +380,8 @@ def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Campaigns per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
-    found = campaigns.list_campaigns(deps().campaigns, _account(), limit=limit, next_token=next)
+    account = _authenticate()
+    found = campaigns.list_campaigns(deps().campaigns, account, limit=limit, next_token=next, refused=_refused())
     return _json(200, envelope(200, **found))
 
 
@@ -442,10 +458,9 @@ def _ivr_code() -> Any:
     tags=["ivr"],
 )
 def put_ivr_menu(code: Annotated[str, _ivr_code()]) -> Response[str]:
-    account = _account()
-    event = app.current_event
-    body = raw_body(event.body, bool(event.is_base64_encoded))
-    return _json(200, envelope(200, **ivr_menus.put_menu(deps().menus, account, code, body, now=_now())))
+    account = _authenticate()
+    menu = ivr_menus.put_menu(deps().menus, account, code, _body(), now=_now(), refused=_refused())
+    return _json(200, envelope(200, **menu))
 
 
 @app.get(
@@ -494,8 +509,8 @@ def _body() -> bytes:
     tags=["suppressions"],
 )
 def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
-    account = _account()
-    result = dnc.put_suppression(deps().suppressions, account, unquote(number), _body(), now=_now())
+    account = _authenticate()
+    result = dnc.put_suppression(deps().suppressions, account, unquote(number), _body(), now=_now(), refused=_refused())
     return _json(200, envelope(200, **result))
 
 
@@ -529,7 +544,8 @@ def list_suppressions(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Numbers per page (1-{MAX_LIMIT}).")] = 50,
     next: Annotated[str | None, Query(description="Token from the previous page.")] = None,
 ) -> Response[str]:
-    page = dnc.list_suppressions(deps().suppressions, _account(), limit=limit, next_token=next)
+    account = _authenticate()
+    page = dnc.list_suppressions(deps().suppressions, account, limit=limit, next_token=next, refused=_refused())
     return _json(200, envelope(200, **page))
 
 
@@ -540,9 +556,9 @@ def list_suppressions(
     tags=["suppressions"],
 )
 def add_suppressions() -> Response[str]:
-    account = _account()
+    account = _authenticate()
     content_type = app.current_event.headers.get("content-type")
-    result = dnc.add_suppressions(deps().suppressions, account, _body(), content_type, now=_now())
+    result = dnc.add_suppressions(deps().suppressions, account, _body(), content_type, now=_now(), refused=_refused())
     return _json(200, envelope(200, **result))
 
 
@@ -609,8 +625,31 @@ def _invalid_parameters(exc: RequestValidationError) -> Response[str]:
     except CrossSiteRequest as forged:
         cross_site: Response[str] = _cross_site(forged)
         return cross_site
-    problems = [_parameter_problem(e) for e in exc.errors()] + _unknown_query()
-    return _json(400, error_envelope(400, InvalidRequest(problems)))
+    problems = [_parameter_problem(e) for e in exc.errors()]
+    route = app.context.get("_route")
+    if route is not None and route.method == "GET":
+        # The route's own checks (filters, a paging token) run too, with the parameters refused here left at their
+        # defaults; handed these problems (`_refused`), its use case reports them with its own before it reads
+        # anything. Only GET routes are run so: nothing is written for a refused request.
+        app.context[_REFUSED_PARAMETERS] = problems
+        try:
+            route.func(**_valid_arguments(route, {p.field for p in problems}))
+        except InvalidRequest as found:
+            invalid: Response[str] = _invalid(found)  # the decorated handler is untyped
+            return invalid
+    return _json(400, error_envelope(400, InvalidRequest(problems + _unknown_query())))
+
+
+def _valid_arguments(route: Any, refused: set[str]) -> dict[str, Any]:
+    """The route's path and query arguments Powertools did not refuse, validated as it validates them."""
+    arguments = dict(app.context.get("_route_args") or {})  # path parameters: strings, never refused
+    given = app.current_event.query_string_parameters or {}
+    for parameter in route.dependant.query_params:
+        if parameter.alias in given and parameter.alias not in refused:
+            value, errors = parameter.validate(given[parameter.alias], loc=("query", parameter.alias))
+            if not errors:
+                arguments[parameter.name] = value
+    return arguments
 
 
 def _parameter_problem(error: dict[str, Any]) -> FieldProblem:

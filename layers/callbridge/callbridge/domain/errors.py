@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -31,6 +33,25 @@ class InvalidRequest(DomainError):
     @classmethod
     def single(cls, field_name: str, message: str) -> InvalidRequest:
         return cls([FieldProblem(field_name, message)])
+
+    @classmethod
+    def gathering(cls, refused: Sequence[FieldProblem] = ()) -> InvalidRequest:
+        """An empty collection of a request's problems, starting with those its caller found before (`refused`: a
+        query parameter the route does not take, one the framework checked), so every problem is reported at once."""
+        return cls(list(refused))
+
+    def checked(self, parse: Callable[[], T], fallback: T) -> T:
+        """`parse()`; or, when it raises InvalidRequest, `fallback`, its problems added to these ones."""
+        try:
+            return parse()
+        except InvalidRequest as exc:
+            self.problems.extend(exc.problems)
+            return fallback
+
+    def raise_if_any(self) -> None:
+        """Refuse the request when any problem was found (before anything is read or written)."""
+        if self.problems:
+            raise self
 
     def __str__(self) -> str:
         return "; ".join(str(p) for p in self.problems)

@@ -6,9 +6,9 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from callbridge.domain import events
 from callbridge.domain.accounts import Account
@@ -17,8 +17,6 @@ from callbridge.domain.dispatch import DueKind
 from callbridge.domain.errors import CallNotFound, FieldProblem, InvalidRequest
 from callbridge.domain.scheduling import CallDateError, parse_call_date, zone
 from callbridge.ports import CallQuery, CallsStore, Cursor, Page
-
-T = TypeVar("T")
 
 MAX_LIMIT = 100
 # The key attributes of each listing's index: the cursor must hold exactly these, and its
@@ -128,42 +126,40 @@ def list_calls(
     until: str | None = None,
     limit: int = 50,
     next_token: str | None = None,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
-    """The account's requested calls, newest first, optionally by status and creation date range."""
-    problems = InvalidRequest()
-    statuses: frozenset[CallStatus] = _checked(problems, lambda: parse_statuses(status), frozenset())
-    low = _checked(problems, lambda: _bound("since", since, account, end=False), None)
-    high = _checked(problems, lambda: _bound("until", until, account, end=True), None)
-    size = _checked(problems, lambda: page_limit(limit), limit)
-    cursor = _checked(problems, lambda: decode_cursor("calls", next_token, account.api_key), None)
+    """The account's requested calls, newest first, optionally by status and creation date range.
+
+    `refused`: problems the caller found in the query before (reported with these; see InvalidRequest.gathering).
+    """
+    problems = InvalidRequest.gathering(refused)
+    statuses: frozenset[CallStatus] = problems.checked(lambda: parse_statuses(status), frozenset())
+    low = problems.checked(lambda: _bound("since", since, account, end=False), None)
+    high = problems.checked(lambda: _bound("until", until, account, end=True), None)
+    size = problems.checked(lambda: page_limit(limit), limit)
+    cursor = problems.checked(lambda: decode_cursor("calls", next_token, account.api_key), None)
     if low and high and low > high:
         problems.problems.append(FieldProblem("since", "must not be after until"))
-    if problems.problems:
-        raise problems
+    problems.raise_if_any()
     query = CallQuery(account_id=account.api_key, statuses=statuses, since=low, until=high, limit=size, cursor=cursor)
     return _page("calls", calls.list_calls(query))
 
 
-def _checked(problems: InvalidRequest, parse: Callable[[], T], fallback: T) -> T:
-    """`parse()`, or `fallback` with its problems added to `problems` (so every problem is reported at once)."""
-    try:
-        return parse()
-    except InvalidRequest as exc:
-        problems.problems.extend(exc.problems)
-        return fallback
-
-
 def list_scheduled(
-    calls: CallsStore, account: Account, *, limit: int = 50, next_token: str | None = None
+    calls: CallsStore,
+    account: Account,
+    *,
+    limit: int = 50,
+    next_token: str | None = None,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
     """The account's calls with a call_date not started yet (SCHEDULED, or QUEUED for their time), and those waiting
     for a retry or a calling window, soonest first; a campaign's dated call from the moment it is stored
     (domain/dispatch.py, `listed_as_scheduled`)."""
-    problems = InvalidRequest()
-    size = _checked(problems, lambda: page_limit(limit), limit)
-    cursor = _checked(problems, lambda: decode_cursor("scheduled", next_token, account.api_key), None)
-    if problems.problems:
-        raise problems
+    problems = InvalidRequest.gathering(refused)
+    size = problems.checked(lambda: page_limit(limit), limit)
+    cursor = problems.checked(lambda: decode_cursor("scheduled", next_token, account.api_key), None)
+    problems.raise_if_any()
     return _page("scheduled", calls.list_scheduled(account.api_key, size, cursor))
 
 
@@ -194,7 +190,9 @@ MAX_STATS_HOURS = 168  # a week of hourly bars
 MAX_STATS_CALLS = 1000
 
 
-def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours: int = 24) -> dict[str, Any]:
+def hourly_outcomes(
+    calls: CallsStore, account: Account, *, now: datetime, hours: int = 24, refused: Sequence[FieldProblem] = ()
+) -> dict[str, Any]:
     """The account's calls per hour of creation by status, for the last `hours` hours, with the answer rate.
 
     At most the newest MAX_STATS_CALLS calls are counted; `complete` is false when older calls of the window
@@ -203,8 +201,10 @@ def hourly_outcomes(calls: CallsStore, account: Account, *, now: datetime, hours
     The answer rate is the share of finished calls (COMPLETED, BUSY, NO_ANSWER, FAILED; cancelled ones left out)
     that someone answered: a person or a machine.
     """
+    problems = InvalidRequest.gathering(refused)
     if not 1 <= hours <= MAX_STATS_HOURS:
-        raise InvalidRequest.single("hours", f"must be between 1 and {MAX_STATS_HOURS}")
+        problems.problems.append(FieldProblem("hours", f"must be between 1 and {MAX_STATS_HOURS}"))
+    problems.raise_if_any()
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     buckets = [first + timedelta(hours=n) for n in range(hours)]
     rows: list[dict[str, Any]] = [{"hour": iso(b), "total": 0, "answered": 0, "statuses": {}} for b in buckets]

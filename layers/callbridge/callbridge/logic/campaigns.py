@@ -359,16 +359,24 @@ def _untoken(token: str | None) -> str | None:
 
 
 def list_campaigns(
-    ports: CampaignPorts, account: Account, *, limit: int = 50, next_token: str | None = None
+    ports: CampaignPorts,
+    account: Account,
+    *,
+    limit: int = 50,
+    next_token: str | None = None,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
-    """The account's campaigns, newest first, with their counts."""
-    after = _untoken(next_token)
+    """The account's campaigns, newest first, with their counts (`refused`: see InvalidRequest.gathering)."""
+    problems = InvalidRequest.gathering(refused)
+    after = problems.checked(lambda: _untoken(next_token), None)
+    size = problems.checked(lambda: page_limit(limit), limit)
+    problems.raise_if_any()
     cursor = None
     if after:
         campaign_id = after.rpartition("#")[2]
         # Built from the caller's own account: an edited token cannot reach another account's campaigns.
         cursor = {"pk": campaign_id, "sk": "CAMPAIGN", "account_id": account.api_key, "created_key": after}
-    campaigns, last = ports.campaigns.list_campaigns(account.api_key, page_limit(limit), cursor)
+    campaigns, last = ports.campaigns.list_campaigns(account.api_key, size, cursor)
     return {
         "campaigns": [c.public(ports.campaigns.counts(c.id)) for c in campaigns],
         "next": _token(str(last["created_key"])) if last else None,
@@ -376,13 +384,22 @@ def list_campaigns(
 
 
 def list_campaign_calls(
-    ports: CampaignPorts, account: Account, campaign_id: str, *, limit: int = 50, next_token: str | None = None
+    ports: CampaignPorts,
+    account: Account,
+    campaign_id: str,
+    *,
+    limit: int = 50,
+    next_token: str | None = None,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
     """The campaign's calls (GET /pcall/calls?campaign=<id>), a page at a time."""
+    problems = InvalidRequest.gathering(refused)
+    after = problems.checked(lambda: _untoken(next_token), None)
+    size = problems.checked(lambda: page_limit(limit), limit)
+    problems.raise_if_any()
     campaign = _owned(ports, account, campaign_id)
-    after = _untoken(next_token)
     cursor = {"pk": campaign.id, "sk": f"CALL#{after}"} if after else None
-    callids, last = ports.campaigns.members(campaign.id, page_limit(limit), cursor)
+    callids, last = ports.campaigns.members(campaign.id, size, cursor)
     calls = [c for c in (ports.calls.get(callid) for callid in callids) if c is not None]
     return {
         "calls": [c.public(with_timeline=False) for c in calls],

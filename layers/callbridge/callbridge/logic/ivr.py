@@ -8,7 +8,7 @@ call plays the menus it was accepted with. So deleting a menu is never refused b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,16 +40,26 @@ def _checked_code(code: str) -> str:
 
 
 def put_menu(
-    store: IvrMenuStore, account: Account, code: str, body: bytes | str | Mapping[str, Any], *, now: datetime
+    store: IvrMenuStore,
+    account: Account,
+    code: str,
+    body: bytes | str | Mapping[str, Any],
+    *,
+    now: datetime,
+    refused: Sequence[FieldProblem] = (),
 ) -> dict[str, Any]:
     """Create or replace menu `code`; raises InvalidRequest naming each field that is wrong.
 
     Besides the menu's own rules: every `menu` option must lead to a menu of this account (or to this one),
     the menus reachable from it stay within MAX_LINKED_MENUS, an account keeps at most MAX_MENUS, and every
-    document the menu renders stays within the carrier's TwiML limit.
+    document the menu renders stays within the carrier's TwiML limit. `refused`: problems the caller found in
+    the query before (see InvalidRequest.gathering); they, the code's and the body's own are reported together.
     """
-    _checked_code(code)
-    menu = parse_menu(body)
+    found = InvalidRequest.gathering(refused)
+    found.checked(lambda: _checked_code(code), code)
+    menu = found.checked(lambda: parse_menu(body), None)
+    if found.problems or menu is None:
+        raise found
     existing = {m.code: m for m in store.list_ivr_menus(account.api_key)}
     problems: list[FieldProblem] = []
     if code not in existing and len(existing) >= MAX_MENUS:

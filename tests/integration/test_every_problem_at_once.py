@@ -1,0 +1,66 @@
+"""A 400 reports every problem of the request at once, whichever layer finds it: a query parameter the route
+does not take or one Powertools checks before the route runs (`limit`, `hours`), the route's own filters and
+paging token, a path parameter, and the body. Earlier, the first layer to find a problem answered alone, so a
+client fixing one 400 met the next."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import ApiClient, ApiResponse
+from tests.integration.conftest import Clock
+
+JSON = "application/json"
+BAD_MENU = json.dumps({"prompt": {"speak": "Hello"}, "options": {"x": {"action": "repeat"}}, "timeout": 0})
+
+
+def fields(response: ApiResponse) -> list[str]:
+    assert response.status == 400, response.body
+    assert response.data["code"] == 400
+    return [e["field"] for e in response.data["errors"]]
+
+
+def test_a_listings_own_problems_come_with_those_of_the_parameters_checked_before_it(api: ApiClient) -> None:
+    cases = {
+        "/pcall/calls": {"limit": "0", "status": "DONE", "since": "yesterday", "next": "x"},
+        "/pcall/scheduled": {"limit": "abc", "next": "x"},
+        "/pcall/campaigns": {"limit": "101", "next": "!"},
+        "/pcall/suppressions": {"limit": "0", "next": "x"},
+    }
+    for path, query in cases.items():
+        response = api.get(path, query=query)
+
+        assert sorted(fields(response)) == sorted(query), (path, response.body)
+
+
+def test_a_listings_own_problems_come_with_its_unknown_parameters(api: ApiClient) -> None:
+    cases = {
+        "/pcall/calls": {"stauts": "FAILED", "status": "DONE", "until": "2027-13-01"},
+        "/pcall/scheduled": {"status": "FAILED", "next": "x"},
+        "/pcall/campaigns": {"state": "RUNNING", "next": "!"},
+        "/pcall/suppressions": {"number": "12812345670", "next": "x"},
+        "/pcall/stats": {"days": "1", "hours": "0"},
+    }
+    for path, query in cases.items():
+        response = api.get(path, query=query)
+
+        assert sorted(fields(response)) == sorted(query), (path, response.body)
+
+
+def test_a_menus_body_problems_come_with_its_code_and_query_problems(api: ApiClient) -> None:
+    bad_code = api.request("PUT", "/pcall/ivr/no%20spaces", body=BAD_MENU, content_type=JSON)
+    unknown = api.request("PUT", "/pcall/ivr/main", query={"lang": "en"}, body=BAD_MENU, content_type=JSON)
+
+    assert fields(bad_code) == ["code", "prompt.speak_lang", "options.x", "timeout"]
+    assert fields(unknown) == ["lang", "prompt.speak_lang", "options.x", "timeout"]
+    assert api.get("/pcall/ivr").data["menus"] == []
+
+
+def test_a_do_not_call_bodys_problems_come_with_the_query_problems(api: ApiClient, clock: Clock) -> None:
+    one, bulk = "/pcall/suppressions/12812345670", "/pcall/suppressions"
+    put = api.request("PUT", one, query={"reason": "x"}, body='{"reason": 5}', content_type=JSON)
+    post = api.request("POST", bulk, query={"dry_run": "1"}, body='["12812345671", 5]', content_type=JSON)
+
+    assert fields(put) == ["reason", "reason"]  # the query parameter, then the body's field
+    assert fields(post) == ["dry_run", "numbers[1]"]
+    assert api.get("/pcall/suppressions").data["suppressions"] == []
