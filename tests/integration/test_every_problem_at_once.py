@@ -64,3 +64,24 @@ def test_a_do_not_call_bodys_problems_come_with_the_query_problems(api: ApiClien
     assert fields(put) == ["reason", "reason"]  # the query parameter, then the body's field
     assert fields(post) == ["dry_run", "numbers[1]"]
     assert api.get("/pcall/suppressions").data["suppressions"] == []
+
+
+def test_a_json_campaigns_problems_come_with_the_query_parameters_it_does_not_take(api: ApiClient) -> None:
+    # given: a JSON campaign's field sent in the query string (it belongs in the body), and a bad call
+    body = json.dumps({"name": "outage", "calls": [{"to": "12812345670", "answer_play": "ftp://x"}]})
+
+    response = api.request("POST", "/pcall/campaigns", query={"calls_per_second": "1"}, body=body, content_type=JSON)
+
+    assert fields(response) == ["calls_per_second", "calls.0.answer_play"]
+    assert response.data["errors"][0]["message"] == "belongs in the JSON body"
+
+
+def test_a_query_parameter_beside_a_json_campaign_is_refused_not_replayed(api: ApiClient) -> None:
+    body = json.dumps({"name": "outage", "calls": [{"to": "12812345670", "answer_play": "https://example.com/a.wav"}]})
+    key = {"Idempotency-Key": "outage-1"}
+    first = api.request("POST", "/pcall/campaigns", body=body, content_type=JSON, headers=key)
+    assert first.status == 200, first.body
+
+    again = api.request("POST", "/pcall/campaigns", query={"name": "x"}, body=body, content_type=JSON, headers=key)
+
+    assert fields(again) == ["name"]

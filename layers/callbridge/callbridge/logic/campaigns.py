@@ -110,9 +110,9 @@ def notify_message(campaign_id: str, attempt: int) -> dict[str, Any]:
 
 def _request_body(
     body: bytes, content_type: str | None, query: Mapping[str, str]
-) -> tuple[dict[str, Any], list[int] | None, list[FieldProblem]]:
-    """The request as a JSON body makes it, the CSV line of each call (None for JSON), and the problems of CSV rows
-    that could not be read as calls."""
+) -> tuple[dict[str, Any], list[int] | None, list[FieldProblem], list[FieldProblem]]:
+    """The request as a JSON body makes it, the CSV line of each call (None for JSON), the problems of CSV rows
+    that could not be read as calls, and the query parameters sent with a JSON body (its fields belong in it)."""
     if len(body) > MAX_BODY:
         raise InvalidRequest.single("body", f"must be at most {MAX_BODY} bytes")
     media = (content_type or "").partition(";")[0].strip().lower()
@@ -121,18 +121,18 @@ def _request_body(
     except UnicodeDecodeError as exc:
         raise InvalidRequest.single("body", "must be UTF-8") from exc
     if media == CSV:
-        return campaign_from_csv(text, query)
+        request, lines, unread = campaign_from_csv(text, query)
+        return request, lines, unread, []
     if media != "application/json" and not media.endswith("+json"):
         raise InvalidRequest.single("Content-Type", f"must be application/json or {CSV}")
-    if query:
-        raise InvalidRequest([FieldProblem(k, "belongs in the JSON body") for k in sorted(query)])
+    misplaced = [FieldProblem(k, "belongs in the JSON body") for k in sorted(query)]
     try:
         data = json_objects.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise InvalidRequest.single("body", "is not valid JSON") from exc
+        raise InvalidRequest([*misplaced, FieldProblem("body", "is not valid JSON")]) from exc
     if not isinstance(data, dict):
-        raise InvalidRequest.single("body", "must be a JSON object")
-    return data, None, []
+        raise InvalidRequest([*misplaced, FieldProblem("body", "must be a JSON object")])
+    return data, None, [], misplaced
 
 
 @dataclass
@@ -222,9 +222,10 @@ def accept_campaign(
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
         raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
-    request, lines, unread = _request_body(body, content_type, query)
-    # A JSON key given twice (`calls.3.to`) is refused, with the campaign's other problems, before any replay.
-    repeated = [*refused, *json_objects.repeated_problems(request)]
+    request, lines, unread, misplaced = _request_body(body, content_type, query)
+    # A JSON key given twice (`calls.3.to`), or a query parameter beside a JSON body, is refused with the
+    # campaign's other problems, before any replay.
+    repeated = [*refused, *misplaced, *json_objects.repeated_problems(request)]
     request_hash = _hash(request)
     if idempotency_key and not repeated:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
