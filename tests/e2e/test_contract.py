@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,6 +58,10 @@ def _wait_status(sandbox: RunningSandbox, callid: str, status: str, timeout: flo
     raise AssertionError(f"{callid} never reached {status}: {_get(sandbox, callid)['status']}")
 
 
+def _for_call(callid: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda request: request["form"].get("callid") == callid
+
+
 def test_calls_not_dialed_yet_are_cancelled_by_delete_and_notified_once(
     sandbox: RunningSandbox, receiver: Receiver
 ) -> None:
@@ -96,7 +101,7 @@ def test_calls_not_dialed_yet_are_cancelled_by_delete_and_notified_once(
         assert answer.json()["data"]["call"]["status"] == "CANCELED"
     callbacks = {}
     for callid in (dated, retried):
-        request = receiver.wait_for(lambda r, callid=callid: r["form"].get("callid") == callid)
+        request = receiver.wait_for(_for_call(callid))
         assert request["headers"]["User-Agent"] == "callbridge-notifier/1.0"
         assert request["headers"]["X-Callbridge-Event-Id"] == f"{callid}.CANCELED"
         assert set(request["form"]) == CALLBACK_FIELDS
