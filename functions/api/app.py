@@ -521,7 +521,9 @@ def put_suppression(number: Annotated[str, _number()]) -> Response[str]:
     tags=["suppressions"],
 )
 def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
-    return _json(200, envelope(200, **dnc.get_suppression(deps().suppressions, _account(), unquote(number))))
+    account = _authenticate()
+    found = dnc.get_suppression(deps().suppressions, account, unquote(number), refused=_refused())
+    return _json(200, envelope(200, **found))
 
 
 @app.delete(
@@ -531,7 +533,9 @@ def get_suppression(number: Annotated[str, _number()]) -> Response[str]:
     tags=["suppressions"],
 )
 def delete_suppression(number: Annotated[str, _number()]) -> Response[str]:
-    return _json(200, envelope(200, **dnc.delete_suppression(deps().suppressions, _account(), unquote(number))))
+    account = _authenticate()
+    deleted = dnc.delete_suppression(deps().suppressions, account, unquote(number), refused=_refused())
+    return _json(200, envelope(200, **deleted))
 
 
 @app.get(

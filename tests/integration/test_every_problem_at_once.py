@@ -62,6 +62,9 @@ def test_a_do_not_call_bodys_problems_come_with_the_query_problems(api: ApiClien
     post = api.request("POST", bulk, query={"dry_run": "1"}, body='["12812345671", 5]', content_type=JSON)
 
     assert fields(put) == ["reason", "reason"]  # the query parameter, then the body's field
+    for method in ("GET", "DELETE"):
+        path = api.request(method, "/pcall/suppressions/not-a-number", query={"x": "1"}, body=None, content_type=None)
+        assert fields(path) == ["x", "number"], method
     assert fields(post) == ["dry_run", "numbers[1]"]
     assert api.get("/pcall/suppressions").data["suppressions"] == []
 

@@ -37,17 +37,29 @@ def put_suppression(
     return {"suppression": stored.public(), "created": created}
 
 
-def get_suppression(store: SuppressionList, account: Account, number: str) -> dict[str, Any]:
+def _listed_number(number: str, refused: Sequence[FieldProblem]) -> str:
+    """The path's number in E.164, or InvalidRequest with it and the problems the caller found before."""
+    problems = InvalidRequest.gathering(refused)
+    e164 = problems.checked(lambda: normalize_number(number), "")
+    problems.raise_if_any()
+    return e164
+
+
+def get_suppression(
+    store: SuppressionList, account: Account, number: str, *, refused: Sequence[FieldProblem] = ()
+) -> dict[str, Any]:
     """The number's entry; SuppressionNotFound if it is not listed."""
-    entry = store.get(account.api_key, normalize_number(number))
+    entry = store.get(account.api_key, _listed_number(number, refused))
     if entry is None:
         raise SuppressionNotFound(number)
     return {"suppression": entry.public()}
 
 
-def delete_suppression(store: SuppressionList, account: Account, number: str) -> dict[str, Any]:
+def delete_suppression(
+    store: SuppressionList, account: Account, number: str, *, refused: Sequence[FieldProblem] = ()
+) -> dict[str, Any]:
     """Take the number off the list; SuppressionNotFound if it was not on it."""
-    e164 = normalize_number(number)
+    e164 = _listed_number(number, refused)
     if not store.delete(account.api_key, e164):
         raise SuppressionNotFound(number)
     return {"deleted": e164}
