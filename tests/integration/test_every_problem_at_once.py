@@ -88,3 +88,14 @@ def test_a_query_parameter_beside_a_json_campaign_is_refused_not_replayed(api: A
     again = api.request("POST", "/pcall/campaigns", query={"name": "x"}, body=body, content_type=JSON, headers=key)
 
     assert fields(again) == ["name"]
+
+
+def test_a_campaigns_bad_idempotency_key_comes_with_its_other_problems(api: ApiClient) -> None:
+    body = json.dumps({"name": "", "calls": [{"to": "12812345670", "answer_play": "ftp://x"}]})
+    bad_key = {"Idempotency-Key": "x" * 256}
+
+    response = api.request("POST", "/pcall/campaigns", body=body, content_type=JSON, headers=bad_key)
+    unreadable = api.request("POST", "/pcall/campaigns", body="{}", content_type="text/plain", headers=bad_key)
+
+    assert fields(response) == ["Idempotency-Key", "name", "calls.0.answer_play"]
+    assert fields(unreadable) == ["Idempotency-Key", "Content-Type"]

@@ -218,14 +218,18 @@ def accept_campaign(
 
     `refused`: problems the caller found in the request before its fields (a query parameter given twice),
     reported with theirs; the request is then refused whatever its fields."""
+    before = list(refused)
     if idempotency_key is not None and not (
         0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY and idempotency_key.isascii() and idempotency_key.isprintable()
     ):
-        raise InvalidRequest.single("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
-    request, lines, unread, misplaced = _request_body(body, content_type, query)
-    # A JSON key given twice (`calls.3.to`), or a query parameter beside a JSON body, is refused with the
-    # campaign's other problems, before any replay.
-    repeated = [*refused, *misplaced, *json_objects.repeated_problems(request)]
+        before.append(FieldProblem("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"))
+    try:
+        request, lines, unread, misplaced = _request_body(body, content_type, query)
+    except InvalidRequest as exc:
+        raise InvalidRequest([*before, *exc.problems]) from exc
+    # A JSON key given twice (`calls.3.to`), a query parameter beside a JSON body, or a bad Idempotency-Key is
+    # refused with the campaign's other problems, before any replay.
+    repeated = [*before, *misplaced, *json_objects.repeated_problems(request)]
     request_hash = _hash(request)
     if idempotency_key and not repeated:
         existing = ports.idempotency.get(account.api_key, idempotency_key)
