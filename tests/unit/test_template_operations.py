@@ -161,13 +161,15 @@ def emitted_metrics() -> frozenset[str]:
 
 def test_the_metric_scan_sees_literal_and_table_driven_names() -> None:
     # CallsPlaced is a literal in the placer; CallbacksDelivered comes from the notifier's table, DispatchSendFailures
-    # from the scheduler's loop over its table, CallsCanceled from the webhooks' default of a table look-up.
+    # from the scheduler's loop over its table, CallsCanceled from the outcome metrics' table look-up (in the layer,
+    # which every function that ends calls uses) and CallsAnsweredByPerson from the default of one.
     by_file = metrics_by_file()
     assert "CallsPlaced" in by_file["functions/placer/app.py"]
     assert {"CallbacksDelivered", "CallbackRecordsFailed"} <= by_file["functions/notifier/app.py"]
     assert "DispatchSendFailures" in by_file["functions/scheduler/app.py"]
-    webhooks = by_file["functions/webhooks/app.py"]
-    assert {"CallsCanceled", "CallsAnsweredByMachine", "CarrierRequestsRejected"} <= webhooks
+    assert "CarrierRequestsRejected" in by_file["functions/webhooks/app.py"]
+    outcomes = by_file["layers/callbridge/callbridge/adapters/outcome_metrics.py"]
+    assert {"CallsCanceled", "CallsAnsweredByMachine", "CallsAnsweredByPerson"} <= outcomes
     # only metric names: not the other strings of the functions that emit them
     assert "Machine" not in emitted_metrics()
     assert "NoSuchMetric" not in emitted_metrics()
