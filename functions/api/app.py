@@ -344,7 +344,7 @@ def _campaign_id() -> Any:
 def create_campaign() -> Response[str]:
     account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
     event = app.current_event
-    data = campaigns.accept_campaign(
+    accepted = campaigns.accept_campaign(
         raw_body(event.body, bool(event.is_base64_encoded)),
         event.headers.get("content-type"),
         event.query_string_parameters or {},
@@ -354,9 +354,11 @@ def create_campaign() -> Response[str]:
         idempotency_key=event.headers.get("idempotency-key"),
         refused=repeated_in_query(event.raw_query_string),
     )
-    logger.info("campaign accepted", extra={"campaign": data["campaign"]["id"], "total": data["campaign"]["total"]})
-    metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
-    return _json(200, {"data": data})
+    campaign = accepted.data["campaign"]
+    logger.info("campaign accepted", extra={"campaign": campaign["id"], "total": campaign["total"]})
+    if not accepted.replayed:  # a replay (the same Idempotency-Key and request) stored no campaign
+        metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=campaign["total"])
+    return _json(200, {"data": accepted.data})
 
 
 @app.get(

@@ -381,3 +381,19 @@ def send_all(stack: Any, messages: list[dict[str, Any]]) -> None:
 
     for message in messages:
         client("sqs").send_message(QueueUrl=stack.refs["CallsQueue"], MessageBody=json.dumps(message))
+
+
+def test_a_replayed_campaign_is_not_counted_as_calls_accepted_again(
+    api: ApiClient, aws: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls = [{"to": f"1281234{i:04d}"} for i in range(3)]
+    body = json.dumps({"name": "reminders", "defaults": {"answer_play": "https://example.com/a.wav"}, "calls": calls})
+    capsys.readouterr()
+
+    for _ in range(2):
+        response = api.request(
+            "POST", "/pcall/campaigns", body=body, content_type="application/json", headers={"Idempotency-Key": "k-1"}
+        )
+        assert response.status == 200, response.body
+
+    assert emitted_metrics(capsys.readouterr().out).get("CampaignCallsAccepted") == 3

@@ -101,8 +101,9 @@ def _problems_of(request: Checkable, account: Account, ports: Intake, now: datet
 
 @dataclass(frozen=True)
 class Accepted:
-    """The answer to a call request: its response `data`, and whether it is a replay (the same Idempotency-Key and
-    request again, answered with the first response: no call was stored, so none is counted as accepted)."""
+    """The answer to a request that creates calls (a call, a campaign): its response `data`, and whether it is a
+    replay (the same Idempotency-Key and request again, answered with the first response: nothing was stored, so
+    no call is counted as accepted)."""
 
     data: dict[str, Any]
     replayed: bool = False
