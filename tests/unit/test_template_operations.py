@@ -541,6 +541,19 @@ def test_stateful_resources_say_what_happens_to_them_on_delete_and_replace() -> 
         assert keep[name]["DeletionPolicy"] == "Retain", name
 
 
+def test_every_table_a_deleted_stack_leaves_is_named_in_the_readme_and_removed_by_the_runbook() -> None:
+    retained = {name for name, res in resources("AWS::DynamoDB::Table").items() if res["DeletionPolicy"] == "Retain"}
+    assert {"CallsTable", "AccountsTable", "CampaignsTable", "SuppressionsTable"} <= retained
+    deploying = " ".join(_readme_section("Deploying").split())
+    kept = deploying.split("**Deleting a stack** keeps what cannot be recreated:", 1)[1].split(".", 1)[0]
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    removal = runbook.split("\n## Deleting a stack completely\n", 1)[1]
+    for table in retained:
+        assert table in kept, f"README: deleting a stack keeps {table}, which it does not say"
+        assert table in removal.split("```", 1)[0], f"docs/runbook.md: {table} is not among what a deletion leaves"
+        assert f"delete-table --table-name <{table}Name>" in removal, f"docs/runbook.md: how to remove {table}"
+
+
 def test_the_carrier_secret_name_includes_the_stack_name() -> None:
     name = template()["Resources"]["CarrierSecret"]["Properties"]["Name"]["Fn::Sub"]
     assert "${AWS::StackName}" in name
