@@ -603,6 +603,19 @@ def test_the_runbook_says_what_each_alarm_means() -> None:
     assert "## Reading a call's timeline" in runbook
 
 
+def test_the_runbook_says_how_to_redrive_every_dead_letter_queue() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    section = runbook.split("\n## Redriving the dead-letter queues\n", 1)[1].split("\n## ", 1)[0]
+    headings = [line for line in section.splitlines() if line.startswith("### ")]
+    targets = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    for name in targets:
+        assert any(f"(`{name}`)" in heading for heading in headings), f"docs/runbook.md: no redrive of {name}"
+
+
 # --- what the README's deploy section and the runbook name -------------------------------------
 
 
