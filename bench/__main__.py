@@ -250,6 +250,7 @@ def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, A
         scheduler_memory_mb=memory.get("SchedulerFunction", 512),
         queues=consumed or min(queues, 1),
         traced=traced,
+        monitoring=cost.monitoring_monthly(template, prices),
     )
     out["tracing"] = _tracing(template)
     return out

@@ -587,8 +587,9 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
             "",
             *_table(["item", "USD per month"], [[r["item"], f"${r['usd_per_month']:,.2f}"] for r in fixed["items"]]),
             "",
-            "Not modelled: the secret ($0.40 a month), CloudWatch custom metrics and alarms, KMS requests for the "
-            "tables' AWS-managed keys, data transfer, and the carrier's own charges.",
+            "Not modelled: CloudWatch custom metrics (the functions' metric names, $0.30 each in a month they are "
+            "emitted, so not with no calls), KMS requests for the tables' AWS-managed keys, data transfer, and the "
+            "carrier's own charges.",
             "",
         ]
     out += [
