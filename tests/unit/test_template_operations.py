@@ -812,3 +812,11 @@ def test_the_runbook_s_concurrency_caps_are_the_template_s() -> None:
     throttling = template()["Resources"]["CallbridgeHttpApi"]["Properties"]["DefaultRouteSettings"]
     rate, burst = throttling["ThrottlingRateLimit"], throttling["ThrottlingBurstLimit"]
     assert f"({rate:,} requests per second, bursts of {burst:,})" in text
+
+
+def test_production_has_the_dashboard_and_the_dev_stack_the_template_s_default() -> None:
+    overrides = {env: samconfig()[env]["deploy"]["parameters"]["parameter_overrides"] for env in ("default", "prod")}
+
+    assert 'Dashboard="true"' in overrides["prod"]
+    assert "Dashboard" not in overrides["default"]
+    assert template()["Parameters"]["Dashboard"]["Default"] == "false"
