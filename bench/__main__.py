@@ -21,6 +21,7 @@ from typing import Any
 
 from bench import coldstart, cost, report, sessions
 from bench.harness import ROOT
+from bench.machine import reference_ms
 
 
 def _log(message: str) -> None:
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": _machine(),
             "command": "make bench" + (" (--quick)" if args.quick else ""),
             "load_start": _load(),
+            "reference_ms_start": reference_ms(),
             "commit": commit.stdout.decode().strip(),
             "uncommitted_changes_outside_bench": _dirty(),
             "functions": sorted(
@@ -196,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     results["cost"] = cost_model(results, template)
     results["meta"]["seconds"] = round(time.monotonic() - started, 1)
     results["meta"]["load_end"] = _load()
+    results["meta"]["reference_ms_end"] = reference_ms()
     previous = _previous(args.out)
     if previous is not None:
         results["previous"] = previous
@@ -247,6 +250,7 @@ def cost_model(results: dict[str, Any], template: dict[str, Any]) -> dict[str, A
         scheduler_memory_mb=memory.get("SchedulerFunction", 512),
         queues=consumed or min(queues, 1),
         traced=traced,
+        monitoring=cost.monitoring_monthly(template, prices),
     )
     out["tracing"] = _tracing(template)
     return out

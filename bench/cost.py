@@ -55,6 +55,16 @@ PRICE_TABLE: tuple[Price, ...] = (
         "requests",
         "AWS Secrets Manager pricing (not re-checked 2026-11-26)",
     ),
+    Price("secret_month", "Secrets Manager secret", 0.40, 1, "secret-months", "AWS Secrets Manager pricing"),
+    Price(
+        "alarm_metric_month",
+        "CloudWatch alarm, standard resolution",
+        0.10,
+        1,
+        "alarm-metric-months (a metric-math alarm: each metric it reads)",
+        "Amazon CloudWatch pricing",
+    ),
+    Price("dashboard_month", "CloudWatch dashboard", 3.00, 1, "dashboard-months", "Amazon CloudWatch pricing"),
 )
 
 
@@ -155,8 +165,10 @@ def fixed_monthly(
     scheduler_memory_mb: int,
     queues: int,
     traced: bool = True,
+    monitoring: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Costs that do not grow with calls: the scheduler's idle runs, SQS idle polling, X-Ray's reservoir.
+    """Costs that do not grow with calls: the scheduler's idle runs, SQS idle polling, X-Ray's reservoir, and
+    `monitoring` (alarms, dashboard, secret: monitoring_monthly).
 
     With tracing Active, X-Ray's reservoir records up to 1 trace a second whatever the volume; with
     PassThrough (the template's default) nothing is traced.
@@ -198,7 +210,51 @@ def fixed_monthly(
             else 0.0,
         }
     )
+    rows += monitoring or []
     return {"items": rows, "usd_per_month": round(sum(r["usd_per_month"] for r in rows), 2)}
+
+
+def _by_default(resource: Mapping[str, Any], template: Mapping[str, Any]) -> bool:
+    """Whether a resource is created with every parameter at its default (its Condition an Equals or Not of one
+    parameter and a value, as the template's are)."""
+    name = resource.get("Condition")
+    if name is None:
+        return True
+    condition = template["Conditions"][name]
+    negated = "Fn::Not" in condition
+    left, right = (condition["Fn::Not"][0] if negated else condition)["Fn::Equals"]
+    default = template["Parameters"][left["Ref"]].get("Default")
+    return (str(default) == str(right)) != negated
+
+
+def monitoring_monthly(template: Mapping[str, Any], unit_prices: Mapping[str, float]) -> list[dict[str, Any]]:
+    """What the stack's alarms, dashboard and secret cost a month as deployed with the template's defaults:
+    CloudWatch bills each metric an alarm reads (a metric-math alarm, each of its metrics) and each dashboard."""
+    resources = [r for r in template["Resources"].values() if _by_default(r, template)]
+    alarms = [r["Properties"] for r in resources if r["Type"] == "AWS::CloudWatch::Alarm"]
+    metrics = sum(sum(1 for m in a["Metrics"] if "MetricStat" in m) if "Metrics" in a else 1 for a in alarms)
+    dashboards = sum(1 for r in resources if r["Type"] == "AWS::CloudWatch::Dashboard")
+    every_dashboard = sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard")
+    secrets = sum(1 for r in resources if r["Type"] == "AWS::SecretsManager::Secret")
+    dashboard_price = unit_prices["dashboard_month"]
+    if dashboards == every_dashboard:
+        dashboard = "the Dashboard parameter's default creates it"
+    else:
+        dashboard = f"left out by the Dashboard parameter's default; true adds ${every_dashboard * dashboard_price:.2f}"
+    return [
+        {
+            "item": f"CloudWatch alarms ({len(alarms)} alarms reading {metrics} metrics)",
+            "usd_per_month": round(metrics * unit_prices["alarm_metric_month"], 2),
+        },
+        {
+            "item": f"CloudWatch dashboard ({dashboard})",
+            "usd_per_month": round(dashboards * dashboard_price, 2),
+        },
+        {
+            "item": f"Secrets Manager ({secrets} secret: the carrier's credentials)",
+            "usd_per_month": round(secrets * unit_prices["secret_month"], 2),
+        },
+    ]
 
 
 def price_table_rows(table: tuple[Price, ...] = PRICE_TABLE) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ came in: this says how much was in use from the first call posted to the last ca
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import threading
 import time
@@ -30,6 +31,31 @@ def process_seconds(pid: int) -> float:
     """CPU seconds (user and system) a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _reference_work() -> int:
+    """A fixed piece of plain Python of the kinds the sandbox spends its CPU on (moto's and the handlers' JSON,
+    dictionaries, strings and integer loops)."""
+    item = {f"attribute{i}": {"S": f"value {i} " * 4} for i in range(40)}
+    total = 0
+    for round_ in range(800):
+        text = json.dumps({"Item": item, "Round": round_})
+        copy = json.loads(text)
+        total += sum(len(key) + len(value["S"]) for key, value in copy["Item"].items())
+        total += sum(i * i for i in range(500))
+    return total
+
+
+def reference_ms(repeats: int = 5) -> float:
+    """Milliseconds the fixed reference work takes here, best of `repeats`: how fast this machine runs Python
+    at the time, to compare runs on machines, or hours, whose speed differs (the same code's CPU per call follows
+    it)."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        _reference_work()
+        best = min(best, time.process_time() - started)
+    return round(best * 1000, 1)
 
 
 def _around(samples: list[Sample], start: float, end: float) -> tuple[Sample, Sample] | None:

@@ -238,6 +238,20 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def _speed(meta: dict[str, Any], previous: dict[str, Any]) -> str:
+    """The machine's speed at start / end of the run (bench/machine.py's fixed reference work), and the previous
+    run's: the CPU a call takes, and so the burst's figures, follow it."""
+    if "reference_ms_start" not in meta:
+        return ""
+    out = (
+        f"A fixed piece of Python (bench/machine.py, `reference_ms`) took {meta['reference_ms_start']} / "
+        f"{meta.get('reference_ms_end', '?')} ms at start / end"
+    )
+    if "reference_ms_start" in previous:
+        out += f" ({previous['reference_ms_start']} / {previous.get('reference_ms_end', '?')} ms in the previous run)"
+    return out + ": the same code's CPU per call scales with it. "
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     meta = results["meta"]
@@ -245,7 +259,9 @@ def markdown(results: dict[str, Any]) -> str:
         "# callbridge benchmarks",
         "",
         f"Run {meta['started']} on {meta['machine']}; `{meta['command']}` took {meta['seconds']:.0f} s. "
-        f"Load average at start / end: {meta['load_start']} / {meta['load_end']}. Commit {meta.get('commit', '?')}"
+        f"Load average at start / end: {meta['load_start']} / {meta['load_end']}. "
+        + _speed(meta, results.get("previous", {}).get("meta", {}))
+        + f"Commit {meta.get('commit', '?')}"
         + (
             f", with uncommitted changes by others in {len(meta['uncommitted_changes_outside_bench'])} files "
             "(measured as on disk; listed in latest.json)."
@@ -571,8 +587,9 @@ def _cost_section(results: dict[str, Any]) -> list[str]:
             "",
             *_table(["item", "USD per month"], [[r["item"], f"${r['usd_per_month']:,.2f}"] for r in fixed["items"]]),
             "",
-            "Not modelled: the secret ($0.40 a month), CloudWatch custom metrics and alarms, KMS requests for the "
-            "tables' AWS-managed keys, data transfer, and the carrier's own charges.",
+            "Not modelled: CloudWatch custom metrics (the functions' metric names, $0.30 each in a month they are "
+            "emitted, so not with no calls), KMS requests for the tables' AWS-managed keys, data transfer, and the "
+            "carrier's own charges.",
             "",
         ]
     out += [

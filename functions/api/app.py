@@ -22,6 +22,7 @@ from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
 from callbridge.adapters.login_failures import DynamoLoginFailures
+from callbridge.adapters.outcome_metrics import count_ended
 from callbridge.adapters.pacing import ListingMark
 from callbridge.adapters.sqs import SqsCallsQueue
 from callbridge.adapters.suppressions import DynamoSuppressionList
@@ -196,7 +197,7 @@ def create_call() -> Response[str]:
         params = parse_params(raw_body(event.body, bool(event.is_base64_encoded)), event.headers.get("content-type"))
     except InvalidRequest as exc:
         raise InvalidRequest(unknown + exc.problems) from exc
-    data = accept_call(
+    accepted = accept_call(
         params,
         account,
         deps().intake,
@@ -204,9 +205,10 @@ def create_call() -> Response[str]:
         idempotency_key=event.headers.get("idempotency-key"),
         refused=unknown,
     )
-    logger.info("call accepted", extra={"callid": data.get("callid")})
-    metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
-    return _json(200, {"data": data})
+    logger.info("call accepted", extra={"callid": accepted.data.get("callid"), "replayed": accepted.replayed})
+    if not accepted.replayed:  # a replay (the same Idempotency-Key and request) stored no call
+        metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
+    return _json(200, {"data": accepted.data})
 
 
 @app.get(
@@ -301,9 +303,11 @@ def get_call(callid: Annotated[str, _callid()]) -> Response[str]:
 def hang_up_call(callid: Annotated[str, _callid()]) -> Response[str]:
     from callbridge.logic.hangup import hang_up  # only this route ends calls at the carrier
 
-    call = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
-    logger.info("call hung up or canceled", extra={"callid": callid, "status": call.get("status")})
-    return _json(200, envelope(200, call=call))
+    hung_up = hang_up(deps().calls, lambda: deps().carrier, _account(), callid, now=_now())
+    logger.info("call hung up or canceled", extra={"callid": callid, "status": hung_up.call.status.value})
+    if hung_up.ended_dialed:  # it ended a dialed call: counted here, so its late final callback counts nothing
+        count_ended(metrics, hung_up.call)
+    return _json(200, envelope(200, call=hung_up.call.public(with_timeline=False)))
 
 
 @app.get(
@@ -355,7 +359,7 @@ def _campaign_id() -> Any:
 def create_campaign() -> Response[str]:
     account = _authenticate()  # a CSV campaign's fields are query parameters: the use case checks them
     event = app.current_event
-    data = campaigns.accept_campaign(
+    accepted = campaigns.accept_campaign(
         raw_body(event.body, bool(event.is_base64_encoded)),
         event.headers.get("content-type"),
         event.query_string_parameters or {},
@@ -365,9 +369,11 @@ def create_campaign() -> Response[str]:
         idempotency_key=event.headers.get("idempotency-key"),
         refused=repeated_in_query(event.raw_query_string),
     )
-    logger.info("campaign accepted", extra={"campaign": data["campaign"]["id"], "total": data["campaign"]["total"]})
-    metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=data["campaign"]["total"])
-    return _json(200, {"data": data})
+    campaign = accepted.data["campaign"]
+    logger.info("campaign accepted", extra={"campaign": campaign["id"], "total": campaign["total"]})
+    if not accepted.replayed:  # a replay (the same Idempotency-Key and request) stored no campaign
+        metrics.add_metric(name="CampaignCallsAccepted", unit=MetricUnit.Count, value=campaign["total"])
+    return _json(200, {"data": accepted.data})
 
 
 @app.get(

@@ -19,6 +19,7 @@ from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.adapters.dynamodb.idempotency import DynamoIdempotency
 from callbridge.adapters.dynamodb.ivr_menus import DynamoIvrMenus
+from callbridge.adapters.outcome_metrics import count_ended
 from callbridge.adapters.pacing import DynamoPacer
 from callbridge.adapters.speech import PollySpeechCache
 from callbridge.adapters.sqs import SqsCallsQueue
@@ -117,8 +118,10 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             logger.error("dropping a call request for an unknown account", extra={"id": record.message_id})
             metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=1)
             return
-        logger.info("external call request", extra={"callid": outcome.get("callid"), "result": outcome})
-        if outcome.get("code") != 400:  # an invalid request is stored as a FAILED call, not accepted
+        data = outcome.data
+        logger.info("external call request", extra={"callid": data.get("callid"), "result": data})
+        # An invalid request is stored as a FAILED call, not accepted; a replayed idempotency_key stores nothing.
+        if data.get("code") != 400 and not outcome.replayed:
             metrics.add_metric(name="CallsAccepted", unit=MetricUnit.Count, value=1)
         return
     callid = message.callid or ""
@@ -134,8 +137,8 @@ def record_handler(record: SQSRecord, lambda_context: LambdaContext | None = Non
             metrics.add_metric(name="CarrierLatency", unit=MetricUnit.Milliseconds, value=result.latency * 1000)
         if result.lateness is not None:  # scheduled calls: call_date → carrier request
             metrics.add_metric(name="DispatchLateness", unit=MetricUnit.Seconds, value=result.lateness)
-    elif result.placement is Placement.FAILED:
-        metrics.add_metric(name="CallsFailed", unit=MetricUnit.Count, value=1)
+    elif result.ended is not None:  # the carrier refused it: FAILED (unless it had ended meanwhile)
+        count_ended(metrics, result.ended)
     elif result.placement is Placement.RETRY and result.waiting:
         # A backlog must drain, not dead-letter: a fresh delayed message replaces this one (deleted on return).
         deps().queue.send_call(callid, delay_seconds=math.ceil(result.retry_after), call_date=message.call_date)

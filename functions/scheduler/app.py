@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from callbridge.adapters.aws import DEADLINE_MARGIN_SECONDS, attempt_seconds, client, within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.outcome_metrics import count_ended
 from callbridge.adapters.sqs import SqsCallsQueue, SqsDeadLetters
 from callbridge.carrier.base import Carrier
 from callbridge.carrier.twilio import REQUEST_SECONDS
@@ -84,9 +85,12 @@ def deps() -> Deps:
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     scheduler = deps().scheduler
     deadline = scheduler.now() + max(0.0, context.get_remaining_time_in_millis() / 1000 - SAFETY_SECONDS)
-    report = scheduler.run(deadline=deadline).as_dict()
+    run = scheduler.run(deadline=deadline)
+    report = run.as_dict()
     logger.info("scheduler run", extra={"rule_time": event.time, **report})
     for field, name in _METRICS.items():
         if report[field]:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=report[field])
+    for call in run.ended:  # reconciliation ended them (their final callback was lost): counted here, once
+        count_ended(metrics, call)
     return report

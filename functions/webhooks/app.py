@@ -13,11 +13,12 @@ from callbridge.adapters.aws import within_deadline
 from callbridge.adapters.carrier_client import CurrentCarrier
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
+from callbridge.adapters.outcome_metrics import count_ended
 from callbridge.adapters.pacing import DynamoPacer, ListingMark
 from callbridge.adapters.secrets import carrier_credentials
 from callbridge.adapters.suppressions import DynamoSuppressionList
 from callbridge.carrier.signature import verify_signature
-from callbridge.domain.calls import Call, CallStatus
+from callbridge.domain.calls import Call
 from callbridge.domain.errors import CallNotFound, InvalidRequest, ServiceUnavailable
 from callbridge.domain.progress import ATTEMPT
 from callbridge.domain.retries import MAX_RETRY_ATTEMPTS
@@ -32,11 +33,6 @@ tracer = LazyTracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 TWIML = "text/xml; charset=utf-8"
-_OUTCOME_METRICS = {
-    CallStatus.BUSY: "CallsBusy",
-    CallStatus.NO_ANSWER: "CallsNoAnswer",
-    CallStatus.FAILED: "CallsFailed",
-}
 
 
 class Deps:
@@ -124,9 +120,9 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     if action == "flow":
         return _twiml(hooks.flow(callid, params, _urls(), _attempt() or 1))
     if action == "status":
-        call = hooks.status(callid, params, _attempt())
-        if call.status.is_final:
-            _count_outcome(call)
+        call, ended = hooks.status(callid, params, _attempt())
+        if ended:  # this callback ended the call: a repeated or late one, or one after another ending, counts nothing
+            count_ended(metrics, call)
         return Response(204, TWIML, "")
     if action == "recording":
         hooks.recording(callid, params, _attempt() or 1)
@@ -149,15 +145,6 @@ def carrier_webhook(callid: str, action: str) -> Response[str]:
     if action == "fallback":
         return _twiml(hooks.fallback(callid, params))
     raise CallNotFound(f"{callid}/{action}")
-
-
-def _count_outcome(call: Call) -> None:
-    if call.status is CallStatus.COMPLETED:
-        metrics.add_metric(name="CallsCompleted", unit=MetricUnit.Count, value=1)
-        name = "CallsAnsweredByMachine" if call.answered_by == "Machine" else "CallsAnsweredByPerson"
-    else:
-        name = _OUTCOME_METRICS.get(call.status, "CallsCanceled")
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
 @app.exception_handler(BadSignature)

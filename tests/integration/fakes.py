@@ -269,7 +269,7 @@ def queue_call(stack: Any, account: AccountCredentials, **params: str) -> str:
         suppressions=DynamoSuppressionList(stack.refs["SuppressionsTable"]),
     )
     params = {"to": "17134567890", "answer_play": "https://example.com/hello.wav", **params}
-    return str(accept_call(params, account.account, intake, now=datetime.now(UTC))["callid"])
+    return str(accept_call(params, account.account, intake, now=datetime.now(UTC)).data["callid"])
 
 
 def place_now(stack: Any, carrier: FakeTwilio, callid: str) -> Call:

@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from callbridge.admin import main
+from callbridge.admin import main, masked
 
 from tests.conftest import ApiClient, fresh_module
 from tests.integration.conftest import MINIMAL, stored_call
@@ -146,6 +146,62 @@ def test_list_never_shows_passwords_or_hashes(capsys: pytest.CaptureFixture[str]
     for c in created:
         assert c["password"] not in text
         assert stored_account(aws, c["api_key"])["password_hash"] not in text
+
+
+def test_list_masks_webhook_secrets_unless_asked(capsys: pytest.CaptureFixture[str], table: str, aws: Any) -> None:
+    # given: create prints each new account's secret in full, as stored
+    created = {
+        c["api_key"]: c["webhook_secret"]
+        for c in (admin(capsys, table, "create", "--caller-id", "12815550100", "--name", n)[1] for n in ("a", "b"))
+    }
+    for key, secret in created.items():
+        assert secret.startswith("whsec_")
+        assert stored_account(aws, key)["webhook_secret"] == secret
+
+    # when
+    code, out, _ = admin(capsys, table, "list")
+
+    # then: each secret only by its last four characters
+    assert code == 0
+    assert {a["api_key"]: a["webhook_secret"] for a in out} == {k: "..." + s[-4:] for k, s in created.items()}
+    text = json.dumps(out)
+    for secret in created.values():
+        assert secret not in text
+        assert secret[:-4] not in text
+
+    # when: asked for them
+    code, out, _ = admin(capsys, table, "list", "--show-secrets")
+
+    # then: in full, and still no password
+    assert code == 0
+    assert {a["api_key"]: a["webhook_secret"] for a in out} == created
+    assert "password" not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    "args", [["disable"], ["enable"], ["set-call-defaults", "--call-days", "MON-FRI"], ["list"]], ids=lambda a: a[0]
+)
+def test_commands_that_print_an_account_mask_its_webhook_secret(
+    capsys: pytest.CaptureFixture[str], table: str, args: list[str]
+) -> None:
+    _, account, _ = admin(capsys, table, "create", "--caller-id", "12815550100")
+    command, *flags = args
+    key = [] if command == "list" else [account["api_key"]]
+
+    code, out, _ = admin(capsys, table, command, *key, *flags)
+
+    assert code == 0
+    (shown,) = out if isinstance(out, list) else [out]
+    assert shown["webhook_secret"] == "..." + account["webhook_secret"][-4:]
+    assert account["webhook_secret"] not in json.dumps(out)
+
+
+def test_a_short_secret_is_masked_without_its_tail() -> None:
+    # a secret set by hand: four of too few characters would give much of it away
+    assert masked("whsec_0123456789abcdef") == "...cdef"
+    assert masked("0123456789abcdef") == "...cdef"
+    assert masked("0123456789abcde") == "..."
+    assert masked("") == "..."
 
 
 def test_disable_then_enable(capsys: pytest.CaptureFixture[str], table: str, uncached_api: ModuleType) -> None:

@@ -10,6 +10,7 @@ Callbacks arrive in a seeded random order, repeated, as the carrier may send the
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +20,12 @@ from callbridge.adapters.aws import client as aws_client
 from callbridge.adapters.dynamodb.calls import DynamoCallsStore
 from callbridge.domain import events
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
-from callbridge.domain.changes import Change, apply
+from callbridge.domain.changes import Change, apply, ends
 from callbridge.domain.dispatch import attention, from_carrier
 from callbridge.domain.placing import claim, placed, rejected, uncertain
 from callbridge.domain.progress import before_its_carrier_id, flow_change, recording_change, settled, status_change
 
-from tests.integration.fakes import moto_stack
+from tests.integration.fakes import atomic_dynamodb, moto_stack
 
 T0 = datetime(2027, 1, 10, 12, 0, 0, tzinfo=UTC)
 
@@ -220,3 +221,69 @@ def test_an_answer_keeps_an_earlier_place_in_the_due_index_and_moves_a_later_one
     # then: its place was later than the answer's look-up, so the answer moved it there
     assert moved.status is CallStatus.IN_PROGRESS
     assert due_key(aws, moved.callid) == at(210)
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23, 24])
+def test_the_store_says_which_write_ended_the_call_and_only_one_does(aws: Any, seed: int) -> None:
+    # given: a claimed call, its carrier call id written or not (the placer's write lost), and its callbacks: three
+    # different final ones and the progress before them, some repeated, in a seeded random order
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    store = DynamoCallsStore(aws.refs["CallsTable"])
+    call = queued(store)
+    store.apply(call.callid, claim(at(1), "token-a", hold_until=at(3)))
+    if rng.random() < 0.5:
+        store.apply(call.callid, placed(at(2), "CA1", "queued"))
+    finals = [callback("completed", 40, CallDuration="30"), callback("busy", 41), callback("no-answer", 42)]
+    callbacks = finals + [callback(s, n) for s, n in (("initiated", 3), ("ringing", 5), ("in-progress", 8))]
+    callbacks += rng.sample(callbacks, k=rng.randint(1, len(callbacks)))
+    rng.shuffle(callbacks)
+
+    # when: each is written as the webhook writes it (one conditional write, no read)
+    ended: list[str] = []
+    for n, params in enumerate(callbacks):
+        before = store.get(call.callid)
+        written, after = store.write(call.callid, status_change(params, at(50 + n)))
+        assert before is not None
+        assert after is not None
+        # then: the change the store says it wrote ends the call exactly when the call went from live to final
+        assert ends(written) == (not before.status.is_final and after.status.is_final), params["CallStatus"]
+        if ends(written):
+            ended.append(params["CallStatus"])
+
+    # and: only the first final callback ended it
+    first_final = next(p["CallStatus"] for p in callbacks if p in finals)
+    assert ended == [first_final]
+
+
+def test_of_callbacks_racing_to_end_a_call_exactly_one_ends_it(aws: Any) -> None:
+    # given: a call being dialed (its carrier call id written), and its final callbacks delivered at once: the same
+    # one several times and another final status, as concurrent webhook invocations write them
+    store = DynamoCallsStore(aws.refs["CallsTable"], dynamodb=aws_client("dynamodb"))
+    call = queued(store)
+    store.apply(call.callid, claim(at(1), "token-a", hold_until=at(3)))
+    store.apply(call.callid, placed(at(2), "CA1", "queued"))
+    callbacks = [callback("completed", 40, CallDuration="30")] * 5 + [callback("busy", 41)] * 3
+    start = threading.Barrier(len(callbacks))
+    written: list[tuple[str, bool]] = []
+
+    def deliver(n: int, params: dict[str, str]) -> None:
+        start.wait()
+        change, _ = store.write(call.callid, status_change(params, at(50 + n)))
+        written.append((params["CallStatus"], ends(change)))
+
+    # when
+    with atomic_dynamodb():
+        threads = [threading.Thread(target=deliver, args=(n, p)) for n, p in enumerate(callbacks)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    # then: one write ended the call, with the status it has; every callback is on its timeline
+    enders = [status for status, ended in written if ended]
+    final = store.get(call.callid)
+    assert final is not None
+    assert len(written) == len(callbacks)
+    assert enders == [final.status.value.lower()]
+    assert sum(1 for e in final.timeline if e.event == events.CARRIER_STATUS) == len(callbacks)

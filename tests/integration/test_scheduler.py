@@ -235,7 +235,7 @@ def schedule(world: World, account: AccountCredentials, due: datetime, *, create
     """POST /pcall/call with call_date (as ISO with Z), accepted at `created` (an hour before by default)."""
     created = created or due - timedelta(hours=1)
     params = {**PLAY, "call_date": iso(due)}
-    return str(accept_call(params, account.account, intake(world), now=created)["callid"])
+    return str(accept_call(params, account.account, intake(world), now=created).data["callid"])
 
 
 def scheduled_calls(world: World, account: AccountCredentials, dues: list[datetime]) -> list[str]:
@@ -744,7 +744,7 @@ def test_a_call_due_within_15_minutes_goes_straight_to_the_queue_and_stays_liste
 def dialing(world: World, account: AccountCredentials, *, ago: float) -> Call:
     """A call the placer claimed and placed `ago` seconds before now (no callback since)."""
     world.sim.advance(-ago)
-    callid = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at)["callid"])
+    callid = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at).data["callid"])
     assert world.drain() == [callid]
     world.sim.advance(ago)
     call = world.call(callid)
@@ -966,7 +966,7 @@ def test_a_dialing_call_without_a_carrier_call_id_fails_as_never_placed(
     world: World, account: AccountCredentials
 ) -> None:
     # given: the placer claimed it and died before the carrier request (no carrier id, no callback)
-    callid = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at)["callid"])
+    callid = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at).data["callid"])
     world.store.update(
         callid,
         lambda c: c.model_copy(
@@ -993,7 +993,7 @@ def test_a_queued_call_whose_message_went_to_the_dead_letter_queue_fails(
 ) -> None:
     # given: the queue gave up on one call; another one's stale message is there too, and a foreign message
     placed = dialing(world, account, ago=1).callid
-    dead = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at)["callid"])
+    dead = str(accept_call(PLAY, account.account, intake(world), now=world.sim.at).data["callid"])
     dlq = world.stack.refs["CallsDeadLetterQueue"]
     for body in ({"callid": dead}, {"callid": placed}, {"account_id": "cb_x", "params": {}}):
         world.sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(body))

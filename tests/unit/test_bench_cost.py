@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench.capacity import CapacityModel, Index, TableSchema, item_size, read_units, value_size, write_units
-from bench.cost import PLATFORM_LOG_BYTES_PER_INVOCATION, Usage, gb_seconds, line_items, per_million, usage_from_counts
+from bench.cost import (
+    PLATFORM_LOG_BYTES_PER_INVOCATION,
+    Usage,
+    fixed_monthly,
+    gb_seconds,
+    line_items,
+    monitoring_monthly,
+    per_million,
+    prices,
+    usage_from_counts,
+)
 from sandbox.filters import matches, passing
 
 TOY = {
@@ -185,3 +197,62 @@ def test_passing_counts_records_matching_any_pattern() -> None:
     records = [_record("MODIFY", "COMPLETED"), _record("MODIFY", "RINGING"), _record("MODIFY", "FAILED")]
     assert passing(records, [FINAL]) == 2
     assert passing(records, [{"eventName": ["REMOVE"]}]) == 0
+
+
+def _stack(dashboard_default: str) -> dict[str, Any]:
+    return {
+        "Parameters": {"Dashboard": {"Type": "String", "Default": dashboard_default}, "Mail": {"Default": ""}},
+        "Conditions": {
+            "HasDashboard": {"Fn::Equals": [{"Ref": "Dashboard"}, "true"]},
+            "HasMail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Mail"}, ""]}]},
+        },
+        "Resources": {
+            "One": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"MetricName": "Errors"}},
+            "Ratio": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {"Metrics": [{"Id": "a", "MetricStat": {}}, {"Id": "b", "MetricStat": {}}, {"Id": "r"}]},
+            },
+            "MailOnly": {"Type": "AWS::CloudWatch::Alarm", "Condition": "HasMail", "Properties": {"MetricName": "X"}},
+            "Board": {"Type": "AWS::CloudWatch::Dashboard", "Condition": "HasDashboard", "Properties": {}},
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {}},
+        },
+    }
+
+
+def test_monitoring_costs_each_alarm_metric_and_what_the_defaults_create() -> None:
+    unit = prices()
+
+    off = {r["item"].split(" (")[0]: r["usd_per_month"] for r in monitoring_monthly(_stack("false"), unit)}
+    on = {r["item"].split(" (")[0]: r["usd_per_month"] for r in monitoring_monthly(_stack("true"), unit)}
+
+    # one plain alarm (1 metric) and a metric-math alarm reading 2; the alarm behind an empty parameter is not made
+    assert off["CloudWatch alarms"] == round(3 * 0.10, 2)
+    assert off["CloudWatch dashboard"] == 0.0
+    assert on["CloudWatch dashboard"] == 3.00
+    assert off["Secrets Manager"] == 0.40
+
+
+def test_fixed_monthly_adds_the_monitoring_rows_to_its_total() -> None:
+    unit = prices()
+    rows = monitoring_monthly(_stack("true"), unit)
+
+    without = fixed_monthly(unit, scheduler_runs_per_month=0, scheduler_run=None, scheduler_memory_mb=512, queues=1)
+    with_them = fixed_monthly(
+        unit, scheduler_runs_per_month=0, scheduler_run=None, scheduler_memory_mb=512, queues=1, monitoring=rows
+    )
+
+    assert with_them["usd_per_month"] == round(without["usd_per_month"] + 0.30 + 3.00 + 0.40, 2)
+    assert with_them["items"][-3:] == rows
+
+
+def test_the_template_leaves_the_dashboard_out_by_default_and_keeps_under_five_dollars_of_monitoring() -> None:
+    from sandbox.template import load_template
+
+    template = load_template()
+    rows = {r["item"].split(" (")[0]: r for r in monitoring_monthly(template, prices())}
+
+    assert template["Parameters"]["Dashboard"]["Default"] == "false"
+    assert template["Resources"]["OperationsDashboard"]["Condition"] == "HasDashboard"
+    assert template["Outputs"]["DashboardUrl"]["Condition"] == "HasDashboard"
+    assert rows["CloudWatch dashboard"]["usd_per_month"] == 0.0
+    assert "true adds $3.00" in rows["CloudWatch dashboard"]["item"]

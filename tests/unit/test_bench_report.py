@@ -103,3 +103,24 @@ def test_the_burst_at_each_offered_rate_is_a_row_of_the_time_to_dial_table() -> 
     assert "| 77 % | 99 % |" in text  # how busy the machine and moto were while the 40/s ran
     assert "| offered 40/s (warm containers) | 100 calls, offered 40/s |" in text
     assert "1,234 ms" in text
+
+
+def test_the_header_says_how_fast_the_machine_ran_python_in_this_run_and_the_previous() -> None:
+    results = _results(dial_p50=80.0, requests=8, ratio=1.0, busiest=1)
+    results["meta"] |= {"reference_ms_start": 49.6, "reference_ms_end": 51.0}
+    results["previous"] = _results(dial_p50=80.0, requests=8, ratio=1.0, busiest=1)
+    results["previous"]["meta"] |= {"reference_ms_start": 24.8, "reference_ms_end": 25.3}
+    results["targets"] = with_previous(targets(results), results["previous"])
+
+    header = markdown(results).split("## Against the targets")[0]
+
+    assert "took 49.6 / 51.0 ms at start / end (24.8 / 25.3 ms in the previous run)" in header
+    previous_lacks_it = results | {"previous": _results(dial_p50=80.0, requests=8, ratio=1.0, busiest=1)}
+    assert "took 49.6 / 51.0 ms at start / end: the same" in markdown(previous_lacks_it)
+
+
+def test_the_reference_work_is_fixed_and_its_time_a_positive_figure() -> None:
+    from bench.machine import _reference_work, reference_ms
+
+    assert _reference_work() == _reference_work()
+    assert reference_ms(repeats=1) > 0

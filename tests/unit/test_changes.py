@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from callbridge.domain.calls import Call, CallStatus, iso
-from callbridge.domain.changes import Change, apply
+from callbridge.domain.changes import Change, apply, ends
 from callbridge.domain.placing import claim, placed, rejected
 from callbridge.domain.progress import apply_status_callback, flow_change, settled, status_change
 from hypothesis import given, settings
@@ -213,3 +213,22 @@ def test_a_status_callback_never_moves_a_call_that_was_never_placed() -> None:
     assert after is not None
     assert after.status is CallStatus.QUEUED
     assert settled(after).billed_seconds == 0
+
+
+def test_only_a_change_that_moves_a_live_call_into_a_final_status_ends_it() -> None:
+    # given: a status callback's change and its alternatives (about the call's carrier call; taking its CallSid as
+    # the call's while it is dialed; the event kept only), for a final and a live status
+    final = status_change({"CallSid": CALL_SID, "CallStatus": "busy"}, iso(T0))
+    live = status_change({"CallSid": CALL_SID, "CallStatus": "ringing"}, iso(T0))
+    assert final.otherwise is not None
+    assert final.otherwise.otherwise is not None
+
+    # then: the two that move the status to busy end the call; the one keeping the event only does not
+    assert ends(final)
+    assert ends(final.otherwise)
+    assert not ends(final.otherwise.otherwise)
+    assert not any(ends(c) for c in (live, live.otherwise))
+    # a rejection ends a call; a change with no condition on the status would not say which write ended it
+    assert ends(rejected(iso(T0), 21211, "invalid To", 400))
+    assert not ends(Change(event=final.event, status=CallStatus.BUSY))
+    assert not ends(None)

@@ -161,13 +161,15 @@ def emitted_metrics() -> frozenset[str]:
 
 def test_the_metric_scan_sees_literal_and_table_driven_names() -> None:
     # CallsPlaced is a literal in the placer; CallbacksDelivered comes from the notifier's table, DispatchSendFailures
-    # from the scheduler's loop over its table, CallsCanceled from the webhooks' default of a table look-up.
+    # from the scheduler's loop over its table, CallsCanceled from the outcome metrics' table look-up (in the layer,
+    # which every function that ends calls uses) and CallsAnsweredByPerson from the default of one.
     by_file = metrics_by_file()
     assert "CallsPlaced" in by_file["functions/placer/app.py"]
     assert {"CallbacksDelivered", "CallbackRecordsFailed"} <= by_file["functions/notifier/app.py"]
     assert "DispatchSendFailures" in by_file["functions/scheduler/app.py"]
-    webhooks = by_file["functions/webhooks/app.py"]
-    assert {"CallsCanceled", "CallsAnsweredByMachine", "CarrierRequestsRejected"} <= webhooks
+    assert "CarrierRequestsRejected" in by_file["functions/webhooks/app.py"]
+    outcomes = by_file["layers/callbridge/callbridge/adapters/outcome_metrics.py"]
+    assert {"CallsCanceled", "CallsAnsweredByMachine", "CallsAnsweredByPerson"} <= outcomes
     # only metric names: not the other strings of the functions that emit them
     assert "Machine" not in emitted_metrics()
     assert "NoSuchMetric" not in emitted_metrics()
@@ -231,10 +233,52 @@ def _alarm_on(namespace: str, metric: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_calls_queue_age_of_oldest_message_is_alarmed() -> None:
-    (alarm,) = _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
-    (metric,) = alarm_metrics(alarm)
-    assert metric["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["CallsQueue", "QueueName"]}}]
+def _event_sources(kind: str) -> dict[str, set[str]]:
+    """For each function, the logical ids its events of `kind` read (SQS: the queue; DynamoDB: the table)."""
+    found: dict[str, set[str]] = {}
+    for function in functions():
+        for event in template()["Resources"][function]["Properties"].get("Events", {}).values():
+            if event["Type"] == kind:
+                source = event["Properties"]["Queue" if kind == "SQS" else "Stream"]["Fn::GetAtt"][0]
+                found.setdefault(function, set()).add(source)
+    return found
+
+
+def _watched(namespace: str, metric: str, dimension: str) -> list[str]:
+    """The resource each alarm on `metric` watches, by its `dimension` (one entry per alarm)."""
+    return [
+        value.get("Ref") or value["Fn::GetAtt"][0]
+        for alarm in _alarm_on(namespace, metric)
+        for m in alarm_metrics(alarm)
+        if m["Namespace"] == namespace and m["MetricName"] == metric
+        for d in m["Dimensions"]
+        if d["Name"] == dimension and (value := d["Value"])
+    ]
+
+
+def test_every_queue_a_function_reads_has_an_age_of_oldest_message_alarm() -> None:
+    # A consumer that stopped without failing (its event source mapping disabled, or outpaced) shows only as age.
+    queues = set().union(*_event_sources("SQS").values())
+    assert queues == {"CallsQueue", "NotificationsQueue", "CampaignsQueue"}
+    assert sorted(_watched("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName")) == sorted(queues)
+
+
+# Queues whose messages are sent with DelaySeconds by design, up to SQS's longest: their age alarm must not count
+# a message's own delay as lateness (the notifier's retries wait out their backoff there, the campaigns' release
+# steps their pause).
+DELAYED_BY_DESIGN = ("NotificationsQueue", "CampaignsQueue")
+
+
+@pytest.mark.parametrize("queue", DELAYED_BY_DESIGN)
+def test_the_age_alarm_of_a_queue_of_delayed_messages_waits_longer_than_the_longest_delay(queue: str) -> None:
+    from callbridge.domain.limits import MAX_DELAY_SECONDS
+
+    (alarm,) = [
+        a
+        for a in _alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
+        if alarm_metrics(a)[0]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue, "QueueName"]}
+    ]
+    assert alarm["Properties"]["Threshold"] > MAX_DELAY_SECONDS
 
 
 def test_api_5xx_rate_is_alarmed_as_a_share_of_requests() -> None:
@@ -262,10 +306,25 @@ def test_webhook_403_rate_is_alarmed_on_a_metric_the_webhooks_emit() -> None:
     ]
 
 
-def test_notifier_lag_is_alarmed() -> None:
-    (alarm,) = _alarm_on("AWS/Lambda", "IteratorAge")
-    (metric,) = alarm_metrics(alarm)
-    assert metric["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "NotifierFunction"}}]
+def test_every_stream_consumer_s_lag_is_alarmed() -> None:
+    # A stream batch that fails again and again holds its shard for up to 24 hours: only the lag shows it.
+    consumers = set(_event_sources("DynamoDB")) | set(_event_sources("Kinesis"))
+    assert consumers == {"NotifierFunction", "CampaignsFunction"}
+    assert sorted(_watched("AWS/Lambda", "IteratorAge", "FunctionName")) == sorted(consumers)
+
+
+def test_a_scheduler_that_stopped_running_is_alarmed() -> None:
+    # No run at all raises no Errors: a heartbeat on its invocations, where missing data is the failure.
+    (alarm,) = [a for a in _alarm_on("AWS/Lambda", "Invocations") if "MetricName" in a["Properties"]]
+    props = alarm["Properties"]
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "SchedulerFunction"}}]
+    assert (props["Statistic"], props["ComparisonOperator"], props["Threshold"]) == ("Sum", "LessThanThreshold", 1)
+    assert props["TreatMissingData"] == "breaching"
+    # each period holds at least one run when the schedule fires
+    (event,) = template()["Resources"]["SchedulerFunction"]["Properties"]["Events"].values()
+    match = re.fullmatch(r"rate\((\d+) minutes?\)", event["Properties"]["Schedule"])
+    assert match is not None
+    assert props["Period"] >= int(match.group(1)) * 60
 
 
 @pytest.mark.parametrize("queue", ["CallsDeadLetterQueue", "NotificationsDeadLetterQueue", "CampaignsDeadLetterQueue"])
@@ -405,6 +464,25 @@ def test_the_dashboard_shows_what_operators_asked_for() -> None:
             assert f'"AWS/Lambda", "{metric}", "FunctionName", "${{{function}}}"' in body, (function, metric)
 
 
+def _as_dashboard_value(value: Any) -> str:
+    """A dimension value as the dashboard's Fn::Sub body writes it: {"Fn::GetAtt": [X, A]} is "${X.A}"."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        return f"${{{resource}.{attribute}}}"
+    return _as_sub(value)
+
+
+def test_every_metric_an_alarm_reads_is_on_the_dashboard() -> None:
+    # When an alarm fires, the dashboard shows what it saw, and since when.
+    shown = {tuple(m[:4]) for m in dashboard_metrics() if len(m) >= 5}
+    for name, alarm in resources("AWS::CloudWatch::Alarm").items():
+        for metric in alarm_metrics(alarm):
+            (dimension,) = metric["Dimensions"]
+            value = _as_dashboard_value(dimension["Value"])
+            line = (metric["Namespace"], metric["MetricName"], dimension["Name"], value)
+            assert line in shown, f"{name} reads {line}, which the dashboard does not show"
+
+
 # --- logs ------------------------------------------------------------------------------------
 
 
@@ -465,6 +543,19 @@ def test_stateful_resources_say_what_happens_to_them_on_delete_and_replace() -> 
         assert keep[name]["DeletionPolicy"] == "Retain", name
 
 
+def test_every_table_a_deleted_stack_leaves_is_named_in_the_readme_and_removed_by_the_runbook() -> None:
+    retained = {name for name, res in resources("AWS::DynamoDB::Table").items() if res["DeletionPolicy"] == "Retain"}
+    assert {"CallsTable", "AccountsTable", "CampaignsTable", "SuppressionsTable"} <= retained
+    deploying = " ".join(_readme_section("Deploying").split())
+    kept = deploying.split("**Deleting a stack** keeps what cannot be recreated:", 1)[1].split(".", 1)[0]
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    removal = runbook.split("\n## Deleting a stack completely\n", 1)[1]
+    for table in retained:
+        assert table in kept, f"README: deleting a stack keeps {table}, which it does not say"
+        assert table in removal.split("```", 1)[0], f"docs/runbook.md: {table} is not among what a deletion leaves"
+        assert f"delete-table --table-name <{table}Name>" in removal, f"docs/runbook.md: how to remove {table}"
+
+
 def test_the_carrier_secret_name_includes_the_stack_name() -> None:
     name = template()["Resources"]["CarrierSecret"]["Properties"]["Name"]["Fn::Sub"]
     assert "${AWS::StackName}" in name
@@ -512,6 +603,19 @@ def test_the_runbook_says_what_each_alarm_means() -> None:
     for section in ("Redriving the dead-letter queues", "Rotating the Twilio auth token", "Disabling an account"):
         assert f"## {section}" in runbook
     assert "## Reading a call's timeline" in runbook
+
+
+def test_the_runbook_says_how_to_redrive_every_dead_letter_queue() -> None:
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    section = runbook.split("\n## Redriving the dead-letter queues\n", 1)[1].split("\n## ", 1)[0]
+    headings = [line for line in section.splitlines() if line.startswith("### ")]
+    targets = {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in resources("AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+    for name in targets:
+        assert any(f"(`{name}`)" in heading for heading in headings), f"docs/runbook.md: no redrive of {name}"
 
 
 # --- what the README's deploy section and the runbook name -------------------------------------
@@ -567,6 +671,19 @@ def test_every_output_the_docs_name_exists_and_the_readme_lists_them_all() -> No
     # a queue's ARN, for a redrive, comes from its URL output (the runbook shows how)
     for queue in re.findall(r"<(\w+Queue) ARN>", readme + runbook):
         assert f"{queue}Url" in outputs or f"{queue}Arn" in outputs, queue
+
+
+# CloudWatch's price of a standard-resolution alarm, per metric it reads (a metric math alarm pays for each).
+ALARM_METRIC_USD_PER_MONTH = 0.10
+
+
+def test_the_readme_counts_the_alarms_and_their_monthly_cost_as_the_template_has_them() -> None:
+    alarms = resources("AWS::CloudWatch::Alarm")
+    metrics = sum(len(alarm_metrics(alarm)) for alarm in alarms.values())
+    text = " ".join(_readme_section("Operating").split())
+    usd = metrics * ALARM_METRIC_USD_PER_MONTH
+    assert f"The {len(alarms)} alarms read {metrics} metrics;" in text
+    assert f"${ALARM_METRIC_USD_PER_MONTH:.2f} per alarm metric a month that is ${usd:.2f} a month" in text
 
 
 _COMPARISONS = {
@@ -697,3 +814,11 @@ def test_the_runbook_s_concurrency_caps_are_the_template_s() -> None:
     throttling = template()["Resources"]["CallbridgeHttpApi"]["Properties"]["DefaultRouteSettings"]
     rate, burst = throttling["ThrottlingRateLimit"], throttling["ThrottlingBurstLimit"]
     assert f"({rate:,} requests per second, bursts of {burst:,})" in text
+
+
+def test_production_has_the_dashboard_and_the_dev_stack_the_template_s_default() -> None:
+    overrides = {env: samconfig()[env]["deploy"]["parameters"]["parameter_overrides"] for env in ("default", "prod")}
+
+    assert 'Dashboard="true"' in overrides["prod"]
+    assert "Dashboard" not in overrides["default"]
+    assert template()["Parameters"]["Dashboard"]["Default"] == "false"

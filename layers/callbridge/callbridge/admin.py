@@ -4,9 +4,11 @@
     python -m callbridge.admin --endpoint-url http://127.0.0.1:3000/aws --table callbridge-AccountsTable list
     python -m callbridge.admin --stack callbridge --region us-east-1 create --caller-id 12812345678
     python -m callbridge.admin --sandbox list          # the sandbox `make run` started (make admin ARGS="list")
+    python -m callbridge.admin --sandbox list --show-secrets   # webhook secrets in full (masked otherwise)
     python -m callbridge.admin --stack callbridge set-call-defaults cb_... --call-window 09:00-20:00 --call-days MON-FRI
 
-A new password is printed once and never stored: only its salted scrypt hash is.
+A new password is printed once and never stored: only its salted scrypt hash is. A webhook secret is printed in
+full by `create` and by `list --show-secrets`; every other output shows only its last characters.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ from callbridge.domain.windows import WindowError, format_call_days, parse_call_
 # Written by the running sandbox into its state directory (default .sandbox): its endpoints and table names.
 SANDBOX_FILE = "sandbox.json"
 SANDBOX_AWS_KEY = "sandbox"  # moto accepts any credentials; the sandbox's functions use these
+# A masked webhook secret shows this many of its last characters (enough to tell secrets apart, far too few to
+# sign with), and only for a secret at least MASK_BELOW long: a shorter one is shown as the mark alone.
+SECRET_TAIL = 4
+MASK_BELOW = 16
+MASK = "..."
 
 
 class AdminError(Exception):
@@ -183,8 +190,17 @@ def running_sandbox(state_dir: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in info.items()}
 
 
-def _public(account: Account) -> dict[str, Any]:
-    return account.model_dump(exclude={"password_hash"})
+def masked(secret: str) -> str:
+    """A secret as output shows it unless asked for it: "...a1b2", its last SECRET_TAIL characters."""
+    return MASK + secret[-SECRET_TAIL:] if len(secret) >= MASK_BELOW else MASK
+
+
+def _public(account: Account, *, show_secrets: bool = False) -> dict[str, Any]:
+    """An account as the commands print it: never its password hash; its webhook secret masked unless asked."""
+    shown = account.model_dump(exclude={"password_hash"})
+    if not show_secrets:
+        shown["webhook_secret"] = masked(account.webhook_secret)
+    return shown
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--call-window", help="default call_window, HH:MM-HH:MM in the recipient's time ('' clears)")
         sub.add_argument("--call-days", help="default call_days, e.g. MON-FRI ('' clears)")
         sub.add_argument("--recipient-timezone", help="default recipient_timezone, an IANA zone ('' clears)")
-    commands.add_parser("list", help="list accounts (never passwords)")
+    listing = commands.add_parser("list", help="list accounts (never passwords; webhook secrets masked)")
+    listing.add_argument(
+        "--show-secrets", action="store_true", help="print each account's webhook secret in full instead of ...a1b2"
+    )
     for name, text in (("disable", "refuse the account's credentials"), ("enable", "accept them again")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("api_key")
@@ -251,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 call_days=args.call_days,
                 recipient_timezone=args.recipient_timezone,
             )
-            out: Any = {**_public(account), "password": password}
+            # the new account's webhook secret in full, beside its password: the receiver needs it to verify
+            out: Any = {**_public(account, show_secrets=True), "password": password}
         elif args.command == "set-call-defaults":
             out = _public(
                 set_call_defaults(
@@ -263,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         elif args.command == "list":
-            out = [_public(a) for a in store.list_accounts()]
+            out = [_public(a, show_secrets=args.show_secrets) for a in store.list_accounts()]
         elif args.command in ("disable", "enable"):
             out = _public(set_enabled(store, args.api_key, args.command == "enable"))
         else:

@@ -85,6 +85,9 @@ class CallsStore(Protocol):
         (whether the change held, the call after it, or as it is); (False, None) if there is no such call.
         """
 
+    def write(self, callid: str, change: Change) -> tuple[Change | None, Call | None]:
+        """`apply`, telling which change was written: `change`, one of its alternatives, or None (nothing held)."""
+
     def update(self, callid: str, change: Callable[[Call], Call | None], attempts: int = 8) -> Call | None:
         """Read the call, decide, write it back if unchanged meanwhile; None if there is no such call."""
 

@@ -88,6 +88,20 @@ def first_that_holds(changes: list[Change], call: Call) -> Change | None:
     return next((c for c in changes if c.holds(call)), None)
 
 
+def ends(change: Change | None) -> bool:
+    """Whether writing `change` (the one a write chose: `change` itself or one of its alternatives) moved the call
+    into a final status: it sets one and holds only for a call that is not final yet, so of any number of
+    writes about the same call (a callback repeated, another that came late) at most one ends it."""
+    return (
+        change is not None
+        and change.event is not None
+        and change.status is not None
+        and change.status.is_final
+        and change.when is not None
+        and change.when <= NOT_FINAL
+    )
+
+
 def _written(call: Call, change: Change) -> Call:
     update: dict[str, Any] = dict(change.set)
     for name, value in change.set_once.items():

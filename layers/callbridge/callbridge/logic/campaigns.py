@@ -37,7 +37,7 @@ from callbridge.domain.errors import Conflict, FieldProblem, InvalidRequest
 from callbridge.domain.ivr import snapshot
 from callbridge.domain.spreadsheet import spreadsheet_safe
 from callbridge.logic.calls import page_limit
-from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY
+from callbridge.logic.intake import IDEMPOTENCY_TTL_SECONDS, MAX_IDEMPOTENCY_KEY, Accepted
 from callbridge.logic.ivr import MenuReader, menus_for_call
 from callbridge.ports import (
     CallsStore,
@@ -213,8 +213,9 @@ def accept_campaign(
     now: datetime,
     idempotency_key: str | None = None,
     refused: Sequence[FieldProblem] = (),
-) -> dict[str, Any]:
-    """Validate a whole campaign (all or nothing), store it, and hand its calls to the fan-out; the response data.
+) -> Accepted:
+    """Validate a whole campaign (all or nothing), store it, and hand its calls to the fan-out; the response data
+    (a replay of the first response when the Idempotency-Key and request come again: nothing new is stored).
 
     `refused`: problems the caller found in the request before its fields (a query parameter given twice),
     reported with theirs; the request is then refused whatever its fields."""
@@ -295,7 +296,7 @@ def accept_campaign(
             raise Conflict("Idempotency-Key is in use by a request still in progress; retry") from None
         return _replay(existing, request_hash, ports)
     _start(campaign, ports.queue, now)
-    return data
+    return Accepted(data)
 
 
 def _first_counts(calls: list[CampaignCall]) -> Counts:
@@ -316,7 +317,7 @@ def _start(campaign: Campaign, queue: CampaignsQueue, now: datetime) -> None:
     queue.send(messages)
 
 
-def _replay(existing: IdempotencyRecord, request_hash: str, ports: CampaignPorts) -> dict[str, Any]:
+def _replay(existing: IdempotencyRecord, request_hash: str, ports: CampaignPorts) -> Accepted:
     if existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request")
     campaign_id = existing.response.get("campaign", {}).get("id")
@@ -324,7 +325,7 @@ def _replay(existing: IdempotencyRecord, request_hash: str, ports: CampaignPorts
     if campaign is not None and campaign.status in (CampaignStatus.SCHEDULED, CampaignStatus.RUNNING):
         # The first response may have been lost with a failed send: send again (the fan-out is idempotent).
         ports.queue.send([(fanout_message(campaign.id, n), 0) for n in range(campaign.chunks)])
-    return existing.response
+    return Accepted(existing.response, replayed=True)
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -11,21 +11,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from callbridge.domain import events
 from callbridge.domain.calls import Call, CallStatus, TimelineEvent, iso, new_callid
 from callbridge.domain.errors import Conflict, InvalidRequest
 from callbridge.domain.messages import CallsQueueMessage
-from callbridge.logic.intake import Intake, accept_call
+from callbridge.logic.intake import Accepted, Intake, accept_call
 
 
 class UnknownAccount(Exception):
     """The message names no known, enabled account: nothing can be stored for it."""
 
 
-def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime) -> dict[str, Any]:
-    """Accept an external call request like POST /pcall/call; an invalid one becomes a FAILED call."""
+def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime) -> Accepted:
+    """Accept an external call request like POST /pcall/call (a replayed idempotency_key stores nothing); an invalid
+    one becomes a FAILED call (its `data` has code 400)."""
     account_id = message.account_id or ""
     account = intake.accounts.get_account(account_id) if account_id else None
     if account is None or not account.enabled:
@@ -50,4 +50,4 @@ def accept_external(message: CallsQueueMessage, intake: Intake, *, now: datetime
             timeline=[TimelineEvent(at=at, event=events.REJECTED, detail={"reason": str(exc)})],
         )
         intake.calls.create(call)
-        return {"code": 400, "code_desc": str(exc), "callid": call.callid}
+        return Accepted({"code": 400, "code_desc": str(exc), "callid": call.callid})

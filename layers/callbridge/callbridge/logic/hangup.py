@@ -6,12 +6,14 @@ dialed. A call at the carrier is ended there (`Status=completed`: a ringing call
 up) and the carrier's answer is applied like a status callback: a ringing call ends CANCELED, an answered one
 COMPLETED with the seconds it lasted. A call whose carrier request is still in flight (DIALING, no carrier
 call id yet) is marked CANCELED; the placer ends it at the carrier as soon as the carrier answers (logic/placer.py).
-Hanging up never leads to a retry.
+Hanging up never leads to a retry. `hang_up` says whether it ended a call that was dialed (being dialed, ringing or
+answered), which the api counts by its outcome; a call cancelled before its claim was never dialed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +24,16 @@ from callbridge.domain.calls import UNCLAIMED, Call, CallStatus, iso
 from callbridge.domain.errors import CallNotFound, Conflict, ServiceUnavailable
 from callbridge.domain.progress import apply_status_callback
 from callbridge.logic.scheduler import carrier_params
+from callbridge.logic.updates import update
 from callbridge.ports import CallsStore
+
+
+@dataclass(frozen=True)
+class HungUp:
+    """The call as it stands after the hang-up, and whether the hang-up ended it after it was dialed."""
+
+    call: Call
+    ended_dialed: bool
 
 
 def _plausible_id(callid: str) -> bool:
@@ -44,7 +55,7 @@ def _canceled(call: Call, at: datetime, **detail: Any) -> Call:
 
 def hang_up(
     calls: CallsStore, carrier: Callable[[], Carrier], account: Account, callid: str, *, now: datetime
-) -> dict[str, Any]:
+) -> HungUp:
     """End the account's call `callid` wherever it is; the call as it stands. CallNotFound, or Conflict if final."""
     call = calls.get(callid) if _plausible_id(callid) else None
     if call is None or call.account_id != account.api_key:
@@ -52,7 +63,8 @@ def hang_up(
     for _ in range(3):  # the call may move on between the read and the write; settle it by its new state
         if call.status.is_final:
             raise Conflict(f"call {callid} is {call.status.value}: it has already ended")
-        if call.status in UNCLAIMED:
+        dialed = call.status not in UNCLAIMED
+        if not dialed:
             moved = _write(calls, callid, lambda c: _canceled(c, now) if c.status in UNCLAIMED else None)
         elif call.carrier_call_id is None:  # the placer's request to the carrier is in flight
             moved = _write(
@@ -65,9 +77,9 @@ def hang_up(
                 ),
             )
         else:
-            return _at_carrier(calls, carrier(), call, now).public(with_timeline=False)
-        if moved is not None:
-            return moved.public(with_timeline=False)
+            return _at_carrier(calls, carrier(), call, now)
+        if moved is not None:  # this write cancelled it
+            return HungUp(moved, ended_dialed=dialed)
         current = calls.get(callid)
         if current is None:
             raise CallNotFound(callid)
@@ -77,18 +89,11 @@ def hang_up(
 
 def _write(calls: CallsStore, callid: str, change: Callable[[Call], Call | None]) -> Call | None:
     """`calls.update` that returns the call only if this change was the one written."""
-    wrote = [False]
-
-    def tracked(call: Call) -> Call | None:
-        changed = change(call)
-        wrote[0] = changed is not None
-        return changed
-
-    stored = calls.update(callid, tracked)
-    return stored if wrote[0] else None
+    updated = update(calls, callid, change)
+    return updated.call if updated.wrote else None
 
 
-def _at_carrier(calls: CallsStore, carrier: Carrier, call: Call, now: datetime) -> Call:
+def _at_carrier(calls: CallsStore, carrier: Carrier, call: Call, now: datetime) -> HungUp:
     """End the call at the carrier and apply the carrier's answer as a status callback of its attempt."""
     sid = call.carrier_call_id or ""
     attempt = call.attempt
@@ -111,11 +116,12 @@ def _at_carrier(calls: CallsStore, carrier: Carrier, call: Call, now: datetime) 
     except CarrierError as exc:
         raise ServiceUnavailable(f"carrier unavailable: {exc}") from exc
     if found is None:
-        return marked or call
+        return HungUp(marked or call, ended_dialed=False)
     params = carrier_params(found)
     params["CallbackSource"] = "hangup"
-    stored = calls.update(
+    applied = update(
+        calls,
         call.callid,
         lambda c: apply_status_callback(c, params, iso(now), attempt) if c.carrier_call_id == sid else None,
     )
-    return stored or marked or call
+    return HungUp(applied.call or marked or call, ended_dialed=applied.ended)

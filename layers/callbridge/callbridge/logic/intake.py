@@ -99,10 +99,20 @@ def _problems_of(request: Checkable, account: Account, ports: Intake, now: datet
     return []
 
 
-def _replay(existing: IdempotencyRecord, request_hash: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to a request that creates calls (a call, a campaign): its response `data`, and whether it is a
+    replay (the same Idempotency-Key and request again, answered with the first response: nothing was stored, so
+    no call is counted as accepted)."""
+
+    data: dict[str, Any]
+    replayed: bool = False
+
+
+def _replay(existing: IdempotencyRecord, request_hash: str) -> Accepted:
     if existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request")
-    return existing.response
+    return Accepted(existing.response, replayed=True)
 
 
 def accept_call(
@@ -114,8 +124,8 @@ def accept_call(
     idempotency_key: str | None = None,
     source: str = "api",
     refused: Sequence[FieldProblem] = (),
-) -> dict[str, Any]:
-    """Validate and accept a call request; returns the seed's response `data`.
+) -> Accepted:
+    """Validate and accept a call request; returns the seed's response `data` (and whether it is a replay).
 
     Immediate calls are stored QUEUED and sent to CallsQueue. A call with a `call_date` is stored SCHEDULED
     until the placer claims it; one due within SQS's longest delay is sent now with DelaySeconds up to its
@@ -217,4 +227,4 @@ def accept_call(
     if send_now:
         # If this send fails the call is stored as sent: the scheduler re-sends it once it is overdue.
         ports.queue.send_call(callid, delay_seconds=delay_seconds(due, now) if due else 0, call_date=call.call_date)
-    return response
+    return Accepted(response)

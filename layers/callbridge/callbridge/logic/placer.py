@@ -24,6 +24,7 @@ from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
 from callbridge.domain.campaigns import closed_until
+from callbridge.domain.changes import ends
 from callbridge.domain.dispatch import awaits_claim, due_at, moment
 from callbridge.domain.errors import ServiceUnavailable
 from callbridge.domain.placing import (
@@ -106,6 +107,9 @@ class PlaceResult:
     # RETRY because it is not this call's turn yet (no free carrier slot, or early): waiting is not failing,
     # so the message is sent again with a delay instead of counting a receive towards the DLQ.
     waiting: bool = False
+    # The call this placement ended (FAILED: the carrier refused it), to be counted by its outcome; None when it
+    # ended nothing, as when the call had ended meanwhile (hung up while its request was on its way).
+    ended: Call | None = None
 
 
 @dataclass(frozen=True)
@@ -351,8 +355,9 @@ class Placer:
             self.calls.apply(callid, uncertain(self._stamp(), str(exc)))
             return PlaceResult(Placement.UNCERTAIN)
         except CarrierRejected as exc:
-            self.calls.apply(callid, rejected(self._stamp(), exc.code, exc.message, exc.http_status))
-            return PlaceResult(Placement.FAILED)
+            refusal = rejected(self._stamp(), exc.code, exc.message, exc.http_status)
+            held, stored = self.calls.apply(callid, refusal)
+            return PlaceResult(Placement.FAILED, ended=stored if held and ends(refusal) else None)
         latency = self.now() - started
         lateness = started - moment(claimed.call_date).timestamp() if claimed.call_date else None
         on_time = {} if lateness is None else {"lateness_ms": int(lateness * 1000)}

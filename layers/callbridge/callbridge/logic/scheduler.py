@@ -48,6 +48,7 @@ from callbridge.domain.dispatch import (
     unknown_to_carrier,
 )
 from callbridge.domain.errors import ServiceUnavailable
+from callbridge.logic.updates import update
 from callbridge.ports import CallsStore, DeadLetters, DispatchQueue, DueCall, DueIndex, Outgoing
 
 BATCH = 10  # SendMessageBatch entries
@@ -78,9 +79,13 @@ class RunReport:
     errors: int = 0
     left: int = 0
     seconds: float = 0.0
+    # The calls this run ended after they were dialed (reconciliation: the carrier's answer, no record of the call,
+    # never placed), each counted once by its outcome; a dead-lettered call, never dialed, is only `dead_lettered`.
+    ended: list[Call] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The counts (what is logged and returned)."""
+        return {k: v for k, v in self.__dict__.items() if k != "ended"}
 
 
 def carrier_params(found: CarrierCall) -> dict[str, str]:
@@ -176,7 +181,8 @@ class Scheduler:
             unsent = sender.finish()
         to_ask = [call for outcome, call in outcomes if outcome is Outcome.RECONCILE and call is not None]
         counts = {o: sum(1 for outcome, _ in outcomes if outcome is o) for o in Outcome}
-        reconciled, carrier_errors = self._reconcile(to_ask, deadline)
+        reconciled, carrier_errors, ended = self._reconcile(to_ask, deadline)
+        report.ended = [call for outcome, call in outcomes if outcome is Outcome.NEVER_PLACED and call] + ended
         report.dispatched = counts[Outcome.DISPATCHED]
         report.resent = counts[Outcome.RESENT]
         report.reconciled = counts[Outcome.NEVER_PLACED] + reconciled
@@ -202,18 +208,6 @@ class Scheduler:
 
     def _past(self, deadline: float | None) -> bool:
         return deadline is not None and self.now() >= deadline
-
-    def _apply(self, callid: str, change: Callable[[Call], Call | None]) -> tuple[Call | None, bool]:
-        """`calls.update` that also tells whether this change is the one that was written."""
-        wrote = [False]
-
-        def tracked(call: Call) -> Call | None:
-            changed = change(call)
-            wrote[0] = changed is not None
-            return changed
-
-        stored = self.calls.update(callid, tracked)
-        return stored, wrote[0] and stored is not None
 
     def _look(
         self, entry: DueCall, window_end: datetime, sender: _Sender, deadline: float | None
@@ -257,16 +251,17 @@ class Scheduler:
             return None
 
         try:
-            stored, wrote = self._apply(entry.callid, change)
+            updated = update(self.calls, entry.callid, change)
         except ServiceUnavailable as exc:
             self.log("could not update a due call", callid=entry.callid, error=str(exc))
             return Outcome.ERROR, None
-        if not wrote or stored is None:
+        stored = updated.call
+        if not updated.wrote or stored is None:
             return Outcome.NOTHING, stored
         if decided[0] is Step.RESEND:
             sender.add(entry.callid, now)
             return Outcome.RESENT, stored
-        return Outcome.NEVER_PLACED, stored
+        return Outcome.NEVER_PLACED, stored  # it ended FAILED (`never_placed` changes only a call not final)
 
     def _move_early_entry(self, entry: DueCall, call: Call, now: datetime, window_end: datetime) -> None:
         """Move a past-due entry whose call needs nothing before this run's window ends to the call's time.
@@ -284,25 +279,26 @@ class Scheduler:
         except ServiceUnavailable as exc:  # it stays where it is: the next run finds it and tries again
             self.log("could not move a call in the due index", callid=entry.callid, error=str(exc))
 
-    def _reconcile(self, calls: list[Call], deadline: float | None) -> tuple[int, int]:
-        """Ask the carrier about each call in flight past its limits and apply its answer: (changed, errors)."""
+    def _reconcile(self, calls: list[Call], deadline: float | None) -> tuple[int, int, list[Call]]:
+        """Ask the carrier about each call in flight past its limits and apply its answer: (changed, errors, the
+        calls its answer ended)."""
         if not calls:
-            return 0, 0
+            return 0, 0, []
         try:
             carrier = self.carrier()
         except ServiceUnavailable as exc:  # e.g. the carrier secret cannot be read: the next run asks again
             self.log("carrier unavailable for reconciliation", error=str(exc), calls=len(calls))
-            return 0, len(calls)
+            return 0, len(calls), []
 
-        def one(call: Call) -> Outcome:
+        def one(call: Call) -> tuple[Outcome, Call | None]:
             if self._past(deadline):
-                return Outcome.LEFT
+                return Outcome.LEFT, None
             sid = call.carrier_call_id or ""
             try:
                 found = carrier.fetch_call(sid)
             except CarrierError as exc:
                 self.log("could not ask the carrier about a call", callid=call.callid, sid=sid, error=str(exc))
-                return Outcome.ERROR
+                return Outcome.ERROR, None
             now = self._now()
 
             def change(current: Call) -> Call | None:
@@ -313,15 +309,19 @@ class Scheduler:
                 return from_carrier(current, carrier_params(found), now)
 
             try:
-                _, wrote = self._apply(call.callid, change)
+                updated = update(self.calls, call.callid, change)
             except ServiceUnavailable as exc:
                 self.log("could not reconcile a call", callid=call.callid, error=str(exc))
-                return Outcome.ERROR
-            return Outcome.RECONCILE if wrote else Outcome.NOTHING
+                return Outcome.ERROR, None
+            if not updated.wrote:
+                return Outcome.NOTHING, None
+            return Outcome.RECONCILE, updated.call if updated.ended else None
 
         with ThreadPoolExecutor(self.carrier_workers) as pool:
             results = list(pool.map(one, calls))
-        return results.count(Outcome.RECONCILE), results.count(Outcome.ERROR)
+        outcomes = [outcome for outcome, _ in results]
+        ended = [call for _, call in results if call is not None]
+        return outcomes.count(Outcome.RECONCILE), outcomes.count(Outcome.ERROR), ended
 
     def _drain_dead_letters(self, dead_letters: DeadLetters, deadline: float | None) -> tuple[int, int]:
         """Each message the calls queue gave up on: its call, if still QUEUED, becomes FAILED. (failed, errors)"""
@@ -348,7 +348,7 @@ class Scheduler:
                     return dead_lettered(call, at)
 
                 try:
-                    _, wrote = self._apply(message.callid, fail_it)
+                    wrote = update(self.calls, message.callid, fail_it).wrote
                 except ServiceUnavailable as exc:  # the message comes back after its visibility timeout
                     self.log("could not fail a dead-lettered call", callid=message.callid, error=str(exc))
                     errors += 1

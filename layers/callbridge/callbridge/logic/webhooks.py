@@ -19,7 +19,7 @@ from callbridge.carrier.base import Carrier, CarrierError, CreateCall
 from callbridge.domain import events
 from callbridge.domain.answered import answered_by_label
 from callbridge.domain.calls import Call, TimelineEvent, iso
-from callbridge.domain.changes import Change
+from callbridge.domain.changes import Change, ends
 from callbridge.domain.errors import CallNotFound, InvalidRequest
 from callbridge.domain.ivr import (
     MAX_STEPS,
@@ -59,6 +59,7 @@ from callbridge.flow.twiml import (
 )
 from callbridge.logic.placer import Pacer, WebhookUrls
 from callbridge.logic.suppressions import opt_out
+from callbridge.logic.updates import update
 from callbridge.ports import CallsStore, SuppressionList
 
 # Whether a request is about the call's own carrier call (see the module's docstring).
@@ -261,21 +262,27 @@ class Webhooks:
             raise CallNotFound(callid)
         return stored
 
-    def status(self, callid: str, params: Mapping[str, str], attempt: int | None = None) -> Call:
+    def status(self, callid: str, params: Mapping[str, str], attempt: int | None = None) -> tuple[Call, bool]:
         """Apply a status callback; late, repeated or reordered ones never move the call backwards.
 
         `attempt`: the attempt it is about, named by the callback URL of a call that may be retried. Such a
         call is read, so that an earlier attempt's callback never touches the current one and the end of an
         attempt can start the next (domain/attempts.py); any other call is written without a read.
+
+        Returns the call and whether this callback ended it (moved it into a final status): told by the write
+        itself (the change it chose, or the version it was conditional on), so a repeated callback, or one that
+        came after the call ended another way, never ends it again.
         """
         if attempt is None:
-            _, stored = self.calls.apply(callid, status_change(params, self._stamp()))
+            written, stored = self.calls.write(callid, status_change(params, self._stamp()))
+            ended = ends(written)
         else:
             stamp = self._stamp()
-            stored = self.calls.update(callid, lambda c: apply_status_callback(c, params, stamp, attempt))
+            updated = update(self.calls, callid, lambda c: apply_status_callback(c, params, stamp, attempt))
+            stored, ended = updated.call, updated.ended
         if stored is None:
             raise CallNotFound(callid)
-        return stored
+        return stored, ended
 
     def recording(self, callid: str, params: Mapping[str, str], attempt: int = 1) -> Call:
         """Keep the recording's URL and duration."""

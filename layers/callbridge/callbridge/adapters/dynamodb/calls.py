@@ -235,32 +235,38 @@ class DynamoCallsStore:
         return {"TableName": self._table, "Key": {"callid": {"S": callid}}, **x.params()}
 
     def apply(self, callid: str, change: Change) -> tuple[bool, Call | None]:
-        """Write `change` in one conditional request: (whether it held, the call after it).
+        """Write `change` in one conditional request: (whether it held, the call after it). See `write`."""
+        chosen, call = self.write(callid, change)
+        return chosen is change, call
+
+    def write(self, callid: str, change: Change) -> tuple[Change | None, Call | None]:
+        """Write `change` in one conditional request: (the change written, the call after it).
 
         When its conditions fail, the first of its `otherwise` chain that holds for the call as the failed write
-        returned it is written instead (False, the call after that); with none, (False, the call as it is).
-        (False, None): there is no such call. When that write fails too, the call changed in between (another
+        returned it is written instead (that alternative, the call after it); with none, (None, the call as it
+        is). (None, None): there is no such call. When that write fails too, the call changed in between (another
         writer's step landed): the choice is made again from the call as it is now, `change` itself included.
         When only the due-index condition failed (the call's place is later than the change would put it), it
-        is written again moving it.
+        is written again moving it. The change written is known from the writes' own answers, with no read:
+        `domain.changes.ends` says from it whether this write moved the call into a final status.
         """
         try:
-            return True, self._placed(callid, change)
+            return change, self._placed(callid, change)
         except ConditionFailed as failed:
             item = failed.item
         chain = alternatives(change)
         for _ in range(_RETRIES):
             if item is None:
-                return False, None
+                return None, None
             current = call_data(item, drop=_INDEXED)
             chosen = change if change.holds(current) else first_that_holds(chain, current)
             if chosen is None:
-                return False, settled(current)
+                return None, settled(current)
             try:
-                return chosen is change, self._placed(callid, chosen)
+                return chosen, self._placed(callid, chosen)
             except ConditionFailed as again:
                 item = again.item
-        return False, call_from_item(item) if item else None
+        return None, call_from_item(item) if item else None
 
     @staticmethod
     def _placement(change: Change) -> Placement:
