@@ -27,6 +27,8 @@ class _CompiledRoute:
 
 
 def _compile(route: Route) -> _CompiledRoute:
+    """A route's pattern as API Gateway matches it: a greedy variable takes one segment or more, and a path
+    ending in a slash matches the route without it (a route's path cannot end in one), as sent to the function."""
     parts = []
     for segment in route.path.strip("/").split("/"):
         if segment.startswith("{") and segment.endswith("+}"):
@@ -35,7 +37,8 @@ def _compile(route: Route) -> _CompiledRoute:
             parts.append(f"(?P<{segment[1:-1]}>[^/]+)")
         else:
             parts.append(re.escape(segment))
-    return _CompiledRoute(route, re.compile("^/" + "/".join(parts) + "$"))
+    path = "/" + "/".join(parts)
+    return _CompiledRoute(route, re.compile(f"^{path}$" if path == "/" else f"^{path}/?$"))
 
 
 def _is_text(content_type: str) -> bool:

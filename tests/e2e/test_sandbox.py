@@ -170,13 +170,14 @@ def test_unknown_paths_and_wrong_methods_answer_in_the_envelope(sandbox: Running
     # through the template's routes: the catch-all route brings them to the API instead of the gateway's own 404
     with sandbox.client() as client:
         wrong_method = client.get("/pcall/call")
-        unknown = client.get("/pcall/nope")
+        unknown = [client.get(path) for path in ("/pcall/nope", "/pcall", "/pcall/")]
 
     assert wrong_method.status_code == 405
     assert wrong_method.headers["allow"] == "POST"
     assert wrong_method.json()["data"]["code"] == 405
-    assert unknown.status_code == 404
-    assert unknown.json() == {"data": {"code": 404, "code_desc": "no such path"}}
+    for response in unknown:
+        assert response.status_code == 404, response.request.url
+        assert response.json() == {"data": {"code": 404, "code_desc": "no such path"}}
 
 
 def test_carrier_webhooks_refuse_unsigned_requests(sandbox: RunningSandbox) -> None:

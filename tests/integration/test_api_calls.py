@@ -662,7 +662,7 @@ def test_a_failed_request_does_not_burn_the_key(api: ApiClient) -> None:
 
 
 def test_unknown_paths_answer_404_in_the_envelope(api: ApiClient) -> None:
-    for method, path in [("GET", "/pcall/nope"), ("POST", "/pcall/calls/x/y"), ("GET", "/pcall")]:
+    for method, path in [("GET", "/pcall/nope"), ("POST", "/pcall/calls/x/y"), ("GET", "/pcall"), ("GET", "/pcall/")]:
         response = api.request(method, path, body=None, content_type=None)
         assert response.status == 404
         assert response.data == {"code": 404, "code_desc": "no such path"}
