@@ -6,17 +6,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from types import ModuleType
 from typing import Any
 
 import httpx
 from callbridge.adapters.dynamodb.accounts import DynamoAccountsStore
+from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.notifications import payload
+from callbridge.domain.placing import claim
+from callbridge.domain.progress import apply_status_callback
 
 from tests.conftest import AccountCredentials, ApiClient
 from tests.integration.conftest import Clock, queued, stored_call
-from tests.integration.fakes import ACCOUNT_SID, FakeTwilio, invoke_placer, place_now, receive, sqs_event
+from tests.integration.fakes import (
+    ACCOUNT_SID,
+    FakeTwilio,
+    calls_store,
+    invoke_placer,
+    place_now,
+    receive,
+    sqs_event,
+    stored,
+)
 
 PLAY = {"to": "12812345670", "answer_play": "https://example.com/a.wav"}
+OUTCOME = ("answered_by", "started_at", "answered_at", "ended_at", "error_code", "error_desc")
 
 
 def test_metadata_round_trips_in_json_and_form_bodies(api: ApiClient, clock: Clock) -> None:
@@ -138,3 +154,66 @@ def test_hang_up_at_the_carrier(
     updates = [r for r in twilio.requests if r.method == "POST" and r.path.endswith(f"{live.carrier_call_id}.json")]
     assert [r.form for r in updates] == [[("Status", "completed")]]
     assert api.delete(f"/pcall/calls/{live.callid}").status == 409
+
+
+def _status_callback(aws: Any, call: Call, status: str, at: datetime, **extra: str) -> None:
+    """The carrier's status callback of the call's first attempt, applied as the webhooks apply it."""
+    params = {"CallSid": call.carrier_call_id or "", "CallStatus": status, "Timestamp": format_datetime(at), **extra}
+    calls_store(aws).update(call.callid, lambda c: apply_status_callback(c, params, iso(at), 1))
+
+
+def _waiting_for_its_second_attempt(api: ApiClient, aws: Any, twilio: FakeTwilio) -> Call:
+    """A call whose first attempt was dialed and ended busy: RETRY_WAIT, as stored."""
+    params = PLAY | {"retry_attempts": "2", "callback_url": "https://example.com/outcome"}
+    placed = place_now(aws, twilio, api.post_call(params).data["callid"])
+    at = datetime.now(UTC).replace(microsecond=0)
+    _status_callback(aws, placed, "initiated", at)
+    _status_callback(aws, placed, "busy", at + timedelta(seconds=3), SipResponseCode="486", CallDuration="0")
+    waiting = stored(aws, placed.callid)
+    assert waiting.status is CallStatus.RETRY_WAIT
+    return waiting
+
+
+def test_a_call_cancelled_between_attempts_shows_its_last_attempts_outcome_everywhere(
+    api: ApiClient, api_module: ModuleType, aws: Any, clock: Clock, twilio: FakeTwilio
+) -> None:
+    api_module.deps().carrier = twilio.client()
+    by_call = _waiting_for_its_second_attempt(api, aws, twilio)
+    by_scheduled = _waiting_for_its_second_attempt(api, aws, twilio)
+    (first,) = by_call.public(with_timeline=False)["attempts"]
+    assert (first["error_code"], bool(first["started_at"]), bool(first["ended_at"])) == ("SIP 486", True, True)
+
+    answer = api.delete(f"/pcall/calls/{by_call.callid}")
+    assert api.delete(f"/pcall/scheduled/{by_scheduled.callid}").data["status"] == "CANCELED"
+
+    assert answer.status == 200, answer.body
+    listed = {c["callid"]: c for c in api.get("/pcall/calls").data["calls"]}
+    for call in (by_call, by_scheduled):
+        (attempt,) = call.public(with_timeline=False)["attempts"]
+        shown = api.get(f"/pcall/calls/{call.callid}").data["call"]
+        for view in (shown, listed[call.callid], *([answer.data["call"]] if call is by_call else [])):
+            assert (view["status"], view["next_attempt_at"]) == ("CANCELED", None)
+            assert view["attempts"] == [attempt]
+            # no code of its own: its outcome is its last attempt's, whole
+            assert {f: view[f] for f in OUTCOME} == {f: attempt[f] for f in OUTCOME}
+        body = payload(stored(aws, call.callid))  # what its outcome callback carries
+        assert (body["status"], body["attempts"]) == ("CANCELED", "1")
+        assert {f: body[f] for f in OUTCOME} == {f: attempt[f] or "" for f in OUTCOME}
+
+
+def test_next_attempt_at_is_empty_from_the_claim_of_the_attempt_it_announced(
+    api: ApiClient, aws: Any, clock: Clock, twilio: FakeTwilio
+) -> None:
+    waiting = _waiting_for_its_second_attempt(api, aws, twilio)
+    due = waiting.next_attempt_at
+    assert due
+    assert api.get(f"/pcall/calls/{waiting.callid}").data["call"]["next_attempt_at"] == due
+    store = calls_store(aws)
+    store.update(waiting.callid, lambda c: c.model_copy(update={"dispatched_at": due}))  # its message sent, as due
+
+    applied, _ = store.apply(waiting.callid, claim(due, "tok", hold_until=due))  # the placer's claim, as it writes it
+
+    assert applied
+    shown = api.get(f"/pcall/calls/{waiting.callid}").data["call"]
+    assert (shown["status"], shown["next_attempt_at"]) == ("DIALING", None)
+    assert [a["attempt"] for a in shown["attempts"]] == [1, 2]

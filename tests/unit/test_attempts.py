@@ -10,8 +10,11 @@ from email.utils import format_datetime
 from callbridge.domain import events
 from callbridge.domain.attempts import cancel_suppressed, hold_for_window
 from callbridge.domain.calls import Call, CallStatus, iso
+from callbridge.domain.campaigns import cancel as campaign_cancel
+from callbridge.domain.changes import apply
 from callbridge.domain.dispatch import Step, attention, dispatch, listed_as_scheduled, next_step
 from callbridge.domain.notifications import is_final_transition, payload
+from callbridge.domain.placing import claim
 from callbridge.domain.policies import CallPolicy
 from callbridge.domain.progress import apply_status_callback
 
@@ -242,3 +245,87 @@ def test_a_retry_held_for_the_calling_window_shows_its_last_attempts_outcome() -
     held = busy(dialed(policy), 1, late).public(with_timeline=False)
     assert (held["status"], held["next_attempt_at"]) == ("SCHEDULED", iso(T0 + timedelta(days=1)))
     assert (held["started_at"], held["error_code"]) == (iso(late), "SIP 486")
+
+
+def test_a_call_cancelled_between_attempts_shows_its_last_attempts_outcome_and_the_cancels_own_code() -> None:
+    # attempt 1 was busy; before attempt 2 is dialed, the number is suppressed, or the call's campaign cancels it
+    # (waiting, or just claimed by a placer that has not asked the carrier yet)
+    policy = CallPolicy(retry_attempts=2, retry_interval=60)
+    waiting = busy(dialed(policy, campaign="0190f5a2b3c"), 1, T0)
+    first = waiting.public(with_timeline=False)["attempts"][0]
+    sent = dispatch(waiting, T0 + timedelta(seconds=63))
+    assert sent is not None
+    due = iso(T0 + timedelta(seconds=63))
+    applied, claimed = apply(sent, claim(due, "tok", hold_until=due))
+    assert applied
+    assert claimed is not None
+    later = T0 + timedelta(seconds=64)
+    ended = {
+        "suppressed": cancel_suppressed(waiting, later),
+        "campaign_canceled": campaign_cancel(waiting, iso(later)),
+        "campaign_canceled after its claim": campaign_cancel(claimed, iso(later), "tok"),
+    }
+
+    for case, call in ended.items():
+        assert call is not None, case
+        code = case.split()[0]
+        shown = call.public(with_timeline=False)
+        assert shown["status"] == "CANCELED", case
+        assert [a["attempt"] for a in shown["attempts"]] == [1], case  # never dialed again: one attempt
+        # the attempt's times and answer, the cancel's own reason (the attempt's stays in `attempts`)
+        assert outcome(shown)[:4] == outcome(first)[:4] == ("", iso(T0), None, iso(T0 + timedelta(seconds=3)))
+        assert (shown["error_code"], bool(shown["error_desc"])) == (code, True), case
+        assert first["error_code"] == "SIP 486"
+        assert shown["next_attempt_at"] is None, case
+        # the outcome callback says the same
+        body = payload(call)
+        assert (body["status"], body["attempts"], body["error_code"]) == ("CANCELED", "1", code), case
+        assert (body["started_at"], body["ended_at"]) == (iso(T0), iso(T0 + timedelta(seconds=3))), case
+        assert body["error_desc"] == shown["error_desc"], case
+
+
+def test_a_call_cancelled_between_attempts_without_a_code_of_its_own_shows_its_last_attempts_whole_outcome() -> None:
+    # as DELETE /pcall/calls/{callid} or DELETE /pcall/scheduled/{callid} end a waiting call: CANCELED, no code
+    waiting = busy(dialed(CallPolicy(retry_attempts=2, retry_interval=60)), 1, T0)
+    stamp = iso(T0 + timedelta(seconds=30))
+    canceled = waiting.model_copy(update={"status": CallStatus.CANCELED, "updated_at": stamp, "ended_at": stamp})
+
+    shown = canceled.public(with_timeline=False)
+    (first,) = shown["attempts"]
+    assert shown["status"] == "CANCELED"
+    assert outcome(shown) == outcome(first)
+    assert (shown["started_at"], shown["error_code"]) == (iso(T0), "SIP 486")
+    body = payload(canceled)
+    assert {f: body[f] for f in OUTCOME} == {f: first[f] or "" for f in OUTCOME}
+    assert body["attempts"] == "1"
+
+
+def test_a_call_cancelled_before_its_first_attempt_shows_its_own_fields() -> None:
+    queued = dialed(CallPolicy(retry_attempts=2)).model_copy(
+        update={"status": CallStatus.QUEUED, "dialed_at": None, "carrier_call_id": None}
+    )
+    canceled = cancel_suppressed(queued, T0)
+    assert canceled is not None
+
+    shown = canceled.public(with_timeline=False)
+    assert (shown["attempts"], shown["started_at"], shown["ended_at"]) == ([], None, iso(T0))
+    assert (shown["error_code"], payload(canceled)["attempts"]) == ("suppressed", "0")
+
+
+def test_next_attempt_at_is_empty_once_the_placer_claims_the_attempt_it_announced() -> None:
+    waiting = busy(dialed(CallPolicy(retry_attempts=2, retry_interval=60)), 1, T0)
+    due = iso(T0 + timedelta(seconds=63))
+    assert waiting.public(with_timeline=False)["next_attempt_at"] == due
+    sent = dispatch(waiting, T0 + timedelta(seconds=63))
+    assert sent is not None
+    assert sent.public(with_timeline=False)["next_attempt_at"] == due  # sent, not claimed: still waiting for it
+
+    # the claim, as the placer writes it: DIALING, the carrier not asked yet
+    applied, claimed = apply(sent, claim(due, "tok", hold_until=due))
+    assert applied
+    assert claimed is not None
+    shown = claimed.public(with_timeline=False)
+    assert (shown["status"], shown["next_attempt_at"]) == ("DIALING", None)
+    # and a call that ended has no next attempt either, whatever its stored field says
+    done = claimed.model_copy(update={"status": CallStatus.FAILED})
+    assert done.public(with_timeline=False)["next_attempt_at"] is None

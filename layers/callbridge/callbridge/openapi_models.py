@@ -72,13 +72,17 @@ class CallSummary(BaseModel):
     source: str = Field(description="How it was requested: api, campaign, or sqs (a message to CallsQueue).")
     campaign: str | None = Field(None, description="The id of its campaign; null for other calls.")
     next_attempt_at: str | None = Field(
-        None, description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens."
+        None,
+        description="RETRY_WAIT: when the next attempt is due; SCHEDULED: when the calling window opens; null once "
+        "that attempt is taken to be dialed, and once the call has ended.",
     )
     metadata: dict[str, str] | None = Field(None, description="Your metadata, as you sent it.")
     attempts: list[Attempt] = Field(
         default_factory=list,
         description="Each carrier attempt (1, 2, ...). The call's own outcome (answered_by, started_at, answered_at, "
-        "ended_at, error_code, error_desc, ...) is its last attempt's, also while it waits for the next one.",
+        "ended_at, error_code, error_desc, ...) is its last attempt's, also while it waits for the next one and once "
+        "it ended before that one was dialed (then its error_code and error_desc say why, when the end has a code: "
+        "suppressed, campaign_canceled, window_closed).",
     )
 
 

@@ -207,14 +207,24 @@ class Call(BaseModel):
         current = self.current_attempt()
         return [*self.attempts, *([current] if current else [])]
 
-    def _last_outcome(self) -> dict[str, Any]:
-        """The outcome fields the call shows as its own: its current attempt's once that is dialed;
-        between two attempts (RETRY_WAIT, or SCHEDULED for the calling window, the next one not dialed yet) those of
-        the attempt that ended last, as a final call shows its last attempt's. Empty when the call's own fields are
-        already those (a call not dialed yet and without an earlier attempt, a dialed one, a final one)."""
-        if self.status.is_final or not self.attempts or self.current_attempt() is not None:
-            return {}
-        return self.attempts[-1].model_dump(mode="json", include=set(_OUTCOME_FIELDS))
+    def outcome(self) -> dict[str, Any]:
+        """The outcome fields (`answered_by`, `started_at`, `answered_at`, `ended_at`, `error_code`, `error_desc`) the
+        call shows as its own, wherever it is shown: GET, the lists, a campaign's report and the outcome callback.
+
+        Its current attempt's once that is dialed (or when it has no earlier one). Otherwise those of the attempt that
+        ended last: while the call waits for its next attempt (RETRY_WAIT, or SCHEDULED for the calling window), and
+        once it ended before that attempt was dialed (cancelled by its owner or its campaign, its number suppressed,
+        its window never opening again). A call that ended so keeps its own `error_code` and `error_desc` when it has
+        them: they say why it ended (`campaign_canceled`, `suppressed`, `window_closed`); the attempt's stay in
+        `attempts`.
+        """
+        own = {name: getattr(self, name) for name in _OUTCOME_FIELDS}
+        if not self.attempts or self.current_attempt() is not None:
+            return own
+        last = self.attempts[-1].model_dump(mode="json", include=set(_OUTCOME_FIELDS))
+        if self.status.is_final and self.error_code:
+            last.update(error_code=self.error_code, error_desc=self.error_desc)
+        return last
 
     def public(self, *, with_timeline: bool) -> dict[str, Any]:
         """The call as the API shows it to its owner (its lists, a campaign's report and the console read this too)."""
@@ -237,12 +247,14 @@ class Call(BaseModel):
             },
             exclude_none=False,
         )
-        body.update(self._last_outcome())
+        body.update(self.outcome())
         body["status"] = self.status.value
         body["call_date"] = self.call_date or self.accepted_call_date()  # a campaign's call shows it before its release
-        # A campaign's call held for its calling window shows the opening, as a call held by the placer does.
+        # A campaign's call held for its calling window shows the opening, as a call held by the placer does. The
+        # attempt it announces starts at the claim: a claimed or ended call shows none (the claim's write leaves the
+        # stored field, which the write of the carrier's call id removes: shown so, it costs the claim nothing).
         held = self.window_opening if self.status is CallStatus.SCHEDULED else None
-        body["next_attempt_at"] = self.next_attempt_at or held
+        body["next_attempt_at"] = (self.next_attempt_at or held) if self.status in UNCLAIMED else None
         body["attempts"] = [a.model_dump(mode="json") for a in self.all_attempts()]
         if with_timeline:
             body["timeline"] = [e.model_dump() for e in self.timeline]

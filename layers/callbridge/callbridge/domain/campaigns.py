@@ -416,7 +416,7 @@ def _waiting_again(call: Call, at: str, **update: Any) -> Call:
 
 def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
     """A campaign call not dialing yet (waiting for its turn, queued, or between two attempts) → CANCELED
-    (`token`: the placer's own claim, not dialed yet)."""
+    (`token`: the placer's own claim, not dialed yet, so no attempt: its `dialed_at` goes too)."""
     waiting = call.status in (CallStatus.SCHEDULED, CallStatus.QUEUED, CallStatus.RETRY_WAIT)
     claimed = token is not None and call.status is CallStatus.DIALING and call.claim_token == token
     if not (waiting or claimed):
@@ -427,6 +427,7 @@ def cancel(call: Call, at: str, token: str | None = None) -> Call | None:
             "updated_at": at,
             "ended_at": at,
             "claim_token": None,
+            "dialed_at": None,
             "next_attempt_at": None,
             "window_opening": None,
             "error_code": CANCELED_BY_CAMPAIGN,

@@ -426,17 +426,13 @@ def apply_sms_status(call: Call, params: Mapping[str, str], at: str) -> Call:
 
 
 def outcome_fields(call: Call) -> dict[str, Any]:
-    """The outcome of a call as callbacks and the API report it."""
+    """The outcome of a call as callbacks report it (the fields it shows as its own are `Call.outcome`'s, as the API
+    shows them)."""
     return {
         "callid": call.callid,
         "status": call.status.value,
-        "answered_by": call.answered_by,
         "billed_seconds": call.billed_seconds,
-        "started_at": call.started_at,
-        "answered_at": call.answered_at,
-        "ended_at": call.ended_at,
         "recording_url": call.recording_url,
         "digits": call.digits,
-        "error_code": call.error_code,
-        "error_desc": call.error_desc,
+        **call.outcome(),
     }
