@@ -412,6 +412,31 @@ def test_call_date_is_in_the_accounts_time_zone(api_module: Any, accounts_store:
     assert stored_call(aws, response.data["callid"])["call_date"] == "2027-01-11T08:30:00.000Z"
 
 
+def test_an_iso_call_date_without_an_offset_is_read_in_the_accounts_time_zone_or_timezone(
+    api_module: Any, accounts_store: Any, aws: Any, clock: Clock
+) -> None:
+    madrid = make_account(accounts_store, caller_id="34912345678", timezone="Europe/Madrid")
+    client = ApiClient(api_module, auth=(madrid.api_key, madrid.password))
+
+    plain = client.post_call({**MINIMAL, "call_date": "2027-01-11T09:30"})
+    precise = client.post_call({**MINIMAL, "call_date": "2027-01-11T09:30:15.250"})
+    tokyo = client.post_call({**MINIMAL, "call_date": "2027-01-11T09:30", "timezone": "Asia/Tokyo"})
+
+    assert stored_call(aws, plain.data["callid"])["call_date"] == "2027-01-11T08:30:00.000Z"
+    assert stored_call(aws, precise.data["callid"])["call_date"] == "2027-01-11T08:30:15.250Z"
+    assert stored_call(aws, tokyo.data["callid"])["call_date"] == "2027-01-11T00:30:00.000Z"
+    assert plain.data["call_date"] == "2027-01-11T09:30"  # echoed as given
+
+
+def test_record_takes_any_letter_case_and_is_accepted_in_capitals(api: ApiClient, aws: Any, clock: Clock) -> None:
+    for given, accepted in [("yes", "YES"), ("No", "NO"), (" yEs ", "YES")]:
+        response = api.post_call({**MINIMAL, "record": given})
+
+        assert response.status == 200, response.body
+        assert response.data["record"] == accepted
+        assert api.get(f"/pcall/calls/{response.data['callid']}").data["call"]["request"]["record"] == accepted
+
+
 def test_the_timezone_parameter_overrides_the_accounts(api: ApiClient, aws: Any, clock: Clock) -> None:
     response = api.post_call({**MINIMAL, "call_date": "2027-01-11 09:30", "timezone": "Asia/Tokyo"})
 

@@ -751,6 +751,33 @@ def test_cancel_ends_every_call_not_yet_dialing(
     assert view["finished_at"]
 
 
+def test_cancel_answers_with_the_counts_of_that_moment_which_settle_as_its_calls_are_counted_canceled(
+    api: ApiClient, aws: Any, placer_module: ModuleType, twilio: FakeTwilio, released: Any, worker_module: ModuleType
+) -> None:
+    # given: two calls waiting for their turn, one released to CallsQueue, each counted
+    campaign_id, messages = released
+    count_changes(worker_module, aws, campaign_id)
+    before = api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]["counts"]
+    assert {k: v for k, v in before.items() if v} == {"SCHEDULED": 2, "QUEUED": 1}
+
+    # when: cancelled
+    answer = api.delete(f"/pcall/campaigns/{campaign_id}").data["campaign"]
+
+    # then: the answer is the campaign CANCELED with the counts as they were; nothing has ended yet
+    assert (answer["status"], answer["counts"], answer["finished_at"]) == ("CANCELED", before, None)
+    # the campaigns function ends the waiting calls (its cancel message), the placer the released one (its claim)
+    drain(worker_module, aws, {"cancel", "tick"})
+    invoke_placer(placer_module, sqs_event(aws, messages))
+    assert [c.status for c in campaign_calls(aws, campaign_id)] == [CallStatus.CANCELED] * 3
+    assert twilio.creates == []
+    # the counts follow once the calls' changes are counted (CallsTable's stream); then finished_at is set
+    assert api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]["counts"] == before
+    count_changes(worker_module, aws, campaign_id)
+    settled = api.get(f"/pcall/campaigns/{campaign_id}").data["campaign"]
+    assert {k: v for k, v in settled["counts"].items() if v} == {"CANCELED": 3}
+    assert (settled["status"], bool(settled["finished_at"])) == ("CANCELED", True)
+
+
 def test_cancel_ends_a_call_waiting_for_its_next_attempt(
     api: ApiClient, aws: Any, worker_module: ModuleType, released: Any
 ) -> None:
