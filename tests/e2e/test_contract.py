@@ -110,6 +110,11 @@ def test_calls_not_dialed_yet_are_cancelled_by_delete_and_notified_once(
     assert TIME.fullmatch(callbacks[dated]["call_date"]), callbacks[dated]
     assert (callbacks[retried]["status"], callbacks[retried]["attempts"]) == ("CANCELED", "1")
     assert callbacks[retried]["call_date"] == ""
+    # the one cancelled between its attempts reports its attempt's outcome as its own (no code of its own)
+    (first,) = waiting["attempts"]
+    outcome = ("answered_by", "started_at", "answered_at", "ended_at", "error_code", "error_desc")
+    assert {f: callbacks[retried][f] for f in outcome} == {f: first[f] or "" for f in outcome}
+    assert first["started_at"]
     for form in callbacks.values():
         assert form["event_id"] == f"{form['callid']}.CANCELED"
         assert TIME.fullmatch(form["ended_at"]), form
