@@ -23,7 +23,13 @@ export AWS_DEFAULT_REGION ?= us-east-1
 CHECKOV_VENV := $(VENV)/checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run admin screenshots test lint typecheck validate checkov build openapi bench bench-campaigns ci clean
+# The Lambda runtime's Python (python3.13; pyenv's where present) for `make test-lambda-python`, in a virtualenv
+# of its own inside .venv.
+LAMBDA_PYTHON ?= python3.13
+LAMBDA_VENV := $(VENV)/lambda-python
+LAMBDA_STAMP := $(LAMBDA_VENV)/.installed-$(shell cat requirements-run.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run admin screenshots test test-lambda-python lint typecheck validate checkov build openapi bench bench-campaigns ci clean
 
 $(PY):
 	@echo "==> creating $(VENV) with $(PYTHON)"
@@ -65,6 +71,18 @@ admin:
 test: $(DEV_STAMP)
 	sh tests/e2e/install-chromium.sh
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+$(LAMBDA_STAMP): requirements-run.txt requirements-dev.txt $(RUN_STAMP)
+	@echo "==> a virtualenv with $$($(LAMBDA_PYTHON) --version), the Lambda runtime's Python: $(LAMBDA_VENV)"
+	rm -rf $(LAMBDA_VENV) && $(LAMBDA_PYTHON) -m venv --without-pip $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -c "import sysconfig, pathlib; pathlib.Path(sysconfig.get_path('purelib'), 'callbridge.pth').write_text('$(CURDIR)/layers/callbridge\n')"
+	if [ -x $(VENV)/bin/uv ]; then $(VENV)/bin/uv pip install --python $(LAMBDA_VENV)/bin/python -r requirements-dev.txt; \
+	else $(PYTHON) -m pip --python $(LAMBDA_VENV)/bin/python install -r requirements-dev.txt; fi
+	touch $@
+
+## test-lambda-python: the unit and integration tests again on the Lambda runtime's Python (3.13; CI runs it too)
+test-lambda-python: $(LAMBDA_STAMP)
+	$(LAMBDA_VENV)/bin/python -m pytest -n 2 tests/unit tests/integration $(PYTEST_ARGS)
 
 ## screenshots: the console's browser tests, writing their screenshots to docs/ (shown in the README)
 screenshots: $(DEV_STAMP)
