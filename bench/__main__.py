@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Cold start while nothing else of this run is busy.
     _log("cold start: handler imports in fresh interpreters")
-    results["cold_start"] = coldstart.import_times(template, samples=5)
+    results["cold_start"] = coldstart.import_times(template, samples=9)
 
     # 3. One sandbox for requests per call, time to dial and the fast schedule set.
     _log(f"requests per call, time to dial, schedule every {sessions.FAST_SCHEDULE_EVERY:g} s")

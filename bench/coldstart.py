@@ -3,7 +3,8 @@
 Each sample is a new interpreter (the venv's), importing one thing and printing how long it took, with
 the environment Lambda gives the function: template.yaml's variables (references replaced by
 placeholders), AWS_LAMBDA_FUNCTION_NAME, AWS_REGION and tracing left on, the layer on the path as
-/opt/python would be. Samples of all subjects are interleaved so drift hits each alike.
+/opt/python would be. Each handler's sample is paired with a bare boto3 import just before it, so the
+machine's drift hits both sides of a ratio alike.
 """
 
 from __future__ import annotations
@@ -111,14 +112,23 @@ def _top_imports(path: Path, env: dict[str, str], count: int = 5) -> dict[str, l
 
 
 def import_times(template: dict[str, Any], samples: int = 5) -> dict[str, Any]:
-    """Median import time of each handler module and of bare boto3 (seconds), and their ratios."""
+    """Median import time of each handler module and of bare boto3 (seconds), and their ratios.
+
+    This machine's speed changes from one second to the next (a fixed piece of Python varies 50-80 ms on it),
+    so each handler's sample is paired with a bare boto3 import taken just before it, and its ratio is the
+    median of its pairs' ratios: a slow moment slows both sides of a pair alike."""
     functions = _functions(template)
-    subjects: dict[str, tuple[str, list[str], dict[str, str]]] = {
-        "boto3": (IMPORT_BOTO3, [], _environment(template, next(iter(functions)), ROOT))
-    }
+    boto3_subject: tuple[str, list[str], dict[str, str]] = (
+        IMPORT_BOTO3,
+        [],
+        _environment(template, next(iter(functions)), ROOT),
+    )
+    subjects: dict[str, tuple[str, list[str], dict[str, str]]] = {}
     for logical, path in functions.items():
         subjects[logical] = (IMPORT_BY_PATH, [str(path)], _environment(template, logical, path.parent))
     times: dict[str, list[float]] = {name: [] for name in subjects}
+    pairs: dict[str, list[float]] = {name: [] for name in subjects}
+    boto3_times: list[float] = []
     errors: dict[str, str] = {}
     # One unmeasured round first: it writes any missing bytecode, which the runtime's boto3 already has.
     for round_ in range(samples + 1):
@@ -126,30 +136,35 @@ def import_times(template: dict[str, Any], samples: int = 5) -> dict[str, Any]:
             if name in errors:
                 continue
             try:
+                before = _sample(*boto3_subject)
                 sample = _sample(code, args, env)
-                if round_ > 0:
-                    times[name].append(sample)
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
                 errors[name] = str(exc)
-    boto3 = statistics.median(times["boto3"])
+                continue
+            if round_ > 0:
+                boto3_times.append(before)
+                times[name].append(sample)
+                pairs[name].append(sample / before)
+    if not boto3_times:
+        raise RuntimeError(f"no import could be timed: {errors}")
     handlers: dict[str, dict[str, Any]] = {}
     for logical, path in functions.items():
         if logical in errors:
             handlers[logical] = {"error": errors[logical]}
             continue
-        median = statistics.median(times[logical])
         handlers[logical] = {
             "module": str(path.relative_to(ROOT)),
-            "median_ms": round(median * 1000, 1),
+            "median_ms": round(statistics.median(times[logical]) * 1000, 1),
             "samples_ms": [round(t * 1000, 1) for t in times[logical]],
-            "ratio_to_boto3": round(median / boto3, 2),
+            "ratio_to_boto3": round(statistics.median(pairs[logical]), 2),
+            "ratio_samples": [round(r, 2) for r in pairs[logical]],
             **_top_imports(path, subjects[logical][2]),
         }
     return {
         "samples": samples,
         "python": sys.version.split()[0],
-        "boto3_median_ms": round(boto3 * 1000, 1),
-        "boto3_samples_ms": [round(t * 1000, 1) for t in times["boto3"]],
+        "boto3_median_ms": round(statistics.median(boto3_times) * 1000, 1),
+        "boto3_samples_ms": [round(t * 1000, 1) for t in boto3_times],
         "functions": handlers,
     }
 

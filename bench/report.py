@@ -626,7 +626,9 @@ def _coldstart_section(results: dict[str, Any]) -> list[str]:
         "## Cold start and deployment size",
         "",
         f"Median of {cold.get('samples', '?')} fresh interpreters (Python {cold.get('python', '?')}, bytecode "
-        f"cached) per handler module, beside bare `import boto3` in the same run: {_ms(cold.get('boto3_median_ms'))}. "
+        "cached) per handler module, each just after a bare `import boto3` "
+        f"(median {_ms(cold.get('boto3_median_ms'))}): "
+        "the ratio is the median of those pairs' ratios, since this machine's speed changes from second to second. "
         "Top imports from one `python -X importtime` run (ms, inflated by the tracing).",
         "",
         *_table(
