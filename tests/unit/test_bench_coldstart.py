@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench import coldstart
+from bench.harness import ROOT
 
 
 def test_each_ratio_is_the_median_of_pairs_so_a_machine_slowing_between_samples_does_not_skew_it(
@@ -17,14 +18,16 @@ def test_each_ratio_is_the_median_of_pairs_so_a_machine_slowing_between_samples_
 ) -> None:
     # The machine slows down by 10 % at every sample; the handler takes 1.3x what boto3 takes at the same speed.
     ticks = count()
-    speed = lambda: 1.1 ** next(ticks)  # noqa: E731
+
+    def speed() -> float:
+        return float(1.1 ** next(ticks))
+
     work = {coldstart.IMPORT_BOTO3: 0.200, coldstart.IMPORT_BY_PATH: 0.260}
 
     def sample(code: str, args: list[str], env: dict[str, str]) -> float:
         return work[code] * speed()
 
-    root = coldstart.ROOT
-    handlers = {name: root / f"functions/{name.lower()}/app.py" for name in ("Api", "Placer", "Webhooks")}
+    handlers = {name: ROOT / f"functions/{name.lower()}/app.py" for name in ("Api", "Placer", "Webhooks")}
     monkeypatch.setattr(coldstart, "_functions", lambda template: handlers)
     monkeypatch.setattr(coldstart, "_environment", lambda template, logical, path: {})
     monkeypatch.setattr(coldstart, "_sample", sample)
