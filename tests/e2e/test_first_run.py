@@ -105,6 +105,7 @@ def test_each_readme_admin_command_works_against_the_sandbox(tmp_path: Path) -> 
     commands = readme_admin_commands()
     assert [shlex.split(c)[2].split()[0] for c in commands] == [
         "ARGS=list",
+        "ARGS=list",
         "ARGS=create",
         "ARGS=disable",
         "ARGS=enable",
@@ -132,18 +133,22 @@ def test_each_readme_admin_command_works_against_the_sandbox(tmp_path: Path) -> 
         return httpx.get(f"{running.base_url}/pcall/calls", auth=(key, password), timeout=30).status_code
 
     try:
-        listed, created = run(commands[0]), run(commands[1])
+        listed, shown, created = run(commands[0]), run(commands[1]), run(commands[2])
         assert "e2e-key" in [a["api_key"] for a in listed]
+        secrets = {a["api_key"]: a["webhook_secret"] for a in shown}
+        for account in listed:  # masked to a tail of the secret --show-secrets prints whole
+            assert account["webhook_secret"] != secrets[account["api_key"]]
+            assert secrets[account["api_key"]].endswith(account["webhook_secret"].lstrip("."))
         key, password = created["api_key"], created["password"]
         assert created["timezone"] == "America/Chicago"
-        assert run(commands[2], key)["enabled"] is False
+        assert run(commands[3], key)["enabled"] is False
         assert status(key, password) == 401
-        assert run(commands[3], key)["enabled"] is True
+        assert run(commands[4], key)["enabled"] is True
         assert status(key, password) == 200
-        rotated = run(commands[4], key)["password"]
+        rotated = run(commands[5], key)["password"]
         assert rotated != password
         assert status(key, rotated) == 200
-        defaults = run(commands[5], key)
+        defaults = run(commands[6], key)
         assert (defaults["call_window"], defaults["call_days"]) == ("09:00-20:00", "MON,TUE,WED,THU,FRI")
     finally:
         assert stop_sandbox(running) == 0
