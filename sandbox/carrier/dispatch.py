@@ -49,21 +49,38 @@ class Dispatcher:
         with self._lock:
             if call.sid in self._live or call.ended:
                 return False
-            call.status = "canceled"
-            call.end_time = time.time()
-            call.duration = 0
-            call.ended = True
-        self._log(call, "canceled while queued")
-        with call.cond:
-            call.cond.notify_all()
+            self._end_unstarted(call)
+        self._ended_unstarted(call, "canceled while queued")
         return True
 
     def stop(self) -> list[Call]:
-        """Start nothing more; returns the live calls (for the caller to wake), after which `join` waits."""
+        """Start nothing more: a call still waiting for its CPS slot (or not yet taken from the queue) ends
+        `canceled` with no callbacks, like a queued call canceled by the API. Returns the live calls (for the
+        caller to wake), after which `join` waits."""
         with self._lock:
             self._stopping = True
             self._cond.notify_all()
-            return list(self._live.values())
+            unstarted = [call for _, _, call in self._queue if not call.ended and call.sid not in self._live]
+            self._queue.clear()
+            for call in unstarted:
+                self._end_unstarted(call)
+            live = list(self._live.values())
+        for call in unstarted:
+            self._ended_unstarted(call, "canceled: the carrier stopped before it started")
+        return live
+
+    @staticmethod
+    def _end_unstarted(call: Call) -> None:
+        """Mark a call that never started as ended `canceled` (under the dispatcher's lock)."""
+        call.status = "canceled"
+        call.end_time = time.time()
+        call.duration = 0
+        call.ended = True
+
+    def _ended_unstarted(self, call: Call, why: str) -> None:
+        self._log(call, why)
+        with call.cond:
+            call.cond.notify_all()
 
     def join(self, timeout: float = 30) -> None:
         """Wait for the dispatcher and every call thread to end."""

@@ -941,6 +941,24 @@ def test_stop_ends_live_calls_promptly(make_sim: Callable[..., CarrierSimulator]
     assert not [t for t in threading.enumerate() if t.name.startswith("carrier-")]
 
 
+def test_stop_ends_a_call_still_waiting_for_its_cps_slot_canceled_without_callbacks(
+    make_sim: Callable[..., CarrierSimulator], hooks: Hooks
+) -> None:
+    # the second call's slot is 2 s after the first's: it is still queued when the carrier stops
+    sim = make_sim(cps=0.5, speed=1.0)
+    hooks.routes["/flow"] = "<Response><Play>http://127.0.0.1/long.wav</Play></Response>"
+    create(sim, hooks, "+12812345670")
+    queued = create(sim, hooks, "+12812345675").json()["sid"]
+
+    sim.stop()
+
+    assert sim.calls[queued].ended
+    assert sim.calls[queued].status == "canceled"
+    assert sim.calls[queued].callbacks == []
+    assert hooks.statuses(queued) == []
+    sim.wait_for(queued, timeout=1)  # it is done: nothing waits on it for ever
+
+
 def test_callbridge_twilio_adapter_places_and_reads_calls_unmodified(sim: CarrierSimulator, hooks: Hooks) -> None:
     from callbridge.carrier.base import CarrierRejected, CreateCall
     from callbridge.carrier.signature import verify_signature
